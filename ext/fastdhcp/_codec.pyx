@@ -1,0 +1,726 @@
+"""DHCPv4 codec: datagram bytes <-> ``Message``, and replies built into one reused buffer.
+
+Parsing is zero-copy: ``parse()`` validates the datagram once (every option TLV inside its
+field, the fixed-length options the server reads, the relay agent sub-options), then keeps the
+datagram and, per option code, the offset of its first value. Typed getters decode on access.
+Repeated options are concatenated on first access (RFC 3396) in RFC 2131 4.1 order: the
+``options`` field, then ``file``, then ``sname`` when option 52 overloads them.
+
+``ReplyBuilder.build()`` writes a reply (RFC 2131 table 3) into a buffer it owns and returns
+one ``bytes`` copy of it; the fast path is straight C over the option list, and only replies
+that do not fit the client's maximum message size take the overload/drop planner.
+"""
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
+from libc.string cimport memcpy, memset
+
+from fastdhcp.errors import MalformedPacket
+
+__all__ = ["Message", "ReplyBuilder", "parse", "MalformedPacket"]
+
+# RFC 2131 3: 99.130.83.99
+cdef uint32_t MAGIC_COOKIE = 0x63825363
+
+cdef tuple _AREA_NAMES = ("options", "file", "sname")
+
+# Options the planner never drops when a reply is too large (contract, docs/internals.md).
+cdef frozenset _REQUIRED = frozenset((54, 51, 82))
+
+
+cdef inline bint _is_multi(const uint8_t *bits, int code) noexcept:
+    return (bits[code >> 3] >> (code & 7)) & 1
+
+
+@cython.final
+cdef class Message:
+    """A parsed DHCPv4 message (RFC 2131 section 2): a read-only view over its datagram.
+
+    Made by :func:`parse` only. Header fields are read from the datagram on access, option
+    values are decoded on access; getters never raise.
+    """
+
+    def __init__(self) -> None:
+        raise TypeError("Message objects are made by fastdhcp._codec.parse()")
+
+    # ---- parsing (called by parse() only) -------------------------------------------------
+
+    cdef int _scan(self, Py_ssize_t start, Py_ssize_t end, int area) except -1:
+        """Index the option TLVs of one field; raise MalformedPacket on any overrun."""
+        cdef const unsigned char *b = self._buf
+        cdef Py_ssize_t i = start
+        cdef Py_ssize_t n
+        cdef int code
+        while i < end:
+            code = b[i]
+            if code == OPT_PAD:
+                i += 1
+                continue
+            if code == OPT_END:
+                end = i
+                break
+            if i + 1 >= end:
+                raise MalformedPacket(
+                    f"option {code}: length byte missing at the end of the {_AREA_NAMES[area]} field")
+            n = b[i + 1]
+            if i + 2 + n > end:
+                raise MalformedPacket(
+                    f"option {code} (length {n}) runs past the {_AREA_NAMES[area]} field")
+            if code == OPT_OVERLOAD:
+                # RFC 2131 4.1: 52 only in the options field, once; else it could loop.
+                if area != 0:
+                    raise MalformedPacket(
+                        f"option overload (52) inside the {_AREA_NAMES[area]} field")
+                if self._overload:
+                    raise MalformedPacket("option overload (52) repeated")
+                if n != 1 or b[i + 2] < 1 or b[i + 2] > 3:
+                    raise MalformedPacket("option overload (52) must be one byte, 1 to 3")
+                self._overload = b[i + 2]
+            if self._off[code] == 0:
+                self._off[code] = <uint16_t>(i + 2)
+            else:
+                self._multi[code >> 3] |= <uint8_t>(1 << (code & 7))
+            i += 2 + n
+        else:
+            # Ran to the field end without an end option: fine for sname/file (the field is
+            # simply full), malformed for the options field.
+            if area == 0:
+                raise MalformedPacket("no end option (255) in the options field")
+        self._areas[self._n_areas].start = start
+        self._areas[self._n_areas].end = end
+        self._n_areas += 1
+        return 0
+
+    cdef int _validate(self) except -1:
+        """Check the lengths of the fixed-size options the server reads, and option 82."""
+        cdef const unsigned char *p
+        cdef Py_ssize_t n, i
+        n = self._view(OPT_MESSAGE_TYPE, &p)
+        if n >= 0 and n != 1:
+            raise MalformedPacket(f"option 53 (message type) has length {n}, not 1")
+        for code in (OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_SUBNET_SELECTION, OPT_LEASE_TIME):
+            n = self._view(code, &p)
+            if n >= 0 and n != 4:
+                raise MalformedPacket(f"option {code} has length {n}, not 4")
+        n = self._view(OPT_MAX_SIZE, &p)
+        if n >= 0:
+            if n != 2:
+                raise MalformedPacket(f"option 57 (max message size) has length {n}, not 2")
+            if fd_load_be16(p) < MIN_MAX_SIZE:
+                raise MalformedPacket(
+                    f"option 57 (max message size) is {fd_load_be16(p)}, below 576")
+        n = self._view(OPT_RELAY_AGENT, &p)
+        if n > 0:
+            # RFC 3046 2.0: a sequence of sub-option TLVs filling the value exactly.
+            i = 0
+            while i < n:
+                if i + 2 > n:
+                    raise MalformedPacket("option 82: sub-option length byte missing")
+                if i + 2 + p[i + 1] > n:
+                    raise MalformedPacket(
+                        f"option 82: sub-option {p[i]} (length {p[i + 1]}) runs past the option")
+                i += 2 + p[i + 1]
+        return 0
+
+    # ---- option access ----------------------------------------------------------------------
+
+    cdef Py_ssize_t _view(self, int code, const unsigned char **out) except -2:
+        """Point ``out`` at option ``code``'s (concatenated) value; its length, or -1 if absent."""
+        cdef uint16_t off = self._off[code]
+        cdef bytes joined
+        if off == 0:
+            return -1
+        if _is_multi(self._multi, code):
+            joined = self._join(code)
+            out[0] = <const unsigned char *>PyBytes_AS_STRING(joined)
+            return PyBytes_GET_SIZE(joined)
+        out[0] = self._buf + off
+        return self._buf[off - 1]
+
+    cdef bytes _join(self, int code):
+        """RFC 3396: concatenate every instance of ``code``, options/file/sname order; cached."""
+        cdef bytes joined
+        cdef list parts
+        cdef const unsigned char *b = self._buf
+        cdef Py_ssize_t i, end
+        cdef int a
+        if self._joined is None:
+            self._joined = {}
+        else:
+            joined = self._joined.get(code)
+            if joined is not None:
+                return joined
+        parts = []
+        for a in range(self._n_areas):
+            i = self._areas[a].start
+            end = self._areas[a].end
+            while i < end:
+                if b[i] == OPT_PAD:
+                    i += 1
+                    continue
+                if b[i] == code:
+                    parts.append(PyBytes_FromStringAndSize(<const char *>b + i + 2, b[i + 1]))
+                i += 2 + b[i + 1]
+        joined = b"".join(parts)
+        self._joined[code] = joined
+        return joined
+
+    cdef object _opt_bytes(self, int code):
+        cdef const unsigned char *p
+        cdef Py_ssize_t n = self._view(code, &p)
+        if n < 0:
+            return None
+        return PyBytes_FromStringAndSize(<const char *>p, n)
+
+    cdef long long _opt_u32(self, int code, long long absent):
+        cdef const unsigned char *p
+        cdef Py_ssize_t n = self._view(code, &p)
+        if n != 4:
+            return absent
+        return fd_load_be32(p)
+
+    cdef Py_ssize_t _sub_view(self, int sub, const unsigned char **out) except -2:
+        """Point ``out`` at sub-option ``sub`` of option 82 (first instance); -1 if absent."""
+        cdef const unsigned char *p
+        cdef Py_ssize_t n = self._view(OPT_RELAY_AGENT, &p)
+        cdef Py_ssize_t i = 0
+        while i + 2 <= n:
+            if i + 2 + p[i + 1] > n:   # cannot happen after _validate; keeps reads in bounds
+                return -1
+            if p[i] == sub:
+                out[0] = p + i + 2
+                return p[i + 1]
+            i += 2 + p[i + 1]
+        return -1
+
+    cdef uint32_t _sub_u32(self, int sub):
+        cdef const unsigned char *p
+        if self._sub_view(sub, &p) != 4:
+            return 0
+        return fd_load_be32(p)
+
+    # ---- header fields ------------------------------------------------------------------------
+
+    @property
+    def op(self) -> int:
+        return self._buf[OFF_OP]
+
+    @property
+    def htype(self) -> int:
+        return self._buf[OFF_HTYPE]
+
+    @property
+    def hlen(self) -> int:
+        return self._buf[OFF_HLEN]
+
+    @property
+    def hops(self) -> int:
+        return self._buf[OFF_HOPS]
+
+    @property
+    def xid(self) -> int:
+        return fd_load_be32(self._buf + OFF_XID)
+
+    @property
+    def secs(self) -> int:
+        return fd_load_be16(self._buf + OFF_SECS)
+
+    @property
+    def flags(self) -> int:
+        return fd_load_be16(self._buf + OFF_FLAGS)
+
+    @property
+    def broadcast(self) -> bool:
+        """RFC 2131 4.1: the client cannot receive unicast before it is configured."""
+        return (fd_load_be16(self._buf + OFF_FLAGS) & BROADCAST_FLAG) != 0
+
+    @property
+    def ciaddr(self) -> int:
+        return fd_load_be32(self._buf + OFF_CIADDR)
+
+    @property
+    def yiaddr(self) -> int:
+        return fd_load_be32(self._buf + OFF_YIADDR)
+
+    @property
+    def siaddr(self) -> int:
+        return fd_load_be32(self._buf + OFF_SIADDR)
+
+    @property
+    def giaddr(self) -> int:
+        return fd_load_be32(self._buf + OFF_GIADDR)
+
+    @property
+    def chaddr(self) -> bytes:
+        """The first ``hlen`` bytes of the chaddr field."""
+        return PyBytes_FromStringAndSize(<const char *>self._buf + OFF_CHADDR,
+                                         self._buf[OFF_HLEN])
+
+    @property
+    def sname(self) -> bytes:
+        return PyBytes_FromStringAndSize(<const char *>self._buf + OFF_SNAME, SNAME_LEN)
+
+    @property
+    def file(self) -> bytes:
+        return PyBytes_FromStringAndSize(<const char *>self._buf + OFF_FILE, FILE_LEN)
+
+    @property
+    def overload(self) -> int:
+        """Option 52's value (1 file, 2 sname, 3 both), 0 when absent."""
+        return self._overload
+
+    # ---- options ------------------------------------------------------------------------------
+
+    def get(self, code: int) -> bytes | None:
+        """The value of option ``code``, instances concatenated (RFC 3396); None if absent."""
+        cdef long c
+        try:
+            c = code
+        except (TypeError, OverflowError):
+            return None
+        if c < 1 or c > 254:
+            return None
+        return self._opt_bytes(<int>c)
+
+    @property
+    def codes(self) -> list[int]:
+        """Option codes present, in first-seen order (options, then file, then sname)."""
+        cdef const unsigned char *b = self._buf
+        cdef Py_ssize_t i, end
+        cdef int a
+        cdef uint8_t seen[32]
+        cdef list out = []
+        memset(seen, 0, sizeof(seen))
+        for a in range(self._n_areas):
+            i = self._areas[a].start
+            end = self._areas[a].end
+            while i < end:
+                if b[i] == OPT_PAD:
+                    i += 1
+                    continue
+                if not _is_multi(seen, b[i]):
+                    seen[b[i] >> 3] |= <uint8_t>(1 << (b[i] & 7))
+                    out.append(b[i])
+                i += 2 + b[i + 1]
+        return out
+
+    @property
+    def options(self) -> dict[int, bytes]:
+        """Every option as ``{code: value}`` in first-seen order, repeats concatenated."""
+        cdef dict out = {}
+        for code in self.codes:
+            out[code] = self._opt_bytes(code)
+        return out
+
+    @property
+    def message_type(self) -> int:
+        """Option 53 (RFC 2132 9.6), 0 when absent (BOOTP)."""
+        cdef const unsigned char *p
+        if self._view(OPT_MESSAGE_TYPE, &p) != 1:
+            return 0
+        return p[0]
+
+    @property
+    def requested_ip(self) -> int:
+        """Option 50 (RFC 2132 9.1), 0 when absent."""
+        return self._opt_u32(OPT_REQUESTED_IP, 0)
+
+    @property
+    def server_id(self) -> int:
+        """Option 54 (RFC 2132 9.7), 0 when absent."""
+        return self._opt_u32(OPT_SERVER_ID, 0)
+
+    @property
+    def lease_time(self) -> int:
+        """Option 51 (RFC 2132 9.2), -1 when absent."""
+        return self._opt_u32(OPT_LEASE_TIME, -1)
+
+    @property
+    def subnet_selection(self) -> int:
+        """Option 118 (RFC 3011), 0 when absent."""
+        return self._opt_u32(OPT_SUBNET_SELECTION, 0)
+
+    @property
+    def max_message_size(self) -> int:
+        """Option 57 (RFC 2132 9.10), 0 when absent; parse() guarantees >= 576."""
+        cdef const unsigned char *p
+        if self._view(OPT_MAX_SIZE, &p) != 2:
+            return 0
+        return fd_load_be16(p)
+
+    @property
+    def client_id(self) -> bytes | None:
+        """Option 61 (RFC 2132 9.14), type byte included."""
+        return self._opt_bytes(OPT_CLIENT_ID)
+
+    @property
+    def prl(self) -> bytes | None:
+        """Option 55, the parameter request list (RFC 2132 9.8)."""
+        return self._opt_bytes(OPT_PRL)
+
+    @property
+    def hostname(self) -> bytes | None:
+        """Option 12 (RFC 2132 3.14)."""
+        return self._opt_bytes(OPT_HOSTNAME)
+
+    @property
+    def vendor_class(self) -> bytes | None:
+        """Option 60 (RFC 2132 9.13)."""
+        return self._opt_bytes(OPT_VENDOR_CLASS)
+
+    @property
+    def client_fqdn(self) -> bytes | None:
+        """Option 81 (RFC 4702), raw."""
+        return self._opt_bytes(OPT_CLIENT_FQDN)
+
+    @property
+    def relay_agent_info(self) -> bytes | None:
+        """Option 82 raw (RFC 3046), to be echoed verbatim."""
+        return self._opt_bytes(OPT_RELAY_AGENT)
+
+    @property
+    def circuit_id(self) -> bytes | None:
+        """Option 82 sub-option 1 (RFC 3046 3.1)."""
+        cdef const unsigned char *p
+        cdef Py_ssize_t n = self._sub_view(SUB_CIRCUIT_ID, &p)
+        if n < 0:
+            return None
+        return PyBytes_FromStringAndSize(<const char *>p, n)
+
+    @property
+    def remote_id(self) -> bytes | None:
+        """Option 82 sub-option 2 (RFC 3046 3.2)."""
+        cdef const unsigned char *p
+        cdef Py_ssize_t n = self._sub_view(SUB_REMOTE_ID, &p)
+        if n < 0:
+            return None
+        return PyBytes_FromStringAndSize(<const char *>p, n)
+
+    @property
+    def link_selection(self) -> int:
+        """Option 82 sub-option 5 (RFC 3527), 0 when absent or not 4 bytes."""
+        return self._sub_u32(SUB_LINK_SELECTION)
+
+    @property
+    def server_id_override(self) -> int:
+        """Option 82 sub-option 11 (RFC 5107), 0 when absent or not 4 bytes."""
+        return self._sub_u32(SUB_SERVER_ID_OVERRIDE)
+
+    def __repr__(self) -> str:
+        return (f"<Message op={self.op} type={self.message_type} xid={self.xid:#010x} "
+                f"chaddr={self.chaddr.hex(':')} giaddr={self.giaddr:#010x} codes={self.codes}>")
+
+
+cpdef Message parse(object data):
+    """Parse one DHCPv4 datagram (the UDP payload) into a :class:`Message`.
+
+    Raises ``MalformedPacket(reason)`` and nothing else: short or oversized datagram, bad
+    magic cookie, hlen > 16, an option running past its field, a misplaced or repeated option
+    overload (52, RFC 2131 4.1), no end option in the options field, a fixed-length option of
+    the wrong length (53, 50, 54, 118, 51, 57 >= 576), a broken option 82 sub-option.
+    """
+    cdef bytes b
+    cdef Message m
+    cdef Py_ssize_t n
+    cdef const unsigned char *p
+    if type(data) is bytes:
+        b = <bytes>data
+    else:
+        # A copy: a bytearray or memoryview may be reused by the caller after parse().
+        try:
+            b = memoryview(data).tobytes()
+        except TypeError:
+            raise MalformedPacket(f"not a bytes-like object: {type(data).__name__}") from None
+    n = PyBytes_GET_SIZE(b)
+    if n < MIN_MESSAGE:
+        raise MalformedPacket(f"too short: {n} bytes, a DHCP message has at least 240")
+    if n > MAX_MESSAGE:
+        raise MalformedPacket(f"too long: {n} bytes, a UDP payload has at most 65507")
+    p = <const unsigned char *>PyBytes_AS_STRING(b)
+    if fd_load_be32(p + OFF_COOKIE) != MAGIC_COOKIE:
+        raise MalformedPacket("bad magic cookie")
+    if p[OFF_HLEN] > CHADDR_LEN:
+        raise MalformedPacket(f"hlen {p[OFF_HLEN]} is more than 16")
+    m = Message.__new__(Message)
+    m.data = b
+    m._buf = p
+    m._len = n
+    m._scan(OFF_OPTIONS, n, 0)
+    # RFC 2131 4.1: options field first, then file, then sname.
+    if m._overload & OVERLOAD_FILE:
+        m._scan(OFF_FILE, OFF_FILE + FILE_LEN, 1)
+    if m._overload & OVERLOAD_SNAME:
+        m._scan(OFF_SNAME, OFF_SNAME + SNAME_LEN, 2)
+    m._validate()
+    return m
+
+
+cdef inline Py_ssize_t _encoded_len(Py_ssize_t n) noexcept:
+    """Bytes option instances take for an n-byte value split per RFC 3396 (255 per instance)."""
+    if n == 0:
+        return 2
+    return n + 2 * ((n + 254) // 255)
+
+
+cdef inline Py_ssize_t _put(unsigned char *buf, Py_ssize_t pos, int code,
+                            const unsigned char *p, Py_ssize_t n) noexcept:
+    """Write option ``code`` at ``pos`` as consecutive instances (RFC 3396); new position."""
+    cdef Py_ssize_t k
+    if n == 0:
+        buf[pos] = <unsigned char>code
+        buf[pos + 1] = 0
+        return pos + 2
+    while n > 0:
+        k = n if n < 255 else 255
+        buf[pos] = <unsigned char>code
+        buf[pos + 1] = <unsigned char>k
+        memcpy(buf + pos + 2, p, k)
+        pos += k + 2
+        p += k
+        n -= k
+    return pos
+
+
+cdef inline int _check_code(int code) except -1:
+    if code < 1 or code > 254 or code == OPT_OVERLOAD:
+        raise ValueError(f"option code {code} cannot be set in a reply (1-254, not 52)")
+    return 0
+
+
+cdef list _normalize(object options):
+    """(code, bytes) pairs in write order: 53 dropped (msg_type decides it), 82 moved last."""
+    cdef list head = []
+    cdef list tail = []
+    cdef int code
+    for item in options:
+        code, value = item
+        _check_code(code)
+        if code == OPT_MESSAGE_TYPE:
+            continue
+        if type(value) is not bytes:
+            value = memoryview(value).tobytes()
+        if code == OPT_RELAY_AGENT:
+            tail.append((code, value))
+        else:
+            head.append((code, value))
+    return head + tail
+
+
+cdef list _layout(list items, Py_ssize_t cap0, Py_ssize_t cap1, Py_ssize_t cap2):
+    """Place whole options in order into up to three areas (forward only, so RFC 2131 4.1
+    reading order keeps every option's instances in order); an option that fits nowhere is
+    dropped. Returns [area0, area1, area2, dropped] where each area is a list of (code, chunk).
+    """
+    cdef Py_ssize_t caps[3]
+    cdef Py_ssize_t trial[3]
+    cdef int a = 0, aa, j
+    cdef Py_ssize_t n, need
+    cdef bint ok
+    cdef list areas = [[], [], []]
+    cdef list dropped = []
+    cdef list chunks
+    caps[0] = cap0
+    caps[1] = cap1
+    caps[2] = cap2
+    for code, value in items:
+        n = len(value)
+        if n == 0:
+            chunks = [b""]
+        else:
+            chunks = [value[off:off + 255] for off in range(0, n, 255)]
+        for j in range(3):
+            trial[j] = caps[j]
+        aa = a
+        ok = True
+        placed = []
+        for chunk in chunks:
+            need = len(chunk) + 2
+            while aa < 3 and trial[aa] < need:
+                aa += 1
+            if aa == 3:
+                ok = False
+                break
+            trial[aa] -= need
+            placed.append((aa, code, chunk))
+        if not ok:
+            dropped.append(code)
+            continue
+        a = aa
+        for j in range(3):
+            caps[j] = trial[j]
+        for k_area, c, chunk in placed:
+            (<list>areas[k_area]).append((c, chunk))
+    areas.append(dropped)
+    return areas
+
+
+@cython.final
+cdef class ReplyBuilder:
+    """Builds replies into one buffer it owns (one builder per server, reused for each reply).
+
+    Not thread-safe: the returned ``bytes`` is a copy, but two concurrent builds would share
+    the buffer.
+    """
+
+    def __cinit__(self):
+        self._buf = <unsigned char *>PyMem_Malloc(REPLY_BUFFER)
+        if self._buf is NULL:
+            raise MemoryError()
+        self._len = 0
+
+    def __dealloc__(self):
+        if self._buf is not NULL:
+            PyMem_Free(self._buf)
+            self._buf = NULL
+
+    cdef Py_ssize_t _header(self, Message request, int msg_type, uint32_t ciaddr,
+                            uint32_t yiaddr, uint32_t siaddr) noexcept:
+        """RFC 2131 table 3 header, magic cookie and option 53; returns the next position."""
+        cdef unsigned char *b = self._buf
+        cdef const unsigned char *r = request._buf
+        memset(b, 0, OFF_OPTIONS)
+        b[OFF_OP] = 2                                   # BOOTREPLY
+        b[OFF_HTYPE] = r[OFF_HTYPE]
+        b[OFF_HLEN] = r[OFF_HLEN]
+        memcpy(b + OFF_XID, r + OFF_XID, 4)
+        memcpy(b + OFF_FLAGS, r + OFF_FLAGS, 2)
+        fd_store_be32(b + OFF_CIADDR, ciaddr)
+        fd_store_be32(b + OFF_YIADDR, yiaddr)
+        fd_store_be32(b + OFF_SIADDR, siaddr)
+        memcpy(b + OFF_GIADDR, r + OFF_GIADDR, 4)
+        memcpy(b + OFF_CHADDR, r + OFF_CHADDR, r[OFF_HLEN])   # hlen <= 16, checked by parse()
+        fd_store_be32(b + OFF_COOKIE, MAGIC_COOKIE)
+        b[OFF_OPTIONS] = OPT_MESSAGE_TYPE
+        b[OFF_OPTIONS + 1] = 1
+        b[OFF_OPTIONS + 2] = <unsigned char>msg_type
+        return OFF_OPTIONS + 3
+
+    def build(self, Message request not None, int msg_type, uint32_t ciaddr, uint32_t yiaddr,
+              uint32_t siaddr, object options) -> bytes:
+        """Build a reply to ``request`` (RFC 2131 4.3, table 3) and return it as bytes.
+
+        Option 53 (``msg_type``) first, then ``options`` ((code, value) pairs) in the given
+        order, option 82 last, then end; values over 255 bytes are split (RFC 3396). The
+        message fits ``max(576, request.max_message_size) - 28`` bytes: if the options field
+        cannot hold everything, option 52 overloads ``file`` then ``sname``; what still does
+        not fit is dropped (never 53, 54, 51 or 82). Padded to 300 bytes (RFC 1542).
+        Raises ValueError for a code outside 1-254 or 52, or ``msg_type`` outside 1-255, and
+        MalformedPacket if the request's option 82 alone cannot fit the reply.
+        """
+        cdef unsigned char *buf = self._buf
+        cdef const unsigned char *p
+        cdef Py_ssize_t limit, pos, n, mms
+        cdef int code
+        cdef bint has82 = False
+        cdef object value, item
+        if msg_type < 1 or msg_type > 255:
+            raise ValueError(f"message type {msg_type} is not 1-255")
+        mms = 0
+        if request._view(OPT_MAX_SIZE, &p) == 2:
+            mms = fd_load_be16(p)
+        if mms < MIN_MAX_SIZE:
+            mms = MIN_MAX_SIZE
+        limit = mms - IP_UDP_HEADERS
+        if type(options) is not list:
+            options = list(options)
+        pos = self._header(request, msg_type, ciaddr, yiaddr, siaddr)
+        # Fast path: everything fits the options field. Two passes so 82 goes last.
+        for item in <list>options:
+            if type(item) is tuple and PyTuple_GET_SIZE(item) == 2:
+                code = <object>PyTuple_GET_ITEM(item, 0)
+                value = <object>PyTuple_GET_ITEM(item, 1)
+            else:
+                code, value = item
+            if code == OPT_RELAY_AGENT:
+                has82 = True
+                continue
+            if code == OPT_MESSAGE_TYPE:
+                continue
+            _check_code(code)
+            if type(value) is not bytes:
+                return self._slow(request, msg_type, _normalize(options), limit)
+            n = PyBytes_GET_SIZE(value)
+            if pos + _encoded_len(n) + 1 > limit:
+                return self._slow(request, msg_type, _normalize(options), limit)
+            pos = _put(buf, pos, code, <const unsigned char *>PyBytes_AS_STRING(value), n)
+        if has82:
+            for item in <list>options:
+                code, value = item
+                if code != OPT_RELAY_AGENT:
+                    continue
+                if type(value) is not bytes:
+                    return self._slow(request, msg_type, _normalize(options), limit)
+                n = PyBytes_GET_SIZE(value)
+                if pos + _encoded_len(n) + 1 > limit:
+                    return self._slow(request, msg_type, _normalize(options), limit)
+                pos = _put(buf, pos, code, <const unsigned char *>PyBytes_AS_STRING(value), n)
+        buf[pos] = OPT_END
+        pos += 1
+        if pos < BOOTP_MIN:
+            memset(buf + pos, 0, BOOTP_MIN - pos)
+            pos = BOOTP_MIN
+        self._len = pos
+        return PyBytes_FromStringAndSize(<const char *>buf, pos)
+
+    cdef bytes _slow(self, Message request, int msg_type, list items, Py_ssize_t limit):
+        """The reply does not fit the options field: overload file/sname, then drop."""
+        cdef unsigned char *buf = self._buf
+        cdef Py_ssize_t pos, fpos, spos, main_cap
+        cdef int overload = 0
+        cdef list plan
+        # Room in the options field after 53 (3 bytes) and end (1 byte).
+        main_cap = limit - OFF_OPTIONS - 3 - 1
+        while True:
+            plan = _layout(items, main_cap, 0, 0)
+            if plan[3]:
+                # With overload the options field also carries 52 (3 bytes); file and sname
+                # each keep one byte for their end option.
+                over = _layout(items, main_cap - 3, FILE_LEN - 1, SNAME_LEN - 1)
+                if over[1] or over[2]:
+                    plan = over
+            if not any(c in _REQUIRED for c in plan[3]):
+                break
+            # A required option (54, 51, 82) did not fit: drop the last optional one, retry.
+            for j in range(len(items) - 1, -1, -1):
+                if items[j][0] not in _REQUIRED:
+                    del items[j]
+                    break
+            else:
+                raise MalformedPacket(
+                    "the reply's required options (54, 51, 82) do not fit its maximum size")
+        # build() already wrote the header (sname/file zeroed) and 53; rewrite the rest.
+        pos = OFF_OPTIONS + 3
+        if plan[1]:
+            overload |= OVERLOAD_FILE
+        if plan[2]:
+            overload |= OVERLOAD_SNAME
+        if overload:
+            buf[pos] = OPT_OVERLOAD
+            buf[pos + 1] = 1
+            buf[pos + 2] = <unsigned char>overload
+            pos += 3
+        for code, chunk in plan[0]:
+            pos = _put(buf, pos, code, <const unsigned char *>PyBytes_AS_STRING(chunk),
+                       PyBytes_GET_SIZE(chunk))
+        buf[pos] = OPT_END
+        pos += 1
+        if plan[1]:
+            fpos = OFF_FILE
+            for code, chunk in plan[1]:
+                fpos = _put(buf, fpos, code, <const unsigned char *>PyBytes_AS_STRING(chunk),
+                            PyBytes_GET_SIZE(chunk))
+            buf[fpos] = OPT_END
+        if plan[2]:
+            spos = OFF_SNAME
+            for code, chunk in plan[2]:
+                spos = _put(buf, spos, code, <const unsigned char *>PyBytes_AS_STRING(chunk),
+                            PyBytes_GET_SIZE(chunk))
+            buf[spos] = OPT_END
+        if pos < BOOTP_MIN:
+            memset(buf + pos, 0, BOOTP_MIN - pos)
+            pos = BOOTP_MIN
+        self._len = pos
+        return PyBytes_FromStringAndSize(<const char *>buf, pos)
