@@ -1,0 +1,290 @@
+"""Server counters and histograms, and their Prometheus exposition.
+
+The packet path must stay cheap, so it never touches ``prometheus_client`` objects (each
+``inc()`` there takes a lock): it bumps plain Python ints in lists indexed by message type and
+in small dicts keyed by reason, and records latencies into fixed-bucket :class:`Histogram`
+arrays. A custom collector turns those into metric families when Prometheus scrapes, on the
+HTTP server's thread, into a registry of its own (never the process-global one, so that several
+servers in one process, as in the tests, do not collide). Reads from that thread see a
+consistent-enough snapshot: every update is a single int store under the GIL.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+#: DHCP message type names (RFC 2132 9.6, RFC 3203, RFC 4388), lower case as label values.
+MESSAGE_TYPES: dict[int, str] = {
+    0: "bootp",
+    1: "discover",
+    2: "offer",
+    3: "request",
+    4: "decline",
+    5: "ack",
+    6: "nak",
+    7: "release",
+    8: "inform",
+    9: "forcerenew",
+    10: "leasequery",
+    11: "leaseunassigned",
+    12: "leaseunknown",
+    13: "leaseactive",
+}
+
+#: Latency buckets in seconds: 50 us .. 5 s (receive to send, commit).
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1.0, 2.5, 5.0,
+)
+#: Commit batch size buckets (leases per group commit).
+BATCH_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+def type_name(code: int) -> str:
+    """Label value for DHCP message type ``code``."""
+    return MESSAGE_TYPES.get(code, f"type{code}")
+
+
+class Histogram:
+    """A fixed-bucket histogram: ``observe`` is one bisect and two adds."""
+
+    __slots__ = ("bounds", "counts", "sum", "count")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds: list[float] = list(bounds)
+        self.counts: list[int] = [0] * (len(self.bounds) + 1)  # last one is +Inf
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        """Record one value."""
+        # bisect_left: the first bound >= value, i.e. Prometheus' "le" bucket.
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def snapshot(self) -> tuple[list[int], float, int]:
+        """Copies of (bucket counts, sum, count)."""
+        return list(self.counts), self.sum, self.count
+
+    def quantile(self, q: float, counts: Sequence[int] | None = None) -> float:
+        """Upper bound of the bucket holding quantile ``q`` (0..1); inf past the last bound,
+        0.0 when empty. ``counts`` may be a difference of two snapshots."""
+        counts = self.counts if counts is None else counts
+        total = sum(counts)
+        if not total:
+            return 0.0
+        rank = q * total
+        acc = 0
+        for i, n in enumerate(counts):
+            acc += n
+            if acc >= rank and n:
+                return self.bounds[i] if i < len(self.bounds) else float("inf")
+        return float("inf")
+
+
+class Metrics:
+    """Every counter the service keeps, as plain Python values.
+
+    Attributes are mutated on the event loop only; the collector reads them from the HTTP thread.
+    """
+
+    def __init__(self) -> None:
+        #: datagrams received / sent, by DHCP message type (index = option 53 value).
+        self.received: list[int] = [0] * 256
+        self.sent: list[int] = [0] * 256
+        #: datagrams (or decisions) dropped, by reason
+        self.dropped: dict[str, int] = {}
+        #: datagrams that did not parse, by MalformedPacket.reason
+        self.malformed: dict[str, int] = {}
+        self.commits = 0
+        self.commit_failures = 0
+        self.acks_lost = 0  #: held ACKs dropped because their commit failed
+        self.send_errors = 0
+        self.internal_errors = 0
+        self.reloads = 0
+        self.reload_failures = 0
+        self.offer_latency = Histogram(LATENCY_BUCKETS)
+        self.ack_latency = Histogram(LATENCY_BUCKETS)
+        self.commit_latency = Histogram(LATENCY_BUCKETS)
+        self.commit_batch = Histogram(BATCH_BUCKETS)
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` drops for ``reason``."""
+        d = self.dropped
+        d[reason] = d.get(reason, 0) + n
+
+    def bad(self, reason: str) -> None:
+        """Count one malformed datagram."""
+        d = self.malformed
+        d[reason] = d.get(reason, 0) + 1
+
+
+#: What the pool collector needs: (subnet id, subnet text, pool text, size, used) rows.
+PoolRows = Callable[[], Iterable[tuple[int, str, str, int, int]]]
+
+
+class ServerCollector(Collector):
+    """Exposes a :class:`Metrics` (and pool use read at scrape time) as Prometheus families."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        pool_rows: PoolRows,
+        leases: Callable[[], int | None] | None = None,
+    ) -> None:
+        self._m = metrics
+        self._pool_rows = pool_rows
+        self._leases = leases
+
+    def describe(self) -> Iterable[Metric]:
+        # No describe-time work: collect() reads live engine state, which must not run when
+        # the collector is registered.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._m
+        fam = CounterMetricFamily(
+            "fastdhcp_packets_received", "DHCP datagrams received, by message type",
+            labels=["type"],
+        )
+        for code, n in enumerate(list(m.received)):
+            if n:
+                fam.add_metric([type_name(code)], n)
+        yield fam
+        fam = CounterMetricFamily(
+            "fastdhcp_packets_sent", "DHCP replies sent, by message type", labels=["type"]
+        )
+        for code, n in enumerate(list(m.sent)):
+            if n:
+                fam.add_metric([type_name(code)], n)
+        yield fam
+        fam = CounterMetricFamily(
+            "fastdhcp_dropped", "Requests dropped without a reply, by reason", labels=["reason"]
+        )
+        for reason, n in sorted(dict(m.dropped).items()):
+            fam.add_metric([reason], n)
+        yield fam
+        fam = CounterMetricFamily(
+            "fastdhcp_malformed", "Datagrams that are not valid DHCPv4, by reason",
+            labels=["reason"],
+        )
+        for reason, n in sorted(dict(m.malformed).items()):
+            fam.add_metric([reason], n)
+        yield fam
+        for name, doc, value in (
+            ("fastdhcp_commits", "Group commits to the lease database", m.commits),
+            ("fastdhcp_commit_failures", "Group commits that failed", m.commit_failures),
+            ("fastdhcp_acks_lost", "ACKs not sent because their commit failed", m.acks_lost),
+            ("fastdhcp_send_errors", "Replies the kernel refused to send", m.send_errors),
+            ("fastdhcp_internal_errors", "Unexpected exceptions in the packet path",
+             m.internal_errors),
+            ("fastdhcp_reloads", "Configuration reloads applied", m.reloads),
+            ("fastdhcp_reload_failures", "Configuration reloads rejected", m.reload_failures),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
+        for name, doc, h in (
+            ("fastdhcp_offer_latency_seconds", "DISCOVER received to OFFER sent", m.offer_latency),
+            ("fastdhcp_ack_latency_seconds", "REQUEST received to ACK sent (includes the commit)",
+             m.ack_latency),
+            ("fastdhcp_commit_seconds", "First ACK held in a batch to the batch committed",
+             m.commit_latency),
+            ("fastdhcp_commit_batch_size", "ACKs released per group commit", m.commit_batch),
+        ):
+            counts, total, _ = h.snapshot()
+            buckets: list[tuple[str, float]] = []
+            acc = 0
+            for bound, n in zip(h.bounds + [float("inf")], counts, strict=True):
+                acc += n
+                buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), acc))
+            yield HistogramMetricFamily(name, doc, buckets=buckets, sum_value=total)
+        size = GaugeMetricFamily(
+            "fastdhcp_pool_size", "Addresses in the pool", labels=["subnet_id", "subnet", "pool"]
+        )
+        used = GaugeMetricFamily(
+            "fastdhcp_pool_used", "Addresses in use (bound, declined, offered, reserved)",
+            labels=["subnet_id", "subnet", "pool"],
+        )
+        ssize = GaugeMetricFamily(
+            "fastdhcp_subnet_size", "Addresses in the subnet's pools",
+            labels=["subnet_id", "subnet"],
+        )
+        sused = GaugeMetricFamily(
+            "fastdhcp_subnet_used", "Pool addresses in use in the subnet",
+            labels=["subnet_id", "subnet"],
+        )
+        per_subnet: dict[tuple[str, str], list[int]] = {}
+        try:
+            rows = list(self._pool_rows())
+        except Exception:  # a scrape during a reload must not fail the whole page
+            rows = []
+        for sid, subnet, pool, psize, pused in rows:
+            size.add_metric([str(sid), subnet, pool], psize)
+            used.add_metric([str(sid), subnet, pool], pused)
+            acc2 = per_subnet.setdefault((str(sid), subnet), [0, 0])
+            acc2[0] += psize
+            acc2[1] += pused
+        for key, (s, u) in per_subnet.items():
+            ssize.add_metric(list(key), s)
+            sused.add_metric(list(key), u)
+        yield size
+        yield used
+        yield ssize
+        yield sused
+        if self._leases is not None:
+            try:
+                n = self._leases()
+            except Exception:
+                n = None
+            if n is not None:
+                yield GaugeMetricFamily(
+                    "fastdhcp_lease_records", "Lease records in the database", value=n
+                )
+
+
+class MetricsServer:
+    """The Prometheus HTTP endpoint (``prometheus_client.start_http_server``) with its own
+    registry, on its own daemon thread."""
+
+    def __init__(self, collector: Collector, address: str) -> None:
+        from prometheus_client import start_http_server
+
+        host, port = parse_address(address)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(collector)
+        self._httpd: Any
+        self._thread: threading.Thread
+        self._httpd, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        self.address: tuple[str, int] = self._httpd.server_address[:2]
+
+    def close(self) -> None:
+        """Stop the HTTP server and join its thread."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"host:port"`` (or ``":port"``, ``"port"``) -> (host, port); host defaults to 127.0.0.1."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        p = int(port)
+    except ValueError:
+        raise ValueError(f"metrics address {text!r}: port is not a number") from None
+    if not 0 <= p <= 65535:
+        raise ValueError(f"metrics address {text!r}: port out of range")
+    return host, p

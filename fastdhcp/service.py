@@ -1,0 +1,718 @@
+"""The running server: sockets, signals, timers and the group-commit pump (the only I/O).
+
+Theory of operation
+-------------------
+One non-blocking UDP socket per configured interface (``0.0.0.0:port`` + ``SO_BINDTODEVICE``,
+its :class:`~fastdhcp.engine.Link` is the interface's name and IPv4) and one per listen address
+(``Link("", address)``). Each socket is watched with ``loop.add_reader``; when it is readable
+the service drains it (up to :data:`READ_BATCH` datagrams), and for each datagram runs
+``parse -> engine.handle -> send``:
+
+- an OFFER or NAK (no binding to commit) is sent at once;
+- an ACK whose :class:`~fastdhcp.engine.Decision` carries a ``binding`` is *held*: the service
+  gives the committer a token ``(endpoint, reply, destination, received_at, held_at)`` and the
+  reply leaves only in ``on_committed``, after the writer thread has made the batch durable
+  (RFC 2131 3.1 step 4). ``on_failed`` drops those ACKs (counted), and asks the engine to roll
+  the bindings back; the clients retransmit.
+- after each drained burst the service calls ``committer.kick()``, so one burst of requests
+  becomes one group commit.
+
+Malformed datagrams (``MalformedPacket``), BOOTREPLYs, engine drops and any unexpected
+exception are counted by reason and logged at a bounded rate; nothing in the packet path can
+stop the loop.
+
+Where a reply goes is decided by the engine (RFC 2131 4.1, ``fastdhcp.routing``): the service
+only turns ``Decision.dest_ip/dest_port`` into a ``sendto``, and for ``Decision.l2_unicast``
+injects an ARP entry for ``yiaddr -> chaddr`` on the receiving interface and unicasts, falling
+back to the broadcast destination when it cannot (no ``CAP_NET_ADMIN``, not an interface
+socket).
+
+Timers: ``engine.reclaim`` at the time it asks for; a one-line statistics summary every
+``stats-interval`` seconds. Signals (installed by :meth:`Server.serve_forever`): SIGTERM/SIGINT
+stop intake, flush the pending commits and send their ACKs, close the store; SIGHUP reloads the
+configuration (a config that does not load is logged and the running one keeps serving).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastdhcp import netio
+from fastdhcp._codec import parse
+from fastdhcp.config import load as load_config
+from fastdhcp.engine import Engine, Link
+from fastdhcp.errors import ConfigError, MalformedPacket, StoreError
+from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector, type_name
+from fastdhcp.store import GroupCommitter, LmdbLeaseStore
+
+log = logging.getLogger("fastdhcp")
+
+#: Datagrams read from one socket per readiness callback: large enough to batch commits, small
+#: enough that one busy socket cannot starve the others or the timers.
+READ_BATCH = 128
+#: Largest datagram read (RFC 2131 allows up to 65535 - 28 bytes of DHCP payload).
+MAX_DATAGRAM = 65536
+#: Bounds on the delay between two reclaim passes (seconds).
+RECLAIM_MIN_DELAY = 0.05
+RECLAIM_MAX_DELAY = 60.0
+_BROADCAST = 0xFFFFFFFF
+
+
+class StartupError(Exception):
+    """The server could not start; the message is one line for the operator."""
+
+
+class RateLimitedLog:
+    """At most ``burst`` log records per key per ``period`` seconds; counts the rest and says
+    how many were suppressed the next time the key is allowed through."""
+
+    def __init__(self, logger: logging.Logger, burst: int = 5, period: float = 10.0) -> None:
+        self._log = logger
+        self._burst = burst
+        self._period = period
+        self._state: dict[str, list[float]] = {}  # key -> [window start, count, suppressed]
+
+    def __call__(self, level: int, key: str, msg: str, *args: object, exc: bool = False) -> None:
+        now = time.monotonic()
+        st = self._state.get(key)
+        if st is None or now - st[0] >= self._period:
+            suppressed = int(st[2]) if st is not None else 0
+            st = [now, 0.0, 0.0]
+            self._state[key] = st
+            if suppressed:
+                self._log.log(level, "(%d similar messages suppressed: %s)", suppressed, key)
+        if st[1] >= self._burst:
+            st[2] += 1
+            return
+        st[1] += 1
+        if exc:
+            msg = msg + "\n" + traceback.format_exc().rstrip()
+        self._log.log(level, msg, *args)
+
+
+def sd_notify(state: str) -> bool:
+    """Send ``state`` (e.g. ``"READY=1"``) to systemd's ``$NOTIFY_SOCKET``; False if none.
+
+    The protocol is one datagram on an AF_UNIX socket; an address starting with ``@`` is in the
+    abstract namespace.
+    """
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return False
+    addr = "\0" + path[1:] if path.startswith("@") else path
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect(addr)
+            s.sendall(state.encode())
+        return True
+    except OSError:
+        return False
+
+
+@dataclass(eq=False)
+class Endpoint:
+    """One receiving socket and the link it serves."""
+
+    key: tuple[str, str, int]  #: ("if", ifname, port) or ("addr", address, port)
+    sock: socket.socket
+    link: Any  #: fastdhcp.engine.Link
+    ifname: str  #: "" for a listen-address socket
+    arp_ok: bool = True  #: False once ARP injection failed for lack of privilege
+    arp_cache: dict[int, bytes] = field(default_factory=dict)
+    closed: bool = False
+
+    @property
+    def fd(self) -> int:
+        return self.sock.fileno()
+
+
+def _endpoint_keys(config: Any) -> list[tuple[str, str, int]]:
+    srv = config.server
+    keys = [("if", name, srv.port) for name in srv.interfaces]
+    keys += [("addr", str(a), srv.port) for a in srv.listen_addresses]
+    return keys
+
+
+def _open_endpoint(key: tuple[str, str, int]) -> Endpoint:
+    kind, name, port = key
+    if kind == "if":
+        address = netio.interface_ipv4(name)
+        sock = netio.open_interface_socket(name, port)
+        return Endpoint(key, sock, Link(name, address), name)
+    sock = netio.open_address_socket(name, port)
+    return Endpoint(key, sock, Link("", netio.str_to_ip(name)), "")
+
+
+class Server:
+    """A fastdhcp server built from a :class:`fastdhcp.config.Config`.
+
+    ``await start()`` opens the store, builds the engine, opens the sockets and starts serving;
+    ``await stop()`` stops intake, flushes pending commits (sending their ACKs) and closes
+    everything; ``reload(config)`` applies a new configuration. :meth:`serve_forever` adds the
+    signal handlers and sd_notify and runs until SIGTERM/SIGINT.
+
+    ``start`` either completes or raises with nothing left open: :class:`StartupError` (sockets,
+    metrics endpoint), ``StoreError`` (database).
+    """
+
+    def __init__(self, config: Any, *, config_path: str | None = None) -> None:
+        self.config = config
+        self.config_path: str | None = config_path
+        self.metrics = Metrics()
+        self.store: Any = None
+        self.engine: Any = None
+        self.committer: Any = None
+        self.metrics_server: MetricsServer | None = None
+        self.endpoints: dict[tuple[str, str, int], Endpoint] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._buf = bytearray(MAX_DATAGRAM)
+        self._view = memoryview(self._buf)
+        self._ipstr_cache: dict[int, str] = {}
+        self._ratelog = RateLimitedLog(log)
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._started = False
+        self._closing = False
+        self._closed: asyncio.Event | None = None
+        self._stats_prev: tuple[float, list[int], list[int], dict[str, int], dict[str, int],
+                                list[int], list[int]] | None = None
+        self._debug = False
+        self._stop_task: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- start / stop
+
+    async def start(self) -> None:
+        """Open store, engine, sockets, committer and metrics, then serve. All or nothing."""
+        if self._started:
+            raise RuntimeError("server already started")
+        self._loop = asyncio.get_running_loop()
+        self._closed = asyncio.Event()
+        cfg = self.config
+        db = cfg.lease_database
+        try:
+            kwargs: dict[str, Any] = {"sync": db.sync}
+            if getattr(db, "map_size", None):
+                kwargs["map_size"] = db.map_size
+            self.store = LmdbLeaseStore(str(db.path), **kwargs)
+            self.engine = Engine(cfg, self.store)
+            try:
+                for key in _endpoint_keys(cfg):
+                    ep = _open_endpoint(key)
+                    self.endpoints[key] = ep
+            except OSError as exc:
+                raise StartupError(f"cannot open sockets: {exc.strerror or exc}") from exc
+            if not self.endpoints:
+                raise StartupError("nothing to listen on: server.interfaces and "
+                                   "server.listen-addresses are both empty")
+            self.committer = GroupCommitter(
+                self.store,
+                self._loop,
+                self._on_committed,
+                self._on_failed,
+                batch_size=db.batch_size,
+                max_wait=db.max_wait_ms / 1000.0,
+            )
+            if cfg.server.metrics:
+                try:
+                    self.metrics_server = MetricsServer(
+                        ServerCollector(self.metrics, self._pool_rows, self._lease_count),
+                        cfg.server.metrics,
+                    )
+                except (OSError, ValueError) as exc:
+                    why = getattr(exc, "strerror", None) or exc
+                    raise StartupError(f"metrics endpoint {cfg.server.metrics}: {why}") from exc
+        except BaseException:
+            await self._abort_start()
+            raise
+        self._debug = log.isEnabledFor(logging.DEBUG)
+        for ep in self.endpoints.values():
+            self._loop.add_reader(ep.fd, self._on_readable, ep)
+        self._started = True
+        self._schedule("reclaim", 0.0, self._reclaim)
+        self._stats_prev = self._stats_snapshot()
+        self._schedule("stats", float(cfg.server.stats_interval), self._stats_tick)
+        self._log_startup()
+
+    async def _abort_start(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+            self.metrics_server = None
+        if self.committer is not None:
+            try:
+                await self.committer.close()
+            except Exception:
+                log.exception("closing the committer after a failed start")
+            self.committer = None
+        for ep in self.endpoints.values():
+            ep.sock.close()
+        self.endpoints.clear()
+        self.engine = None
+        if self.store is not None:
+            self._close_store()
+
+    def _close_store(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.exception("closing the lease database")
+        self.store = None
+
+    async def stop(self) -> None:
+        """Stop intake, flush pending commits (their ACKs are sent), close sockets and store."""
+        assert self._closed is not None
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        loop = self._loop
+        assert loop is not None
+        for ep in self.endpoints.values():
+            loop.remove_reader(ep.fd)
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        try:
+            if self.committer is not None:
+                await self.committer.close()  # runs on_committed: the held ACKs leave now
+        except Exception:
+            log.exception("flushing pending commits at shutdown")
+        finally:
+            self.committer = None
+            for ep in self.endpoints.values():
+                ep.closed = True
+                ep.sock.close()
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+                self.metrics_server = None
+            n = self._lease_count()
+            self._close_store()
+            self._log_stats(final=True)
+            log.info("stopped; %s lease records in the database", n if n is not None else "?")
+            self._closed.set()
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`stop` has finished."""
+        assert self._closed is not None
+        await self._closed.wait()
+
+    async def serve_forever(self) -> None:
+        """Start, install SIGTERM/SIGINT/SIGHUP handlers, tell systemd READY=1, and run until a
+        stop signal has been handled."""
+        await self.start()
+        loop = self._loop
+        assert loop is not None
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, "SIGINT")
+        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+        sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving")
+        try:
+            await self.wait_closed()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    def _on_stop_signal(self, name: str) -> None:
+        if self._stop_task is None:
+            log.info("%s: stopping (flushing pending commits)", name)
+            sd_notify("STOPPING=1")
+            assert self._loop is not None
+            self._stop_task = self._loop.create_task(self.stop())
+
+    def _on_hup(self) -> None:
+        sd_notify("RELOADING=1")
+        try:
+            self.reload_from_file()
+        finally:
+            sd_notify("READY=1")
+
+    # ----------------------------------------------------------------- reload
+
+    def reload_from_file(self) -> bool:
+        """Load the configuration file again and apply it; on any problem log it and keep the
+        running configuration. Returns True if the new configuration was applied."""
+
+        path = self.config_path or getattr(self.config, "source", None)
+        if not path:
+            log.error("reload: no configuration file to load")
+            return False
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            self.metrics.reload_failures += 1
+            log.error("reload: %s does not load; still serving the previous configuration", path)
+            for line in exc.problems:
+                log.error("reload: %s", line)
+            return False
+        except OSError as exc:
+            self.metrics.reload_failures += 1
+            log.error("reload: cannot read %s: %s; still serving the previous configuration",
+                      path, exc.strerror or exc)
+            return False
+        try:
+            self.reload(config)
+        except (ConfigError, StartupError, StoreError, OSError) as exc:
+            self.metrics.reload_failures += 1
+            problems = getattr(exc, "problems", None) or [str(exc)]
+            for line in problems:
+                log.error("reload: %s", line)
+            log.error("reload: still serving the previous configuration")
+            return False
+        return True
+
+    def reload(self, config: Any) -> None:
+        """Apply ``config`` to the running server without losing a lease.
+
+        The engine is reloaded in place if it offers ``reload(config)`` (held offers survive),
+        else a new Engine is built over the same store. Sockets are opened/closed only for the
+        interfaces and addresses that changed. The lease database, commit tuning and metrics
+        endpoint need a restart: a change there is logged and ignored. Raises (and changes
+        nothing) if a new socket cannot be opened or the engine refuses the config.
+        """
+
+        if not self._started or self._closing:
+            raise StartupError("reload: server is not running")
+        old = self.config
+        loop = self._loop
+        assert loop is not None
+        if old.lease_database != config.lease_database:
+            log.warning("reload: [lease-database] changes take effect at the next restart")
+        if old.server.metrics != config.server.metrics:
+            log.warning("reload: server.metrics changes take effect at the next restart")
+
+        want = _endpoint_keys(config)
+        new_eps: dict[tuple[str, str, int], Endpoint] = {}
+        try:
+            for key in want:
+                if key not in self.endpoints:
+                    new_eps[key] = _open_endpoint(key)
+        except OSError as exc:
+            for ep in new_eps.values():
+                ep.sock.close()
+            raise StartupError(f"cannot open sockets: {exc.strerror or exc}") from exc
+        if not want:
+            raise StartupError("nothing to listen on: server.interfaces and "
+                               "server.listen-addresses are both empty")
+
+        engine_reload = getattr(self.engine, "reload", None)
+        try:
+            if engine_reload is not None:
+                engine_reload(config)
+            else:
+                self.engine = Engine(config, self.store)
+        except BaseException:
+            for ep in new_eps.values():
+                ep.sock.close()
+            raise
+
+        # Commit point: nothing below can fail for a reason the operator caused.
+        for key in [k for k in self.endpoints if k not in want]:
+            ep = self.endpoints.pop(key)
+            loop.remove_reader(ep.fd)
+            ep.closed = True
+            ep.sock.close()  # a held ACK for this socket will count as a send error
+        for key, ep in new_eps.items():
+            self.endpoints[key] = ep
+            loop.add_reader(ep.fd, self._on_readable, ep)
+        for ep in self.endpoints.values():
+            if ep.ifname and ep.key not in new_eps:
+                try:  # the interface may have been renumbered
+                    addr = netio.interface_ipv4(ep.ifname)
+                    if addr != ep.link.address:
+                        ep.link = Link(ep.ifname, addr)
+                except OSError as exc:
+                    log.warning("reload: %s", exc)
+        self.config = config
+        if old.server.stats_interval != config.server.stats_interval:
+            self._schedule("stats", float(config.server.stats_interval), self._stats_tick)
+        self._schedule("reclaim", 0.0, self._reclaim)
+        self.metrics.reloads += 1
+        log.info("reload: applied %s (%d subnets, %d sockets)",
+                 getattr(config, "source", "config"), len(config.subnets), len(self.endpoints))
+
+    # ----------------------------------------------------------------- packet path
+
+    def _on_readable(self, ep: Endpoint) -> None:
+        recv = ep.sock.recvfrom_into
+        buf = self._buf
+        view = self._view
+        n = 0
+        now = time.time()
+        t0 = time.perf_counter()
+        while n < READ_BATCH:
+            try:
+                size, _addr = recv(buf)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                # e.g. ECONNREFUSED from an ICMP port-unreachable of an earlier reply
+                self.metrics.drop("recv-error")
+                self._ratelog(logging.WARNING, "recv", "receive error on %s: %s",
+                              ep.key[1], exc)
+                break
+            n += 1
+            self._datagram(ep, view[:size].tobytes(), _addr, now, t0)
+        if n and self.committer is not None:
+            self.committer.kick()
+
+    def _datagram(self, ep: Endpoint, data: bytes, addr: Any, now: float, t0: float) -> None:
+        """One datagram: parse, decide, send or hold. Never raises."""
+        m = self.metrics
+        try:
+            try:
+                msg = parse(data)
+            except MalformedPacket as exc:
+                m.bad(exc.reason)
+                self._ratelog(logging.INFO, "malformed", "malformed datagram from %s on %s: %s",
+                              addr, ep.key[1], exc.reason)
+                return
+            if msg.op != 1:
+                m.drop("bootreply")
+                return
+            m.received[msg.message_type] += 1
+            d = self.engine.handle(msg, ep.link, now)
+            reply = d.reply
+            if self._debug:
+                log.debug("%s on %s from %s xid=%08x chaddr=%s -> %s (%s)",
+                          type_name(msg.message_type), ep.key[1], addr, msg.xid,
+                          msg.chaddr.hex(":"), d.kind, d.reason)
+            if reply is None:
+                if d.kind == "drop":
+                    m.drop(d.reason or "engine")
+                return
+            dest = self._destination(ep, d)
+            if d.binding is not None:
+                self.committer.hold((ep, reply, dest, t0, time.perf_counter()))
+                return
+            if self._send(ep, reply, dest):
+                code = reply[242] if len(reply) > 242 and reply[240] == 53 else 0
+                m.sent[code] += 1
+                if code == 2:
+                    m.offer_latency.observe(time.perf_counter() - t0)
+        except Exception as exc:
+            m.internal_errors += 1
+            m.drop("internal-error")
+            self._ratelog(logging.ERROR, "internal", "unexpected error handling a datagram "
+                          "from %s on %s: %r", addr, ep.key[1], exc, exc=True)
+
+    def _ipstr(self, ip: int) -> str:
+        s = self._ipstr_cache.get(ip)
+        if s is None:
+            if len(self._ipstr_cache) > 65536:
+                self._ipstr_cache.clear()
+            s = self._ipstr_cache[ip] = netio.ip_to_str(ip)
+        return s
+
+    def _destination(self, ep: Endpoint, d: Any) -> tuple[str, int]:
+        l2 = d.l2_unicast
+        if l2 is not None and ep.ifname and ep.arp_ok:
+            yiaddr, chaddr = l2
+            if ep.arp_cache.get(yiaddr) == chaddr:
+                return (self._ipstr(yiaddr), d.dest_port)
+            try:
+                netio.inject_arp(ep.sock, ep.ifname, yiaddr, chaddr)
+            except OSError as exc:
+                if exc.errno in (1, 13):  # EPERM/EACCES: no CAP_NET_ADMIN, stop trying
+                    ep.arp_ok = False
+                    log.warning("cannot add ARP entries on %s (%s): replies to clients without "
+                                "an address are broadcast", ep.ifname, exc.strerror)
+                else:
+                    self._ratelog(logging.WARNING, "arp", "ARP entry %s on %s failed: %s",
+                                  self._ipstr(yiaddr), ep.ifname, exc)
+            else:
+                if len(ep.arp_cache) > 65536:
+                    ep.arp_cache.clear()
+                ep.arp_cache[yiaddr] = chaddr
+                return (self._ipstr(yiaddr), d.dest_port)
+        return (self._ipstr(d.dest_ip), d.dest_port)
+
+    def _send(self, ep: Endpoint, reply: bytes, dest: tuple[str, int]) -> bool:
+        try:
+            ep.sock.sendto(reply, dest)
+            return True
+        except OSError as exc:
+            self.metrics.send_errors += 1
+            self.metrics.drop("send-error")
+            self._ratelog(logging.WARNING, "send", "sending to %s:%d on %s failed: %s",
+                          dest[0], dest[1], ep.key[1], exc)
+            return False
+
+    # ----------------------------------------------------------------- commit callbacks
+
+    def _on_committed(self, tokens: list[Any]) -> None:
+        m = self.metrics
+        m.commits += 1
+        if not tokens:
+            return
+        now = time.perf_counter()
+        m.commit_batch.observe(len(tokens))
+        m.commit_latency.observe(now - tokens[0][4])
+        sent = m.sent
+        lat = m.ack_latency
+        for ep, reply, dest, t0, _held in tokens:
+            if ep.closed:
+                m.drop("socket-closed")
+                continue
+            if self._send(ep, reply, dest):
+                sent[reply[242] if len(reply) > 242 and reply[240] == 53 else 0] += 1
+                lat.observe(now - t0)
+
+    def _on_failed(self, leases: list[Any], tokens: list[Any], exc: BaseException) -> None:
+        m = self.metrics
+        m.commit_failures += 1
+        m.acks_lost += len(tokens)
+        m.drop("commit-failed", len(tokens))
+        self._ratelog(logging.ERROR, "commit", "group commit of %d leases failed: %s; "
+                      "%d ACKs not sent (clients will retry)", len(leases), exc, len(tokens))
+        try:
+            if self.engine is not None:
+                self.engine.rollback(leases)
+        except Exception as exc2:
+            m.internal_errors += 1
+            self._ratelog(logging.ERROR, "rollback", "rollback after a failed commit: %r", exc2,
+                          exc=True)
+
+    # ----------------------------------------------------------------- timers
+
+    def _schedule(self, name: str, delay: float, fn: Callable[[], None]) -> None:
+        old = self._timers.pop(name, None)
+        if old is not None:
+            old.cancel()
+        if self._closing:
+            return
+        assert self._loop is not None
+        self._timers[name] = self._loop.call_later(delay, fn)
+
+    def _reclaim(self) -> None:
+        delay = RECLAIM_MAX_DELAY
+        try:
+            now = time.time()
+            nxt = self.engine.reclaim(now)
+            if self.committer is not None:
+                self.committer.kick()
+            if nxt is not None:
+                delay = float(nxt) - now
+        except Exception as exc:
+            self.metrics.internal_errors += 1
+            delay = 1.0
+            self._ratelog(logging.ERROR, "reclaim", "lease reclaim failed: %r", exc, exc=True)
+        delay = min(max(delay, RECLAIM_MIN_DELAY), RECLAIM_MAX_DELAY)
+        self._schedule("reclaim", delay, self._reclaim)
+
+    def _stats_tick(self) -> None:
+        try:
+            self._log_stats()
+        except Exception as exc:
+            self._ratelog(logging.ERROR, "stats", "stats: %r", exc, exc=True)
+        self._schedule("stats", float(self.config.server.stats_interval), self._stats_tick)
+
+    # ----------------------------------------------------------------- reporting
+
+    def pool_stats(self) -> list[tuple[int, str, str, int, int]]:
+        """(subnet id, subnet, pool, size, used) for every pool, from ``engine.pool_stats()``."""
+        return list(self._pool_rows())
+
+    def _pool_rows(self) -> Iterable[tuple[int, str, str, int, int]]:
+        engine = self.engine
+        if engine is None:
+            return []
+        subnets = {s.id: str(s.network) for s in self.config.subnets}
+        rows = []
+        for st in engine.pool_stats():
+            sid = int(getattr(st, "subnet_id", 0))
+            subnet = str(getattr(st, "subnet", "") or subnets.get(sid, ""))
+            pool = getattr(st, "pool", None)
+            if pool is None or not isinstance(pool, str):
+                pool = getattr(pool, "text", None) or getattr(st, "text", None) or str(pool)
+            rows.append((sid, subnet, pool, int(st.size), int(st.used)))
+        return rows
+
+    def _lease_count(self) -> int | None:
+        store = self.store
+        if store is None:
+            return None
+        try:
+            return len(store)
+        except Exception:
+            return None
+
+    def _log_startup(self) -> None:
+        cfg = self.config
+        for ep in self.endpoints.values():
+            kind, name, port = ep.key
+            what = f"interface {name}" if kind == "if" else f"address {name}"
+            log.info("listening: %s port %d (link %r, server address %s)", what, port,
+                     ep.link.name, netio.ip_to_str(ep.link.address))
+        rows = self._pool_rows()
+        by_subnet: dict[int, list[tuple[int, str, str, int, int]]] = {}
+        for r in rows:
+            by_subnet.setdefault(r[0], []).append(r)
+        for s in cfg.subnets:
+            pools = by_subnet.get(s.id, [])
+            pools_text = ", ".join(f"{p[2]} ({p[4]}/{p[3]} used)" for p in pools) or "no pools"
+            log.info("subnet4 %d %s: %s", s.id, s.network, pools_text)
+        db = cfg.lease_database
+        log.info("lease database %s: %s lease records, sync=%s (%s)", db.path,
+                 self._lease_count(), db.sync,
+                 "fsync before every ACK batch" if db.sync
+                 else "no fsync: survives a crash, not a power loss")
+        if self.metrics_server is not None:
+            host, port = self.metrics_server.address
+            log.info("metrics on http://%s:%d/metrics", host, port)
+        log.info("fastdhcp serving: %d sockets, %d subnets, client port %d",
+                 len(self.endpoints), len(cfg.subnets), cfg.server.client_port)
+
+    def _stats_snapshot(self) -> tuple[float, list[int], list[int], dict[str, int],
+                                       dict[str, int], list[int], list[int]]:
+        m = self.metrics
+        return (time.monotonic(), list(m.received), list(m.sent), dict(m.dropped),
+                dict(m.malformed), list(m.offer_latency.counts), list(m.ack_latency.counts))
+
+    def stats_line(self) -> str:
+        """The periodic summary (rates since the last line, drops, pool use, latencies)."""
+        prev = self._stats_prev or self._stats_snapshot()
+        cur = self._stats_snapshot()
+        self._stats_prev = cur
+        dt = max(cur[0] - prev[0], 1e-9)
+
+        def rates(a: list[int], b: list[int]) -> str:
+            parts = [f"{type_name(i)} {(b[i] - a[i]) / dt:.0f}/s"
+                     for i in range(256) if b[i] != a[i]]
+            return ", ".join(parts) or "none"
+
+        def deltas(a: dict[str, int], b: dict[str, int]) -> str:
+            parts = [f"{k} {v - a.get(k, 0)}" for k, v in sorted(b.items()) if v != a.get(k, 0)]
+            return ", ".join(parts) or "none"
+
+        m = self.metrics
+        lat = []
+        for name, h, i in (("offer", m.offer_latency, 5), ("ack", m.ack_latency, 6)):
+            diff = [y - x for x, y in zip(prev[i], cur[i], strict=True)]
+            if any(diff):
+                lat.append(f"{name} p50<={h.quantile(0.5, diff) * 1e3:g}ms "
+                           f"p99<={h.quantile(0.99, diff) * 1e3:g}ms")
+        pools = []
+        try:
+            for sid, _subnet, pool, size, used in self._pool_rows():
+                pct = 100.0 * used / size if size else 0.0
+                pools.append(f"{sid}:{pool} {used}/{size} ({pct:.1f}%)")
+        except Exception:
+            pools.append("?")
+        return (f"stats: in [{rates(prev[1], cur[1])}] out [{rates(prev[2], cur[2])}] "
+                f"drops [{deltas(prev[3], cur[3])}] malformed [{deltas(prev[4], cur[4])}] "
+                f"latency [{'; '.join(lat) or 'none'}] pools [{', '.join(pools) or 'none'}]")
+
+    def _log_stats(self, final: bool = False) -> None:
+        line = self.stats_line()
+        if final:
+            line = "final " + line
+        log.info("%s", line)
