@@ -1,0 +1,949 @@
+"""The TOML configuration: loaded with :mod:`tomllib`, validated whole, frozen.
+
+Keys are Kea's (``[server]``, ``[lease-database]``, ``[global]``, ``[[subnet4]]``,
+``[[subnet4.reservations]]``, ``valid-lifetime``, ``option-data`` ...); ``docs/configuration.md``
+documents each with its default. :func:`load` and :func:`loads` either return a :class:`Config`
+in which everything has been checked and every option value is already encoded into the bytes a
+reply carries, or raise one :class:`~fastdhcp.errors.ConfigError` listing *every* problem found,
+one line each: ``key.path: value 'x': reason``.
+
+Inside the model addresses are host-order ``int``; only ``Subnet4.network`` is an
+``ipaddress.IPv4Network`` and ``ServerConfig.listen_addresses`` are dotted text (socket edge).
+Option values are merged once here: reservation > subnet > global.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastdhcp.errors import ConfigError
+from fastdhcp.options import encode_domain_list, encode_option_data, format_value
+
+__all__ = [
+    "Config",
+    "ServerConfig",
+    "LeaseDatabaseConfig",
+    "Lifetimes",
+    "Pool",
+    "Reservation",
+    "Subnet4",
+    "load",
+    "loads",
+    "parse_size",
+    "TOP_KEYS",
+    "SERVER_KEYS",
+    "LEASE_DATABASE_KEYS",
+    "GLOBAL_KEYS",
+    "SUBNET_KEYS",
+    "RESERVATION_KEYS",
+    "LIFETIME_KEYS",
+]
+
+# -- the model ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """``[server]``: where the server listens and how it runs."""
+
+    interfaces: tuple[str, ...] = ()
+    """Broadcast-capable links served directly (one socket each, SO_BINDTODEVICE)."""
+    listen_addresses: tuple[str, ...] = ()
+    """Extra unicast-only IPv4 addresses (dotted text) for relayed traffic."""
+    port: int = 67
+    """UDP port the server listens on and relays are answered at (RFC 2131 4.1)."""
+    client_port: int = 68
+    """UDP port clients are answered at."""
+    metrics: str | None = None
+    """``host:port`` of the Prometheus text endpoint, or None for none."""
+    server_id: int = 0
+    """Server identifier (option 54) as host-order int; 0 = the receiving socket's address."""
+    authoritative: bool = False
+    """Default for subnets: NAK requests for addresses the server does not know (RFC 2131
+    4.3.2); when False such requests are ignored."""
+    log_level: str = "info"
+    """One of debug, info, warning, error."""
+    stats_interval: float = 60.0
+    """Seconds between statistics log lines; 0 turns them off."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseDatabaseConfig:
+    """``[lease-database]``: the LMDB lease table and its group commit."""
+
+    path: str = "/var/lib/fastdhcp"
+    """LMDB environment directory (relative paths are relative to the working directory)."""
+    sync: bool = True
+    """fsync each group commit before its ACKs leave; False survives a crash, not power loss."""
+    batch_size: int = 256
+    """Most bindings committed in one write transaction."""
+    max_wait_ms: float = 2.0
+    """Longest time a binding waits for its batch to fill before the batch is committed."""
+    map_size: int = 1 << 30
+    """Initial LMDB map size in bytes (the map grows when full)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetimes:
+    """Lease and timer lengths in seconds, from ``[global]``, overridden per subnet."""
+
+    valid_lifetime: int = 3600
+    """Lease time granted when the client asks for none (option 51)."""
+    min_valid_lifetime: int = 3600
+    """Shortest lease granted to a client asking for less (defaults to valid-lifetime)."""
+    max_valid_lifetime: int = 3600
+    """Longest lease granted to a client asking for more (defaults to valid-lifetime)."""
+    renew_timer: int | None = None
+    """T1 (option 58); None = 50% of the granted lease time (RFC 2131 4.4.5)."""
+    rebind_timer: int | None = None
+    """T2 (option 59); None = 87.5% of the granted lease time (RFC 2131 4.4.5)."""
+    offer_lifetime: int = 60
+    """How long an offered address is held for the client's REQUEST (kept in memory)."""
+    decline_probation_period: int = 86400
+    """How long an address declined by a client (DHCPDECLINE) is kept out of use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """A dynamic range ``first``..``last`` (inclusive, host-order ints), 1 to 2^24 addresses."""
+
+    first: int
+    """First address of the range."""
+    last: int
+    """Last address of the range."""
+    text: str
+    """The range as written in the config, for messages."""
+
+    @property
+    def size(self) -> int:
+        """Number of addresses in the pool."""
+        return self.last - self.first + 1
+
+    def contains(self, ip: int) -> bool:
+        """True if ``ip`` is in the pool."""
+        return self.first <= ip <= self.last
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A fixed address for one client, found by exactly one identifier."""
+
+    ip: int
+    """The reserved address (in the subnet; may or may not lie inside a pool)."""
+    hw_address: bytes | None
+    """chaddr to match (hlen bytes), or None."""
+    client_id: bytes | None
+    """Option 61 value to match, or None."""
+    circuit_id: bytes | None
+    """Option 82 sub-option 1 (agent circuit id, RFC 3046) to match, or None."""
+    hostname: str
+    """Host name to give the client (option 12), "" for none."""
+    options: dict[int, bytes]
+    """Encoded options, merged reservation > subnet > global (shared with the subnet's dict
+    when the reservation sets none). Read-only by convention."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subnet4:
+    """``[[subnet4]]``: one IPv4 subnet, its pools, reservations, options and lifetimes."""
+
+    id: int
+    """Stable subnet id (stored in leases)."""
+    network: ipaddress.IPv4Network
+    """The subnet prefix."""
+    pools: tuple[Pool, ...]
+    """Dynamic ranges, in config order."""
+    relay: tuple[int, ...]
+    """Extra giaddr values (host-order ints) that select this subnet."""
+    interface: str | None
+    """The server interface this subnet is on (unrelayed clients), or None."""
+    shared_network: str | None
+    """Name of the shared network (several subnets on one link), or None."""
+    lifetimes: Lifetimes
+    """Effective lifetimes: this subnet's values over [global]'s."""
+    options: dict[int, bytes]
+    """Encoded options, merged subnet > global, sorted by code. Includes subnet-mask (1) from
+    the prefix unless option-data sets it, as Kea does. Read-only by convention."""
+    reservations: tuple[Reservation, ...]
+    """Host reservations, in config order."""
+    authoritative: bool
+    """NAK requests for unknown addresses (else ignore them); defaults to server.authoritative."""
+    first_ip: int = field(init=False, repr=False, compare=False)
+    """Network address as host-order int (derived)."""
+    last_ip: int = field(init=False, repr=False, compare=False)
+    """Broadcast address as host-order int (derived)."""
+    by_hw_address: Mapping[bytes, Reservation] = field(init=False, repr=False, compare=False)
+    """Reservations by hw-address (derived)."""
+    by_client_id: Mapping[bytes, Reservation] = field(init=False, repr=False, compare=False)
+    """Reservations by client-id (derived)."""
+    by_circuit_id: Mapping[bytes, Reservation] = field(init=False, repr=False, compare=False)
+    """Reservations by circuit-id (derived)."""
+    reserved_ips: frozenset[int] = field(init=False, repr=False, compare=False)
+    """Every reserved address of this subnet (derived): the allocator keeps them out."""
+
+    def __post_init__(self) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "first_ip", int(self.network.network_address))
+        setattr_(self, "last_ip", int(self.network.broadcast_address))
+        setattr_(self, "by_hw_address",
+                 {r.hw_address: r for r in self.reservations if r.hw_address is not None})
+        setattr_(self, "by_client_id",
+                 {r.client_id: r for r in self.reservations if r.client_id is not None})
+        setattr_(self, "by_circuit_id",
+                 {r.circuit_id: r for r in self.reservations if r.circuit_id is not None})
+        setattr_(self, "reserved_ips", frozenset(r.ip for r in self.reservations))
+
+    def contains(self, ip: int) -> bool:
+        """True if ``ip`` (host-order int) is inside the subnet prefix."""
+        return self.first_ip <= ip <= self.last_ip
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration."""
+
+    server: ServerConfig
+    """``[server]``."""
+    lease_database: LeaseDatabaseConfig
+    """``[lease-database]``."""
+    subnets: tuple[Subnet4, ...]
+    """``[[subnet4]]`` entries, in config order."""
+    source: str
+    """Where the config came from (file path or "<string>"), for messages."""
+    lifetimes: Lifetimes = Lifetimes()
+    """``[global]`` lifetimes (each subnet holds its effective copy)."""
+    options: dict[int, bytes] = field(default_factory=dict)
+    """``[global]`` option-data, encoded (each subnet holds its merged copy)."""
+
+    def subnet(self, subnet_id: int) -> Subnet4 | None:
+        """The subnet with id ``subnet_id``, or None."""
+        for s in self.subnets:
+            if s.id == subnet_id:
+                return s
+        return None
+
+
+# -- key tables (also what docs/configuration.md must document) --------------------------------
+
+TOP_KEYS = ("server", "lease-database", "global", "subnet4")
+SERVER_KEYS = (
+    "interfaces", "listen-addresses", "port", "client-port", "metrics", "server-id",
+    "authoritative", "log-level", "stats-interval",
+)
+LEASE_DATABASE_KEYS = ("path", "sync", "batch-size", "max-wait-ms", "map-size")
+LIFETIME_KEYS = (
+    "valid-lifetime", "min-valid-lifetime", "max-valid-lifetime", "renew-timer",
+    "rebind-timer", "offer-lifetime", "decline-probation-period",
+)
+GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data")
+SUBNET_KEYS = (
+    "id", "subnet", "pools", "relay", "interface", "shared-network", "option-data",
+    "authoritative", "reservations", *LIFETIME_KEYS,
+)
+RESERVATION_KEYS = (
+    "hw-address", "client-id", "circuit-id", "ip-address", "hostname", "option-data",
+)
+
+# Where a key that is unknown in one table does belong: a better hint than "did you mean".
+_HOME = {
+    **{k: "[server]" for k in SERVER_KEYS if k != "authoritative"},
+    **{k: "[lease-database]" for k in LEASE_DATABASE_KEYS},
+    **{k: "[global] or a [[subnet4]]" for k in LIFETIME_KEYS},
+    "id": "[[subnet4]]", "subnet": "[[subnet4]]", "pools": "[[subnet4]]",
+    "relay": "[[subnet4]]", "interface": "[[subnet4]]", "shared-network": "[[subnet4]]",
+    "reservations": "[[subnet4]]",
+    "hw-address": "[[subnet4.reservations]]", "client-id": "[[subnet4.reservations]]",
+    "circuit-id": "[[subnet4.reservations]]", "ip-address": "[[subnet4.reservations]]",
+    "hostname": "[[subnet4.reservations]]",
+}
+
+_LOG_LEVELS = {"debug": "debug", "info": "info", "warning": "warning", "warn": "warning",
+               "error": "error"}
+_MAX_LIFETIME = 0x7FFFFFFF  # 0xFFFFFFFF means "infinite" in option 51; we do not grant that
+_MAX_POOL = 1 << 24
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+    "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+}
+_IFNAME = re.compile(r"^[^\s/:]{1,15}$")
+_HEX_SEP = re.compile(r"[\s:.-]")
+
+_BAD = object()  # a value that failed to parse (its problem is already recorded)
+
+
+class _Problems:
+    """Collects problem lines in the ``key.path: value 'x': reason`` form."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def bad(self, path: str, value: object, reason: str) -> object:
+        self.lines.append(f"{path}: value {format_value(value)}: {reason}")
+        return _BAD
+
+    def note(self, path: str, reason: str) -> object:
+        self.lines.append(f"{path}: {reason}")
+        return _BAD
+
+    def extend(self, lines: list[str]) -> None:
+        self.lines.extend(lines)
+
+
+# -- scalar parsers: return the value, or _BAD after recording why ----------------------------
+
+
+def _check_keys(p: _Problems, table: Mapping[str, Any], path: str, allowed: tuple[str, ...],
+                where: str) -> None:
+    for key, value in table.items():
+        if key in allowed:
+            continue
+        reason = "unknown key"
+        close = difflib.get_close_matches(key.lower().replace("_", "-"), allowed, n=1,
+                                          cutoff=0.75)
+        if close:
+            reason += f"; did you mean '{close[0]}'?"
+        elif key in _HOME:
+            reason += f"; '{key}' belongs in {_HOME[key]}, not in {where}"
+        else:
+            reason += f" in {where} (known: {', '.join(allowed)})"
+        p.bad(f"{path}.{key}" if path else key, value, reason)
+
+
+def _int(p: _Problems, path: str, value: object, lo: int, hi: int) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return p.bad(path, value, f"must be an integer from {lo} to {hi}")
+    if not lo <= value <= hi:
+        return p.bad(path, value, f"out of range: must be from {lo} to {hi}")
+    return value
+
+
+def _float(p: _Problems, path: str, value: object, lo: float, hi: float) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return p.bad(path, value, f"must be a number from {lo:g} to {hi:g}")
+    if not lo <= value <= hi:
+        return p.bad(path, value, f"out of range: must be from {lo:g} to {hi:g}")
+    return float(value)
+
+
+def _bool(p: _Problems, path: str, value: object) -> Any:
+    if not isinstance(value, bool):
+        return p.bad(path, value, "must be true or false")
+    return value
+
+
+def _str(p: _Problems, path: str, value: object) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        return p.bad(path, value, "must be a non-empty string")
+    return value
+
+
+def _ipv4(p: _Problems, path: str, value: object, *, unicast: bool = True) -> Any:
+    if not isinstance(value, str):
+        return p.bad(path, value, "must be an IPv4 address as a string, e.g. '192.0.2.1'")
+    try:
+        addr = ipaddress.IPv4Address(value.strip())
+    except ValueError:
+        return p.bad(path, value, "not an IPv4 address")
+    if unicast and (addr.is_multicast or addr.is_unspecified or int(addr) == 0xFFFFFFFF):
+        return p.bad(path, value, "must be a unicast address")
+    return int(addr)
+
+
+def _str_list(p: _Problems, path: str, value: object) -> Any:
+    if isinstance(value, str):
+        return p.bad(path, value, "must be an array of strings, e.g. [\"...\"]")
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return p.bad(path, value, "must be an array of strings")
+    return value
+
+
+def parse_size(value: object) -> int:
+    """Bytes from an int or text such as ``"4GiB"``, ``"512 MiB"``, ``"2G"`` (binary units;
+    ``kB``/``MB``/``GB``/``TB`` are decimal). Raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError("must be a size in bytes or text such as '4GiB'")
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a size in bytes or text such as '4GiB'")
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError("must be a size in bytes or text such as '4GiB', '512MiB'")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def _hex_bytes(text: str) -> bytes:
+    t = text.strip()
+    if t[:2].lower() == "0x":
+        t = t[2:]
+    t = _HEX_SEP.sub("", t)
+    if not t or len(t) % 2:
+        raise ValueError("needs an even number of hex digits")
+    return bytes.fromhex(t)
+
+
+def _identifier(p: _Problems, path: str, value: object, kind: str) -> Any:
+    """hw-address: hex bytes (':', '-', '.' separators). client-id / circuit-id: hex, or text
+    in single quotes inside the TOML string (Kea's syntax): ``"'ge-0/0/1.100'"``."""
+    if not isinstance(value, str) or not value.strip():
+        return p.bad(path, value, "must be a non-empty string")
+    text = value.strip()
+    if kind != "hw-address" and len(text) >= 2 and text[0] == text[-1] == "'":
+        data = text[1:-1].encode("utf-8")
+        if not data:
+            return p.bad(path, value, "empty quoted text")
+    else:
+        try:
+            data = _hex_bytes(text)
+        except ValueError:
+            quote = "" if kind == "hw-address" else (
+                ", or text in single quotes inside the string, e.g. \"'eth0'\"")
+            return p.bad(path, value, f"not hex bytes such as 'aa:bb:cc:dd:ee:ff'{quote}")
+    if kind == "hw-address" and not 1 <= len(data) <= 16:
+        return p.bad(path, value, "a hardware address has 1 to 16 bytes (chaddr)")
+    if kind == "client-id" and not 2 <= len(data) <= 255:
+        return p.bad(path, value, "a client identifier has 2 to 255 bytes (RFC 2132 9.14)")
+    if kind == "circuit-id" and not 1 <= len(data) <= 255:
+        return p.bad(path, value, "a circuit id has 1 to 255 bytes (RFC 3046 3.1)")
+    return data
+
+
+def _options(p: _Problems, path: str, value: object) -> dict[int, bytes]:
+    try:
+        return encode_option_data(value, path)
+    except ConfigError as exc:
+        p.extend(exc.problems)
+        return {}
+
+
+def _table(p: _Problems, path: str, value: object) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        p.bad(path, value, "must be a table")
+        return None
+    return value
+
+
+# -- sections --------------------------------------------------------------------------------
+
+
+def _server(p: _Problems, t: dict[str, Any]) -> ServerConfig:
+    _check_keys(p, t, "server", SERVER_KEYS, "[server]")
+    kw: dict[str, Any] = {}
+    if "interfaces" in t:
+        names = _str_list(p, "server.interfaces", t["interfaces"])
+        if names is not _BAD:
+            seen: set[str] = set()
+            for i, name in enumerate(names):
+                if not _IFNAME.match(name):
+                    p.bad(f"server.interfaces[{i}]", name,
+                          "not an interface name (1-15 characters, no spaces, '/' or ':')")
+                elif name in seen:
+                    p.bad(f"server.interfaces[{i}]", name, "listed twice")
+                seen.add(name)
+            kw["interfaces"] = tuple(names)
+    if "listen-addresses" in t:
+        addrs = _str_list(p, "server.listen-addresses", t["listen-addresses"])
+        if addrs is not _BAD:
+            out = []
+            for i, a in enumerate(addrs):
+                ip = _ipv4(p, f"server.listen-addresses[{i}]", a)
+                if ip is _BAD:
+                    continue
+                text = str(ipaddress.IPv4Address(ip))
+                if text in out:
+                    p.bad(f"server.listen-addresses[{i}]", a, "listed twice")
+                out.append(text)
+            kw["listen_addresses"] = tuple(out)
+    for key, attr in (("port", "port"), ("client-port", "client_port")):
+        if key in t:
+            kw[attr] = _int(p, f"server.{key}", t[key], 1, 65535)
+    if "metrics" in t:
+        kw["metrics"] = _metrics(p, t["metrics"])
+    if "server-id" in t:
+        kw["server_id"] = _ipv4(p, "server.server-id", t["server-id"])
+    if "authoritative" in t:
+        kw["authoritative"] = _bool(p, "server.authoritative", t["authoritative"])
+    if "log-level" in t:
+        level = t["log-level"]
+        if not isinstance(level, str) or level.lower() not in _LOG_LEVELS:
+            p.bad("server.log-level", level, "must be one of debug, info, warning, error")
+        else:
+            kw["log_level"] = _LOG_LEVELS[level.lower()]
+    if "stats-interval" in t:
+        kw["stats_interval"] = _float(p, "server.stats-interval", t["stats-interval"], 0, 86400)
+    kw = {k: v for k, v in kw.items() if v is not _BAD}
+    return ServerConfig(**kw)
+
+
+def _metrics(p: _Problems, value: object) -> Any:
+    path = "server.metrics"
+    if not isinstance(value, str):
+        return p.bad(path, value, "must be 'host:port', e.g. '127.0.0.1:9167'")
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdecimal() or not 1 <= int(port) <= 65535:
+        return p.bad(path, value, "must be 'host:port' with a port from 1 to 65535")
+    if host != "localhost":
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return p.bad(path, value, "host must be an IPv4 address or 'localhost'")
+    return value
+
+
+def _lease_db(p: _Problems, t: dict[str, Any]) -> LeaseDatabaseConfig:
+    _check_keys(p, t, "lease-database", LEASE_DATABASE_KEYS, "[lease-database]")
+    kw: dict[str, Any] = {}
+    if "path" in t:
+        kw["path"] = _str(p, "lease-database.path", t["path"])
+    if "sync" in t:
+        kw["sync"] = _bool(p, "lease-database.sync", t["sync"])
+    if "batch-size" in t:
+        kw["batch_size"] = _int(p, "lease-database.batch-size", t["batch-size"], 1, 65536)
+    if "max-wait-ms" in t:
+        kw["max_wait_ms"] = _float(p, "lease-database.max-wait-ms", t["max-wait-ms"], 0, 1000)
+    if "map-size" in t:
+        try:
+            size = parse_size(t["map-size"])
+        except ValueError as exc:
+            kw["map_size"] = p.bad("lease-database.map-size", t["map-size"], str(exc))
+        else:
+            if not (1 << 20) <= size <= (1 << 44):
+                kw["map_size"] = p.bad("lease-database.map-size", t["map-size"],
+                                       "must be from 1MiB to 16TiB")
+            else:
+                kw["map_size"] = size
+    kw = {k: v for k, v in kw.items() if v is not _BAD}
+    return LeaseDatabaseConfig(**kw)
+
+
+def _lifetime_values(p: _Problems, t: Mapping[str, Any], path: str) -> dict[str, int]:
+    """The lifetime keys set in one table (valid ones only)."""
+    out: dict[str, int] = {}
+    limits = {
+        "valid-lifetime": (1, _MAX_LIFETIME), "min-valid-lifetime": (1, _MAX_LIFETIME),
+        "max-valid-lifetime": (1, _MAX_LIFETIME), "renew-timer": (1, _MAX_LIFETIME),
+        "rebind-timer": (1, _MAX_LIFETIME), "offer-lifetime": (1, 86400),
+        "decline-probation-period": (0, _MAX_LIFETIME),
+    }
+    for key, (lo, hi) in limits.items():
+        if key in t:
+            v = _int(p, f"{path}.{key}", t[key], lo, hi)
+            if v is not _BAD:
+                out[key] = v
+    return out
+
+
+def _lifetimes(p: _Problems, merged: dict[str, int], local: set[str], path: str,
+               origin: str) -> Lifetimes:
+    """Resolve defaults and check the order renew < rebind < valid, min <= valid <= max.
+
+    ``local`` are the keys set in the table at ``path``; a conflict is reported there only if
+    one of its keys is local (a conflict wholly inside [global] is reported once, at [global]).
+    """
+    valid = merged.get("valid-lifetime", 3600)
+    lo = merged.get("min-valid-lifetime", valid)
+    hi = merged.get("max-valid-lifetime", valid)
+    t1 = merged.get("renew-timer")
+    t2 = merged.get("rebind-timer")
+
+    def order(a: str, av: int | None, b: str, bv: int | None, strict: bool) -> None:
+        if av is None or bv is None or (av < bv if strict else av <= bv):
+            return
+        if a not in local and b not in local:
+            return
+        at = a if a in local else b
+        other, ov = (b, bv) if at == a else (a, av)
+        rel = "less than" if strict else "at most"
+        src = "" if other in local or other not in merged else f" (from {origin})"
+        if at == a:
+            reason = f"must be {rel} {other} {ov}{src}"
+        else:
+            reason = f"must be {'greater than' if strict else 'at least'} {other} {ov}{src}"
+        p.bad(f"{path}.{at}", merged[at], reason)
+
+    order("min-valid-lifetime", lo, "valid-lifetime", valid, False)
+    order("valid-lifetime", valid, "max-valid-lifetime", hi, False)
+    order("renew-timer", t1, "rebind-timer", t2, True)
+    order("renew-timer", t1, "valid-lifetime", valid, True)
+    order("rebind-timer", t2, "valid-lifetime", valid, True)
+    return Lifetimes(
+        valid_lifetime=valid, min_valid_lifetime=lo, max_valid_lifetime=hi,
+        renew_timer=t1, rebind_timer=t2,
+        offer_lifetime=merged.get("offer-lifetime", 60),
+        decline_probation_period=merged.get("decline-probation-period", 86400),
+    )
+
+
+def _pool(p: _Problems, path: str, value: object) -> Pool | None:
+    if isinstance(value, dict):
+        # Kea's form { pool = "a - b" }
+        _check_keys(p, value, path, ("pool",), "a pool table")
+        if "pool" not in value:
+            p.bad(path, value, "a pool table needs 'pool' = \"first - last\"")
+            return None
+        path, value = f"{path}.pool", value["pool"]
+    if not isinstance(value, str):
+        p.bad(path, value, "a pool is a string: 'first - last' or 'network/length'")
+        return None
+    text = value.strip()
+    try:
+        if "-" in text:
+            a, _, b = text.partition("-")
+            first = int(ipaddress.IPv4Address(a.strip()))
+            last = int(ipaddress.IPv4Address(b.strip()))
+        elif "/" in text:
+            net = ipaddress.IPv4Network(text, strict=True)
+            first, last = int(net.network_address), int(net.broadcast_address)
+        else:
+            raise ValueError
+    except ValueError as exc:
+        if "host bits" in str(exc):
+            p.bad(path, value, "network/length has host bits set")
+        else:
+            p.bad(path, value, "a pool is 'first - last' (two IPv4 addresses) or "
+                               "'network/length'")
+        return None
+    if first > last:
+        p.bad(path, value, "first address is after last address")
+        return None
+    if last - first + 1 > _MAX_POOL:
+        p.bad(path, value, f"pool has {last - first + 1} addresses; at most 2^24 (16777216)")
+        return None
+    return Pool(first, last, text)
+
+
+def _ip_text(ip: int) -> str:
+    return str(ipaddress.IPv4Address(ip))
+
+
+def _addresses_in(options: dict[int, bytes], code: int) -> list[int]:
+    data = options.get(code, b"")
+    return [int.from_bytes(data[i:i + 4], "big") for i in range(0, len(data) - 3, 4)]
+
+
+class _Loader:
+    """One load: the problem list and the cross-subnet indexes it checks against."""
+
+    def __init__(self) -> None:
+        self.p = _Problems()
+        self.pools: list[tuple[int, int, str, str]] = []  # first, last, path, text
+        self.res_ips: dict[int, str] = {}
+
+    def run(self, doc: dict[str, Any], source: str) -> Config:
+        p = self.p
+        _check_keys(p, doc, "", TOP_KEYS, "the top level")
+        server_t = _table(p, "server", doc.get("server", {})) or {}
+        db_t = _table(p, "lease-database", doc.get("lease-database", {})) or {}
+        glob_t = _table(p, "global", doc.get("global", {})) or {}
+        server = _server(p, server_t)
+        db = _lease_db(p, db_t)
+        _check_keys(p, glob_t, "global", GLOBAL_KEYS, "[global]")
+        g_life = _lifetime_values(p, glob_t, "global")
+        g_lifetimes = _lifetimes(p, g_life, set(g_life), "global", "[global]")
+        g_opts = _options(p, "global.option-data", glob_t.get("option-data", {}))
+
+        raw = doc.get("subnet4", [])
+        if isinstance(raw, dict):
+            p.bad("subnet4", raw, "must be an array of tables: write [[subnet4]]")
+            raw = []
+        elif not isinstance(raw, list):
+            p.bad("subnet4", raw, "must be an array of tables: write [[subnet4]]")
+            raw = []
+        subnets: list[Subnet4] = []
+        paths: list[str] = []
+        for i, st in enumerate(raw):
+            path = f"subnet4[{i}]"
+            if not isinstance(st, dict):
+                p.bad(path, st, "must be a table")
+                continue
+            s = self.subnet(st, path, server, g_life, g_opts)
+            if s is not None:
+                subnets.append(s)
+                paths.append(path)
+        self.cross_checks(subnets, paths, server)
+        if p.lines:
+            raise ConfigError(p.lines)
+        return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts)
+
+    def subnet(self, t: dict[str, Any], path: str, server: ServerConfig,
+               g_life: dict[str, int], g_opts: dict[int, bytes]) -> Subnet4 | None:
+        p = self.p
+        errors_before = len(p.lines)
+        _check_keys(p, t, path, SUBNET_KEYS, "a [[subnet4]]")
+        sid: Any = _BAD
+        if "id" not in t:
+            p.note(f"{path}.id", "required key is missing (a stable subnet id, 1 to 4294967294)")
+        else:
+            sid = _int(p, f"{path}.id", t["id"], 1, 0xFFFFFFFE)
+        net: ipaddress.IPv4Network | None = None
+        if "subnet" not in t:
+            p.note(f"{path}.subnet", "required key is missing (e.g. '192.0.2.0/24')")
+        elif not isinstance(t["subnet"], str) or "/" not in t["subnet"]:
+            p.bad(f"{path}.subnet", t["subnet"], "must be 'network/length', e.g. '192.0.2.0/24'")
+        else:
+            try:
+                net = ipaddress.IPv4Network(t["subnet"].strip(), strict=True)
+            except ValueError as exc:
+                if "host bits" in str(exc):
+                    fixed = ipaddress.IPv4Network(t["subnet"].strip(), strict=False)
+                    p.bad(f"{path}.subnet", t["subnet"], f"host bits set; did you mean '{fixed}'?")
+                else:
+                    p.bad(f"{path}.subnet", t["subnet"], "not an IPv4 network/length")
+
+        # relay: ["a", ...] or Kea's { ip-addresses = [...] }
+        relay: list[int] = []
+        if "relay" in t:
+            rv, rpath = t["relay"], f"{path}.relay"
+            if isinstance(rv, dict):
+                _check_keys(p, rv, rpath, ("ip-addresses",), "relay")
+                rv, rpath = rv.get("ip-addresses", []), f"{rpath}.ip-addresses"
+            items = _str_list(p, rpath, rv)
+            if items is not _BAD:
+                for j, a in enumerate(items):
+                    ip = _ipv4(p, f"{rpath}[{j}]", a)
+                    if ip is not _BAD:
+                        if ip in relay:
+                            p.bad(f"{rpath}[{j}]", a, "listed twice")
+                        relay.append(ip)
+        interface = None
+        if "interface" in t:
+            iv = _str(p, f"{path}.interface", t["interface"])
+            if iv is not _BAD:
+                if iv not in server.interfaces:
+                    p.bad(f"{path}.interface", iv, "not in server.interfaces "
+                          f"({', '.join(server.interfaces) or 'none listed'})")
+                interface = iv
+        shared = None
+        if "shared-network" in t:
+            sv = _str(p, f"{path}.shared-network", t["shared-network"])
+            shared = None if sv is _BAD else sv
+        authoritative = server.authoritative
+        if "authoritative" in t:
+            av = _bool(p, f"{path}.authoritative", t["authoritative"])
+            authoritative = authoritative if av is _BAD else av
+
+        local = _lifetime_values(p, t, path)
+        lifetimes = _lifetimes(p, {**g_life, **local}, set(local), path, "[global]")
+
+        s_opts = _options(p, f"{path}.option-data", t.get("option-data", {}))
+        options = {**g_opts, **s_opts}
+        if net is not None and 1 not in options:
+            options[1] = int(net.netmask).to_bytes(4, "big")
+        options = dict(sorted(options.items()))
+
+        pools: list[Pool] = []
+        pv = t.get("pools", [])
+        if not isinstance(pv, list):
+            p.bad(f"{path}.pools", pv, "must be an array of pools")
+            pv = []
+        reserved = self.subnet_addresses(server, relay, options)
+        for j, item in enumerate(pv):
+            ppath = f"{path}.pools[{j}]"
+            pool = _pool(p, ppath, item)
+            if pool is None:
+                continue
+            if net is not None:
+                self.check_pool(net, pool, ppath, reserved)
+            pools.append(pool)
+            self.pools.append((pool.first, pool.last, ppath, pool.text))
+
+        reservations = self.reservations(t, path, net, options)
+        if len(p.lines) > errors_before or net is None or sid is _BAD:
+            return None
+        return Subnet4(
+            id=sid, network=net, pools=tuple(pools), relay=tuple(relay), interface=interface,
+            shared_network=shared, lifetimes=lifetimes, options=options,
+            reservations=tuple(reservations), authoritative=authoritative,
+        )
+
+    def subnet_addresses(self, server: ServerConfig, relay: list[int],
+                         options: dict[int, bytes]) -> dict[int, str]:
+        """Addresses no pool may hand out: routers, relays, the server's own."""
+        out: dict[int, str] = {}
+        for ip in _addresses_in(options, 3):
+            out[ip] = "a router (option-data routers)"
+        for ip in relay:
+            out[ip] = "a relay address (relay)"
+        if server.server_id:
+            out[server.server_id] = "the server identifier (server.server-id)"
+        for a in server.listen_addresses:
+            out[int(ipaddress.IPv4Address(a))] = "a server listen address"
+        return out
+
+    def check_pool(self, net: ipaddress.IPv4Network, pool: Pool, path: str,
+                   reserved: dict[int, str]) -> None:
+        p = self.p
+        first, last = int(net.network_address), int(net.broadcast_address)
+        if pool.first < first or pool.last > last:
+            p.bad(path, pool.text, f"pool is outside its subnet {net}")
+            return
+        if net.prefixlen <= 30:
+            if pool.first == first:
+                p.bad(path, pool.text, f"pool contains the network address {_ip_text(first)}")
+            if pool.last == last:
+                p.bad(path, pool.text, f"pool contains the broadcast address {_ip_text(last)}")
+        for ip, what in reserved.items():
+            if pool.first <= ip <= pool.last:
+                p.bad(path, pool.text, f"pool contains {_ip_text(ip)}, {what}")
+
+    def reservations(self, t: dict[str, Any], path: str, net: ipaddress.IPv4Network | None,
+                     options: dict[int, bytes]) -> list[Reservation]:
+        p = self.p
+        rv = t.get("reservations", [])
+        if not isinstance(rv, list):
+            p.bad(f"{path}.reservations", rv, "must be an array of tables: "
+                  "write [[subnet4.reservations]]")
+            return []
+        out: list[Reservation] = []
+        seen_ids: dict[tuple[str, bytes], str] = {}
+        for j, r in enumerate(rv):
+            rpath = f"{path}.reservations[{j}]"
+            if not isinstance(r, dict):
+                p.bad(rpath, r, "must be a table")
+                continue
+            _check_keys(p, r, rpath, RESERVATION_KEYS, "a reservation")
+            idents: dict[str, Any] = {}
+            for kind in ("hw-address", "client-id", "circuit-id"):
+                if kind in r:
+                    idents[kind] = _identifier(p, f"{rpath}.{kind}", r[kind], kind)
+            if len(idents) != 1:
+                p.note(rpath, "a reservation needs exactly one of hw-address, client-id, "
+                       f"circuit-id (found {len(idents)})")
+            for kind, data in idents.items():
+                if data is _BAD:
+                    continue
+                other = seen_ids.get((kind, data))
+                if other is not None:
+                    p.bad(f"{rpath}.{kind}", r[kind], f"same {kind} as {other}")
+                seen_ids[(kind, data)] = rpath
+            ip: Any = _BAD
+            if "ip-address" not in r:
+                p.note(f"{rpath}.ip-address", "required key is missing")
+            else:
+                ip = _ipv4(p, f"{rpath}.ip-address", r["ip-address"])
+            if ip is not _BAD and net is not None:
+                lo, hi = int(net.network_address), int(net.broadcast_address)
+                if not lo <= ip <= hi:
+                    p.bad(f"{rpath}.ip-address", r["ip-address"],
+                          f"outside the subnet {net}")
+                elif net.prefixlen <= 30 and ip in (lo, hi):
+                    p.bad(f"{rpath}.ip-address", r["ip-address"],
+                          "is the subnet's network or broadcast address")
+                other_path = self.res_ips.get(ip)
+                if other_path is not None:
+                    p.bad(f"{rpath}.ip-address", r["ip-address"],
+                          f"already reserved by {other_path}")
+                else:
+                    self.res_ips[ip] = rpath
+            hostname = ""
+            if "hostname" in r:
+                hv = _str(p, f"{rpath}.hostname", r["hostname"])
+                if hv is not _BAD:
+                    try:
+                        encode_domain_list([hv], compress=False)
+                        hostname = hv
+                    except ValueError as exc:
+                        p.bad(f"{rpath}.hostname", hv, str(exc))
+            r_opts = _options(p, f"{rpath}.option-data", r.get("option-data", {}))
+            merged = dict(sorted({**options, **r_opts}.items())) if r_opts else options
+            if ip is _BAD or any(v is _BAD for v in idents.values()):
+                continue
+            out.append(Reservation(
+                ip=ip, hw_address=idents.get("hw-address"), client_id=idents.get("client-id"),
+                circuit_id=idents.get("circuit-id"), hostname=hostname, options=merged,
+            ))
+        return out
+
+    def cross_checks(self, subnets: list[Subnet4], paths: list[str],
+                     server: ServerConfig) -> None:
+        p = self.p
+        # duplicate ids
+        ids: dict[int, str] = {}
+        for s, path in zip(subnets, paths, strict=True):
+            if s.id in ids:
+                p.bad(f"{path}.id", s.id, f"duplicate subnet id: {ids[s.id]} has id {s.id}")
+            else:
+                ids[s.id] = path
+        # overlapping subnets (giaddr and interface selection must be unambiguous)
+        nets = sorted(zip(subnets, paths, strict=True), key=lambda x: x[0].first_ip)
+        for (a, ap), (b, bp) in zip(nets, nets[1:], strict=False):
+            if b.first_ip <= a.last_ip:
+                p.bad(f"{bp}.subnet", str(b.network), f"overlaps {ap} '{a.network}'")
+        # overlapping pools, across all subnets
+        pools = sorted(self.pools)
+        reach = -1
+        reach_at: tuple[str, str] = ("", "")
+        for first, last, path, text in pools:
+            if first <= reach:
+                p.bad(path, text, f"overlaps {reach_at[0]} '{reach_at[1]}'")
+            if last > reach:
+                reach, reach_at = last, (path, text)
+        # a relay address selects one subnet, or subnets of one shared network
+        relays: dict[int, tuple[Subnet4, str]] = {}
+        for s, path in zip(subnets, paths, strict=True):
+            for j, ip in enumerate(s.relay):
+                prev = relays.get(ip)
+                if prev is None:
+                    relays[ip] = (s, path)
+                elif prev[0].shared_network is None or prev[0].shared_network != s.shared_network:
+                    p.bad(f"{path}.relay[{j}]", _ip_text(ip),
+                          f"also a relay of {prev[1]}, which is not in the same shared-network")
+        # a shared network lies on one link
+        links: dict[str, tuple[str | None, str]] = {}
+        for s, path in zip(subnets, paths, strict=True):
+            if s.shared_network is None:
+                continue
+            prev_link = links.get(s.shared_network)
+            if prev_link is None:
+                links[s.shared_network] = (s.interface, path)
+            elif prev_link[0] != s.interface:
+                p.bad(f"{path}.interface", s.interface,
+                      f"shared-network '{s.shared_network}' is on interface "
+                      f"{format_value(prev_link[0])} in {prev_link[1]}: one shared network is "
+                      "one link")
+        # identifiers unique within a shared network too (the engine may pick any of its subnets)
+        scoped: dict[tuple[str, str, bytes], str] = {}
+        for s, path in zip(subnets, paths, strict=True):
+            if s.shared_network is None:
+                continue
+            for j, r in enumerate(s.reservations):
+                for kind, data in (("hw-address", r.hw_address), ("client-id", r.client_id),
+                                   ("circuit-id", r.circuit_id)):
+                    if data is None:
+                        continue
+                    key = (s.shared_network, kind, data)
+                    if key in scoped and not scoped[key].startswith(path + "."):
+                        p.bad(f"{path}.reservations[{j}].{kind}", data.hex(":"),
+                              f"same {kind} as {scoped[key]} in shared-network "
+                              f"'{s.shared_network}'")
+                    scoped.setdefault(key, f"{path}.reservations[{j}]")
+
+
+def loads(text: str, source: str = "<string>") -> Config:
+    """Parse and validate a TOML config; raise ``ConfigError`` listing every problem."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    return _Loader().run(doc, source)
+
+
+def load(path: str | Path) -> Config:
+    """Read, parse and validate the config file at ``path``."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the config is not UTF-8 text: {exc.reason}") from None
+    return loads(text, str(path))
+
