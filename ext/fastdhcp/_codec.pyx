@@ -31,11 +31,17 @@ cdef tuple _AREA_NAMES = ("options", "file", "sname")
 cdef frozenset _REQUIRED = frozenset((54, 51, 82))
 
 
+# Fixed 4-byte options parse() checks (the server reads them as addresses or seconds).
+cdef int[4] _FOUR_BYTE_OPTIONS = [OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_SUBNET_SELECTION,
+                                  OPT_LEASE_TIME]
+
+
 cdef inline bint _is_multi(const uint8_t *bits, int code) noexcept:
     return (bits[code >> 3] >> (code & 7)) & 1
 
 
 @cython.final
+@cython.freelist(16)
 cdef class Message:
     """A parsed DHCPv4 message (RFC 2131 section 2): a read-only view over its datagram.
 
@@ -98,10 +104,12 @@ cdef class Message:
         """Check the lengths of the fixed-size options the server reads, and option 82."""
         cdef const unsigned char *p
         cdef Py_ssize_t n, i
+        cdef int code
         n = self._view(OPT_MESSAGE_TYPE, &p)
         if n >= 0 and n != 1:
             raise MalformedPacket(f"option 53 (message type) has length {n}, not 1")
-        for code in (OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_SUBNET_SELECTION, OPT_LEASE_TIME):
+        for i in range(4):
+            code = _FOUR_BYTE_OPTIONS[i]
             n = self._view(code, &p)
             if n >= 0 and n != 4:
                 raise MalformedPacket(f"option {code} has length {n}, not 4")
