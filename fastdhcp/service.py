@@ -238,7 +238,7 @@ class Server:
         self._started = True
         self._schedule("reclaim", 0.0, self._reclaim)
         self._stats_prev = self._stats_snapshot()
-        self._schedule("stats", float(cfg.server.stats_interval), self._stats_tick)
+        self._schedule_stats()
         self._log_startup()
 
     async def _abort_start(self) -> None:
@@ -433,7 +433,7 @@ class Server:
                     log.warning("reload: %s", exc)
         self.config = config
         if old.server.stats_interval != config.server.stats_interval:
-            self._schedule("stats", float(config.server.stats_interval), self._stats_tick)
+            self._schedule_stats()
         self._schedule("reclaim", 0.0, self._reclaim)
         self.metrics.reloads += 1
         log.info("reload: applied %s (%d subnets, %d sockets)",
@@ -613,7 +613,16 @@ class Server:
             self._log_stats()
         except Exception as exc:
             self._ratelog(logging.ERROR, "stats", "stats: %r", exc, exc=True)
-        self._schedule("stats", float(self.config.server.stats_interval), self._stats_tick)
+        self._schedule_stats()
+
+    def _schedule_stats(self) -> None:
+        interval = float(self.config.server.stats_interval)
+        if interval > 0:
+            self._schedule("stats", interval, self._stats_tick)
+        else:  # stats-interval = 0: no periodic line
+            old = self._timers.pop("stats", None)
+            if old is not None:
+                old.cancel()
 
     # ----------------------------------------------------------------- reporting
 
