@@ -1,0 +1,195 @@
+"""Group commit: one writer thread makes each batch of bindings durable before its ACKs leave.
+
+RFC 2131 3.1 step 4 has the server commit a binding to persistent storage before it sends the
+DHCPACK. One fsync per lease would cap the server at a few thousand leases per second, so the
+event loop groups the bindings it decides into a batch, and one writer thread commits the batch
+in one LMDB write transaction (one fsync) while the loop keeps filling the next one:
+
+    loop:    stage+hold ... kick | stage+hold ... kick | on_committed(batch N tokens) | ...
+    writer:                 [ write batch N (fsync) ]   [ write batch N+1 ]
+
+A batch is closed and handed to the writer when the writer is idle and either it holds
+``batch_size`` tokens or ``max_wait`` seconds passed since it was opened (``max_wait=0``: at
+once). It is never split: everything staged when it closes commits in one transaction or not at
+all. ``on_committed(tokens)`` runs on the loop only after the write returned (durable);
+``on_failed(leases, tokens, exc)`` after it raised, once the store has dropped the staged
+versions; either way the committer goes on with the next batch.
+
+The writer thread needs the GIL to encode the batch: on a loop that is busy in Python, the
+interpreter's switch interval (``sys.setswitchinterval``, 5 ms by default) bounds how long it
+waits for it after each fsync. The service may lower it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastdhcp.leases import Lease, LeaseStore
+
+__all__ = ["GroupCommitter"]
+
+log = logging.getLogger("fastdhcp.commit")
+
+
+class GroupCommitter:
+    """Commits the store's pending batches from one writer thread; see the module docstring.
+
+    ``store`` is any :class:`~fastdhcp.leases.LeaseStore` (its ``write`` runs in the writer
+    thread; everything else on ``loop``). Tokens are opaque: the service's deferred ACKs.
+    """
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        loop: asyncio.AbstractEventLoop,
+        on_committed: Callable[[list[Any]], None],
+        on_failed: Callable[[list[Lease], list[Any], BaseException], None],
+        batch_size: int = 256,
+        max_wait: float = 0.002,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if max_wait < 0:
+            raise ValueError("max_wait must not be negative")
+        self._store = store
+        self._loop = loop
+        self._on_committed = on_committed
+        self._on_failed = on_failed
+        self.batch_size = batch_size
+        self.max_wait = max_wait
+        # Stores that can tell how much is staged let kick() ignore datagram batches that
+        # staged nothing (the protocol does not require it; other stores commit on each kick).
+        self._counts = isinstance(getattr(type(store), "pending_count", None), property)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastdhcp-writer")
+        self._tokens: list[Any] = []
+        self._open = False  # something was held or kicked since the last batch closed
+        self._opened_at = 0.0
+        self._busy = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing = False
+        self._closed = False
+        self._idle: asyncio.Future[None] | None = None
+        #: Counters for metrics: batches and leases committed, batches failed.
+        self.batches = 0
+        self.leases = 0
+        self.failures = 0
+
+    @property
+    def busy(self) -> bool:
+        """True while a batch is in the writer thread."""
+        return self._busy
+
+    def hold(self, token: Any) -> None:
+        """Attach ``token`` to the open batch: it is handed back when the batch is durable."""
+        if self._closed:
+            raise RuntimeError("GroupCommitter is closed")
+        self._tokens.append(token)
+        self._mark()
+
+    def kick(self) -> None:
+        """Called after each datagram batch: close the open batch if it is due."""
+        if self._closed:
+            raise RuntimeError("GroupCommitter is closed")
+        if not self._tokens and self._counts and not self._store.pending_count:  # type: ignore[attr-defined]
+            return  # a datagram batch with no binding (offers, drops): no batch to open
+        self._mark()
+        self._maybe_start()
+
+    async def close(self) -> None:
+        """Commit everything pending (including leases staged without a kick), then stop."""
+        if self._closed:
+            return
+        self._closing = True
+        while True:
+            if self._busy:
+                self._idle = self._loop.create_future()
+                await self._idle
+                continue
+            self._start()  # flush what was staged even if nobody kicked
+            if not self._busy:
+                break  # nothing was pending
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._executor.shutdown(wait=True)
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _mark(self) -> None:
+        if not self._open:
+            self._open = True
+            self._opened_at = self._loop.time()
+
+    def _maybe_start(self) -> None:
+        if self._busy or not self._open:
+            return
+        if (
+            self._closing
+            or self.max_wait <= 0
+            or len(self._tokens) >= self.batch_size
+            or self._loop.time() - self._opened_at >= self.max_wait
+        ):
+            self._start()
+        elif self._timer is None:
+            self._timer = self._loop.call_at(self._opened_at + self.max_wait, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._maybe_start()
+
+    def _start(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch = self._store.take_pending()
+        tokens, self._tokens = self._tokens, []
+        self._open = False
+        if not batch:
+            # Nothing to make durable: these tokens wait for no write.
+            if tokens:
+                self._deliver(tokens)
+            return
+        self._busy = True
+        future = self._loop.run_in_executor(self._executor, self._store.write, batch)
+        future.add_done_callback(lambda f: self._done(batch, tokens, f))
+
+    def _deliver(self, tokens: list[Any]) -> None:
+        try:
+            self._on_committed(tokens)
+        except Exception:
+            log.exception("on_committed callback failed")
+
+    def _done(self, batch: list[Lease], tokens: list[Any], future: asyncio.Future[None]) -> None:
+        self._busy = False
+        exc: BaseException | None
+        if future.cancelled():
+            exc = asyncio.CancelledError()
+        else:
+            exc = future.exception()
+        if exc is None:
+            self.batches += 1
+            self.leases += len(batch)
+            try:
+                self._store.committed(batch)
+            except Exception:
+                log.exception("store.committed failed")
+            self._deliver(tokens)
+        else:
+            self.failures += 1
+            try:
+                self._store.failed(batch)
+            except Exception:
+                log.exception("store.failed failed")
+            try:
+                self._on_failed(batch, tokens, exc)
+            except Exception:
+                log.exception("on_failed callback failed")
+        if self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+            return  # close() takes it from here
+        self._maybe_start()
