@@ -391,3 +391,51 @@ class Client:
     def inform(self, ciaddr: int) -> Reply | None:
         """INFORM from a client configured by other means."""
         return self._send(INFORM, ciaddr=ciaddr, prl=self.prl, flags=0)
+
+
+# ---------------------------------------------------------------------------- fixtures
+
+SERVER_IP = ip("198.18.0.1")
+RELAY_IP = ip("198.18.10.1")
+
+#: One directly attached subnet on eth0 and two relayed subnets sharing one link.
+BASE_TOML = """
+[server]
+interfaces = ["eth0"]
+listen-addresses = ["198.18.0.1"]
+{server_extra}
+
+[global]
+valid-lifetime = 3600
+option-data = {{ domain-name-servers = ["198.18.0.53"], domain-name = "example.net" }}
+{global_extra}
+
+[[subnet4]]
+id = 1
+subnet = "198.18.0.0/24"
+interface = "eth0"
+pools = ["198.18.0.100 - 198.18.0.103"]
+option-data = {{ routers = ["198.18.0.1"], ntp-servers = ["198.18.0.123"] }}
+{subnet_extra}
+"""
+
+
+def make_config(server_extra: str = "", global_extra: str = "", subnet_extra: str = "",
+                more: str = ""):
+    """A validated ``fastdhcp.config.Config`` from BASE_TOML plus extra TOML."""
+    from fastdhcp.config import loads
+
+    text = BASE_TOML.format(
+        server_extra=server_extra, global_extra=global_extra, subnet_extra=subnet_extra
+    )
+    return loads(text + more)
+
+
+def make_network(*args, link: Link | None = None, **kw) -> Network:
+    """A :class:`Network` on ``make_config(...)``, receiving on eth0 at SERVER_IP."""
+    return Network(make_config(*args, **kw), link or Link("eth0", SERVER_IP))
+
+
+def mac(n: int) -> bytes:
+    """A locally administered unicast MAC numbered ``n``."""
+    return b"\x02" + n.to_bytes(5, "big")
