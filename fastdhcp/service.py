@@ -198,7 +198,8 @@ class Server:
         cfg = self.config
         db = cfg.lease_database
         try:
-            kwargs: dict[str, Any] = {"sync": db.sync}
+            # create=True: a server makes its lease directory, as Kea makes its lease file
+            kwargs: dict[str, Any] = {"sync": db.sync, "create": True}
             if getattr(db, "map_size", None):
                 kwargs["map_size"] = db.map_size
             self.store = LmdbLeaseStore(str(db.path), **kwargs)

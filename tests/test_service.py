@@ -1,0 +1,258 @@
+"""The real server on loopback UDP at a high port: relayed DORA checked with scapy, durability
+(the lease is in LMDB when its ACK arrives), malformed input, metrics, signals, reload.
+
+In-process tests run the server on uvloop and on the stock asyncio loop (one body, both loops,
+as uvloop's own UDP tests do); signal tests run ``fastdhcp serve`` as a child process.
+"""
+
+from __future__ import annotations
+
+import signal
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from scapy.layers.dhcp import BOOTP
+from service_helpers import (
+    POOL,
+    RELAY_IP,
+    InProcessServer,
+    RelayClient,
+    ServeProcess,
+    config_text,
+    dhcp_options,
+    free_port,
+    free_tcp_port,
+    in_pool,
+    lmdb_leases,
+    mac,
+)
+
+from fastdhcp.config import loads
+
+pytestmark = pytest.mark.service
+
+LOOPS = ["uvloop", "asyncio"]
+
+
+def _config(tmp_path: Path, port: int, **kw: object):  # type: ignore[no-untyped-def]
+    return loads(config_text(tmp_path / "db", port, **kw), str(tmp_path / "fastdhcp.toml"))
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_relayed_dora_ack_after_commit(tmp_path: Path, loop_kind: str) -> None:
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
+        seen = set()
+        for i in range(5):
+            chaddr = mac(i + 1)
+            circuit = f"olt1/port{i}".encode()
+            offer, ack = c.dora(chaddr, 0x1000 + 2 * i, circuit=circuit)
+            assert offer.op == 2 and ack.op == 2
+            assert dhcp_options(offer)["message-type"] == 2
+            assert dhcp_options(ack)["message-type"] == 5
+            assert in_pool(offer.yiaddr) and ack.yiaddr == offer.yiaddr
+            assert offer.giaddr == RELAY_IP and bytes(offer.chaddr)[:6] == chaddr
+            # RFC 3046 2.2: option 82 echoed verbatim
+            want82 = b"\x01" + bytes([len(circuit)]) + circuit
+            assert dhcp_options(offer)["relay_agent_information"] == want82
+            assert dhcp_options(ack)["relay_agent_information"] == want82
+            assert dhcp_options(ack)["lease_time"] == 3600
+            # RFC 2131 3.1 step 4: the binding is durable before the ACK leaves
+            rec = lmdb_leases(tmp_path / "db", ack.yiaddr)[ack.yiaddr]
+            assert rec is not None and chaddr in rec
+            seen.add(ack.yiaddr)
+        assert len(seen) == 5
+        m = srv.server.metrics
+        assert m.received[1] == 5 and m.received[3] == 5
+        assert m.sent[2] == 5 and m.sent[5] == 5
+        assert m.ack_latency.count == 5 and m.offer_latency.count == 5
+        assert m.commits >= 1
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_malformed_counted_and_serving_continues(tmp_path: Path, loop_kind: str) -> None:
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
+        good = c.build("discover", mac(7), 0x77)
+        c.send_raw(b"not dhcp at all")  # too short
+        bad_cookie = bytearray(good)
+        bad_cookie[236:240] = b"\0\0\0\0"
+        c.send_raw(bytes(bad_cookie))
+        c.send_raw(good[:250])  # options cut off: no end option
+        reply = bytearray(good)
+        reply[0] = 2  # a BOOTREPLY sent to the server
+        c.send_raw(bytes(reply))
+        offer, ack = c.dora(mac(8), 0x80)
+        assert dhcp_options(ack)["message-type"] == 5 and in_pool(ack.yiaddr)
+        m = srv.server.metrics
+        assert sum(m.malformed.values()) == 3
+        assert m.dropped.get("bootreply") == 1
+        assert m.internal_errors == 0
+
+
+def test_engine_exception_is_contained(tmp_path: Path) -> None:
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port)) as srv, RelayClient(port, timeout=2.0) as c:
+        real = srv.server.engine.handle
+        calls = []
+
+        def boom(msg, link, now):  # type: ignore[no-untyped-def]
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("injected")
+            return real(msg, link, now)
+
+        srv.call_soon(setattr, srv.server.engine, "handle", boom)
+        c.send_raw(c.build("discover", mac(9), 0x90))
+        with pytest.raises(TimeoutError):
+            c.recv(0x90)
+        offer, ack = c.dora(mac(10), 0xA0)
+        assert dhcp_options(ack)["message-type"] == 5
+        assert srv.server.metrics.internal_errors == 1
+
+
+def test_metrics_endpoint(tmp_path: Path) -> None:
+    port = free_port()
+    mport = free_tcp_port()
+    cfg = _config(tmp_path, port, metrics=f"127.0.0.1:{mport}")
+    with InProcessServer(cfg) as _srv, RelayClient(port) as c:
+        for i in range(3):
+            c.dora(mac(0x100 + i), 0x2000 + 2 * i)
+        c.send_raw(b"\x01" * 10)
+        c.dora(mac(0x200), 0x3000)  # after the junk: the junk has been handled
+        text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read()
+    samples = {}
+    for fam in text_string_to_metric_families(text.decode()):
+        for s in fam.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    assert samples[("fastdhcp_packets_received_total", (("type", "discover"),))] == 4
+    assert samples[("fastdhcp_packets_sent_total", (("type", "ack"),))] == 4
+    assert sum(v for (n, _), v in samples.items() if n == "fastdhcp_malformed_total") == 1
+    pool = f"{POOL[0]} - {POOL[1]}"
+    labels = (("pool", pool), ("subnet", "198.18.0.0/24"), ("subnet_id", "1"))
+    assert samples[("fastdhcp_pool_size", labels)] == 100
+    assert samples[("fastdhcp_pool_used", labels)] == 4
+    assert samples[("fastdhcp_ack_latency_seconds_count", ())] == 4
+    assert samples[("fastdhcp_offer_latency_seconds_count", ())] == 4
+    assert samples[("fastdhcp_commit_batch_size_count", ())] >= 1
+    assert samples[("fastdhcp_lease_records", ())] == 4
+
+
+def test_start_failure_leaves_nothing_open(tmp_path: Path) -> None:
+    """A busy port: start() raises StartupError and the store is closed again (a second
+    server on the same database starts)."""
+    import socket
+
+    from fastdhcp.service import StartupError
+
+    port = free_port()
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    blocker.bind(("127.0.0.1", port))  # no SO_REUSEADDR: the server's bind fails
+    try:
+        with pytest.raises(StartupError, match="cannot open sockets"):
+            with InProcessServer(_config(tmp_path, port)):
+                pass
+    finally:
+        blocker.close()
+    with InProcessServer(_config(tmp_path, port)), RelayClient(port) as c:
+        _, ack = c.dora(mac(1), 0x10)
+        assert dhcp_options(ack)["message-type"] == 5
+
+
+def test_sigterm_flushes_and_exits_zero(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = tmp_path / "fastdhcp.toml"
+    cfg.write_text(config_text(tmp_path / "db", port))
+    with ServeProcess(cfg, tmp_path) as sp, RelayClient(port, timeout=3.0) as c:
+        assert sp.wait_notify(), sp.log()
+        offers = {}
+        for i in range(40):
+            offers[i] = c.exchange("discover", mac(0x500 + i), 0x5000 + i)
+        for i, offer in offers.items():  # a burst of REQUESTs, then SIGTERM at once
+            c.send_raw(c.build("request", mac(0x500 + i), 0x6000 + i, options=[
+                ("server_id", dhcp_options(offer)["server_id"]),
+                ("requested_addr", offer.yiaddr)]))
+        sp.signal(signal.SIGTERM)
+        acked = {}
+        c.sock.settimeout(3.0)
+        try:
+            while len(acked) < len(offers):
+                pkt = BOOTP(c.sock.recvfrom(65536)[0])
+                if dhcp_options(pkt)["message-type"] == 5:
+                    acked[pkt.xid] = pkt.yiaddr
+        except TimeoutError:
+            pass
+        assert sp.wait(timeout=60) == 0, sp.log()
+        log = sp.log()
+    assert "Traceback" not in log
+    assert "stopped" in log
+    records = lmdb_leases(tmp_path / "db")
+    # every ACK that left is durable, and the server read the burst before stopping
+    for ip in acked.values():
+        assert ip in records
+    assert acked, log
+
+
+def test_sighup_bad_config_keeps_serving_good_config_applies(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = tmp_path / "fastdhcp.toml"
+    cfg.write_text(config_text(tmp_path / "db", port, routers="198.18.0.1"))
+    with ServeProcess(cfg, tmp_path) as sp, RelayClient(port) as c:
+        assert sp.wait_notify(), sp.log()
+        offer, ack = c.dora(mac(1), 0x100)
+        first_ip = ack.yiaddr
+        assert dhcp_options(ack)["router"] == "198.18.0.1"
+
+        cfg.write_text("[server]\nport = 'sixty-seven'\n[[subnet4]]\nid = 1\n")
+        sp.signal(signal.SIGHUP)
+        assert sp.wait_notify(), sp.log()
+        assert "still serving the previous configuration" in sp.log()
+        assert "server.port" in sp.log()
+        _, ack2 = c.dora(mac(2), 0x200)
+        assert dhcp_options(ack2)["router"] == "198.18.0.1"
+
+        cfg.write_text(config_text(tmp_path / "db", port, routers="198.18.0.254"))
+        sp.signal(signal.SIGHUP)
+        assert sp.wait_notify(), sp.log()
+        assert "reload: applied" in sp.log()
+        _, ack3 = c.dora(mac(3), 0x300)
+        assert dhcp_options(ack3)["router"] == "198.18.0.254"
+        # no lease lost: the first client gets its address back
+        offer4 = c.exchange("discover", mac(1), 0x400)
+        assert offer4.yiaddr == first_ip
+        assert sp.proc.poll() is None
+    assert "Traceback" not in sp.log()
+
+
+def test_l2_unicast_arp_injection_in_netns() -> None:
+    """SIOCSARP puts a (completed) entry in the kernel's neighbour table, so a reply to a client
+    without an address can be sent as IP unicast. Checked in a private network namespace."""
+    import subprocess
+    import sys
+
+    ns = f"fdtest{free_port()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        sh = ["ip", "netns", "exec", ns]
+        subprocess.run(sh + ["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"],
+                       check=True)
+        subprocess.run(sh + ["ip", "link", "set", "d1", "up"], check=True)
+        subprocess.run(sh + ["ip", "addr", "add", "198.18.5.1/24", "dev", "d0"], check=True)
+        subprocess.run(sh + ["ip", "link", "set", "d0", "up"], check=True)
+        code = (
+            "import socket; from fastdhcp import netio\n"
+            "assert netio.interface_ipv4('d0') == netio.str_to_ip('198.18.5.1')\n"
+            "s = netio.open_interface_socket('d0', 6767)\n"
+            "ip = netio.str_to_ip('198.18.5.77')\n"
+            "netio.inject_arp(s, 'd0', ip, bytes.fromhex('02aabbccddee'))\n"
+            "s.sendto(b'x' * 300, ('198.18.5.77', 6768))\n"
+        )
+        subprocess.run(sh + [sys.executable, "-c", code], check=True,
+                       cwd=Path(__file__).parent.parent)
+        neigh = subprocess.run(sh + ["ip", "neigh", "show", "dev", "d0"], check=True,
+                               capture_output=True, text=True).stdout
+        assert "198.18.5.77" in neigh and "02:aa:bb:cc:dd:ee" in neigh
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
