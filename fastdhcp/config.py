@@ -637,6 +637,7 @@ class _Loader:
         self.p = _Problems()
         self.pools: list[tuple[int, int, str, str]] = []  # first, last, path, text
         self.res_ips: dict[int, str] = {}
+        self.infos: list[_SubnetInfo] = []
 
     def run(self, doc: dict[str, Any], source: str) -> Config:
         p = self.p
@@ -659,7 +660,6 @@ class _Loader:
             p.bad("subnet4", raw, "must be an array of tables: write [[subnet4]]")
             raw = []
         subnets: list[Subnet4] = []
-        paths: list[str] = []
         for i, st in enumerate(raw):
             path = f"subnet4[{i}]"
             if not isinstance(st, dict):
@@ -668,8 +668,7 @@ class _Loader:
             s = self.subnet(st, path, server, g_life, g_opts)
             if s is not None:
                 subnets.append(s)
-                paths.append(path)
-        self.cross_checks(subnets, paths, server)
+        self.cross_checks()
         if p.lines:
             raise ConfigError(p.lines)
         return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts)
@@ -678,12 +677,15 @@ class _Loader:
                g_life: dict[str, int], g_opts: dict[int, bytes]) -> Subnet4 | None:
         p = self.p
         errors_before = len(p.lines)
+        info = _SubnetInfo(path)
+        self.infos.append(info)
         _check_keys(p, t, path, SUBNET_KEYS, "a [[subnet4]]")
         sid: Any = _BAD
         if "id" not in t:
             p.note(f"{path}.id", "required key is missing (a stable subnet id, 1 to 4294967294)")
         else:
             sid = _int(p, f"{path}.id", t["id"], 1, 0xFFFFFFFE)
+            info.id = None if sid is _BAD else sid
         net: ipaddress.IPv4Network | None = None
         if "subnet" not in t:
             p.note(f"{path}.subnet", "required key is missing (e.g. '192.0.2.0/24')")
@@ -696,16 +698,22 @@ class _Loader:
                 if "host bits" in str(exc):
                     fixed = ipaddress.IPv4Network(t["subnet"].strip(), strict=False)
                     p.bad(f"{path}.subnet", t["subnet"], f"host bits set; did you mean '{fixed}'?")
+                    # go on checking pools and reservations against the intended prefix
+                    info.net = fixed
                 else:
                     p.bad(f"{path}.subnet", t["subnet"], "not an IPv4 network/length")
 
+        if net is not None:
+            info.net = net
+        check_net = info.net
         # relay: ["a", ...] or Kea's { ip-addresses = [...] }
-        relay: list[int] = []
+        relay: list[int] = info.relay
         if "relay" in t:
             rv, rpath = t["relay"], f"{path}.relay"
             if isinstance(rv, dict):
                 _check_keys(p, rv, rpath, ("ip-addresses",), "relay")
                 rv, rpath = rv.get("ip-addresses", []), f"{rpath}.ip-addresses"
+            info.relay_path = rpath
             items = _str_list(p, rpath, rv)
             if items is not _BAD:
                 for j, a in enumerate(items):
@@ -722,10 +730,12 @@ class _Loader:
                     p.bad(f"{path}.interface", iv, "not in server.interfaces "
                           f"({', '.join(server.interfaces) or 'none listed'})")
                 interface = iv
+                info.interface = iv
         shared = None
         if "shared-network" in t:
             sv = _str(p, f"{path}.shared-network", t["shared-network"])
             shared = None if sv is _BAD else sv
+            info.shared = shared
         authoritative = server.authoritative
         if "authoritative" in t:
             av = _bool(p, f"{path}.authoritative", t["authoritative"])
@@ -736,8 +746,8 @@ class _Loader:
 
         s_opts = _options(p, f"{path}.option-data", t.get("option-data", {}))
         options = {**g_opts, **s_opts}
-        if net is not None and 1 not in options:
-            options[1] = int(net.netmask).to_bytes(4, "big")
+        if check_net is not None and 1 not in options:
+            options[1] = int(check_net.netmask).to_bytes(4, "big")
         options = dict(sorted(options.items()))
 
         pools: list[Pool] = []
@@ -751,12 +761,12 @@ class _Loader:
             pool = _pool(p, ppath, item)
             if pool is None:
                 continue
-            if net is not None:
-                self.check_pool(net, pool, ppath, reserved)
+            if check_net is not None:
+                self.check_pool(check_net, pool, ppath, reserved)
             pools.append(pool)
             self.pools.append((pool.first, pool.last, ppath, pool.text))
 
-        reservations = self.reservations(t, path, net, options)
+        reservations = self.reservations(t, info, check_net, options)
         if len(p.lines) > errors_before or net is None or sid is _BAD:
             return None
         return Subnet4(
@@ -795,9 +805,11 @@ class _Loader:
             if pool.first <= ip <= pool.last:
                 p.bad(path, pool.text, f"pool contains {_ip_text(ip)}, {what}")
 
-    def reservations(self, t: dict[str, Any], path: str, net: ipaddress.IPv4Network | None,
+    def reservations(self, t: dict[str, Any], info: _SubnetInfo,
+                     net: ipaddress.IPv4Network | None,
                      options: dict[int, bytes]) -> list[Reservation]:
         p = self.p
+        path = info.path
         rv = t.get("reservations", [])
         if not isinstance(rv, list):
             p.bad(f"{path}.reservations", rv, "must be an array of tables: "
@@ -825,6 +837,7 @@ class _Loader:
                 if other is not None:
                     p.bad(f"{rpath}.{kind}", r[kind], f"same {kind} as {other}")
                 seen_ids[(kind, data)] = rpath
+                info.idents.append((rpath, kind, data, r[kind]))
             ip: Any = _BAD
             if "ip-address" not in r:
                 p.note(f"{rpath}.ip-address", "required key is missing")
@@ -863,69 +876,86 @@ class _Loader:
             ))
         return out
 
-    def cross_checks(self, subnets: list[Subnet4], paths: list[str],
-                     server: ServerConfig) -> None:
+    def cross_checks(self) -> None:
+        """Checks between subnets, run on what each subnet could parse (so a subnet with its
+        own problems still takes part)."""
         p = self.p
+        infos = self.infos
         # duplicate ids
         ids: dict[int, str] = {}
-        for s, path in zip(subnets, paths, strict=True):
-            if s.id in ids:
-                p.bad(f"{path}.id", s.id, f"duplicate subnet id: {ids[s.id]} has id {s.id}")
+        for info in infos:
+            if info.id is None:
+                continue
+            if info.id in ids:
+                p.bad(f"{info.path}.id", info.id,
+                      f"duplicate subnet id: {ids[info.id]} has id {info.id}")
             else:
-                ids[s.id] = path
+                ids[info.id] = info.path
         # overlapping subnets (giaddr and interface selection must be unambiguous)
-        nets = sorted(zip(subnets, paths, strict=True), key=lambda x: x[0].first_ip)
-        for (a, ap), (b, bp) in zip(nets, nets[1:], strict=False):
-            if b.first_ip <= a.last_ip:
-                p.bad(f"{bp}.subnet", str(b.network), f"overlaps {ap} '{a.network}'")
+        nets = sorted((i for i in infos if i.net is not None),
+                      key=lambda i: int(i.net.network_address))  # type: ignore[union-attr]
+        for a, b in zip(nets, nets[1:], strict=False):
+            assert a.net is not None and b.net is not None
+            if int(b.net.network_address) <= int(a.net.broadcast_address):
+                p.bad(f"{b.path}.subnet", str(b.net), f"overlaps {a.path} '{a.net}'")
         # overlapping pools, across all subnets
-        pools = sorted(self.pools)
         reach = -1
         reach_at: tuple[str, str] = ("", "")
-        for first, last, path, text in pools:
+        for first, last, path, text in sorted(self.pools):
             if first <= reach:
                 p.bad(path, text, f"overlaps {reach_at[0]} '{reach_at[1]}'")
             if last > reach:
                 reach, reach_at = last, (path, text)
         # a relay address selects one subnet, or subnets of one shared network
-        relays: dict[int, tuple[Subnet4, str]] = {}
-        for s, path in zip(subnets, paths, strict=True):
-            for j, ip in enumerate(s.relay):
+        relays: dict[int, _SubnetInfo] = {}
+        for info in infos:
+            for j, ip in enumerate(info.relay):
                 prev = relays.get(ip)
                 if prev is None:
-                    relays[ip] = (s, path)
-                elif prev[0].shared_network is None or prev[0].shared_network != s.shared_network:
-                    p.bad(f"{path}.relay[{j}]", _ip_text(ip),
-                          f"also a relay of {prev[1]}, which is not in the same shared-network")
+                    relays[ip] = info
+                elif prev.shared is None or prev.shared != info.shared:
+                    p.bad(f"{info.relay_path}[{j}]", _ip_text(ip),
+                          f"also a relay of {prev.path}, which is not in the same shared-network")
         # a shared network lies on one link
-        links: dict[str, tuple[str | None, str]] = {}
-        for s, path in zip(subnets, paths, strict=True):
-            if s.shared_network is None:
+        links: dict[str, _SubnetInfo] = {}
+        for info in infos:
+            if info.shared is None:
                 continue
-            prev_link = links.get(s.shared_network)
-            if prev_link is None:
-                links[s.shared_network] = (s.interface, path)
-            elif prev_link[0] != s.interface:
-                p.bad(f"{path}.interface", s.interface,
-                      f"shared-network '{s.shared_network}' is on interface "
-                      f"{format_value(prev_link[0])} in {prev_link[1]}: one shared network is "
-                      "one link")
+            first_info = links.setdefault(info.shared, info)
+            if first_info.interface != info.interface:
+                where = (f"interface '{first_info.interface}'" if first_info.interface
+                         else "no interface (relayed only)")
+                reason = (f"shared-network '{info.shared}' has {where} in {first_info.path}: "
+                          "one shared network is one link")
+                if info.interface is None:
+                    p.note(f"{info.path}.interface", f"missing: {reason}")
+                else:
+                    p.bad(f"{info.path}.interface", info.interface, reason)
         # identifiers unique within a shared network too (the engine may pick any of its subnets)
         scoped: dict[tuple[str, str, bytes], str] = {}
-        for s, path in zip(subnets, paths, strict=True):
-            if s.shared_network is None:
+        for info in infos:
+            if info.shared is None:
                 continue
-            for j, r in enumerate(s.reservations):
-                for kind, data in (("hw-address", r.hw_address), ("client-id", r.client_id),
-                                   ("circuit-id", r.circuit_id)):
-                    if data is None:
-                        continue
-                    key = (s.shared_network, kind, data)
-                    if key in scoped and not scoped[key].startswith(path + "."):
-                        p.bad(f"{path}.reservations[{j}].{kind}", data.hex(":"),
-                              f"same {kind} as {scoped[key]} in shared-network "
-                              f"'{s.shared_network}'")
-                    scoped.setdefault(key, f"{path}.reservations[{j}]")
+            for rpath, kind, data, raw in info.idents:
+                key = (info.shared, kind, data)
+                prev_path = scoped.setdefault(key, rpath)
+                if not prev_path.startswith(info.path + "."):
+                    p.bad(f"{rpath}.{kind}", raw, f"same {kind} as {prev_path} in "
+                          f"shared-network '{info.shared}'")
+
+
+@dataclass(slots=True)
+class _SubnetInfo:
+    """What one [[subnet4]] contributes to the cross-subnet checks, even when it has problems."""
+
+    path: str
+    id: int | None = None
+    net: ipaddress.IPv4Network | None = None
+    relay: list[int] = field(default_factory=list)
+    relay_path: str = ""
+    shared: str | None = None
+    interface: str | None = None
+    idents: list[tuple[str, str, bytes, object]] = field(default_factory=list)
 
 
 def loads(text: str, source: str = "<string>") -> Config:
