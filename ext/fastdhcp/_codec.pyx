@@ -518,41 +518,53 @@ cdef list _normalize(object options):
 
 
 cdef list _layout(list items, Py_ssize_t cap0, Py_ssize_t cap1, Py_ssize_t cap2):
-    """Place whole options in order into up to three areas (forward only, so RFC 2131 4.1
-    reading order keeps every option's instances in order); an option that fits nowhere is
-    dropped. Returns [area0, area1, area2, dropped] where each area is a list of (code, chunk).
+    """Place whole options in order into up to three areas, forward only (so RFC 2131 4.1
+    reading order, options then file then sname, keeps every option's instances in order).
+
+    A value of at most 255 bytes stays one instance; a longer one (already split per RFC 3396,
+    so its reader must concatenate) is cut wherever an area ends. An option that fits nowhere
+    is dropped whole. Returns [area0, area1, area2, dropped codes]; areas hold (code, chunk).
     """
     cdef Py_ssize_t caps[3]
     cdef Py_ssize_t trial[3]
     cdef int a = 0, aa, j
-    cdef Py_ssize_t n, need
+    cdef Py_ssize_t n, need, k, off
     cdef bint ok
     cdef list areas = [[], [], []]
     cdef list dropped = []
-    cdef list chunks
+    cdef list placed
+    cdef bytes value
     caps[0] = cap0
     caps[1] = cap1
     caps[2] = cap2
     for code, value in items:
         n = len(value)
-        if n == 0:
-            chunks = [b""]
-        else:
-            chunks = [value[off:off + 255] for off in range(0, n, 255)]
         for j in range(3):
             trial[j] = caps[j]
         aa = a
         ok = True
         placed = []
-        for chunk in chunks:
-            need = len(chunk) + 2
+        if n <= 255:
+            need = n + 2
             while aa < 3 and trial[aa] < need:
                 aa += 1
             if aa == 3:
                 ok = False
-                break
-            trial[aa] -= need
-            placed.append((aa, code, chunk))
+            else:
+                trial[aa] -= need
+                placed.append((aa, code, value))
+        else:
+            off = 0
+            while off < n:
+                while aa < 3 and trial[aa] < 3:     # room for a header and one byte
+                    aa += 1
+                if aa == 3:
+                    ok = False
+                    break
+                k = min(n - off, 255, trial[aa] - 2)
+                trial[aa] -= k + 2
+                placed.append((aa, code, value[off:off + k]))
+                off += k
         if not ok:
             dropped.append(code)
             continue
