@@ -356,8 +356,10 @@ def test_rejections_name_option_value_and_reason(key, value, reason):
 
 def test_encode_option_data_collects_every_problem_and_sorts():
     with pytest.raises(ConfigError) as ei:
-        encode_option_data({"routers": "x", "dns": "1.2.3.4", "53": "01", "ntp-servers": ["1.2.3.4"]},
-                           "subnet4[0].option-data")
+        encode_option_data(
+            {"routers": "x", "dns": "1.2.3.4", "53": "01", "ntp-servers": ["1.2.3.4"]},
+            "subnet4[0].option-data",
+        )
     problems = ei.value.problems
     assert len(problems) == 3
     assert problems[0].startswith("subnet4[0].option-data.routers: value 'x'")
