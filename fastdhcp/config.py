@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fastdhcp.errors import ConfigError
-from fastdhcp.options import encode_domain_list, encode_option_data, format_value
+from fastdhcp.options import decode_option, encode_domain_list, encode_option_data, format_value
 
 __all__ = [
     "Config",
@@ -621,6 +621,11 @@ def _pool(p: _Problems, path: str, value: object) -> Pool | None:
     return Pool(first, last, text)
 
 
+def _routes(data: bytes) -> list[str]:
+    routes = decode_option(121, data)
+    return routes if isinstance(routes, list) else []
+
+
 def _ip_text(ip: int) -> str:
     return str(ipaddress.IPv4Address(ip))
 
@@ -749,6 +754,13 @@ class _Loader:
         if check_net is not None and 1 not in options:
             options[1] = int(check_net.netmask).to_bytes(4, "big")
         options = dict(sorted(options.items()))
+        if 3 in options and 121 in options and not any(
+                r.startswith("0.0.0.0/0 ") for r in _routes(options[121])):
+            # RFC 3442: a client that gets 121 MUST ignore option 3, so it would lose its
+            # default route.
+            p.note(f"{path}.option-data", "classless-static-route without a default route "
+                   "('0.0.0.0/0 - router') while routers is set: RFC 3442 clients ignore "
+                   "routers when they get classless-static-route")
 
         pools: list[Pool] = []
         pv = t.get("pools", [])
