@@ -330,7 +330,9 @@ class Server:
             self._stop_task = self._loop.create_task(self.stop())
 
     def _on_hup(self) -> None:
-        sd_notify("RELOADING=1")
+        # MONOTONIC_USEC lets Type=notify-reload units (systemd 253+) match this reload.
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        sd_notify(f"RELOADING=1\nMONOTONIC_USEC={usec}")
         try:
             self.reload_from_file()
         finally:
@@ -726,3 +728,5 @@ class Server:
         if final:
             line = "final " + line
         log.info("%s", line)
+        if not final:  # `systemctl status` shows the latest summary
+            sd_notify("STATUS=" + line[:200])
