@@ -725,7 +725,8 @@ class Engine:
             info.id,
             _DEFAULT,
             t,
-            t + lt if lt != _INFINITE else _INFINITE,
+            # Rounded up: the binding never ends before the client's idea of its end.
+            (t + lt + (t != now)) if lt != _INFINITE else _INFINITE,
             host.decode("utf-8", "replace") if host else (res.hostname if res else ""),
             msg.relay_agent_info or b"",
         )
