@@ -253,7 +253,8 @@ class ServeProcess:
     """``python -m fastdhcp serve --config FILE`` as a child, ready when it sends READY=1 over
     the sd_notify socket the test provides."""
 
-    def __init__(self, config_path: Path, workdir: Path, *args: str) -> None:
+    def __init__(self, config_path: Path, workdir: Path, *args: str,
+                 prefix: tuple[str, ...] = ()) -> None:
         self.notify_path = str(workdir / f"notify-{os.getpid()}-{random.random():.6f}.sock")
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(self.notify_path)
@@ -261,7 +262,8 @@ class ServeProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         env = dict(os.environ, NOTIFY_SOCKET=self.notify_path)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fastdhcp", "serve", "--config", str(config_path), *args],
+            [*prefix, sys.executable, "-m", "fastdhcp", "serve", "--config", str(config_path),
+             *args],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env, cwd=ROOT,
         )
 

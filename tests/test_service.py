@@ -256,3 +256,84 @@ def test_l2_unicast_arp_injection_in_netns() -> None:
         assert "198.18.5.77" in neigh and "02:aa:bb:cc:dd:ee" in neigh
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+_NS_CLIENT = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"fdC")
+s.bind(("0.0.0.0", int(sys.argv[2])))
+s.settimeout(float(sys.argv[4]))
+s.sendto(bytes.fromhex(sys.argv[1]), ("255.255.255.255", int(sys.argv[3])))
+try:
+    data, addr = s.recvfrom(65536)
+    print(addr[0], data.hex())
+except TimeoutError:
+    print("timeout")
+"""
+
+
+def test_interface_socket_broadcast_and_l2_unicast_in_netns(tmp_path: Path) -> None:
+    """A directly attached client (no relay) in its own namespace, joined to the server's by a
+    veth pair: a broadcast DISCOVER reaches the SO_BINDTODEVICE socket; with the broadcast bit
+    the OFFER comes back as a broadcast; without it the server adds an ARP entry for yiaddr ->
+    chaddr and unicasts (the kernel neighbour table shows it)."""
+    import subprocess
+    import sys
+
+    from scapy.layers.dhcp import DHCP
+
+    tag = free_port()
+    ns_s, ns_c = f"fds{tag}", f"fdc{tag}"
+    sport, cport = 6767, 6768
+    run = subprocess.run
+    run(["ip", "netns", "add", ns_s], check=True)
+    run(["ip", "netns", "add", ns_c], check=True)
+    try:
+        in_s = ["ip", "netns", "exec", ns_s]
+        in_c = ["ip", "netns", "exec", ns_c]
+        run(["ip", "link", "add", "fdS", "netns", ns_s, "type", "veth", "peer", "name", "fdC",
+             "netns", ns_c], check=True)
+        run(in_s + ["ip", "addr", "add", "198.18.7.1/24", "dev", "fdS"], check=True)
+        run(in_c + ["ip", "addr", "add", "198.18.7.2/24", "dev", "fdC"], check=True)
+        for pre, dev in ((in_s, "fdS"), (in_c, "fdC"), (in_s, "lo"), (in_c, "lo")):
+            run(pre + ["ip", "link", "set", dev, "up"], check=True)
+        cfg = tmp_path / "fastdhcp.toml"
+        cfg.write_text(f"""
+[server]
+interfaces = ["fdS"]
+port = {sport}
+client-port = {cport}
+[lease-database]
+path = "{tmp_path / 'db'}"
+[[subnet4]]
+id = 7
+subnet = "198.18.7.0/24"
+interface = "fdS"
+pools = ["198.18.7.100 - 198.18.7.150"]
+""")
+        with ServeProcess(cfg, tmp_path, prefix=tuple(in_s)) as sp:
+            assert sp.wait_notify(), sp.log()
+            results = {}
+            for flag, chaddr in ((0x8000, mac(0x71)), (0, mac(0x72))):
+                pkt = BOOTP(op=1, htype=1, hlen=6, xid=0x700 + flag // 0x8000, flags=flag,
+                            chaddr=chaddr + b"\0" * 10) / DHCP(
+                    options=[("message-type", "discover"), "end"])
+                res = run(in_c + [sys.executable, "-c", _NS_CLIENT, bytes(pkt).hex(),
+                                  str(cport), str(sport), "3" if flag else "1"],
+                          check=True, capture_output=True, text=True, timeout=60)
+                results[flag] = res.stdout.split()
+            src, data = results[0x8000]
+            offer = BOOTP(bytes.fromhex(data))
+            assert src == "198.18.7.1"
+            assert dhcp_options(offer)["message-type"] == 2
+            assert dhcp_options(offer)["server_id"] == "198.18.7.1"
+            assert in_pool(offer.yiaddr, ("198.18.7.100", "198.18.7.150"))
+            neigh = run(in_s + ["ip", "neigh", "show", "dev", "fdS"], check=True,
+                        capture_output=True, text=True).stdout
+            assert mac(0x72).hex(":") in neigh, (neigh, sp.log())
+            assert mac(0x71).hex(":") not in neigh
+    finally:
+        run(["ip", "netns", "del", ns_s], check=False)
+        run(["ip", "netns", "del", ns_c], check=False)
