@@ -546,13 +546,17 @@ class Capture:
 
 @dataclass
 class PerfdhcpResult:
-    """perfdhcp's per-exchange counters (DO = DISCOVER-OFFER, RA = REQUEST-ACK)."""
+    """perfdhcp's report: per exchange ("DISCOVER-OFFER", "REQUEST-ACK") its counters
+    ("sent packets", "received packets", "drops", "orphans", "rejected leases",
+    "non unique addresses", ...)."""
 
     returncode: int
     output: str
-    sent: dict[str, int]
-    received: dict[str, int]
-    drops: dict[str, int]
+    stats: dict[str, dict[str, int]]
+
+    def count(self, exchange: str, key: str) -> int:
+        """One counter; KeyError if perfdhcp did not report it (a format change must fail)."""
+        return self.stats[exchange][key]
 
 
 def run_perfdhcp(ns: Namespace, local: str, server: str, *, rate: int = 100, clients: int = 500,
@@ -566,19 +570,18 @@ def run_perfdhcp(ns: Namespace, local: str, server: str, *, rate: int = 100, cli
 
 
 def parse_perfdhcp(returncode: int, text: str) -> PerfdhcpResult:
-    """Split perfdhcp's report into per-exchange sent/received/drops counters."""
-    sent: dict[str, int] = {}
-    received: dict[str, int] = {}
-    drops: dict[str, int] = {}
-    section = ""
+    """Collect the integer counters under each ``***Statistics for: X***`` heading."""
+    stats: dict[str, dict[str, int]] = {}
+    section: dict[str, int] | None = None
     for line in text.splitlines():
-        m = re.match(r"\*+\s*Statistics for: (\S+)", line)
+        m = re.match(r"\*+\s*Statistics for:\s*([A-Z0-9-]+)", line)
         if m:
-            section = m.group(1)
+            section = stats.setdefault(m.group(1), {})
             continue
-        for key, table in (("sent packets", sent), ("received packets", received),
-                           ("drops", drops)):
-            m = re.match(rf"\s*{key}:\s*(\d+)", line)
-            if m and section:
-                table[section] = int(m.group(1))
-    return PerfdhcpResult(returncode, text, sent, received, drops)
+        if line.startswith("***"):
+            section = None
+            continue
+        m = re.match(r"\s*([a-z][a-z ]*[a-z]):\s*(\d+)\s*$", line)
+        if m and section is not None:
+            section[m.group(1)] = int(m.group(2))
+    return PerfdhcpResult(returncode, text, stats)
