@@ -264,6 +264,20 @@ _HOME = {
     "hostname": "[[subnet4.reservations]]",
 }
 
+# Names operators bring from ISC dhcpd, Kea JSON or habit, too far from ours for difflib.
+_ALIASES = {
+    "ip": "ip-address", "address": "ip-address", "fixed-address": "ip-address",
+    "mac": "hw-address", "mac-address": "hw-address", "hardware-address": "hw-address",
+    "hardware": "hw-address", "host-name": "hostname", "options": "option-data",
+    "option": "option-data", "default-lease-time": "valid-lifetime",
+    "lease-time": "valid-lifetime", "max-lease-time": "max-valid-lifetime",
+    "min-lease-time": "min-valid-lifetime", "subnet-id": "id", "range": "pools",
+    "pool": "pools", "prefix": "subnet", "network": "subnet", "interface": "interfaces",
+    "listen": "listen-addresses", "addresses": "listen-addresses", "shared-networks":
+    "shared-network", "subnets": "subnet4", "subnet": "subnet4",
+    "leases": "lease-database", "lease-db": "lease-database", "database": "lease-database",
+}
+
 _LOG_LEVELS = {"debug": "debug", "info": "info", "warning": "warning", "warn": "warning",
                "error": "error"}
 _MAX_LIFETIME = 0x7FFFFFFF  # 0xFFFFFFFF means "infinite" in option 51; we do not grant that
@@ -309,6 +323,9 @@ def _check_keys(p: _Problems, table: Mapping[str, Any], path: str, allowed: tupl
         reason = "unknown key"
         close = difflib.get_close_matches(key.lower().replace("_", "-"), allowed, n=1,
                                           cutoff=0.75)
+        alias = _ALIASES.get(key.lower().replace("_", "-"))
+        if alias in allowed:
+            close = [alias]
         if close:
             reason += f"; did you mean '{close[0]}'?"
         elif key in _HOME:

@@ -247,7 +247,8 @@ def format_value(value: object, limit: int = 80) -> str:
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, str):
-        text = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        # single quotes as TOML literal strings; double quotes when the text has a ' itself
+        text = f"'{value}'" if "'" not in value else '"' + value.replace('"', '\\"') + '"'
     elif isinstance(value, (bytes, bytearray)):
         text = "'" + bytes(value).hex() + "'"
     elif isinstance(value, list | tuple):
