@@ -243,13 +243,14 @@ class ServerCollector(Collector):
         yield ssize
         yield sused
         if self._leases is not None:
+            records: int | None
             try:
-                n = self._leases()
+                records = self._leases()
             except Exception:
-                n = None
-            if n is not None:
+                records = None
+            if records is not None:
                 yield GaugeMetricFamily(
-                    "fastdhcp_lease_records", "Lease records in the database", value=n
+                    "fastdhcp_lease_records", "Lease records in the database", value=records
                 )
 
 

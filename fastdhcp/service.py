@@ -707,8 +707,9 @@ class Server:
 
         m = self.metrics
         lat = []
-        for name, h, i in (("offer", m.offer_latency, 5), ("ack", m.ack_latency, 6)):
-            diff = [y - x for x, y in zip(prev[i], cur[i], strict=True)]
+        for name, h, before, after in (("offer", m.offer_latency, prev[5], cur[5]),
+                                        ("ack", m.ack_latency, prev[6], cur[6])):
+            diff = [y - x for x, y in zip(before, after, strict=True)]
             if any(diff):
                 lat.append(f"{name} p50<={h.quantile(0.5, diff) * 1e3:g}ms "
                            f"p99<={h.quantile(0.99, diff) * 1e3:g}ms")

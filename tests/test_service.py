@@ -12,6 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from scapy.layers.dhcp import BOOTP
 from service_helpers import (
@@ -337,3 +339,62 @@ pools = ["198.18.7.100 - 198.18.7.150"]
     finally:
         run(["ip", "netns", "del", ns_s], check=False)
         run(["ip", "netns", "del", ns_c], check=False)
+
+
+# ----------------------------------------------------------------------------- unit pieces
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=10, allow_nan=False), max_size=200))
+def test_histogram_matches_cumulative_count_model(values: list[float]) -> None:
+    from fastdhcp.metrics import LATENCY_BUCKETS, Histogram
+
+    h = Histogram(LATENCY_BUCKETS)
+    for v in values:
+        h.observe(v)
+    acc = 0
+    for i, bound in enumerate(LATENCY_BUCKETS):
+        acc += h.counts[i]
+        assert acc == sum(1 for v in values if v <= bound)  # Prometheus "le" semantics
+    assert sum(h.counts) == h.count == len(values)
+    assert h.sum == pytest.approx(sum(values))
+    bounds = [*LATENCY_BUCKETS, float("inf")]
+    for q in (0.5, 0.9, 0.99, 0.999):
+        if not values:
+            assert h.quantile(q) == 0.0
+            continue
+        got = h.quantile(q)
+        i = bounds.index(got)
+        # the smallest bucket bound whose cumulative count reaches q of the values
+        assert sum(1 for v in values if v <= got) >= q * len(values)
+        if i:
+            assert sum(1 for v in values if v <= bounds[i - 1]) < q * len(values)
+
+
+def test_rate_limited_log_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from fastdhcp.service import RateLimitedLog
+
+    logger = logging.getLogger("fastdhcp.test.ratelimit")
+    rl = RateLimitedLog(logger, burst=3, period=3600)
+    with caplog.at_level(logging.INFO, logger="fastdhcp.test.ratelimit"):
+        for i in range(1000):
+            rl(logging.INFO, "junk", "junk %d", i)
+        rl(logging.INFO, "other", "other")
+    msgs = [r.getMessage() for r in caplog.records]
+    assert msgs == ["junk 0", "junk 1", "junk 2", "other"]
+
+
+def test_sd_notify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from fastdhcp.service import sd_notify
+
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert sd_notify("READY=1") is False
+    path = str(tmp_path / "n.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.bind(path)
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+        assert sd_notify("READY=1\nSTATUS=x") is True
+        assert s.recv(100) == b"READY=1\nSTATUS=x"
