@@ -206,6 +206,8 @@ cdef class Driver:
     cdef public uint64_t stray
     cdef public uint64_t malformed
     cdef public uint64_t send_errors
+    cdef public uint64_t send_waits     # sendmmsg found the socket buffer full
+    cdef public uint64_t turns          # loop turns (wakeups + busy turns)
 
     # latency histograms (ns, log-linear buckets)
     cdef uint64_t* hist_offer

@@ -406,6 +406,7 @@ cdef class Driver:
             elif r < 0 and errno == EAGAIN and waits < 100:
                 # Send buffer full (rare on loopback): wait for room, bounded.
                 waits += 1
+                self.send_waits += 1
                 pfd.fd = self.fd
                 pfd.events = POLLOUT
                 pfd.revents = 0
@@ -561,6 +562,7 @@ cdef class Driver:
             self.t_end = now + self.duration_ns
         while True:
             now = mono_ns()
+            self.turns += 1
             if not self.stopping and (now >= self.t_end or (
                     self.max_exchanges >= 0 and <int64_t>self.discovers >= self.max_exchanges)):
                 self.stopping = 1
