@@ -115,6 +115,35 @@ def test_engine_exception_is_contained(tmp_path: Path) -> None:
         assert srv.server.metrics.internal_errors == 1
 
 
+def test_failed_commit_drops_ack_and_rolls_back(tmp_path: Path) -> None:
+    """A group commit that fails: its ACK never leaves (counted), the engine rolls back, and the
+    client's retransmitted REQUEST is ACKed once the store works again."""
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port)) as srv, RelayClient(port, timeout=1.5) as c:
+        failures = []
+
+        def fail_once(batch):  # type: ignore[no-untyped-def]
+            if not failures:
+                failures.append(len(batch))
+                raise OSError(28, "No space left on device")
+
+        srv.server.store._before_commit = fail_once
+        offer = c.exchange("discover", mac(0x33), 0x330)
+        req = c.build("request", mac(0x33), 0x331, options=[
+            ("server_id", dhcp_options(offer)["server_id"]), ("requested_addr", offer.yiaddr)])
+        c.send_raw(req)
+        with pytest.raises(TimeoutError):
+            c.recv(0x331)
+        m = srv.server.metrics
+        assert failures and m.commit_failures == 1 and m.acks_lost == 1
+        assert m.dropped.get("commit-failed") == 1 and m.sent[5] == 0
+        assert lmdb_leases(tmp_path / "db", offer.yiaddr)[offer.yiaddr] is None
+        c.send_raw(req)  # the client retransmits
+        ack = c.recv(0x331)
+        assert dhcp_options(ack)["message-type"] == 5 and ack.yiaddr == offer.yiaddr
+        assert lmdb_leases(tmp_path / "db", ack.yiaddr)[ack.yiaddr] is not None
+
+
 def test_metrics_endpoint(tmp_path: Path) -> None:
     port = free_port()
     mport = free_tcp_port()
