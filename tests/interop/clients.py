@@ -41,7 +41,8 @@ _HOOK = r"""#!/bin/sh
   echo "--- event"
   echo "arg1=$1"
   echo "time=$(date +%s)"
-  env | grep -E '^(reason|interface|new_[a-z0-9_]*|old_ip_address|ip|router|dns|domain|subnet|mask|serverid|lease)=' || true
+  env | grep -E '^(reason|interface|new_[a-z0-9_]*|old_ip_address)=' || true
+  env | grep -E '^(ip|router|dns|domain|subnet|mask|serverid|lease)=' || true
 }} >> {events}
 exit 0
 """
@@ -330,8 +331,9 @@ class Dhcpcd(_Client):
         assert self.proc is not None
         try:
             self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise ClientError(f"dhcpcd still running {timeout}s after -k\n{self.report()}")
+        except subprocess.TimeoutExpired as exc:
+            raise ClientError(
+                f"dhcpcd still running {timeout}s after -k\n{self.report()}") from exc
         self.close()
         if "sending RELEASE" not in self.log_path.read_text(errors="replace"):
             raise ClientError(f"dhcpcd exited after -k without a RELEASE\n{self.report()}")

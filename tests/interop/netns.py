@@ -204,8 +204,9 @@ class Lab:
 
     ::
 
-        cli  [c0] --- 198.18.0.0/24 ---  [s0] srv [s1] --- 198.18.1.0/24 --- [r1] relay [r2] --- 198.18.2.0/24 --- [rc0] rcli
-                                             srv [s2] --- 198.18.8.0/24 --- [p0] perf
+        cli [c0] --198.18.0.0/24-- [s0] srv [s1] --198.18.1.0/24-- [r1] relay [r2] --+
+                                        srv [s2] --198.18.8.0/24-- [p0] perf          |
+                                                        rcli [rc0] --198.18.2.0/24----+
 
     - ``cli``: DHCP clients on the server's broadcast link (server 198.18.0.1).
     - ``relay``: dhcrelay between ``rcli`` (client side 198.18.2.1) and the server

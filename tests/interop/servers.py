@@ -220,7 +220,7 @@ class FastdhcpServer(_Runner):
         relay_b = bytes.fromhex(relay.replace(":", "")) if isinstance(relay, str) else b""
         cid = rec.get("client-id") or rec.get("client_id") or rec.get("client_key") or ""
         return LeaseView(
-            ip=rec["ip"],
+            ip=rec.get("address") or rec["ip"],
             hw_address=str(rec.get("hw-address") or rec.get("hw_address") or "").lower(),
             client_id=str(cid).lower(),
             state=state,
