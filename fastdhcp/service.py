@@ -480,6 +480,8 @@ class Server:
                 return
             if msg.op != 1:
                 m.drop("bootreply")
+                self._ratelog(logging.INFO, "bootreply", "ignored a BOOTREPLY (op %d) from %s "
+                              "on %s", msg.op, addr, ep.key[1])
                 return
             m.received[msg.message_type] += 1
             d = self.engine.handle(msg, ep.link, now)
@@ -490,7 +492,12 @@ class Server:
                           msg.chaddr.hex(":"), d.kind, d.reason)
             if reply is None:
                 if d.kind == "drop":
-                    m.drop(d.reason or "engine")
+                    reason = d.reason or "engine"
+                    m.drop(reason)
+                    self._ratelog(logging.INFO, "drop:" + reason,
+                                  "no reply to %s from %s on %s chaddr %s: %s",
+                                  type_name(msg.message_type), addr, ep.key[1],
+                                  msg.chaddr.hex(":"), reason)
                 return
             dest = self._destination(ep, d)
             if d.binding is not None:

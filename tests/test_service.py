@@ -71,6 +71,8 @@ def test_relayed_dora_ack_after_commit(tmp_path: Path, loop_kind: str) -> None:
         assert m.sent[2] == 5 and m.sent[5] == 5
         assert m.ack_latency.count == 5 and m.offer_latency.count == 5
         assert m.commits >= 1
+        line = srv.server.stats_line()
+        assert "discover" in line and "ack" in line and "5/100" in line
 
 
 @pytest.mark.parametrize("loop_kind", LOOPS)
@@ -97,16 +99,22 @@ def test_malformed_counted_and_serving_continues(tmp_path: Path, loop_kind: str)
 def test_engine_exception_is_contained(tmp_path: Path) -> None:
     port = free_port()
     with InProcessServer(_config(tmp_path, port)) as srv, RelayClient(port, timeout=2.0) as c:
-        real = srv.server.engine.handle
+        real = srv.server.engine
         calls = []
 
-        def boom(msg, link, now):  # type: ignore[no-untyped-def]
-            calls.append(1)
-            if len(calls) == 1:
-                raise RuntimeError("injected")
-            return real(msg, link, now)
+        class Boom:
+            """The real engine, except that its first handle() raises."""
 
-        srv.call_soon(setattr, srv.server.engine, "handle", boom)
+            def handle(self, msg, link, now):  # type: ignore[no-untyped-def]
+                calls.append(1)
+                if len(calls) == 1:
+                    raise RuntimeError("injected")
+                return real.handle(msg, link, now)
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(real, name)
+
+        srv.call_soon(setattr, srv.server, "engine", Boom())
         c.send_raw(c.build("discover", mac(9), 0x90))
         with pytest.raises(TimeoutError):
             c.recv(0x90)
@@ -192,7 +200,8 @@ def test_start_failure_leaves_nothing_open(tmp_path: Path) -> None:
         assert dhcp_options(ack)["message-type"] == 5
 
 
-def test_sigterm_flushes_and_exits_zero(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_flushes_and_exits_zero(tmp_path: Path, sig: int) -> None:
     port = free_port()
     cfg = tmp_path / "fastdhcp.toml"
     cfg.write_text(config_text(tmp_path / "db", port))
@@ -205,7 +214,7 @@ def test_sigterm_flushes_and_exits_zero(tmp_path: Path) -> None:
             c.send_raw(c.build("request", mac(0x500 + i), 0x6000 + i, options=[
                 ("server_id", dhcp_options(offer)["server_id"]),
                 ("requested_addr", offer.yiaddr)]))
-        sp.signal(signal.SIGTERM)
+        sp.signal(sig)
         acked = {}
         c.sock.settimeout(3.0)
         try:
