@@ -12,6 +12,8 @@ class Driver:
     stray: int
     malformed: int
     send_errors: int
+    send_waits: int
+    turns: int
 
     def __init__(
         self,
@@ -28,6 +30,7 @@ class Driver:
         first_mac: int = 0,
         tick: float = 0.001,
         collect: bool = False,
+        relay_port: int = 0,
     ) -> None: ...
     def close(self) -> None: ...
     def step(self, seconds: float) -> bool: ...

@@ -158,6 +158,7 @@ def run_load(
     progress_interval: float = 0.5,
     tick: float | None = None,
     collect: bool = False,
+    relay_port: int | None = None,
 ) -> LoadStats:
     """Drive relayed DORA exchanges at ``server`` and return what happened.
 
@@ -171,8 +172,9 @@ def run_load(
 
     Beyond the contract: ``tick`` (s) batches the loop's work per tick (0 = react to every
     datagram, more CPU; None = ``auto_tick(rate)``); ``collect`` returns the ACKed
-    (chaddr, address) pairs in ``LoadStats.leases``. Raises ``OSError`` if the relay address
-    cannot be bound and ``ValueError`` for bad arguments.
+    (chaddr, address) pairs in ``LoadStats.leases``; ``relay_port`` binds the relay on another
+    port than the server's (Kea moved with ``-p`` still answers relays at giaddr:67).
+    Raises ``OSError`` if the relay address cannot be bound, ``ValueError`` for bad arguments.
     """
     host, port = server
     if clients < 1 or window < 1:
@@ -185,7 +187,7 @@ def run_load(
     d = Driver(
         server_ip, int(port), relay_ip, clients=clients, rate=float(rate), window=window,
         duration=float(duration), max_exchanges=max_exchanges, timeout=float(timeout),
-        first_mac=first_mac, tick=float(tick), collect=collect,
+        first_mac=first_mac, tick=float(tick), collect=collect, relay_port=relay_port or 0,
     )
     try:
         # Slices return to Python regularly so that signals (Ctrl-C) and progress get a turn.
@@ -216,6 +218,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("server", type=_parse_server, help="server address HOST[:PORT] (port 67)")
     p.add_argument("-l", "--relay", default="127.0.0.2",
                    help="relay (giaddr) address to bind and send from (default 127.0.0.2)")
+    p.add_argument("--relay-port", type=int, default=None,
+                   help="port to bind on the relay address (default: the server's port)")
     p.add_argument("-r", "--rate", type=float, default=0.0,
                    help="exchanges per second, open loop; 0 = closed loop with --window")
     p.add_argument("-w", "--window", type=int, default=256,
@@ -251,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         stats = run_load(
             args.server, args.relay, clients=args.clients, rate=args.rate, window=args.window,
             duration=args.duration, max_exchanges=args.max_exchanges, timeout=args.timeout,
-            first_mac=args.first_mac, tick=None if args.tick is None else args.tick / 1000.0,
+            first_mac=args.first_mac, relay_port=args.relay_port,
+            tick=None if args.tick is None else args.tick / 1000.0,
             progress=report if args.progress > 0 else None,
             progress_interval=args.progress if args.progress > 0 else 0.5,
         )

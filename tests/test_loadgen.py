@@ -34,6 +34,7 @@ from fastdhcp.loadgen import LoadStats, main, run_load
 
 KEA = shutil.which("kea-dhcp4") or "/usr/sbin/kea-dhcp4"
 RELAY = "127.0.0.2"
+RELAY_TINY = "127.0.0.5"     # relay of the one-address subnet (NAK and exhaustion test)
 POOL_FIRST = ipaddress.IPv4Address("10.0.0.1")
 POOL_LAST = ipaddress.IPv4Address("10.0.255.254")
 CLONE_NEWNET = 0x40000000
@@ -77,17 +78,22 @@ def netns() -> Iterator[str]:
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "-n", name, "addr", "add", f"{RELAY}/8", "dev", "lo"], check=True)
+        for addr in (RELAY, RELAY_TINY):
+            subprocess.run(["ip", "-n", name, "addr", "add", f"{addr}/8", "dev", "lo"],
+                           check=True)
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 class Kea:
-    """kea-dhcp4 on 127.0.0.1:67 of the namespace, one relayed subnet, memfile leases."""
+    """kea-dhcp4 on 127.0.0.1:port of the namespace, one relayed subnet, memfile leases."""
 
-    def __init__(self, ns: str, workdir: Path) -> None:
+    def __init__(self, ns: str, workdir: Path, *, port: int = 67, subnet: str = "10.0.0.0/16",
+                 pool: tuple[object, object] = (POOL_FIRST, POOL_LAST),
+                 relay: str = RELAY) -> None:
         self.ns = ns
+        self.port = port
         self.dir = workdir
         self.lease_file = workdir / "leases4.csv"
         self.log = workdir / "kea.log"
@@ -100,9 +106,9 @@ class Kea:
                 "valid-lifetime": 3600,
                 "subnet4": [{
                     "id": 1,
-                    "subnet": "10.0.0.0/16",
-                    "pools": [{"pool": f"{POOL_FIRST} - {POOL_LAST}"}],
-                    "relay": {"ip-addresses": [RELAY]},
+                    "subnet": subnet,
+                    "pools": [{"pool": f"{pool[0]} - {pool[1]}"}],
+                    "relay": {"ip-addresses": [relay]},
                 }],
                 "loggers": [{"name": "kea-dhcp4", "severity": "WARN",
                              "output_options": [{"output": str(self.log)}]}],
@@ -113,7 +119,7 @@ class Kea:
         env = dict(os.environ, KEA_PIDFILE_DIR=str(workdir), KEA_LOCKFILE_DIR=str(workdir))
         # `ip netns exec` execs Kea in place: proc.pid is Kea's own pid.
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, KEA, "-c", str(self.config)],
+            ["ip", "netns", "exec", ns, KEA, "-c", str(self.config), "-p", str(port)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
         self._wait_listening()
@@ -125,10 +131,10 @@ class Kea:
                 raise RuntimeError(f"kea-dhcp4 exited: {self.log.read_text(errors='replace')}")
             out = subprocess.run(["ip", "netns", "exec", self.ns, "ss", "-Hlun"],
                                  capture_output=True, text=True).stdout
-            if "127.0.0.1:67 " in out:
+            if f"127.0.0.1:{self.port} " in out:
                 return
             time.sleep(0.1)
-        raise RuntimeError("kea-dhcp4 did not open 127.0.0.1:67 within 15 s")
+        raise RuntimeError(f"kea-dhcp4 did not open 127.0.0.1:{self.port} within 15 s")
 
     def leases(self) -> dict[str, str]:
         """hwaddr -> address from the memfile (later rows override earlier ones)."""
@@ -256,6 +262,39 @@ def test_cli_json_against_kea(netns: str, kea: Kea) -> None:
     assert stats["cpu_per_exchange_us"] > 0
     assert set(stats["ack_latency"]) == {"p50", "p90", "p99", "p99.9"}
     assert kea.leases()[mac_text(0x02_00_00_30_00_00 + 299)].startswith("10.0.")
+
+
+@pytest.mark.interop
+def test_naks_and_timeouts_from_a_one_address_pool(netns: str, tmp_path: Path) -> None:
+    """Two clients race for one address: one ACK, one NAK; then the loser gets no answer.
+
+    Kea 2.2 reserves nothing at DISCOVER, so both clients are offered the same address; both
+    DISCOVERs leave in one sendmmsg, so Kea reads them before either REQUEST, ACKs the first
+    REQUEST and NAKs the second (address now leased to another client, RFC 2131 4.3.2).
+    Kea moved to port 1067 still answers relays at giaddr:67, hence relay_port=67.
+    """
+    first = 0x02_00_00_40_00_00
+    tiny = Kea(netns, tmp_path, port=1067, subnet="10.9.0.0/24",
+               pool=("10.9.0.1", "10.9.0.1"), relay=RELAY_TINY)
+    try:
+        kw = {"clients": 2, "rate": 0, "window": 2, "max_exchanges": 2, "timeout": 0.5,
+              "first_mac": first, "relay_port": 67, "collect": True}
+        s1 = in_netns(netns, run_load, ("127.0.0.1", 1067), RELAY_TINY, **kw)
+        s2 = in_netns(netns, run_load, ("127.0.0.1", 1067), RELAY_TINY, **kw)
+        on_disk = tiny.leases()
+    finally:
+        tiny.stop()
+    check_consistent(s1)
+    assert (s1.discovers, s1.offers, s1.requests, s1.acks, s1.naks, s1.timeouts) == \
+        (2, 2, 2, 1, 1, 0)
+    [(winner, addr)] = s1.leases
+    assert addr == int(ipaddress.IPv4Address("10.9.0.1"))
+    assert on_disk == {mac_text(winner): "10.9.0.1"}
+    # Second round: the winner renews its address; the pool is empty for the other one,
+    # which Kea leaves unanswered: a timeout in the DISCOVER phase.
+    check_consistent(s2)
+    assert (s2.discovers, s2.offers, s2.acks, s2.naks, s2.timeouts) == (2, 1, 1, 0, 1)
+    assert s2.leases == ((winner, addr),)
 
 
 # ---------------------------------------------------------------- wire format, no server

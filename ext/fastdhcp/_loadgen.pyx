@@ -195,7 +195,7 @@ cdef class Driver:
     def __init__(self, str server_ip, int server_port, str relay_ip, *, uint32_t clients=100_000,
                  double rate=0.0, uint32_t window=256, double duration=5.0,
                  max_exchanges=None, double timeout=1.0, uint64_t first_mac=0,
-                 double tick=0.001, bint collect=False):
+                 double tick=0.001, bint collect=False, int relay_port=0):
         cdef sockaddr_in local
         cdef int one = 1, bufsize = 8 << 20
         cdef uint64_t need, size
@@ -206,8 +206,12 @@ cdef class Driver:
             raise ValueError("window must be >= 1")
         if rate < 0 or duration < 0 or timeout < 0 or tick < 0:
             raise ValueError("rate, duration, timeout and tick must be >= 0")
-        if not 0 < server_port < 65536:
-            raise ValueError("server port must be 1..65535")
+        if not 0 < server_port < 65536 or not 0 <= relay_port < 65536:
+            raise ValueError("ports must be 1..65535")
+        if relay_port == 0:
+            # A server answers a relay at giaddr on the server port (RFC 2131 4.1); some
+            # servers moved to a test port still answer at giaddr:67 (Kea's -p): relay_port.
+            relay_port = server_port
         server_n = socket.inet_aton(server_ip)
         relay_b = socket.inet_aton(relay_ip)
         self.first_mac = first_mac & MAC_MASK
@@ -296,13 +300,13 @@ cdef class Driver:
             setsockopt(self.fd, SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof(int))
         memset(&local, 0, sizeof(sockaddr_in))
         local.sin_family = AF_INET
-        local.sin_port = htons(server_port)
+        local.sin_port = htons(relay_port)
         local.sin_addr.s_addr = self.relay_n
         if bind(self.fd, <sockaddr*>&local, sizeof(sockaddr_in)) != 0:
             err = errno
             close(self.fd)
             self.fd = -1
-            raise OSError(err, f"cannot bind relay address {relay_ip}:{server_port}: "
+            raise OSError(err, f"cannot bind relay address {relay_ip}:{relay_port}: "
                                f"{os.strerror(err)}")
 
     def __dealloc__(self):
