@@ -780,7 +780,9 @@ class LmdbLeaseStore:
                 self._reopen_after_panic()
                 raise self._err(f"commit of {len(batch)} leases failed", exc) from exc
             except (lmdb.Error, OSError) as exc:
-                raise self._err(f"commit of {len(batch)} leases failed", exc) from exc
+                raise self._err(
+                    f"commit of {len(batch)} leases failed", _cause(exc) + self._space_note()
+                ) from exc
         self._maybe_grow(self._env)
         if not self._flush_index(ops):
             with self._lag_lock:
@@ -897,6 +899,17 @@ class LmdbLeaseStore:
             self._meta = self._env.open_db(b"meta")
 
     # ----------------------------------------------------------------------------- misc
+
+    def _space_note(self) -> str:
+        # LMDB reports a short write (a full file system) as EIO: say what the disk says.
+        try:
+            st = os.statvfs(self.path)
+        except OSError:
+            return ""
+        free = st.f_bavail * st.f_frsize
+        if free < 4 * _MIB:
+            return f" (file system full: {free} bytes free)"
+        return ""
 
     @property
     def map_size(self) -> int:
