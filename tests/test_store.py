@@ -552,7 +552,8 @@ def test_reader_in_another_process_sees_commits(dbdir):
     code = (
         "import sys; from fastdhcp.store import LmdbLeaseStore as S\n"
         "s = S(sys.argv[1], readonly=True)\n"
-        "print(len(s), sum(1 for _ in s.iter_committed()), s.get_by_client(bytes.fromhex(sys.argv[2])).ip)"
+        "key = bytes.fromhex(sys.argv[2])\n"
+        "print(len(s), sum(1 for _ in s.iter_committed()), s.get_by_client(key).ip)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, dbdir, mk(42).client_key.hex()],

@@ -10,7 +10,6 @@ import asyncio
 import errno
 import os
 import subprocess
-import sys
 import threading
 import time
 
