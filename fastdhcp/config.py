@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from fastdhcp.errors import ConfigError
-from fastdhcp.options import decode_option, encode_domain_list, encode_option_data, format_value
+from fastdhcp.options import (
+    decode_option,
+    encode_domain_list,
+    encode_option_data,
+    format_value,
+    ipv4,
+)
 
 __all__ = [
     "Config",
@@ -367,12 +373,13 @@ def _ipv4(p: _Problems, path: str, value: object, *, unicast: bool = True) -> An
     if not isinstance(value, str):
         return p.bad(path, value, "must be an IPv4 address as a string, e.g. '192.0.2.1'")
     try:
-        addr = ipaddress.IPv4Address(value.strip())
+        addr = ipv4(value)
     except ValueError:
         return p.bad(path, value, "not an IPv4 address")
-    if unicast and (addr.is_multicast or addr.is_unspecified or int(addr) == 0xFFFFFFFF):
+    # multicast (224/4), 0.0.0.0 and the limited broadcast address are never a host
+    if unicast and (addr >> 28 == 0xE or addr == 0 or addr == 0xFFFFFFFF):
         return p.bad(path, value, "must be a unicast address")
-    return int(addr)
+    return addr
 
 
 def _str_list(p: _Problems, path: str, value: object) -> Any:

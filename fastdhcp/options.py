@@ -397,13 +397,27 @@ def _items(d: OptionDef, value: object) -> list[object]:
 
 
 def ipv4(text: object) -> int:
-    """Parse dotted-quad IPv4 text into a host-order int; raises ValueError with a reason."""
+    """Parse dotted-quad IPv4 text into a host-order int; raises ValueError with a reason.
+
+    Accepts what ``ipaddress.IPv4Address`` accepts (four decimal octets, no leading zeros),
+    several times faster: a config may hold 100k reservations.
+    """
     if not isinstance(text, str):
         raise ValueError("must be an IPv4 address in dotted-quad text")
-    try:
-        return int(ipaddress.IPv4Address(text.strip()))
-    except ValueError:
-        raise ValueError(f"'{text}' is not an IPv4 address") from None
+    parts = text.strip().split(".")
+    value = 0
+    if len(parts) == 4:
+        for part in parts:
+            if not (part.isascii() and part.isdigit()) or len(part) > 3 or (
+                    len(part) > 1 and part[0] == "0"):
+                break
+            octet = int(part)
+            if octet > 255:
+                break
+            value = (value << 8) | octet
+        else:
+            return value
+    raise ValueError(f"'{text}' is not an IPv4 address")
 
 
 def _ip(item: object) -> int:

@@ -26,6 +26,7 @@ from fastdhcp.options import (
     encode_domain_list,
     encode_option,
     encode_option_data,
+    ipv4,
     option_def,
     option_name,
 )
@@ -381,3 +382,21 @@ def test_decode_option_never_raises():
     assert decode_option(119, b"\x05ab") == "0561" + "62"
     assert decode_option(121, b"\x21\x00") == "2100"
     assert decode_option(250, b"\x01") == "01"
+
+
+def _ipaddress_or_none(text: str) -> int | None:
+    try:
+        return int(ipaddress.IPv4Address(text.strip()))
+    except ValueError:
+        return None
+
+
+@given(text=st.text(alphabet="0123456789.+- a\u0664", max_size=18)
+       | st.lists(st.integers(0, 300).map(str), min_size=3, max_size=5).map(".".join))
+@settings(max_examples=2000, deadline=None)
+def test_fast_ipv4_parser_agrees_with_ipaddress(text):
+    try:
+        ours: int | None = ipv4(text)
+    except ValueError:
+        ours = None
+    assert ours == _ipaddress_or_none(text)
