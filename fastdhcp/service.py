@@ -224,7 +224,11 @@ class Server:
             if cfg.server.metrics:
                 try:
                     self.metrics_server = MetricsServer(
-                        ServerCollector(self.metrics, self._pool_rows, self._lease_count),
+                        ServerCollector(
+                            self.metrics,
+                            lambda: self._on_loop(self._pool_rows) or [],
+                            lambda: self._on_loop(self._lease_count),
+                        ),
                         cfg.server.metrics,
                     )
                 except (OSError, ValueError) as exc:
@@ -654,6 +658,21 @@ class Server:
                 pool = getattr(pool, "text", None) or getattr(st, "text", None) or str(pool)
             rows.append((sid, subnet, pool, int(st.size), int(st.used)))
         return rows
+
+    def _on_loop(self, fn: Callable[[], Any], timeout: float = 2.0) -> Any:
+        """Run ``fn`` on the event loop from another thread (the metrics scrape) and return its
+        result: engine and store are loop-thread objects. None if the loop is gone or busy."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._closing:
+            return None
+
+        async def call() -> Any:
+            return fn()
+
+        try:
+            return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)
+        except Exception:
+            return None
 
     def _lease_count(self) -> int | None:
         store = self.store

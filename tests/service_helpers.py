@@ -112,8 +112,9 @@ class RelayClient:
     """Plays a relay agent at 127.0.0.2: sends scapy-built relayed requests (giaddr set, hops
     1, option 82) to the server and receives its replies at giaddr:server-port."""
 
-    def __init__(self, port: int, timeout: float = 5.0) -> None:
+    def __init__(self, port: int, timeout: float = 5.0, server_ip: str = SERVER_IP) -> None:
         self.port = port
+        self.server_ip = server_ip
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((RELAY_IP, port))
@@ -129,7 +130,7 @@ class RelayClient:
         self.close()
 
     def send_raw(self, data: bytes) -> None:
-        self.sock.sendto(data, (SERVER_IP, self.port))
+        self.sock.sendto(data, (self.server_ip, self.port))
 
     def build(self, kind: str, chaddr: bytes, xid: int, *, circuit: bytes = b"port-1",
               options: list[Any] | None = None, ciaddr: str = "0.0.0.0") -> bytes:

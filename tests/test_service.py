@@ -152,6 +152,29 @@ def test_failed_commit_drops_ack_and_rolls_back(tmp_path: Path) -> None:
         assert lmdb_leases(tmp_path / "db", ack.yiaddr)[ack.yiaddr] is not None
 
 
+def test_reload_moves_sockets_and_keeps_leases(tmp_path: Path) -> None:
+    """reload(config) with another listen address: the old socket closes, the new one serves,
+    and every lease (committed or not) is still the client's."""
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port)) as srv:
+        with RelayClient(port) as c:
+            _, ack1 = c.dora(mac(0x41), 0x410)
+        text = config_text(tmp_path / "db", port).replace('"127.0.0.1"', '"127.0.0.3"')
+        new = loads(text, "moved")
+        srv.call_soon(srv.server.reload, new)
+        assert [k[1] for k in srv.server.endpoints] == ["127.0.0.3"]
+        with RelayClient(port, timeout=1.0) as c:
+            c.send_raw(c.build("discover", mac(0x42), 0x420))  # old address: nobody listens
+            with pytest.raises((TimeoutError, ConnectionRefusedError)):
+                c.recv(0x420)
+        with RelayClient(port, server_ip="127.0.0.3") as c:
+            offer = c.exchange("discover", mac(0x41), 0x430)
+            assert offer.yiaddr == ack1.yiaddr  # the existing binding survived the reload
+            _, ack2 = c.dora(mac(0x43), 0x440)
+            assert in_pool(ack2.yiaddr) and ack2.yiaddr != ack1.yiaddr
+        assert srv.server.metrics.reloads == 1
+
+
 def test_metrics_endpoint(tmp_path: Path) -> None:
     port = free_port()
     mport = free_tcp_port()
