@@ -29,7 +29,7 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A UDP port above 1024 free on both the server and the relay address."""
     rng = random.Random()
     for _ in range(200):
@@ -120,19 +120,64 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], notify: socket.socket) -> bool:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        notify.settimeout(0.2)
+class ChildServer:
+    """``fastdhcp serve --config FILE`` as a child process, ready when it sends ``READY=1``
+    over the sd_notify socket given to it (the protocol systemd uses). Used by the demo and by
+    ``bench/bench_server.py``."""
+
+    def __init__(self, config_path: str, log_path: str, notify_path: str) -> None:
+        self.config_path = config_path
+        self.log_path = log_path
+        self.notify_path = notify_path
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(notify_path)
+        env = dict(os.environ, NOTIFY_SOCKET=notify_path)
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "fastdhcp", "serve", "--config", config_path],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> bool:
+        """True once the server said READY=1; False if it exited or timed out first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            self._notify.settimeout(0.2)
+            try:
+                data = self._notify.recv(4096)
+            except TimeoutError:
+                continue
+            if b"READY=1" in data.split(b"\n"):
+                return True
+        return False
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server so far (Linux /proc)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM (the server flushes its commits), wait, return the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._notify.close()
         try:
-            data = notify.recv(4096)
-        except TimeoutError:
-            continue
-        if b"READY=1" in data.split(b"\n"):
-            return True
-    return False
+            os.unlink(self.notify_path)
+        except OSError:
+            pass
+        return int(self.proc.returncode)
 
 
 def _tail(path: str, lines: int = 20) -> str:
@@ -164,26 +209,19 @@ def run_demo(
         return 1
     directory = directory or tempfile.mkdtemp(prefix="fastdhcp-demo-")
     os.makedirs(directory, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     cfg_path = os.path.join(directory, "demo.toml")
     with open(cfg_path, "w") as f:
         f.write(demo_config(directory, port, clients))
     log_path = os.path.join(directory, "server.log")
     db_path = os.path.join(directory, "leases")
 
-    notify_path = os.path.join(directory, "notify.sock")
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(notify_path)
-    env = dict(os.environ, NOTIFY_SOCKET=notify_path)
     print(f"fastdhcp demo: server on {SERVER_IP}:{port} (lease database {db_path}, sync=true), "
           f"relay {RELAY_IP}, {clients:,} clients, {seconds:g} s", file=sys.stderr, flush=True)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fastdhcp", "serve", "--config", cfg_path],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-        )
+    server = ChildServer(cfg_path, log_path, os.path.join(directory, "notify.sock"))
     try:
-        if not _wait_ready(proc, notify):
+        if not server.wait_ready():
+            server.stop()
             print("fastdhcp demo: the server did not start; its log:", file=sys.stderr)
             sys.stderr.write(_tail(log_path))
             return 1
@@ -196,20 +234,9 @@ def run_demo(
         finally:
             progress.done()
     finally:
-        notify.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        try:
-            os.unlink(notify_path)
-        except OSError:
-            pass
-    if proc.returncode != 0:
-        print(f"fastdhcp demo: the server exited with status {proc.returncode}; its log:",
+        status = server.stop()
+    if status != 0:
+        print(f"fastdhcp demo: the server exited with status {status}; its log:",
               file=sys.stderr)
         sys.stderr.write(_tail(log_path))
         return 1
