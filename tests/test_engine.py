@@ -505,7 +505,7 @@ def test_startup_rebuilds_bitmaps_from_store(net):
     released = cs[1].address
     cs[0].decline()
     cs[1].release()
-    engine2 = Engine(net.engine._config, net.store)
+    engine2 = Engine(net.engine.config, net.store)
     stats = engine2.pool_stats()
     assert stats == [PoolStat(1, "198.18.0.100 - 198.18.0.103", 4, 3)]
     net.engine = engine2

@@ -96,11 +96,11 @@ def check(net: Network, clients: dict[int, Client]) -> None:
         c.history = [h for h in c.history if h[0] != "ack"]
     engine = net.engine
     reserved = {ip("198.18.0.101"), ip("198.18.2.11")}
-    for stat, bm in zip(engine.pool_stats(), engine._pool_bitmaps, strict=True):
+    for stat, bm in zip(engine.pool_stats(), engine.pool_bitmaps(), strict=True):
         expect = 0
         for a in range(bm.first, bm.last + 1):
             lease = net.store.get(a)
-            claimed = a in reserved or a in engine._offered or (lease is not None and lease.active)
+            claimed = a in reserved or engine.is_offered(a) or (lease is not None and lease.active)
             assert bm.is_free(a) != claimed, f"bit of {ipaddress.IPv4Address(a)}"
             expect += claimed
         assert stat.used == expect

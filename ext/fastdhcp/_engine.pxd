@@ -1,0 +1,120 @@
+# Declarations of fastdhcp._engine: every cdef field and method of the compiled engine.
+# The theory of operation is in fastdhcp/engine.py, the public module that re-exports these.
+
+cimport cython
+from libc.stdint cimport int64_t, uint32_t
+
+from fastdhcp._bitmap cimport PoolBitmap
+from fastdhcp._codec cimport Message, ReplyBuilder
+
+
+@cython.final
+cdef class Decision:
+    cdef public str kind
+    cdef public object reply          # bytes | None
+    cdef public uint32_t dest_ip
+    cdef public int dest_port
+    cdef public bint broadcast
+    cdef public object l2_unicast     # tuple[int, bytes] | None
+    cdef public object binding        # Lease | None
+    cdef public str reason
+
+
+@cython.final
+cdef class _Offer:
+    cdef uint32_t ip
+    cdef double expires
+    cdef bint alone                   # the client had no binding elsewhere when offered
+
+
+@cython.final
+cdef class _SubnetInfo:
+    cdef readonly object subnet
+    cdef readonly int id
+    cdef int64_t valid
+    cdef int64_t min_valid
+    cdef int64_t max_valid
+    cdef object renew                 # int | None
+    cdef object rebind                # int | None
+    cdef double offer_lifetime
+    cdef int64_t probation
+    cdef uint32_t net_first
+    cdef uint32_t net_last
+    cdef dict options
+    cdef list bitmaps
+    cdef bint authoritative
+    cdef dict by_hw
+    cdef dict by_cid
+    cdef dict by_circuit
+
+
+@cython.final
+cdef class SubnetSelector:
+    cdef tuple _by_prefix             # ((mask, {network: subnet}), ...) longest prefix first
+    cdef dict _by_relay
+    cdef dict _by_iface
+    cdef dict _groups
+    cdef dict _link_cache
+
+    cpdef object containing(self, uint32_t ip)
+    cpdef object select(self, uint32_t subnet_selection, uint32_t link_selection,
+                        uint32_t giaddr, uint32_t ciaddr, str link_name, uint32_t link_address)
+
+
+@cython.final
+cdef class Engine:
+    cdef object _config
+    cdef object _store
+    cdef object _clock
+    cdef object _sget                 # bound store methods, looked up once
+    cdef object _sget_by_client
+    cdef object _sstage
+    cdef uint32_t _server_id
+    cdef int _server_port
+    cdef int _client_port
+    cdef ReplyBuilder _builder
+    cdef SubnetSelector _selector
+    cdef dict _infos                  # subnet id -> _SubnetInfo
+    cdef dict _groups                 # subnet id -> tuple of _SubnetInfo (its link)
+    cdef dict _group_has_res          # subnet id -> bool
+    cdef list _pool_firsts
+    cdef list _pool_bitmaps
+    cdef list _pool_infos
+    cdef list _pool_texts
+    cdef dict _reserved               # ip -> (Reservation, _SubnetInfo)
+    cdef dict _offers                 # client key -> _Offer
+    cdef dict _offered                # ip -> client key
+    cdef list _offer_heap
+    cdef int64_t _seq
+    cdef dict _opt_cache
+    cdef dict _sid_cache
+
+    cdef _rebuild(self)
+    cdef tuple _bitmap_for(self, uint32_t ip)
+    cdef _settle(self, uint32_t ip)
+    cdef _drop_offer(self, bytes key, _Offer offer)
+    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone)
+    cdef _SubnetInfo _claim(self, uint32_t ip, bytes key, uint32_t res_ip, tuple group,
+                            double now)
+    cdef tuple _allocate(self, tuple group, uint32_t hint)
+    cdef object _reservation(self, tuple group, bytes chaddr, object cid, Message msg)
+    cdef list _options(self, object src, dict options, object prl, int64_t lease_time,
+                       _SubnetInfo info)
+    cdef uint32_t _server_id_for(self, Message msg, uint32_t giaddr, uint32_t link_address)
+    cdef tuple _sid_option(self, uint32_t sid)
+    cdef Decision _reply(self, Message msg, str kind, int mtype, uint32_t ciaddr,
+                         uint32_t yiaddr, list opts, object binding, str reason)
+    cdef Decision _nak(self, Message msg, uint32_t sid, str reason)
+    cdef int64_t _lease_time(self, _SubnetInfo info, int64_t requested)
+    cdef _SubnetInfo _select(self, Message msg, object link)
+    cdef Decision _discover(self, Message msg, object link, double now, bytes key,
+                            bytes chaddr, object cid)
+    cdef Decision _request(self, Message msg, object link, double now, bytes key,
+                           bytes chaddr, object cid)
+    cdef Decision _bind(self, Message msg, double now, bytes key, bytes chaddr, uint32_t ip,
+                        _SubnetInfo info, object res, uint32_t sid, str state)
+    cdef bint _ours(self, Message msg, object link)
+    cdef Decision _release(self, Message msg, object link, double now, bytes key)
+    cdef Decision _decline(self, Message msg, object link, double now, bytes key)
+    cdef Decision _inform(self, Message msg, object link, bytes key, bytes chaddr, object cid)
+    cpdef Decision handle(self, Message msg, object link, double now)

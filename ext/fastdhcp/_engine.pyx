@@ -1,0 +1,1016 @@
+"""The compiled RFC 2131 engine behind ``fastdhcp.engine`` (read its docstring first: the
+theory of operation, states and transitions, and what is durable when, are described there).
+
+This module holds the per-packet code: subnet selection, ownership checks, allocation, option
+filtering, reply building and the RFC 2131 4.1 destination. It reads the request through the
+codec's C-level API (``fastdhcp/_codec.pxd``) and allocates through the bitmap's
+(``allocate_c``); everything else (the lease store, the config) is Python and is reached
+through the documented contracts.
+"""
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.stdint cimport int64_t, uint8_t, uint32_t
+
+from fastdhcp._bitmap cimport PoolBitmap
+from fastdhcp._codec cimport (
+    OFF_CIADDR,
+    OFF_CHADDR,
+    OFF_FLAGS,
+    OFF_GIADDR,
+    OFF_HLEN,
+    OFF_HTYPE,
+    OFF_OP,
+    Message,
+    ReplyBuilder,
+    fd_load_be16,
+    fd_load_be32,
+)
+
+from array import array
+from bisect import bisect_right as _bisect_right
+from heapq import heappop as _heappop, heappush as _heappush
+from collections import namedtuple
+
+from fastdhcp.leases import Lease, LeaseState
+
+__all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetSelector", "reply_destination"]
+
+cdef enum:
+    # Message types (RFC 2132 9.6).
+    DISCOVER = 1
+    OFFER = 2
+    REQUEST = 3
+    DECLINE = 4
+    ACK = 5
+    NAK = 6
+    RELEASE = 7
+    INFORM = 8
+    # Options read here (RFC 2132, 3011, 3046).
+    O_HOSTNAME = 12
+    O_REQUESTED_IP = 50
+    O_LEASE_TIME = 51
+    O_MESSAGE_TYPE = 53
+    O_SERVER_ID = 54
+    O_PRL = 55
+    O_CLIENT_ID = 61
+    O_RELAY_AGENT = 82
+    O_SUBNET_SELECTION = 118
+    SUB_CIRCUIT_ID = 1
+    SUB_LINK_SELECTION = 5
+    SUB_SERVER_ID_OVERRIDE = 11
+    # Lease states (fastdhcp.leases.LeaseState; checked in the module body below).
+    ST_DEFAULT = 0
+    ST_DECLINED = 1
+    ST_EXPIRED = 2
+    ST_RELEASED = 3
+    BROADCAST_BIT = 0x8000
+    # How many filtered option lists / server-id options to keep (distinct PRLs are few).
+    CACHE_MAX = 8192
+
+assert (LeaseState.DEFAULT, LeaseState.DECLINED, LeaseState.EXPIRED_RECLAIMED,
+        LeaseState.RELEASED) == (ST_DEFAULT, ST_DECLINED, ST_EXPIRED, ST_RELEASED)
+
+cdef int64_t INFINITE = 0xFFFFFFFF
+cdef uint32_t BROADCAST_IP = 0xFFFFFFFF
+
+#: Options the engine writes itself; never copied from configuration into a reply.
+cdef frozenset _MANAGED = frozenset((0, 50, 51, 52, 53, 54, 55, 57, 58, 59, 61, 82, 118, 255))
+#: Sent whenever configured, asked for or not (Kea's basic options).
+cdef tuple _BASIC = (3, 6, 15)
+
+cdef object _Lease = Lease
+
+Link = namedtuple("Link", ["name", "address"])
+Link.__doc__ = """The socket a request arrived on: ``name`` (interface, or "" for a
+listen-address socket) and ``address`` (our IPv4 there, host order; the default server id)."""
+
+PoolStat = namedtuple("PoolStat", ["subnet_id", "pool", "size", "used"])
+PoolStat.__doc__ = """Occupancy of one pool, for metrics: ``used`` counts addresses bound,
+declined, offered or reserved."""
+
+
+@cython.final
+@cython.freelist(64)
+cdef class Decision:
+    """What to do with one request. ``kind`` is "offer", "ack", "nak" or "drop".
+
+    ``reply`` (bytes or None) goes to ``dest_ip:dest_port``; ``broadcast`` means dest_ip is
+    255.255.255.255 (send out the receiving interface); ``l2_unicast`` = (yiaddr, chaddr) when
+    the service may unicast at layer 2 instead; ``binding`` is the staged lease the reply must
+    wait for (ACKs that bind); ``reason`` is the drop reason or the decision's detail.
+    """
+
+    def __init__(self, str kind, reply=None, uint32_t dest_ip=0, int dest_port=0,
+                 bint broadcast=False, l2_unicast=None, binding=None, str reason=""):
+        self.kind = kind
+        self.reply = reply
+        self.dest_ip = dest_ip
+        self.dest_port = dest_port
+        self.broadcast = broadcast
+        self.l2_unicast = l2_unicast
+        self.binding = binding
+        self.reason = reason
+
+    def __repr__(self):
+        return (f"Decision({self.kind!r}, reason={self.reason!r}, dest={self.dest_ip:#x}:"
+                f"{self.dest_port}, broadcast={self.broadcast}, l2={self.l2_unicast!r})")
+
+
+cdef inline Decision _drop(str reason):
+    cdef Decision d = Decision.__new__(Decision)
+    d.kind = "drop"
+    d.reply = None
+    d.dest_ip = 0
+    d.dest_port = 0
+    d.broadcast = False
+    d.l2_unicast = None
+    d.binding = None
+    d.reason = reason
+    return d
+
+
+# ------------------------------------------------------------------------ RFC 2131 4.1
+
+cpdef tuple reply_destination(int msg_type, uint32_t giaddr, uint32_t ciaddr,
+                              bint broadcast_flag, uint32_t yiaddr, int htype, bytes chaddr,
+                              int server_port=67, int client_port=68):
+    """Where a reply goes, RFC 2131 4.1, in the RFC's order:
+
+    1. ``giaddr`` set: to the relay at ``giaddr:server-port``; a DHCPNAK through a relay gets
+       the broadcast bit so the relay broadcasts it (the client's address may be wrong).
+    2. A DHCPNAK not relayed: broadcast, ``255.255.255.255:client-port``.
+    3. ``ciaddr`` set (RENEWING, REBINDING, INFORM): unicast to ``ciaddr:client-port``.
+    4. Broadcast bit set by the client: broadcast.
+    5. Else unicast to ``yiaddr`` at layer 2 (``chaddr``): returned as ``l2_unicast`` with a
+       broadcast destination as the fallback for a service that cannot do it; without an
+       Ethernet address (``htype`` 1, 6 bytes) plainly broadcast.
+
+    Returns ``(dest_ip, dest_port, broadcast, l2_unicast, set_broadcast_flag)``; ``yiaddr`` is
+    the reply's (0 for NAK and INFORM replies), the other fields are the request's.
+    """
+    if giaddr:
+        return (giaddr, server_port, False, None, msg_type == NAK)
+    if msg_type == NAK:
+        return (BROADCAST_IP, client_port, True, None, False)
+    if ciaddr:
+        return (ciaddr, client_port, False, None, False)
+    if broadcast_flag or not yiaddr or htype != 1 or len(chaddr) != 6:
+        return (BROADCAST_IP, client_port, True, None, False)
+    return (BROADCAST_IP, client_port, True, (yiaddr, chaddr), False)
+
+
+# ------------------------------------------------------------------------ subnet selection
+
+@cython.final
+cdef class SubnetSelector:
+    """Which subnet, and so which link, a request belongs to. Kea's order:
+
+    1. option 118, subnet selection (RFC 3011): the subnet containing that address;
+    2. option 82 sub-option 5, link selection (RFC 3527): the subnet containing it;
+    3. ``giaddr`` (RFC 2131 4.3.1): the subnet listing it in ``relay``, else containing it;
+    4. ``ciaddr`` of a request not relayed (RENEWING clients unicast to us; INFORM): the subnet
+       containing it, if any (a unicast renewal on a listen-address socket has no link else);
+    5. the receiving link: the subnet whose ``interface`` is its name, else the subnet
+       containing its address.
+
+    A selector (1-3) naming an address no subnet contains selects nothing: a relay asking for
+    a link we do not serve must not get addresses from another one. Subnets with the same
+    ``shared_network`` form one link: :meth:`group` gives all of them, the selected one first.
+    """
+
+    def __init__(self, subnets):
+        cdef dict by_len = {}
+        for s in subnets:
+            net = s.network
+            by_len.setdefault(net.prefixlen, {}).setdefault(int(net.network_address), s)
+        self._by_prefix = tuple(
+            ((0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF, by_len[plen])
+            for plen in sorted(by_len, reverse=True)
+        )
+        self._by_relay = {}
+        self._by_iface = {}
+        for s in subnets:
+            for r in s.relay:
+                self._by_relay.setdefault(int(r), s)
+            if s.interface:
+                self._by_iface.setdefault(s.interface, s)
+        cdef dict shared = {}
+        for s in subnets:
+            if s.shared_network:
+                shared.setdefault(s.shared_network, []).append(s)
+        self._groups = {}
+        for s in subnets:
+            if s.shared_network:
+                self._groups[s.id] = (s,) + tuple(m for m in shared[s.shared_network]
+                                                  if m is not s)
+            else:
+                self._groups[s.id] = (s,)
+        self._link_cache = {}
+
+    cpdef object containing(self, uint32_t ip):
+        """The most specific subnet whose prefix contains ``ip``, or None."""
+        cdef tuple entry
+        for entry in self._by_prefix:
+            s = (<dict>entry[1]).get(ip & <uint32_t>entry[0])
+            if s is not None:
+                return s
+        return None
+
+    def group(self, subnet):
+        """Every subnet on ``subnet``'s link (its shared network), ``subnet`` first."""
+        return self._groups[subnet.id]
+
+    cpdef object select(self, uint32_t subnet_selection, uint32_t link_selection,
+                        uint32_t giaddr, uint32_t ciaddr, str link_name, uint32_t link_address):
+        """The subnet for a request, by the rules in the class docstring; None if none."""
+        if subnet_selection:
+            return self.containing(subnet_selection)
+        if link_selection:
+            return self.containing(link_selection)
+        if giaddr:
+            s = self._by_relay.get(giaddr)
+            if s is not None:
+                return s
+            return self.containing(giaddr)
+        if ciaddr:
+            s = self.containing(ciaddr)
+            if s is not None:
+                return s
+        key = (link_name, link_address)
+        s = self._link_cache.get(key, self)
+        if s is not self:
+            return s
+        s = self._by_iface.get(link_name) if link_name else None
+        if s is None and link_address:
+            s = self.containing(link_address)
+        if len(self._link_cache) < 4096:
+            self._link_cache[key] = s
+        return s
+
+
+# ------------------------------------------------------------------------ engine state
+
+@cython.final
+@cython.freelist(256)
+cdef class _Offer:
+    """An address held for one client between OFFER and REQUEST (memory only)."""
+
+    def __cinit__(self, uint32_t ip, double expires, bint alone):
+        self.ip = ip
+        self.expires = expires
+        self.alone = alone
+
+
+@cython.final
+cdef class _SubnetInfo:
+    """Per-subnet values precomputed once from the configuration."""
+
+    def __init__(self, subnet, bint global_authoritative):
+        lt = subnet.lifetimes
+        self.subnet = subnet
+        self.id = subnet.id
+        self.valid = lt.valid_lifetime
+        self.min_valid = (lt.min_valid_lifetime if lt.min_valid_lifetime is not None
+                          else lt.valid_lifetime)
+        self.max_valid = (lt.max_valid_lifetime if lt.max_valid_lifetime is not None
+                          else lt.valid_lifetime)
+        self.renew = lt.renew_timer
+        self.rebind = lt.rebind_timer
+        self.offer_lifetime = lt.offer_lifetime
+        self.probation = lt.decline_probation_period
+        self.net_first = int(subnet.network.network_address)
+        self.net_last = int(subnet.network.broadcast_address)
+        opts = dict(subnet.options)
+        # RFC 2132 3.3 / Kea: the subnet mask is always sent; computed when not configured.
+        opts.setdefault(1, int(subnet.network.netmask).to_bytes(4, "big"))
+        self.options = opts
+        self.bitmaps = []
+        self.authoritative = bool(global_authoritative or subnet.authoritative)
+        self.by_hw = {}
+        self.by_cid = {}
+        self.by_circuit = {}
+        for r in subnet.reservations:
+            if r.hw_address:
+                self.by_hw.setdefault(bytes(r.hw_address), r)
+            if r.client_id:
+                self.by_cid.setdefault(bytes(r.client_id), r)
+            if r.circuit_id:
+                self.by_circuit.setdefault(bytes(r.circuit_id), r)
+
+
+cdef inline bint _in_group(_SubnetInfo info, tuple group):
+    cdef object g
+    for g in group:
+        if g is info:
+            return True
+    return False
+
+
+cdef inline bint _is_active(object lease):
+    cdef int st = lease.state
+    return st == ST_DEFAULT or st == ST_DECLINED
+
+
+@cython.final
+cdef class Engine:
+    """RFC 2131 server decisions over a :class:`~fastdhcp.leases.LeaseStore`.
+
+    ``Engine(config, store, *, now=time.time)``: ``now`` is the clock used only where no time
+    is passed in; every request and :meth:`reclaim` take the time as an argument so tests run
+    on a fake clock. At construction the pool bitmaps are rebuilt from
+    ``store.active_addresses()`` and every reserved address is marked used.
+    """
+
+    def __init__(self, config, store, *, now=None):
+        import time
+
+        self._config = config
+        self._store = store
+        self._clock = now if now is not None else time.time
+        self._sget = store.get
+        self._sget_by_client = store.get_by_client
+        self._sstage = store.stage
+        server = config.server
+        self._server_id = server.server_id
+        self._server_port = server.port
+        self._client_port = server.client_port
+        self._builder = ReplyBuilder()
+        subnets = tuple(config.subnets)
+        self._selector = SubnetSelector(subnets)
+        self._infos = {s.id: _SubnetInfo(s, server.authoritative) for s in subnets}
+        self._groups = {
+            s.id: tuple(self._infos[m.id] for m in self._selector.group(s)) for s in subnets
+        }
+        self._group_has_res = {}
+        for sid, g in self._groups.items():
+            self._group_has_res[sid] = any(
+                (<_SubnetInfo>i).by_hw or (<_SubnetInfo>i).by_cid or (<_SubnetInfo>i).by_circuit
+                for i in g
+            )
+        pools = []
+        for s in subnets:
+            info = <_SubnetInfo>self._infos[s.id]
+            for p in s.pools:
+                bm = PoolBitmap(p.first, p.last)
+                info.bitmaps.append(bm)
+                pools.append((p.first, bm, info, p.text))
+        pools.sort(key=lambda x: x[0])
+        self._pool_firsts = [p[0] for p in pools]
+        self._pool_bitmaps = [p[1] for p in pools]
+        self._pool_infos = [p[2] for p in pools]
+        self._pool_texts = [p[3] for p in pools]
+        self._reserved = {}
+        for s in subnets:
+            for r in s.reservations:
+                self._reserved.setdefault(r.ip, (r, self._infos[s.id]))
+        self._offers = {}
+        self._offered = {}
+        self._offer_heap = []
+        self._seq = 0
+        self._opt_cache = {}
+        self._sid_cache = {}
+        self._rebuild()
+
+    # ------------------------------------------------------------------ bitmaps
+
+    cdef _rebuild(self):
+        """Mark used every address the store shows active, and every reserved address."""
+        active = array("I", sorted(self._store.active_addresses()))
+        reserved = array("I", sorted(self._reserved))
+        for bm in self._pool_bitmaps:
+            if len(active):
+                bm.reserve_many(active)
+            if len(reserved):
+                bm.reserve_many(reserved)
+
+    cdef tuple _bitmap_for(self, uint32_t ip):
+        """(bitmap, subnet) of the pool containing ``ip``, or None."""
+        cdef Py_ssize_t i = _bisect_right(self._pool_firsts, ip) - 1
+        cdef PoolBitmap bm
+        if i >= 0:
+            bm = <PoolBitmap>self._pool_bitmaps[i]
+            if ip <= bm._last:
+                return (bm, self._pool_infos[i])
+        return None
+
+    cdef _settle(self, uint32_t ip):
+        """Make ``ip``'s bit used exactly when a lease, an offer or a reservation claims it."""
+        cdef tuple found = self._bitmap_for(ip)
+        if found is None:
+            return
+        bm = found[0]
+        lease = self._sget(ip)
+        cdef bint claimed = (ip in self._reserved or ip in self._offered
+                             or (lease is not None and _is_active(lease)))
+        if claimed:
+            if bm.is_free(ip):
+                bm.reserve(ip)
+        elif not bm.is_free(ip):
+            bm.free(ip)
+
+    # ------------------------------------------------------------------ offers
+
+    cdef _drop_offer(self, bytes key, _Offer offer):
+        """Forget ``key``'s offer and free its address unless something else claims it."""
+        if self._offers.get(key) is offer:
+            del self._offers[key]
+        if self._offered.get(offer.ip) == key:
+            del self._offered[offer.ip]
+            self._settle(offer.ip)
+
+    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone):
+        cdef _Offer offer = _Offer(ip, expires, alone)
+        self._offers[key] = offer
+        self._offered[ip] = key
+        self._seq += 1
+        _heappush(self._offer_heap, (expires, self._seq, key, offer))
+
+    # ------------------------------------------------------------------ ownership
+
+    cdef _SubnetInfo _claim(self, uint32_t ip, bytes key, uint32_t res_ip, tuple group,
+                            double now):
+        """Take ``ip`` for client ``key`` on the link ``group`` if it may have it.
+
+        It may when the address lies in a pool of the link (or is the client's reservation
+        there), is not reserved for another client, not offered to another client, and not
+        bound or declined. Marks the bit used; returns the address's subnet, or None.
+        """
+        cdef _Offer other
+        cdef _SubnetInfo info
+        cdef PoolBitmap bm
+        cdef uint32_t off
+        cdef int st
+        cdef tuple found
+        res = self._reserved.get(ip)
+        if res is not None and ip != res_ip:
+            return None
+        holder = self._offered.get(ip)
+        if holder is not None and holder == key:
+            # Our own live offer: every other way to this address goes through _claim, which
+            # respects the offer, so no other lease can have appeared on it; no store read.
+            o = self._offers.get(key)
+            if o is not None and (<_Offer>o).ip == ip:
+                found = self._bitmap_for(ip)
+                if found is not None and _in_group(<_SubnetInfo>found[1], group):
+                    return <_SubnetInfo>found[1]
+        if holder is not None and holder != key:
+            o = self._offers.get(holder)
+            if o is not None:
+                other = <_Offer>o
+                if other.expires > now:
+                    return None
+                self._drop_offer(holder, other)
+            holder = None
+        lease = self._sget(ip)
+        cdef bint mine = False
+        if lease is not None:
+            st = lease.state
+            if st == ST_DECLINED:
+                return None
+            if st == ST_DEFAULT:
+                if lease.client_key != key:
+                    return None
+                mine = True
+        found = self._bitmap_for(ip)
+        if found is None:
+            # Outside every pool: only a reservation can hand it out.
+            if res is not None and _in_group(<_SubnetInfo>res[1], group):
+                return <_SubnetInfo>res[1]
+            return None
+        bm = <PoolBitmap>found[0]
+        info = <_SubnetInfo>found[1]
+        if not _in_group(info, group):
+            if res is None or not _in_group(<_SubnetInfo>res[1], group):
+                return None
+            info = <_SubnetInfo>res[1]
+        off = ip - bm._first
+        if not (bm._lvl[0][off >> 6] >> (off & 63)) & 1:
+            bm.allocate_c(ip)  # the hint is free: taken as is
+            return info
+        if mine or holder == key or res is not None:
+            return info
+        return None  # used by something we cannot name: leave it alone
+
+    cdef tuple _allocate(self, tuple group, uint32_t hint):
+        """A fresh address from the link's pools (next subnet when one is full)."""
+        cdef _SubnetInfo info
+        cdef PoolBitmap bm
+        for info in group:
+            for bm in info.bitmaps:
+                if bm._used < bm._size:
+                    return (<uint32_t>bm.allocate_c(hint if bm._first <= hint <= bm._last
+                                                    else 0), info)
+        return (0, group[0])
+
+    cdef object _reservation(self, tuple group, bytes chaddr, object cid, Message msg):
+        """The client's reservation on this link (hw-address, client-id, then circuit-id)."""
+        cdef _SubnetInfo info
+        cdef const unsigned char *p
+        cdef Py_ssize_t n = msg._sub_view(SUB_CIRCUIT_ID, &p)
+        circuit = PyBytes_FromStringAndSize(<const char *>p, n) if n >= 0 else None
+        for info in group:
+            r = info.by_hw.get(chaddr)
+            if r is None and cid:
+                r = info.by_cid.get(cid)
+            if r is None and circuit:
+                r = info.by_circuit.get(circuit)
+            if r is not None:
+                return r
+        return None
+
+    # ------------------------------------------------------------------ replies
+
+    cdef list _options(self, object src, dict options, object prl, int64_t lease_time,
+                       _SubnetInfo info):
+        """Lease-time options plus configured options filtered by the PRL (cached)."""
+        pkey = prl if prl is not None else b""
+        ckey = (id(src), pkey, lease_time)
+        cached = self._opt_cache.get(ckey)
+        if cached is not None:
+            return <list>cached
+        cdef list out = []
+        cdef int64_t t1, t2
+        if lease_time >= 0:
+            out.append((51, lease_time.to_bytes(4, "big")))
+            if lease_time != INFINITE:
+                t2 = info.rebind if info.rebind is not None else lease_time * 7 // 8
+                t1 = info.renew if info.renew is not None else lease_time // 2
+                if t2 >= lease_time:
+                    t2 = -1
+                if t1 >= (t2 if t2 >= 0 else lease_time):
+                    t1 = -1
+                if t1 >= 0:
+                    out.append((58, t1.to_bytes(4, "big")))
+                if t2 >= 0:
+                    out.append((59, t2.to_bytes(4, "big")))
+        seen = set()
+        for code in (1, *pkey, *_BASIC):
+            if code in seen or code in _MANAGED:
+                continue
+            seen.add(code)
+            v = options.get(code)
+            if v is not None:
+                out.append((code, v))
+        if len(self._opt_cache) >= CACHE_MAX:
+            self._opt_cache.clear()
+        self._opt_cache[ckey] = out
+        return out
+
+    cdef uint32_t _server_id_for(self, Message msg, uint32_t giaddr, uint32_t link_address):
+        """RFC 5107 override from a relay, else the configured id, else the receiving
+        address."""
+        cdef uint32_t o
+        if giaddr:
+            o = msg._sub_u32(SUB_SERVER_ID_OVERRIDE)
+            if o:
+                return o
+        return self._server_id if self._server_id else link_address
+
+    cdef tuple _sid_option(self, uint32_t sid):
+        opt = self._sid_cache.get(sid)
+        if opt is None:
+            opt = (54, (<object>sid).to_bytes(4, "big"))
+            if len(self._sid_cache) < CACHE_MAX:
+                self._sid_cache[sid] = opt
+        return <tuple>opt
+
+    cdef Decision _reply(self, Message msg, str kind, int mtype, uint32_t ciaddr,
+                         uint32_t yiaddr, list opts, object binding, str reason):
+        cdef const unsigned char *b = msg._buf
+        cid = msg._opt_bytes(O_CLIENT_ID)
+        if cid:
+            opts.append((61, cid))  # RFC 6842
+        rai = msg._opt_bytes(O_RELAY_AGENT)
+        if rai is not None:
+            opts.append((82, rai))  # RFC 3046 2.2: verbatim; the builder writes it last
+        reply = self._builder.build(msg, mtype, ciaddr, yiaddr, 0, opts)
+        cdef tuple r = reply_destination(
+            mtype,
+            fd_load_be32(b + OFF_GIADDR),
+            fd_load_be32(b + OFF_CIADDR),
+            (fd_load_be16(b + OFF_FLAGS) & BROADCAST_BIT) != 0,
+            yiaddr,
+            b[OFF_HTYPE],
+            PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, b[OFF_HLEN]),
+            self._server_port,
+            self._client_port,
+        )
+        cdef bytes data
+        if r[4] and not (<bytes>reply)[10] & 0x80:
+            # RFC 2131 4.1: a NAK through a relay must be broadcast by the relay.
+            data = <bytes>reply
+            reply = b"".join((data[:10], bytes((data[10] | 0x80,)), data[11:]))
+        cdef Decision d = Decision.__new__(Decision)
+        d.kind = kind
+        d.reply = reply
+        d.dest_ip = r[0]
+        d.dest_port = r[1]
+        d.broadcast = r[2]
+        d.l2_unicast = r[3]
+        d.binding = binding
+        d.reason = reason
+        return d
+
+    cdef Decision _nak(self, Message msg, uint32_t sid, str reason):
+        return self._reply(msg, "nak", NAK, 0, 0, [self._sid_option(sid)], None, reason)
+
+    cdef int64_t _lease_time(self, _SubnetInfo info, int64_t requested):
+        """valid-lifetime, or the client's option 51 clamped to [min, max]."""
+        if requested < 0:
+            return info.valid
+        if requested < info.min_valid:
+            return info.min_valid
+        if requested > info.max_valid:
+            return info.max_valid
+        return requested
+
+    # ------------------------------------------------------------------ handle
+
+    cpdef Decision handle(self, Message msg, object link, double now):
+        """Decide what to answer to ``msg`` received on ``link`` at ``now`` (RFC 2131 4.3)."""
+        cdef const unsigned char *b = msg._buf
+        cdef const unsigned char *p
+        cdef int mtype = 0
+        cdef Py_ssize_t hlen
+        cdef bytes key
+        cdef char *k
+        cdef Py_ssize_t i
+        if b[OFF_OP] != 1:
+            return _drop("not-request")
+        if msg._view(O_MESSAGE_TYPE, &p) == 1:
+            mtype = p[0]
+        hlen = b[OFF_HLEN]
+        chaddr = PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, hlen)
+        cid = msg._opt_bytes(O_CLIENT_ID)
+        if cid:
+            key = <bytes>cid
+        else:
+            # htype byte + chaddr (what Lease.client_key documents)
+            key = PyBytes_FromStringAndSize(NULL, hlen + 1)
+            k = PyBytes_AS_STRING(key)
+            k[0] = <char>b[OFF_HTYPE]
+            for i in range(hlen):
+                k[i + 1] = <char>b[OFF_CHADDR + i]
+        if len(key) < 2:
+            return _drop("no-client-id")
+        if mtype == DISCOVER:
+            return self._discover(msg, link, now, key, chaddr, cid)
+        if mtype == REQUEST:
+            return self._request(msg, link, now, key, chaddr, cid)
+        if mtype == RELEASE:
+            return self._release(msg, link, now, key)
+        if mtype == DECLINE:
+            return self._decline(msg, link, now, key)
+        if mtype == INFORM:
+            return self._inform(msg, link, key, chaddr, cid)
+        if mtype == 0:
+            return _drop("bootp")
+        return _drop("unexpected-type")
+
+    cdef _SubnetInfo _select(self, Message msg, object link):
+        cdef const unsigned char *b = msg._buf
+        s = self._selector.select(
+            <uint32_t>msg._opt_u32(O_SUBNET_SELECTION, 0),
+            msg._sub_u32(SUB_LINK_SELECTION),
+            fd_load_be32(b + OFF_GIADDR),
+            fd_load_be32(b + OFF_CIADDR),
+            link[0],
+            link[1],
+        )
+        if s is None:
+            return None
+        return <_SubnetInfo>self._infos[s.id]
+
+    cdef Decision _discover(self, Message msg, object link, double now, bytes key,
+                            bytes chaddr, object cid):
+        """RFC 2131 4.3.1: choose an address and hold it as an offer; commit nothing."""
+        cdef _SubnetInfo sel = self._select(msg, link)
+        cdef _SubnetInfo info = None
+        cdef _SubnetInfo oinfo
+        cdef _Offer offer = None
+        cdef uint32_t ip = 0, res_ip = 0, hint = 0, req
+        cdef tuple found
+        cdef int st
+        if sel is None:
+            return _drop("no-subnet")
+        cdef tuple group = <tuple>self._groups[sel.id]
+        res = (self._reservation(group, chaddr, cid, msg) if self._group_has_res[sel.id]
+               else None)
+        if res is not None:
+            res_ip = res.ip
+        o = self._offers.get(key)
+        if o is not None:
+            offer = <_Offer>o
+            if offer.expires > now:
+                found = self._bitmap_for(offer.ip)
+                oinfo = <_SubnetInfo>(found[1] if found is not None
+                                      else self._reserved[offer.ip][1])
+                if _in_group(oinfo, group):
+                    ip = offer.ip
+                    info = oinfo
+            if not ip:
+                self._drop_offer(key, offer)
+        cdef bint alone = True
+        if not ip:
+            lease = self._sget_by_client(key)
+            if lease is not None and lease.client_key == key:
+                st = lease.state
+                if st == ST_DEFAULT:
+                    alone = False
+                    info = self._claim(lease.ip, key, res_ip, group, now)
+                    if info is not None:
+                        ip = lease.ip
+                        alone = True
+                elif st != ST_DECLINED:
+                    hint = lease.ip
+        if not ip and res_ip:
+            info = self._claim(res_ip, key, res_ip, group, now)
+            if info is not None:
+                ip = res_ip
+        if not ip:
+            req = <uint32_t>msg._opt_u32(O_REQUESTED_IP, 0)
+            if req:
+                info = self._claim(req, key, res_ip, group, now)
+                if info is not None:
+                    ip = req
+        if not ip:
+            found = self._allocate(group, hint)
+            ip = found[0]
+            info = <_SubnetInfo>found[1]
+            if not ip:
+                return _drop("pool-exhausted")
+        cdef double expires = now + info.offer_lifetime
+        if offer is not None and offer.ip == ip and self._offers.get(key) is offer:
+            offer.expires = expires
+            self._seq += 1
+            _heappush(self._offer_heap, (expires, self._seq, key, offer))
+        else:
+            self._hold(key, ip, expires, alone)
+        cdef int64_t lt = self._lease_time(info, msg._opt_u32(O_LEASE_TIME, -1))
+        prl = msg._opt_bytes(O_PRL)
+        if res is not None and res_ip == ip:
+            opts = self._options(res, res.options, prl, lt, info)
+        else:
+            opts = self._options(info, info.options, prl, lt, info)
+        cdef uint32_t sid = self._server_id_for(msg, fd_load_be32(msg._buf + OFF_GIADDR),
+                                                link[1])
+        return self._reply(msg, "offer", OFFER, 0, ip, [self._sid_option(sid), *opts], None,
+                           "")
+
+    cdef Decision _request(self, Message msg, object link, double now, bytes key,
+                           bytes chaddr, object cid):
+        """RFC 2131 4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING."""
+        cdef const unsigned char *b = msg._buf
+        cdef uint32_t giaddr = fd_load_be32(b + OFF_GIADDR)
+        cdef uint32_t ciaddr = fd_load_be32(b + OFF_CIADDR)
+        cdef uint32_t link_address = link[1]
+        cdef uint32_t sid = self._server_id_for(msg, giaddr, link_address)
+        cdef uint32_t server_id = <uint32_t>msg._opt_u32(O_SERVER_ID, 0)
+        cdef uint32_t ip, res_ip = 0
+        cdef _Offer offer = None
+        cdef _SubnetInfo sel, info, i
+        cdef str state
+        if server_id:
+            # SELECTING: the client chose a server.
+            if server_id != sid and server_id != link_address and server_id != self._server_id:
+                o = self._offers.get(key)
+                if o is not None:
+                    self._drop_offer(key, <_Offer>o)
+                return _drop("other-server")
+            state = "selecting"
+            ip = <uint32_t>msg._opt_u32(O_REQUESTED_IP, 0) or ciaddr
+            if not ip:
+                return _drop("no-requested-address")
+        else:
+            ip = <uint32_t>msg._opt_u32(O_REQUESTED_IP, 0)
+            if ip and not ciaddr:
+                state = "init-reboot"
+            elif ciaddr:
+                ip = ciaddr
+                if not giaddr and not (fd_load_be16(b + OFF_FLAGS) & BROADCAST_BIT):
+                    state = "renewing"
+                else:
+                    state = "rebinding"
+            else:
+                return _drop("no-requested-address")
+        sel = self._select(msg, link)
+        if sel is None:
+            return _drop("no-subnet")
+        cdef tuple group = <tuple>self._groups[sel.id]
+        res = (self._reservation(group, chaddr, cid, msg) if self._group_has_res[sel.id]
+               else None)
+        if res is not None:
+            res_ip = res.ip
+
+        o = self._offers.get(key)
+        if o is not None:
+            offer = <_Offer>o
+            if offer.ip != ip:
+                # The client wants something else: our offer is moot.
+                self._drop_offer(key, offer)
+                offer = None
+
+        if state != "selecting":
+            if state == "init-reboot":
+                for i in group:
+                    if i.net_first <= ip <= i.net_last:
+                        break
+                else:
+                    return self._nak(msg, sid, "wrong-network")
+            lease = self._sget(ip)
+            if lease is not None and lease.client_key == key:
+                if lease.state == ST_DECLINED:
+                    return self._nak(msg, sid, "declined")
+            elif lease is not None and _is_active(lease):
+                return self._nak(msg, sid, "not-yours")
+            elif res_ip != ip and offer is None:
+                # No record of this client at this address.
+                mine = self._sget_by_client(key)
+                known = bool(res_ip) or (mine is not None and mine.client_key == key
+                                         and mine.state == ST_DEFAULT)
+                if known or sel.authoritative:
+                    return self._nak(msg, sid, "not-yours" if known else "unknown-client")
+                return _drop("unknown-client")
+            if res_ip and res_ip != ip:
+                return self._nak(msg, sid, "reserved-elsewhere")
+        info = self._claim(ip, key, res_ip, group, now)
+        if info is None:
+            return self._nak(msg, sid, "address-unavailable")
+        return self._bind(msg, now, key, chaddr, ip, info, res if res_ip == ip else None, sid,
+                          state)
+
+    cdef Decision _bind(self, Message msg, double now, bytes key, bytes chaddr, uint32_t ip,
+                        _SubnetInfo info, object res, uint32_t sid, str state):
+        """Stage the binding of ``ip`` to ``key`` and build the ACK that waits for it."""
+        cdef int64_t t = <int64_t>now
+        o = self._offers.get(key)
+        if o is not None and (<_Offer>o).ip == ip and (<_Offer>o).alone:
+            # Offered to a client with no other binding, and every binding of this client
+            # since would have consumed the offer: nothing to end, no store read.
+            prev = None
+        else:
+            prev = self._sget_by_client(key)
+        if (prev is not None and prev.ip != ip and prev.client_key == key
+                and prev.state == ST_DEFAULT):
+            # One binding per client: the old address goes back (staged before the new one
+            # so the client index ends on the new address).
+            self._sstage(_Lease(prev.ip, key, prev.hw_address, prev.subnet_id, ST_RELEASED,
+                                t, t, prev.hostname, prev.relay_info))
+            self._settle(prev.ip)
+        cdef int64_t lt = self._lease_time(info, msg._opt_u32(O_LEASE_TIME, -1))
+        cdef int64_t expires
+        if lt == INFINITE:
+            expires = INFINITE
+        else:
+            # Rounded up: the binding never ends before the client's idea of its end.
+            expires = t + lt + (1 if <double>t != now else 0)
+        host = msg._opt_bytes(O_HOSTNAME)
+        rai = msg._opt_bytes(O_RELAY_AGENT)
+        lease = _Lease(
+            ip, key, chaddr, info.id, ST_DEFAULT, t, expires,
+            (<bytes>host).decode("utf-8", "replace") if host else
+            (res.hostname if res is not None else ""),
+            rai if rai is not None else b"",
+        )
+        self._sstage(lease)
+        o = self._offers.pop(key, None)
+        if o is not None and self._offered.get((<_Offer>o).ip) == key:
+            del self._offered[(<_Offer>o).ip]
+        prl = msg._opt_bytes(O_PRL)
+        if res is not None:
+            opts = self._options(res, res.options, prl, lt, info)
+        else:
+            opts = self._options(info, info.options, prl, lt, info)
+        return self._reply(msg, "ack", ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip,
+                           [self._sid_option(sid), *opts], lease, state)
+
+    cdef bint _ours(self, Message msg, object link):
+        cdef uint32_t s = <uint32_t>msg._opt_u32(O_SERVER_ID, 0)
+        cdef uint32_t link_address = link[1]
+        return (not s or s == link_address or s == self._server_id
+                or s == self._server_id_for(msg, fd_load_be32(msg._buf + OFF_GIADDR),
+                                            link_address))
+
+    cdef Decision _release(self, Message msg, object link, double now, bytes key):
+        """RFC 2131 4.3.4: end the client's binding; the record keeps affinity."""
+        if not self._ours(msg, link):
+            return _drop("other-server")
+        o = self._offers.get(key)
+        if o is not None:
+            self._drop_offer(key, <_Offer>o)
+        cdef uint32_t ip = fd_load_be32(msg._buf + OFF_CIADDR)
+        lease = self._sget(ip) if ip else None
+        if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
+            return _drop("release-unknown")
+        cdef int64_t t = <int64_t>now
+        self._sstage(_Lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED, t, t,
+                            lease.hostname, lease.relay_info))
+        self._settle(ip)
+        return _drop("released")
+
+    cdef Decision _decline(self, Message msg, object link, double now, bytes key):
+        """RFC 2131 4.3.3: set the address aside for decline-probation-period."""
+        if not self._ours(msg, link):
+            return _drop("other-server")
+        cdef uint32_t ip = <uint32_t>msg._opt_u32(O_REQUESTED_IP, 0)
+        lease = self._sget(ip) if ip else None
+        if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
+            return _drop("decline-unknown")
+        info = self._infos.get(lease.subnet_id)
+        cdef int64_t probation = (<_SubnetInfo>info).probation if info is not None else 86400
+        cdef int64_t t = <int64_t>now
+        self._sstage(_Lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED, t,
+                            t + probation, lease.hostname, lease.relay_info))
+        o = self._offers.get(key)
+        if o is not None:
+            self._drop_offer(key, <_Offer>o)
+        self._settle(ip)
+        return _drop("declined")
+
+    cdef Decision _inform(self, Message msg, object link, bytes key, bytes chaddr, object cid):
+        """RFC 2131 4.3.5: configuration only; no lease, no yiaddr, no lease-time options."""
+        cdef _SubnetInfo sel = self._select(msg, link)
+        cdef _SubnetInfo info, i
+        cdef uint32_t ciaddr = fd_load_be32(msg._buf + OFF_CIADDR)
+        if sel is None:
+            return _drop("no-subnet")
+        cdef tuple group = <tuple>self._groups[sel.id]
+        res = (self._reservation(group, chaddr, cid, msg) if self._group_has_res[sel.id]
+               else None)
+        info = sel
+        if ciaddr:
+            for i in group:
+                if i.net_first <= ciaddr <= i.net_last:
+                    info = i
+                    break
+        prl = msg._opt_bytes(O_PRL)
+        if res is not None:
+            opts = self._options(res, res.options, prl, -1, info)
+        else:
+            opts = self._options(info, info.options, prl, -1, info)
+        cdef uint32_t sid = self._server_id_for(msg, fd_load_be32(msg._buf + OFF_GIADDR),
+                                                link[1])
+        return self._reply(msg, "ack", ACK, ciaddr, 0, [self._sid_option(sid), *opts], None,
+                           "inform")
+
+    # ------------------------------------------------------------------ timers, recovery
+
+    def reclaim(self, double now, Py_ssize_t limit=1000):
+        """End expired bindings and declines past probation, drop stale offers.
+
+        Stages at most ``limit`` reclamations (state EXPIRED_RECLAIMED, bit freed). Returns
+        when to call again: at once (``now``) if the limit was hit, else at the next offer
+        expiry or in one second, whichever comes first.
+        """
+        cdef list heap = self._offer_heap
+        cdef _Offer offer
+        while heap and (<tuple>heap[0])[0] <= now:
+            entry = _heappop(heap)
+            key = entry[2]
+            offer = <_Offer>entry[3]
+            if self._offers.get(key) is offer and offer.expires <= now:
+                self._drop_offer(key, offer)
+        expired = self._store.expired(<int64_t>now, limit)
+        for lease in expired:
+            self._sstage(_Lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
+                                ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
+                                lease.relay_info))
+            self._settle(lease.ip)
+        if len(expired) >= limit:
+            return now
+        cdef double nxt = now + 1.0
+        if heap and (<tuple>heap[0])[0] < nxt:
+            nxt = (<tuple>heap[0])[0]
+        return nxt
+
+    def rollback(self, leases):
+        """A batch did not commit (the store has already forgotten it): make every touched
+        address's bit follow what the store shows now."""
+        for lease in leases:
+            self._settle(lease.ip)
+
+    def pool_stats(self):
+        """``PoolStat(subnet_id, pool, size, used)`` for every pool, in address order."""
+        return [
+            PoolStat((<_SubnetInfo>info).id, text, bm.size, bm.used)
+            for bm, info, text in zip(self._pool_bitmaps, self._pool_infos, self._pool_texts)
+        ]
+
+    def offered(self, bytes key):
+        """The address currently held for client ``key`` (0 if none); for tests and audits."""
+        o = self._offers.get(key)
+        return (<_Offer>o).ip if o is not None else 0
+
+    def is_offered(self, ip):
+        """True while ``ip`` is held for some client's offer; for tests and audits."""
+        return ip in self._offered
+
+    @property
+    def config(self):
+        """The configuration this engine was built from."""
+        return self._config
+
+    def pool_bitmaps(self):
+        """The pools' bitmaps, in address order (read-only use: tests and audits)."""
+        return list(self._pool_bitmaps)
