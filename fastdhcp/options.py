@@ -320,9 +320,11 @@ def encode_option_data(mapping: object, path: str = "option-data") -> dict[int, 
     (by name and by code) is a problem too.
     """
     if not isinstance(mapping, dict):
-        raise ConfigError(
-            _line(path, mapping, "option-data must be a table of option name (or code) = value")
-        )
+        hint = (" (Kea's list of { name, data } entries is written here as name = value)"
+                if isinstance(mapping, list) else "")
+        raise ConfigError(_line(
+            path, mapping, f"option-data must be a table of option name (or code) = value{hint}"
+        ))
     out: dict[int, bytes] = {}
     seen: dict[int, str] = {}
     problems: list[str] = []

@@ -371,6 +371,8 @@ SUB = '[[subnet4]]\nid = 1\nsubnet = "192.0.2.0/24"\n'
      "option 54 cannot be set in option-data"),
     ('[global]\noption-data = "routers"', "global.option-data", "'routers'",
      "option-data must be a table"),
+    ('[global]\noption-data = [{ name = "routers", data = "192.0.2.1" }]', "global.option-data",
+     "[{name = 'routers', data = '192.0.2.1'}]", "Kea's list of { name, data } entries"),
 ])
 def test_each_problem_names_path_value_and_reason(text, path, value, reason):
     lines = problems(text)
