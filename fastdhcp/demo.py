@@ -262,4 +262,8 @@ def run_demo(
     print(f"look at them    fastdhcp leases --db {db_path} list")
     print(f"server log      {log_path}")
     print(f"clean up        rm -r {directory}")
+    if stats.acks == 0:
+        print("fastdhcp demo: the server granted no lease; the end of its log:", file=sys.stderr)
+        sys.stderr.write(_tail(log_path, 5))
+        return 1
     return 0
