@@ -107,6 +107,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:  # SIGINT before the handlers were installed: nothing to flush
         return 0
+    except Exception as exc:  # a bug, not an operator error: one line, traceback at debug
+        logging.getLogger("fastdhcp").debug("start-up failed", exc_info=True)
+        _err(f"{PROG}: cannot start: {type(exc).__name__}: {exc} "
+             "(--log-level debug shows the traceback)")
+        return 1
     return 0
 
 
