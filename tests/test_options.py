@@ -65,7 +65,7 @@ IP_ARRAYS = [d for d in OPTION_DEFS if d.type == "ipv4-address" and d.array and 
 
 
 @pytest.mark.parametrize("d", IP_ARRAYS, ids=lambda d: d.name)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(addrs=st.lists(ipv4_text, min_size=1, max_size=8))
 def test_ipv4_arrays_match_scapy(d, addrs):
     code, payload = encode_option(d.name, addrs)
@@ -227,7 +227,7 @@ domain = st.lists(st.sampled_from(["example", "com", "net", "corp", "a", "b"]) |
 
 
 @given(names=st.lists(domain, min_size=1, max_size=12))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_domain_search_decodes_with_scapy(names):
     try:
         code, payload = encode_option("domain-search", names)
@@ -393,7 +393,7 @@ def _ipaddress_or_none(text: str) -> int | None:
 
 @given(text=st.text(alphabet="0123456789.+- a\u0664", max_size=18)
        | st.lists(st.integers(0, 300).map(str), min_size=3, max_size=5).map(".".join))
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_fast_ipv4_parser_agrees_with_ipaddress(text):
     try:
         ours: int | None = ipv4(text)
