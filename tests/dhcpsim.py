@@ -287,7 +287,8 @@ class Client:
     @property
     def bound(self) -> bool:
         """The client believes it holds ``address`` now."""
-        return self.state in ("BOUND", "RENEWING", "REBINDING") and self.net.clock.now < self.expires
+        active = self.state in ("BOUND", "RENEWING", "REBINDING")
+        return active and self.net.clock.now < self.expires
 
     def _accept_ack(self, r: Reply) -> None:
         now = self.net.clock.now

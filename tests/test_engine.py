@@ -9,7 +9,6 @@ from __future__ import annotations
 import struct
 
 import pytest
-
 from dhcpsim import (
     ACK,
     BROADCAST_FLAG,
@@ -29,6 +28,7 @@ from dhcpsim import (
     make_config,
     make_network,
 )
+
 from fastdhcp._codec import parse
 from fastdhcp.engine import Decision, Engine, Link, PoolStat
 from fastdhcp.leases import Lease, LeaseState, MemoryLeaseStore
@@ -199,7 +199,8 @@ def test_4_3_1_no_parameter_request_list_gets_basic_options(net):
 
 
 def test_4_3_1_discover_without_subnet_is_dropped(net):
-    d, r = net.exchange(build_request(DISCOVER, xid=1, chaddr=mac(1)), Link("eth9", ip("203.0.113.1")))
+    elsewhere = Link("eth9", ip("203.0.113.1"))
+    d, r = net.exchange(build_request(DISCOVER, xid=1, chaddr=mac(1)), elsewhere)
     assert r is None and d.reason == "no-subnet"
 
 

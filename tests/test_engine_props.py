@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import ipaddress
 
+from dhcpsim import ACK, SERVER_IP, Client, Network, ip, mac, make_config, relay_agent_info
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dhcpsim import ACK, SERVER_IP, Client, Network, ip, mac, make_config, relay_agent_info
 from fastdhcp.engine import Link
 from fastdhcp.leases import LeaseState
 

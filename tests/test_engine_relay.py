@@ -5,8 +5,6 @@ hw-address / client-id / circuit-id, and shared networks."""
 from __future__ import annotations
 
 import pytest
-from scapy.layers.dhcp import BOOTP, DHCP
-
 from dhcpsim import (
     ACK,
     DISCOVER,
@@ -22,6 +20,8 @@ from dhcpsim import (
     make_config,
     relay_agent_info,
 )
+from scapy.layers.dhcp import BOOTP, DHCP
+
 from fastdhcp.engine import Link
 
 RELAY_2 = ip("198.18.10.1")  # listed in subnet 2's relay; not inside any subnet

@@ -1,0 +1,77 @@
+"""Type stub for the compiled engine (ext/fastdhcp/_engine.pyx); see fastdhcp.engine."""
+
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from fastdhcp._bitmap import PoolBitmap
+from fastdhcp._codec import Message
+from fastdhcp.leases import Lease, LeaseStore
+
+class Link(NamedTuple):
+    name: str
+    address: int
+
+class PoolStat(NamedTuple):
+    subnet_id: int
+    pool: str
+    size: int
+    used: int
+
+class Decision:
+    kind: str
+    reply: bytes | None
+    dest_ip: int
+    dest_port: int
+    broadcast: bool
+    l2_unicast: tuple[int, bytes] | None
+    binding: Lease | None
+    reason: str
+    def __init__(
+        self,
+        kind: str,
+        reply: bytes | None = ...,
+        dest_ip: int = ...,
+        dest_port: int = ...,
+        broadcast: bool = ...,
+        l2_unicast: tuple[int, bytes] | None = ...,
+        binding: Lease | None = ...,
+        reason: str = ...,
+    ) -> None: ...
+
+def reply_destination(
+    msg_type: int,
+    giaddr: int,
+    ciaddr: int,
+    broadcast_flag: bool,
+    yiaddr: int,
+    htype: int,
+    chaddr: bytes,
+    server_port: int = ...,
+    client_port: int = ...,
+) -> tuple[int, int, bool, tuple[int, bytes] | None, bool]: ...
+
+class SubnetSelector:
+    def __init__(self, subnets: Sequence[Any]) -> None: ...
+    def containing(self, ip: int) -> Any | None: ...
+    def group(self, subnet: Any) -> tuple[Any, ...]: ...
+    def select(
+        self,
+        subnet_selection: int,
+        link_selection: int,
+        giaddr: int,
+        ciaddr: int,
+        link_name: str,
+        link_address: int,
+    ) -> Any | None: ...
+
+class Engine:
+    def __init__(self, config: Any, store: LeaseStore, *, now: Any = ...) -> None: ...
+    def handle(self, msg: Message, link: Link, now: float) -> Decision: ...
+    def reclaim(self, now: float, limit: int = ...) -> float: ...
+    def rollback(self, leases: Iterable[Lease]) -> None: ...
+    def pool_stats(self) -> list[PoolStat]: ...
+    def offered(self, key: bytes) -> int: ...
+    def is_offered(self, ip: int) -> bool: ...
+    @property
+    def config(self) -> Any: ...
+    def pool_bitmaps(self) -> list[PoolBitmap]: ...
