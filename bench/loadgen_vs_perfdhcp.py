@@ -143,6 +143,7 @@ def run_perfdhcp(workdir: Path, rate: int, clients: int, seconds: float) -> dict
     return {"tool": "perfdhcp", "rate": rate, "discovers": started, "acks": acks,
             "drops": started - acks, "drop_ratio": (started - acks) / max(1, started),
             "acks_per_s": acks / seconds, "cpu_s": cpu, "cpu_us_per_ack": cpu / max(1, acks) * 1e6,
+            "cpu_us_per_started": cpu / max(1, started) * 1e6, "load": os.getloadavg()[0],
             "kea_cpu_us_per_ack": kcpu / max(1, acks) * 1e6,
             "offer_avg_ms": do["avg_ms"], "ack_avg_ms": ra["avg_ms"]}
 
@@ -166,6 +167,7 @@ def run_driver(workdir: Path, rate: int, clients: int, seconds: float,
             "acks": acks, "drops": s["discovers"] - acks, "drop_ratio": s["drop_ratio"],
             "acks_per_s": acks / seconds if rate else s["exchanges_per_s"],
             "cpu_s": cpu, "cpu_us_per_ack": cpu / max(1, acks) * 1e6,
+            "cpu_us_per_started": cpu / max(1, s["discovers"]) * 1e6, "load": os.getloadavg()[0],
             "loop_cpu_us_per_ack": s["cpu_per_exchange_us"],
             "kea_cpu_us_per_ack": kcpu / max(1, acks) * 1e6,
             "offer_p50_ms": s["offer_latency"]["p50"], "offer_p99_ms": s["offer_latency"]["p99"],
@@ -202,7 +204,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--clients", type=int, default=100_000)
-    ap.add_argument("--sweep", default="3000,3500,4000,4500,5000,5500,6000")
+    ap.add_argument("--sweep", default="2000,2500,3000,3500,4000,4500,5000,5500")
     ap.add_argument("--sweep-seconds", type=float, default=10.0)
     ap.add_argument("--capacity", default="50000,100000,200000")
     ap.add_argument("--json", default="")
@@ -217,9 +219,9 @@ def main() -> int:
     try:
         print(f"# cross-check, {args.seconds:g} s per run, median of {args.repeat}, "
               f"{args.clients} clients", flush=True)
-        print("| tool | rate/s | ACKs/s | drops | tool CPU us/DORA | driver loop us/DORA "
-              "| Kea CPU us/DORA |")
-        print("|---|---|---|---|---|---|---|")
+        print("| tool | rate/s | ACKs/s | drops | tool CPU us/DORA (per started) "
+              "| driver loop us/DORA | Kea CPU us/DORA | load avg |")
+        print("|---|---|---|---|---|---|---|---|")
         for rate in (int(r) for r in args.rates.split(",") if r):
             per_tool: dict[str, list[dict[str, Any]]] = {"perfdhcp": [], "loadgen": []}
             for _ in range(args.repeat):   # interleaved, so drift hits both tools alike
@@ -231,20 +233,21 @@ def main() -> int:
                 results["cross_check"].append({**m, "all": rows})
                 loop = f"{m['loop_cpu_us_per_ack']:.1f}" if tool == "loadgen" else "-"
                 print(f"| {tool} | {rate} | {m['acks_per_s']:.0f} | {m['drops']:.0f} "
-                      f"({m['drop_ratio']:.2%}) | {m['cpu_us_per_ack']:.1f} | {loop} "
-                      f"| {m['kea_cpu_us_per_ack']:.1f} |", flush=True)
+                      f"({m['drop_ratio']:.2%}) | {m['cpu_us_per_ack']:.1f} "
+                      f"({m['cpu_us_per_started']:.1f}) | {loop} "
+                      f"| {m['kea_cpu_us_per_ack']:.1f} | {m['load']:.1f} |", flush=True)
 
         print(f"\n# Kea under the driver, open loop, {args.sweep_seconds:g} s per rate")
         print("| offered/s | ACKs/s | drops | offer p50/p99 ms | ack p50/p99 ms "
-              "| Kea CPU us/DORA |")
-        print("|---|---|---|---|---|---|")
+              "| Kea CPU us/DORA | load avg |")
+        print("|---|---|---|---|---|---|---|")
         for rate in (int(r) for r in args.sweep.split(",") if r):
             r = run_driver(work, rate, args.clients, args.sweep_seconds)
             results["sweep"].append(r)
             print(f"| {rate} | {r['acks_per_s']:.0f} | {r['drop_ratio']:.2%} | "
                   f"{r['offer_p50_ms']:.2f}/{r['offer_p99_ms']:.2f} | "
                   f"{r['ack_p50_ms']:.2f}/{r['ack_p99_ms']:.2f} | "
-                  f"{r['kea_cpu_us_per_ack']:.1f} |", flush=True)
+                  f"{r['kea_cpu_us_per_ack']:.1f} | {r['load']:.1f} |", flush=True)
         ok = [r["rate"] for r in results["sweep"] if r["drop_ratio"] < 0.01]
         results["kea_max_rate_under_1pct"] = max(ok) if ok else None
         print(f"Kea max open-loop rate with < 1% drops: {results['kea_max_rate_under_1pct']}")
@@ -254,7 +257,7 @@ def main() -> int:
             results["closed_loop"].append(r)
             print(f"closed loop, window {window}: {r['acks_per_s']:.0f} DORA/s, "
                   f"drops {r['drop_ratio']:.2%}, driver loop {r['loop_cpu_us_per_ack']:.1f} "
-                  f"us/DORA", flush=True)
+                  f"us/DORA, load avg {r['load']:.1f}", flush=True)
 
         print("\n# driver send capacity (to a socket that never answers)")
         for rate in (int(r) for r in args.capacity.split(",") if r):
