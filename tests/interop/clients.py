@@ -29,21 +29,24 @@ from .netns import CommandFailed, Namespace, run, stop_process
 #: and dhclient back off a few seconds if a first attempt is lost).
 STATE_TIMEOUT = 25.0
 
-# The hook: one "--- event" block per call with the variables the three clients use
+# The hook: one event file per call with the variables the three clients use
 # (dhclient and dhcpcd: $reason and new_*; udhcpc: $1 and ip/router/dns/domain/mask).
 # Then it does the minimum configuration the client needs to renew by unicast (dhclient and
 # udhcpc leave addressing to the script; dhcpcd configures the interface itself).
 _HOOK = r"""#!/bin/sh
 # fastdhcp interop hook: configure only this namespace's interface, then record the event
 # (in that order, so that a test that sees the event can rely on the address being there).
+# Each event is written to a temp file and renamed into place, so a reader never sees half of
+# one; names sort by time (nanoseconds, fixed width) then pid.
 {configure}
+tmp={events}/.tmp.$$
 {{
-  echo "--- event"
   echo "arg1=$1"
   echo "time=$(date +%s)"
   env | grep -E '^(reason|interface|new_[a-z0-9_]*|old_ip_address)=' || true
   env | grep -E '^(ip|router|dns|domain|subnet|mask|serverid|lease)=' || true
-}} >> {events}
+}} > "$tmp"
+mv "$tmp" {events}/"$(date +%s%N).$$"
 exit 0
 """
 
@@ -106,8 +109,8 @@ class _Client:
         self.ifname = ifname
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.events_path = self.dir / "events"
-        self.events_path.touch()
+        self.events_path = self.dir / "events.d"
+        self.events_path.mkdir(exist_ok=True)
         self.hook = self.dir / "hook.sh"
         self.hook.write_text(_HOOK.format(events=shlex.quote(str(self.events_path)),
                                           configure=self.configure))
@@ -123,7 +126,7 @@ class _Client:
     def events(self) -> list[Event]:
         """Every hook call so far, oldest first."""
         out: list[Event] = []
-        for block in self.events_path.read_text(errors="replace").split("--- event\n")[1:]:
+        for block in self._event_texts():
             env = {}
             for line in block.splitlines():
                 key, sep, value = line.partition("=")
@@ -132,6 +135,11 @@ class _Client:
             reason = (env.get("reason") or env.get("arg1") or "").upper()
             out.append(Event(reason, env))
         return out
+
+    def _event_texts(self) -> list[str]:
+        """The hook's event files, oldest first."""
+        names = sorted(p.name for p in self.events_path.iterdir() if not p.name.startswith("."))
+        return [(self.events_path / n).read_text(errors="replace") for n in names]
 
     def wait_event(self, reasons: set[str], *, after: int = 0,
                    timeout: float = STATE_TIMEOUT) -> Event:
@@ -168,7 +176,7 @@ class _Client:
             log = self.log_path.read_text(errors="replace")[-6000:]
         except FileNotFoundError:
             log = ""
-        evs = self.events_path.read_text(errors="replace")[-6000:]
+        evs = "".join("--- event\n" + t for t in self._event_texts())[-6000:]
         return (f"--- {self.name} transcript ---\n" + "\n".join(self.transcript)[-6000:]
                 + f"\n--- {self.name} log ---\n{log}\n--- {self.name} hook events ---\n{evs}")
 
@@ -267,11 +275,6 @@ class Dhclient(_Client):
         self.release()
         self.wait_event({"RELEASE"}, after=n)
 
-    def renew_was_unicast(self, server: str) -> bool:
-        """True if the log shows a renewal REQUEST sent to ``server`` (not broadcast)."""
-        return f"on {self.ifname} to {server} port 67" in self.log_path.read_text(
-            errors="replace")
-
 
 class Dhcpcd(_Client):
     """dhcpcd 9 in the foreground (``-B``), IPv4 only, inside a private mount namespace: a
@@ -365,10 +368,6 @@ class Dhcpcd(_Client):
         """``-k``: see :meth:`release`."""
         self.release()
 
-    def renew_was_unicast(self, server: str) -> bool:
-        """True if the log shows a RENEW (dhcpcd unicasts to the server in RENEWING)."""
-        return "renewing lease of" in self.log_path.read_text(errors="replace")
-
     def lease_file_exists(self) -> bool:
         """True once dhcpcd has saved a lease (``/var/lib/dhcpcd/IF.lease``)."""
         return any(self.state.glob("*.lease"))
@@ -449,11 +448,6 @@ class Udhcpc(_Client):
         if "sending release" not in self.log_path.read_text(errors="replace"):
             raise ClientError(f"udhcpc sent no release\n{self.report()}")
 
-    def renew_was_unicast(self, server: str) -> bool:
-        """True if udhcpc renewed without falling back to a broadcast renew."""
-        log = self.log_path.read_text(errors="replace")
-        return f"sending renew to server {server}" in log and "broadcasting renew" not in log
-
     def close(self) -> None:
         """SIGTERM (udhcpc does not release on exit without -R), wait."""
         if self.proc is not None:
@@ -515,7 +509,10 @@ class Capture:
         self.ns = ns
         self.path = path
         self.err_path = path.with_suffix(".stderr")
-        self.argv = ["tcpdump", "-i", ifname, "-n", "-U", "-s", "0", "-w", str(path),
+        # --immediate-mode: without it, packets wait in the kernel's ring-buffer block (up to a
+        # second) and the last ones before SIGINT can be lost.
+        self.argv = ["tcpdump", "-i", ifname, "-n", "--immediate-mode", "-U", "-s", "0",
+                     "-w", str(path),
                      "udp", "port", "67", "or", "udp", "port", "68"]
         self.proc: subprocess.Popen | None = None
         self._err = None
@@ -538,6 +535,7 @@ class Capture:
         from scapy.all import rdpcap  # registers the Ethernet/IP/DHCP layers
 
         if self.proc is not None:
+            time.sleep(0.3)  # frames still in flight on the veth (a RELEASE has no answer)
             stop_process(self.proc, sig=signal.SIGINT)
             self.proc = None
         if self._err is not None:

@@ -1,8 +1,9 @@
 """Fixtures for the interop tests: one lab (network namespaces) and one server per session.
 
-Which server: ``FASTDHCP_INTEROP_SERVER=fastdhcp`` (default) or ``kea`` (the reference, to prove
-the harness itself). Requirements: root and the binaries below. Without them the tests skip
-with the reason, except under CI (``CI=true``), where a missing requirement is a failure.
+Which server: ``FASTDHCP_INTEROP_SERVER=fastdhcp`` (default), ``kea`` (the reference, to prove
+the harness itself) or ``both`` (every test against each, one after the other).
+Requirements: root and the binaries below. Without them the tests skip with the reason, except
+under CI (``CI=true``), where a missing requirement is a failure.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .netns import Lab, build_lab, leftovers
+from .netns import Lab, build_lab, leftovers, sweep_stale
 from .servers import SERVERS, LabConfig, lab_config
 
 #: Binaries every interop test needs, with the Debian package that ships each.
@@ -27,13 +28,16 @@ REQUIRED = {
 }
 
 
-def server_name() -> str:
-    """The server under test, from ``FASTDHCP_INTEROP_SERVER``."""
-    name = os.environ.get("FASTDHCP_INTEROP_SERVER", "fastdhcp").strip().lower()
-    if name not in SERVERS:
-        raise pytest.UsageError(f"FASTDHCP_INTEROP_SERVER={name!r}: expected one of "
-                                f"{sorted(SERVERS)}")
-    return name
+def server_names() -> list[str]:
+    """The servers under test, from ``FASTDHCP_INTEROP_SERVER`` (``fastdhcp``, ``kea``,
+    ``both`` or a comma-separated list)."""
+    text = os.environ.get("FASTDHCP_INTEROP_SERVER", "fastdhcp").strip().lower()
+    names = list(SERVERS) if text == "both" else [x.strip() for x in text.split(",") if x]
+    bad = [x for x in names if x not in SERVERS]
+    if bad or not names:
+        raise pytest.UsageError(f"FASTDHCP_INTEROP_SERVER={text!r}: expected one of "
+                                f"{sorted(SERVERS)}, 'both' or a comma-separated list")
+    return names
 
 
 def missing_requirements() -> list[str]:
@@ -63,6 +67,7 @@ def interop_ready() -> None:
 def lab(interop_ready: None) -> Iterator[Lab]:
     """The namespaces and veths of ``netns.Lab``; all removed at the end, checked gone."""
     tag = str(os.getpid())
+    sweep_stale()
     the_lab = build_lab(tag)
     try:
         yield the_lab
@@ -89,10 +94,12 @@ def session_dir() -> Iterator[Path]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def server(lab: Lab, lab_cfg: LabConfig, session_dir: Path):
-    """The server under test, running in the server namespace for the whole session."""
-    srv = SERVERS[server_name()](lab.srv, lab_cfg, session_dir / "server")
+@pytest.fixture(scope="session", params=server_names())
+def server(request: pytest.FixtureRequest, lab: Lab, lab_cfg: LabConfig, session_dir: Path):
+    """The server under test, running in the server namespace for the whole session (with
+    several servers, pytest runs all tests against one, stops it, then starts the next)."""
+    name = request.param
+    srv = SERVERS[name](lab.srv, lab_cfg, session_dir / f"server-{name}")
     srv.start()
     try:
         yield srv

@@ -14,6 +14,7 @@ Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking range) only.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -273,3 +274,24 @@ def leftovers(tag: str) -> list[str]:
     found += [line.split(":")[1].strip() for line in links.splitlines()
               if line.split(":")[1].strip().split("@")[0].startswith(f"f{tag}")]
     return found
+
+
+def sweep_stale() -> list[str]:
+    """Remove labs left by interop runs that were killed before their teardown (``kill -9``,
+    a lost CI runner): namespaces ``fd<pid>-<role>`` whose ``<pid>`` no longer runs and in
+    which nothing runs any more, and their ``/etc/netns`` entries. Namespaces that still hold
+    processes are left alone (they are not ours to end) and reported."""
+    kept = []
+    names = run(["ip", "netns", "list"]).stdout.split()
+    etc = os.listdir("/etc/netns") if os.path.isdir("/etc/netns") else []
+    for name in sorted(set(names) | set(etc)):
+        m = re.fullmatch(r"fd(\d+)-(srv|cli|relay|rcli|perf)", name)
+        if not m or os.path.exists(f"/proc/{m.group(1)}"):
+            continue
+        if name in names:
+            if run(["ip", "netns", "pids", name], check=False).stdout.strip():
+                kept.append(name)
+                continue
+            run(["ip", "netns", "delete", name], check=False)
+        shutil.rmtree(f"/etc/netns/{name}", ignore_errors=True)
+    return kept
