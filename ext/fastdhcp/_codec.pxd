@@ -91,6 +91,7 @@ cdef class Message:
     # code -> concatenated value of repeated options, built on first access
     cdef dict _joined
 
+    cdef object _field(self, int f)
     cdef int _scan(self, Py_ssize_t start, Py_ssize_t end, int area) except -1
     cdef int _validate(self) except -1
     cdef Py_ssize_t _view(self, int code, const unsigned char **out) except -2

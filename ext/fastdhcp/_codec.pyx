@@ -11,9 +11,13 @@ one ``bytes`` copy of it; the fast path is straight C over the option list, and 
 that do not fit the client's maximum message size take the overload/drop planner.
 """
 
+import sys
+
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.object cimport PyObject, PyObject_GenericGetAttr, PyObject_Hash
+from cpython.unicode cimport PyUnicode_CheckExact
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy, memset
@@ -34,6 +38,124 @@ cdef frozenset _REQUIRED = frozenset((54, 51, 82))
 # Fixed 4-byte options parse() checks (the server reads them as addresses or seconds).
 cdef int[4] _FOUR_BYTE_OPTIONS = [OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_SUBNET_SELECTION,
                                   OPT_LEASE_TIME]
+
+
+# Fields answered by Message.__getattribute__ (see there).
+cdef enum:
+    F_MESSAGE_TYPE = 0
+    F_REQUESTED_IP = 1
+    F_SERVER_ID = 2
+    F_CLIENT_ID = 3
+    F_PRL = 4
+    F_MAX_MESSAGE_SIZE = 5
+    F_LEASE_TIME = 6
+    F_HOSTNAME = 7
+    F_RELAY_AGENT_INFO = 8
+    F_CIRCUIT_ID = 9
+    F_REMOTE_ID = 10
+    F_LINK_SELECTION = 11
+    F_SUBNET_SELECTION = 12
+    F_GIADDR = 13
+    F_CIADDR = 14
+    F_CHADDR = 15
+    F_OP = 16
+    F_HTYPE = 17
+    F_HLEN = 18
+    F_HOPS = 19
+    F_XID = 20
+    F_SECS = 21
+    F_FLAGS = 22
+    F_BROADCAST = 23
+    F_YIADDR = 24
+    F_SIADDR = 25
+    F_SNAME = 26
+    F_FILE = 27
+    F_OVERLOAD = 28
+    F_VENDOR_CLASS = 29
+    F_CLIENT_FQDN = 30
+    F_SERVER_ID_OVERRIDE = 31
+    N_FIELDS = 32
+
+cdef tuple _FIELD_NAMES = tuple(sys.intern(n) for n in (
+    "message_type",
+    "requested_ip",
+    "server_id",
+    "client_id",
+    "prl",
+    "max_message_size",
+    "lease_time",
+    "hostname",
+    "relay_agent_info",
+    "circuit_id",
+    "remote_id",
+    "link_selection",
+    "subnet_selection",
+    "giaddr",
+    "ciaddr",
+    "chaddr",
+    "op",
+    "htype",
+    "hlen",
+    "hops",
+    "xid",
+    "secs",
+    "flags",
+    "broadcast",
+    "yiaddr",
+    "siaddr",
+    "sname",
+    "file",
+    "overload",
+    "vendor_class",
+    "client_fqdn",
+    "server_id_override",
+))
+# Open-addressed table of the interned field names, keyed by their cached str hash.
+cdef enum:
+    FIELD_SLOTS = 64                    # power of two, at least twice N_FIELDS
+cdef PyObject *_SLOT_NAME[FIELD_SLOTS]
+cdef int _SLOT_FIELD[FIELD_SLOTS]
+
+
+cdef int _fill_field_table() except -1:
+    cdef Py_ssize_t slot
+    cdef int i
+    for i in range(FIELD_SLOTS):
+        _SLOT_NAME[i] = NULL
+        _SLOT_FIELD[i] = -1
+    for i in range(N_FIELDS):
+        slot = PyObject_Hash(_FIELD_NAMES[i]) & (FIELD_SLOTS - 1)
+        while _SLOT_NAME[slot] is not NULL:
+            slot = (slot + 1) & (FIELD_SLOTS - 1)
+        _SLOT_NAME[slot] = <PyObject *>_FIELD_NAMES[i]
+        _SLOT_FIELD[slot] = i
+    return 0
+
+
+_fill_field_table()
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyASCIIObject:
+        Py_hash_t hash
+
+
+cdef inline int _field_index(object name) noexcept:
+    """Index of ``name`` in the field table by identity (interned names), -1 if not there."""
+    cdef PyObject *key = <PyObject *>name
+    cdef Py_hash_t h
+    cdef Py_ssize_t slot
+    if not PyUnicode_CheckExact(name):
+        return -1
+    h = (<PyASCIIObject *>key).hash         # interned names carry their hash already
+    if h == -1:
+        return -1
+    slot = h & (FIELD_SLOTS - 1)
+    while _SLOT_NAME[slot] is not NULL:
+        if _SLOT_NAME[slot] == key:
+            return _SLOT_FIELD[slot]
+        slot = (slot + 1) & (FIELD_SLOTS - 1)
+    return -1
 
 
 cdef inline bint _is_multi(const uint8_t *bits, int code) noexcept:
@@ -210,75 +332,258 @@ cdef class Message:
             return 0
         return fd_load_be32(p)
 
-    # ---- header fields ------------------------------------------------------------------------
+    # ---- header fields and typed getters ------------------------------------------------------
+    #
+    # Each field is computed in one place, _field(); the properties below are its public face
+    # (introspection, docs, stubs). Why __getattribute__ as well: CPython 3.11 does not
+    # specialize LOAD_ATTR for getset descriptors, so a property read walks
+    # PyObject_GenericGetAttr -> _PyType_Lookup -> getset_get -> wrapper (~100 instructions).
+    # The engine reads ~16 fields per packet, so __getattribute__ answers them first by
+    # comparing the (interned) attribute name's pointer with a table built at import: this cut
+    # the relayed-REQUEST benchmark by about a fifth (bench/RESULTS.md). Names it does not know,
+    # or non-interned names, take the generic path and land on the same _field().
+
+    def __getattribute__(self, name):
+        cdef int f = _field_index(name)
+        if f >= 0:
+            return self._field(f)
+        return PyObject_GenericGetAttr(self, name)
+
+    cdef object _field(self, int f):
+        cdef const unsigned char *b = self._buf
+        cdef const unsigned char *p
+        cdef Py_ssize_t n
+        if f == F_MESSAGE_TYPE:
+            if self._view(OPT_MESSAGE_TYPE, &p) != 1:
+                return 0
+            return p[0]
+        elif f == F_REQUESTED_IP:
+            return self._opt_u32(OPT_REQUESTED_IP, 0)
+        elif f == F_SERVER_ID:
+            return self._opt_u32(OPT_SERVER_ID, 0)
+        elif f == F_CLIENT_ID:
+            return self._opt_bytes(OPT_CLIENT_ID)
+        elif f == F_PRL:
+            return self._opt_bytes(OPT_PRL)
+        elif f == F_MAX_MESSAGE_SIZE:
+            if self._view(OPT_MAX_SIZE, &p) != 2:
+                return 0
+            return fd_load_be16(p)
+        elif f == F_LEASE_TIME:
+            return self._opt_u32(OPT_LEASE_TIME, -1)
+        elif f == F_HOSTNAME:
+            return self._opt_bytes(OPT_HOSTNAME)
+        elif f == F_RELAY_AGENT_INFO:
+            return self._opt_bytes(OPT_RELAY_AGENT)
+        elif f == F_CIRCUIT_ID:
+            n = self._sub_view(SUB_CIRCUIT_ID, &p)
+            return None if n < 0 else PyBytes_FromStringAndSize(<const char *>p, n)
+        elif f == F_REMOTE_ID:
+            n = self._sub_view(SUB_REMOTE_ID, &p)
+            return None if n < 0 else PyBytes_FromStringAndSize(<const char *>p, n)
+        elif f == F_LINK_SELECTION:
+            return self._sub_u32(SUB_LINK_SELECTION)
+        elif f == F_SUBNET_SELECTION:
+            return self._opt_u32(OPT_SUBNET_SELECTION, 0)
+        elif f == F_GIADDR:
+            return fd_load_be32(b + OFF_GIADDR)
+        elif f == F_CIADDR:
+            return fd_load_be32(b + OFF_CIADDR)
+        elif f == F_CHADDR:
+            return PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, b[OFF_HLEN])
+        elif f == F_OP:
+            return b[OFF_OP]
+        elif f == F_HTYPE:
+            return b[OFF_HTYPE]
+        elif f == F_HLEN:
+            return b[OFF_HLEN]
+        elif f == F_HOPS:
+            return b[OFF_HOPS]
+        elif f == F_XID:
+            return fd_load_be32(b + OFF_XID)
+        elif f == F_SECS:
+            return fd_load_be16(b + OFF_SECS)
+        elif f == F_FLAGS:
+            return fd_load_be16(b + OFF_FLAGS)
+        elif f == F_BROADCAST:
+            return (fd_load_be16(b + OFF_FLAGS) & BROADCAST_FLAG) != 0
+        elif f == F_YIADDR:
+            return fd_load_be32(b + OFF_YIADDR)
+        elif f == F_SIADDR:
+            return fd_load_be32(b + OFF_SIADDR)
+        elif f == F_SNAME:
+            return PyBytes_FromStringAndSize(<const char *>b + OFF_SNAME, SNAME_LEN)
+        elif f == F_FILE:
+            return PyBytes_FromStringAndSize(<const char *>b + OFF_FILE, FILE_LEN)
+        elif f == F_OVERLOAD:
+            return self._overload
+        elif f == F_VENDOR_CLASS:
+            return self._opt_bytes(OPT_VENDOR_CLASS)
+        elif f == F_CLIENT_FQDN:
+            return self._opt_bytes(OPT_CLIENT_FQDN)
+        elif f == F_SERVER_ID_OVERRIDE:
+            return self._sub_u32(SUB_SERVER_ID_OVERRIDE)
+        return None
 
     @property
-    def op(self) -> int:
-        return self._buf[OFF_OP]
+    def message_type(self) -> int:
+        """Option 53 (RFC 2132 9.6), 0 when absent (BOOTP)."""
+        return self._field(F_MESSAGE_TYPE)
 
     @property
-    def htype(self) -> int:
-        return self._buf[OFF_HTYPE]
+    def requested_ip(self) -> int:
+        """Option 50 (RFC 2132 9.1), 0 when absent."""
+        return self._field(F_REQUESTED_IP)
 
     @property
-    def hlen(self) -> int:
-        return self._buf[OFF_HLEN]
+    def server_id(self) -> int:
+        """Option 54 (RFC 2132 9.7), 0 when absent."""
+        return self._field(F_SERVER_ID)
 
     @property
-    def hops(self) -> int:
-        return self._buf[OFF_HOPS]
+    def client_id(self) -> bytes | None:
+        """Option 61 (RFC 2132 9.14), type byte included."""
+        return self._field(F_CLIENT_ID)
 
     @property
-    def xid(self) -> int:
-        return fd_load_be32(self._buf + OFF_XID)
+    def prl(self) -> bytes | None:
+        """Option 55, the parameter request list (RFC 2132 9.8)."""
+        return self._field(F_PRL)
 
     @property
-    def secs(self) -> int:
-        return fd_load_be16(self._buf + OFF_SECS)
+    def max_message_size(self) -> int:
+        """Option 57 (RFC 2132 9.10), 0 when absent; parse() guarantees >= 576."""
+        return self._field(F_MAX_MESSAGE_SIZE)
 
     @property
-    def flags(self) -> int:
-        return fd_load_be16(self._buf + OFF_FLAGS)
+    def lease_time(self) -> int:
+        """Option 51 (RFC 2132 9.2), -1 when absent."""
+        return self._field(F_LEASE_TIME)
 
     @property
-    def broadcast(self) -> bool:
-        """RFC 2131 4.1: the client cannot receive unicast before it is configured."""
-        return (fd_load_be16(self._buf + OFF_FLAGS) & BROADCAST_FLAG) != 0
+    def hostname(self) -> bytes | None:
+        """Option 12 (RFC 2132 3.14)."""
+        return self._field(F_HOSTNAME)
 
     @property
-    def ciaddr(self) -> int:
-        return fd_load_be32(self._buf + OFF_CIADDR)
+    def relay_agent_info(self) -> bytes | None:
+        """Option 82 raw (RFC 3046), to be echoed verbatim."""
+        return self._field(F_RELAY_AGENT_INFO)
 
     @property
-    def yiaddr(self) -> int:
-        return fd_load_be32(self._buf + OFF_YIADDR)
+    def circuit_id(self) -> bytes | None:
+        """Option 82 sub-option 1 (RFC 3046 3.1)."""
+        return self._field(F_CIRCUIT_ID)
 
     @property
-    def siaddr(self) -> int:
-        return fd_load_be32(self._buf + OFF_SIADDR)
+    def remote_id(self) -> bytes | None:
+        """Option 82 sub-option 2 (RFC 3046 3.2)."""
+        return self._field(F_REMOTE_ID)
+
+    @property
+    def link_selection(self) -> int:
+        """Option 82 sub-option 5 (RFC 3527), 0 when absent or not 4 bytes."""
+        return self._field(F_LINK_SELECTION)
+
+    @property
+    def subnet_selection(self) -> int:
+        """Option 118 (RFC 3011), 0 when absent."""
+        return self._field(F_SUBNET_SELECTION)
 
     @property
     def giaddr(self) -> int:
-        return fd_load_be32(self._buf + OFF_GIADDR)
+        """Relay agent address (RFC 2131 2), host order."""
+        return self._field(F_GIADDR)
+
+    @property
+    def ciaddr(self) -> int:
+        """Client address (RFC 2131 2), host order."""
+        return self._field(F_CIADDR)
 
     @property
     def chaddr(self) -> bytes:
         """The first ``hlen`` bytes of the chaddr field."""
-        return PyBytes_FromStringAndSize(<const char *>self._buf + OFF_CHADDR,
-                                         self._buf[OFF_HLEN])
+        return self._field(F_CHADDR)
+
+    @property
+    def op(self) -> int:
+        """1 BOOTREQUEST, 2 BOOTREPLY."""
+        return self._field(F_OP)
+
+    @property
+    def htype(self) -> int:
+        """Hardware address type (1 Ethernet)."""
+        return self._field(F_HTYPE)
+
+    @property
+    def hlen(self) -> int:
+        """Hardware address length (<= 16, checked by parse())."""
+        return self._field(F_HLEN)
+
+    @property
+    def hops(self) -> int:
+        """Relay hops."""
+        return self._field(F_HOPS)
+
+    @property
+    def xid(self) -> int:
+        """Transaction id."""
+        return self._field(F_XID)
+
+    @property
+    def secs(self) -> int:
+        """Seconds since the client began."""
+        return self._field(F_SECS)
+
+    @property
+    def flags(self) -> int:
+        """Flags field; bit 15 is broadcast."""
+        return self._field(F_FLAGS)
+
+    @property
+    def broadcast(self) -> bool:
+        """RFC 2131 4.1: the client cannot receive unicast before it is configured."""
+        return self._field(F_BROADCAST)
+
+    @property
+    def yiaddr(self) -> int:
+        """'Your' address (RFC 2131 2), host order."""
+        return self._field(F_YIADDR)
+
+    @property
+    def siaddr(self) -> int:
+        """Next server address (RFC 2131 2), host order."""
+        return self._field(F_SIADDR)
 
     @property
     def sname(self) -> bytes:
-        return PyBytes_FromStringAndSize(<const char *>self._buf + OFF_SNAME, SNAME_LEN)
+        """The raw 64-byte sname field."""
+        return self._field(F_SNAME)
 
     @property
     def file(self) -> bytes:
-        return PyBytes_FromStringAndSize(<const char *>self._buf + OFF_FILE, FILE_LEN)
+        """The raw 128-byte file field."""
+        return self._field(F_FILE)
 
     @property
     def overload(self) -> int:
         """Option 52's value (1 file, 2 sname, 3 both), 0 when absent."""
-        return self._overload
+        return self._field(F_OVERLOAD)
+
+    @property
+    def vendor_class(self) -> bytes | None:
+        """Option 60 (RFC 2132 9.13)."""
+        return self._field(F_VENDOR_CLASS)
+
+    @property
+    def client_fqdn(self) -> bytes | None:
+        """Option 81 (RFC 4702), raw."""
+        return self._field(F_CLIENT_FQDN)
+
+    @property
+    def server_id_override(self) -> int:
+        """Option 82 sub-option 11 (RFC 5107), 0 when absent or not 4 bytes."""
+        return self._field(F_SERVER_ID_OVERRIDE)
 
     # ---- options ------------------------------------------------------------------------------
 
@@ -322,100 +627,6 @@ cdef class Message:
         for code in self.codes:
             out[code] = self._opt_bytes(code)
         return out
-
-    @property
-    def message_type(self) -> int:
-        """Option 53 (RFC 2132 9.6), 0 when absent (BOOTP)."""
-        cdef const unsigned char *p
-        if self._view(OPT_MESSAGE_TYPE, &p) != 1:
-            return 0
-        return p[0]
-
-    @property
-    def requested_ip(self) -> int:
-        """Option 50 (RFC 2132 9.1), 0 when absent."""
-        return self._opt_u32(OPT_REQUESTED_IP, 0)
-
-    @property
-    def server_id(self) -> int:
-        """Option 54 (RFC 2132 9.7), 0 when absent."""
-        return self._opt_u32(OPT_SERVER_ID, 0)
-
-    @property
-    def lease_time(self) -> int:
-        """Option 51 (RFC 2132 9.2), -1 when absent."""
-        return self._opt_u32(OPT_LEASE_TIME, -1)
-
-    @property
-    def subnet_selection(self) -> int:
-        """Option 118 (RFC 3011), 0 when absent."""
-        return self._opt_u32(OPT_SUBNET_SELECTION, 0)
-
-    @property
-    def max_message_size(self) -> int:
-        """Option 57 (RFC 2132 9.10), 0 when absent; parse() guarantees >= 576."""
-        cdef const unsigned char *p
-        if self._view(OPT_MAX_SIZE, &p) != 2:
-            return 0
-        return fd_load_be16(p)
-
-    @property
-    def client_id(self) -> bytes | None:
-        """Option 61 (RFC 2132 9.14), type byte included."""
-        return self._opt_bytes(OPT_CLIENT_ID)
-
-    @property
-    def prl(self) -> bytes | None:
-        """Option 55, the parameter request list (RFC 2132 9.8)."""
-        return self._opt_bytes(OPT_PRL)
-
-    @property
-    def hostname(self) -> bytes | None:
-        """Option 12 (RFC 2132 3.14)."""
-        return self._opt_bytes(OPT_HOSTNAME)
-
-    @property
-    def vendor_class(self) -> bytes | None:
-        """Option 60 (RFC 2132 9.13)."""
-        return self._opt_bytes(OPT_VENDOR_CLASS)
-
-    @property
-    def client_fqdn(self) -> bytes | None:
-        """Option 81 (RFC 4702), raw."""
-        return self._opt_bytes(OPT_CLIENT_FQDN)
-
-    @property
-    def relay_agent_info(self) -> bytes | None:
-        """Option 82 raw (RFC 3046), to be echoed verbatim."""
-        return self._opt_bytes(OPT_RELAY_AGENT)
-
-    @property
-    def circuit_id(self) -> bytes | None:
-        """Option 82 sub-option 1 (RFC 3046 3.1)."""
-        cdef const unsigned char *p
-        cdef Py_ssize_t n = self._sub_view(SUB_CIRCUIT_ID, &p)
-        if n < 0:
-            return None
-        return PyBytes_FromStringAndSize(<const char *>p, n)
-
-    @property
-    def remote_id(self) -> bytes | None:
-        """Option 82 sub-option 2 (RFC 3046 3.2)."""
-        cdef const unsigned char *p
-        cdef Py_ssize_t n = self._sub_view(SUB_REMOTE_ID, &p)
-        if n < 0:
-            return None
-        return PyBytes_FromStringAndSize(<const char *>p, n)
-
-    @property
-    def link_selection(self) -> int:
-        """Option 82 sub-option 5 (RFC 3527), 0 when absent or not 4 bytes."""
-        return self._sub_u32(SUB_LINK_SELECTION)
-
-    @property
-    def server_id_override(self) -> int:
-        """Option 82 sub-option 11 (RFC 5107), 0 when absent or not 4 bytes."""
-        return self._sub_u32(SUB_SERVER_ID_OVERRIDE)
 
     def __repr__(self) -> str:
         return (f"<Message op={self.op} type={self.message_type} xid={self.xid:#010x} "
