@@ -336,6 +336,10 @@ def test_bad_arguments_and_bind_errors() -> None:
         run_load(("127.0.0.1", 9), RELAY, window=0)
     with pytest.raises(ValueError):
         Driver("127.0.0.1", 9, RELAY, rate=-1.0)
+    with pytest.raises(ValueError):
+        Driver("127.0.0.1", 9, RELAY, duration=float("inf"))
+    with pytest.raises(ValueError):
+        Driver("127.0.0.1", 9, RELAY, timeout=float("nan"))
     # 198.18.0.0/15 is not configured here: the relay address cannot be bound.
     with pytest.raises(OSError, match="cannot bind relay address 198.18.200.1"):
         run_load(("127.0.0.1", 40067), "198.18.200.1", max_exchanges=1)

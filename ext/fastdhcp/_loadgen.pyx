@@ -204,8 +204,9 @@ cdef class Driver:
             raise ValueError("clients must be >= 1")
         if window < 1:
             raise ValueError("window must be >= 1")
-        if rate < 0 or duration < 0 or timeout < 0 or tick < 0:
-            raise ValueError("rate, duration, timeout and tick must be >= 0")
+        if not (0 <= rate < 1e9 and 0 <= duration < 1e9 and 0 <= timeout < 1e6
+                and 0 <= tick < 1e3):
+            raise ValueError("rate, duration, timeout and tick must be finite and >= 0")
         if not 0 < server_port < 65536 or not 0 <= relay_port < 65536:
             raise ValueError("ports must be 1..65535")
         if relay_port == 0:
