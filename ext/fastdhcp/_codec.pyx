@@ -162,6 +162,20 @@ cdef inline bint _is_multi(const uint8_t *bits, int code) noexcept:
     return (bits[code >> 3] >> (code & 7)) & 1
 
 
+cdef inline Py_ssize_t _optview(Message m, int code, const unsigned char **out) except -2:
+    """Message._view, inlined into every getter: a single instance needs no call at all."""
+    cdef uint16_t off = m._off[code]
+    cdef bytes joined
+    if off == 0:
+        return -1
+    if _is_multi(m._multi, code):
+        joined = m._join(code)
+        out[0] = <const unsigned char *>PyBytes_AS_STRING(joined)
+        return PyBytes_GET_SIZE(joined)
+    out[0] = m._buf + off
+    return m._buf[off - 1]
+
+
 @cython.final
 @cython.freelist(16)
 cdef class Message:
@@ -227,22 +241,22 @@ cdef class Message:
         cdef const unsigned char *p
         cdef Py_ssize_t n, i
         cdef int code
-        n = self._view(OPT_MESSAGE_TYPE, &p)
+        n = _optview(self, OPT_MESSAGE_TYPE, &p)
         if n >= 0 and n != 1:
             raise MalformedPacket(f"option 53 (message type) has length {n}, not 1")
         for i in range(4):
             code = _FOUR_BYTE_OPTIONS[i]
-            n = self._view(code, &p)
+            n = _optview(self, code, &p)
             if n >= 0 and n != 4:
                 raise MalformedPacket(f"option {code} has length {n}, not 4")
-        n = self._view(OPT_MAX_SIZE, &p)
+        n = _optview(self, OPT_MAX_SIZE, &p)
         if n >= 0:
             if n != 2:
                 raise MalformedPacket(f"option 57 (max message size) has length {n}, not 2")
             if fd_load_be16(p) < MIN_MAX_SIZE:
                 raise MalformedPacket(
                     f"option 57 (max message size) is {fd_load_be16(p)}, below 576")
-        n = self._view(OPT_RELAY_AGENT, &p)
+        n = _optview(self, OPT_RELAY_AGENT, &p)
         if n > 0:
             # RFC 3046 2.0: a sequence of sub-option TLVs filling the value exactly.
             i = 0
@@ -259,16 +273,7 @@ cdef class Message:
 
     cdef Py_ssize_t _view(self, int code, const unsigned char **out) except -2:
         """Point ``out`` at option ``code``'s (concatenated) value; its length, or -1 if absent."""
-        cdef uint16_t off = self._off[code]
-        cdef bytes joined
-        if off == 0:
-            return -1
-        if _is_multi(self._multi, code):
-            joined = self._join(code)
-            out[0] = <const unsigned char *>PyBytes_AS_STRING(joined)
-            return PyBytes_GET_SIZE(joined)
-        out[0] = self._buf + off
-        return self._buf[off - 1]
+        return _optview(self, code, out)
 
     cdef bytes _join(self, int code):
         """RFC 3396: concatenate every instance of ``code``, options/file/sname order; cached."""
@@ -300,14 +305,14 @@ cdef class Message:
 
     cdef object _opt_bytes(self, int code):
         cdef const unsigned char *p
-        cdef Py_ssize_t n = self._view(code, &p)
+        cdef Py_ssize_t n = _optview(self, code, &p)
         if n < 0:
             return None
         return PyBytes_FromStringAndSize(<const char *>p, n)
 
     cdef long long _opt_u32(self, int code, long long absent):
         cdef const unsigned char *p
-        cdef Py_ssize_t n = self._view(code, &p)
+        cdef Py_ssize_t n = _optview(self, code, &p)
         if n != 4:
             return absent
         return fd_load_be32(p)
@@ -315,7 +320,7 @@ cdef class Message:
     cdef Py_ssize_t _sub_view(self, int sub, const unsigned char **out) except -2:
         """Point ``out`` at sub-option ``sub`` of option 82 (first instance); -1 if absent."""
         cdef const unsigned char *p
-        cdef Py_ssize_t n = self._view(OPT_RELAY_AGENT, &p)
+        cdef Py_ssize_t n = _optview(self, OPT_RELAY_AGENT, &p)
         cdef Py_ssize_t i = 0
         while i + 2 <= n:
             if i + 2 + p[i + 1] > n:   # cannot happen after _validate; keeps reads in bounds
@@ -354,7 +359,7 @@ cdef class Message:
         cdef const unsigned char *p
         cdef Py_ssize_t n
         if f == F_MESSAGE_TYPE:
-            if self._view(OPT_MESSAGE_TYPE, &p) != 1:
+            if _optview(self, OPT_MESSAGE_TYPE, &p) != 1:
                 return 0
             return p[0]
         elif f == F_REQUESTED_IP:
@@ -366,7 +371,7 @@ cdef class Message:
         elif f == F_PRL:
             return self._opt_bytes(OPT_PRL)
         elif f == F_MAX_MESSAGE_SIZE:
-            if self._view(OPT_MAX_SIZE, &p) != 2:
+            if _optview(self, OPT_MAX_SIZE, &p) != 2:
                 return 0
             return fd_load_be16(p)
         elif f == F_LEASE_TIME:
@@ -850,7 +855,7 @@ cdef class ReplyBuilder:
         if msg_type < 1 or msg_type > 255:
             raise ValueError(f"message type {msg_type} is not 1-255")
         mms = 0
-        if request._view(OPT_MAX_SIZE, &p) == 2:
+        if _optview(request, OPT_MAX_SIZE, &p) == 2:
             mms = fd_load_be16(p)
         if mms < MIN_MAX_SIZE:
             mms = MIN_MAX_SIZE
