@@ -14,8 +14,8 @@ Layout of a lease database directory (see docs/durability.md for the reasoning):
 ``index.mdb`` / ``index.mdb-lock`` -- the *index environment*, never fsynced (MDB_NOSYNC), derived
 from ``leases`` and rebuilt from it at start-up whenever the last shutdown was not clean:
 
-- ``clients`` (DUPSORT): client key -> ``issued (8 bytes) || IPv4``; readers take the last
-  duplicate (a rebuild may leave several: the newest wins; a running server keeps one);
+- ``clients``: client key -> ``issued (8 bytes) || IPv4`` of the lease last staged for that
+  client (after a rebuild: of its record with the newest ``issued``, then the highest address);
 - ``expiry``: ``expires (8 bytes) || IPv4`` -> ``b""`` for every active lease;
 - ``meta``: ``schema-version`` and the lease environment's ``instance``.
 
@@ -304,7 +304,7 @@ class LmdbLeaseStore:
         trusted = False
         try:
             self._index = self._open_index_env(False)
-            self._clients = self._index.open_db(b"clients", dupsort=True)
+            self._clients = self._index.open_db(b"clients")
             self._expiry = self._index.open_db(b"expiry")
             self._imeta = self._index.open_db(b"meta")
             with self._index.begin() as txn:
@@ -337,7 +337,7 @@ class LmdbLeaseStore:
             return
         try:
             self._index = self._open_index_env(True)
-            self._clients = self._index.open_db(b"clients", create=False, dupsort=True)
+            self._clients = self._index.open_db(b"clients", create=False)
             self._expiry = self._index.open_db(b"expiry", create=False)
             self._imeta = self._index.open_db(b"meta", create=False)
             with self._index.begin() as txn:
@@ -357,7 +357,7 @@ class LmdbLeaseStore:
         self._remove_index_files()
         try:
             self._index = self._open_index_env(False)
-            self._clients = self._index.open_db(b"clients", dupsort=True)
+            self._clients = self._index.open_db(b"clients")
             self._expiry = self._index.open_db(b"expiry")
             self._imeta = self._index.open_db(b"meta")
             self._rebuild_from_leases()
@@ -420,7 +420,13 @@ class LmdbLeaseStore:
         while True:
             try:
                 with self._index.begin(write=True) as txn:
-                    txn.cursor(db=self._clients).putmulti(clients, dupdata=True)
+                    cur = txn.cursor(db=self._clients)
+                    # A client may own records in several chunks: keep the newest value
+                    # (issued || address), whichever chunk it came from.
+                    found = dict(cur.getmulti([k for k, _ in clients]))
+                    if found:
+                        clients = [(k, max(v, found.get(k, v))) for k, v in clients]
+                    cur.putmulti(clients)
                     txn.cursor(db=self._expiry).putmulti(expiry)
                 return
             except lmdb.MapFullError as exc:
@@ -531,11 +537,9 @@ class LmdbLeaseStore:
             return self._scan_client(client_key)
         try:
             with self._map_lock, self._begin(self._index) as txn:
-                cur = txn.cursor(db=self._clients)
-                if not cur.set_key(client_key):
+                value = txn.get(client_key, db=self._clients)
+                if value is None:
                     return None
-                cur.last_dup()
-                value = cur.value()
         except lmdb.Error as exc:
             raise self._err("lease index read failed", exc) from exc
         return int.from_bytes(value[8:12], "big")
@@ -793,22 +797,32 @@ class LmdbLeaseStore:
         ops: list[_IndexOp] = []
         append = ops.append
         db = self._leases
+        unpackb = msgpack.unpackb
+        active = _ACTIVE
+        # Final value per key (a batch may hold an address twice: the later version wins and
+        # sees the earlier one as its old record), put in key order with one putmulti call.
+        values: dict[bytes, bytes] = {}
         with self._env.begin(write=True) as txn:
             get = txn.get
-            put = txn.put
             for lease in batch:
-                key = _ip4(lease.ip)
-                old = get(key, db=db)
-                value = _encode(lease)
-                put(key, value, db=db)
+                key = lease.ip.to_bytes(4, "big")
+                old = values.get(key)
+                if old is None:
+                    old = get(key, db=db)
+                values[key] = _encode(lease)
                 old_client = old_exp = None
                 if old is not None:
-                    prev = self._decode(key, old)
-                    old_client = prev.client_key
-                    if prev.state in _ACTIVE:
-                        old_exp = _exp8(prev.expires) + key
-                new_exp = _exp8(lease.expires) + key if lease.state in _ACTIVE else None
+                    try:
+                        prev = unpackb(old, use_list=False)
+                        old_client = prev[4]
+                        if prev[0] in active:
+                            old_exp = _exp8(prev[1]) + key
+                    except Exception:
+                        # A damaged old record has no index entries worth removing.
+                        old_client = old_exp = None
+                new_exp = _exp8(lease.expires) + key if lease.state in active else None
                 append(_IndexOp(key, old_client, old_exp, lease.client_key, new_exp, lease.issued))
+            txn.cursor(db=db).putmulti(sorted(values.items()))
             if self._before_commit is not None:
                 self._before_commit(batch)
         return ops
@@ -840,7 +854,7 @@ class LmdbLeaseStore:
         clients = self._clients
         expiry = self._expiry
         with self._index.begin(write=True) as txn:
-            cur = txn.cursor(db=clients)
+            get = txn.get
             put = txn.put
             delete = txn.delete
             for op in ops:
@@ -849,12 +863,18 @@ class LmdbLeaseStore:
                 if op.new_exp is not None:
                     put(op.new_exp, b"", db=expiry)
                 old = op.old_client
-                if old is not None and old != op.new_client and cur.set_key(old):
-                    cur.last_dup()
-                    if cur.value()[8:12] == op.ip4:
+                new = op.new_client
+                if old == new:
+                    # A renewal: most often the index already points here, and a read costs
+                    # no dirty page where a write costs one (random keys: one page each).
+                    value = get(new, db=clients)
+                    if value is not None and value[8:12] == op.ip4:
+                        continue
+                elif old is not None:
+                    value = get(old, db=clients)
+                    if value is not None and value[8:12] == op.ip4:
                         delete(old, db=clients)  # the address went to another client
-                delete(op.new_client, db=clients)  # every duplicate: one entry per client
-                put(op.new_client, _exp8(op.issued) + op.ip4, db=clients)
+                put(new, _exp8(op.issued) + op.ip4, db=clients)
 
     # ----------------------------------------------------------------------------- map size
 
@@ -952,11 +972,9 @@ def _delete(store: LmdbLeaseStore, ip: int) -> Lease | None:
             with store._index.begin(write=True) as txn:
                 if lease.state in _ACTIVE:
                     txn.delete(_exp8(lease.expires) + key, db=store._expiry)
-                cur = txn.cursor(db=store._clients)
-                if cur.set_key(lease.client_key):
-                    cur.last_dup()
-                    if cur.value()[8:12] == key:
-                        txn.delete(lease.client_key, db=store._clients)
+                value = txn.get(lease.client_key, db=store._clients)
+                if value is not None and value[8:12] == key:
+                    txn.delete(lease.client_key, db=store._clients)
         except lmdb.Error:
             pass
     return lease
@@ -1000,7 +1018,7 @@ def delete_lease(path: str | os.PathLike[str], ip: int) -> Lease | None:
                     metasync=False,
                     map_size=_MIB,
                 )
-                store._clients = store._index.open_db(b"clients", create=False, dupsort=True)
+                store._clients = store._index.open_db(b"clients", create=False)
                 store._expiry = store._index.open_db(b"expiry", create=False)
                 imeta = store._index.open_db(b"meta", create=False)
                 with store._index.begin() as txn:
