@@ -578,3 +578,13 @@ def test_struct_reply_header_sizes(net):
     r = client(net).discover()
     assert r.size >= 300
     assert struct.calcsize("!BBBBIHHIIII16s64s128s") == 236
+
+
+def test_renewal_without_hostname_keeps_recorded_name(net):
+    c = client(net)
+    offer = c.discover()
+    net.exchange(build_request(REQUEST, xid=3, chaddr=c.mac, requested_ip=offer.yiaddr,
+                               server_id=SERVER_IP, hostname=b"printer"))
+    net.exchange(build_request(REQUEST, xid=4, chaddr=c.mac, ciaddr=offer.yiaddr))
+    lease = net.store.get(offer.yiaddr)
+    assert lease.hostname == "printer" and lease.state == LeaseState.DEFAULT

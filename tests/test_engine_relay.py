@@ -216,3 +216,28 @@ def test_relayed_renew_unicast_from_client_is_selected_by_ciaddr(net):
     # RENEWING: the client unicasts to the server itself, no relay, giaddr 0.
     d, r = net.exchange(build_request(REQUEST, xid=77, chaddr=c.mac, ciaddr=c.address))
     assert r.mtype == ACK and d.dest_ip == c.address and d.dest_port == 68
+
+
+def test_startup_rebuilds_every_pool_from_store_and_reservations(net):
+    from fastdhcp.engine import Engine
+    from fastdhcp.leases import Lease, LeaseState, MemoryLeaseStore
+
+    store = MemoryLeaseStore()
+    rows = [
+        (ip("198.18.1.10"), LeaseState.DEFAULT),
+        (ip("198.18.2.11"), LeaseState.DECLINED),
+        (ip("198.18.2.10"), LeaseState.RELEASED),  # inactive: stays free
+        (ip("198.18.4.12"), LeaseState.DEFAULT),
+        (ip("198.18.0.100"), LeaseState.EXPIRED_RECLAIMED),
+    ]
+    for n, (addr, state) in enumerate(rows):
+        store.stage(Lease(addr, b"\x01" + mac(n), mac(n), 0, state, 0, 2**31))
+    store.take_pending()
+    engine = Engine(net.engine.config, store)
+    used = {(s.subnet_id, s.pool): s.used for s in engine.pool_stats()}
+    assert used == {
+        (1, "198.18.0.100 - 198.18.0.103"): 0,
+        (2, "198.18.1.10 - 198.18.1.11"): 1,
+        (3, "198.18.2.10 - 198.18.2.11"): 1,
+        (4, "198.18.4.10 - 198.18.4.20"): 2,  # a lease and the hw-address reservation
+    }

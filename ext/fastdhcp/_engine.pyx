@@ -28,7 +28,7 @@ from fastdhcp._codec cimport (
 )
 
 from array import array
-from bisect import bisect_right as _bisect_right
+from bisect import bisect_left as _bisect_left, bisect_right as _bisect_right
 from heapq import heappop as _heappop, heappush as _heappush
 from collections import namedtuple
 
@@ -376,13 +376,16 @@ cdef class Engine:
 
     cdef _rebuild(self):
         """Mark used every address the store shows active, and every reserved address."""
-        active = array("I", sorted(self._store.active_addresses()))
-        reserved = array("I", sorted(self._reserved))
+        cdef PoolBitmap bm
+        cdef Py_ssize_t lo, hi
+        cdef list claimed = sorted(set(self._store.active_addresses()) | set(self._reserved))
+        cdef object addrs = array("I", claimed)
         for bm in self._pool_bitmaps:
-            if len(active):
-                bm.reserve_many(active)
-            if len(reserved):
-                bm.reserve_many(reserved)
+            # Each pool gets only its own slice: start-up stays O(leases), not O(pools x leases).
+            lo = _bisect_left(claimed, bm._first)
+            hi = _bisect_right(claimed, bm._last)
+            if hi > lo:
+                bm.reserve_many(addrs[lo:hi])
 
     cdef tuple _bitmap_for(self, uint32_t ip):
         """(bitmap, subnet) of the pool containing ``ip``, or None."""
@@ -867,12 +870,16 @@ cdef class Engine:
             expires = t + lt + (1 if <double>t != now else 0)
         host = msg._opt_bytes(O_HOSTNAME)
         rai = msg._opt_bytes(O_RELAY_AGENT)
-        lease = _Lease(
-            ip, key, chaddr, info.id, ST_DEFAULT, t, expires,
-            (<bytes>host).decode("utf-8", "replace") if host else
-            (res.hostname if res is not None else ""),
-            rai if rai is not None else b"",
-        )
+        if host:
+            hostname = (<bytes>host).decode("utf-8", "replace")
+        elif res is not None and res.hostname:
+            hostname = res.hostname
+        elif prev is not None and prev.ip == ip and prev.client_key == key:
+            hostname = prev.hostname  # a renewal without option 12 keeps the name it had
+        else:
+            hostname = ""
+        lease = _Lease(ip, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname,
+                       rai if rai is not None else b"")
         self._sstage(lease)
         o = self._offers.pop(key, None)
         if o is not None and self._offered.get((<_Offer>o).ip) == key:
