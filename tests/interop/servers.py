@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -125,6 +126,16 @@ class _Runner:
         rc = None
         if self.proc is not None:
             rc = stop_process(self.proc, grace=10.0)
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+        return rc
+
+    def kill(self) -> int | None:
+        """SIGKILL the server (a crash: no flush, no clean shutdown) and reap it."""
+        rc = None
+        if self.proc is not None:
+            rc = stop_process(self.proc, sig=signal.SIGKILL)
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
