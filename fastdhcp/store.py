@@ -9,7 +9,9 @@ Layout of a lease database directory (see docs/durability.md for the reasoning):
   ``[state, expires, issued, subnet_id, client_key, hw_address, hostname, relay_info]``
   (state first so that a scan can tell an active lease from its second byte);
 - ``meta``: ``schema-version`` (4-byte big-endian), ``instance`` (16 random bytes naming this
-  database), ``clean-shutdown`` (``b"1"`` after a clean close, ``b"0"`` while a server has it open).
+  database), ``clean-shutdown`` (``b"1"`` after a clean close, ``b"0"`` while a server has it
+  open), ``boot-id`` (the kernel boot id when the last writer opened it), ``batch-seq`` (number of
+  batches committed, 8 bytes) and ``last-batch`` (the addresses of the last batch, 4 bytes each).
 
 ``index.mdb`` / ``index.mdb-lock`` -- the *index environment*, never fsynced (MDB_NOSYNC), derived
 from ``leases`` and rebuilt from it at start-up whenever the last shutdown was not clean:
@@ -17,7 +19,13 @@ from ``leases`` and rebuilt from it at start-up whenever the last shutdown was n
 - ``clients``: client key -> ``issued (8 bytes) || IPv4`` of the lease last staged for that
   client (after a rebuild: of its record with the newest ``issued``, then the highest address);
 - ``expiry``: ``expires (8 bytes) || IPv4`` -> ``b""`` for every active lease;
-- ``meta``: ``schema-version`` and the lease environment's ``instance``.
+- ``meta``: ``schema-version``, the lease environment's ``instance``, and the ``batch-seq`` the
+  index reflects.
+
+Start-up trusts the index when it reflects the last batch and either the last shutdown was clean
+or the kernel has not rebooted since the last writer opened the database (a crashed process
+leaves the page cache, hence the index, intact); replays the last batch when only it is missing
+(the writer died between the two commits); otherwise rebuilds the index from ``leases``.
 
 A random-keyed index dirties one page per entry, and what a durable commit costs is its dirty
 pages: keeping the indexes out of the fsynced environment is what lets a 256-lease commit cost
@@ -66,6 +74,20 @@ _INDEX_FILE = "index.mdb"
 _META_SCHEMA = b"schema-version"
 _META_INSTANCE = b"instance"
 _META_CLEAN = b"clean-shutdown"
+_META_SEQ = b"batch-seq"
+_META_LAST_BATCH = b"last-batch"
+_META_BOOT = b"boot-id"
+_BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+
+
+def _boot_id() -> bytes | None:
+    """This boot of the kernel: page-cache contents survive while it stays the same."""
+    try:
+        with open(_BOOT_ID_FILE, "rb") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
 
 _ACTIVE = frozenset(int(s) for s in ACTIVE_STATES)
 #: msgpack fixarray of 8 elements: the first byte of every record this version writes.
@@ -179,6 +201,9 @@ class LmdbLeaseStore:
         #: Test hook, run in the lease write txn after the puts and before the commit.
         self._before_commit: Any = None
         self.rebuilt_index = False  #: True if opening rebuilt the index environment
+        self.caught_up = 0  #: leases of a half-indexed last batch replayed at open
+        self._seq = 0  # batches committed to `leases` so far (meta batch-seq)
+        self._last_batch = b""
         self._index: lmdb.Environment | None = None
         self._env: lmdb.Environment | None = None
         try:
@@ -235,8 +260,8 @@ class LmdbLeaseStore:
             self._instance = self._check_schema()
             self._open_index_readonly()
         else:
-            self._instance, clean = self._start_writer()
-            self._open_index_writer(clean)
+            self._instance, clean, same_boot = self._start_writer()
+            self._open_index_writer(clean, same_boot)
 
     def _check_schema(self) -> bytes:
         with self._begin() as txn:
@@ -255,8 +280,14 @@ class LmdbLeaseStore:
                 f"schema version {found}, this fastdhcp reads version {SCHEMA_VERSION}",
             )
 
-    def _start_writer(self) -> tuple[bytes, bool]:
-        """Check or create the schema, read the clean flag, then mark the database in use."""
+    def _start_writer(self) -> tuple[bytes, bool, bool]:
+        """Check or create the schema, read the clean flag, then mark the database in use.
+
+        Also returns whether the machine has not rebooted since the last writer opened the
+        database (same kernel boot id): then the never-fsynced index environment is exactly
+        what the page cache held when that writer died, so it can be caught up instead of
+        rebuilt.
+        """
         assert self._env is not None
         try:
             with self._env.begin(write=True) as txn:
@@ -274,14 +305,21 @@ class LmdbLeaseStore:
                     self._check_version(version)
                     clean = txn.get(_META_CLEAN, db=self._meta) == b"1"
                 instance = txn.get(_META_INSTANCE, db=self._meta) or b""
+                boot = _boot_id()
+                same_boot = boot is not None and txn.get(_META_BOOT, db=self._meta) == boot
+                seq = txn.get(_META_SEQ, db=self._meta)
+                self._seq = int.from_bytes(seq, "big") if seq else 0
+                self._last_batch = txn.get(_META_LAST_BATCH, db=self._meta) or b""
                 txn.put(_META_CLEAN, b"0", db=self._meta)
+                if boot is not None:
+                    txn.put(_META_BOOT, boot, db=self._meta)
             # The "in use" mark must be on disk before any lease is, whatever `sync` says.
             self._env.sync(True)
         except StoreError:
             raise
         except (lmdb.Error, OSError) as exc:
             raise self._err("cannot open lease database", exc) from exc
-        return instance, clean
+        return instance, clean, same_boot
 
     def _index_path(self) -> str:
         return os.path.join(self.path, _INDEX_FILE)
@@ -300,7 +338,7 @@ class LmdbLeaseStore:
             max_spare_txns=2,
         )
 
-    def _open_index_writer(self, clean: bool) -> None:
+    def _open_index_writer(self, clean: bool, same_boot: bool) -> None:
         trusted = False
         try:
             self._index = self._open_index_env(False)
@@ -308,11 +346,19 @@ class LmdbLeaseStore:
             self._expiry = self._index.open_db(b"expiry")
             self._imeta = self._index.open_db(b"meta")
             with self._index.begin() as txn:
-                trusted = (
-                    clean
-                    and txn.get(_META_SCHEMA, db=self._imeta) == SCHEMA_VERSION.to_bytes(4, "big")
+                ours = (
+                    txn.get(_META_SCHEMA, db=self._imeta) == SCHEMA_VERSION.to_bytes(4, "big")
                     and txn.get(_META_INSTANCE, db=self._imeta) == self._instance
                 )
+                iseq = txn.get(_META_SEQ, db=self._imeta)
+                iseq_n = int.from_bytes(iseq, "big") if iseq else 0
+            if ours and iseq_n == self._seq and (clean or same_boot):
+                trusted = True
+            elif ours and same_boot and iseq_n == self._seq - 1:
+                # The writer died between a batch's lease commit and its index commit: replay
+                # that one batch (its addresses are journalled in `meta`).
+                self._catch_up()
+                trusted = True
         except (lmdb.Error, OSError):
             # A damaged index is only a cache of `leases`: throw it away and rebuild.
             trusted = False
@@ -322,6 +368,22 @@ class LmdbLeaseStore:
             self._remove_index_files()
         if not trusted:
             self._rebuild_index()
+
+    def _catch_up(self) -> None:
+        assert self._env is not None and self._index is not None
+        ops = []
+        with self._env.begin() as txn:
+            for k in range(0, len(self._last_batch), 4):
+                key = self._last_batch[k : k + 4]
+                raw = txn.get(key, db=self._leases)
+                if raw is None:
+                    continue  # deleted since (CLI): no entry to add
+                lease = self._decode(key, raw)
+                new_exp = _exp8(lease.expires) + key if lease.state in _ACTIVE else None
+                # Old entries are unknown here; a stale one is ignored by readers.
+                ops.append(_IndexOp(key, None, None, lease.client_key, new_exp, lease.issued))
+        self._apply_index(ops, force=True)
+        self.caught_up = len(ops)
 
     def _remove_index_files(self) -> None:
         for name in (_INDEX_FILE, _INDEX_FILE + "-lock"):
@@ -364,6 +426,7 @@ class LmdbLeaseStore:
             with self._index.begin(write=True) as txn:
                 txn.put(_META_SCHEMA, SCHEMA_VERSION.to_bytes(4, "big"), db=self._imeta)
                 txn.put(_META_INSTANCE, self._instance, db=self._imeta)
+                txn.put(_META_SEQ, self._seq.to_bytes(8, "big"), db=self._imeta)
         except StoreError:
             raise
         except (lmdb.Error, OSError) as exc:
@@ -375,15 +438,17 @@ class LmdbLeaseStore:
         # that LMDB touches each leaf page once per chunk instead of once per entry.
         assert self._env is not None and self._index is not None
         unpackb = msgpack.unpackb
+        active = _ACTIVE
         after: bytes | None = None
-        chunk = 1 << 16
+        chunk = 1 << 18
         while True:
-            clients: list[tuple[bytes, bytes]] = []
-            expiry: list[tuple[bytes, bytes]] = []
+            clients: dict[bytes, bytes] = {}
+            expiry: list[bytes] = []
+            push = expiry.append
             last = None
             n = 0
-            with self._env.begin(db=self._leases) as txn:
-                cur = txn.cursor()
+            with self._map_lock, self._begin() as txn:
+                cur = txn.cursor(db=self._leases)
                 found = cur.set_range(after) if after is not None else cur.first()
                 if found and after is not None and cur.key() == after:
                     found = cur.next()
@@ -392,30 +457,37 @@ class LmdbLeaseStore:
                 for key, raw in cur.iternext():
                     try:
                         rec = unpackb(raw, use_list=False)
-                        state, expires, issued = rec[0], rec[1], rec[2]
+                        state = rec[0]
+                        try:
+                            value = rec[2].to_bytes(8, "big") + key
+                        except OverflowError:
+                            value = _exp8(rec[2]) + key
+                        if state in active:
+                            try:
+                                push(rec[1].to_bytes(8, "big") + key)
+                            except OverflowError:
+                                push(_exp8(rec[1]) + key)
                         client = rec[4]
                     except Exception as exc:
                         raise self._err(
                             f"lease record for {_ipstr(int.from_bytes(key, 'big'))} is damaged",
                             exc,
                         ) from exc
-                    clients.append((client, _exp8(issued) + key))
-                    if state in _ACTIVE:
-                        expiry.append((_exp8(expires) + key, b""))
+                    # Newest (issued, address) wins for a client with several records.
+                    prev = clients.get(client)
+                    if prev is None or value > prev:
+                        clients[client] = value
                     last = key
                     n += 1
                     if n >= chunk:
                         break
-            clients.sort()
             expiry.sort()
             self._index_put_many(clients, expiry)
             if n < chunk or last is None:
                 break
             after = last
 
-    def _index_put_many(
-        self, clients: list[tuple[bytes, bytes]], expiry: list[tuple[bytes, bytes]]
-    ) -> None:
+    def _index_put_many(self, clients: dict[bytes, bytes], expiry: list[bytes]) -> None:
         assert self._index is not None
         while True:
             try:
@@ -423,11 +495,11 @@ class LmdbLeaseStore:
                     cur = txn.cursor(db=self._clients)
                     # A client may own records in several chunks: keep the newest value
                     # (issued || address), whichever chunk it came from.
-                    found = dict(cur.getmulti([k for k, _ in clients]))
-                    if found:
-                        clients = [(k, max(v, found.get(k, v))) for k, v in clients]
-                    cur.putmulti(clients)
-                    txn.cursor(db=self._expiry).putmulti(expiry)
+                    for k, v in cur.getmulti(list(clients)):
+                        if v > clients[k]:
+                            clients[k] = v
+                    cur.putmulti([(k, clients[k]) for k in sorted(clients)])
+                    txn.cursor(db=self._expiry).putmulti([(k, b"") for k in expiry], append=False)
                 return
             except lmdb.MapFullError as exc:
                 if not self._grow(self._index, exc):
@@ -823,8 +895,13 @@ class LmdbLeaseStore:
                 new_exp = _exp8(lease.expires) + key if lease.state in active else None
                 append(_IndexOp(key, old_client, old_exp, lease.client_key, new_exp, lease.issued))
             txn.cursor(db=db).putmulti(sorted(values.items()))
+            # Journal the batch (sequence number and addresses) in the same transaction: after
+            # a crash between this commit and the index commit, start-up replays just this.
+            txn.put(_META_SEQ, (self._seq + 1).to_bytes(8, "big"), db=self._meta)
+            txn.put(_META_LAST_BATCH, b"".join(op.ip4 for op in ops), db=self._meta)
             if self._before_commit is not None:
                 self._before_commit(batch)
+        self._seq += 1
         return ops
 
     def _flush_index(self, ops: list[_IndexOp]) -> bool:
@@ -849,11 +926,16 @@ class LmdbLeaseStore:
         self._maybe_grow(self._index)
         return True
 
-    def _apply_index(self, ops: list[_IndexOp]) -> None:
+    def _apply_index(self, ops: list[_IndexOp], force: bool = False) -> None:
+        """One index txn: ``ops`` plus the batch sequence number they bring the index to.
+
+        ``force``: write every client entry (catch-up, where old entries are unknown).
+        """
         assert self._index is not None
         clients = self._clients
         expiry = self._expiry
         with self._index.begin(write=True) as txn:
+            txn.put(_META_SEQ, self._seq.to_bytes(8, "big"), db=self._imeta)
             get = txn.get
             put = txn.put
             delete = txn.delete
@@ -864,7 +946,9 @@ class LmdbLeaseStore:
                     put(op.new_exp, b"", db=expiry)
                 old = op.old_client
                 new = op.new_client
-                if old == new:
+                if force:
+                    pass
+                elif old == new:
                     # A renewal: most often the index already points here, and a read costs
                     # no dirty page where a write costs one (random keys: one page each).
                     value = get(new, db=clients)

@@ -298,12 +298,16 @@ CRASHER = textwrap.dedent(
     from fastdhcp.leases import Lease
     store = LmdbLeaseStore(sys.argv[1], sync=True)
     for b in range(8):
-        batch = []
         for j in range(64):
             i = b * 64 + j
             lease = Lease(0xC6120000 + i, b"\\x01" + (i % 40).to_bytes(6, "big"), b"hw", 1,
                           i % 4, 100 + i, (i * 7919) % 1000, "", b"")
             store.stage(lease)
+        if b == 7 and sys.argv[2] == "before-index":
+            def die(ops, force=False):
+                print("dying", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+            store._apply_index = die
         batch = store.take_pending()
         store.write(batch)
         store.committed(batch)
@@ -312,38 +316,81 @@ CRASHER = textwrap.dedent(
     """
 )
 
+CRASH_LEASES = [
+    Lease(
+        BASE + i,
+        b"\x01" + (i % 40).to_bytes(6, "big"),
+        b"hw",
+        1,
+        i % 4,
+        100 + i,
+        (i * 7919) % 1000,
+        "",
+        b"",
+    )
+    for i in range(512)
+]
 
-def test_unclean_shutdown_rebuilds_index(dbdir):
-    # A real crash: the writer process is SIGKILLed after its last commit returned.
+
+def crash(dbdir: str, when: str) -> None:
+    """Run a writer in another process and SIGKILL it (after its last commit, or between the
+    last batch's lease commit and its index commit)."""
     proc = subprocess.run(
-        [sys.executable, "-c", CRASHER, dbdir], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", CRASHER, dbdir, when], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert proc.stdout.strip() == "written"
-    leases = [
-        Lease(
-            BASE + i,
-            b"\x01" + (i % 40).to_bytes(6, "big"),
-            b"hw",
-            1,
-            i % 4,
-            100 + i,
-            (i * 7919) % 1000,
-            "",
-            b"",
-        )
-        for i in range(512)
-    ]
-    store = LmdbLeaseStore(dbdir)
-    assert store.rebuilt_index
-    model = oracle(leases)
+    assert proc.stdout.strip() == ("dying" if when == "before-index" else "written")
+
+
+def assert_crash_oracle(store: LmdbLeaseStore, rebuilt: bool) -> None:
+    model = oracle(CRASH_LEASES)
     assert list(store) == list(model)
     assert store.expired(10**9, 10**6) == model.expired(10**9, 10**6)
     assert store.expired(500, 7) == model.expired(500, 7)
     assert list(store.active_addresses()) == sorted(model.active_addresses())
     for c in range(41):
         key = b"\x01" + c.to_bytes(6, "big")
-        assert store.get_by_client(key) == rebuild_oracle_client(leases, key)
+        want = rebuild_oracle_client(CRASH_LEASES, key) if rebuilt else model.get_by_client(key)
+        assert store.get_by_client(key) == want
+
+
+def test_crash_keeps_index_on_same_boot(dbdir):
+    # kill -9 after the last commit: the page cache (hence the unsynced index) survives.
+    crash(dbdir, "after")
+    store = LmdbLeaseStore(dbdir)
+    assert not store.rebuilt_index and store.caught_up == 0
+    assert_crash_oracle(store, rebuilt=False)
+    store.close()
+
+
+def test_crash_between_commits_replays_last_batch(dbdir):
+    crash(dbdir, "before-index")
+    store = LmdbLeaseStore(dbdir)
+    assert not store.rebuilt_index
+    assert store.caught_up == 64
+    assert_crash_oracle(store, rebuilt=False)
+    store.close()
+    with LmdbLeaseStore(dbdir) as again:
+        assert not again.rebuilt_index and again.caught_up == 0
+
+
+def set_meta(dbdir: str, key: bytes, value: bytes) -> None:
+    env = lmdb.open(dbdir, max_dbs=4)
+    meta = env.open_db(b"meta")
+    with env.begin(write=True) as txn:
+        txn.put(key, value, db=meta)
+    env.close()
+
+
+@pytest.mark.parametrize("when", ["after", "before-index"])
+def test_crash_then_reboot_rebuilds_index(dbdir, when):
+    # Unclean shutdown and the machine rebooted since (power loss): the never-fsynced index
+    # cannot be trusted, it is rebuilt from `leases`.
+    crash(dbdir, when)
+    set_meta(dbdir, b"boot-id", b"another-boot")
+    store = LmdbLeaseStore(dbdir)
+    assert store.rebuilt_index
+    assert_crash_oracle(store, rebuilt=True)
     store.close()
     # A clean close after the rebuild: the next open trusts the index.
     store = LmdbLeaseStore(dbdir)
