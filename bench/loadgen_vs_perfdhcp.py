@@ -89,6 +89,15 @@ class Kea:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
+    def socket_drops(self) -> int:
+        """Datagrams the kernel dropped at Kea's socket (receive buffer full): /proc/net/udp."""
+        out = sh("ip", "netns", "exec", NS, "cat", "/proc/net/udp").stdout
+        for line in out.splitlines()[1:]:
+            f = line.split()
+            if f[1] == "0100007F:0043":       # 127.0.0.1:67
+                return int(f[-1])
+        return 0
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -135,6 +144,7 @@ def run_perfdhcp(workdir: Path, rate: int, clients: int, seconds: float) -> dict
              "-r", str(rate), "-R", str(clients), "-p", str(int(seconds)), "-W", "1000000",
              "-d", "1", "-s", "1", "127.0.0.1"], seconds + 60)
         kcpu = kea.cpu() - k0
+        kdrops = kea.socket_drops()
     finally:
         kea.stop()
     do, ra = section(text, "DISCOVER-OFFER"), section(text, "REQUEST-ACK")
@@ -144,7 +154,7 @@ def run_perfdhcp(workdir: Path, rate: int, clients: int, seconds: float) -> dict
             "drops": started - acks, "drop_ratio": (started - acks) / max(1, started),
             "acks_per_s": acks / seconds, "cpu_s": cpu, "cpu_us_per_ack": cpu / max(1, acks) * 1e6,
             "cpu_us_per_started": cpu / max(1, started) * 1e6, "load": os.getloadavg()[0],
-            "kea_cpu_us_per_ack": kcpu / max(1, acks) * 1e6,
+            "kea_cpu_us_per_ack": kcpu / max(1, acks) * 1e6, "kea_socket_drops": kdrops,
             "offer_avg_ms": do["avg_ms"], "ack_avg_ms": ra["avg_ms"]}
 
 
@@ -159,6 +169,7 @@ def run_driver(workdir: Path, rate: int, clients: int, seconds: float,
              "-R", str(clients), "-d", str(seconds), "-t", "1", "--json", "--progress", "0"],
             seconds + 60)
         kcpu = kea.cpu() - k0
+        kdrops = kea.socket_drops()
     finally:
         kea.stop()
     s = json.loads(text[: text.rindex("}") + 1])
@@ -169,7 +180,7 @@ def run_driver(workdir: Path, rate: int, clients: int, seconds: float,
             "cpu_s": cpu, "cpu_us_per_ack": cpu / max(1, acks) * 1e6,
             "cpu_us_per_started": cpu / max(1, s["discovers"]) * 1e6, "load": os.getloadavg()[0],
             "loop_cpu_us_per_ack": s["cpu_per_exchange_us"],
-            "kea_cpu_us_per_ack": kcpu / max(1, acks) * 1e6,
+            "kea_cpu_us_per_ack": kcpu / max(1, acks) * 1e6, "kea_socket_drops": kdrops,
             "offer_p50_ms": s["offer_latency"]["p50"], "offer_p99_ms": s["offer_latency"]["p99"],
             "ack_p50_ms": s["ack_latency"]["p50"], "ack_p99_ms": s["ack_latency"]["p99"]}
 
@@ -219,9 +230,10 @@ def main() -> int:
     try:
         print(f"# cross-check, {args.seconds:g} s per run, median of {args.repeat}, "
               f"{args.clients} clients", flush=True)
-        print("| tool | rate/s | ACKs/s | drops | tool CPU us/DORA (per started) "
-              "| driver loop us/DORA | Kea CPU us/DORA | load avg |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| tool | rate/s | ACKs/s | drops | dropped at Kea's socket "
+              "| tool CPU us/DORA (per started) | driver loop us/DORA | Kea CPU us/DORA "
+              "| load avg |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for rate in (int(r) for r in args.rates.split(",") if r):
             per_tool: dict[str, list[dict[str, Any]]] = {"perfdhcp": [], "loadgen": []}
             for _ in range(args.repeat):   # interleaved, so drift hits both tools alike
@@ -233,18 +245,20 @@ def main() -> int:
                 results["cross_check"].append({**m, "all": rows})
                 loop = f"{m['loop_cpu_us_per_ack']:.1f}" if tool == "loadgen" else "-"
                 print(f"| {tool} | {rate} | {m['acks_per_s']:.0f} | {m['drops']:.0f} "
-                      f"({m['drop_ratio']:.2%}) | {m['cpu_us_per_ack']:.1f} "
+                      f"({m['drop_ratio']:.2%}) | {m['kea_socket_drops']:.0f} "
+                      f"| {m['cpu_us_per_ack']:.1f} "
                       f"({m['cpu_us_per_started']:.1f}) | {loop} "
                       f"| {m['kea_cpu_us_per_ack']:.1f} | {m['load']:.1f} |", flush=True)
 
         print(f"\n# Kea under the driver, open loop, {args.sweep_seconds:g} s per rate")
-        print("| offered/s | ACKs/s | drops | offer p50/p99 ms | ack p50/p99 ms "
-              "| Kea CPU us/DORA | load avg |")
-        print("|---|---|---|---|---|---|---|")
+        print("| offered/s | ACKs/s | drops | dropped at Kea's socket | offer p50/p99 ms "
+              "| ack p50/p99 ms | Kea CPU us/DORA | load avg |")
+        print("|---|---|---|---|---|---|---|---|")
         for rate in (int(r) for r in args.sweep.split(",") if r):
             r = run_driver(work, rate, args.clients, args.sweep_seconds)
             results["sweep"].append(r)
             print(f"| {rate} | {r['acks_per_s']:.0f} | {r['drop_ratio']:.2%} | "
+                  f"{r['kea_socket_drops']} | "
                   f"{r['offer_p50_ms']:.2f}/{r['offer_p99_ms']:.2f} | "
                   f"{r['ack_p50_ms']:.2f}/{r['ack_p99_ms']:.2f} | "
                   f"{r['kea_cpu_us_per_ack']:.1f} | {r['load']:.1f} |", flush=True)
