@@ -2,7 +2,7 @@
 
 Each client gets a private work dir with its own config, hook script, lease/state files and pid
 file, so that nothing it does touches the host: the hook records what the client was told
-(address, routers, DNS, domain) as one event block in ``events`` and configures the address on
+(address, routers, DNS, domain) as one file per event in ``events.d`` and configures the address on
 the client's own interface inside its namespace only; no hook ever writes ``/etc/resolv.conf``
 or a route. dhcpcd, whose state paths are compiled in, runs under ``unshare -m`` with a tmpfs
 on ``/run`` and its work dir bind-mounted on ``/var/lib/dhcpcd``.
@@ -79,18 +79,22 @@ class Event:
 
     @property
     def ip(self) -> str:
+        """The address the client was given (dhclient/dhcpcd ``new_ip_address``, udhcpc ``ip``)."""
         return self.env.get("new_ip_address") or self.env.get("ip", "")
 
     @property
     def routers(self) -> list[str]:
+        """Option 3 as the client reports it."""
         return (self.env.get("new_routers") or self.env.get("router", "")).split()
 
     @property
     def dns(self) -> list[str]:
+        """Option 6 as the client reports it."""
         return (self.env.get("new_domain_name_servers") or self.env.get("dns", "")).split()
 
     @property
     def domain(self) -> str:
+        """Option 15 as the client reports it."""
         return (self.env.get("new_domain_name") or self.env.get("domain", "")).strip()
 
 
@@ -187,9 +191,9 @@ class _Client:
 
 
 class Dhclient(_Client):
-    """ISC dhclient 4.4: ``-1`` gets a lease then forks; ``-x`` stops keeping the lease (the
-    next run does INIT-REBOOT from the lease file); ``-r`` releases. Its renewals happen on
-    its own at T1."""
+    """ISC dhclient 4.4, run in the foreground (``-d -1``: its whole log is ours, where a
+    forked dhclient logs to syslog only); ``-x`` stops it keeping the lease (the next run does
+    INIT-REBOOT from the ``-lf`` file); ``-r`` releases. It renews on its own at T1."""
 
     name = "dhclient"
     configure = _CONF_DHCLIENT
@@ -511,8 +515,11 @@ class Capture:
         self.err_path = path.with_suffix(".stderr")
         # --immediate-mode: without it, packets wait in the kernel's ring-buffer block (up to a
         # second) and the last ones before SIGINT can be lost.
+        # -Z root: tcpdump otherwise drops to its own user, which may not write into a private
+        # temp dir. Keep the .pcap suffix: AppArmor's tcpdump profile (Ubuntu) allows writing
+        # only such files.
         self.argv = ["tcpdump", "-i", ifname, "-n", "--immediate-mode", "-U", "-s", "0",
-                     "-w", str(path),
+                     "-Z", "root", "-w", str(path),
                      "udp", "port", "67", "or", "udp", "port", "68"]
         self.proc: subprocess.Popen | None = None
         self._err = None
