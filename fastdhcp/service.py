@@ -48,6 +48,7 @@ from typing import Any
 
 from fastdhcp import netio
 from fastdhcp._codec import parse
+from fastdhcp._sockio import DatagramIO
 from fastdhcp.config import load as load_config
 from fastdhcp.engine import Engine, Link
 from fastdhcp.errors import ConfigError, MalformedPacket, StoreError
@@ -59,8 +60,8 @@ log = logging.getLogger("fastdhcp")
 #: Datagrams read from one socket per readiness callback: large enough to batch commits, small
 #: enough that one busy socket cannot starve the others or the timers.
 READ_BATCH = 128
-#: Largest datagram read (RFC 2131 allows up to 65535 - 28 bytes of DHCP payload).
-MAX_DATAGRAM = 65536
+#: Most datagrams one recvmmsg call returns (fastdhcp._sockio RECV_BATCH).
+RECV_CALL_MAX = 64
 #: Bounds on the delay between two reclaim passes (seconds).
 RECLAIM_MIN_DELAY = 0.05
 RECLAIM_MAX_DELAY = 60.0
@@ -129,10 +130,15 @@ class Endpoint:
     arp_ok: bool = True  #: False once ARP injection failed for lack of privilege
     arp_cache: dict[int, bytes] = field(default_factory=dict)
     closed: bool = False
+    #: replies waiting for the end of this read burst (or commit) to leave in one sendmmsg:
+    #: (reply, dest_ip, dest_port, received_at)
+    out: list[tuple[bytes, int, int, float]] = field(default_factory=list)
+    fd: int = -1
+    io: DatagramIO = field(init=False)
 
-    @property
-    def fd(self) -> int:
-        return self.sock.fileno()
+    def __post_init__(self) -> None:
+        self.fd = self.sock.fileno()
+        self.io = DatagramIO(self.sock)
 
 
 def _endpoint_keys(config: Any) -> list[tuple[str, str, int]]:
@@ -174,8 +180,6 @@ class Server:
         self.metrics_server: MetricsServer | None = None
         self.endpoints: dict[tuple[str, str, int], Endpoint] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._buf = bytearray(MAX_DATAGRAM)
-        self._view = memoryview(self._buf)
         self._ipstr_cache: dict[int, str] = {}
         self._ratelog = RateLimitedLog(log)
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -449,74 +453,78 @@ class Server:
     # ----------------------------------------------------------------- packet path
 
     def _on_readable(self, ep: Endpoint) -> None:
-        recv = ep.sock.recvfrom_into
-        buf = self._buf
-        view = self._view
+        io = ep.io
+        m = self.metrics
         n = 0
         now = time.time()
         t0 = time.perf_counter()
         while n < READ_BATCH:
             try:
-                size, _addr = recv(buf)
-            except (BlockingIOError, InterruptedError):
-                break
+                batch = io.recv(READ_BATCH - n)
             except OSError as exc:
-                # e.g. ECONNREFUSED from an ICMP port-unreachable of an earlier reply
-                self.metrics.drop("recv-error")
+                m.drop("recv-error")
                 self._ratelog(logging.WARNING, "recv", "receive error on %s: %s",
                               ep.key[1], exc)
                 break
-            n += 1
-            self._datagram(ep, view[:size].tobytes(), _addr, now, t0)
+            for data, src_ip, src_port, truncated in batch:
+                if truncated:
+                    m.bad("datagram larger than 65536 bytes")
+                    continue
+                self._datagram(ep, data, src_ip, src_port, now, t0)
+            got = len(batch)
+            n += got
+            if got < RECV_CALL_MAX:  # drained: save the EAGAIN call
+                break
         if n and self.committer is not None:
-            self.committer.kick()
+            self.committer.kick()  # first, so the writer can start while the OFFERs leave
+        if ep.out:
+            self._flush(ep)
 
-    def _datagram(self, ep: Endpoint, data: bytes, addr: Any, now: float, t0: float) -> None:
-        """One datagram: parse, decide, send or hold. Never raises."""
+    def _datagram(self, ep: Endpoint, data: bytes, src_ip: int, src_port: int, now: float,
+                  t0: float) -> None:
+        """One datagram: parse, decide, queue the reply or hold it. Never raises."""
         m = self.metrics
         try:
             try:
                 msg = parse(data)
             except MalformedPacket as exc:
                 m.bad(exc.reason)
-                self._ratelog(logging.INFO, "malformed", "malformed datagram from %s on %s: %s",
-                              addr, ep.key[1], exc.reason)
+                self._ratelog(logging.INFO, "malformed", "malformed datagram from %s:%d on %s: "
+                              "%s", self._ipstr(src_ip), src_port, ep.key[1], exc.reason)
                 return
             if msg.op != 1:
                 m.drop("bootreply")
-                self._ratelog(logging.INFO, "bootreply", "ignored a BOOTREPLY (op %d) from %s "
-                              "on %s", msg.op, addr, ep.key[1])
+                self._ratelog(logging.INFO, "bootreply", "ignored a BOOTREPLY (op %d) from "
+                              "%s:%d on %s", msg.op, self._ipstr(src_ip), src_port, ep.key[1])
                 return
             m.received[msg.message_type] += 1
             d = self.engine.handle(msg, ep.link, now)
             reply = d.reply
             if self._debug:
-                log.debug("%s on %s from %s xid=%08x chaddr=%s -> %s (%s)",
-                          type_name(msg.message_type), ep.key[1], addr, msg.xid,
-                          msg.chaddr.hex(":"), d.kind, d.reason)
+                log.debug("%s on %s from %s:%d xid=%08x chaddr=%s -> %s (%s)",
+                          type_name(msg.message_type), ep.key[1], self._ipstr(src_ip),
+                          src_port, msg.xid, msg.chaddr.hex(":"), d.kind, d.reason)
             if reply is None:
                 if d.kind == "drop":
                     reason = d.reason or "engine"
                     m.drop(reason)
                     self._ratelog(logging.INFO, "drop:" + reason,
-                                  "no reply to %s from %s on %s chaddr %s: %s",
-                                  type_name(msg.message_type), addr, ep.key[1],
-                                  msg.chaddr.hex(":"), reason)
+                                  "no reply to %s from %s:%d on %s chaddr %s: %s",
+                                  type_name(msg.message_type), self._ipstr(src_ip), src_port,
+                                  ep.key[1], msg.chaddr.hex(":"), reason)
                 return
-            dest = self._destination(ep, d)
+            item = (reply, self._dest_ip(ep, d), d.dest_port, t0)
             if d.binding is not None:
-                self.committer.hold((ep, reply, dest, t0, time.perf_counter()))
+                # RFC 2131 3.1 step 4: this ACK leaves only once its binding is durable
+                self.committer.hold((ep, item, time.perf_counter()))
                 return
-            if self._send(ep, reply, dest):
-                code = reply[242] if len(reply) > 242 and reply[240] == 53 else 0
-                m.sent[code] += 1
-                if code == 2:
-                    m.offer_latency.observe(time.perf_counter() - t0)
+            ep.out.append(item)
         except Exception as exc:
             m.internal_errors += 1
             m.drop("internal-error")
             self._ratelog(logging.ERROR, "internal", "unexpected error handling a datagram "
-                          "from %s on %s: %r", addr, ep.key[1], exc, exc=True)
+                          "from %s:%d on %s: %r", self._ipstr(src_ip), src_port, ep.key[1], exc,
+                          exc=True)
 
     def _ipstr(self, ip: int) -> str:
         s = self._ipstr_cache.get(ip)
@@ -526,12 +534,14 @@ class Server:
             s = self._ipstr_cache[ip] = netio.ip_to_str(ip)
         return s
 
-    def _destination(self, ep: Endpoint, d: Any) -> tuple[str, int]:
+    def _dest_ip(self, ep: Endpoint, d: Any) -> int:
+        """The IPv4 to send ``d.reply`` to: ``d.dest_ip``, or for a layer-2 unicast (RFC 2131
+        4.1) yiaddr once an ARP entry for it is in place (else ``d.dest_ip``, the broadcast)."""
         l2 = d.l2_unicast
         if l2 is not None and ep.ifname and ep.arp_ok:
             yiaddr, chaddr = l2
             if ep.arp_cache.get(yiaddr) == chaddr:
-                return (self._ipstr(yiaddr), d.dest_port)
+                return int(yiaddr)
             try:
                 netio.inject_arp(ep.sock, ep.ifname, yiaddr, chaddr)
             except OSError as exc:
@@ -546,19 +556,44 @@ class Server:
                 if len(ep.arp_cache) > 65536:
                     ep.arp_cache.clear()
                 ep.arp_cache[yiaddr] = chaddr
-                return (self._ipstr(yiaddr), d.dest_port)
-        return (self._ipstr(d.dest_ip), d.dest_port)
+                return int(yiaddr)
+        return int(d.dest_ip)
 
-    def _send(self, ep: Endpoint, reply: bytes, dest: tuple[str, int]) -> bool:
+    def _flush(self, ep: Endpoint) -> None:
+        """Send every queued reply of ``ep`` (one sendmmsg per 64), then count them."""
+        out = ep.out
+        ep.out = []
+        m = self.metrics
+        if ep.closed:
+            m.drop("socket-closed", len(out))
+            return
         try:
-            ep.sock.sendto(reply, dest)
-            return True
-        except OSError as exc:
-            self.metrics.send_errors += 1
-            self.metrics.drop("send-error")
-            self._ratelog(logging.WARNING, "send", "sending to %s:%d on %s failed: %s",
-                          dest[0], dest[1], ep.key[1], exc)
-            return False
+            failed = ep.io.send(out)
+        except Exception as exc:  # e.g. the socket was closed under us
+            failed = [(i, getattr(exc, "errno", 0) or 0) for i in range(len(out))]
+        bad: set[int] = set()
+        if failed:
+            for i, err in failed:
+                bad.add(i)
+                m.send_errors += 1
+                m.drop("send-error")
+                reply, ip, port, _t0 = out[i]
+                self._ratelog(logging.WARNING, "send", "sending to %s:%d on %s failed: %s",
+                              self._ipstr(ip), port, ep.key[1], os.strerror(err))
+        now = time.perf_counter()
+        sent = m.sent
+        offer_lat = m.offer_latency
+        ack_lat = m.ack_latency
+        for i, (reply, _ip, _port, t0) in enumerate(out):
+            if bad and i in bad:
+                continue
+            # option 53 is the first option of every reply the codec builds (offset 240)
+            code = reply[242] if len(reply) > 242 and reply[240] == 53 else 0
+            sent[code] += 1
+            if code == 2:
+                offer_lat.observe(now - t0)
+            elif code == 5:
+                ack_lat.observe(now - t0)
 
     # ----------------------------------------------------------------- commit callbacks
 
@@ -567,18 +602,15 @@ class Server:
         m.commits += 1
         if not tokens:
             return
-        now = time.perf_counter()
         m.commit_batch.observe(len(tokens))
-        m.commit_latency.observe(now - tokens[0][4])
-        sent = m.sent
-        lat = m.ack_latency
-        for ep, reply, dest, t0, _held in tokens:
-            if ep.closed:
-                m.drop("socket-closed")
-                continue
-            if self._send(ep, reply, dest):
-                sent[reply[242] if len(reply) > 242 and reply[240] == 53 else 0] += 1
-                lat.observe(now - t0)
+        m.commit_latency.observe(time.perf_counter() - tokens[0][2])
+        touched: list[Endpoint] = []
+        for ep, item, _held in tokens:
+            if not ep.out:
+                touched.append(ep)
+            ep.out.append(item)
+        for ep in touched:
+            self._flush(ep)
 
     def _on_failed(self, leases: list[Any], tokens: list[Any], exc: BaseException) -> None:
         m = self.metrics

@@ -459,3 +459,53 @@ def test_sd_notify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("NOTIFY_SOCKET", path)
         assert sd_notify("READY=1\nSTATUS=x") is True
         assert s.recv(100) == b"READY=1\nSTATUS=x"
+
+
+def test_datagram_io_against_plain_sockets() -> None:
+    """fastdhcp._sockio (recvmmsg/sendmmsg) against Python's own socket calls as the oracle:
+    order, contents, addresses, batch limits, and per-datagram send errors."""
+    import random
+    import select
+    import socket
+
+    from fastdhcp._sockio import DatagramIO
+
+    rng = random.Random(7)
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        a.bind(("127.0.0.1", 0))
+        b.bind((RELAY_IP, 0))
+        a.setblocking(False)
+        b.settimeout(5)
+        io = DatagramIO(a)
+        assert io.recv(64) == []
+        sizes = [1, 300, 576, 1500, 9000]
+        payloads = [rng.randbytes(rng.choice(sizes)) for _ in range(150)]
+        payloads[77] = rng.randbytes(65507)  # the largest UDP/IPv4 payload
+        got = []
+        for start in range(0, len(payloads), 8):  # 8 at a time: within the receive buffer
+            for p in payloads[start:start + 8]:
+                b.sendto(p, a.getsockname())
+            while len(got) < min(start + 8, len(payloads)):
+                select.select([a], [], [], 5)
+                batch = io.recv(64)
+                assert 0 < len(batch) <= 64
+                got += batch
+        b_ip, b_port = b.getsockname()
+        assert [g[0] for g in got] == payloads
+        assert {(g[1], g[2], g[3]) for g in got} == {(0x7F000002, b_port, False)}
+        assert io.recv(0) == []
+
+        a_port = a.getsockname()[1]
+        short = [p for p in payloads if len(p) <= 1500][:60]
+        items = [(p, 0x7F000002, b_port, "extra fields are ignored") for p in short]
+        items.insert(10, (b"bad port", 0x7F000002, 0))
+        failed = io.send(items)
+        assert [i for i, _ in failed] == [10]
+        for p in short:
+            data, src = b.recvfrom(65536)
+            assert data == p and src == ("127.0.0.1", a_port)
+    finally:
+        a.close()
+        b.close()

@@ -1,0 +1,143 @@
+# cython: language_level=3
+"""Batched UDP I/O for the service: one ``recvmmsg`` reads up to 64 datagrams, one
+``sendmmsg`` sends up to 64 replies.
+
+Why: on loopback and on a busy link, most of the cost of a UDP request/reply pair is per
+system call (and per wake-up of the peer), not per byte. Reading a burst in one call and
+sending the replies of that burst (or of one group commit) in one call is what lets a Python
+server get near a C one (TESTING.md: uvloop + batched I/O within 10% of C).
+
+``DatagramIO(sock)`` wraps a non-blocking ``AF_INET`` UDP socket (which it keeps alive):
+- ``recv(max_count) -> list[(data: bytes, src_ip: int, src_port: int, truncated: bool)]``:
+  at most ``min(max_count, 64)`` datagrams, ``[]`` when none is waiting; raises ``OSError`` on
+  an error other than EAGAIN/EINTR. ``truncated`` is True for a datagram longer than 65536
+  bytes (its data is cut).
+- ``send(items) -> list[(index, errno)]``: ``items`` is a list of tuples whose first three
+  elements are ``(data: bytes, dest_ip: int, dest_port: int)``; returns the ones that could not
+  be sent (empty when all left). EAGAIN (send buffer full) fails the rest of the batch.
+Addresses are host-order ints, as everywhere inside fastdhcp.
+"""
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.errno cimport EAGAIN, EINTR, errno
+from libc.stdint cimport uint32_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+
+
+@cython.final
+cdef class DatagramIO:
+    """Batched send/receive on one non-blocking UDP socket (see the module docstring)."""
+
+    def __cinit__(self, sock):
+        cdef int i
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.rmsgs = <mmsghdr*>calloc(RECV_BATCH, sizeof(mmsghdr))
+        self.riov = <iovec*>calloc(RECV_BATCH, sizeof(iovec))
+        self.raddr = <sockaddr_in*>calloc(RECV_BATCH, sizeof(sockaddr_in))
+        self.rbuf = <unsigned char*>calloc(RECV_BATCH, RECV_SIZE)
+        self.smsgs = <mmsghdr*>calloc(SEND_BATCH, sizeof(mmsghdr))
+        self.siov = <iovec*>calloc(SEND_BATCH, sizeof(iovec))
+        self.saddr = <sockaddr_in*>calloc(SEND_BATCH, sizeof(sockaddr_in))
+        if (self.rmsgs == NULL or self.riov == NULL or self.raddr == NULL or self.rbuf == NULL
+                or self.smsgs == NULL or self.siov == NULL or self.saddr == NULL):
+            raise MemoryError()
+        for i in range(RECV_BATCH):
+            self.riov[i].iov_base = self.rbuf + <size_t>i * RECV_SIZE
+            self.riov[i].iov_len = RECV_SIZE
+        for i in range(SEND_BATCH):
+            self.saddr[i].sin_family = AF_INET
+
+    def __dealloc__(self):
+        free(self.rmsgs)
+        free(self.riov)
+        free(self.raddr)
+        free(self.rbuf)
+        free(self.smsgs)
+        free(self.siov)
+        free(self.saddr)
+
+    cpdef list recv(self, int max_count):
+        """Up to ``max_count`` (at most 64) waiting datagrams; see the module docstring."""
+        cdef int i, n
+        cdef unsigned int vlen = RECV_BATCH if max_count > RECV_BATCH else max_count
+        cdef list out = []
+        cdef mmsghdr* m
+        if vlen <= 0:
+            return out
+        # msg_namelen and msg_flags are results: reset them for every call
+        for i in range(<int>vlen):
+            m = &self.rmsgs[i]
+            m.msg_hdr.msg_name = &self.raddr[i]
+            m.msg_hdr.msg_namelen = sizeof(sockaddr_in)
+            m.msg_hdr.msg_iov = &self.riov[i]
+            m.msg_hdr.msg_iovlen = 1
+            m.msg_hdr.msg_control = NULL
+            m.msg_hdr.msg_controllen = 0
+            m.msg_hdr.msg_flags = 0
+        while True:
+            with nogil:
+                n = recvmmsg(self.fd, self.rmsgs, vlen, MSG_DONTWAIT, NULL)
+            if n >= 0:
+                break
+            if errno == EINTR:
+                continue
+            if errno == EAGAIN:
+                return out
+            raise OSError(errno, "recvmmsg failed")
+        for i in range(n):
+            m = &self.rmsgs[i]
+            out.append((
+                PyBytes_FromStringAndSize(<char*>self.riov[i].iov_base,
+                                          min(<size_t>m.msg_len, <size_t>RECV_SIZE)),
+                ntohl(self.raddr[i].sin_addr.s_addr),
+                ntohs(self.raddr[i].sin_port),
+                (m.msg_hdr.msg_flags & MSG_TRUNC) != 0,
+            ))
+        return out
+
+    cpdef list send(self, list items):
+        """Send every ``(data, dest_ip, dest_port, ...)``; returns ``[(index, errno)]`` of the
+        ones that failed."""
+        cdef Py_ssize_t total = len(items), base = 0, k
+        cdef int count, off, r, err
+        cdef list failed = []
+        cdef tuple item
+        cdef bytes data
+        cdef mmsghdr* m
+        while base < total:
+            count = <int>min(total - base, <Py_ssize_t>SEND_BATCH)
+            for k in range(count):
+                item = <tuple>items[base + k]
+                data = <bytes>item[0]
+                self.siov[k].iov_base = PyBytes_AS_STRING(data)
+                self.siov[k].iov_len = <size_t>PyBytes_GET_SIZE(data)
+                self.saddr[k].sin_addr.s_addr = htonl(<uint32_t>item[1])
+                self.saddr[k].sin_port = htons(<unsigned short>item[2])
+                m = &self.smsgs[k]
+                memset(m, 0, sizeof(mmsghdr))
+                m.msg_hdr.msg_name = &self.saddr[k]
+                m.msg_hdr.msg_namelen = sizeof(sockaddr_in)
+                m.msg_hdr.msg_iov = &self.siov[k]
+                m.msg_hdr.msg_iovlen = 1
+            off = 0
+            while off < count:
+                with nogil:
+                    r = sendmmsg(self.fd, self.smsgs + off, <unsigned int>(count - off), 0)
+                if r > 0:
+                    off += r
+                    continue
+                err = errno if r < 0 else EAGAIN
+                if err == EINTR:
+                    continue
+                if err == EAGAIN:
+                    # the send buffer is full: the rest of the batch fails
+                    for k in range(off, total - base):
+                        failed.append((base + k, err))
+                    return failed
+                failed.append((base + off, err))  # this datagram failed; go on with the next
+                off += 1
+            base += count
+        return failed

@@ -1,0 +1,9 @@
+"""Type stub for the compiled ``fastdhcp._sockio`` (batched recvmmsg/sendmmsg)."""
+
+import socket
+from typing import Any
+
+class DatagramIO:
+    def __init__(self, sock: socket.socket) -> None: ...
+    def recv(self, max_count: int) -> list[tuple[bytes, int, int, bool]]: ...
+    def send(self, items: list[tuple[Any, ...]]) -> list[tuple[int, int]]: ...
