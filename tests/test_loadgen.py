@@ -248,6 +248,31 @@ def test_closed_loop_repeats_clients(netns: str, kea: Kea) -> None:
     assert d.percentiles("offer")["p50"] > 0
 
 
+def udp_drops(ns: str, local: str) -> int:
+    """The kernel's drop counter of the UDP socket bound to `local` (hex, /proc/net/udp)."""
+    out = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/udp"],
+                         capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines()[1:]:
+        f = line.split()
+        if f[1] == local:
+            return int(f[-1])
+    raise AssertionError(f"no UDP socket {local} in {ns}")
+
+
+@pytest.mark.interop
+def test_overload_timeouts_are_the_kernels_drops(netns: str, kea: Kea) -> None:
+    """6,000 exchanges at 30,000/s swamp Kea: each timeout is a datagram dropped at its socket."""
+    kea_sock = "0100007F:0043"                 # 127.0.0.1:67
+    before = udp_drops(netns, kea_sock)
+    s = in_netns(netns, run_load, ("127.0.0.1", 67), RELAY, rate=30_000, duration=10.0,
+                 max_exchanges=6000, timeout=1.5, first_mac=0x02_00_00_50_00_00)
+    dropped = udp_drops(netns, kea_sock) - before
+    check_consistent(s)
+    assert s.discovers == 6000 and s.stray == 0
+    assert s.timeouts > 0
+    assert s.timeouts == dropped
+
+
 @pytest.mark.interop
 def test_cli_json_against_kea(netns: str, kea: Kea) -> None:
     """`python3 -m fastdhcp.loadgen ... --json` prints the stats; exit 0."""
