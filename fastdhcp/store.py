@@ -51,6 +51,7 @@ from typing import Any
 import lmdb
 import msgpack
 
+from fastdhcp._storeutil import scan_active
 from fastdhcp.commit import GroupCommitter
 from fastdhcp.errors import StoreError
 from fastdhcp.leases import ACTIVE_STATES, Lease
@@ -663,19 +664,16 @@ class LmdbLeaseStore:
     def active_addresses(self) -> array:
         """Every address whose newest lease is active, ascending, as an ``array('I')``.
 
-        One cursor pass over ``leases`` that looks at the second byte of each record (the
-        state, a msgpack fixint): no lease object is made for well-formed records.
+        One cursor pass over ``leases`` in compiled code (:func:`fastdhcp._storeutil.scan_active`)
+        that reads the first two bytes of each record (the state is a msgpack fixint there):
+        no lease object is made for well-formed records.
         """
         out = array("I")
-        append = out.append
-        frombytes = int.from_bytes
-        decode = self._decode
-        active = _ACTIVE
+        odd: list[tuple[bytes, bytes]] = []
         after: bytes | None = None
         while True:
-            n = 0
-            last = None
             try:
+                # Chunks of 1M records: a map resize by the writer can slip in between.
                 with self._map_lock, self._begin() as txn:
                     cur = txn.cursor(db=self._leases)
                     found = cur.set_range(after) if after is not None else cur.first()
@@ -683,21 +681,18 @@ class LmdbLeaseStore:
                         found = cur.next()
                     if not found:
                         break
-                    for key, raw in cur.iternext():
-                        if raw[0] == _FIXARRAY8 and raw[1] < 0x80:
-                            if raw[1] in active:
-                                append(frombytes(key, "big"))
-                        elif decode(key, raw).active:
-                            append(frombytes(key, "big"))
-                        n += 1
-                        if n >= (1 << 20):
-                            last = key
-                            break
+                    n, last, more = scan_active(cur.iternext(), out, 1 << 20)
             except lmdb.Error as exc:
                 raise self._err("lease table scan failed", exc) from exc
-            if last is None:
+            odd.extend(more)
+            if n < (1 << 20) or last is None:
                 break
             after = last
+        if odd:
+            # Records in another msgpack form (not written by this version): decode them.
+            extra = [int.from_bytes(k, "big") for k, v in odd if self._decode(k, v).active]
+            if extra:
+                out = array("I", sorted([*out, *extra]))
         if self._staged:
             out = self._apply_overlay(out)
         return out

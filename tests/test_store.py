@@ -668,3 +668,48 @@ def test_record_layout(dbdir):
         x.hostname,
         x.relay_info,
     ]
+
+
+def test_scan_active_is_compiled_and_handles_other_forms(dbdir):
+    import importlib.machinery
+
+    from fastdhcp import _storeutil
+
+    assert _storeutil.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    with pytest.raises(TypeError):
+        _storeutil.scan_active(iter([]), array("H"), 10)
+    out = array("I")
+    items = [
+        (b"\x00\x00\x00\x01", b"\x98\x00rest"),  # bound
+        (b"\x00\x00\x00\x02", b"\x98\x03rest"),  # released
+        (b"\x00\x00\x00\x03", b"\xdc\x00\x08\x01"),  # array16 header: decoded by the caller
+        (b"\x00\x00\x00\x04", b"\x98\x01rest"),  # declined
+    ]
+    n, last, odd = _storeutil.scan_active(iter(items), out, 3)
+    assert (n, last, list(out)) == (3, b"\x00\x00\x00\x03", [1])
+    assert odd == [items[2]]
+    # A record another msgpack writer produced (array16 header, same fields) still counts.
+    with LmdbLeaseStore(dbdir) as s:
+        commit(s, [mk(1), mk(2, state=int(LeaseState.RELEASED))])
+    env = lmdb.open(dbdir, max_dbs=4)
+    db = env.open_db(b"leases")
+    x = mk(3)
+    raw = b"\xdc\x00\x08" + b"".join(
+        msgpack.packb(f)
+        for f in (
+            x.state,
+            x.expires,
+            x.issued,
+            x.subnet_id,
+            x.client_key,
+            x.hw_address,
+            x.hostname,
+            x.relay_info,
+        )
+    )
+    with env.begin(write=True) as txn:
+        txn.put((BASE + 3).to_bytes(4, "big"), raw, db=db)
+    env.close()
+    with LmdbLeaseStore(dbdir) as s:
+        assert list(s.active_addresses()) == [BASE + 1, BASE + 3]
+        assert s.get(BASE + 3) == x
