@@ -12,6 +12,7 @@ consistent-enough snapshot: every update is a single int store under the GIL.
 from __future__ import annotations
 
 import bisect
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -121,14 +122,30 @@ class Metrics:
         self.commit_batch = Histogram(BATCH_BUCKETS)
 
     def drop(self, reason: str, n: int = 1) -> None:
-        """Count ``n`` drops for ``reason``."""
+        """Count ``n`` drops for ``reason`` (numbers in it are folded, see :func:`label`)."""
+        key = _LABELS.get(reason) or label(reason)
         d = self.dropped
-        d[reason] = d.get(reason, 0) + n
+        d[key] = d.get(key, 0) + n
 
     def bad(self, reason: str) -> None:
-        """Count one malformed datagram."""
+        """Count one malformed datagram (numbers in the reason are folded)."""
+        key = _LABELS.get(reason) or label(reason)
         d = self.malformed
-        d[reason] = d.get(reason, 0) + 1
+        d[key] = d.get(key, 0) + 1
+
+
+_LABELS: dict[str, str] = {}
+_DIGITS = re.compile(r"\d+")
+
+
+def label(reason: str) -> str:
+    """A reason as a metric label: every number becomes ``N`` so that the label set stays small
+    ("too short: 4 bytes" and "too short: 17 bytes" are one series), cached."""
+    key = _DIGITS.sub("N", reason)
+    if len(_LABELS) > 4096:  # reasons are templates: this only bounds a pathological input
+        _LABELS.clear()
+    _LABELS[reason] = key
+    return key
 
 
 #: What the pool collector needs: (subnet id, subnet text, pool text, size, used) rows.
