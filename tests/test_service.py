@@ -509,3 +509,15 @@ def test_datagram_io_against_plain_sockets() -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_reason_labels_fold_numbers() -> None:
+    from fastdhcp.metrics import Metrics
+
+    m = Metrics()
+    for n in range(200):
+        m.bad(f"too short: {n} bytes, a DHCP message has at least 240")
+        m.drop(f"option {n} has length {n + 1}, not 4")
+    m.drop("no-subnet")
+    assert m.malformed == {"too short: N bytes, a DHCP message has at least N": 200}
+    assert m.dropped == {"option N has length N, not N": 200, "no-subnet": 1}
