@@ -1,16 +1,17 @@
 """Restart time and anonymous memory of the lease store with millions of leases.
 
     python3 bench/bench_store_restart.py --leases 1000000 [--runs 3] [--dir /var/tmp]
-    python3 bench/bench_store_restart.py --leases 10000000 --runs 1
+    python3 bench/bench_store_restart.py --leases 10000000 --runs 3 --rebuild-runs 1
 
 Builds a lease database of N leases (consecutive addresses from 10.0.0.0, random client keys,
 90% bound, 5% released, 5% expired-reclaimed) by writing `leases` directly, then measures, each in
 a fresh process:
 
-- *unclean restart*: the last shutdown was not clean, so opening rebuilds the index environment
-  from `leases`; then ``active_addresses()`` and a ``PoolBitmap.reserve_many`` of them (what the
-  server does before it serves);
-- *clean restart*: the same after a clean close (the index is trusted).
+- *rebuild*: the last shutdown was not clean and the machine rebooted since (power loss), so
+  opening rebuilds the index environment from `leases`; then ``active_addresses()`` and a
+  ``PoolBitmap.reserve_many`` of them (what the server does before it serves);
+- *crash*: the last shutdown was not clean (kill -9) but on this boot: the index is trusted;
+- *clean*: the same after a clean close.
 
 For each: seconds to open, to scan, to fill the bitmap, the total from process start to ready
 (interpreter start-up included), and RssAnon from /proc/self/status when ready (per lease too).
@@ -106,13 +107,15 @@ def build(path: str, n: int, seed: int = 7) -> None:
     store._close_envs()
 
 
-def mark_unclean(path: str) -> None:
+def mark_unclean(path: str, reboot: bool) -> None:
     import lmdb
 
     env = lmdb.open(path, max_dbs=4, map_size=1 << 20)
     meta = env.open_db(b"meta")
     with env.begin(write=True) as txn:
         txn.put(b"clean-shutdown", b"0", db=meta)
+        if reboot:
+            txn.put(b"boot-id", b"another-boot", db=meta)
     env.close()
 
 
@@ -143,7 +146,8 @@ def fmt(label: str, runs: list[dict], n: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--leases", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="crash and clean restarts")
+    parser.add_argument("--rebuild-runs", type=int, default=1, help="restarts with a rebuild")
     parser.add_argument("--dir", default=None, help="where to build the database")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
@@ -158,14 +162,19 @@ def main() -> int:
             f"({size / 2**20:.0f} MiB before the index)",
             flush=True,
         )
-        unclean, clean = [], []
-        for i in range(args.runs):
-            if i:
-                mark_unclean(path)
+        rebuild, crashed, clean = [], [], []
+        for _ in range(args.rebuild_runs):
+            mark_unclean(path, reboot=True)
             r = restart(path)
             assert r["rebuilt"], r
-            unclean.append(r)
-            print("unclean", json.dumps(r), flush=True)
+            rebuild.append(r)
+            print("rebuild", json.dumps(r), flush=True)
+        for _ in range(args.runs):
+            mark_unclean(path, reboot=False)
+            r = restart(path)
+            assert not r["rebuilt"], r
+            crashed.append(r)
+            print("crash  ", json.dumps(r), flush=True)
         for _ in range(args.runs):
             r = restart(path)
             assert not r["rebuilt"], r
@@ -173,7 +182,8 @@ def main() -> int:
             print("clean  ", json.dumps(r), flush=True)
         size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
         print(f"database with index: {size / 2**20:.0f} MiB on disk")
-        print(fmt("unclean", unclean, args.leases))
+        print(fmt("rebuild", rebuild, args.leases))
+        print(fmt("crash", crashed, args.leases))
         print(fmt("clean", clean, args.leases))
     finally:
         if not args.keep:

@@ -205,8 +205,10 @@ class LmdbLeaseStore:
         self.caught_up = 0  #: leases of a half-indexed last batch replayed at open
         self._seq = 0  # batches committed to `leases` so far (meta batch-seq)
         self._last_batch = b""
-        self._index: lmdb.Environment | None = None
-        self._env: lmdb.Environment | None = None
+        # LMDB handles are typed Any: the lmdb stubs make every value `bytes | memoryview`,
+        # while this module never opens transactions with buffers=True (values are bytes).
+        self._index: Any = None
+        self._env: Any = None
         try:
             self._open(sync, map_size, create)
         except BaseException:
@@ -543,7 +545,7 @@ class LmdbLeaseStore:
 
     # ----------------------------------------------------------------------------- reading
 
-    def _begin(self, env: lmdb.Environment | None = None) -> lmdb.Transaction:
+    def _begin(self, env: Any = None) -> Any:
         env = env if env is not None else self._env
         if env is None:
             raise StoreError(f"{self.path}: lease database is closed")
@@ -594,12 +596,9 @@ class LmdbLeaseStore:
     def get_by_client(self, client_key: bytes) -> Lease | None:
         """The lease last staged or committed for ``client_key``, if it still holds it."""
         entry = self._staged_clients.get(client_key)
-        if entry is not None:
-            ip = entry[0]
-        else:
-            ip = self._index_client(client_key)
-            if ip is None:
-                return None
+        ip = entry[0] if entry is not None else self._index_client(client_key)
+        if ip is None:
+            return None
         lease = self.get(ip)
         if lease is not None and lease.client_key == client_key:
             return lease
