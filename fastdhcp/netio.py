@@ -28,6 +28,9 @@ ARPHRD_ETHER = 1
 ATF_COM = 0x02  # completed entry (the hardware address is valid); not ATF_PERM: it ages out
 
 IFNAMSIZ = 16
+# asm-generic/socket.h (not exported by every Python build)
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 
 #: Receive buffer asked for on each socket: a burst of a few thousand requests while the loop
 #: is busy (a commit callback, a reclaim pass) must not overflow the default ~200 KiB.
@@ -48,11 +51,15 @@ def str_to_ip(text: str) -> int:
 def _tune(sock: socket.socket) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-    for opt, size in ((socket.SO_RCVBUF, RCVBUF), (socket.SO_SNDBUF, SNDBUF)):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, opt, size)
+    for force, opt, size in ((SO_RCVBUFFORCE, socket.SO_RCVBUF, RCVBUF),
+                             (SO_SNDBUFFORCE, socket.SO_SNDBUF, SNDBUF)):
+        try:  # past net.core.{r,w}mem_max: needs CAP_NET_ADMIN
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
         except OSError:
-            pass  # capped by net.core.{r,w}mem_max: the kernel default still works
+            try:  # capped by net.core.{r,w}mem_max; the kernel default still works
+                sock.setsockopt(socket.SOL_SOCKET, opt, size)
+            except OSError:
+                pass
     sock.setblocking(False)
 
 
