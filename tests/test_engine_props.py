@@ -56,7 +56,8 @@ RELAYED = range(8, 14)  # via the relay: shared network of 2 + 2, one reserved f
 
 OPS = st.sampled_from(
     ["dora", "dora", "discover", "select", "select-other", "renew", "rebind", "reboot",
-     "reboot-any", "release", "decline", "inform", "advance"]
+     "reboot-any", "release", "decline", "inform", "advance", "steal", "steal-reboot",
+     "steal-renew"]
 )
 JUMPS = st.sampled_from([1, 30, 59, 61, 1799, 1801, 3599, 3601, 5000])
 STEP = st.tuples(OPS, st.sampled_from([*DIRECT, *RELAYED]), JUMPS, st.integers(0, 31))
@@ -123,6 +124,8 @@ def play(steps: list[tuple[str, int, int, int]]) -> None:
         # Half the time aim at an address another client holds, to provoke conflicts.
         other = clients[order[k % len(order)]].address if k & 1 else 0
         target = other or ALL_POOL[k % len(ALL_POOL)]
+        holders = [x.address for x in clients.values() if x.address and x is not c]
+        stolen = holders[k % len(holders)] if holders else ALL_POOL[k % len(ALL_POOL)]
         if op == "dora":
             c.dora()
         elif op == "discover":
@@ -148,6 +151,17 @@ def play(steps: list[tuple[str, int, int, int]]) -> None:
         elif op == "inform":
             r = c.inform(ip("198.18.0.50"))
             assert r is None or (r.mtype == ACK and r.yiaddr == 0)
+        elif op == "steal":  # ask for another client's address, take whatever is offered
+            o = c.discover(requested_ip=stolen)
+            if o is not None:
+                c.select(o)
+        elif op == "steal-reboot":
+            c.reboot(stolen)
+        elif op == "steal-renew":  # claim another client's address as ours
+            saved = (c.address, c.state, c.expires)
+            c.address = stolen
+            if c.renew() is None:  # ignored: the client keeps what it had
+                c.address, c.state, c.expires = saved
         elif op == "advance":
             net.advance(jump)
         check(net, clients)
@@ -165,7 +179,8 @@ def test_long_fixed_history():
 
     rnd = random.Random(2131)
     ops = ["dora", "dora", "renew", "rebind", "reboot", "release", "decline", "advance",
-           "discover", "select", "reboot-any", "select-other"]
+           "discover", "select", "reboot-any", "select-other", "steal", "steal-reboot",
+           "steal-renew"]
     steps = [
         (rnd.choice(ops), rnd.choice([*DIRECT, *RELAYED]),
          rnd.choice([1, 61, 1801, 3601]), rnd.randrange(32))
