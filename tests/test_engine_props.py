@@ -109,8 +109,10 @@ def check(net: Network, clients: dict[int, Client]) -> None:
     assert len(keys) == len(set(keys))
 
 
-def play(steps: list[tuple[str, int, int, int]]) -> None:
-    net = Network(make_config(subnet_extra=SUBNET_EXTRA, more=MORE), Link("eth0", SERVER_IP))
+def play(steps: list[tuple[str, int, int, int]], store=None) -> None:
+    """Run ``steps`` (op, client, time jump, selector) with the checks after each one."""
+    net = Network(make_config(subnet_extra=SUBNET_EXTRA, more=MORE), Link("eth0", SERVER_IP),
+                  store=store)
     clients: dict[int, Client] = {}
     for n in [*DIRECT, *RELAYED]:
         if n in RELAYED:
