@@ -849,8 +849,9 @@ cdef class ReplyBuilder:
         cdef unsigned char *buf = self._buf
         cdef const unsigned char *p
         cdef Py_ssize_t limit, pos, n, mms
-        cdef int code
-        cdef bint has82 = False
+        cdef int code, i
+        cdef int n82 = 0
+        cdef PyObject *ra[4]
         cdef object value, item
         if msg_type < 1 or msg_type > 255:
             raise ValueError(f"message type {msg_type} is not 1-255")
@@ -863,7 +864,8 @@ cdef class ReplyBuilder:
         if type(options) is not list:
             options = list(options)
         pos = self._header(request, msg_type, ciaddr, yiaddr, siaddr)
-        # Fast path: everything fits the options field. Two passes so 82 goes last.
+        # Fast path: everything fits the options field. Option 82 values are set aside
+        # (borrowed from the caller's list, alive for this call) and written last.
         for item in <list>options:
             if type(item) is tuple and PyTuple_GET_SIZE(item) == 2:
                 code = <object>PyTuple_GET_ITEM(item, 0)
@@ -871,7 +873,10 @@ cdef class ReplyBuilder:
             else:
                 code, value = item
             if code == OPT_RELAY_AGENT:
-                has82 = True
+                if n82 == 4 or type(value) is not bytes:
+                    return self._slow(request, msg_type, _normalize(options), limit)
+                ra[n82] = <PyObject *>value
+                n82 += 1
                 continue
             if code == OPT_MESSAGE_TYPE:
                 continue
@@ -882,17 +887,12 @@ cdef class ReplyBuilder:
             if pos + _encoded_len(n) + 1 > limit:
                 return self._slow(request, msg_type, _normalize(options), limit)
             pos = _put(buf, pos, code, <const unsigned char *>PyBytes_AS_STRING(value), n)
-        if has82:
-            for item in <list>options:
-                code, value = item
-                if code != OPT_RELAY_AGENT:
-                    continue
-                if type(value) is not bytes:
-                    return self._slow(request, msg_type, _normalize(options), limit)
-                n = PyBytes_GET_SIZE(value)
-                if pos + _encoded_len(n) + 1 > limit:
-                    return self._slow(request, msg_type, _normalize(options), limit)
-                pos = _put(buf, pos, code, <const unsigned char *>PyBytes_AS_STRING(value), n)
+        for i in range(n82):
+            n = PyBytes_GET_SIZE(<object>ra[i])
+            if pos + _encoded_len(n) + 1 > limit:
+                return self._slow(request, msg_type, _normalize(options), limit)
+            pos = _put(buf, pos, OPT_RELAY_AGENT,
+                       <const unsigned char *>PyBytes_AS_STRING(<object>ra[i]), n)
         buf[pos] = OPT_END
         pos += 1
         if pos < BOOTP_MIN:
