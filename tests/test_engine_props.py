@@ -189,3 +189,60 @@ def test_long_fixed_history():
         for _ in range(1500)
     ]
     play(steps)
+
+
+ADDRS = st.sampled_from([0, *ALL_POOL, ip("198.18.0.1"), ip("198.18.0.50"), RELAY,
+                         ip("198.18.2.1"), ip("203.0.113.9"), 0xFFFFFFFF])
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    mtype=st.integers(0, 12),
+    ciaddr=ADDRS,
+    giaddr=ADDRS,
+    requested=ADDRS,
+    server_id=ADDRS,
+    selection=ADDRS,
+    flags=st.sampled_from([0, 0x8000]),
+    htype=st.sampled_from([1, 6, 0]),
+    hwaddr=st.binary(min_size=0, max_size=16),
+    client_id=st.none() | st.binary(min_size=0, max_size=20),
+    prl=st.none() | st.binary(min_size=0, max_size=30),
+    lease_time=st.none() | st.integers(0, 0xFFFFFFFF),
+    rai=st.none() | st.builds(relay_agent_info, st.none() | st.binary(max_size=8),
+                              st.none() | st.binary(max_size=8), ADDRS, ADDRS),
+)
+def test_any_wellformed_request_gets_a_decision(mtype, ciaddr, giaddr, requested, server_id,
+                                                selection, flags, htype, hwaddr, client_id,
+                                                prl, lease_time, rai):
+    """Whatever a (well-formed) request says, handle() decides without raising, and any reply
+    is a BOOTREPLY of a known type to a sane destination."""
+    from dhcpsim import build_request, decode_reply
+
+    from fastdhcp._codec import parse
+
+    net = Network(make_config(subnet_extra=SUBNET_EXTRA, more=MORE), Link("eth0", SERVER_IP))
+    if mtype:
+        data = build_request(
+            mtype, xid=1, chaddr=hwaddr, htype=htype, flags=flags, ciaddr=ciaddr,
+            giaddr=giaddr, requested_ip=requested, server_id=server_id, client_id=client_id,
+            prl=prl, lease_time=lease_time, subnet_selection=selection, relay_info=rai,
+        )
+    else:
+        data = build_request(1, xid=1, chaddr=hwaddr)
+        data = data[:240] + b"\xff" + bytes(len(data) - 241)  # BOOTP: no option 53
+    for _ in range(2):  # the second time with whatever state the first left
+        d = net.engine.handle(parse(data), net.link, net.clock.now)
+        net.commit()
+        assert d.kind in ("offer", "ack", "nak", "drop")
+        if d.kind == "drop":
+            assert d.reply is None and d.reason
+            continue
+        r = decode_reply(d.reply)
+        assert r.op == 2 and r.xid == 1
+        assert r.mtype == {"offer": 2, "ack": 5, "nak": 6}[d.kind]
+        assert d.dest_port in (67, 68)
+        if giaddr:
+            assert (d.dest_ip, d.dest_port) == (giaddr, 67)
+        if d.kind == "ack" and r.yiaddr:
+            assert d.binding is not None and d.binding.ip == r.yiaddr
