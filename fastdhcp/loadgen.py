@@ -215,7 +215,8 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="python3 -m fastdhcp.loadgen",
         description="Relay-mode DHCPv4 DORA load driver (binds RELAY:PORT; needs root for 67).",
     )
-    p.add_argument("server", type=_parse_server, help="server address HOST[:PORT] (port 67)")
+    p.add_argument("server", type=_parse_server,
+                   help="server address HOST[:PORT] (default port 67)")
     p.add_argument("-l", "--relay", default="127.0.0.2",
                    help="relay (giaddr) address to bind and send from (default 127.0.0.2)")
     p.add_argument("--relay-port", type=int, default=None,

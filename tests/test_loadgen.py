@@ -275,9 +275,9 @@ def test_overload_timeouts_are_the_kernels_drops(netns: str, kea: Kea) -> None:
 
 @pytest.mark.interop
 def test_cli_json_against_kea(netns: str, kea: Kea) -> None:
-    """`python3 -m fastdhcp.loadgen ... --json` prints the stats; exit 0."""
+    """`python3 -m fastdhcp.loadgen ... --json` prints the stats; exit 0 (event mode, tick 0)."""
     cmd = ["ip", "netns", "exec", netns, sys.executable, "-m", "fastdhcp.loadgen",
-           "127.0.0.1:67", "--relay", RELAY, "-n", "300", "-w", "8", "-d", "30",
+           "127.0.0.1:67", "--relay", RELAY, "-n", "300", "-w", "8", "-d", "30", "--tick", "0",
            "--first-mac", "02:00:00:30:00:00", "--json", "--progress", "0"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
