@@ -92,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from fastdhcp.service import Server, StartupError
 
-    server = Server(config, config_path=args.config)
+    server = Server(config, config_path=args.config, log_level_pinned=bool(args.log_level))
     try:
         uvloop.run(server.serve_forever())
     except StartupError as exc:

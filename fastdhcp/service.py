@@ -170,9 +170,12 @@ class Server:
     metrics endpoint), ``StoreError`` (database).
     """
 
-    def __init__(self, config: Any, *, config_path: str | None = None) -> None:
+    def __init__(self, config: Any, *, config_path: str | None = None,
+                 log_level_pinned: bool = False) -> None:
         self.config = config
         self.config_path: str | None = config_path
+        #: True when --log-level overrides server.log-level (a reload then leaves it alone)
+        self._log_level_pinned = log_level_pinned
         self.metrics = Metrics()
         self.store: Any = None
         self.engine: Any = None
@@ -351,7 +354,6 @@ class Server:
     def reload_from_file(self) -> bool:
         """Load the configuration file again and apply it; on any problem log it and keep the
         running configuration. Returns True if the new configuration was applied."""
-
         path = self.config_path or getattr(self.config, "source", None)
         if not path:
             log.error("reload: no configuration file to load")
@@ -371,11 +373,13 @@ class Server:
             return False
         try:
             self.reload(config)
-        except (ConfigError, StartupError, StoreError, OSError) as exc:
+        except Exception as exc:  # whatever it is, the running configuration keeps serving
             self.metrics.reload_failures += 1
-            problems = getattr(exc, "problems", None) or [str(exc)]
-            for line in problems:
-                log.error("reload: %s", line)
+            if isinstance(exc, (ConfigError, StartupError, StoreError, OSError)):
+                for line in getattr(exc, "problems", None) or [str(exc)]:
+                    log.error("reload: %s", line)
+            else:
+                log.error("reload: %s: %s", type(exc).__name__, exc, exc_info=True)
             log.error("reload: still serving the previous configuration")
             return False
         return True
@@ -389,7 +393,6 @@ class Server:
         endpoint need a restart: a change there is logged and ignored. Raises (and changes
         nothing) if a new socket cannot be opened or the engine refuses the config.
         """
-
         if not self._started or self._closing:
             raise StartupError("reload: server is not running")
         old = self.config
@@ -401,6 +404,9 @@ class Server:
             log.warning("reload: server.metrics changes take effect at the next restart")
 
         want = _endpoint_keys(config)
+        if not want:
+            raise StartupError("nothing to listen on: server.interfaces and "
+                               "server.listen-addresses are both empty")
         new_eps: dict[tuple[str, str, int], Endpoint] = {}
         try:
             for key in want:
@@ -410,9 +416,6 @@ class Server:
             for ep in new_eps.values():
                 ep.sock.close()
             raise StartupError(f"cannot open sockets: {exc.strerror or exc}") from exc
-        if not want:
-            raise StartupError("nothing to listen on: server.interfaces and "
-                               "server.listen-addresses are both empty")
 
         engine_reload = getattr(self.engine, "reload", None)
         try:
@@ -430,7 +433,7 @@ class Server:
             ep = self.endpoints.pop(key)
             loop.remove_reader(ep.fd)
             ep.closed = True
-            ep.sock.close()  # a held ACK for this socket will count as a send error
+            ep.sock.close()  # a held ACK for this socket is counted as "socket-closed"
         for key, ep in new_eps.items():
             self.endpoints[key] = ep
             loop.add_reader(ep.fd, self._on_readable, ep)
@@ -443,6 +446,9 @@ class Server:
                 except OSError as exc:
                     log.warning("reload: %s", exc)
         self.config = config
+        if old.server.log_level != config.server.log_level and not self._log_level_pinned:
+            logging.getLogger().setLevel(config.server.log_level.upper())
+            self._debug = log.isEnabledFor(logging.DEBUG)
         if old.server.stats_interval != config.server.stats_interval:
             self._schedule_stats()
         self._schedule("reclaim", 0.0, self._reclaim)
