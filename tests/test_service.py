@@ -468,8 +468,10 @@ def test_datagram_io_against_plain_sockets() -> None:
     import select
     import socket
 
+    import fastdhcp._sockio
     from fastdhcp._sockio import DatagramIO
 
+    assert fastdhcp._sockio.__file__.endswith(".so")  # the compiled module, no Python twin
     rng = random.Random(7)
     a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
