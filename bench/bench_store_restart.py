@@ -110,7 +110,7 @@ def build(path: str, n: int, seed: int = 7) -> None:
 def mark_unclean(path: str, reboot: bool) -> None:
     import lmdb
 
-    env = lmdb.open(path, max_dbs=4, map_size=1 << 20)
+    env = lmdb.open(path, max_dbs=4, map_size=0)
     meta = env.open_db(b"meta")
     with env.begin(write=True) as txn:
         txn.put(b"clean-shutdown", b"0", db=meta)

@@ -240,7 +240,8 @@ class LmdbLeaseStore:
         try:
             self._env = lmdb.open(
                 path,
-                map_size=map_size,
+                # Read-only: whatever size the writer gave it.
+                map_size=0 if self.readonly else map_size,
                 max_dbs=4,
                 sync=sync,
                 metasync=sync,
@@ -264,6 +265,9 @@ class LmdbLeaseStore:
             self._open_index_readonly()
         else:
             self._instance, clean, same_boot = self._start_writer()
+            # A database grown past `map_size` by an earlier run opens at its used size: grow
+            # it now rather than at the first MapFullError.
+            self._maybe_grow(self._env)
             self._open_index_writer(clean, same_boot)
 
     def _check_schema(self) -> bytes:
@@ -331,7 +335,8 @@ class LmdbLeaseStore:
         return lmdb.open(
             self._index_path(),
             subdir=False,
-            map_size=_DEFAULT_MAP_SIZE,
+            # An existing index keeps the size it grew to (0: take it from the file).
+            map_size=0 if os.path.exists(self._index_path()) else _DEFAULT_MAP_SIZE,
             max_dbs=4,
             sync=False,
             metasync=False,
@@ -425,20 +430,35 @@ class LmdbLeaseStore:
             self._clients = self._index.open_db(b"clients")
             self._expiry = self._index.open_db(b"expiry")
             self._imeta = self._index.open_db(b"meta")
-            self._rebuild_from_leases()
-            with self._index.begin(write=True) as txn:
-                txn.put(_META_SCHEMA, SCHEMA_VERSION.to_bytes(4, "big"), db=self._imeta)
-                txn.put(_META_INSTANCE, self._instance, db=self._imeta)
-                txn.put(_META_SEQ, self._seq.to_bytes(8, "big"), db=self._imeta)
+            # Room for the index up front (about as big as `leases`), so that the one
+            # rebuild transaction rarely has to start over after MapFullError.
+            info = self._env.info()
+            need = 2 * (info["last_pgno"] + 1) * self._env.stat()["psize"] + 64 * _MIB
+            if need > self._index.info()["map_size"]:
+                self._index.set_mapsize(need)
+            while True:
+                try:
+                    # One write transaction for the whole rebuild: each index page is copied
+                    # once. (One transaction per chunk copies every leaf page of the random-keyed
+                    # `clients` tree again for each chunk: quadratic in the table size.)
+                    with self._index.begin(write=True) as txn:
+                        self._rebuild_from_leases(txn)
+                        txn.put(_META_SCHEMA, SCHEMA_VERSION.to_bytes(4, "big"), db=self._imeta)
+                        txn.put(_META_INSTANCE, self._instance, db=self._imeta)
+                        txn.put(_META_SEQ, self._seq.to_bytes(8, "big"), db=self._imeta)
+                    break
+                except lmdb.MapFullError as exc:
+                    if not self._grow(self._index, exc):
+                        raise self._err("lease index is full", exc) from exc
         except StoreError:
             raise
         except (lmdb.Error, OSError) as exc:
             raise self._err("cannot rebuild lease index", exc) from exc
         self.rebuilt_index = True
 
-    def _rebuild_from_leases(self) -> None:
-        # Stream `leases` in chunks; each chunk's index entries are sorted before insertion so
-        # that LMDB touches each leaf page once per chunk instead of once per entry.
+    def _rebuild_from_leases(self, itxn: Any) -> None:
+        # Stream `leases` in chunks (short read txns); each chunk's index entries are sorted
+        # before insertion, for locality in the index pages.
         assert self._env is not None and self._index is not None
         unpackb = msgpack.unpackb
         active = _ACTIVE
@@ -485,28 +505,20 @@ class LmdbLeaseStore:
                     if n >= chunk:
                         break
             expiry.sort()
-            self._index_put_many(clients, expiry)
+            self._index_put_many(itxn, clients, expiry)
             if n < chunk or last is None:
                 break
             after = last
 
-    def _index_put_many(self, clients: dict[bytes, bytes], expiry: list[bytes]) -> None:
-        assert self._index is not None
-        while True:
-            try:
-                with self._index.begin(write=True) as txn:
-                    cur = txn.cursor(db=self._clients)
-                    # A client may own records in several chunks: keep the newest value
-                    # (issued || address), whichever chunk it came from.
-                    for k, v in cur.getmulti(list(clients)):
-                        if v > clients[k]:
-                            clients[k] = v
-                    cur.putmulti([(k, clients[k]) for k in sorted(clients)])
-                    txn.cursor(db=self._expiry).putmulti([(k, b"") for k in expiry], append=False)
-                return
-            except lmdb.MapFullError as exc:
-                if not self._grow(self._index, exc):
-                    raise self._err("lease index is full", exc) from exc
+    def _index_put_many(self, txn: Any, clients: dict[bytes, bytes], expiry: list[bytes]) -> None:
+        cur = txn.cursor(db=self._clients)
+        # A client may own records in several chunks: keep the newest value (issued ||
+        # address), whichever chunk it came from.
+        for k, v in cur.getmulti(list(clients)):
+            if v > clients[k]:
+                clients[k] = v
+        cur.putmulti([(k, clients[k]) for k in sorted(clients)])
+        txn.cursor(db=self._expiry).putmulti([(k, b"") for k in expiry])
 
     # ----------------------------------------------------------------------------- closing
 
@@ -1072,7 +1084,9 @@ def delete_lease(path: str | os.PathLike[str], ip: int) -> Lease | None:
     if not os.path.isdir(store.path) or not os.path.exists(os.path.join(store.path, "data.mdb")):
         raise StoreError(f"{store.path}: cannot open lease database: no data.mdb in directory")
     try:
-        store._env = lmdb.open(store.path, max_dbs=4, create=False, lock=True, map_size=_MIB)
+        # map_size=0: the size the database was last grown to (a smaller one would leave no
+        # room for the pages the delete copies).
+        store._env = lmdb.open(store.path, max_dbs=4, create=False, lock=True, map_size=0)
         store._leases = store._env.open_db(b"leases", create=False)
         store._meta = store._env.open_db(b"meta", create=False)
     except lmdb.ReadonlyError as exc:
@@ -1094,7 +1108,7 @@ def delete_lease(path: str | os.PathLike[str], ip: int) -> Lease | None:
                     create=False,
                     sync=False,
                     metasync=False,
-                    map_size=_MIB,
+                    map_size=0,
                 )
                 store._clients = store._index.open_db(b"clients", create=False)
                 store._expiry = store._index.open_db(b"expiry", create=False)
