@@ -441,6 +441,12 @@ def test_map_grows_by_itself(dbdir):
     store.close()
     with LmdbLeaseStore(dbdir, readonly=True) as ro:
         assert sum(1 for _ in ro.iter_committed()) == 20_000
+    # Opened again with the small initial size, a grown database still has room to write.
+    assert delete_lease(dbdir, BASE + 5) == leases[5]
+    with LmdbLeaseStore(dbdir, sync=False, map_size=256 * 1024) as again:
+        assert again.map_size > 256 * 1024
+        commit(again, [mk(i, expires=i) for i in range(20_000, 24_000)])
+        assert len(again) == 23_999
 
 
 def test_map_full_that_cannot_grow_fails_the_batch(dbdir):
