@@ -588,3 +588,42 @@ def test_renewal_without_hostname_keeps_recorded_name(net):
     net.exchange(build_request(REQUEST, xid=4, chaddr=c.mac, ciaddr=offer.yiaddr))
     lease = net.store.get(offer.yiaddr)
     assert lease.hostname == "printer" and lease.state == LeaseState.DEFAULT
+
+
+@pytest.mark.parametrize("npools", [3, 70])  # both start-up paths: scan-all and sorted slices
+def test_startup_rebuild_with_many_pools(npools):
+    pools = ", ".join(f'"10.1.{i}.10 - 10.1.{i}.12"' for i in range(npools))
+    more = f"""
+[[subnet4]]
+id = 7
+subnet = "10.1.0.0/16"
+relay = ["198.18.30.1"]
+pools = [{pools}]
+
+[[subnet4.reservations]]
+hw-address = "02:00:00:00:99:99"
+ip-address = "10.1.1.11"
+"""
+    config = make_config(more=more)
+    store = MemoryLeaseStore()
+    active = set()
+    for n, i in enumerate(range(0, npools, 2)):
+        addr = ip(f"10.1.{i}.{10 + n % 3}")
+        state = (LeaseState.DEFAULT, LeaseState.DECLINED, LeaseState.RELEASED)[n % 3]
+        store.stage(Lease(addr, b"\x01" + mac(n), mac(n), 7, state, 0, 2**31))
+        if state != LeaseState.RELEASED:
+            active.add(addr)
+    store.stage(Lease(ip("198.18.0.101"), b"\x01" + mac(500), mac(500), 1, 0, 0, 2**31))
+    store.take_pending()
+    engine = Engine(config, store)
+    stats = engine.pool_stats()
+    assert len(stats) == npools + 1
+    for st in stats:
+        if st.subnet_id != 7:
+            assert st.used == 1
+            continue
+        i = int(st.pool.split(".")[2])
+        expect = {a for a in active if (a >> 8) & 0xFF == i}
+        if i == 1:
+            expect.add(ip("10.1.1.11"))
+        assert st.used == len(expect), st

@@ -378,10 +378,21 @@ cdef class Engine:
         """Mark used every address the store shows active, and every reserved address."""
         cdef PoolBitmap bm
         cdef Py_ssize_t lo, hi
-        cdef list claimed = sorted(set(self._store.active_addresses()) | set(self._reserved))
-        cdef object addrs = array("I", claimed)
+        cdef list claimed
+        # 4 bytes an address: no Python int kept per lease, even for millions of them.
+        addrs = array("I", self._store.active_addresses())
+        addrs.extend(self._reserved)
+        if len(self._pool_bitmaps) <= 64:
+            # Few pools: each scans the whole array in C (reserve_many ignores addresses
+            # outside its range); cheaper than sorting.
+            for bm in self._pool_bitmaps:
+                bm.reserve_many(addrs)
+            return
+        # Many pools: sort once and give each pool only its slice, O(leases log leases)
+        # instead of O(pools x leases).
+        claimed = sorted(addrs)
+        addrs = array("I", claimed)
         for bm in self._pool_bitmaps:
-            # Each pool gets only its own slice: start-up stays O(leases), not O(pools x leases).
             lo = _bisect_left(claimed, bm._first)
             hi = _bisect_right(claimed, bm._last)
             if hi > lo:
