@@ -14,7 +14,7 @@ Then Kea's highest open-loop rate with < 1 % drops under our driver, its closed-
 how many DISCOVERs per second one core of the driver can offer (to a socket that never answers,
 so no reply work is counted).
 
-Usage: python3 bench/loadgen_vs_perfdhcp.py [--rates 1000,3000] [--seconds 10] [--repeat 3]
+Usage: python3 bench/loadgen_vs_perfdhcp.py [--rates 500,1000,3000] [--seconds 10] [--repeat 3]
                                              [--sweep 3000,3500,...] [--json out.json]
 """
 
@@ -211,7 +211,7 @@ def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rates", default="1000,3000")
+    ap.add_argument("--rates", default="500,1000,3000")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--clients", type=int, default=100_000)

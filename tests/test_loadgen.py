@@ -354,6 +354,22 @@ def test_discovers_on_the_wire_and_timeouts() -> None:
     assert len(xids) == 5
 
 
+def test_chaddr_counter_wraps_at_48_bits() -> None:
+    """Clients first_mac, first_mac + 1, ... modulo 2^48, then back to first_mac."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    port = sink.getsockname()[1]
+    sink.settimeout(5)
+    try:
+        s = run_load(("127.0.0.1", port), RELAY, clients=3, window=4, max_exchanges=4,
+                     timeout=0.1, first_mac=0xFFFF_FFFF_FFFE)
+        chaddrs = [BOOTP(sink.recv(2048)).chaddr[:6].hex() for _ in range(4)]
+    finally:
+        sink.close()
+    assert s.discovers == 4 and s.timeouts == 4
+    assert chaddrs == ["fffffffffffe", "ffffffffffff", "000000000000", "fffffffffffe"]
+
+
 def test_bad_arguments_and_bind_errors() -> None:
     with pytest.raises(ValueError):
         run_load(("127.0.0.1", 9), RELAY, clients=0)

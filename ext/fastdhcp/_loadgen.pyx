@@ -2,8 +2,9 @@
 """Compiled core of the relay-mode DORA load driver (``fastdhcp.loadgen``).
 
 The driver plays a DHCP relay agent (RFC 2131 section 4.1, RFC 1542): it owns
-``relay_ip:server_port``, writes giaddr = relay_ip and hops = 1 into every DISCOVER, and the
-server answers the relay at giaddr:67 (or at its own port when it runs on another one).
+``relay_ip:server_port`` (or ``relay_ip:relay_port``: Kea moved to a test port with ``-p``
+still answers relays at giaddr:67), writes giaddr = relay_ip and hops = 1 into every DISCOVER,
+and the server answers the relay there.
 
 Theory of operation: an exchange is one client's DISCOVER -> OFFER -> REQUEST -> ACK. Exchange
 number ``seq`` uses xid = xid_base + seq and lives in ``ring[seq & ring_mask]`` until it is
@@ -12,9 +13,13 @@ start in sequence order, so the oldest one still in flight is found at ``tail``;
 taken from there. Packets are copies of two 300-byte templates with xid, chaddr and options
 50/54 patched in; replies are read in place (op, xid, chaddr, yiaddr, options 53 and 54) without
 any Python object. Sends and receives are batched with sendmmsg/recvmmsg on a non-blocking
-socket; when nothing is due the loop sleeps in ppoll until the next reply, the next send slot,
-the next timeout or the end of the slice. The whole loop runs without the GIL; Python gets
-control back between slices (progress reports, signals).
+socket. Two ways to wait: with a tick (the default, 1-4 ms) the loop does one turn per tick,
+reading every reply that came meanwhile and sending every DISCOVER that fell due, so a wakeup
+(tens of microseconds of CPU on a VM) is shared by many packets; with tick 0 it sleeps in ppoll
+until the next reply, the next send slot or the next timeout. Latencies do not depend on the
+mode: they end at the kernel's receive stamp (SO_TIMESTAMPNS), not when the loop reads the
+reply. The whole loop runs without the GIL; Python gets control back between slices (progress
+reports, signals).
 
 Latencies (DISCOVER->OFFER and REQUEST->ACK) go to two log-linear histograms of nanoseconds:
 exact below 64 ns, then 32 linear buckets per power of two (relative error under 3.2 %).
