@@ -1,0 +1,400 @@
+"""Lab, servers and load runs for ``bench/compare.py`` (the whole-server comparison with Kea).
+
+Topology (two network namespaces from the interop harness, ``tests/interop/netns.py``)::
+
+    srv [s0] 198.19.255.1/24 ---- veth ---- 198.19.255.2/24 [p0] perf
+
+The load tool in ``perf`` acts as a relay agent (giaddr 198.19.255.2, port 67) and the server in
+``srv`` answers the relay at giaddr:67. Both servers serve one subnet, 198.18.0.0/15, which holds
+the giaddr (so the subnet is selected by giaddr, RFC 2131 4.3.1), with one pool of 130,814
+addresses that leaves out the link's own /24.
+
+Every measurement (:func:`run_segment`) starts a fresh server on an empty lease database in a
+new temp dir, reads the server's CPU time (utime + stime of the whole process, every thread,
+from ``/proc/PID/stat``) just before and just after the load, counts the leases it holds at the
+end, stops it (SIGTERM, exit status checked) and removes the temp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+# The interop harness is a test-support package (tests/ has no __init__): import it by path.
+sys.path.insert(0, str(REPO / "tests"))
+from interop import netns  # noqa: E402
+from interop.clients import parse_perfdhcp  # noqa: E402
+
+SERVER_IP = "198.19.255.1"
+RELAY_IP = "198.19.255.2"
+LINK_PREFIX = 24
+SUBNET = "198.18.0.0/15"
+POOL_FIRST, POOL_LAST = "198.18.0.1", "198.19.254.254"
+POOL_SIZE = 131072 - 256 - 2  #: the /15 minus the link's /24, network and broadcast
+ROUTER = "198.19.255.1"
+DNS = ("198.18.0.53", "198.18.0.54")
+DOMAIN = "bench.example"
+VALID, RENEW, REBIND = 3600, 900, 1800
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SERVERS = ("kea", "fastdhcp", "fastdhcp-nosync")
+"""``fastdhcp-nosync`` (``sync = false``, MDB_NOSYNC) is not in the default comparison: it
+separates the cost of the fsyncs from the rest of the server."""
+
+
+@dataclass
+class BenchLab:
+    """The two namespaces and their veth; :meth:`close` removes all of it (and what runs in it)."""
+
+    tag: str
+    srv: netns.Namespace
+    perf: netns.Namespace
+    cleanup: netns.Cleanup = field(repr=False)
+
+    def close(self) -> list[str]:
+        """Undo everything; teardown problems as text (never raises)."""
+        return self.cleanup.close()
+
+
+def build_lab() -> BenchLab:
+    """Create ``fd<pid>-srv`` and ``fd<pid>-perf`` joined by a veth pair (offload off).
+
+    The names follow the interop harness's scheme, so its ``sweep_stale()`` also removes a lab
+    of this script that was killed with SIGKILL.
+    """
+    tag = str(os.getpid())
+    cleanup = netns.Cleanup()
+    try:
+        srv = netns.create_namespace(f"fd{tag}-srv", cleanup)
+        perf = netns.create_namespace(f"fd{tag}-perf", cleanup)
+        netns.create_veth(srv, f"f{tag}s0", f"{SERVER_IP}/{LINK_PREFIX}",
+                          perf, f"f{tag}p0", f"{RELAY_IP}/{LINK_PREFIX}", cleanup)
+        # A burst of 10k+ datagrams/s must not be lost to the default 208 KiB buffers of a
+        # server that cannot force larger ones: both servers get the same ceiling.
+        for ns in (srv, perf):
+            ns.sysctl("net.core.rmem_max", 8 * 1024 * 1024)
+            ns.sysctl("net.core.wmem_max", 8 * 1024 * 1024)
+        return BenchLab(tag, srv, perf, cleanup)
+    except BaseException:
+        cleanup.close()
+        raise
+
+
+def fastdhcp_config(workdir: Path, sync: bool = True) -> str:
+    """TOML for fastdhcp: one subnet, the pool, LMDB with ``sync = true``, warnings only."""
+    q = json.dumps
+    return "\n".join([
+        "[server]",
+        f"listen-addresses = [{q(SERVER_IP)}]",
+        "port = 67",
+        "client-port = 68",
+        'log-level = "warning"',
+        "",
+        "[lease-database]",
+        f"path = {q(str(workdir / 'leases.lmdb'))}",
+        f"sync = {str(sync).lower()}",
+        "",
+        "[global]",
+        f"valid-lifetime = {VALID}",
+        f"renew-timer = {RENEW}",
+        f"rebind-timer = {REBIND}",
+        f"option-data = {{ domain-name-servers = {q(list(DNS))}, domain-name = {q(DOMAIN)} }}",
+        "",
+        "[[subnet4]]",
+        "id = 1",
+        f"subnet = {q(SUBNET)}",
+        f"pools = [{q(f'{POOL_FIRST} - {POOL_LAST}')}]",
+        f"option-data = {{ routers = [{q(ROUTER)}] }}",
+        "",
+    ])
+
+
+def kea_config(workdir: Path, ifname: str) -> dict[str, Any]:
+    """Kea 2.2 at its fastest: single-threaded, memfile (persist, no LFC), WARN logging, UDP
+    sockets (all traffic is relayed), the same subnet, pool, timers and options."""
+    return {"Dhcp4": {
+        "interfaces-config": {"interfaces": [ifname], "dhcp-socket-type": "udp"},
+        "multi-threading": {"enable-multi-threading": False},
+        "lease-database": {"type": "memfile", "persist": True,
+                           "name": str(workdir / "kea-leases4.csv"), "lfc-interval": 0},
+        "valid-lifetime": VALID,
+        "renew-timer": RENEW,
+        "rebind-timer": REBIND,
+        "option-data": [{"name": "domain-name-servers", "data": ", ".join(DNS)},
+                        {"name": "domain-name", "data": DOMAIN}],
+        "subnet4": [{"id": 1, "subnet": SUBNET,
+                     "pools": [{"pool": f"{POOL_FIRST} - {POOL_LAST}"}],
+                     "option-data": [{"name": "routers", "data": ROUTER}]}],
+        "loggers": [{"name": "kea-dhcp4", "severity": "WARN",
+                     "output_options": [{"output": "stderr"}]}],
+    }}
+
+
+class Server:
+    """One server process in ``srv`` on a fresh temp dir (removed by :meth:`stop`)."""
+
+    def __init__(self, kind: str, lab: BenchLab, keep: bool = False) -> None:
+        if kind not in SERVERS:
+            raise ValueError(f"unknown server {kind!r}")
+        self.kind = kind
+        self.lab = lab
+        self.keep = keep
+        self.dir = Path(tempfile.mkdtemp(prefix=f"fdcompare-{kind}-"))
+        self.log_path = self.dir / "server.stderr"
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start and wait until ``SERVER_IP:67`` is bound; check the pid is the server's own."""
+        if self.kind.startswith("fastdhcp"):
+            cfg = self.dir / "fastdhcp.toml"
+            cfg.write_text(fastdhcp_config(self.dir, sync=self.kind == "fastdhcp"))
+            argv = [sys.executable, "-m", "fastdhcp", "serve", "--config", str(cfg)]
+            env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep
+                       + os.environ.get("PYTHONPATH", ""))
+        else:
+            cfg = self.dir / "kea-dhcp4.json"
+            cfg.write_text(json.dumps(kea_config(self.dir, f"f{self.lab.tag}s0"), indent=2))
+            argv = [shutil.which("kea-dhcp4") or "/usr/sbin/kea-dhcp4", "-c", str(cfg)]
+            env = dict(os.environ, KEA_PIDFILE_DIR=str(self.dir), KEA_LOCKFILE_DIR=str(self.dir))
+        self._log = open(self.log_path, "ab")
+        self.proc = self.lab.srv.popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited {self.proc.returncode} at start-up:\n"
+                                   f"{self.log()}")
+            ss = self.lab.srv.run(["ss", "-H", "-uln"], check=False).stdout
+            if f"{SERVER_IP}:67 " in ss:
+                # `ip netns exec` execs the command, so the Popen pid is the server's; the CPU
+                # figures depend on that, hence the check.
+                comm = Path(f"/proc/{self.proc.pid}/comm").read_text().strip()
+                if comm == "ip":
+                    raise RuntimeError("ip netns exec forked: server pid unknown")
+                time.sleep(0.3)  # socket bound; let the loop reach its wait
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} not listening on {SERVER_IP}:67 after {timeout}s\n"
+                           f"{self.log()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the whole server process (all threads), from /proc/PID/stat."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def socket_drops(self) -> int:
+        """Datagrams the kernel dropped at port-67 sockets in ``srv`` (receive buffer full)."""
+        out = self.lab.srv.run(["cat", "/proc/net/udp"], check=False).stdout
+        total = 0
+        for line in out.splitlines()[1:]:
+            f = line.split()
+            if len(f) > 12 and f[1].endswith(":0043"):
+                total += int(f[-1])
+        return total
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def lease_count(self) -> int:
+        """Addresses bound at the end (fastdhcp: its lease CLI on the LMDB database, safe while
+        it runs; Kea: the memfile CSV log, last row per address, lifetime > 0)."""
+        if self.kind.startswith("fastdhcp"):
+            cp = netns.run([sys.executable, "-m", "fastdhcp", "leases", "--db",
+                            str(self.dir / "leases.lmdb"), "--json", "list"], timeout=120)
+            recs = json.loads(cp.stdout)
+            return sum(1 for r in recs if str(r.get("state", "")).lower()
+                       in ("default", "bound", "0"))
+        latest: dict[str, tuple[str, str]] = {}
+        try:
+            with open(self.dir / "kea-leases4.csv") as f:
+                header = f.readline().rstrip("\n").split(",")
+                ia, iv, ist = (header.index("address"), header.index("valid_lifetime"),
+                               header.index("state"))
+                for line in f:
+                    row = line.split(",")
+                    latest[row[ia]] = (row[iv], row[ist])
+        except FileNotFoundError:
+            return 0
+        return sum(1 for v, s in latest.values() if int(v) > 0 and s == "0")
+
+    def log(self, tail: int = 40) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no output)"
+        return "\n".join(lines[-tail:])
+
+    def stop(self) -> int | None:
+        """SIGTERM (SIGKILL after a grace period); remove the temp dir unless ``keep``."""
+        rc = None
+        if self.proc is not None:
+            rc = netns.stop_process(self.proc, sig=signal.SIGTERM, grace=15.0)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return rc
+
+
+def udp_rcvbuf_errors(ns: netns.Namespace) -> int:
+    """``Udp: RcvbufErrors`` of a namespace (/proc/net/snmp is per network namespace): datagrams
+    lost because a receiving socket's buffer was full, whichever socket (the load tool's too)."""
+    lines = [ln.split() for ln in ns.run(["cat", "/proc/net/snmp"]).stdout.splitlines()
+             if ln.startswith("Udp:")]
+    return int(lines[1][lines[0].index("RcvbufErrors")])
+
+
+def fsync_probe_ms(directory: Path, n: int = 20) -> float:
+    """Median ms of a 4 KiB write + fdatasync in ``directory`` (the disk the LMDB commits hit),
+    taken just before a run: context for fastdhcp's ACK latency on a shared disk."""
+    path = directory / "fsync-probe"
+    times = []
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        block = os.urandom(4096)
+        for i in range(n):
+            t0 = time.perf_counter()
+            os.pwrite(fd, block, (i * 7919 % 256) * 4096)
+            os.fdatasync(fd)
+            times.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def _perfdhcp_delays(text: str) -> dict[str, dict[str, float]]:
+    """``avg delay`` etc. in ms per exchange section of perfdhcp's report."""
+    out: dict[str, dict[str, float]] = {}
+    cur: dict[str, float] | None = None
+    for line in text.splitlines():
+        m = re.match(r"\*+\s*Statistics for:\s*([A-Z0-9-]+)", line)
+        if m:
+            cur = out.setdefault(m.group(1), {})
+            continue
+        m = re.match(r"\s*(min delay|avg delay|max delay|std deviation):\s*([0-9.]+)\s*ms", line)
+        if m and cur is not None:
+            cur[m.group(1)] = float(m.group(2))
+    return out
+
+
+def run_perfdhcp(lab: BenchLab, rate: int, seconds: int, clients: int) -> tuple[dict, list[str]]:
+    """perfdhcp relay mode as the issue states it; ACKs counted over the period."""
+    argv = ["perfdhcp", "-4", "-g", "single", "-l", RELAY_IP, "-r", str(rate), "-R", str(clients),
+            "-p", str(seconds), "-W", "1000000", "-d", "1", "-s", "1", SERVER_IP]
+    t0 = time.monotonic()
+    cp = lab.perf.run(argv, timeout=seconds + 60, check=False)
+    wall = time.monotonic() - t0
+    text = cp.stdout + cp.stderr
+    if cp.returncode not in (0, 3):  # 3: perfdhcp saw drops
+        raise RuntimeError(f"perfdhcp exit {cp.returncode}:\n{text[-3000:]}")
+    rep = parse_perfdhcp(cp.returncode, text)
+    delays = _perfdhcp_delays(text)
+    started = rep.count("DISCOVER-OFFER", "sent packets")
+    acks = rep.count("REQUEST-ACK", "received packets")
+    return {
+        "tool": "perfdhcp", "started": started, "offers": rep.count("DISCOVER-OFFER",
+                                                                    "received packets"),
+        "acks": acks, "naks": 0, "drops": started - acks,
+        "drop_ratio": (started - acks) / max(1, started), "acks_per_s": acks / seconds,
+        "offer_ms": {"avg": delays.get("DISCOVER-OFFER", {}).get("avg delay", float("nan")),
+                     "max": delays.get("DISCOVER-OFFER", {}).get("max delay", float("nan"))},
+        "ack_ms": {"avg": delays.get("REQUEST-ACK", {}).get("avg delay", float("nan")),
+                   "max": delays.get("REQUEST-ACK", {}).get("max delay", float("nan"))},
+        "rejected": rep.stats["REQUEST-ACK"].get("rejected leases", 0),
+        "non_unique": rep.stats["DISCOVER-OFFER"].get("non unique addresses", 0)
+        + rep.stats["REQUEST-ACK"].get("non unique addresses", 0),
+        "tool_wall_s": wall,
+    }, argv
+
+
+def run_loadgen(lab: BenchLab, rate: int, seconds: float, clients: int) -> tuple[dict, list[str]]:
+    """The project's driver (compiled) in ``perf``, open loop at ``rate``, 1 s timeout."""
+    argv = [sys.executable, "-m", "fastdhcp.loadgen", f"{SERVER_IP}:67", "--relay", RELAY_IP,
+            "-r", str(rate), "-R", str(clients), "-d", f"{seconds:g}", "-t", "1", "--json",
+            "--progress", "0"]
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cp = subprocess.run(lab.perf.argv(argv), capture_output=True, text=True,
+                        timeout=seconds + 60, env=env)
+    if cp.returncode not in (0, 1):
+        raise RuntimeError(f"loadgen exit {cp.returncode}:\n{cp.stderr[-3000:]}")
+    s = json.loads(cp.stdout[cp.stdout.index("{"): cp.stdout.rindex("}") + 1])
+    started, acks = s["discovers"], s["acks"]
+    return {
+        "tool": "loadgen", "started": started, "offers": s["offers"], "acks": acks,
+        "naks": s["naks"], "drops": started - acks, "drop_ratio": s["drop_ratio"],
+        # ACKs over the sending period, like the perfdhcp figures (not over the drain too).
+        "acks_per_s": acks / seconds,
+        "offer_ms": dict(s["offer_latency"]), "ack_ms": dict(s["ack_latency"]),
+        "driver_cpu_us_per_dora": s["cpu_per_exchange_us"], "stray": s["stray"],
+        "elapsed": s["elapsed"],
+    }, argv
+
+
+def run_segment(lab: BenchLab, kind: str, tool: str, rate: int, seconds: float, clients: int,
+                *, keep: bool = False, profile: Path | None = None) -> dict[str, Any]:
+    """One measurement on a fresh server and empty database; see the module docstring.
+
+    ``profile``: also run ``py-spy record --native`` on the server during the load (raw
+    collapsed stacks written there); the CPU figures of such a run include py-spy's sampling
+    and are marked ``profiled``.
+    """
+    srv = Server(kind, lab, keep=keep)
+    spy = None
+    try:
+        fsync_ms = fsync_probe_ms(srv.dir)
+        srv.start()
+        drops0 = srv.socket_drops()
+        rcv0 = {"srv": udp_rcvbuf_errors(lab.srv), "perf": udp_rcvbuf_errors(lab.perf)}
+        load0 = os.getloadavg()[0]
+        if profile is not None:
+            spy = subprocess.Popen(
+                ["py-spy", "record", "--native", "--format", "raw", "--rate", "200",
+                 "--duration", str(int(seconds)), "-o", str(profile), "-p", str(srv.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu0 = srv.cpu_seconds()
+        if tool == "perfdhcp":
+            res, argv = run_perfdhcp(lab, rate, int(seconds), clients)
+        else:
+            res, argv = run_loadgen(lab, rate, seconds, clients)
+        cpu = srv.cpu_seconds() - cpu0
+        if not srv.alive():
+            raise RuntimeError(f"{kind} died under load:\n{srv.log()}")
+        if spy is not None:
+            spy.wait(timeout=60)
+            spy = None
+        res.update({
+            "server": kind, "rate": rate, "seconds": seconds, "clients": clients,
+            "server_cpu_s": cpu, "cpu_us_per_dora": cpu / max(1, res["acks"]) * 1e6,
+            "server_cores": cpu / seconds, "socket_drops": srv.socket_drops() - drops0,
+            "rcvbuf_errors_srv": udp_rcvbuf_errors(lab.srv) - rcv0["srv"],
+            "rcvbuf_errors_tool": udp_rcvbuf_errors(lab.perf) - rcv0["perf"],
+            "fsync_ms": fsync_ms,
+            "leases": srv.lease_count(), "load_before": load0, "load_after": os.getloadavg()[0],
+            "command": argv, "profiled": profile is not None,
+        })
+        return res
+    finally:
+        if spy is not None and spy.poll() is None:
+            spy.kill()  # not in a session of its own: a plain kill of our child
+            spy.wait(timeout=10)
+        rc = srv.stop()
+        if rc not in (0, None) and kind.startswith("fastdhcp"):
+            print(f"warning: fastdhcp exited {rc} on SIGTERM:\n{srv.log()}", file=sys.stderr)
