@@ -494,3 +494,24 @@ def test_required_options_too_large_to_fit() -> None:
     ra = b"".join(tlv(9, b"r" * 200) for _ in range(4))     # 808 bytes of option 82
     with pytest.raises(MalformedPacket):
         ReplyBuilder().build(request(), 5, 0, 0, 0, [(82, ra)])
+
+
+def test_fast_field_lookup_matches_the_generic_path() -> None:
+    # Message.__getattribute__ answers hot fields by interned-name identity; a name built at
+    # run time (not interned) takes the generic descriptor path and must read the same value.
+    m = parse(vector("relayed_request"))
+    fields = [
+        "op", "htype", "hlen", "hops", "xid", "secs", "flags", "broadcast", "ciaddr", "yiaddr",
+        "siaddr", "giaddr", "chaddr", "sname", "file", "overload", "message_type",
+        "requested_ip", "server_id", "lease_time", "subnet_selection", "max_message_size",
+        "client_id", "prl", "hostname", "vendor_class", "client_fqdn", "relay_agent_info",
+        "circuit_id", "remote_id", "link_selection", "server_id_override",
+    ]
+    for name in fields:
+        fresh = "".join(list(name))
+        assert fresh is not name or len(name) == 1
+        assert getattr(m, fresh) == getattr(m, name), name
+        assert getattr(type(m), name).__get__(m) == getattr(m, name), name
+    with pytest.raises(AttributeError):
+        m.no_such_field  # noqa: B018
+    assert callable(m.get) and m.data == vector("relayed_request")
