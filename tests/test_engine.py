@@ -627,3 +627,27 @@ ip-address = "10.1.1.11"
         if i == 1:
             expect.add(ip("10.1.1.11"))
         assert st.used == len(expect), st
+
+
+def test_offer_reason_says_how_the_address_was_chosen():
+    net = make_network(
+        subnet_extra='[[subnet4.reservations]]\nhw-address = "02:00:00:00:00:07"\n'
+        'ip-address = "198.18.0.20"\n'
+    )
+    a = client(net, 1)
+    a.discover()
+    assert a.last_decision.reason == "allocated"
+    a.discover()
+    assert a.last_decision.reason == "same-offer"
+    a.select()
+    a.discover()
+    assert a.last_decision.reason == "binding"
+    a.dora()
+    a.release()
+    a.discover()
+    assert a.last_decision.reason == "previous"
+    b = client(net, 2)
+    b.discover(requested_ip=POOL[3])
+    assert b.last_decision.reason == "requested"
+    client(net, 7).discover()
+    assert net.decisions[-1].reason == "reservation"

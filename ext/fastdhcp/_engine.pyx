@@ -706,6 +706,7 @@ cdef class Engine:
         cdef uint32_t ip = 0, res_ip = 0, hint = 0, req
         cdef tuple found
         cdef int st
+        cdef str how = "same-offer"
         if sel is None:
             return _drop("no-subnet")
         cdef tuple group = <tuple>self._groups[sel.id]
@@ -736,24 +737,28 @@ cdef class Engine:
                     if info is not None:
                         ip = lease.ip
                         alone = True
+                        how = "binding"
                 elif st != ST_DECLINED:
                     hint = lease.ip
         if not ip and res_ip:
             info = self._claim(res_ip, key, res_ip, group, now)
             if info is not None:
                 ip = res_ip
+                how = "reservation"
         if not ip:
             req = <uint32_t>msg._opt_u32(O_REQUESTED_IP, 0)
             if req:
                 info = self._claim(req, key, res_ip, group, now)
                 if info is not None:
                     ip = req
+                    how = "requested"
         if not ip:
             found = self._allocate(group, hint)
             ip = found[0]
             info = <_SubnetInfo>found[1]
             if not ip:
                 return _drop("pool-exhausted")
+            how = "previous" if ip == hint else "allocated"
         cdef double expires = now + info.offer_lifetime
         if offer is not None and offer.ip == ip and self._offers.get(key) is offer:
             offer.expires = expires
@@ -770,7 +775,7 @@ cdef class Engine:
         cdef uint32_t sid = self._server_id_for(msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                                 link[1])
         return self._reply(msg, "offer", OFFER, 0, ip, [self._sid_option(sid), *opts], None,
-                           "")
+                           how)
 
     cdef Decision _request(self, Message msg, object link, double now, bytes key,
                            bytes chaddr, object cid):
