@@ -61,6 +61,17 @@ no PRL still get a usable configuration); then the client identifier echoed (RFC
 option 82 echoed verbatim, last (RFC 3046 2.2). The filtered list is cached per (option source,
 PRL bytes, lease time).
 
+Decision reasons (``Decision.reason``, counted by the service)
+-------------------------------------------------------------
+* offer: ``binding``, ``reservation``, ``requested``, ``previous``, ``allocated``,
+  ``same-offer`` (how the address was chosen);
+* ack: ``selecting``, ``init-reboot``, ``renewing``, ``rebinding``, ``inform``;
+* nak: ``wrong-network``, ``not-yours``, ``unknown-client`` (authoritative only), ``declined``,
+  ``reserved-elsewhere``, ``address-unavailable``;
+* drop: ``not-request``, ``bootp``, ``unexpected-type``, ``no-client-id``, ``no-subnet``,
+  ``pool-exhausted``, ``other-server``, ``no-requested-address``, ``unknown-client``,
+  ``released``, ``release-unknown``, ``declined``, ``decline-unknown``.
+
 Where the code is
 -----------------
 The per-packet path is compiled: ``ext/fastdhcp/_engine.pyx`` (declarations in ``_engine.pxd``)
