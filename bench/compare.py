@@ -136,15 +136,19 @@ def render_markdown(res: dict[str, Any]) -> str:
         r0 = next(iter(fixed.values()))
         lines += [f"**Fixed rate {r0['rate']:,}/s, perfdhcp, {r0['seconds']:g} s** "
                   f"(median of {r0['runs']}; servers interleaved):", "",
-                  "| server | ACKs/s (over the period) | drops | server CPU us/DORA "
-                  "| server cores | OFFER / ACK avg delay ms | leases | load avg |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| server | ACKs/s (over the period) | drops | lost at server socket "
+                  "/ at perfdhcp's socket | server CPU us per ACK received (per lease bound) "
+                  "| server cores | OFFER / ACK avg delay ms | leases | fsync ms | load avg |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for kind, m in fixed.items():
+            per_lease = m["server_cpu_s"] / max(1, m["leases"]) * 1e6
             lines.append(
                 f"| {kind} | {m['acks_per_s']:,.0f} | {m['drops']:,.0f} ({m['drop_ratio']:.2%}) "
-                f"| **{m['cpu_us_per_dora']:.1f}** | {m['server_cores']:.2f} "
+                f"| {m['socket_drops']:,.0f} / {m.get('rcvbuf_errors_tool', 0):,.0f} "
+                f"| **{m['cpu_us_per_dora']:.1f}** ({per_lease:.1f}) | {m['server_cores']:.2f} "
                 f"| {_ms(m['offer_ms']['avg'])} / {_ms(m['ack_ms']['avg'])} "
-                f"| {m['leases']:,.0f} | {m['load_before']:.1f} |")
+                f"| {m['leases']:,.0f} | {m.get('fsync_ms', float('nan')):.1f} "
+                f"| {m['load_before']:.1f} |")
         lines += ["", "Command: `" + shlex.join(r0["command"]) + "` (in `perf`).", ""]
     sweeps = res.get("sweep", {})
     if sweeps:
@@ -413,7 +417,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="py-spy the fastdhcp server at 80 %% of its maximum")
     ap.add_argument("--keep", action="store_true", help="keep server work dirs (paths printed)")
     ap.add_argument("--no-results-md", action="store_true", help="leave bench/RESULTS.md alone")
+    ap.add_argument("--render", metavar="JSON", default=None,
+                    help="no run: redraw the plot and rewrite the RESULTS.md block from a saved "
+                         "compare.json (into --out)")
     args = ap.parse_args(argv)
+    if args.render:
+        res = json.loads(Path(args.render).read_text())
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        plot(res, out / "compare.png")
+        block = render_markdown(res)
+        print(block)
+        if not args.no_results_md:
+            write_section(RESULTS_MD, block)
+        return 0
     q = args.quick
     args.repeat = args.repeat or (1 if q else 3)
     args.step_seconds = args.step_seconds or (3.0 if q else 8.0)
