@@ -444,7 +444,7 @@ class CrashLoop:
 
     def __init__(self, workdir: Path, *, rounds: int = 6, rate: float = 2000.0,
                  seed: int | None = None, kill_range: tuple[float, float] = (0.2, 1.5),
-                 timeout: float = 0.5, fake_acks: int = 0,
+                 timeout: float = 0.5, fake_acks: int = 0, mutant: str | None = None,
                  log: Callable[[str], None] | None = None) -> None:
         self.workdir = Path(workdir)
         self.db = self.workdir / "db"
@@ -458,6 +458,18 @@ class CrashLoop:
         #: Self-test: ACKs that never happened, added to the ledger after round 0 (addresses
         #: outside the pool, so no lease can ever match): every check must report each as lost.
         self.fake_acks = fake_acks
+        #: Self-test: run a deliberately broken server (tests/crash_mutant.py).
+        self.mutant = mutant
+        self._prefix: tuple[str, ...] = ()
+        if mutant is not None:
+            from crash_mutant import sitecustomize
+
+            mdir = self.workdir / "mutant"
+            mdir.mkdir(exist_ok=True)
+            here = str(Path(__file__).resolve().parent)
+            (mdir / "sitecustomize.py").write_text(sitecustomize(mutant, here))
+            path = os.pathsep.join(p for p in (str(mdir), os.environ.get("PYTHONPATH")) if p)
+            self._prefix = ("env", f"PYTHONPATH={path}")
         self.ledger = AckLedger()
         self.port = free_port()
         self.config_path = self.workdir / "fastdhcp.toml"
@@ -470,7 +482,7 @@ class CrashLoop:
         rdir = self.workdir / f"round{rnd}"
         rdir.mkdir(exist_ok=True)
         t = time.monotonic()
-        srv = ServeProcess(self.config_path, rdir)
+        srv = ServeProcess(self.config_path, rdir, prefix=self._prefix)
         if not srv.wait_notify(timeout=120.0):
             log = srv.log()
             srv.close()
@@ -479,6 +491,12 @@ class CrashLoop:
 
     def _probe(self, rnd: int, snap: Snapshot) -> None:
         """Restart checks against the snapshot taken after the last kill."""
+        try:
+            self._probe_dora(rnd, snap)
+        except (TimeoutError, KeyError, OSError) as exc:
+            self.report.problems.append(f"round {rnd}: probe DORA failed: {exc!r}")
+
+    def _probe_dora(self, rnd: int, snap: Snapshot) -> None:
         by_key = {r.client_key: ip for ip, r in snap.leases.items() if r.state == BOUND}
         active = set(snap.active())
         known = [m for m in self.ledger.latest if client_key(m) in by_key]
