@@ -276,7 +276,11 @@ def test_non_integer_bounds_are_refused(bad: object) -> None:
 def test_properties_and_repr() -> None:
     p = PoolBitmap(ip("10.0.0.10"), ip("10.0.0.20"))
     assert (p.first, p.last, p.size, p.used, p.free_count) == (
-        ip("10.0.0.10"), ip("10.0.0.20"), 11, 0, 11
+        ip("10.0.0.10"),
+        ip("10.0.0.20"),
+        11,
+        0,
+        11,
     )
     p.reserve(ip("10.0.0.12"))
     assert (p.used, p.free_count) == (1, 10)
@@ -458,8 +462,10 @@ def test_reserve_many_counts_newly_reserved_and_skips_outside() -> None:
     first = ip("10.1.0.0")
     p = PoolBitmap(first, first + 999)
     p.reserve(first + 5)
-    addrs = array("I", [first + 5, first + 6, first + 6, first - 1, first + 1000, 0, MAX_ADDR,
-                        first, first + 999])
+    addrs = array(
+        "I",
+        [first + 5, first + 6, first + 6, first - 1, first + 1000, 0, MAX_ADDR, first, first + 999],
+    )
     assert p.reserve_many(addrs) == 3  # +6 (once), +0, +999; +5 was used already
     assert p.used == 4
     assert p.reserve_many(addrs) == 0
