@@ -3,7 +3,7 @@
 Contract: docs/internals.md, section ``fastdhcp._codec``.
 """
 
-from collections.abc import Buffer, Iterable
+from collections.abc import Iterable
 
 from fastdhcp.errors import MalformedPacket as MalformedPacket
 
@@ -88,7 +88,7 @@ class Message:
     @property
     def server_id_override(self) -> int: ...
 
-def parse(data: Buffer) -> Message:
+def parse(data: bytes | bytearray | memoryview) -> Message:
     """Parse one DHCPv4 datagram; raises ``MalformedPacket(reason)`` and nothing else."""
 
 class ReplyBuilder:

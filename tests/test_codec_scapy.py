@@ -341,8 +341,8 @@ def test_replies_decode_in_scapy(seed: int) -> None:
             for code, value in extra:
                 joined_main[code] = joined_main.get(code, b"") + value
             assert joined_main == {c: v for c, v in kept}
-        assert got.options == {53: bytes([msg_type]), **({52: bytes([overload])} if overload else {}),
-                               **dict(kept)}
+        overload_opt = {52: bytes([overload])} if overload else {}
+        assert got.options == {53: bytes([msg_type]), **overload_opt, **dict(kept)}
 
 
 def _code_of(name: str) -> int:
