@@ -82,6 +82,12 @@ def test_codec_is_a_compiled_extension() -> None:
 def test_message_cannot_be_made_directly() -> None:
     with pytest.raises(TypeError):
         Message()
+    # __new__ bypasses __init__: such a shell must not crash, only read as empty.
+    shell = Message.__new__(Message)
+    assert shell.giaddr is None and shell.chaddr is None and shell.codes == []
+    assert shell.get(53) is None and shell.options == {} and repr(shell) == "<Message (empty)>"
+    with pytest.raises(ValueError):
+        ReplyBuilder().build(shell, 5, 0, 0, 0, [])
 
 
 # ---- vectors ------------------------------------------------------------------------------------

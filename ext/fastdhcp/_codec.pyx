@@ -358,6 +358,8 @@ cdef class Message:
         cdef const unsigned char *b = self._buf
         cdef const unsigned char *p
         cdef Py_ssize_t n
+        if b is NULL:                   # Message.__new__(Message) from Python: no datagram
+            return None
         if f == F_MESSAGE_TYPE:
             if _optview(self, OPT_MESSAGE_TYPE, &p) != 1:
                 return 0
@@ -634,6 +636,8 @@ cdef class Message:
         return out
 
     def __repr__(self) -> str:
+        if self._buf is NULL:
+            return "<Message (empty)>"
         return (f"<Message op={self.op} type={self.message_type} xid={self.xid:#010x} "
                 f"chaddr={self.chaddr.hex(':')} giaddr={self.giaddr:#010x} codes={self.codes}>")
 
@@ -855,6 +859,8 @@ cdef class ReplyBuilder:
         cdef object value, item
         if msg_type < 1 or msg_type > 255:
             raise ValueError(f"message type {msg_type} is not 1-255")
+        if request._buf is NULL:
+            raise ValueError("request is not a parsed message (use parse())")
         mms = 0
         if _optview(request, OPT_MAX_SIZE, &p) == 2:
             mms = fd_load_be16(p)
