@@ -1,0 +1,1 @@
+"""Fuzz targets and runner for fastdhcp (see fuzz/README.md)."""
