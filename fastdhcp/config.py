@@ -37,6 +37,7 @@ __all__ = [
     "ServerConfig",
     "LeaseDatabaseConfig",
     "Lifetimes",
+    "Defences",
     "Pool",
     "Reservation",
     "Subnet4",
@@ -50,6 +51,7 @@ __all__ = [
     "SUBNET_KEYS",
     "RESERVATION_KEYS",
     "LIFETIME_KEYS",
+    "DEFENCE_KEYS",
 ]
 
 # -- the model ---------------------------------------------------------------------------------
@@ -114,6 +116,24 @@ class Lifetimes:
     """How long an offered address is held for the client's REQUEST (kept in memory)."""
     decline_probation_period: int = 86400
     """How long an address declined by a client (DHCPDECLINE) is kept out of use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Defences:
+    """Engine-level limits against clients that hoard or burn addresses, from ``[global]``."""
+
+    subscriber_lease_limit: int = 0
+    """Most addresses bound at once to one subscriber (per link); 0 = no limit."""
+    subscriber_key: str = "circuit-id"
+    """What names a subscriber: option 82 sub-option "circuit-id" (1) or "remote-id" (2)."""
+    decline_limit: int = 0
+    """Most DHCPDECLINEs honoured per client and per subscriber in one decline-window;
+    0 = no limit."""
+    decline_window: int = 3600
+    """Length in seconds of the window decline-limit counts in."""
+    decline_max_fraction: float = 1.0
+    """Largest share of a pool's addresses that may be declined (on probation) at once;
+    1.0 = no cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +247,8 @@ class Config:
     """``[global]`` lifetimes (each subnet holds its effective copy)."""
     options: dict[int, bytes] = field(default_factory=dict)
     """``[global]`` option-data, encoded (each subnet holds its merged copy)."""
+    defences: Defences = Defences()
+    """``[global]`` subscriber lease limit and DECLINE limits (the engine's defences)."""
 
     def subnet(self, subnet_id: int) -> Subnet4 | None:
         """The subnet with id ``subnet_id``, or None."""
@@ -248,7 +270,11 @@ LIFETIME_KEYS = (
     "valid-lifetime", "min-valid-lifetime", "max-valid-lifetime", "renew-timer",
     "rebind-timer", "offer-lifetime", "decline-probation-period",
 )
-GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data")
+DEFENCE_KEYS = (
+    "subscriber-lease-limit", "subscriber-key", "decline-limit", "decline-window",
+    "decline-max-fraction",
+)
+GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data", *DEFENCE_KEYS)
 SUBNET_KEYS = (
     "id", "subnet", "pools", "relay", "interface", "shared-network", "option-data",
     "authoritative", "reservations", *LIFETIME_KEYS,
@@ -262,6 +288,7 @@ _HOME = {
     **{k: "[server]" for k in SERVER_KEYS if k != "authoritative"},
     **{k: "[lease-database]" for k in LEASE_DATABASE_KEYS},
     **{k: "[global] or a [[subnet4]]" for k in LIFETIME_KEYS},
+    **{k: "[global]" for k in DEFENCE_KEYS},
     "id": "[[subnet4]]", "subnet": "[[subnet4]]", "pools": "[[subnet4]]",
     "relay": "[[subnet4]]", "interface": "[[subnet4]]", "shared-network": "[[subnet4]]",
     "reservations": "[[subnet4]]",
@@ -607,6 +634,30 @@ def _lifetimes(p: _Problems, merged: dict[str, int], local: set[str], path: str,
     )
 
 
+def _defences(p: _Problems, t: dict[str, Any]) -> Defences:
+    """``[global]``'s defence keys (engine limits on subscribers and DECLINEs)."""
+    kw: dict[str, Any] = {}
+    if "subscriber-lease-limit" in t:
+        kw["subscriber_lease_limit"] = _int(p, "global.subscriber-lease-limit",
+                                            t["subscriber-lease-limit"], 0, 1 << 24)
+    if "subscriber-key" in t:
+        v = t["subscriber-key"]
+        if v in ("circuit-id", "remote-id"):
+            kw["subscriber_key"] = v
+        else:
+            p.bad("global.subscriber-key", v, "must be 'circuit-id' or 'remote-id'")
+    if "decline-limit" in t:
+        kw["decline_limit"] = _int(p, "global.decline-limit", t["decline-limit"], 0, 1 << 24)
+    if "decline-window" in t:
+        kw["decline_window"] = _int(p, "global.decline-window", t["decline-window"], 1,
+                                    _MAX_LIFETIME)
+    if "decline-max-fraction" in t:
+        kw["decline_max_fraction"] = _float(p, "global.decline-max-fraction",
+                                            t["decline-max-fraction"], 0, 1)
+    kw = {k: v for k, v in kw.items() if v is not _BAD}
+    return Defences(**kw)
+
+
 def _pool(p: _Problems, path: str, value: object) -> Pool | None:
     if isinstance(value, dict):
         # Kea's form { pool = "a - b" }
@@ -680,6 +731,7 @@ class _Loader:
         g_life = _lifetime_values(p, glob_t, "global")
         g_lifetimes = _lifetimes(p, g_life, set(g_life), "global", "[global]")
         g_opts = _options(p, "global.option-data", glob_t.get("option-data", {}))
+        defences = _defences(p, glob_t)
 
         raw = doc.get("subnet4", [])
         if isinstance(raw, dict):
@@ -700,7 +752,7 @@ class _Loader:
         self.cross_checks()
         if p.lines:
             raise ConfigError(p.lines)
-        return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts)
+        return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts, defences)
 
     def subnet(self, t: dict[str, Any], path: str, server: ServerConfig,
                g_life: dict[str, int], g_opts: dict[int, bytes]) -> Subnet4 | None:
