@@ -36,6 +36,7 @@ __all__ = [
     "Config",
     "ServerConfig",
     "LeaseDatabaseConfig",
+    "LimitsConfig",
     "Lifetimes",
     "Defences",
     "Pool",
@@ -46,6 +47,7 @@ __all__ = [
     "parse_size",
     "TOP_KEYS",
     "SERVER_KEYS",
+    "LIMITS_KEYS",
     "LEASE_DATABASE_KEYS",
     "GLOBAL_KEYS",
     "SUBNET_KEYS",
@@ -55,6 +57,25 @@ __all__ = [
 ]
 
 # -- the model ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """``[server.limits]``: request rate limits applied before the engine (fastdhcp.limits)."""
+
+    client_rate: float = 0.0
+    """Requests per second allowed per client (client-id, else hw-address); 0 = no limit."""
+    client_burst: int | None = None
+    """Requests a client may send at once above its rate; None = the rate, at least 1."""
+    relay_rate: float = 0.0
+    """Requests per second allowed per relay (giaddr, and source address of relayed
+    traffic); 0 = no limit."""
+    relay_burst: int | None = None
+    """Requests a relay may send at once above its rate; None = the rate, at least 1."""
+    client_table_size: int = 65536
+    """Most clients whose rate is tracked at once (least recently seen are evicted)."""
+    relay_table_size: int = 4096
+    """Most relays whose rate is tracked at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +101,12 @@ class ServerConfig:
     """One of debug, info, warning, error."""
     stats_interval: float = 60.0
     """Seconds between statistics log lines; 0 turns them off."""
+    trusted_relays: tuple[tuple[int, int], ...] = ()
+    """Relays allowed to forward requests, as inclusive (first, last) host-order ranges; a
+    relayed request is served only if its giaddr and source address are both in it. Empty =
+    every relay is trusted."""
+    limits: LimitsConfig = LimitsConfig()
+    """``[server.limits]``: per-client and per-relay rate limits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +290,11 @@ class Config:
 TOP_KEYS = ("server", "lease-database", "global", "subnet4")
 SERVER_KEYS = (
     "interfaces", "listen-addresses", "port", "client-port", "metrics", "server-id",
-    "authoritative", "log-level", "stats-interval",
+    "authoritative", "log-level", "stats-interval", "trusted-relays", "limits",
+)
+LIMITS_KEYS = (
+    "client-rate", "client-burst", "relay-rate", "relay-burst", "client-table-size",
+    "relay-table-size",
 )
 LEASE_DATABASE_KEYS = ("path", "sync", "batch-size", "max-wait-ms", "map-size")
 LIFETIME_KEYS = (
@@ -287,6 +318,7 @@ RESERVATION_KEYS = (
 _HOME = {
     **{k: "[server]" for k in SERVER_KEYS if k != "authoritative"},
     **{k: "[lease-database]" for k in LEASE_DATABASE_KEYS},
+    **{k: "[server.limits]" for k in LIMITS_KEYS},
     **{k: "[global] or a [[subnet4]]" for k in LIFETIME_KEYS},
     **{k: "[global]" for k in DEFENCE_KEYS},
     "id": "[[subnet4]]", "subnet": "[[subnet4]]", "pools": "[[subnet4]]",
@@ -359,7 +391,9 @@ def _check_keys(p: _Problems, table: Mapping[str, Any], path: str, allowed: tupl
         alias = _ALIASES.get(key.lower().replace("_", "-"))
         if alias in allowed:
             close = [alias]
-        if close:
+        if key in LIMITS_KEYS:  # exact name of a [server.limits] key: say where it goes
+            reason += f"; '{key}' belongs in [server.limits], not in {where}"
+        elif close:
             reason += f"; did you mean '{close[0]}'?"
         elif key in _HOME:
             reason += f"; '{key}' belongs in {_HOME[key]}, not in {where}"
@@ -531,8 +565,63 @@ def _server(p: _Problems, t: dict[str, Any]) -> ServerConfig:
             kw["log_level"] = _LOG_LEVELS[level.lower()]
     if "stats-interval" in t:
         kw["stats_interval"] = _float(p, "server.stats-interval", t["stats-interval"], 0, 86400)
+    if "trusted-relays" in t:
+        kw["trusted_relays"] = _trusted_relays(p, t["trusted-relays"])
+    if "limits" in t:
+        lt = _table(p, "server.limits", t["limits"])
+        if lt is not None:
+            kw["limits"] = _limits(p, lt)
     kw = {k: v for k, v in kw.items() if v is not _BAD}
     return ServerConfig(**kw)
+
+
+def _trusted_relays(p: _Problems, value: object) -> Any:
+    """An array of relay addresses or prefixes -> sorted (first, last) ranges."""
+    path = "server.trusted-relays"
+    items = _str_list(p, path, value)
+    if items is _BAD:
+        return _BAD
+    out: list[tuple[int, int]] = []
+    seen: set[tuple[int, int]] = set()
+    for i, text in enumerate(items):
+        ipath = f"{path}[{i}]"
+        if "/" in text:
+            try:
+                net = ipaddress.IPv4Network(text.strip(), strict=True)
+            except ValueError as exc:
+                p.bad(ipath, text, f"not an IPv4 address or prefix ({exc})")
+                continue
+            rng = (int(net.network_address), int(net.broadcast_address))
+        else:
+            ip = _ipv4(p, ipath, text)
+            if ip is _BAD:
+                continue
+            rng = (ip, ip)
+        if rng in seen:
+            p.bad(ipath, text, "listed twice")
+            continue
+        seen.add(rng)
+        out.append(rng)
+    return tuple(sorted(out))
+
+
+def _limits(p: _Problems, t: dict[str, Any]) -> LimitsConfig:
+    _check_keys(p, t, "server.limits", LIMITS_KEYS, "[server.limits]")
+    kw: dict[str, Any] = {}
+    for key in ("client-rate", "relay-rate"):
+        if key in t:
+            kw[key.replace("-", "_")] = _float(p, f"server.limits.{key}", t[key], 0, 1e6)
+    for key in ("client-burst", "relay-burst"):
+        if key in t:
+            kw[key.replace("-", "_")] = _int(p, f"server.limits.{key}", t[key], 1, 1_000_000)
+    if "client-table-size" in t:
+        kw["client_table_size"] = _int(p, "server.limits.client-table-size",
+                                       t["client-table-size"], 16, 1 << 24)
+    if "relay-table-size" in t:
+        kw["relay_table_size"] = _int(p, "server.limits.relay-table-size",
+                                      t["relay-table-size"], 16, 1 << 20)
+    kw = {k: v for k, v in kw.items() if v is not _BAD}
+    return LimitsConfig(**kw)
 
 
 def _metrics(p: _Problems, value: object) -> Any:

@@ -115,6 +115,8 @@ class Metrics:
         self.send_errors = 0
         self.internal_errors = 0
         self.reloads = 0
+        #: unrelayed requests (giaddr 0) whose option 82 was ignored (RFC 3046 2.1/2.2)
+        self.agent_info_ignored = 0
         self.reload_failures = 0
         self.offer_latency = Histogram(LATENCY_BUCKETS)
         self.ack_latency = Histogram(LATENCY_BUCKETS)
@@ -208,6 +210,8 @@ class ServerCollector(Collector):
             ("fastdhcp_internal_errors", "Unexpected exceptions in the packet path",
              m.internal_errors),
             ("fastdhcp_reloads", "Configuration reloads applied", m.reloads),
+            ("fastdhcp_relay_info_ignored", "Unrelayed requests whose option 82 was ignored "
+             "(RFC 3046)", m.agent_info_ignored),
             ("fastdhcp_reload_failures", "Configuration reloads rejected", m.reload_failures),
         ):
             yield CounterMetricFamily(name, doc, value=value)

@@ -17,6 +17,10 @@ the service drains it (up to :data:`READ_BATCH` datagrams), and for each datagra
 - after each drained burst the service calls ``committer.kick()``, so one burst of requests
   becomes one group commit.
 
+Between parse and engine, :class:`fastdhcp.limits.EdgeGuard` (when configured) drops relayed
+requests from untrusted relays and requests over the per-client or per-relay rate, and a request
+that was not relayed has its option 82 ignored (RFC 3046 2.1/2.2, ``limits.strip_agent_info``).
+
 Malformed datagrams (``MalformedPacket``), BOOTREPLYs, engine drops and any unexpected
 exception are counted by reason and logged at a bounded rate; nothing in the packet path can
 stop the loop.
@@ -52,6 +56,7 @@ from fastdhcp._sockio import DatagramIO
 from fastdhcp.config import load as load_config
 from fastdhcp.engine import Engine, Link
 from fastdhcp.errors import ConfigError, MalformedPacket, StoreError
+from fastdhcp.limits import EdgeGuard, strip_agent_info
 from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector, type_name
 from fastdhcp.store import GroupCommitter, LmdbLeaseStore
 
@@ -185,6 +190,8 @@ class Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ipstr_cache: dict[int, str] = {}
         self._ratelog = RateLimitedLog(log)
+        #: relay trust and rate limits before the engine (None when none are configured)
+        self._guard: EdgeGuard | None = EdgeGuard.from_config(config.server)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._started = False
         self._closing = False
@@ -446,6 +453,7 @@ class Server:
                 except OSError as exc:
                     log.warning("reload: %s", exc)
         self.config = config
+        self._guard = EdgeGuard.from_config(config.server, self._guard)
         if old.server.log_level != config.server.log_level and not self._log_level_pinned:
             logging.getLogger().setLevel(config.server.log_level.upper())
             self._debug = log.isEnabledFor(logging.DEBUG)
@@ -504,6 +512,21 @@ class Server:
                               "%s:%d on %s", msg.op, self._ipstr(src_ip), src_port, ep.key[1])
                 return
             m.received[msg.message_type] += 1
+            guard = self._guard
+            if guard is not None:
+                why = guard.check(msg, src_ip, t0)  # t0: monotonic (perf_counter)
+                if why is not None:
+                    m.drop(why)
+                    self._ratelog(logging.INFO, why, "%s: dropped %s from %s:%d on %s "
+                                  "(giaddr %s, chaddr %s)", why, type_name(msg.message_type),
+                                  self._ipstr(src_ip), src_port, ep.key[1],
+                                  self._ipstr(msg.giaddr), msg.chaddr.hex(":"))
+                    return
+            if not msg.giaddr and msg.relay_agent_info is not None:
+                # RFC 3046 2.1/2.2: not relayed, so its option 82 is nobody's to trust
+                # (fastdhcp.limits.strip_agent_info): serve it as a plain client request.
+                msg = parse(strip_agent_info(data))
+                m.agent_info_ignored += 1
             d = self.engine.handle(msg, ep.link, now)
             reply = d.reply
             if self._debug:
