@@ -135,24 +135,27 @@ class PoolMachine(RuleBasedStateMachine):
                 self.pool.free(first + o)
             self.model = Model(first, size, free)
 
-    # addresses to use: free ones, any in the pool, boundaries, the cursor, and outside ones
-    def pick(self, data: st.DataObject, *, outside: bool = True) -> int:
+    def addrs(self) -> st.SearchStrategy[int]:
+        """Addresses to use: free ones, any in the pool, boundaries, near the cursor, just
+        outside the pool and the ends of the address space."""
         m = self.model
-        kinds = ["free", "any", "edge", "cursor"] + (["outside"] if outside else [])
-        kind = data.draw(st.sampled_from(kinds), label="kind")
-        if kind == "free" and m.free:
-            return m.first + data.draw(st.sampled_from(sorted(m.free)), label="free addr")
-        if kind == "edge":
-            return m.first + data.draw(st.sampled_from([0, m.size - 1, m.size // 2]))
-        if kind == "cursor":
-            return m.first + (m.cursor + data.draw(st.integers(-2, 2))) % m.size
-        if kind == "outside":
-            last = m.first + m.size - 1
-            outs = [a for a in (m.first - 1, last + 1, 0, MAX_ADDR) if 0 <= a <= MAX_ADDR]
-            outs = [a for a in outs if not m.first <= a <= last]
-            if outs:
-                return data.draw(st.sampled_from(outs), label="outside addr")
-        return m.first + data.draw(st.integers(0, m.size - 1), label="any addr")
+        last = m.first + m.size - 1
+        cursor = m.cursor
+        options = [
+            st.integers(m.first, last),
+            st.sampled_from([m.first, last, m.first + m.size // 2]),
+            st.integers(-2, 2).map(lambda d: m.first + (cursor + d) % m.size),
+        ]
+        if m.free:
+            options.append(st.sampled_from(sorted(m.free)).map(lambda o: m.first + o))
+        outs = [a for a in (m.first - 1, last + 1, 0, MAX_ADDR) if 0 <= a <= MAX_ADDR]
+        outs = [a for a in outs if not m.first <= a <= last]
+        if outs:
+            options.append(st.sampled_from(outs))
+        return st.one_of(options)
+
+    def pick(self, data: st.DataObject) -> int:
+        return data.draw(self.addrs(), label="addr")
 
     @rule()
     def allocate(self) -> None:
@@ -200,8 +203,7 @@ class PoolMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def reserve_many(self, data: st.DataObject) -> None:
-        n = data.draw(st.integers(0, 40), label="how many")
-        addrs = [self.pick(data) for _ in range(n)]
+        addrs = data.draw(st.lists(self.addrs(), max_size=40), label="addrs")
         newly = {a - self.model.first for a in addrs} & self.model.free
         assert self.pool.reserve_many(array("I", addrs)) == len(newly)
         self.model.free -= newly
