@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "cross_round_renewals": loop.ledger.cross_round_renewals,
         "rounds_with_index_lag_1": sum(1 for r in rounds if r.index_lag == 1),
         "rounds_with_committed_unacked": sum(1 for r in rounds if r.committed_unacked),
-        "rounds_with_losses": sum(1 for r in rounds if r.result.losses),
+        "kills_that_lost_acks": sum(1 for r in rounds if r.new_losses),
         "median_start_s": sorted(r.start_s for r in rounds)[len(rounds) // 2],
         "kill_at_s": [round(r.kill_at, 3) for r in rounds],
         "wall_s": round(wall, 1),

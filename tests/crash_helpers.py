@@ -210,6 +210,7 @@ class CheckResult:
     doubles: list[str] = dataclasses.field(default_factory=list)
     index: list[str] = dataclasses.field(default_factory=list)  #: index inconsistencies
     moved: int = 0  #: clients whose table lease is a newer one at another address (allowed)
+    lost_rounds: list[int] = dataclasses.field(default_factory=list)  #: round of each loss
 
     @property
     def ok(self) -> bool:
@@ -303,6 +304,7 @@ def check(snap: Snapshot, ledger: AckLedger, lifetime: int = LIFETIME,
             continue
         res.losses.append(f"{macstr(chaddr)} ACKed {ipstr(ack.ip)} in round {ack.round} "
                           f"({ack.source}): {why}")
+        res.lost_rounds.append(ack.round)
     # The index, when it claims to reflect the table.
     if snap.index_seq is None:
         if snap.seq:
@@ -376,6 +378,11 @@ class RoundReport:
     leases_in_table: int
     index_lag: int | None
     start_s: float  #: seconds from spawn to READY=1 of this round's server
+
+    @property
+    def new_losses(self) -> int:
+        """Losses of ACKs received since the previous restart: what this kill lost."""
+        return sum(1 for r in self.result.lost_rounds if r == self.round)
 
 
 @dataclasses.dataclass
