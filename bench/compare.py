@@ -13,7 +13,7 @@ run, for each server (``--servers``), every measurement on a fresh server and em
    its last passing and first failing rate. Recorded per step: ACKs/s, drops, OFFER and ACK
    latency p50/p90/p99/p99.9, server CPU per DORA, leases held at the end;
 3. every server at half of fastdhcp's maximum (latency there);
-4. optionally (``--profile``) one py-spy run of fastdhcp at that rate.
+4. optionally (``--profile``) one py-spy run of fastdhcp at that rate, with per-thread CPU.
 
 Writes ``OUT/compare.json`` (every run), ``OUT/compare.png`` (achieved vs offered rate, latency
 percentiles vs rate, CPU per DORA vs rate) and, unless ``--quick`` or ``--no-results-md``, the
@@ -76,12 +76,25 @@ def passes(m: dict[str, Any]) -> bool:
 
 # ----------------------------------------------------------------------------- profile summary
 
-def summarize_profile(raw: Path, top: int = 25) -> dict[str, Any]:
-    """From py-spy's raw collapsed stacks: share of samples per leaf frame (self time) and per
-    frame anywhere on the stack (inclusive), per thread."""
-    self_c: Counter[str] = Counter()
-    incl: Counter[str] = Counter()
-    threads: Counter[str] = Counter()
+_IDLE_MARKS = ("epoll_pwait", "PyThread_acquire_lock_timed", "_queue_SimpleQueue_get",
+               "Condition.wait", "take_gil", "sem_clockwait", "pthread_cond_timedwait")
+
+
+def _frame_key(frame: str) -> str:
+    """``func (file.py:123)`` -> ``func (file.py)``: group a function's lines together."""
+    head, sep, tail = frame.rpartition(" (")
+    if sep and ":" in tail:
+        return f"{head} ({tail.rsplit(':', 1)[0]})"
+    return frame
+
+
+def summarize_profile(raw: Path, top: int = 10) -> dict[str, Any]:
+    """Digest py-spy's raw collapsed stacks (``--threads``): per thread, the share of samples
+    spent idle (waiting in epoll, for a lock or the GIL, on the work queue), waiting for the
+    disk (fdatasync), and, of the rest (active), the share per innermost Python/Cython function
+    (with the system call it was in, if any). py-spy samples wall time, not CPU time, so the
+    active shares are read together with the per-thread CPU from /proc."""
+    per: dict[str, dict[str, Any]] = {}
     total = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, n = line.rpartition(" ")
@@ -89,16 +102,39 @@ def summarize_profile(raw: Path, top: int = 25) -> dict[str, Any]:
             continue
         count = int(n)
         frames = stack.split(";")
+        # "thread (TID): NAME"; TID is the OS thread id, as in /proc/PID/task.
+        thread = frames[0] if frames[0].startswith("thread") else "?"
+        t = per.setdefault(thread, {"samples": 0, "idle": 0, "disk": 0, "active": Counter()})
+        t["samples"] += count
         total += count
-        threads[frames[0]] += count
-        self_c[frames[-1]] += count
-        for f in set(frames[1:]):
-            incl[f] += count
-    pct = (lambda c: round(100.0 * c / total, 1)) if total else (lambda c: 0.0)
-    return {"samples": total,
-            "threads": [(t, pct(c)) for t, c in threads.most_common(6)],
-            "self": [(f, pct(c)) for f, c in self_c.most_common(top)],
-            "inclusive": [(f, pct(c)) for f, c in incl.most_common(top)]}
+        if any(mark in f for f in frames for mark in _IDLE_MARKS):
+            t["idle"] += count
+            continue
+        if any(f.startswith("fdatasync") for f in frames):
+            t["disk"] += count
+            continue
+        code = [f for f in frames if ".py:" in f or ".pyx:" in f]
+        key = _frame_key(code[-1]) if code else "(native: interpreter, event loop)"
+        if key.startswith("Runner.run ("):  # inside uvloop's C loop, no Python frame below
+            key = "(uvloop internals, callback dispatch)"
+        leaf = frames[-1].split(" (", 1)[0]
+        if leaf in ("sendmmsg", "recvmmsg", "pwrite64", "write", "writev", "sendto"):
+            key += f" -> {leaf}"
+        t["active"][key] += count
+    threads = []
+    for name, t in sorted(per.items(), key=lambda kv: -kv[1]["samples"]):
+        active = sum(t["active"].values())
+        tid = name.split("(", 1)[-1].split(")", 1)[0]
+        threads.append({
+            "thread": name.split(": ", 1)[-1], "tid": int(tid) if tid.isdigit() else 0,
+            "share": round(100.0 * t["samples"] / max(1, total), 1),
+            "idle_pct": round(100.0 * t["idle"] / max(1, t["samples"]), 1),
+            "disk_pct": round(100.0 * t["disk"] / max(1, t["samples"]), 1),
+            "active_pct": round(100.0 * active / max(1, t["samples"]), 1),
+            "top": [(f, round(100.0 * c / max(1, active), 1))
+                    for f, c in t["active"].most_common(top)],
+        })
+    return {"samples": total, "threads": threads}
 
 
 # ----------------------------------------------------------------------------- report
@@ -197,13 +233,22 @@ def render_markdown(res: dict[str, Any]) -> str:
         lines.append("")
     prof = res.get("profile")
     if prof:
-        lines += [f"**Where fastdhcp spends its time** (`py-spy record --native --rate 200` on the "
-                  f"server at {prof['rate']:,}/s, {prof['samples']:,} samples; % of samples):", "",
-                  "Threads: " + ", ".join(f"{t} {p}%" for t, p in prof["threads"]), "",
-                  "| self (leaf frame) | % |", "|---|---|"]
-        lines += [f"| `{f}` | {p} |" for f, p in prof["self"][:15]]
+        lines += [f"**Where fastdhcp spends its time** at {prof['rate']:,}/s "
+                  f"(`py-spy record --native --threads --rate 50`, {prof['samples']:,} samples of "
+                  "wall time; per-thread CPU from /proc over the same run):", ""]
+        cpu = {t["tid"]: t for t in prof.get("thread_cpu", [])}
+        for t in prof["threads"]:
+            c = cpu.get(t["tid"])
+            cpu_txt = (f"CPU {c['user_s']:.2f} s user + {c['sys_s']:.2f} s system over the run; "
+                       if c else "")
+            lines.append(f"- `{t['thread']}`: {cpu_txt}samples idle {t['idle_pct']}%, "
+                         f"waiting for fdatasync {t['disk_pct']}%, active {t['active_pct']}%, "
+                         "of which: " + "; ".join(f"`{f}` {p}%" for f, p in t["top"][:8]))
         lines.append("")
-    lines += ["Raw runs: `bench/results/compare.json`; plot: `bench/results/compare.png`.", "",
+    out = Path(a.get("out") or "bench/results")
+    if out.is_absolute() and out.is_relative_to(ws.REPO):
+        out = out.relative_to(ws.REPO)
+    lines += [f"Raw runs: `{out}/compare.json`; plot: `{out}/compare.png`.", "",
               END]
     return "\n".join(lines)
 
@@ -372,12 +417,18 @@ def run_all(args: argparse.Namespace, lab: ws.BenchLab, res: dict[str, Any]) -> 
     # 4. profile
     if args.profile and "fastdhcp" in servers and half_rate:
         res["_phase"] = "profile"
-        rate = int(round(last_ok["fastdhcp"] * 0.8 / 100.0) * 100)
+        # At half the maximum: py-spy stops the process for each sample (--native), which
+        # near the maximum turns into an overload of its own.
+        rate = half_rate
         raw = Path(args.out) / "fastdhcp-profile.txt"
         log(f"py-spy on fastdhcp at {rate}/s -> {raw}")
         seg("fastdhcp", "loadgen", rate, args.step_seconds, profile=raw)
         if raw.exists():
-            res["profile"] = {"rate": rate, **summarize_profile(raw)}
+            last = runs[-1]
+            res["profile"] = {"rate": rate, **summarize_profile(raw),
+                              "thread_cpu": last.get("threads", []),
+                              "cpu_us_per_dora": last["cpu_us_per_dora"],
+                              "drop_ratio": last["drop_ratio"]}
 
     # summary
     summ: dict[str, dict[str, Any]] = {}
@@ -414,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fixed-seconds", type=int, default=None, help="default 20")
     ap.add_argument("--clients", type=int, default=100_000)
     ap.add_argument("--profile", action="store_true",
-                    help="py-spy the fastdhcp server at 80 %% of its maximum")
+                    help="py-spy the fastdhcp server at half its maximum")
     ap.add_argument("--keep", action="store_true", help="keep server work dirs (paths printed)")
     ap.add_argument("--no-results-md", action="store_true", help="leave bench/RESULTS.md alone")
     ap.add_argument("--render", metavar="JSON", default=None,

@@ -197,6 +197,19 @@ class Server:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
+    def thread_cpu(self) -> dict[int, tuple[str, float, float]]:
+        """Per thread of the server: tid -> (name, user s, system s), from /proc/PID/task."""
+        out = {}
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                raw = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text()
+            except FileNotFoundError:
+                continue  # thread ended between listdir and read
+            name = raw[raw.index("(") + 1: raw.rindex(")")]
+            f = raw.rsplit(")", 1)[1].split()
+            out[int(tid)] = (name, int(f[11]) / CLK_TCK, int(f[12]) / CLK_TCK)
+        return out
+
     def socket_drops(self) -> int:
         """Datagrams the kernel dropped at port-67 sockets in ``srv`` (receive buffer full)."""
         out = self.lab.srv.run(["cat", "/proc/net/udp"], check=False).stdout
@@ -366,15 +379,17 @@ def run_segment(lab: BenchLab, kind: str, tool: str, rate: int, seconds: float, 
         load0 = os.getloadavg()[0]
         if profile is not None:
             spy = subprocess.Popen(
-                ["py-spy", "record", "--native", "--format", "raw", "--rate", "200",
+                ["py-spy", "record", "--native", "--threads", "--format", "raw", "--rate", "50",
                  "--duration", str(int(seconds)), "-o", str(profile), "-p", str(srv.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = srv.cpu_seconds()
+        threads0 = srv.thread_cpu()
         if tool == "perfdhcp":
             res, argv = run_perfdhcp(lab, rate, int(seconds), clients)
         else:
             res, argv = run_loadgen(lab, rate, seconds, clients)
         cpu = srv.cpu_seconds() - cpu0
+        threads1 = srv.thread_cpu()
         if not srv.alive():
             raise RuntimeError(f"{kind} died under load:\n{srv.log()}")
         if spy is not None:
@@ -387,6 +402,11 @@ def run_segment(lab: BenchLab, kind: str, tool: str, rate: int, seconds: float, 
             "rcvbuf_errors_srv": udp_rcvbuf_errors(lab.srv) - rcv0["srv"],
             "rcvbuf_errors_tool": udp_rcvbuf_errors(lab.perf) - rcv0["perf"],
             "fsync_ms": fsync_ms,
+            # Per thread (the loop is the main thread, named like the process): user and
+            # system CPU seconds over the load, so the split loop/writer, user/kernel is known.
+            "threads": [{"tid": tid, "name": name, "user_s": u - threads0.get(tid, (0, 0, 0))[1],
+                         "sys_s": st - threads0.get(tid, (0, 0, 0))[2]}
+                        for tid, (name, u, st) in sorted(threads1.items())],
             "leases": srv.lease_count(), "load_before": load0, "load_after": os.getloadavg()[0],
             "command": argv, "profiled": profile is not None,
         })
