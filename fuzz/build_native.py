@@ -19,6 +19,7 @@ from setuptools import Extension, setup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "fuzz", "build")
+LIB = os.environ.get("FUZZ_LIB", os.path.join(OUT, "lib"))
 ONLY = {m for m in os.environ.get("FASTDHCP_ONLY", "").split(",") if m}
 
 os.chdir(ROOT)
@@ -33,8 +34,8 @@ for pyx in sorted(glob.glob(os.path.join("ext", "fastdhcp", "_*.pyx"))):
 
 setup(
     name="fastdhcp-fuzz-build",
-    script_args=["build_ext", "--build-lib", os.path.join(OUT, "lib"),
-                 "--build-temp", os.path.join(OUT, "tmp"), "-q"] + sys.argv[1:],
+    script_args=["build_ext", "--build-lib", LIB,
+                 "--build-temp", LIB + ".tmp", "-q"] + sys.argv[1:],
     ext_modules=cythonize(
         exts,
         include_path=["ext"],

@@ -1,13 +1,16 @@
 """Run one fuzz target under atheris (libFuzzer) for a set time and report totals.
 
     python3 fuzz/run.py --target parse|engine --seconds N [--store memory|lmdb]
-                        [--native auto|on|off] [--max-len BYTES] [-- LIBFUZZER_ARGS...]
+                        [--native auto|on|off | --asan] [--max-len BYTES] [--no-found-seeds]
+                        [--fail-fast] [-- LIBFUZZER_ARGS...]
 
 With ``--native`` auto/on, the coverage-instrumented compiled modules from ``fuzz/build.sh``
 (``fuzz/build/lib/fastdhcp``) are put first on ``fastdhcp.__path__`` so that libFuzzer sees the
 Cython code's branches and comparisons; their sancov symbols resolve against the libFuzzer
 inside atheris, which is loaded RTLD_GLOBAL for that. Python code (targets, config, leases,
-store) is instrumented with ``atheris.instrument_imports``.
+store) is instrumented with ``atheris.instrument_imports``. ``--asan`` uses the AddressSanitizer
+build (``FUZZ_SANITIZE=address fuzz/build.sh``) and re-executes itself with
+``fuzz/build/asan_with_fuzzer.so`` preloaded.
 
 A failing input does not stop the run: it is saved under ``fuzz/build/crashes/`` (the input,
 the traceback and, for the engine target, the inputs since the last reset as a replayable
@@ -32,21 +35,23 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "fuzz" / "build"
 NATIVE = BUILD / "lib" / "fastdhcp"
+NATIVE_ASAN = BUILD / "lib-address" / "fastdhcp"
+ASAN_RUNTIME = BUILD / "asan_with_fuzzer.so"
 
 
-def load_targets(atheris: Any, native: bool) -> Any:
+def load_targets(atheris: Any, native: Path | None) -> Any:
     """Import fastdhcp (instrumented copies first when ``native``) and fuzz.targets, with the
     Python code instrumented for atheris."""
     sys.path.insert(0, str(ROOT))
     import fastdhcp
 
     if native:
-        fastdhcp.__path__.insert(0, str(NATIVE))
+        fastdhcp.__path__.insert(0, str(native))
     with atheris.instrument_imports(include=["fastdhcp", "fuzz"]):
         import fastdhcp._codec as codec
         from fuzz import targets
     if native:
-        assert codec.__file__.startswith(str(NATIVE)), codec.__file__
+        assert codec.__file__.startswith(str(native)), codec.__file__
     return targets
 
 
@@ -64,13 +69,27 @@ def main() -> None:
                     help="do not seed with tests/vectors/fuzz (findings, fixed or not)")
     ap.add_argument("--fail-fast", action="store_true",
                     help="let the first failure reach libFuzzer (exit status 1, crash file)")
+    ap.add_argument("--asan", action="store_true",
+                    help="AddressSanitizer build (FUZZ_SANITIZE=address fuzz/build.sh); the "
+                    "runner re-executes itself with its runtime preloaded")
     ap.add_argument("libfuzzer", nargs="*", help="extra libFuzzer flags (after --)")
     args = ap.parse_args()
 
-    native = args.native == "on" or (args.native == "auto" and NATIVE.is_dir())
+    if args.asan and str(ASAN_RUNTIME) not in os.environ.get("LD_PRELOAD", ""):
+        # ASan must be the first library loaded; libFuzzer inside it then serves atheris
+        # ("Using preloaded libfuzzer") and the instrumented modules. CPython leaks by design
+        # at exit: no leak detection.
+        env = dict(os.environ, LD_PRELOAD=str(ASAN_RUNTIME),
+                   ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:"
+                   + os.environ.get("ASAN_OPTIONS", ""))
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    lib = NATIVE_ASAN if args.asan else NATIVE
+    use = args.asan or args.native == "on" or (args.native == "auto" and lib.is_dir())
+    native = lib if use else None
     if native:
-        if not NATIVE.is_dir():
-            sys.exit("no instrumented build: run fuzz/build.sh first")
+        if not lib.is_dir():
+            sys.exit("no instrumented build: run fuzz/build.sh (FUZZ_SANITIZE=address for "
+                     "--asan) first")
         # The instrumented modules reference libFuzzer's __sanitizer_cov_* symbols: make the
         # copy linked into atheris global before anything imports them.
         sys.setdlopenflags(sys.getdlopenflags() | os.RTLD_GLOBAL)
@@ -87,8 +106,9 @@ def main() -> None:
 
     def report(final: bool = False) -> None:
         el = time.monotonic() - state["start"]
-        line = (f"[{args.target}{'/' + args.store if args.target == 'engine' else ''}"
-                f"{' native' if native else ''}] {'done' if final else 'run'} "
+        mode = (" asan" if args.asan else " native") if native else ""
+        line = (f"[{args.target}{'/' + args.store if args.target == 'engine' else ''}{mode}] "
+                f"{'done' if final else 'run'} "
                 f"{el:8.1f}s inputs {state['inputs']:>11,} "
                 f"({state['inputs'] / max(el, 1e-9):,.0f}/s) crashes {len(distinct)} "
                 f"(failing inputs {state['crash_inputs']})")
@@ -96,14 +116,16 @@ def main() -> None:
             line += f" decisions {dict(sorted(fn.kinds.items()))} resets {fn.resets}"
         print(line, flush=True)
         if final:
-            stats = {"target": args.target, "store": args.store, "native": native,
+            stats = {"target": args.target, "store": args.store, "native": str(native),
+                     "asan": args.asan,
                      "seconds": round(el, 1), "inputs": state["inputs"],
                      "inputs_per_s": round(state["inputs"] / max(el, 1e-9)),
                      "crashes": distinct, "failing_inputs": state["crash_inputs"],
                      "cmd": sys.argv}
             if args.target == "engine":
                 stats["decisions"] = fn.kinds
-            (BUILD / f"stats-{args.target}{'-lmdb' if args.store == 'lmdb' else ''}.json"
+            (BUILD / f"stats-{args.target}{'-lmdb' if args.store == 'lmdb' else ''}"
+                     f"{'-asan' if args.asan else ''}.json"
              ).write_text(json.dumps(stats, indent=1, default=str))
 
     def one_input(data: bytes) -> None:
