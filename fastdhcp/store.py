@@ -44,6 +44,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
+import time
 from array import array
 from collections.abc import Iterator
 from typing import Any
@@ -97,6 +98,8 @@ _U64_MAX = (1 << 64) - 1
 #: Records decoded per read transaction when streaming the table (bounds how long a reader
 #: pins old pages, and lets a map resize slip in between chunks).
 _CHUNK = 4096
+#: Longest a loop read txn is reused while no batch commits (seconds).
+_READ_TXN_AGE = 0.5
 
 _packb = msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape").pack
 
@@ -209,6 +212,10 @@ class LmdbLeaseStore:
         # while this module never opens transactions with buffers=True (values are bytes).
         self._index: Any = None
         self._env: Any = None
+        self._rtxn: Any = None  # the loop's read txns (see _loop_txns)
+        self._irtxn: Any = None
+        self._rtxn_stale = True
+        self._rtxn_at = 0.0
         try:
             self._open(sync, map_size, create)
         except BaseException:
@@ -543,6 +550,8 @@ class LmdbLeaseStore:
             self._close_envs()
 
     def _close_envs(self) -> None:
+        with self._map_lock:
+            self._reset_loop_txns()
         for env in (self._index, self._env):
             if env is not None:
                 env.close()
@@ -589,11 +598,37 @@ class LmdbLeaseStore:
                 f"lease record for {_ipstr(int.from_bytes(key, 'big'))} is damaged", exc
             ) from exc
 
+    def _loop_txns(self) -> tuple[Any, Any]:
+        """The loop's read txns (lease env, index env or None); call with _map_lock held.
+
+        Kept open between lookups (a begin costs more than the lookup) and renewed when a
+        batch committed or failed (the overlay just dropped it: readers must see the commit)
+        or after _READ_TXN_AGE seconds (so that other processes' writes show, and old pages are
+        not pinned).
+        """
+        now = time.monotonic()
+        txn = self._rtxn
+        if txn is None or self._rtxn_stale or now - self._rtxn_at > _READ_TXN_AGE:
+            self._reset_loop_txns()
+            self._rtxn = self._begin()
+            if self._index is not None:
+                self._irtxn = self._begin(self._index)
+            self._rtxn_stale = False
+            self._rtxn_at = now
+        return self._rtxn, self._irtxn
+
+    def _reset_loop_txns(self) -> None:
+        # With _map_lock held (the writer's resize, close, and renewal take it).
+        for txn in (self._rtxn, self._irtxn):
+            if txn is not None:
+                txn.abort()
+        self._rtxn = self._irtxn = None
+
     def _read(self, ip: int) -> Lease | None:
         key = _ip4(ip)
         try:
-            with self._map_lock, self._begin() as txn:
-                raw = txn.get(key, db=self._leases)
+            with self._map_lock:
+                raw = self._loop_txns()[0].get(key, db=self._leases)
         except lmdb.Error as exc:
             raise self._err("lease read failed", exc) from exc
         return None if raw is None else self._decode(key, raw)
@@ -620,10 +655,10 @@ class LmdbLeaseStore:
         if self._index is None:
             return self._scan_client(client_key)
         try:
-            with self._map_lock, self._begin(self._index) as txn:
-                value = txn.get(client_key, db=self._clients)
-                if value is None:
-                    return None
+            with self._map_lock:
+                value = self._loop_txns()[1].get(client_key, db=self._clients)
+            if value is None:
+                return None
         except lmdb.Error as exc:
             raise self._err("lease index read failed", exc) from exc
         return int.from_bytes(value[8:12], "big")
@@ -803,6 +838,7 @@ class LmdbLeaseStore:
 
     def committed(self, batch: list[Lease]) -> None:
         """``batch`` is durable: drop it from the overlay (once its index entries are in too)."""
+        self._rtxn_stale = True
         with self._lag_lock:
             lagging = list(self._unindexed)
         if any(b is batch for b in lagging):
@@ -813,6 +849,7 @@ class LmdbLeaseStore:
 
     def failed(self, batch: list[Lease]) -> None:
         """``batch`` did not commit: forget its staged versions (readers see the last commit)."""
+        self._rtxn_stale = True
         self._drop(batch)
         with self._lag_lock:
             lagging = list(self._unindexed)
@@ -984,6 +1021,7 @@ class LmdbLeaseStore:
             return False
         try:
             with self._map_lock:
+                self._reset_loop_txns()  # LMDB: no active txn in the process during a resize
                 env.set_mapsize(new)
         except lmdb.Error:
             return False
@@ -994,6 +1032,7 @@ class LmdbLeaseStore:
         # is the last committed state.
         with self._map_lock:
             assert self._env is not None
+            self._reset_loop_txns()
             size = self._env.info()["map_size"]
             self._env.close()
             self._env = lmdb.open(
