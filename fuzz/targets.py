@@ -209,6 +209,9 @@ pools = ["198.19.0.10 - 198.19.0.40"]
 authoritative = true
 """
 
+#: offer-lifetime in ENGINE_TOML (seconds)
+OFFER_LIFETIME = 30
+
 #: Clock steps selected by bits 2..4 of the control byte (seconds).
 _STEPS = (0, 0, 1, 10, 31, 121, 601, 3601)
 
@@ -358,6 +361,7 @@ class EngineTarget:
         self.store = self._new_store()
         self.engine = Engine(self.config, self.store, now=lambda: self.now)
         self.history = []
+        self._offer_log: dict[int, tuple[bytes, float]] = {}
         self.resets += 1
         for i in range(self.prefill):
             link, giaddr, hops, with_rai, sel = _POPULATIONS[i % len(_POPULATIONS)]
@@ -467,6 +471,14 @@ class EngineTarget:
             raise FuzzFailure(f"{d.kind} of {ipaddress.IPv4Address(y)} to {key.hex()} while "
                               f"it is active for {lease.client_key.hex()} (state {lease.state},"
                               f" expires {lease.expires - self.now:+.0f}s)")
+        # An address held as an offer for one client is not offered to another meanwhile.
+        prev = self._offer_log.get(y)
+        if (prev is not None and prev[0] != key and self.now - prev[1] < OFFER_LIFETIME - 1
+                and self.engine.offered(prev[0]) == y):
+            raise FuzzFailure(f"{d.kind} of {ipaddress.IPv4Address(y)} to {key.hex()} while it "
+                              f"is held as an offer for {prev[0].hex()}")
+        if d.kind == "offer":
+            self._offer_log[y] = (key, self.now)
         if d.kind == "ack" and d.binding is not None:
             _check(d.binding.ip == y and d.binding.client_key == key, "binding is not the ACK's")
         # A reserved address may go to the reservation's client, or stay with the client that
