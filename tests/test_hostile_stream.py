@@ -308,3 +308,29 @@ def test_hostile_stream_accounted_then_valid_clients_served(tmp_path: Path) -> N
             offer, ack = c.dora(mac(0xBEEF), 0xBEEF00)
         assert dhcp_options(ack)["message-type"] == 5 and ack.yiaddr == offer.yiaddr
         assert m.internal_errors == 0
+
+
+@pytest.mark.xfail(raises=AssertionError, strict=True,
+                   reason="open finding tests/vectors/fuzz/engine_oversize_option82.hex: the "
+                   "engine lets the codec's MalformedPacket escape")
+def test_request_whose_option82_cannot_be_echoed_is_a_counted_drop(tmp_path: Path) -> None:
+    """A relayed DISCOVER with 616 bytes of option 82 (valid, found by the engine fuzzer): the
+    OFFER could not carry it back (RFC 3046 2.2, 576-byte limit), so the request is dropped
+    and counted by a reason, not an internal error; the next client is served."""
+    from tests.vectors import load_hex
+
+    port = free_port()
+    mport = free_tcp_port()
+    cfg = loads(CONFIG.format(server=SERVER_IP, port=port, cport=port + 1, mport=mport,
+                              db=tmp_path / "db", relay=RELAY_IP), str(tmp_path / "f.toml"))
+    data = load_hex((ROOT / "tests" / "vectors" / "fuzz" / "engine_oversize_option82.hex")
+                    .read_text())
+    data = data[:24] + struct.pack("!I", RELAY_INT) + data[28:]
+    with InProcessServer(cfg) as srv, RelayClient(port, timeout=5.0) as c:
+        m = srv.server.metrics
+        c.send_raw(data)
+        offer, ack = c.dora(mac(0xC0FFEE), 0xC0FFEE)  # handled after the big one
+        assert dhcp_options(ack)["message-type"] == 5
+        assert m.received[1] == 2 and m.sent[2] == 1
+        assert m.internal_errors == 0, m.dropped
+        assert sum(m.dropped.values()) == 1, m.dropped
