@@ -39,7 +39,29 @@ RELEASE            the client's binding -> stage RELEASED (keeps affinity), bit 
 INFORM             ACK with configuration options only (no 51/58/59, yiaddr 0).
 reclaim(now)       expired DEFAULT -> stage EXPIRED_RECLAIMED, bit freed; DECLINED past
                    probation -> EXPIRED_RECLAIMED, bit freed; expired offers dropped.
+reload(config)     (SIGHUP) the store is untouched; offers whose address is still in a pool
+                   (and not reserved) are kept, others dropped; unchanged pools keep their
+                   bitmap, new or resized ones are rebuilt from the store's active addresses,
+                   the reservations and the held offers. A binding left outside every pool is
+                   NAKed when the client renews, rebinds or reboots (``address-unavailable``)
+                   and expires as usual.
 =================  ==========================================================================
+
+Defences (``[global]`` keys, all off by default; docs/configuration.md)
+-----------------------------------------------------------------------
+* **Subscriber lease limit**: a subscriber is option 82's circuit-id (or remote-id), on one
+  link. The engine keeps ``{(link id, subscriber id): bound leases}``, one entry per subscriber
+  and none per lease, updated wherever a DEFAULT lease is staged or ended (bind, the old
+  binding a bind ends, release, decline, expiry), and rebuilt from the store's records (their
+  stored option 82) at start, after a reload and after a failed commit. A renewal, which is
+  unicast and so carries no option 82, keeps the relay information stored with the binding.
+  Past the limit a DISCOVER gets no offer and a REQUEST a NAK (``subscriber-limit``), as Kea's
+  limits hook does; a client whose own binding already counts for that subscriber is never
+  refused (renewing or moving leaves the count unchanged). Held offers are not counted.
+* **DECLINE limits**: at most ``decline-limit`` honoured DECLINEs per client and per subscriber
+  in a fixed ``decline-window`` (tables swept by :meth:`Engine.reclaim`), and at most
+  ``decline-max-fraction`` of a pool on probation at once (per-pool counts, rebuilt like the
+  subscriber counts). A DECLINE past either is ignored: nothing is set aside, the binding stays.
 
 What is durable when
 --------------------
@@ -70,7 +92,9 @@ Decision reasons (``Decision.reason``, counted by the service)
   ``reserved-elsewhere``, ``address-unavailable``;
 * drop: ``not-request``, ``bootp``, ``unexpected-type``, ``no-client-id``, ``no-subnet``,
   ``pool-exhausted``, ``other-server``, ``no-requested-address``, ``unknown-client``,
-  ``released``, ``release-unknown``, ``declined``, ``decline-unknown``.
+  ``released``, ``release-unknown``, ``declined``, ``decline-unknown``;
+* defences: ``subscriber-limit`` (a DISCOVER dropped, or a REQUEST NAKed), ``decline-limit``
+  and ``decline-pool-cap`` (a DECLINE ignored).
 
 Where the code is
 -----------------

@@ -88,7 +88,29 @@ cdef class Engine:
     cdef int64_t _seq
     cdef dict _opt_cache
     cdef dict _sid_cache
+    cdef dict _link_of                # subnet id -> link id (smallest subnet id on its link)
+    # Defences (docs/configuration.md, "Defences"): subscriber lease limit, DECLINE limits.
+    cdef bint _counting               # the subscriber limit or the pool decline cap is on
+    cdef Py_ssize_t _sub_limit        # subscriber-lease-limit, 0 = none
+    cdef int _sub_code                # option 82 sub-option naming a subscriber (1 or 2)
+    cdef dict _sub_leases             # (link id, subscriber id) -> bound (DEFAULT) leases
+    cdef Py_ssize_t _decline_limit    # decline-limit per decline-window, 0 = none
+    cdef double _decline_window
+    cdef double _decline_sweep_at
+    cdef dict _decline_by_client      # client key -> [window start, declines]
+    cdef dict _decline_by_sub         # (link id, subscriber id) -> [window start, declines]
+    cdef double _decline_fraction     # decline-max-fraction, 1.0 = no cap
+    cdef dict _pool_declined          # pool first address -> DECLINED leases in the pool
 
+    cdef list _apply(self, object config, dict keep)
+    cdef _fill(self, list bitmaps, object addrs)
+    cdef _recount(self)
+    cdef object _lease_sub(self, object lease)
+    cdef object _msg_sub(self, Message msg, int subnet_id)
+    cdef _count(self, object old, object new)
+    cdef bint _sub_full(self, object subkey, bytes key)
+    cdef bint _decline_over(self, dict table, object k, double now)
+    cdef _decline_note(self, dict table, object k, double now)
     cdef _rebuild(self)
     cdef tuple _bitmap_for(self, uint32_t ip)
     cdef _settle(self, uint32_t ip)

@@ -57,6 +57,7 @@ cdef enum:
     O_RELAY_AGENT = 82
     O_SUBNET_SELECTION = 118
     SUB_CIRCUIT_ID = 1
+    SUB_REMOTE_ID = 2
     SUB_LINK_SELECTION = 5
     SUB_SERVER_ID_OVERRIDE = 11
     # Lease states (fastdhcp.leases.LeaseState; checked in the module body below).
@@ -307,6 +308,26 @@ cdef inline bint _in_group(_SubnetInfo info, tuple group):
     return False
 
 
+cdef object _rai_sub(object rai, int code):
+    """Sub-option ``code`` of a stored option 82 value (RFC 3046 TLVs), or None when it is
+    absent or empty. A damaged value (a TLV running past the end) names no subscriber."""
+    cdef const unsigned char *b
+    cdef Py_ssize_t n, i = 0, ln
+    if not rai:
+        return None
+    data = bytes(rai)
+    b = <const unsigned char *>PyBytes_AS_STRING(data)
+    n = len(data)
+    while i + 2 <= n:
+        ln = b[i + 1]
+        if i + 2 + ln > n:
+            return None
+        if b[i] == code:
+            return PyBytes_FromStringAndSize(<const char *>b + i + 2, ln) if ln else None
+        i += 2 + ln
+    return None
+
+
 cdef inline bint _is_active(object lease):
     cdef int st = lease.state
     return st == ST_DEFAULT or st == ST_DECLINED
@@ -325,78 +346,257 @@ cdef class Engine:
     def __init__(self, config, store, *, now=None):
         import time
 
-        self._config = config
         self._store = store
         self._clock = now if now is not None else time.time
         self._sget = store.get
         self._sget_by_client = store.get_by_client
         self._sstage = store.stage
-        server = config.server
-        self._server_id = server.server_id
-        self._server_port = server.port
-        self._client_port = server.client_port
         self._builder = ReplyBuilder()
-        subnets = tuple(config.subnets)
-        self._selector = SubnetSelector(subnets)
-        self._infos = {s.id: _SubnetInfo(s, server.authoritative) for s in subnets}
-        self._groups = {
-            s.id: tuple(self._infos[m.id] for m in self._selector.group(s)) for s in subnets
-        }
-        self._group_has_res = {}
-        for sid, g in self._groups.items():
-            self._group_has_res[sid] = any(
-                (<_SubnetInfo>i).by_hw or (<_SubnetInfo>i).by_cid or (<_SubnetInfo>i).by_circuit
-                for i in g
-            )
-        pools = []
-        for s in subnets:
-            info = <_SubnetInfo>self._infos[s.id]
-            for p in s.pools:
-                bm = PoolBitmap(p.first, p.last)
-                info.bitmaps.append(bm)
-                pools.append((p.first, bm, info, p.text))
-        pools.sort(key=lambda x: x[0])
-        self._pool_firsts = [p[0] for p in pools]
-        self._pool_bitmaps = [p[1] for p in pools]
-        self._pool_infos = [p[2] for p in pools]
-        self._pool_texts = [p[3] for p in pools]
-        self._reserved = {}
-        for s in subnets:
-            for r in s.reservations:
-                self._reserved.setdefault(r.ip, (r, self._infos[s.id]))
         self._offers = {}
         self._offered = {}
         self._offer_heap = []
         self._seq = 0
+        self._decline_by_client = {}
+        self._decline_by_sub = {}
+        self._decline_sweep_at = 0.0
+        self._sub_leases = {}
+        self._pool_declined = {}
+        self._apply(config, None)
+        self._rebuild()
+        self._recount()
+
+    cdef list _apply(self, object config, dict keep):
+        """Derive every configuration-dependent table from ``config`` and install them.
+
+        ``keep`` maps ``(first, last)`` of the current pools to their bitmaps: a pool whose
+        range is unchanged keeps its bitmap (bits and next-fit cursor). Returns the bitmaps
+        made fresh (empty), for the caller to fill. Everything is computed into locals first,
+        so an exception leaves the engine as it was.
+        """
+        server = config.server
+        subnets = tuple(config.subnets)
+        selector = SubnetSelector(subnets)
+        cdef dict infos = {s.id: _SubnetInfo(s, server.authoritative) for s in subnets}
+        cdef dict groups = {
+            s.id: tuple(infos[m.id] for m in selector.group(s)) for s in subnets
+        }
+        cdef dict has_res = {}
+        cdef dict link_of = {}
+        for sid, g in groups.items():
+            has_res[sid] = any(
+                (<_SubnetInfo>i).by_hw or (<_SubnetInfo>i).by_cid or (<_SubnetInfo>i).by_circuit
+                for i in g
+            )
+            link_of[sid] = min((<_SubnetInfo>i).id for i in g)
+        pools = []
+        cdef list fresh = []
+        for s in subnets:
+            info = <_SubnetInfo>infos[s.id]
+            for p in s.pools:
+                bm = keep.get((p.first, p.last)) if keep is not None else None
+                if bm is None:
+                    bm = PoolBitmap(p.first, p.last)
+                    fresh.append(bm)
+                info.bitmaps.append(bm)
+                pools.append((p.first, bm, info, p.text))
+        pools.sort(key=lambda x: x[0])
+        cdef dict reserved = {}
+        for s in subnets:
+            for r in s.reservations:
+                reserved.setdefault(r.ip, (r, infos[s.id]))
+        d = getattr(config, "defences", None)
+        sub_limit = int(d.subscriber_lease_limit) if d is not None else 0
+        sub_code = SUB_REMOTE_ID if d is not None and d.subscriber_key == "remote-id" \
+            else SUB_CIRCUIT_ID
+        decline_limit = int(d.decline_limit) if d is not None else 0
+        decline_window = float(d.decline_window) if d is not None else 3600.0
+        decline_fraction = float(d.decline_max_fraction) if d is not None else 1.0
+
+        # Commit point: plain assignments from here on.
+        self._config = config
+        self._server_id = server.server_id
+        self._server_port = server.port
+        self._client_port = server.client_port
+        self._selector = selector
+        self._infos = infos
+        self._groups = groups
+        self._group_has_res = has_res
+        self._link_of = link_of
+        self._pool_firsts = [p[0] for p in pools]
+        self._pool_bitmaps = [p[1] for p in pools]
+        self._pool_infos = [p[2] for p in pools]
+        self._pool_texts = [p[3] for p in pools]
+        self._reserved = reserved
         self._opt_cache = {}
         self._sid_cache = {}
-        self._rebuild()
+        self._sub_limit = sub_limit
+        self._sub_code = sub_code
+        self._decline_limit = decline_limit
+        self._decline_window = decline_window
+        self._decline_fraction = decline_fraction
+        self._counting = sub_limit > 0 or decline_fraction < 1.0
+        return fresh
+
+    def reload(self, config):
+        """Apply a new configuration in place (the service calls this on SIGHUP).
+
+        The store is untouched: every lease is kept, including leases whose address is in no
+        pool of ``config`` any more (a client renewing one is NAKed, see ``_request``; the
+        record expires and is reclaimed as usual). A held offer survives if its address is
+        still in a pool of ``config`` and not reserved there; others are dropped and their
+        bits freed. Pools whose range is unchanged keep their bitmap; new or resized pools get
+        a fresh one rebuilt from the store's active addresses, the reservations and the held
+        offers, so that no bound, declined, reserved or offered address is ever handed out.
+        Raises (and changes nothing) if ``config`` cannot be applied.
+        """
+        cdef PoolBitmap bm
+        cdef _Offer offer
+        old_reserved = self._reserved
+        keep = {(bm._first, bm._last): bm for bm in self._pool_bitmaps}
+        cdef list fresh = self._apply(config, keep)
+        cdef list dropped = []
+        for key, o in list(self._offers.items()):
+            offer = <_Offer>o
+            if self._bitmap_for(offer.ip) is None or offer.ip in self._reserved:
+                del self._offers[key]
+                if self._offered.get(offer.ip) == key:
+                    del self._offered[offer.ip]
+                dropped.append(offer.ip)
+        # Offers whose client no longer holds them (stale index entries) go too.
+        for ip, key in list(self._offered.items()):
+            o = self._offers.get(key)
+            if o is None or (<_Offer>o).ip != ip:
+                del self._offered[ip]
+                dropped.append(ip)
+        if fresh:
+            addrs = array("I", self._store.active_addresses())
+            addrs.extend(self._reserved)
+            addrs.extend(self._offered)
+            self._fill(fresh, addrs)
+        # Kept bitmaps: bits whose claim changed with the reservations or the dropped offers.
+        for ip in set(old_reserved).symmetric_difference(self._reserved).union(dropped):
+            self._settle(ip)
+        self._recount()
 
     # ------------------------------------------------------------------ bitmaps
 
     cdef _rebuild(self):
         """Mark used every address the store shows active, and every reserved address."""
-        cdef PoolBitmap bm
-        cdef Py_ssize_t lo, hi
-        cdef list claimed
         # 4 bytes an address: no Python int kept per lease, even for millions of them.
         addrs = array("I", self._store.active_addresses())
         addrs.extend(self._reserved)
-        if len(self._pool_bitmaps) <= 64:
+        self._fill(self._pool_bitmaps, addrs)
+
+    cdef _fill(self, list bitmaps, object addrs):
+        """Mark used in each of ``bitmaps`` (sorted by address) the addresses of ``addrs``
+        (an ``array('I')``) that fall in it."""
+        cdef PoolBitmap bm
+        cdef Py_ssize_t lo, hi
+        cdef list claimed
+        if len(bitmaps) <= 64:
             # Few pools: each scans the whole array in C (reserve_many ignores addresses
             # outside its range); cheaper than sorting.
-            for bm in self._pool_bitmaps:
+            for bm in bitmaps:
                 bm.reserve_many(addrs)
             return
         # Many pools: sort once and give each pool only its slice, O(leases log leases)
         # instead of O(pools x leases).
         claimed = sorted(addrs)
         addrs = array("I", claimed)
-        for bm in self._pool_bitmaps:
+        for bm in bitmaps:
             lo = _bisect_left(claimed, bm._first)
             hi = _bisect_right(claimed, bm._last)
             if hi > lo:
                 bm.reserve_many(addrs[lo:hi])
+
+    # ------------------------------------------------------------------ defences
+
+    cdef _recount(self):
+        """Rebuild the per-subscriber lease counts and per-pool decline counts from the
+        store: one pass over its records at start-up, after a reload and after a failed
+        commit (rare events), only when a limit that needs them is configured. The lease
+        objects of the pass are dropped at once: what stays is one dict entry per subscriber
+        and one per pool, never one per lease."""
+        cdef dict subs = {}
+        cdef dict declined = {}
+        cdef int st
+        cdef tuple found
+        if self._counting:
+            for lease in self._store:
+                st = lease.state
+                if st == ST_DEFAULT and self._sub_limit:
+                    k = self._lease_sub(lease)
+                    if k is not None:
+                        subs[k] = subs.get(k, 0) + 1
+                elif st == ST_DECLINED and self._decline_fraction < 1.0:
+                    found = self._bitmap_for(lease.ip)
+                    if found is not None:
+                        first = (<PoolBitmap>found[0])._first
+                        declined[first] = declined.get(first, 0) + 1
+        self._sub_leases = subs
+        self._pool_declined = declined
+
+    cdef object _lease_sub(self, object lease):
+        """The subscriber a lease counts against: (link id, subscriber id) for a bound lease
+        whose stored option 82 names one, else None."""
+        if lease is None or lease.state != ST_DEFAULT:
+            return None
+        sid = _rai_sub(lease.relay_info, self._sub_code)
+        if sid is None:
+            return None
+        return (self._link_of.get(lease.subnet_id, lease.subnet_id), sid)
+
+    cdef object _msg_sub(self, Message msg, int subnet_id):
+        """The subscriber a request comes from (see ``_lease_sub``), or None."""
+        cdef const unsigned char *p
+        cdef Py_ssize_t n = msg._sub_view(self._sub_code, &p)
+        if n <= 0:
+            return None
+        return (self._link_of.get(subnet_id, subnet_id),
+                PyBytes_FromStringAndSize(<const char *>p, n))
+
+    cdef _count(self, object old, object new):
+        """Follow one record change (``old`` -> ``new``, either may be None) in the
+        subscriber counts."""
+        a = self._lease_sub(old)
+        b = self._lease_sub(new)
+        if a == b:
+            return
+        cdef dict d = self._sub_leases
+        if a is not None:
+            n = d.get(a, 0) - 1
+            if n > 0:
+                d[a] = n
+            else:
+                d.pop(a, None)
+        if b is not None:
+            d[b] = d.get(b, 0) + 1
+
+    cdef bint _sub_full(self, object subkey, bytes key):
+        """True when binding one more address for client ``key`` would take subscriber
+        ``subkey`` past subscriber-lease-limit. A client whose own binding already counts
+        against ``subkey`` never is: renewing, or moving to another address (the old one is
+        released in ``_bind``), leaves the count as it is."""
+        if subkey is None or (<dict>self._sub_leases).get(subkey, 0) < self._sub_limit:
+            return False
+        mine = self._sget_by_client(key)
+        return not (mine is not None and mine.client_key == key
+                    and self._lease_sub(mine) == subkey)
+
+    cdef bint _decline_over(self, dict table, object k, double now):
+        """True when ``k`` has used up its decline-limit in the current window."""
+        e = table.get(k)
+        if e is None or now >= <double>(<list>e)[0] + self._decline_window:
+            return False
+        return <Py_ssize_t>(<list>e)[1] >= self._decline_limit
+
+    cdef _decline_note(self, dict table, object k, double now):
+        """Count one honoured DECLINE for ``k`` (a fixed window opened by its first)."""
+        e = table.get(k)
+        if e is None or now >= <double>(<list>e)[0] + self._decline_window:
+            table[k] = [now, 1]
+        else:
+            (<list>e)[1] = (<list>e)[1] + 1
 
     cdef tuple _bitmap_for(self, uint32_t ip):
         """(bitmap, subnet) of the pool containing ``ip``, or None."""
@@ -726,6 +926,11 @@ cdef class Engine:
                     info = oinfo
             if not ip:
                 self._drop_offer(key, offer)
+        if not ip and self._sub_limit and self._sub_full(self._msg_sub(msg, sel.id), key):
+            # Kea's limits hook refuses the allocation (its lease4_select callout skips it),
+            # and a DISCOVER whose allocation is refused gets no OFFER: silence, counted.
+            # No NAK exists for a DISCOVER; the client retries with backoff.
+            return _drop("subscriber-limit")
         cdef bint alone = True
         if not ip:
             lease = self._sget_by_client(key)
@@ -853,6 +1058,12 @@ cdef class Engine:
                 return _drop("unknown-client")
             if res_ip and res_ip != ip:
                 return self._nak(msg, sid, "reserved-elsewhere")
+        if self._sub_limit and self._sub_full(self._msg_sub(msg, sel.id), key):
+            # Kea's limits hook: a REQUEST whose allocation is refused gets a DHCPNAK (the
+            # client must not keep using an address the server will not bind), counted with
+            # its own reason. A renewal without option 82 keeps its stored subscriber and
+            # never adds to a count, so it is not checked.
+            return self._nak(msg, sid, "subscriber-limit")
         info = self._claim(ip, key, res_ip, group, now)
         if info is None:
             return self._nak(msg, sid, "address-unavailable")
@@ -874,8 +1085,11 @@ cdef class Engine:
                 and prev.state == ST_DEFAULT):
             # One binding per client: the old address goes back (staged before the new one
             # so the client index ends on the new address).
-            self._sstage(_Lease(prev.ip, key, prev.hw_address, prev.subnet_id, ST_RELEASED,
-                                t, t, prev.hostname, prev.relay_info))
+            ended = _Lease(prev.ip, key, prev.hw_address, prev.subnet_id, ST_RELEASED,
+                           t, t, prev.hostname, prev.relay_info)
+            if self._counting:
+                self._count(prev, ended)
+            self._sstage(ended)
             self._settle(prev.ip)
         cdef int64_t lt = self._lease_time(info, msg._opt_u32(O_LEASE_TIME, -1))
         cdef int64_t expires
@@ -894,8 +1108,16 @@ cdef class Engine:
             hostname = prev.hostname  # a renewal without option 12 keeps the name it had
         else:
             hostname = ""
-        lease = _Lease(ip, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname,
-                       rai if rai is not None else b"")
+        if rai is None:
+            # A renewal is unicast, with no relay in the path and so no option 82: the lease
+            # keeps the relay information it was bound with (audits, subscriber counts).
+            if prev is not None and prev.ip == ip and prev.client_key == key:
+                rai = prev.relay_info
+            else:
+                rai = b""
+        lease = _Lease(ip, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname, rai)
+        if self._counting:
+            self._count(self._sget(ip), lease)
         self._sstage(lease)
         o = self._offers.pop(key, None)
         if o is not None and self._offered.get((<_Offer>o).ip) == key:
@@ -927,8 +1149,11 @@ cdef class Engine:
         if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
             return _drop("release-unknown")
         cdef int64_t t = <int64_t>now
-        self._sstage(_Lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED, t, t,
-                            lease.hostname, lease.relay_info))
+        ended = _Lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED, t, t,
+                       lease.hostname, lease.relay_info)
+        if self._counting:
+            self._count(lease, ended)
+        self._sstage(ended)
         self._settle(ip)
         return _drop("released")
 
@@ -940,11 +1165,47 @@ cdef class Engine:
         lease = self._sget(ip) if ip else None
         if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
             return _drop("decline-unknown")
+        # Defences: a DECLINE takes an address out of service for the whole probation
+        # period on the client's word alone, so a client (or every client behind one
+        # circuit) may do it at most decline-limit times per decline-window, and at most
+        # decline-max-fraction of a pool may be set aside at once. A DECLINE past either is
+        # ignored as if never received (counted): the binding stays as it was and nothing is
+        # set aside; the client's retries are bounded by the same limit.
+        cdef tuple found
+        subkey = None
+        if self._decline_limit:
+            # The circuit (or remote id) is the one stored with the binding: a DECLINE
+            # is broadcast through the relay, but the binding's own record is the surer.
+            subkey = _rai_sub(lease.relay_info, self._sub_code)
+            if subkey is not None:
+                subkey = (self._link_of.get(lease.subnet_id, lease.subnet_id), subkey)
+            else:
+                subkey = self._msg_sub(msg, lease.subnet_id)
+            if self._decline_over(self._decline_by_client, key, now) or (
+                    subkey is not None and self._decline_over(self._decline_by_sub, subkey,
+                                                              now)):
+                return _drop("decline-limit")
+        found = None
+        if self._decline_fraction < 1.0:
+            found = self._bitmap_for(ip)
+            if found is not None:
+                first = (<PoolBitmap>found[0])._first
+                if (<dict>self._pool_declined).get(first, 0) + 1 > \
+                        <Py_ssize_t>(self._decline_fraction * (<PoolBitmap>found[0])._size):
+                    return _drop("decline-pool-cap")
+                self._pool_declined[first] = self._pool_declined.get(first, 0) + 1
+        if self._decline_limit:
+            self._decline_note(self._decline_by_client, key, now)
+            if subkey is not None:
+                self._decline_note(self._decline_by_sub, subkey, now)
         info = self._infos.get(lease.subnet_id)
         cdef int64_t probation = (<_SubnetInfo>info).probation if info is not None else 86400
         cdef int64_t t = <int64_t>now
-        self._sstage(_Lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED, t,
-                            t + probation, lease.hostname, lease.relay_info))
+        declined = _Lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED, t,
+                          t + probation, lease.hostname, lease.relay_info)
+        if self._counting:
+            self._count(lease, declined)
+        self._sstage(declined)
         o = self._offers.get(key)
         if o is not None:
             self._drop_offer(key, <_Offer>o)
@@ -995,11 +1256,33 @@ cdef class Engine:
             if self._offers.get(key) is offer and offer.expires <= now:
                 self._drop_offer(key, offer)
         expired = self._store.expired(<int64_t>now, limit)
+        cdef tuple found
         for lease in expired:
-            self._sstage(_Lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
-                                ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
-                                lease.relay_info))
+            ended = _Lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
+                           ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
+                           lease.relay_info)
+            if self._counting:
+                self._count(lease, ended)
+                if lease.state == ST_DECLINED and self._decline_fraction < 1.0:
+                    found = self._bitmap_for(lease.ip)
+                    if found is not None:
+                        first = (<PoolBitmap>found[0])._first
+                        n = self._pool_declined.get(first, 0) - 1
+                        if n > 0:
+                            self._pool_declined[first] = n
+                        else:
+                            self._pool_declined.pop(first, None)
+            self._sstage(ended)
             self._settle(lease.ip)
+        if self._decline_limit and now >= self._decline_sweep_at:
+            # Forget clients and circuits whose decline window has ended (at most once a
+            # window), so the tables hold only recent decliners.
+            self._decline_sweep_at = now + self._decline_window
+            for table in (self._decline_by_client, self._decline_by_sub):
+                stale = [k for k, e in (<dict>table).items()
+                         if now >= <double>(<list>e)[0] + self._decline_window]
+                for k in stale:
+                    del (<dict>table)[k]
         if len(expired) >= limit:
             return now
         cdef double nxt = now + 1.0
@@ -1012,6 +1295,9 @@ cdef class Engine:
         address's bit follow what the store shows now."""
         for lease in leases:
             self._settle(lease.ip)
+        # The counts followed the staged versions the store has now forgotten: recount from
+        # what it shows (one pass; commits fail rarely).
+        self._recount()
 
     def pool_stats(self):
         """``PoolStat(subnet_id, pool, size, used)`` for every pool, in address order."""
@@ -1024,6 +1310,11 @@ cdef class Engine:
         """The address currently held for client ``key`` (0 if none); for tests and audits."""
         o = self._offers.get(key)
         return (<_Offer>o).ip if o is not None else 0
+
+    def subscriber_counts(self):
+        """A copy of the bound-lease counts per subscriber, ``{(link id, subscriber id): n}``
+        (empty unless subscriber-lease-limit is set); for tests and audits."""
+        return dict(self._sub_leases)
 
     def is_offered(self, ip):
         """True while ``ip`` is held for some client's offer; for tests and audits."""
