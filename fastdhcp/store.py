@@ -102,6 +102,7 @@ _CHUNK = 4096
 _READ_TXN_AGE = 0.5
 
 _packb = msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape").pack
+_unpackb = msgpack.unpackb
 
 
 def _ip4(ip: int) -> bytes:
@@ -579,9 +580,13 @@ class LmdbLeaseStore:
 
     def _decode(self, key: bytes, raw: bytes) -> Lease:
         try:
-            (state, expires, issued, subnet_id, client_key, hw_address, hostname, relay) = (
-                msgpack.unpackb(raw, use_list=False, unicode_errors="surrogateescape")
-            )
+            try:
+                rec = _unpackb(raw, use_list=False)
+            except UnicodeDecodeError:
+                # A hostname that was not UTF-8 (written with surrogateescape). Not the
+                # default: the error handler argument doubles the cost of every decode.
+                rec = _unpackb(raw, use_list=False, unicode_errors="surrogateescape")
+            (state, expires, issued, subnet_id, client_key, hw_address, hostname, relay) = rec
             return Lease(
                 int.from_bytes(key, "big"),
                 client_key,
