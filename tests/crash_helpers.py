@@ -368,11 +368,12 @@ class RoundReport:
     first_mac: int
     acks: int  #: ACKs the driver received this round
     acks_before_kill_100ms: int  #: ACKs in the 100 ms before the kill (load was running)
-    in_flight_at_kill: int  #: exchanges in flight in the driver's last snapshot before the kill
+    in_flight_at_kill: int  #: most exchanges in flight in the driver's last 5 snapshots (20 ms
+    #: apart) before the kill
     timeouts: int  #: exchanges cut by the kill (and sent to the dead server after it)
     renewals: int  #: ACKs this round for clients ACKed in earlier rounds
-    #: bound leases (so far) of clients never seen ACKed: their commit beat the kill but their
-    #: ACK did not reach the driver, i.e. the kill landed between a commit and its delivery
+    #: leases bound this round for clients not ACKed this round: their commit beat the kill but
+    #: their ACK did not reach the driver, i.e. the kill landed between a commit and delivery
     committed_unacked: int
     result: CheckResult
     leases_in_table: int
@@ -576,7 +577,9 @@ class CrashLoop:
         before = [s for s in snaps if s[0] <= t_kill]
         recent = [s for s in before if s[0] >= t_kill - 0.1]
         acks_recent = before[-1][1] - recent[0][1] if recent else 0
-        in_flight = max((s[2] for s in before if s[0] >= t_kill - 0.2), default=0)
+        # The driver's last few snapshots (not a time window: a starved driver thread takes
+        # fewer of them, and that must not read as "nothing in flight").
+        in_flight = max((s[2] for s in before[-5:]), default=0)
         return out["stats"], kill_at, acks_recent, in_flight
 
     def run(self) -> CrashReport:
@@ -606,9 +609,10 @@ class CrashLoop:
             prev_acks = stats.acks
             snap = read_db(self.db)
             res = check(snap, self.ledger)
-            seen = {client_key(m) for m in self.ledger.latest}
+            acked_now = {client_key(m) for m, a in self.ledger.latest.items() if a.round == rnd}
             unacked = sum(1 for r in snap.leases.values()
-                          if r.state == BOUND and r.client_key not in seen)
+                          if r.state == BOUND and r.issued >= math.floor(not_before)
+                          and r.client_key not in acked_now)
             rr = RoundReport(rnd, kill_at, first_mac, stats.acks, acks_recent, in_flight,
                              stats.timeouts, renewals, unacked, res, len(snap.leases),
                              None if snap.index_seq is None else snap.seq - snap.index_seq,
