@@ -155,11 +155,43 @@ def test_get_by_client(benchmark, stores):
 # ----------------------------------------------------------------------------- script
 
 
+def measure_reads(table: int, rounds: int = 20) -> dict[str, float]:
+    """Loop-side lookups on a committed table: thread-CPU microseconds per call, median of
+    ``rounds`` rounds of 1000 random lookups."""
+    with tempfile.TemporaryDirectory(prefix="bench-store-", dir=os.environ.get("BENCH_DIR")) as d:
+        store = LmdbLeaseStore(d, sync=False)
+        work = Workload()
+        prefill(store, table, work)
+        rng = random.Random(3)
+        ips = [BASE + rng.randrange(work.next) for _ in range(1000)]
+        keys = [store.get(ip).client_key for ip in ips]  # type: ignore[union-attr]
+        rng.shuffle(keys)
+        out = {}
+        for name, fn, args in (
+            ("get", store.get, ips),
+            ("get_by_client", store.get_by_client, keys),
+        ):
+            per = []
+            for _ in range(rounds):
+                c0 = time.thread_time()
+                for a in args:
+                    fn(a)
+                per.append((time.thread_time() - c0) / len(args) * 1e6)
+            out[name] = statistics.median(per)
+        store.close()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--table", type=int, default=200_000, help="leases already in the table")
+    parser.add_argument("--reads-only", action="store_true", help="only the loop-read figures")
     args = parser.parse_args()
+    if args.reads_only:
+        reads = measure_reads(args.table)
+        print(", ".join(f"{k} {v:.2f} us" for k, v in reads.items()))
+        return 0
     print(f"table {args.table} leases, {args.rounds} rounds; leases/s = batch / median write;")
     print("cpu: the writer thread's CPU time per write (user+sys), and batch / that")
     print(
@@ -178,6 +210,11 @@ def main() -> int:
                 f"{cmed * 1e3:>8.3f} {bs / max(cmed, 1e-9):>12,.0f}",
                 flush=True,
             )
+    reads = measure_reads(args.table)
+    print(
+        f"loop reads on {args.table} committed leases (thread CPU, median of 20x1000): "
+        + ", ".join(f"{k} {v:.2f} us" for k, v in reads.items())
+    )
     return 0
 
 
