@@ -76,8 +76,8 @@ def _packets(config, n: int, relay_info: bool) -> tuple[list[bytes], list[bytes]
     return discovers, requests
 
 
-def _dora_bench(benchmark, relay_info: bool) -> None:
-    config = make_config(more=CONFIG_MORE)
+def _dora_bench(benchmark, relay_info: bool, global_extra: str = "") -> None:
+    config = make_config(global_extra=global_extra, more=CONFIG_MORE)
     n = PER_ROUND * (ROUNDS + 1)
     discovers, requests = _packets(config, n, relay_info)
     store = MemoryLeaseStore()
@@ -115,6 +115,13 @@ def test_dora_relayed(benchmark):
 def test_dora_relayed_option82(benchmark):
     """The same with option 82 (circuit-id, remote-id) echoed and recorded."""
     _dora_bench(benchmark, relay_info=True)
+
+
+@pytest.mark.benchmark(group="engine", timer=time.process_time)
+def test_dora_relayed_option82_subscriber_limit(benchmark):
+    """The same with subscriber-lease-limit on (never reached): the cost of counting leases
+    per circuit-id (a store read and a dict update per bind)."""
+    _dora_bench(benchmark, relay_info=True, global_extra="subscriber-lease-limit = 16777216")
 
 
 @pytest.mark.benchmark(group="engine", timer=time.process_time)
