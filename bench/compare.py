@@ -254,8 +254,8 @@ def render_markdown(res: dict[str, Any]) -> str:
 
 
 def write_section(md_path: Path, block: str) -> None:
-    """Replace the generated block inside "## Whole server" (or the section's body when it has
-    none yet); the rest of RESULTS.md is left byte for byte."""
+    """Replace the generated block inside "## Whole server" (append it when the section has
+    none yet); everything else in RESULTS.md, the section's other text included, is kept."""
     text = md_path.read_text()
     start = text.index(SECTION)
     body_start = start + len(SECTION)
@@ -266,8 +266,8 @@ def write_section(md_path: Path, block: str) -> None:
         b0 = body.index(BEGIN)
         b1 = body.index(END) + len(END)
         body = body[:b0] + block + body[b1:]
-    else:
-        body = "\n\n" + block + "\n"
+    else:  # first run: keep what the section already says, append the block
+        body = body.rstrip("\n") + "\n\n" + block + "\n"
     if nxt >= 0 and not body.endswith("\n\n"):
         body = body.rstrip("\n") + "\n\n"
     md_path.write_text(text[:body_start] + body + text[end:])
@@ -476,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         res = json.loads(Path(args.render).read_text())
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
+        res["args"]["out"] = str(out)
+        if Path(args.render).resolve() != (out / "compare.json").resolve():
+            (out / "compare.json").write_text(json.dumps(res, indent=1, default=str))
         plot(res, out / "compare.png")
         block = render_markdown(res)
         print(block)
