@@ -605,6 +605,18 @@ def _trusted_relays(p: _Problems, value: object) -> Any:
     return tuple(sorted(out))
 
 
+def _untrusted_relays(p: _Problems, path: str, subnet: Subnet4,
+                      trusted: tuple[tuple[int, int], ...]) -> None:
+    """A subnet's ``relay`` address that server.trusted-relays does not cover could never be
+    served: every request through it would be dropped as untrusted."""
+    if not trusted:
+        return
+    for j, ip in enumerate(subnet.relay):
+        if not any(a <= ip <= b for a, b in trusted):
+            p.bad(f"{path}.relay[{j}]", str(ipaddress.IPv4Address(ip)),
+                  "not in server.trusted-relays: requests through it would all be dropped")
+
+
 def _limits(p: _Problems, t: dict[str, Any]) -> LimitsConfig:
     _check_keys(p, t, "server.limits", LIMITS_KEYS, "[server.limits]")
     kw: dict[str, Any] = {}
@@ -838,6 +850,7 @@ class _Loader:
             s = self.subnet(st, path, server, g_life, g_opts)
             if s is not None:
                 subnets.append(s)
+                _untrusted_relays(p, path, s, server.trusted_relays)
         self.cross_checks()
         if p.lines:
             raise ConfigError(p.lines)

@@ -341,6 +341,9 @@ def test_config_keys_and_defaults() -> None:
     ("[server]\nrelay-rate = 1", "server.relay-rate: value 1: unknown key; 'relay-rate' "
      "belongs in [server.limits], not in [server]"),
     ("[server]\nlimits = 3", "server.limits: value 3: must be a table"),
+    ('[server]\ntrusted-relays = ["198.18.9.0/24"]\n[[subnet4]]\nid = 1\n'
+     'subnet = "198.18.0.0/24"\nrelay = ["198.18.9.1", "198.18.8.1"]',
+     "subnet4[0].relay[1]: value '198.18.8.1': not in server.trusted-relays"),
 ])
 def test_config_problems(text: str, line: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -440,17 +443,34 @@ def test_server_ignores_option_82_when_not_relayed(tmp_path: Path) -> None:
 
 def test_server_drops_untrusted_relays_and_counts(tmp_path: Path) -> None:
     port = free_port()
-    cfg = _config(tmp_path, port, 'trusted-relays = ["127.0.0.9"]\n')
+    cfg = _config(tmp_path, port, f'trusted-relays = ["{RELAY_IP}"]\n')
     with InProcessServer(cfg) as srv, RelayClient(port, timeout=0.5) as relay:
+        m = srv.server.metrics
+        # trusted giaddr, but sent from an untrusted address (a host spoofing the relay)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as spoof:
+            spoof.bind(("127.0.0.3", 0))
+            spoof.sendto(relay.build("discover", mac(1), 0x10), (SERVER_IP, port))
         with pytest.raises(TimeoutError):
-            relay.exchange("discover", mac(1), 0x10)
-        assert srv.server.metrics.dropped.get(DROP_UNTRUSTED_RELAY) == 1
-        # trust it by reload: served
-        srv.call_soon(srv.server.reload,
-                      _config(tmp_path, port, f'trusted-relays = ["{RELAY_IP}"]\n'))
-        offer = relay.exchange("discover", mac(1), 0x11)
+            relay.recv(0x10)
+        assert m.dropped.get(DROP_UNTRUSTED_RELAY) == 1
+        # from the trusted relay, with a giaddr nobody trusts
+        data = bytearray(relay.build("discover", mac(1), 0x11))
+        data[24:28] = socket.inet_aton("127.0.0.9")
+        relay.send_raw(bytes(data))
+        with pytest.raises(TimeoutError):
+            relay.recv(0x11)
+        assert m.dropped.get(DROP_UNTRUSTED_RELAY) == 2
+        # both trusted: served
+        offer = relay.exchange("discover", mac(1), 0x12)
         assert offer.yiaddr.startswith("198.18.0.")
-        assert srv.server.metrics.dropped.get(DROP_UNTRUSTED_RELAY) == 1
+        assert m.dropped.get(DROP_UNTRUSTED_RELAY) == 2
+        # reload with the list emptied: every relay trusted again, the spoofer is served
+        srv.call_soon(srv.server.reload, _config(tmp_path, port, ""))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as spoof:
+            spoof.bind(("127.0.0.3", 0))
+            spoof.sendto(relay.build("discover", mac(2), 0x13), (SERVER_IP, port))
+        assert relay.recv(0x13).yiaddr.startswith("198.18.0.")  # answered to giaddr
+        assert m.dropped.get(DROP_UNTRUSTED_RELAY) == 2
 
 
 def test_server_rate_limits_one_client(tmp_path: Path) -> None:
