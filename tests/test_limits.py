@@ -397,6 +397,11 @@ def _config(tmp: Path, port: int, server_extra: str) -> Any:
         [[subnet4.reservations]]
         circuit-id = "'port-7'"
         ip-address = "198.18.5.7"
+
+        [[subnet4]]
+        id = 3
+        subnet = "127.0.110.0/24"
+        pools = ["127.0.110.100 - 127.0.110.199"]
         """))
 
 
@@ -439,6 +444,43 @@ def test_server_ignores_option_82_when_not_relayed(tmp_path: Path) -> None:
         assert offer.yiaddr == "198.18.5.7"  # believed when relayed: reservation by circuit
         assert "relay_agent_information" in dhcp_options(offer)
         assert m.agent_info_ignored == 1
+
+
+def test_unicast_renew_with_option_82_is_acked_as_not_relayed(tmp_path: Path) -> None:
+    # RFC 3046 2.2: a relay agent may add option 82 to a client's unicast RENEW (giaddr 0).
+    # Served as not relayed: the subnet comes from ciaddr, the ACK goes to ciaddr, and option
+    # 82 is not echoed. Believed, its link selection (82.5 -> 198.18.5.0/24) would put the
+    # client on the wrong network. Subnet 3 is on 127/8 so that the unicast ACK stays on lo.
+    port = free_port()
+    cfg = _config(tmp_path, port, "")
+    sel3 = b"\x05\x04" + socket.inet_aton("127.0.110.1")
+    with InProcessServer(cfg) as srv, RelayClient(port, timeout=2.0) as relay, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.bind(("0.0.0.0", port + 1))
+        c.settimeout(2.0)
+        offer = relay.exchange("discover", mac(9), 0x90, circuit=b"port-9", options=[
+            ("relay_agent_information", sel3)])
+        addr = offer.yiaddr
+        assert addr.startswith("127.0.110.")
+        ack = relay.exchange("request", mac(9), 0x91, circuit=b"port-9", options=[
+            ("server_id", dhcp_options(offer)["server_id"]), ("requested_addr", addr),
+            ("relay_agent_information", sel3)])
+        assert dhcp_options(ack)["message-type"] == 5
+        rai = _rai(b"port-7") + b"\x05\x04" + socket.inet_aton("198.18.5.1")
+        renew = bytes(BOOTP(op=1, htype=1, hlen=6, xid=0x92, ciaddr=addr,
+                            chaddr=mac(9) + b"\0" * 10)
+                      / DHCP(options=[("message-type", "request"),
+                                      ("relay_agent_information", rai), "end"]))
+        c.sendto(renew, (SERVER_IP, port))
+        while True:
+            data, _ = c.recvfrom(4096)
+            reply = BOOTP(data)
+            if reply.xid == 0x92:
+                break
+        opts = dhcp_options(reply)
+        assert opts["message-type"] == 5 and reply.yiaddr == addr and reply.ciaddr == addr
+        assert "relay_agent_information" not in opts
+        assert srv.server.metrics.agent_info_ignored == 1
 
 
 def test_server_drops_untrusted_relays_and_counts(tmp_path: Path) -> None:
