@@ -103,5 +103,7 @@ class ReplyBuilder:
         yiaddr: int,
         siaddr: int,
         options: Iterable[tuple[int, bytes]],
+        flags: int = -1,
     ) -> bytes:
-        """RFC 2131 table 3 reply: 53 first, options in order, 82 last, end, >= 300 bytes."""
+        """RFC 2131 table 3 reply: 53 first, options in order, 82 last, end, >= 300 bytes;
+        ``flags`` replaces the request's flags unless -1."""

@@ -839,7 +839,7 @@ cdef class ReplyBuilder:
         return OFF_OPTIONS + 3
 
     def build(self, Message request not None, int msg_type, uint32_t ciaddr, uint32_t yiaddr,
-              uint32_t siaddr, object options) -> bytes:
+              uint32_t siaddr, object options, long flags=-1) -> bytes:
         """Build a reply to ``request`` (RFC 2131 4.3, table 3) and return it as bytes.
 
         Option 53 (``msg_type``) first, then ``options`` ((code, value) pairs) in the given
@@ -847,8 +847,11 @@ cdef class ReplyBuilder:
         message fits ``max(576, request.max_message_size) - 28`` bytes: if the options field
         cannot hold everything, option 52 overloads ``file`` then ``sname``; what still does
         not fit is dropped (never 53, 54, 51 or 82). Padded to 300 bytes (RFC 1542).
-        Raises ValueError for a code outside 1-254 or 52, or ``msg_type`` outside 1-255, and
-        MalformedPacket if the request's option 82 alone cannot fit the reply.
+        ``flags`` (0-0xFFFF) replaces the request's flags in the reply; -1 (the default) copies
+        them (e.g. a DHCPNAK through a relay sets the broadcast bit, RFC 2131 4.1).
+        Raises ValueError for a code outside 1-254 or 52, ``msg_type`` outside 1-255 or
+        ``flags`` outside -1-0xFFFF, and MalformedPacket if the request's option 82 alone
+        cannot fit the reply.
         """
         cdef unsigned char *buf = self._buf
         cdef const unsigned char *p
@@ -859,6 +862,8 @@ cdef class ReplyBuilder:
         cdef object value, item
         if msg_type < 1 or msg_type > 255:
             raise ValueError(f"message type {msg_type} is not 1-255")
+        if flags < -1 or flags > 0xFFFF:
+            raise ValueError(f"flags {flags} is not 0-0xFFFF (or -1: the request's)")
         if request._buf is NULL:
             raise ValueError("request is not a parsed message (use parse())")
         mms = 0
@@ -870,6 +875,8 @@ cdef class ReplyBuilder:
         if type(options) is not list:
             options = list(options)
         pos = self._header(request, msg_type, ciaddr, yiaddr, siaddr)
+        if flags >= 0:
+            fd_store_be16(buf + OFF_FLAGS, <uint16_t>flags)
         # Fast path: everything fits the options field. Option 82 values are set aside
         # (borrowed from the caller's list, alive for this call) and written last.
         for item in <list>options:

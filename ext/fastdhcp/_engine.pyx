@@ -798,7 +798,6 @@ cdef class Engine:
         rai = msg._opt_bytes(O_RELAY_AGENT)
         if rai is not None:
             opts.append((82, rai))  # RFC 3046 2.2: verbatim; the builder writes it last
-        reply = self._builder.build(msg, mtype, ciaddr, yiaddr, 0, opts)
         cdef tuple r = reply_destination(
             mtype,
             fd_load_be32(b + OFF_GIADDR),
@@ -810,11 +809,11 @@ cdef class Engine:
             self._server_port,
             self._client_port,
         )
-        cdef bytes data
-        if r[4] and not (<bytes>reply)[10] & 0x80:
+        cdef long flags = -1
+        if r[4]:
             # RFC 2131 4.1: a NAK through a relay must be broadcast by the relay.
-            data = <bytes>reply
-            reply = b"".join((data[:10], bytes((data[10] | 0x80,)), data[11:]))
+            flags = fd_load_be16(b + OFF_FLAGS) | BROADCAST_BIT
+        reply = self._builder.build(msg, mtype, ciaddr, yiaddr, 0, opts, flags)
         cdef Decision d = Decision.__new__(Decision)
         d.kind = kind
         d.reply = reply
