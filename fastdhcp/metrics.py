@@ -117,6 +117,8 @@ class Metrics:
         self.reloads = 0
         #: unrelayed requests (giaddr 0) whose option 82 was ignored (RFC 3046 2.1/2.2)
         self.agent_info_ignored = 0
+        #: rate limiter tables, read at scrape time: (limit name, keys tracked, evictions)
+        self.limiters: Callable[[], Iterable[tuple[str, int, int]]] | None = None
         self.reload_failures = 0
         self.offer_latency = Histogram(LATENCY_BUCKETS)
         self.ack_latency = Histogram(LATENCY_BUCKETS)
@@ -230,6 +232,18 @@ class ServerCollector(Collector):
                 acc += n
                 buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), acc))
             yield HistogramMetricFamily(name, doc, buckets=buckets, sum_value=total)
+        if m.limiters is not None:
+            tracked = GaugeMetricFamily(
+                "fastdhcp_rate_limit_tracked", "Keys in a rate limiter's table",
+                labels=["limit"])
+            evicted = CounterMetricFamily(
+                "fastdhcp_rate_limit_evictions", "Keys evicted from a rate limiter's table "
+                "(many: a storm of new clients)", labels=["limit"])
+            for name, keys, evictions in m.limiters():
+                tracked.add_metric([name], keys)
+                evicted.add_metric([name], evictions)
+            yield tracked
+            yield evicted
         size = GaugeMetricFamily(
             "fastdhcp_pool_size", "Addresses in the pool", labels=["subnet_id", "subnet", "pool"]
         )

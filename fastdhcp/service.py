@@ -195,6 +195,7 @@ class Server:
         self._ratelog = RateLimitedLog(log)
         #: relay trust and rate limits before the engine (None when none are configured)
         self._guard: EdgeGuard | None = EdgeGuard.from_config(config.server)
+        self.metrics.limiters = self._limiter_rows
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._started = False
         self._closing = False
@@ -557,6 +558,16 @@ class Server:
             self._ratelog(logging.ERROR, "internal", "unexpected error handling a datagram "
                           "from %s:%d on %s: %r", self._ipstr(src_ip), src_port, ep.key[1], exc,
                           exc=True)
+
+    def _limiter_rows(self) -> list[tuple[str, int, int]]:
+        """(limit, keys tracked, evictions) of each configured rate limiter (for metrics)."""
+        guard = self._guard
+        rows = []
+        if guard is not None:
+            for name, lim in (("client", guard.clients), ("relay", guard.relays)):
+                if lim is not None:
+                    rows.append((name, len(lim), lim.evictions))
+        return rows
 
     def _ipstr(self, ip: int) -> str:
         s = self._ipstr_cache.get(ip)
