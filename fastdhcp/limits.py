@@ -42,7 +42,7 @@ starts from its slot's TAT. Hence:
 - *no key ever exceeds its rate by more than its burst*: a key's recalled TAT is at least the
   one it was evicted with, so its bucket is never fuller than it really is (tested against
   the window bound ``n <= burst + rate * span`` through arbitrary eviction sequences);
-- *memory is bounded*: ``capacity`` table entries (about 150 bytes each with the key) plus
+- *memory is bounded*: ``capacity`` table entries (about 210 bytes each with the key) plus
   8 bytes a slot, whatever the number of keys seen;
 - *a storm cannot starve a good client*. A client in the table has its own state, which
   nothing else touches. A client that is not (a good client renews every T1, so a storm has
