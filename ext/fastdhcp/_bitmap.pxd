@@ -28,6 +28,7 @@ cdef class PoolBitmap:
     cdef uint32_t _cursor                        # next-fit starts here (offset, < _size)
     cdef bint _busy                              # reserve_many is running without the GIL
 
+    cdef int64_t _word_after(self, uint32_t w) noexcept nogil
     cdef int64_t _find_from(self, uint32_t off) noexcept nogil
     cdef int64_t _next_fit(self) noexcept nogil
     cdef void _set_used(self, uint32_t off) noexcept nogil

@@ -35,6 +35,7 @@ from fastdhcp.errors import AddressNotInPool, DoubleFree, PoolExhausted
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long x) nogil
+    void __builtin_prefetch(const void* addr) nogil
 
 
 cdef enum:
@@ -140,18 +141,15 @@ cdef class PoolBitmap:
 
     # ---- C level ---------------------------------------------------------------------------
 
-    cdef int64_t _find_from(self, uint32_t off) noexcept nogil:
-        """Offset of the first free address at or after ``off`` (< size), or -1 if none."""
-        cdef uint64_t* words = self._lvl[0]
-        cdef uint32_t w = off >> 6
-        cdef uint64_t m = ~words[w] & (ALL_ONES << (off & 63))
-        cdef uint32_t idx
-        cdef int k
-        if m:
-            return (<int64_t>w << 6) | ctz(m)
+    cdef int64_t _word_after(self, uint32_t w) noexcept nogil:
+        """Index of the first address word after word ``w`` that has a free bit, or -1.
+
+        Reads only summary words (about 34 KiB for 2**24 addresses, so cache-resident), never
+        an address word: the caller may prefetch the result before touching it."""
+        cdef uint32_t idx = w + 1
+        cdef uint64_t m
+        cdef int k = 1
         # Climb: at level k look for a child of level k-1 with index >= idx that has room.
-        idx = w + 1
-        k = 1
         while True:
             if k > self._top:
                 return -1
@@ -169,7 +167,20 @@ cdef class PoolBitmap:
         while k > 0:
             idx = (idx << 6) | ctz(self._lvl[k][idx])
             k -= 1
-        return (<int64_t>idx << 6) | ctz(~words[idx])
+        return idx
+
+    cdef int64_t _find_from(self, uint32_t off) noexcept nogil:
+        """Offset of the first free address at or after ``off`` (< size), or -1 if none."""
+        cdef uint64_t* words = self._lvl[0]
+        cdef uint32_t w = off >> 6
+        cdef uint64_t m = ~words[w] & (ALL_ONES << (off & 63))
+        cdef int64_t wi
+        if m:
+            return (<int64_t>w << 6) | ctz(m)
+        wi = self._word_after(w)
+        if wi < 0:
+            return -1
+        return (wi << 6) | ctz(~words[wi])
 
     cdef int64_t _next_fit(self) noexcept nogil:
         """Offset the next-fit search gives (the cursor does not move), or -1 if full."""
@@ -277,7 +288,13 @@ cdef class PoolBitmap:
         off = <uint32_t>r
         self._set_used(off)
         self._cursor = off + 1 if off + 1 < self._size else 0
-        return self._first + r
+        if self._lvl[0][off >> 6] == ALL_ONES:
+            # The next search will land in another address word; near exhaustion that word is
+            # far away and not in cache. Start loading it now, while the caller does its work.
+            r = self._word_after(off >> 6)
+            if r >= 0:
+                __builtin_prefetch(&self._lvl[0][r])
+        return self._first + off
 
     cdef Py_ssize_t reserve_buffer(self, const uint32_t[:] addrs) except -1:
         """C-level reserve_many."""
