@@ -62,16 +62,21 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(v, bool):
             continue
         if isinstance(v, (int, float)):
-            out[k] = statistics.median(r[k] for r in runs)
+            # A crashed run has no CPU or lease figure of its own: medians of the others.
+            ok = [r for r in runs if not r.get("crashed")] or runs
+            pool = ok if k in ("server_cpu_s", "cpu_us_per_dora", "server_cores") else runs
+            out[k] = statistics.median(r[k] for r in pool)
         elif isinstance(v, dict):
             out[k] = {kk: statistics.median(r[k][kk] for r in runs) for kk in v}
     out["runs"] = len(runs)
+    out["crashed"] = False
+    out["crashes"] = sum(1 for r in runs if r.get("crashed"))
     return out
 
 
 def passes(m: dict[str, Any]) -> bool:
     """A step is sustained when at most 1 % of the started exchanges were not ACKed."""
-    return m["drop_ratio"] <= MAX_DROP
+    return m["drop_ratio"] <= MAX_DROP and not m.get("crashes")
 
 
 # ----------------------------------------------------------------------------- profile summary
@@ -197,6 +202,8 @@ def render_markdown(res: dict[str, Any]) -> str:
         for kind, steps in sweeps.items():
             for m in sorted(steps, key=lambda s: s["rate"]):
                 mark = "" if passes(m) else " ✗"
+                if m.get("crashes"):
+                    mark += f" (server crashed in {m['crashes']} of {m['runs']})"
                 lines.append(
                     f"| {kind} | {m['rate']:,}{mark} | {m['acks_per_s']:,.0f} "
                     f"| {m['drop_ratio']:.2%} | {m['cpu_us_per_dora']:.1f} "
@@ -515,6 +522,9 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, Stop):
         interrupted = True
         log("interrupted: tearing down")
+    except Exception as exc:  # noqa: BLE001 - keep what was measured, then fail
+        interrupted = True
+        log(f"failed: {exc!r}: tearing down")
     finally:
         problems = lab.close()
         for p in problems:
