@@ -289,8 +289,8 @@ def strip_agent_info(data: bytes) -> bytes:
     is trusted data only when a trusted relay wrote it; a server that receives it directly is
     that first hop. But RFC 3046 2.2 also says servers SHOULD be prepared to handle option 82
     in unicast messages (a relay agent MAY add it to a client's unicast RENEW), so dropping the
-    request would refuse good renewals. As Kea and ISC dhcpd do, the request is therefore
-    treated as *not relayed*: it is served, but its option 82 is ignored -- it selects no subnet
+    request would refuse good renewals. Like Kea and ISC dhcpd, fastdhcp therefore treats the
+    request as *not relayed*, and ignores its option 82 entirely: it is served, selects no subnet
     (82.5 link selection), matches no circuit-id reservation, overrides no server id and is not
     echoed (the reply goes straight to the client; no relay is there to strip it,
     RFC 3046 2.1).
