@@ -289,6 +289,30 @@ def test_strip_agent_info_everywhere_scapy_oracle() -> None:
     assert strip_agent_info(out) == out
 
 
+OPTION = st.tuples(st.sampled_from([12, 15, 60, 77, 82, 82, 82, 224]),
+                   st.binary(min_size=1, max_size=40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(opts=st.lists(OPTION, max_size=12))
+def test_strip_agent_info_property_scapy_oracle(opts: list[tuple[int, bytes]]) -> None:
+    # any layout of options with any number of 82s: after stripping, scapy sees exactly the
+    # same options minus 82 (and pads), and the codec finds no 82
+    pkt = BOOTP(op=1, htype=1, hlen=6, xid=9, chaddr=b"\x02" * 6 + b"\0" * 10) / DHCP(
+        options=[("message-type", "request"), *opts, "end"])
+    data = bytes(pkt)
+    out = strip_agent_info(data)
+    assert len(out) == len(data)
+    assert parse(out).relay_agent_info is None
+
+    def non82(raw: bytes) -> list[Any]:
+        return [o for o in BOOTP(raw)[DHCP].options
+                if o not in ("pad", "end") and not (isinstance(o, tuple)
+                                                    and o[0] == "relay_agent_information")]
+
+    assert non82(out) == non82(data)
+
+
 def test_strip_agent_info_leaves_other_packets_alone() -> None:
     data = bytes(BOOTP(op=1, xid=3) / DHCP(options=[("message-type", "discover"),
                                                      ("hostname", b"R"), "end"]))
