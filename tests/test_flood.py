@@ -238,6 +238,19 @@ def _storm_result(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return dict(json.loads(out))
 
 
+def _free_port_pair() -> int:
+    """A server port whose next port (the client port, bound on 0.0.0.0 here) is free too."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("0.0.0.0", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port pair")
+
+
 def _stacks(srv: ServeProcess) -> str:
     """The server's thread stacks (py-spy), for a failure message."""
     if not shutil.which("py-spy"):
@@ -291,7 +304,7 @@ def test_discover_storm_good_clients_renew_rebind_and_pool_recovers(
         tmp_path: Path, defences: bool) -> None:
     # no-limits: the same storm with every limit off. Bound clients still renew and rebind:
     # a storm of new clients exhausts free addresses, and renewals need none.
-    port = free_port()
+    port = _free_port_pair()
     metrics = f"{SERVER}:{free_tcp_port()}"
     cfg_path = tmp_path / "fastdhcp.toml"
     db = tmp_path / "db"
