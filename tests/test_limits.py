@@ -429,6 +429,15 @@ def _config(tmp: Path, port: int, server_extra: str) -> Any:
         """))
 
 
+def _port_free(ip: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
 def _unrelayed_discover(xid: int, chaddr: bytes, rai: bytes | None) -> bytes:
     opts: list[Any] = [("message-type", "discover")]
     if rai is not None:
@@ -476,6 +485,8 @@ def test_unicast_renew_with_option_82_is_acked_as_not_relayed(tmp_path: Path) ->
     # 82 is not echoed. Believed, its link selection (82.5 -> 198.18.5.0/24) would put the
     # client on the wrong network. Subnet 3 is on 127/8 so that the unicast ACK stays on lo.
     port = free_port()
+    while not _port_free("0.0.0.0", port + 1):  # the client port is bound here too
+        port = free_port()
     cfg = _config(tmp_path, port, "")
     sel3 = b"\x05\x04" + socket.inet_aton("127.0.110.1")
     with InProcessServer(cfg) as srv, RelayClient(port, timeout=2.0) as relay, \
