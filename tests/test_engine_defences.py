@@ -372,3 +372,12 @@ def test_subscriber_limit_discover_then_request_by_packets():
                                       relay_info=rai))
     assert r.mtype == NAK and d.dest_ip == RELAY
     assert struct.unpack("!H", d.reply[10:12])[0] & 0x8000
+
+
+def test_pool_cap_alone_keeps_no_subscriber_counts():
+    net = Network(config("decline-max-fraction = 0.5"), LINK)
+    c = sub_client(net, 1, b"port-1")
+    assert c.dora().mtype == ACK
+    c.decline()
+    assert net.decisions[-1].reason == "declined"
+    assert net.engine.subscriber_counts() == {}

@@ -557,7 +557,7 @@ cdef class Engine:
 
     cdef _count(self, object old, object new):
         """Follow one record change (``old`` -> ``new``, either may be None) in the
-        subscriber counts."""
+        subscriber counts (called only when subscriber-lease-limit is set)."""
         a = self._lease_sub(old)
         b = self._lease_sub(new)
         if a == b:
@@ -1086,7 +1086,7 @@ cdef class Engine:
             # so the client index ends on the new address).
             ended = _Lease(prev.ip, key, prev.hw_address, prev.subnet_id, ST_RELEASED,
                            t, t, prev.hostname, prev.relay_info)
-            if self._counting:
+            if self._sub_limit:
                 self._count(prev, ended)
             self._sstage(ended)
             self._settle(prev.ip)
@@ -1115,7 +1115,7 @@ cdef class Engine:
             else:
                 rai = b""
         lease = _Lease(ip, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname, rai)
-        if self._counting:
+        if self._sub_limit:
             self._count(self._sget(ip), lease)
         self._sstage(lease)
         o = self._offers.pop(key, None)
@@ -1150,7 +1150,7 @@ cdef class Engine:
         cdef int64_t t = <int64_t>now
         ended = _Lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED, t, t,
                        lease.hostname, lease.relay_info)
-        if self._counting:
+        if self._sub_limit:
             self._count(lease, ended)
         self._sstage(ended)
         self._settle(ip)
@@ -1202,7 +1202,7 @@ cdef class Engine:
         cdef int64_t t = <int64_t>now
         declined = _Lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED, t,
                           t + probation, lease.hostname, lease.relay_info)
-        if self._counting:
+        if self._sub_limit:
             self._count(lease, declined)
         self._sstage(declined)
         o = self._offers.get(key)
@@ -1260,8 +1260,9 @@ cdef class Engine:
             ended = _Lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
                            ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
                            lease.relay_info)
-            if self._counting:
+            if self._sub_limit:
                 self._count(lease, ended)
+            if self._counting:
                 if lease.state == ST_DECLINED and self._decline_fraction < 1.0:
                     found = self._bitmap_for(lease.ip)
                     if found is not None:
