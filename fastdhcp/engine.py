@@ -57,7 +57,11 @@ Defences (``[global]`` keys, all off by default; docs/configuration.md)
   unicast and so carries no option 82, keeps the relay information stored with the binding.
   Past the limit a DISCOVER gets no offer and a REQUEST a NAK (``subscriber-limit``), as Kea's
   limits hook does; a client whose own binding already counts for that subscriber is never
-  refused (renewing or moving leaves the count unchanged). Held offers are not counted.
+  refused (renewing or moving leaves the count unchanged). Since an offer holds an address
+  here (unlike Kea's fake allocation), a DISCOVER also counts the offers held for the
+  subscriber's other clients (``{subscriber: offers}``, kept with each offer), so a burst of
+  DISCOVERs from many MACs on one circuit holds at most the limit; a REQUEST checks bound
+  leases only, so the cap on bindings is exact.
 * **DECLINE limits**: at most ``decline-limit`` honoured DECLINEs per client and per subscriber
   in a fixed ``decline-window`` (tables swept by :meth:`Engine.reclaim`), and at most
   ``decline-max-fraction`` of a pool on probation at once (per-pool counts, rebuilt like the

@@ -234,6 +234,38 @@ def test_cap_holds_over_random_histories(limit, steps):
         oracle = bound_per_subscriber(net.store)
         assert all(v <= limit for v in oracle.values()), oracle
         assert engine_counts(net) == oracle
+        held = sum(1 for x in clients if net.engine.offered(b"\x01" + x.mac))
+        counted = net.engine.subscriber_offers()
+        assert sum(counted.values()) <= held and all(v > 0 for v in counted.values())
+
+
+def test_held_offers_count_against_the_limit():
+    """An offer holds an address: a subscriber flooding DISCOVERs from many MACs holds at most
+    its limit of addresses, bound and offered together."""
+    net = Network(config("subscriber-lease-limit = 2"), LINK)
+    cs = [sub_client(net, i, b"port-1") for i in range(5)]
+    offers = [c.discover() for c in cs]
+    assert [o is not None for o in offers] == [True, True, False, False, False]
+    assert {k[1]: v for k, v in net.engine.subscriber_offers().items()} == {b"port-1": 2}
+    assert net.engine.pool_stats()[0].used == 2
+    # Binding consumes the offers: the count moves from offers to leases.
+    assert cs[0].select(offers[0]).mtype == ACK and cs[1].select(offers[1]).mtype == ACK
+    assert net.engine.subscriber_offers() == {}
+    assert engine_counts(net) == {b"port-1": 2}
+    assert cs[2].discover() is None
+
+
+def test_expired_offers_free_capacity_and_bound_clients_offers_do_not_count():
+    net = Network(config("subscriber-lease-limit = 1"), LINK)
+    a, b = sub_client(net, 1, b"port-1"), sub_client(net, 2, b"port-1")
+    assert a.discover() is not None
+    assert b.discover() is None
+    net.advance(61)  # offer-lifetime 60: the offer is dropped by reclaim
+    assert net.engine.subscriber_offers() == {}
+    assert b.dora().mtype == ACK
+    assert b.discover() is not None  # b's own binding counts already: its offer does not
+    assert net.engine.subscriber_offers() == {}
+    assert a.discover() is None
 
 
 def test_no_limit_configured_counts_nothing():

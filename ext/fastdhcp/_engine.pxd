@@ -25,6 +25,7 @@ cdef class _Offer:
     cdef uint32_t ip
     cdef double expires
     cdef bint alone                   # the client had no binding elsewhere when offered
+    cdef object sub                   # subscriber the offer counts against, or None
 
 
 @cython.final
@@ -94,6 +95,7 @@ cdef class Engine:
     cdef Py_ssize_t _sub_limit        # subscriber-lease-limit, 0 = none
     cdef int _sub_code                # option 82 sub-option naming a subscriber (1 or 2)
     cdef dict _sub_leases             # (link id, subscriber id) -> bound (DEFAULT) leases
+    cdef dict _sub_offers             # (link id, subscriber id) -> offers held for others
     cdef Py_ssize_t _decline_limit    # decline-limit per decline-window, 0 = none
     cdef double _decline_window
     cdef double _decline_sweep_at
@@ -108,14 +110,15 @@ cdef class Engine:
     cdef object _lease_sub(self, object lease)
     cdef object _msg_sub(self, Message msg, int subnet_id)
     cdef _count(self, object old, object new)
-    cdef bint _sub_full(self, object subkey, bytes key)
+    cdef bint _sub_full(self, object subkey, bytes key, bint offers)
+    cdef _unsub(self, _Offer offer)
     cdef bint _decline_over(self, dict table, object k, double now)
     cdef _decline_note(self, dict table, object k, double now)
     cdef _rebuild(self)
     cdef tuple _bitmap_for(self, uint32_t ip)
     cdef _settle(self, uint32_t ip)
     cdef _drop_offer(self, bytes key, _Offer offer)
-    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone)
+    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub)
     cdef _SubnetInfo _claim(self, uint32_t ip, bytes key, uint32_t res_ip, tuple group,
                             double now)
     cdef tuple _allocate(self, tuple group, uint32_t hint)

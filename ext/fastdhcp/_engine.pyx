@@ -360,6 +360,7 @@ cdef class Engine:
         self._decline_by_sub = {}
         self._decline_sweep_at = 0.0
         self._sub_leases = {}
+        self._sub_offers = {}
         self._pool_declined = {}
         self._apply(config, None)
         self._rebuild()
@@ -459,6 +460,7 @@ cdef class Engine:
             offer = <_Offer>o
             if self._bitmap_for(offer.ip) is None or offer.ip in self._reserved:
                 del self._offers[key]
+                self._unsub(offer)
                 if self._offered.get(offer.ip) == key:
                     del self._offered[offer.ip]
                 dropped.append(offer.ip)
@@ -572,16 +574,36 @@ cdef class Engine:
         if b is not None:
             d[b] = d.get(b, 0) + 1
 
-    cdef bint _sub_full(self, object subkey, bytes key):
+    cdef bint _sub_full(self, object subkey, bytes key, bint offers):
         """True when binding one more address for client ``key`` would take subscriber
-        ``subkey`` past subscriber-lease-limit. A client whose own binding already counts
-        against ``subkey`` never is: renewing, or moving to another address (the old one is
-        released in ``_bind``), leaves the count as it is."""
-        if subkey is None or (<dict>self._sub_leases).get(subkey, 0) < self._sub_limit:
+        ``subkey`` past subscriber-lease-limit; with ``offers``, the offers held for the
+        subscriber's other clients count too (a DISCOVER: an offer holds an address, so a
+        subscriber flooding DISCOVERs from many MACs must not hold more than its limit).
+        A client whose own binding already counts against ``subkey`` never is: renewing, or
+        moving to another address (the old one is released in ``_bind``), leaves the count
+        as it is."""
+        if subkey is None:
+            return False
+        cdef Py_ssize_t n = (<dict>self._sub_leases).get(subkey, 0)
+        if offers:
+            n += <Py_ssize_t>(<dict>self._sub_offers).get(subkey, 0)
+        if n < self._sub_limit:
             return False
         mine = self._sget_by_client(key)
         return not (mine is not None and mine.client_key == key
                     and self._lease_sub(mine) == subkey)
+
+    cdef _unsub(self, _Offer offer):
+        """The offer stops counting against its subscriber (idempotent)."""
+        if offer.sub is None:
+            return
+        cdef dict d = self._sub_offers
+        n = d.get(offer.sub, 0) - 1
+        if n > 0:
+            d[offer.sub] = n
+        else:
+            d.pop(offer.sub, None)
+        offer.sub = None
 
     cdef bint _decline_over(self, dict table, object k, double now):
         """True when ``k`` has used up its decline-limit in the current window."""
@@ -629,12 +651,19 @@ cdef class Engine:
         """Forget ``key``'s offer and free its address unless something else claims it."""
         if self._offers.get(key) is offer:
             del self._offers[key]
+        self._unsub(offer)
         if self._offered.get(offer.ip) == key:
             del self._offered[offer.ip]
             self._settle(offer.ip)
 
-    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone):
+    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub):
+        old = self._offers.get(key)
+        if old is not None:
+            self._unsub(<_Offer>old)
         cdef _Offer offer = _Offer(ip, expires, alone)
+        if sub is not None:
+            offer.sub = sub
+            self._sub_offers[sub] = self._sub_offers.get(sub, 0) + 1
         self._offers[key] = offer
         self._offered[ip] = key
         self._seq += 1
@@ -925,12 +954,16 @@ cdef class Engine:
                     info = oinfo
             if not ip:
                 self._drop_offer(key, offer)
-        if not ip and self._sub_limit and self._sub_full(self._msg_sub(msg, sel.id), key):
-            # Kea's limits hook refuses the allocation (its lease4_select callout skips it),
-            # and a DISCOVER whose allocation is refused gets no OFFER: silence, counted.
-            # No NAK exists for a DISCOVER; the client retries with backoff.
-            return _drop("subscriber-limit")
+        subkey = None
+        if not ip and self._sub_limit:
+            subkey = self._msg_sub(msg, sel.id)
+            if self._sub_full(subkey, key, True):
+                # Kea's limits hook refuses the allocation (its lease4_select callout skips
+                # it), and a DISCOVER whose allocation is refused gets no OFFER: silence,
+                # counted. No NAK exists for a DISCOVER; the client retries with backoff.
+                return _drop("subscriber-limit")
         cdef bint alone = True
+        lease = None
         if not ip:
             lease = self._sget_by_client(key)
             if lease is not None and lease.client_key == key:
@@ -969,7 +1002,12 @@ cdef class Engine:
             self._seq += 1
             _heappush(self._offer_heap, (expires, self._seq, key, offer))
         else:
-            self._hold(key, ip, expires, alone)
+            # The offer counts against the subscriber unless the client's own binding
+            # already does (a bound client asking again takes nothing more).
+            if (subkey is not None and lease is not None and lease.client_key == key
+                    and self._lease_sub(lease) == subkey):
+                subkey = None
+            self._hold(key, ip, expires, alone, subkey)
         cdef int64_t lt = self._lease_time(info, msg._opt_u32(O_LEASE_TIME, -1))
         prl = msg._opt_bytes(O_PRL)
         if res is not None and res_ip == ip:
@@ -1057,7 +1095,7 @@ cdef class Engine:
                 return _drop("unknown-client")
             if res_ip and res_ip != ip:
                 return self._nak(msg, sid, "reserved-elsewhere")
-        if self._sub_limit and self._sub_full(self._msg_sub(msg, sel.id), key):
+        if self._sub_limit and self._sub_full(self._msg_sub(msg, sel.id), key, False):
             # Kea's limits hook: a REQUEST whose allocation is refused gets a DHCPNAK (the
             # client must not keep using an address the server will not bind), counted with
             # its own reason. A renewal without option 82 keeps its stored subscriber and
@@ -1119,8 +1157,10 @@ cdef class Engine:
             self._count(self._sget(ip), lease)
         self._sstage(lease)
         o = self._offers.pop(key, None)
-        if o is not None and self._offered.get((<_Offer>o).ip) == key:
-            del self._offered[(<_Offer>o).ip]
+        if o is not None:
+            self._unsub(<_Offer>o)
+            if self._offered.get((<_Offer>o).ip) == key:
+                del self._offered[(<_Offer>o).ip]
         prl = msg._opt_bytes(O_PRL)
         if res is not None:
             opts = self._options(res, res.options, prl, lt, info)
@@ -1315,6 +1355,11 @@ cdef class Engine:
         """A copy of the bound-lease counts per subscriber, ``{(link id, subscriber id): n}``
         (empty unless subscriber-lease-limit is set); for tests and audits."""
         return dict(self._sub_leases)
+
+    def subscriber_offers(self):
+        """A copy of the held-offer counts per subscriber (offers that count against
+        subscriber-lease-limit); for tests and audits."""
+        return dict(self._sub_offers)
 
     def is_offered(self, ip):
         """True while ``ip`` is held for some client's offer; for tests and audits."""
