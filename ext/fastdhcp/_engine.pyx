@@ -657,9 +657,12 @@ cdef class Engine:
             self._settle(offer.ip)
 
     cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub):
-        old = self._offers.get(key)
-        if old is not None:
-            self._unsub(<_Offer>old)
+        if self._sub_offers:
+            # (Callers drop the client's previous offer first; this keeps the count right
+            # should one ever be replaced here.)
+            old = self._offers.get(key)
+            if old is not None:
+                self._unsub(<_Offer>old)
         cdef _Offer offer = _Offer(ip, expires, alone)
         if sub is not None:
             offer.sub = sub
