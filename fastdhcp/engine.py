@@ -94,7 +94,8 @@ Decision reasons (``Decision.reason``, counted by the service)
 * ack: ``selecting``, ``init-reboot``, ``renewing``, ``rebinding``, ``inform``;
 * nak: ``wrong-network``, ``not-yours``, ``unknown-client`` (authoritative only), ``declined``,
   ``reserved-elsewhere``, ``address-unavailable``;
-* drop: ``not-request``, ``bootp``, ``unexpected-type``, ``no-client-id``, ``no-subnet``,
+* drop: ``not-request``, ``bootp``, ``unexpected-type``, ``no-client-id``,
+  ``relay-info-too-long`` (option 82 cannot be echoed within the size limit), ``no-subnet``,
   ``pool-exhausted``, ``other-server``, ``no-requested-address``, ``unknown-client``,
   ``released``, ``release-unknown``, ``declined``, ``decline-unknown``;
 * defences: ``subscriber-limit`` (a DISCOVER dropped, or a REQUEST NAKed), ``decline-limit``

@@ -18,6 +18,7 @@ from dhcpsim import (
     ip,
     mac,
     make_config,
+    opt,
     relay_agent_info,
 )
 from scapy.layers.dhcp import BOOTP, DHCP
@@ -99,6 +100,34 @@ def test_rfc3046_option_82_echoed_verbatim_and_last(net):
     assert r.order[-1] == 82
     c.select(r)
     assert net.store.get(c.address).relay_info == rai
+
+
+def _long_relay_info() -> bytes:
+    """616 bytes of option 82 (three instances on the wire, RFC 3396): more than a 576-byte
+    reply can echo, as the engine fuzzer found."""
+    return relay_agent_info(circuit_id=b"c" * 250, remote_id=b"r" * 250) + bytes((9, 110)) + (
+        b"v" * 110)
+
+
+def test_rfc3046_option_82_too_long_to_echo_is_dropped_before_any_state(net):
+    rai = _long_relay_info()
+    assert len(rai) == 616
+    data = build_request(DISCOVER, xid=7, chaddr=mac(70), giaddr=RELAY_4, hops=1,
+                         relay_info=rai)
+    d, reply = net.exchange(data)
+    assert (d.kind, d.reason, reply) == ("drop", "relay-info-too-long", None)
+    assert net.engine.offered(b"\x01" + mac(70)) == 0  # nothing held for an unsendable offer
+    assert len(net.store) == 0
+
+
+def test_rfc3046_long_option_82_echoed_when_the_client_allows_large_replies(net):
+    rai = _long_relay_info()
+    data = build_request(DISCOVER, xid=8, chaddr=mac(71), giaddr=RELAY_4, hops=1,
+                         relay_info=rai, extra=opt(57, (1500).to_bytes(2, "big")))
+    d, reply = net.exchange(data)
+    assert d.kind == "offer"
+    assert reply.options[82] == rai  # joined again from its instances
+    assert len(d.reply) <= 1500 - 28
 
 
 def test_relay_list_selects_subnet(net):

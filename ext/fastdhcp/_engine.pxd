@@ -129,6 +129,7 @@ cdef class Engine:
     cdef tuple _sid_option(self, uint32_t sid)
     cdef Decision _reply(self, Message msg, str kind, int mtype, uint32_t ciaddr,
                          uint32_t yiaddr, list opts, object binding, str reason)
+    cdef bint _relay_info_fits(self, Message msg)
     cdef Decision _nak(self, Message msg, uint32_t sid, str reason)
     cdef int64_t _lease_time(self, _SubnetInfo info, int64_t requested)
     cdef _SubnetInfo _select(self, Message msg, object link)

@@ -32,6 +32,7 @@ from bisect import bisect_left as _bisect_left, bisect_right as _bisect_right
 from heapq import heappop as _heappop, heappush as _heappush
 from collections import namedtuple
 
+from fastdhcp.errors import MalformedPacket
 from fastdhcp.leases import Lease, LeaseState
 
 __all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetSelector", "reply_destination"]
@@ -857,6 +858,22 @@ cdef class Engine:
         d.reason = reason
         return d
 
+    cdef bint _relay_info_fits(self, Message msg):
+        """Whether a reply can carry this request's option 82 back.
+
+        RFC 3046 2.2 makes the server echo option 82 verbatim, and a reply may not exceed the
+        client's maximum message size (57, else 576). When even 53, 54, 51 and 82 alone do not
+        fit, no reply is possible: decide that before any state changes (no offer held, no
+        binding staged), with the builder itself as the judge.
+        """
+        try:
+            self._builder.build(msg, OFFER, 0, 0, 0,
+                                [(54, b"\0\0\0\0"), (51, b"\0\0\0\0"),
+                                 (82, msg._opt_bytes(O_RELAY_AGENT))])
+        except MalformedPacket:
+            return False
+        return True
+
     cdef Decision _nak(self, Message msg, uint32_t sid, str reason):
         return self._reply(msg, "nak", NAK, 0, 0, [self._sid_option(sid)], None, reason)
 
@@ -899,6 +916,10 @@ cdef class Engine:
                 k[i + 1] = <char>b[OFF_CHADDR + i]
         if len(key) < 2:
             return _drop("no-client-id")
+        # One instance of 82 (<= 255 bytes) always fits beside 53/54/51 in 576 bytes; only a
+        # split one (RFC 3396) needs the trial build.
+        if msg._view(O_RELAY_AGENT, &p) > 255 and not self._relay_info_fits(msg):
+            return _drop("relay-info-too-long")
         if mtype == DISCOVER:
             return self._discover(msg, link, now, key, chaddr, cid)
         if mtype == REQUEST:
