@@ -23,35 +23,14 @@ from typing import Any
 
 from scapy.layers.dhcp import BOOTP, DHCP
 
-SERVER_IP = "127.0.0.1"
-RELAY_IP = "127.0.0.2"
+from fastdhcp.demo import RELAY_IP, SERVER_IP, free_port  # noqa: F401  (re-exported to tests)
+
 SUBNET = "198.18.0.0/24"
 POOL = ("198.18.0.100", "198.18.0.199")
 ROOT = Path(__file__).resolve().parent.parent
 
 MSG = {"discover": 1, "offer": 2, "request": 3, "decline": 4, "ack": 5, "nak": 6,
        "release": 7, "inform": 8}
-
-
-def free_port() -> int:
-    """A UDP port free on both 127.0.0.1 and 127.0.0.2 (the relay binds the server port)."""
-    rng = random.Random()
-    for _ in range(500):
-        port = rng.randrange(20000, 60000)
-        socks = []
-        try:
-            for ip in (SERVER_IP, RELAY_IP):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind((ip, port))
-            # and a TCP port for metrics next to it
-            return port
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port")
 
 
 def free_tcp_port() -> int:
