@@ -462,7 +462,34 @@ class Soak:
         }
 
 
+def markdown(res: dict[str, Any], every: int = 1) -> str:
+    """The intervals of a ``--json`` result as a Markdown table (every ``every``-th row and the
+    last) followed by the verdicts."""
+    rows = res["intervals"]
+    keep = [r for r in rows if r["i"] % every == every - 1 or r is rows[0] or r is rows[-1]]
+    out = ["| min | RssAnon MB | VmRSS MB | RssFile MB | server CPU % | DORA/s | timeouts "
+           "| OFFER p50/p99 ms | ACK p50/p99/p99.9 ms | renew ACK/NAK/to | releases "
+           "| renew p50/p99 ms | drops (non-release) | pool used | records |",
+           "|" + "---|" * 15]
+    for r in keep:
+        d = dict(r["drops_by_reason"])
+        d.pop("released", None)
+        o, k, c = r["offer_ms"], r["ack_ms"], r["renew"]
+        out.append(
+            f"| {r['t_min']:.1f} | {r['rss_anon_kb'] / 1024:.1f} | {r['vm_rss_kb'] / 1024:.1f} "
+            f"| {r['rss_file_kb'] / 1024:.1f} | {r['cpu_pct']:.0f} | {r['dora_per_s']:,.0f} "
+            f"| {r['timeouts']} | {o['p50']:.2f}/{o['p99']:.1f} "
+            f"| {k['p50']:.2f}/{k['p99']:.1f}/{k['p99.9']:.1f} "
+            f"| {c['ack']}/{c['nak']}/{c['timeouts']} | {c['release_sent']} "
+            f"| {r['renew_p50_ms']}/{r['renew_p99_ms']} | {sum(d.values())} "
+            f"| {r['pool_used']:,} | {r['lease_records']:,} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--markdown":
+        print(markdown(json.loads(Path(sys.argv[2]).read_text()), every=4))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=30.0)
     p.add_argument("--rate", default="2500", help="DORA/s, or 'auto' (half a short ramp's max)")
