@@ -8,6 +8,7 @@ as uvloop's own UDP tests do); signal tests run ``fastdhcp serve`` as a child pr
 from __future__ import annotations
 
 import signal
+import time
 import urllib.request
 from pathlib import Path
 
@@ -184,11 +185,19 @@ def test_metrics_endpoint(tmp_path: Path) -> None:
             c.dora(mac(0x100 + i), 0x2000 + 2 * i)
         c.send_raw(b"\x01" * 10)
         c.dora(mac(0x200), 0x3000)  # after the junk: the junk has been handled
-        text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read()
-    samples = {}
-    for fam in text_string_to_metric_families(text.decode()):
-        for s in fam.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        # Replies are counted after sendmmsg returns (only what the kernel took counts), so a
+        # scrape racing the last ACK's send can see it one reply behind: scrape again until
+        # the 4th ACK is counted (bounded), as a Prometheus server would see it next time.
+        for _ in range(50):
+            text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics",
+                                          timeout=10).read()
+            samples = {}
+            for fam in text_string_to_metric_families(text.decode()):
+                for s in fam.samples:
+                    samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+            if samples.get(("fastdhcp_packets_sent_total", (("type", "ack"),))) == 4:
+                break
+            time.sleep(0.05)
     assert samples[("fastdhcp_packets_received_total", (("type", "discover"),))] == 4
     assert samples[("fastdhcp_packets_sent_total", (("type", "ack"),))] == 4
     assert sum(v for (n, _), v in samples.items() if n == "fastdhcp_malformed_total") == 1
