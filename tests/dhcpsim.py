@@ -393,6 +393,28 @@ class Client:
         """INFORM from a client configured by other means."""
         return self._send(INFORM, ciaddr=ciaddr, prl=self.prl, flags=0)
 
+    # -------------------------------------------------------------- random histories
+    def play(self, op: str, jump: float = 0.0) -> bool:
+        """Play one named step of a random history (the property tests' shared vocabulary):
+        ``dora``, ``discover``, ``select`` (the last offer, if any), ``renew``, ``rebind``,
+        ``reboot``, ``release``, ``decline`` (each only while bound) and ``advance`` (the
+        network's clock by ``jump``). False for any other name, which the caller handles."""
+        if op == "dora":
+            self.dora()
+        elif op == "discover":
+            self.discover()
+        elif op == "select":
+            if self.last is not None and self.last.options.get(53) == b"\x02":
+                self.select(self.last)
+        elif op in ("renew", "rebind", "reboot", "release", "decline"):
+            if self.address:
+                getattr(self, op)()
+        elif op == "advance":
+            self.net.advance(jump)
+        else:
+            return False
+        return True
+
 
 # ---------------------------------------------------------------------------- fixtures
 

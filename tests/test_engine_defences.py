@@ -208,27 +208,10 @@ def test_cap_holds_over_random_histories(limit, steps):
     clients = [sub_client(net, i, CIRCUITS[i % 3]) for i in range(10)]
     for op, n, k, jump in steps:
         c = clients[n]
-        if op == "dora":
-            c.dora()
-        elif op == "discover":
-            c.discover()
-        elif op == "select":
-            if c.last is not None and c.last.options.get(53) == b"\x02":
-                c.select(c.last)
-        elif op == "renew" and c.address:
-            c.renew()
-        elif op == "rebind" and c.address:
-            c.rebind()
-        elif op == "reboot" and c.address:
-            c.reboot()
+        if c.play(op, jump):
+            pass
         elif op == "reboot-other":
             c.reboot(FIRST + k * 5 + n % 5)
-        elif op == "release" and c.address:
-            c.release()
-        elif op == "decline" and c.address:
-            c.decline()
-        elif op == "advance":
-            net.advance(jump)
         elif op == "move":  # the client shows up on another circuit
             c.relay_info = relay_agent_info(circuit_id=CIRCUITS[k])
         oracle = bound_per_subscriber(net.store)

@@ -128,28 +128,15 @@ def play(steps: list[tuple[str, int, int, int]], store=None) -> None:
         target = other or ALL_POOL[k % len(ALL_POOL)]
         holders = [x.address for x in clients.values() if x.address and x is not c]
         stolen = holders[k % len(holders)] if holders else ALL_POOL[k % len(ALL_POOL)]
-        if op == "dora":
-            c.dora()
-        elif op == "discover":
+        if op == "discover":
             c.discover(requested_ip=target if k & 2 else 0)
-        elif op == "select":
-            if c.last is not None and c.last.options.get(53) == b"\x02":
-                c.select(c.last)
+        elif c.play(op, jump):
+            pass
         elif op == "select-other":
             if c.last is not None and c.last.options.get(53) == b"\x02":
                 c.select(c.last, server_id=ip("198.18.0.2"))
-        elif op == "renew" and c.address:
-            c.renew()
-        elif op == "rebind" and c.address:
-            c.rebind()
-        elif op == "reboot" and c.address:
-            c.reboot()
         elif op == "reboot-any":
             c.reboot(target)
-        elif op == "release" and c.address:
-            c.release()
-        elif op == "decline" and c.address:
-            c.decline()
         elif op == "inform":
             r = c.inform(ip("198.18.0.50"))
             assert r is None or (r.mtype == ACK and r.yiaddr == 0)
@@ -164,8 +151,6 @@ def play(steps: list[tuple[str, int, int, int]], store=None) -> None:
             c.address = stolen
             if c.renew() is None:  # ignored: the client keeps what it had
                 c.address, c.state, c.expires = saved
-        elif op == "advance":
-            net.advance(jump)
         check(net, clients)
 
 

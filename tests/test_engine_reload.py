@@ -250,23 +250,8 @@ def test_reloads_never_hand_out_a_bound_or_held_address(steps):
     clients = [Client(net, mac(i)) for i in range(8)]
     for op, n, k, jump in steps:
         c = clients[n]
-        if op == "dora":
-            c.dora()
-        elif op == "discover":
-            c.discover()
-        elif op == "select":
-            if c.last is not None and c.last.options.get(53) == b"\x02":
-                c.select(c.last)
-        elif op == "renew" and c.address:
-            c.renew()
-        elif op == "reboot" and c.address:
-            c.reboot()
-        elif op == "release" and c.address:
-            c.release()
-        elif op == "decline" and c.address:
-            c.decline()
-        elif op == "advance":
-            net.advance(jump)
+        if c.play(op, jump):
+            pass
         elif op == "reload":
             cfg = CONFIGS[k]
             net.engine.reload(cfg)
