@@ -184,6 +184,18 @@ class _Client:
         return (f"--- {self.name} transcript ---\n" + "\n".join(self.transcript)[-6000:]
                 + f"\n--- {self.name} log ---\n{log}\n--- {self.name} hook events ---\n{evs}")
 
+    # -- the lifecycle the tests drive (shared; a client overrides what it does differently)
+    def obtain(self) -> Event:
+        """DORA by broadcast; the BOUND event."""
+        n = len(self.events())
+        self.start()
+        return self.wait_event({"BOUND"}, after=n)
+
+    def renew(self) -> Event:
+        """Wait for the client to renew on its own at T1 (a unicast REQUEST to the server):
+        the RENEW event."""
+        return self.wait_event({"RENEW"}, after=len(self.events()))
+
     def addresses(self) -> list[str]:
         """IPv4 addresses configured on the client interface (inside its namespace)."""
         out = self.ns.run(["ip", "-4", "-o", "addr", "show", "dev", self.ifname]).stdout
@@ -256,16 +268,6 @@ class Dhclient(_Client):
             self._log = None
 
     # -- the lifecycle the tests drive
-    def obtain(self) -> Event:
-        """DORA by broadcast; the BOUND event."""
-        n = len(self.events())
-        self.start()
-        return self.wait_event({"BOUND"}, after=n)
-
-    def renew(self) -> Event:
-        """dhclient renews on its own at T1 (unicast REQUEST to the server): the RENEW event."""
-        return self.wait_event({"RENEW"}, after=len(self.events()))
-
     def reboot(self) -> Event:
         """Stop keeping the lease, start again: INIT-REBOOT from the lease file (REBOOT)."""
         self.stop_keep()
@@ -349,16 +351,6 @@ class Dhcpcd(_Client):
         """Stop the daemon without releasing (dhcpcd releases on exit only if told to)."""
         self.close()
 
-    def obtain(self) -> Event:
-        """First run: DORA by broadcast; the BOUND event."""
-        n = len(self.events())
-        self.start()
-        return self.wait_event({"BOUND"}, after=n)
-
-    def renew(self) -> Event:
-        """dhcpcd renews on its own at T1: the RENEW event."""
-        return self.wait_event({"RENEW"}, after=len(self.events()))
-
     def reboot(self) -> Event:
         """Stop the daemon (lease kept in the state dir), start again: INIT-REBOOT (REBOOT)."""
         self.stop_keep()
@@ -423,12 +415,6 @@ class Udhcpc(_Client):
         pid = int(self.pidfile.read_text().split()[0])
         self.transcript.append(f"kill -{signal.Signals(sig).name} {pid}")
         os.kill(pid, sig)
-
-    def obtain(self) -> Event:
-        """DORA by broadcast; the bound event."""
-        n = len(self.events())
-        self.start()
-        return self.wait_event({"BOUND"}, after=n)
 
     def renew(self) -> Event:
         """SIGUSR1: a unicast REQUEST to the server; the renew event."""
