@@ -1,0 +1,59 @@
+# Typed boundary of fastdhcp._leaseindex: the in-memory indexes of the committed lease table.
+
+cimport cython
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+
+cdef enum:
+    # First byte of every record this schema writes (msgpack fixarray of 8 elements), and the
+    # largest positive fixint: the state is the record's second byte when it is one.
+    REC_FIXARRAY8 = 0x98
+    REC_FIXINT_MAX = 0x7F
+    # LeaseState values that mark an address used (ACTIVE_STATES).
+    REC_STATE_DEFAULT = 0
+    REC_STATE_DECLINED = 1
+
+
+cdef struct Rec:
+    # One slot per lease record, keyed by address; ip == 0 marks an empty slot (0.0.0.0 is
+    # never leased). exp: 0 while the record is not active, else `expires` clamped to
+    # [1, 2**32 - 1]. chash: the (masked) hash of the record's client key.
+    uint32_t ip
+    uint32_t exp
+    uint64_t chash
+
+
+cdef struct Cli:
+    # One slot per lease record too, keyed by client hash (several per hash: a multimap);
+    # ip == 0 marks an empty slot.
+    uint64_t chash
+    uint32_t ip
+    uint32_t pad
+
+
+@cython.final
+cdef class LeaseIndex:
+    cdef Rec* _recs
+    cdef uint64_t _rmask          # capacity - 1 (capacity: a power of two)
+    cdef Py_ssize_t _rcount       # records
+    cdef Py_ssize_t _active       # records with exp != 0
+    cdef Cli* _clis
+    cdef uint64_t _cmask
+    cdef Py_ssize_t _ccount
+    cdef uint64_t* _heap          # min-heap of exp << 32 | ip, checked against _recs on use
+    cdef Py_ssize_t _hlen
+    cdef Py_ssize_t _hcap
+    cdef uint64_t _hash_mask
+
+    cdef Rec* _rfind(self, uint32_t ip) noexcept nogil
+    cdef Rec* _rinsert(self, uint32_t ip) except NULL
+    cdef void _rdelete(self, Rec* slot) noexcept nogil
+    cdef int _rgrow(self) except -1
+    cdef int _cadd(self, uint64_t h, uint32_t ip) except -1
+    cdef bint _cremove(self, uint64_t h, uint32_t ip) noexcept nogil
+    cdef int _cgrow(self) except -1
+    cdef int _hpush(self, uint64_t key) except -1
+    cdef uint64_t _hpop(self) noexcept nogil
+    cdef void _hsift_down(self, Py_ssize_t i) noexcept nogil
+    cdef int _hcompact(self) except -1
+    cdef uint64_t _hash(self, object client_key) except? 0
+    cdef int put_c(self, uint32_t ip, uint64_t h, int64_t expires, bint active) except -1

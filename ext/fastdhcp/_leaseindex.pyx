@@ -1,0 +1,633 @@
+"""In-memory indexes of the committed lease table: by address, by client, and by expiry.
+
+Theory of operation. The durable truth is LMDB's ``leases`` table (address -> record). The server
+also needs the table the other way round (which address does this client hold?) and in expiry
+order (which bindings have ended?). Kept in LMDB those indexes cost one random-keyed B-tree page
+per new client per commit, and after a power loss a rebuild that took minutes at 10 million
+leases. Kept here they cost about 60 bytes and a few hundred nanoseconds per record, and they are
+rebuilt at every start-up by the scan that the pool bitmaps need anyway.
+
+One :class:`LeaseIndex` holds three structures, all derived from the records it was told about:
+
+- *records*: open addressing keyed by address (linear probing, backward-shift deletion): per
+  record the hash of its client key and, while it is active, its expiry;
+- *clients*: a multimap from client-key hash to address, one entry per record. A lookup gives
+  every address whose record's client key has that hash; the caller reads those records and
+  keeps the ones whose key really matches, so two keys with one hash (or a record changed behind
+  the index, e.g. deleted by the CLI) make a lookup slower, never wrong. The hash is Python's
+  ``hash(bytes)`` (SipHash, keyed per process), so clients cannot choose colliding keys;
+- *expiry*: a binary min-heap of ``expires << 32 | address``. A renewal pushes a new entry and
+  leaves the old one, which is recognised as stale (its record's expiry differs) and dropped when
+  it reaches the top; the heap is rebuilt from *records* when stale entries outnumber live ones,
+  so it never holds more than about twice the active records.
+
+Not thread-safe, but every method runs with the GIL held and without running Python code, so
+each call is atomic with respect to other Python threads (the store's writer thread applies a
+committed batch in one call while the event loop reads).
+"""
+
+cimport cython
+from cpython cimport array
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_GET_SIZE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree, PyMem_RawMalloc, PyMem_RawRealloc
+from cpython.object cimport PyObject_Hash
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memset
+
+from operator import index as _index
+
+
+cdef enum:
+    MIN_CAPACITY = 1024
+    MIN_HEAP = 1024
+    # Rebuild the heap when it holds more than 2 * active + HEAP_SLACK entries.
+    HEAP_SLACK = 4096
+    EXP_MAX = 0xFFFFFFFF
+
+
+cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL
+cdef uint64_t U32 = 0xFFFFFFFFULL
+
+
+cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
+    # Fibonacci hashing: spreads sequential addresses (and masked test hashes) over the table.
+    return (x * GOLDEN) >> 17
+
+
+cdef inline uint32_t _clamp_exp(int64_t expires) noexcept nogil:
+    if expires < 1:
+        return 1
+    if expires > EXP_MAX:
+        return EXP_MAX
+    return <uint32_t>expires
+
+
+cdef inline int64_t _as_int64(object value) except? -1:
+    """``value`` as an int64, saturating at the ends (records may hold any msgpack int)."""
+    cdef int overflow = 0
+    cdef long long v
+    v = PyLong_AsLongLongAndOverflow(_index(value), &overflow)
+    if overflow > 0:
+        return 0x7FFFFFFFFFFFFFFFLL
+    if overflow < 0:
+        return -0x7FFFFFFFFFFFFFFFLL
+    return v
+
+
+cdef inline uint32_t _as_ip(object ip) except? 0:
+    cdef int64_t v = _as_int64(ip)
+    if v < 1 or v > EXP_MAX:
+        raise ValueError(f"not a leasable IPv4 address: {ip!r}")
+    return <uint32_t>v
+
+
+# ------------------------------------------------------------------ record parsing (start-up)
+
+cdef inline Py_ssize_t _skip_int(const uint8_t* p, Py_ssize_t n, Py_ssize_t i,
+                                 int64_t* out) noexcept nogil:
+    """Read the msgpack int at p[i]; return the index after it, or -1 if there is none."""
+    cdef uint8_t b
+    cdef uint64_t u = 0
+    cdef Py_ssize_t width, k
+    if i >= n:
+        return -1
+    b = p[i]
+    if b <= 0x7F:
+        out[0] = b
+        return i + 1
+    if b >= 0xE0:
+        out[0] = <int64_t>(<signed char>b)
+        return i + 1
+    if 0xCC <= b <= 0xCF:
+        width = 1 << (b - 0xCC)
+    elif 0xD0 <= b <= 0xD3:
+        width = 1 << (b - 0xD0)
+    else:
+        return -1
+    if i + 1 + width > n:
+        return -1
+    for k in range(width):
+        u = (u << 8) | p[i + 1 + k]
+    if b <= 0xCF:
+        out[0] = <int64_t>u if u <= 0x7FFFFFFFFFFFFFFFULL else 0x7FFFFFFFFFFFFFFFLL
+    elif width == 1:
+        out[0] = <signed char>u
+    elif width == 2:
+        out[0] = <short>u
+    elif width == 4:
+        out[0] = <int>u
+    else:
+        out[0] = <int64_t>u
+    return i + 1 + width
+
+
+cdef inline Py_ssize_t _bin_at(const uint8_t* p, Py_ssize_t n, Py_ssize_t i,
+                               Py_ssize_t* length) noexcept nogil:
+    """Start of the msgpack bin at p[i] (its length in ``length``), or -1 if there is none."""
+    cdef Py_ssize_t head, k
+    cdef Py_ssize_t size = 0
+    if i >= n:
+        return -1
+    if p[i] == 0xC4:
+        head = 1
+    elif p[i] == 0xC5:
+        head = 2
+    elif p[i] == 0xC6:
+        head = 4
+    else:
+        return -1
+    if i + 1 + head > n:
+        return -1
+    for k in range(head):
+        size = (size << 8) | p[i + 1 + k]
+    if i + 1 + head + size > n:
+        return -1
+    length[0] = size
+    return i + 1 + head
+
+
+# ------------------------------------------------------------------ radix sort (active list)
+
+cdef void _sort_u32(uint32_t* a, uint32_t* tmp, Py_ssize_t* counts, Py_ssize_t n) noexcept nogil:
+    # Two stable counting passes of 16 bits: O(n), a few ms for millions of addresses.
+    # `counts` has room for 65536 entries.
+    cdef Py_ssize_t i, total, c
+    cdef int shift, p
+    cdef uint32_t* src = a
+    cdef uint32_t* dst = tmp
+    cdef uint32_t* swap
+    for p in range(2):
+        shift = 16 * p
+        memset(counts, 0, 65536 * sizeof(Py_ssize_t))
+        for i in range(n):
+            counts[(src[i] >> shift) & 0xFFFF] += 1
+        total = 0
+        for i in range(65536):
+            c = counts[i]
+            counts[i] = total
+            total += c
+        for i in range(n):
+            c = (src[i] >> shift) & 0xFFFF
+            dst[counts[c]] = src[i]
+            counts[c] += 1
+        swap = src
+        src = dst
+        dst = swap
+    # After two passes the sorted data is back in `a`.
+
+
+@cython.final
+cdef class LeaseIndex:
+    """Records by address, addresses by client-key hash, active records by expiry.
+
+    ``hash_bits`` (tests only) keeps that many low bits of each client-key hash, to make
+    collisions common; the default keeps all 64.
+    """
+
+    def __cinit__(self, int hash_bits=64):
+        if not 1 <= hash_bits <= 64:
+            raise ValueError("hash_bits must be 1..64")
+        self._hash_mask = (~<uint64_t>0) if hash_bits == 64 else ((<uint64_t>1 << hash_bits) - 1)
+        self._recs = <Rec*>PyMem_RawCalloc(MIN_CAPACITY, sizeof(Rec))
+        self._clis = <Cli*>PyMem_RawCalloc(MIN_CAPACITY, sizeof(Cli))
+        self._heap = <uint64_t*>PyMem_RawMalloc(MIN_HEAP * sizeof(uint64_t))
+        if self._recs is NULL or self._clis is NULL or self._heap is NULL:
+            raise MemoryError()
+        self._rmask = MIN_CAPACITY - 1
+        self._cmask = MIN_CAPACITY - 1
+        self._hcap = MIN_HEAP
+
+    def __dealloc__(self):
+        PyMem_RawFree(self._recs)
+        PyMem_RawFree(self._clis)
+        PyMem_RawFree(self._heap)
+
+    # -------------------------------------------------------------- records (by address)
+
+    cdef Rec* _rfind(self, uint32_t ip) noexcept nogil:
+        cdef uint64_t i = _mix(ip) & self._rmask
+        while self._recs[i].ip != 0:
+            if self._recs[i].ip == ip:
+                return &self._recs[i]
+            i = (i + 1) & self._rmask
+        return NULL
+
+    cdef Rec* _rinsert(self, uint32_t ip) except NULL:
+        """The slot of ``ip``, claimed (ip set, exp 0, chash 0) if it was not there."""
+        cdef Rec* r = self._rfind(ip)
+        if r is not NULL:
+            return r
+        if (self._rcount + 1) * 4 > (<Py_ssize_t>self._rmask + 1) * 3:
+            self._rgrow()
+        cdef uint64_t i = _mix(ip) & self._rmask
+        while self._recs[i].ip != 0:
+            i = (i + 1) & self._rmask
+        self._recs[i].ip = ip
+        self._recs[i].exp = 0
+        self._recs[i].chash = 0
+        self._rcount += 1
+        return &self._recs[i]
+
+    cdef void _rdelete(self, Rec* slot) noexcept nogil:
+        # Backward-shift deletion: move later entries of the probe run into the hole unless
+        # their home slot lies cyclically after the hole (they would become unreachable).
+        cdef uint64_t mask = self._rmask
+        cdef uint64_t i = <uint64_t>(slot - self._recs)
+        cdef uint64_t j = i
+        cdef uint64_t k
+        while True:
+            j = (j + 1) & mask
+            if self._recs[j].ip == 0:
+                break
+            k = _mix(self._recs[j].ip) & mask
+            if (i <= j and i < k <= j) or (i > j and (k > i or k <= j)):
+                continue
+            self._recs[i] = self._recs[j]
+            i = j
+        self._recs[i].ip = 0
+        self._rcount -= 1
+
+    cdef int _rgrow(self) except -1:
+        cdef uint64_t old_cap = self._rmask + 1
+        cdef uint64_t new_cap = old_cap * 2
+        cdef Rec* old = self._recs
+        cdef Rec* new = <Rec*>PyMem_RawCalloc(new_cap, sizeof(Rec))
+        cdef uint64_t s, i
+        if new is NULL:
+            raise MemoryError()
+        for s in range(old_cap):
+            if old[s].ip != 0:
+                i = _mix(old[s].ip) & (new_cap - 1)
+                while new[i].ip != 0:
+                    i = (i + 1) & (new_cap - 1)
+                new[i] = old[s]
+        self._recs = new
+        self._rmask = new_cap - 1
+        PyMem_RawFree(old)
+        return 0
+
+    # -------------------------------------------------------------- clients (multimap)
+
+    cdef int _cadd(self, uint64_t h, uint32_t ip) except -1:
+        cdef uint64_t i
+        if (self._ccount + 1) * 4 > (<Py_ssize_t>self._cmask + 1) * 3:
+            self._cgrow()
+        i = _mix(h) & self._cmask
+        while self._clis[i].ip != 0:
+            if self._clis[i].ip == ip and self._clis[i].chash == h:
+                return 0  # already there (one entry per record)
+            i = (i + 1) & self._cmask
+        self._clis[i].chash = h
+        self._clis[i].ip = ip
+        self._ccount += 1
+        return 0
+
+    cdef bint _cremove(self, uint64_t h, uint32_t ip) noexcept nogil:
+        cdef uint64_t mask = self._cmask
+        cdef uint64_t i = _mix(h) & mask
+        cdef uint64_t j, k
+        while self._clis[i].ip != 0:
+            if self._clis[i].ip == ip and self._clis[i].chash == h:
+                break
+            i = (i + 1) & mask
+        else:
+            return False
+        j = i
+        while True:
+            j = (j + 1) & mask
+            if self._clis[j].ip == 0:
+                break
+            k = _mix(self._clis[j].chash) & mask
+            if (i <= j and i < k <= j) or (i > j and (k > i or k <= j)):
+                continue
+            self._clis[i] = self._clis[j]
+            i = j
+        self._clis[i].ip = 0
+        self._ccount -= 1
+        return True
+
+    cdef int _cgrow(self) except -1:
+        cdef uint64_t old_cap = self._cmask + 1
+        cdef uint64_t new_cap = old_cap * 2
+        cdef Cli* old = self._clis
+        cdef Cli* new = <Cli*>PyMem_RawCalloc(new_cap, sizeof(Cli))
+        cdef uint64_t s, i
+        if new is NULL:
+            raise MemoryError()
+        for s in range(old_cap):
+            if old[s].ip != 0:
+                i = _mix(old[s].chash) & (new_cap - 1)
+                while new[i].ip != 0:
+                    i = (i + 1) & (new_cap - 1)
+                new[i] = old[s]
+        self._clis = new
+        self._cmask = new_cap - 1
+        PyMem_RawFree(old)
+        return 0
+
+    # -------------------------------------------------------------- expiry (lazy heap)
+
+    cdef int _hpush(self, uint64_t key) except -1:
+        cdef uint64_t* grown
+        cdef Py_ssize_t i, parent
+        if self._hlen > 2 * self._active + HEAP_SLACK:
+            self._hcompact()  # also pushes every live entry, `key`'s record's included
+            return 0
+        if self._hlen == self._hcap:
+            grown = <uint64_t*>PyMem_RawRealloc(self._heap, 2 * self._hcap * sizeof(uint64_t))
+            if grown is NULL:
+                raise MemoryError()
+            self._heap = grown
+            self._hcap *= 2
+        i = self._hlen
+        self._hlen += 1
+        while i > 0:
+            parent = (i - 1) >> 1
+            if self._heap[parent] <= key:
+                break
+            self._heap[i] = self._heap[parent]
+            i = parent
+        self._heap[i] = key
+        return 0
+
+    cdef void _hsift_down(self, Py_ssize_t i) noexcept nogil:
+        cdef uint64_t* h = self._heap
+        cdef Py_ssize_t n = self._hlen
+        cdef uint64_t key = h[i]
+        cdef Py_ssize_t child
+        while True:
+            child = 2 * i + 1
+            if child >= n:
+                break
+            if child + 1 < n and h[child + 1] < h[child]:
+                child += 1
+            if h[child] >= key:
+                break
+            h[i] = h[child]
+            i = child
+        h[i] = key
+
+    cdef uint64_t _hpop(self) noexcept nogil:
+        # Only called with _hlen > 0.
+        cdef uint64_t top = self._heap[0]
+        self._hlen -= 1
+        if self._hlen > 0:
+            self._heap[0] = self._heap[self._hlen]
+            self._hsift_down(0)
+        return top
+
+    cdef int _hcompact(self) except -1:
+        """Rebuild the heap from the active records (drops every stale entry)."""
+        cdef Py_ssize_t need = self._active + MIN_HEAP
+        cdef uint64_t* new
+        cdef uint64_t s
+        cdef Py_ssize_t n = 0, i
+        if need > self._hcap:
+            new = <uint64_t*>PyMem_RawMalloc(need * sizeof(uint64_t))
+            if new is NULL:
+                raise MemoryError()
+            PyMem_RawFree(self._heap)
+            self._heap = new
+            self._hcap = need
+        for s in range(self._rmask + 1):
+            if self._recs[s].ip != 0 and self._recs[s].exp != 0:
+                self._heap[n] = (<uint64_t>self._recs[s].exp << 32) | self._recs[s].ip
+                n += 1
+        self._hlen = n
+        i = n // 2 - 1
+        while i >= 0:
+            self._hsift_down(i)
+            i -= 1
+        return 0
+
+    # -------------------------------------------------------------- updates
+
+    cdef uint64_t _hash(self, object client_key) except? 0:
+        return (<uint64_t>PyObject_Hash(client_key)) & self._hash_mask
+
+    cdef int put_c(self, uint32_t ip, uint64_t h, int64_t expires, bint active) except -1:
+        cdef Rec* r = self._rfind(ip)
+        cdef uint32_t exp = _clamp_exp(expires) if active else 0
+        if r is NULL:
+            r = self._rinsert(ip)
+            self._cadd(h, ip)
+        elif r.chash != h:
+            self._cremove(r.chash, ip)
+            self._cadd(h, ip)
+        if (r.exp != 0) != (exp != 0):
+            self._active += 1 if exp != 0 else -1
+        if exp != 0 and exp != r.exp:
+            r.exp = exp
+            r.chash = h
+            # After the record is updated: a compaction inside the push reads the records.
+            self._hpush((<uint64_t>exp << 32) | ip)
+        else:
+            r.exp = exp
+            r.chash = h
+        return 0
+
+    def put(self, ip, bytes client_key not None, expires, bint active):
+        """The record of ``ip`` is now one of ``client_key``, active until ``expires`` or not
+        active. Raises ValueError for an address that cannot be leased (0 or past 2**32-1)."""
+        self.put_c(_as_ip(ip), self._hash(client_key), _as_int64(expires), active)
+
+    def apply(self, list leases):
+        """:meth:`put` for each :class:`~fastdhcp.leases.Lease` of a committed batch, in order
+        (a later version of an address wins), in one atomic call."""
+        cdef object lease
+        cdef object state
+        for lease in leases:
+            state = lease.state
+            self.put_c(_as_ip(lease.ip), self._hash(lease.client_key),
+                       _as_int64(lease.expires),
+                       state == REC_STATE_DEFAULT or state == REC_STATE_DECLINED)
+
+    def remove(self, ip):
+        """Forget the record of ``ip`` (deleted from the table). True if there was one."""
+        cdef int64_t v = _as_int64(ip)
+        if v < 1 or v > EXP_MAX:
+            return False
+        cdef Rec* r = self._rfind(<uint32_t>v)
+        if r is NULL:
+            return False
+        self._cremove(r.chash, r.ip)
+        if r.exp != 0:
+            self._active -= 1
+        self._rdelete(r)
+        return True
+
+    def clear(self):
+        """Forget every record."""
+        memset(self._recs, 0, (self._rmask + 1) * sizeof(Rec))
+        memset(self._clis, 0, (self._cmask + 1) * sizeof(Cli))
+        self._rcount = self._ccount = self._active = self._hlen = 0
+
+    # -------------------------------------------------------------- queries
+
+    def candidates(self, bytes client_key not None):
+        """Every address whose record's client key hashes like ``client_key`` (a superset of
+        the addresses whose record is ``client_key``'s: check the records)."""
+        cdef uint64_t h = self._hash(client_key)
+        cdef uint64_t i = _mix(h) & self._cmask
+        cdef list out = []
+        while self._clis[i].ip != 0:
+            if self._clis[i].chash == h:
+                out.append(self._clis[i].ip)
+            i = (i + 1) & self._cmask
+        return out
+
+    def expiry(self, ip):
+        """The expiry of the active record of ``ip`` (clamped to 1 .. 2**32-1), or None when
+        there is no record or it is not active."""
+        cdef int64_t v = _as_int64(ip)
+        if v < 1 or v > EXP_MAX:
+            return None
+        cdef Rec* r = self._rfind(<uint32_t>v)
+        if r is NULL or r.exp == 0:
+            return None
+        return r.exp
+
+    def __contains__(self, ip):
+        cdef int64_t v = _as_int64(ip)
+        return 1 <= v <= EXP_MAX and self._rfind(<uint32_t>v) is not NULL
+
+    def due(self, now, Py_ssize_t limit, skip=None):
+        """Up to ``limit`` addresses of active records with expiry <= ``now``, oldest first
+        (then lowest address), leaving out those in ``skip`` (a container of addresses).
+
+        The records stay indexed: a binding ends when its new version is applied.
+        """
+        cdef int64_t t = _as_int64(now)
+        cdef list out = []
+        cdef uint64_t key, last = 0
+        cdef uint32_t ip
+        cdef Rec* r
+        cdef array.array held = array.array("Q")
+        cdef Py_ssize_t k
+        if limit <= 0 or t < 1:
+            return out
+        if t > EXP_MAX:
+            t = EXP_MAX
+        while self._hlen and <int64_t>(self._heap[0] >> 32) <= t and len(out) < limit:
+            key = self._hpop()
+            if key == last:
+                continue  # a duplicate of the entry just taken
+            ip = <uint32_t>(key & U32)
+            r = self._rfind(ip)
+            if r is NULL or r.exp != (key >> 32):
+                continue  # stale: the record was renewed, ended or deleted since the push
+            last = key
+            held.append(key)
+            if skip is not None and ip in skip:
+                continue
+            out.append(ip)
+        for k in range(len(held)):
+            self._hpush(held.data.as_ulonglongs[k])
+        return out
+
+    def next_expiry(self):
+        """The earliest expiry among active records, or None (drops stale heap tops)."""
+        cdef uint64_t key
+        cdef Rec* r
+        while self._hlen:
+            key = self._heap[0]
+            r = self._rfind(<uint32_t>(key & U32))
+            if r is not NULL and r.exp == (key >> 32):
+                return <int64_t>(key >> 32)
+            self._hpop()
+        return None
+
+    def active(self):
+        """Every address with an active record, ascending, as an ``array('I')``."""
+        cdef array.array out = array.array("I")
+        cdef array.array tmp
+        cdef Py_ssize_t n = 0
+        cdef uint64_t s
+        array.resize(out, self._active)
+        for s in range(self._rmask + 1):
+            if self._recs[s].ip != 0 and self._recs[s].exp != 0:
+                out.data.as_uints[n] = self._recs[s].ip
+                n += 1
+        tmp = array.clone(out, n, False)
+        cdef Py_ssize_t* counts = <Py_ssize_t*>PyMem_RawMalloc(65536 * sizeof(Py_ssize_t))
+        if counts is NULL:
+            raise MemoryError()
+        with nogil:
+            _sort_u32(out.data.as_uints, tmp.data.as_uints, counts, n)
+        PyMem_RawFree(counts)
+        return out
+
+    # -------------------------------------------------------------- start-up
+
+    def load(self, object items, Py_ssize_t limit):
+        """Index the records of ``items``: ``(key, value)`` bytes pairs (an LMDB cursor over
+        ``leases``), keys 4-byte big-endian addresses. Stops after ``limit`` pairs.
+
+        Reads this schema's records in place (msgpack array header, state, expires, two more
+        ints, the client key as bin) without decoding them into objects. Returns ``(count,
+        last_key, odd)``: pairs consumed, the last key (None if none), and the pairs it could not
+        read that way, for the caller to decode and :meth:`put`.
+        """
+        cdef Py_ssize_t n = 0, size, pos, klen = 0
+        cdef object key = None
+        cdef object value
+        cdef const uint8_t* k
+        cdef const uint8_t* v
+        cdef int64_t expires = 0, skip = 0
+        cdef uint32_t ip
+        cdef uint8_t state
+        cdef list odd = []
+        cdef object client
+        for key, value in items:
+            n += 1
+            if (not PyBytes_CheckExact(key) or not PyBytes_CheckExact(value)
+                    or PyBytes_GET_SIZE(key) != 4):
+                odd.append((key, value))
+            else:
+                k = <const uint8_t*>PyBytes_AS_STRING(key)
+                v = <const uint8_t*>PyBytes_AS_STRING(value)
+                size = PyBytes_GET_SIZE(value)
+                ip = ((<uint32_t>k[0] << 24) | (<uint32_t>k[1] << 16)
+                      | (<uint32_t>k[2] << 8) | k[3])
+                pos = -1
+                if size >= 2 and v[0] == REC_FIXARRAY8 and v[1] <= REC_FIXINT_MAX and ip != 0:
+                    state = v[1]
+                    pos = _skip_int(v, size, 2, &expires)
+                    if pos >= 0:
+                        pos = _skip_int(v, size, pos, &skip)  # issued
+                    if pos >= 0:
+                        pos = _skip_int(v, size, pos, &skip)  # subnet id
+                    if pos >= 0:
+                        pos = _bin_at(v, size, pos, &klen)
+                if pos < 0:
+                    odd.append((key, value))
+                else:
+                    client = PyBytes_FromStringAndSize(<const char*>(v + pos), klen)
+                    self.put_c(ip, self._hash(client), expires,
+                               state == REC_STATE_DEFAULT or state == REC_STATE_DECLINED)
+            if n >= limit:
+                break
+        return n, key, odd
+
+    # -------------------------------------------------------------- sizes
+
+    def __len__(self):
+        return self._rcount
+
+    @property
+    def active_count(self):
+        """Records that are active."""
+        return self._active
+
+    @property
+    def heap_size(self):
+        """Entries in the expiry heap, stale ones included (at most about 2x active)."""
+        return self._hlen
+
+    @property
+    def nbytes(self):
+        """Bytes allocated for the three structures."""
+        return ((self._rmask + 1) * sizeof(Rec) + (self._cmask + 1) * sizeof(Cli)
+                + self._hcap * sizeof(uint64_t))
