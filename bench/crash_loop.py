@@ -70,13 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         "ack_checks": report.acks_checked,
         "losses": report.losses,
         "double_bindings": report.doubles,
-        "index_problems": sum(len(r.result.index) for r in rounds)
-        + (len(report.final.index) if report.final else 0),
         "problems": report.problems,
         "restart_probes": report.probes,
         "renewals": sum(r.renewals for r in rounds),
         "cross_round_renewals": loop.ledger.cross_round_renewals,
-        "rounds_with_index_lag_1": sum(1 for r in rounds if r.index_lag == 1),
         "rounds_with_committed_unacked": sum(1 for r in rounds if r.committed_unacked),
         "kills_that_lost_acks": sum(1 for r in rounds if r.new_losses),
         "median_start_s": sorted(r.start_s for r in rounds)[len(rounds) // 2],

@@ -133,27 +133,17 @@ class Record:
 
 @dataclasses.dataclass
 class Snapshot:
-    """The database as one reader saw it (lease environment and index environment)."""
+    """The lease table as one reader saw it (the indexes live in the server's memory)."""
 
     leases: dict[int, Record]
-    seq: int  #: meta batch-seq of the lease environment
-    last_batch: frozenset[int]  #: meta last-batch (addresses of the last committed batch)
-    clean: bool  #: meta clean-shutdown == "1"
-    index_seq: int | None  #: meta batch-seq of the index (None: no index environment)
-    clients: list[tuple[bytes, int]]  #: index `clients`: (client key, address), every entry
-    expiry: set[tuple[int, int]]  #: index `expiry`: (expires, address)
     read_at: float  #: wall time of the read
 
     def active(self) -> dict[int, Record]:
         return {ip: r for ip, r in self.leases.items() if r.state in ACTIVE}
 
 
-def _u(raw: bytes | None) -> int:
-    return int.from_bytes(raw, "big") if raw else 0
-
-
 def read_db(path: str | os.PathLike[str]) -> Snapshot:
-    """Read the lease and index environments at ``path`` read-only, each in one transaction.
+    """Read the lease table at ``path`` read-only, in one transaction.
 
     Uses ``lmdb`` and ``msgpack`` directly, not fastdhcp.store. Must not run in a process that
     has the same database open (LMDB: one handle per environment and process).
@@ -171,31 +161,11 @@ def read_db(path: str | os.PathLike[str]) -> Snapshot:
                                       unicode_errors="surrogateescape")
                 leases[struct.unpack("!I", k)[0]] = Record(
                     rec[0], rec[1], rec[2], rec[3], bytes(rec[4]), bytes(rec[5]))
-            seq = _u(txn.get(b"batch-seq", db=mdb))
-            lb = txn.get(b"last-batch", db=mdb) or b""
-            clean = txn.get(b"clean-shutdown", db=mdb) == b"1"
+            if txn.get(b"schema-version", db=mdb) is None:
+                raise ValueError(f"{path}: no schema version: not a fastdhcp lease database")
     finally:
         env.close()
-    last_batch = frozenset(struct.unpack(f"!{len(lb) // 4}I", lb))
-    index_seq: int | None = None
-    clients: list[tuple[bytes, int]] = []
-    expiry: set[tuple[int, int]] = set()
-    ipath = os.path.join(path, "index.mdb")
-    if os.path.exists(ipath):
-        ienv = lmdb.open(ipath, subdir=False, readonly=True, max_dbs=8, lock=True, map_size=0)
-        try:
-            cdb = ienv.open_db(b"clients", create=False)
-            edb = ienv.open_db(b"expiry", create=False)
-            imeta = ienv.open_db(b"meta", create=False)
-            with ienv.begin() as txn:
-                index_seq = _u(txn.get(b"batch-seq", db=imeta))
-                for k, v in txn.cursor(db=cdb):
-                    clients.append((bytes(k), struct.unpack("!I", v[8:12])[0]))
-                for k in txn.cursor(db=edb).iternext(values=False):
-                    expiry.add((int.from_bytes(k[:8], "big"), struct.unpack("!I", k[8:12])[0]))
-        finally:
-            ienv.close()
-    return Snapshot(leases, seq, last_batch, clean, index_seq, clients, expiry, read_at)
+    return Snapshot(leases, read_at)
 
 
 # --------------------------------------------------------------------------- the checker
@@ -208,20 +178,17 @@ class CheckResult:
     checked: int = 0  #: ACKed (client, address) pairs checked
     losses: list[str] = dataclasses.field(default_factory=list)
     doubles: list[str] = dataclasses.field(default_factory=list)
-    index: list[str] = dataclasses.field(default_factory=list)  #: index inconsistencies
     moved: int = 0  #: clients whose table lease is a newer one at another address (allowed)
     lost_rounds: list[int] = dataclasses.field(default_factory=list)  #: round of each loss
 
     @property
     def ok(self) -> bool:
-        return not (self.losses or self.doubles or self.index)
+        return not (self.losses or self.doubles)
 
     def summary(self, limit: int = 10) -> str:
         lines = [f"{self.checked} ACKs checked: {len(self.losses)} lost, "
-                 f"{len(self.doubles)} double bindings, {len(self.index)} index problems, "
-                 f"{self.moved} moved"]
-        for title, items in (("lost", self.losses), ("double", self.doubles),
-                             ("index", self.index)):
+                 f"{len(self.doubles)} double bindings, {self.moved} moved"]
+        for title, items in (("lost", self.losses), ("double", self.doubles)):
             for line in items[:limit]:
                 lines.append(f"  {title}: {line}")
             if len(items) > limit:
@@ -239,13 +206,8 @@ def check(snap: Snapshot, ledger: AckLedger, lifetime: int = LIFETIME,
     leaves the older expiry. Allowed instead: the client holds a bound lease at another address
     issued after that ACK (a later renewal we did not see ACKed), counted as ``moved``.
 
-    Double binding: two active leases with one client key; one address in two clients'
-    ``clients`` index entries; two clients whose newest ACKs name the same address.
-
-    Index: when the index reflects the last batch (same batch-seq), every active lease has its
-    ``clients`` entry pointing at it and its ``expiry`` entry; when it lags by exactly one batch
-    (the writer died between the two commits), the addresses of that batch are exempt; any other
-    lag is reported.
+    Double binding: two active leases with one client key; two clients whose newest ACKs name
+    the same address.
     """
     res = CheckResult()
     leases = snap.leases
@@ -258,14 +220,6 @@ def check(snap: Snapshot, ledger: AckLedger, lifetime: int = LIFETIME,
         if len(ips) > 1:
             res.doubles.append(f"client {key.hex()} has {len(ips)} active leases: "
                                + ", ".join(ipstr(i) for i in sorted(ips)))
-    # The same address in two clients' index entries.
-    idx_by_ip: dict[int, list[bytes]] = {}
-    for key, ip in snap.clients:
-        idx_by_ip.setdefault(ip, []).append(key)
-    for ip, keys in idx_by_ip.items():
-        if len(keys) > 1:
-            res.doubles.append(f"{ipstr(ip)} is in {len(keys)} clients' index entries: "
-                               + ", ".join(k.hex() for k in keys))
     # Two clients ACKed the same address (each believes it holds it).
     acked_by_ip: dict[int, list[int]] = {}
     for chaddr, ack in ledger.latest.items():
@@ -305,27 +259,6 @@ def check(snap: Snapshot, ledger: AckLedger, lifetime: int = LIFETIME,
         res.losses.append(f"{macstr(chaddr)} ACKed {ipstr(ack.ip)} in round {ack.round} "
                           f"({ack.source}): {why}")
         res.lost_rounds.append(ack.round)
-    # The index, when it claims to reflect the table.
-    if snap.index_seq is None:
-        if snap.seq:
-            res.index.append("no index environment beside a non-empty lease table")
-    else:
-        lag = snap.seq - snap.index_seq
-        if lag == 0 or lag == 1:
-            exempt = snap.last_batch if lag == 1 else frozenset()
-            idx_client = dict(snap.clients)
-            for ip, r in active.items():
-                if ip in exempt:
-                    continue
-                if idx_client.get(r.client_key) != ip:
-                    got = idx_client.get(r.client_key)
-                    res.index.append(f"clients[{r.client_key.hex()}] -> "
-                                     f"{ipstr(got) if got is not None else 'missing'}, "
-                                     f"its active lease is {ipstr(ip)}")
-                if (max(r.expires, 0), ip) not in snap.expiry:
-                    res.index.append(f"no expiry entry for active {ipstr(ip)}")
-        else:
-            res.index.append(f"index batch-seq {snap.index_seq}, lease batch-seq {snap.seq}")
     return res
 
 
@@ -377,7 +310,6 @@ class RoundReport:
     committed_unacked: int
     result: CheckResult
     leases_in_table: int
-    index_lag: int | None
     start_s: float  #: seconds from spawn to READY=1 of this round's server
 
     @property
@@ -429,7 +361,7 @@ class CrashReport:
                 f"{r.acks} ACKs ({r.renewals} renewals), {r.acks_before_kill_100ms} in the last "
                 f"100 ms, {r.in_flight_at_kill} in flight, {r.timeouts} timeouts, "
                 f"{r.committed_unacked} committed unACKed; table "
-                f"{r.leases_in_table} leases, index lag {r.index_lag}; "
+                f"{r.leases_in_table} leases; "
                 f"{r.result.summary().splitlines()[0]}")
             lines.extend(r.result.summary().splitlines()[1:])
         if self.final is not None:
@@ -615,7 +547,6 @@ class CrashLoop:
                           and r.client_key not in acked_now)
             rr = RoundReport(rnd, kill_at, first_mac, stats.acks, acks_recent, in_flight,
                              stats.timeouts, renewals, unacked, res, len(snap.leases),
-                             None if snap.index_seq is None else snap.seq - snap.index_seq,
                              start_s)
             self.report.rounds.append(rr)
             self.log(f"round {rnd}: kill at {kill_at:.3f} s, {stats.acks} ACKs, "
@@ -633,11 +564,6 @@ class CrashLoop:
             srv.close()
         snap = read_db(self.db)
         self.report.final = check(snap, self.ledger)
-        if not snap.clean:
-            self.report.problems.append("clean-shutdown flag not set after SIGTERM")
-        if snap.index_seq != snap.seq:
-            self.report.problems.append(
-                f"index batch-seq {snap.index_seq} != {snap.seq} after a clean stop")
         self.report.ledger_clients = len(self.ledger.latest)
         self.report.acks_total = self.ledger.total
         return self.report

@@ -1,8 +1,10 @@
 """fastdhcp._leaseindex.LeaseIndex against a plain-Python model of the same contract.
 
-The model is a dict address -> (client key, expiry, active); every query has a one-line model
-answer, and a hypothesis state machine checks them all after every step, with full 64-bit hashes
-and with 2-bit hashes (so that most client keys collide and the multimap is really exercised).
+The model is a dict address -> (client key, expiry, active) plus the current address of each
+client; every query has a one-line model answer, and a hypothesis state machine checks them all
+after every step, with full hashes and with 2-bit hashes. With 2-bit hashes most client keys
+share a fingerprint: the model then files clients under the index's own fingerprint, which is
+exactly what the index promises (what a collision costs the store is tested in test_store.py).
 """
 
 from __future__ import annotations
@@ -25,23 +27,34 @@ EXP_MAX = 0xFFFFFFFF
 
 
 def clamp(expires: int) -> int:
-    return min(max(expires, 1), EXP_MAX)
+    return min(max(expires, 0), EXP_MAX - 1)
 
 
 class Model:
-    def __init__(self, hash_bits: int) -> None:
-        self.mask = (1 << hash_bits) - 1
+    def __init__(self, idx: LeaseIndex) -> None:
+        self.fp = idx.fingerprint
         self.recs: dict[int, tuple[bytes, int, bool]] = {}
+        self.cur: dict[tuple[int, int], int] = {}
 
-    def h(self, key: bytes) -> int:
-        return hash(key) & self.mask
+    def put(self, ip: int, key: bytes, expires: int, active: bool) -> None:
+        old = self.recs.get(ip)
+        if old is not None and self.fp(old[0]) != self.fp(key):
+            if self.cur.get(self.fp(old[0])) == ip:
+                del self.cur[self.fp(old[0])]
+        self.recs[ip] = (key, expires, active)
+        self.cur[self.fp(key)] = ip
 
-    def candidates(self, key: bytes) -> list[int]:
-        return sorted(ip for ip, (k, _, _) in self.recs.items() if self.h(k) == self.h(key))
+    def remove(self, ip: int) -> None:
+        key = self.recs.pop(ip)[0]
+        if self.cur.get(self.fp(key)) == ip:
+            del self.cur[self.fp(key)]
+
+    def client(self, key: bytes) -> int | None:
+        return self.cur.get(self.fp(key))
 
     def due(self, now: int, limit: int, skip: set[int]) -> list[int]:
         live = sorted(
-            (clamp(e), ip) for ip, (_, e, a) in self.recs.items() if a and clamp(e) <= now
+            (clamp(e), ip) for ip, (_, e, a) in self.recs.items() if a and clamp(e) <= clamp(now)
         )
         return [ip for _, ip in live if ip not in skip][:limit]
 
@@ -62,7 +75,7 @@ class IndexMachine(RuleBasedStateMachine):
     @initialize(bits=st.sampled_from([64, 2]))
     def setup(self, bits: int) -> None:
         self.idx = LeaseIndex(hash_bits=bits)
-        self.model = Model(bits)
+        self.model = Model(self.idx)
         self.keys: list[bytes] = [b"\x01a"]
 
     @rule(ip=IPS, key=KEYS, expires=TIMES, active=st.booleans(), reuse=st.booleans())
@@ -72,7 +85,7 @@ class IndexMachine(RuleBasedStateMachine):
         else:
             self.keys.append(key)
         self.idx.put(ip, key, expires, active)
-        self.model.recs[ip] = (key, expires, active)
+        self.model.put(ip, key, expires, active)
 
     @rule(n=st.integers(1, 200), base=st.integers(1, 100_000), expires=TIMES)
     def bulk(self, n: int, base: int, expires: int) -> None:
@@ -83,14 +96,14 @@ class IndexMachine(RuleBasedStateMachine):
         ]
         self.idx.apply(leases)
         for x in leases:
-            self.model.recs[x.ip] = (x.client_key, x.expires, x.state in (0, 1))
+            self.model.put(x.ip, x.client_key, x.expires, x.state in (0, 1))
 
     @precondition(lambda self: self.model.recs)
     @rule(pick=st.randoms(use_true_random=False))
     def remove(self, pick: random.Random) -> None:
         ip = pick.choice(sorted(self.model.recs))
         assert self.idx.remove(ip)
-        del self.model.recs[ip]
+        self.model.remove(ip)
         assert not self.idx.remove(ip)
 
     @rule(now=TIMES, limit=st.integers(0, 30), skip_mod=st.integers(0, 3))
@@ -107,7 +120,7 @@ class IndexMachine(RuleBasedStateMachine):
         assert self.idx.active_count == len(m.active())
         assert list(self.idx.active()) == m.active()
         for key in self.keys[-5:] + [b"\x01a", b"absent"]:
-            assert sorted(self.idx.candidates(key)) == m.candidates(key)
+            assert self.idx.client(key) == m.client(key)
         for ip in list(m.recs)[:20]:
             assert ip in self.idx
             _, e, a = m.recs[ip]
@@ -141,7 +154,7 @@ def test_many_records_grow_shrink_and_stay_consistent() -> None:
         del model[ip]
     assert len(idx) == len(model) and list(idx.active()) == sorted(model)
     for ip, (key, e) in model.items():
-        assert idx.candidates(key) == [ip]
+        assert idx.client(key) == ip
         assert idx.expiry(ip) == e
     first = sorted((e, ip) for ip, (_, e) in model.items())[:100]
     assert idx.due(1 << 40, 100) == [ip for _, ip in first]
@@ -164,7 +177,7 @@ def test_load_reads_every_int_and_bin_width_like_put(expires: int, state: int, k
     n, last, odd = a.load(iter([((0x0A000001).to_bytes(4, "big"), _record(state, expires, client))]), 10)
     assert (n, last, odd) == (1, (0x0A000001).to_bytes(4, "big"), [])
     b.put(0x0A000001, client, expires, state in (0, 1))
-    assert a.candidates(client) == b.candidates(client) == [0x0A000001]
+    assert a.client(client) == b.client(client) == 0x0A000001
     assert a.expiry(0x0A000001) == b.expiry(0x0A000001)
     assert list(a.active()) == list(b.active())
 
@@ -190,6 +203,30 @@ def test_load_returns_what_it_cannot_read_and_stops_at_limit() -> None:
     assert (n, last, back, len(idx2)) == (3, (3).to_bytes(4, "big"), [], 3)
 
 
+def test_load_keeps_a_clients_active_then_newest_then_highest_record() -> None:
+    # (address, state, issued) of one client's records, in address order; the expected winner.
+    cases = [
+        ([(1, 2, 50), (2, 0, 10), (3, 3, 90)], 2),  # the active one, however old
+        ([(1, 3, 50), (2, 2, 70), (3, 3, 60)], 2),  # none active: newest issued
+        ([(1, 3, 70), (2, 2, 70), (3, 3, 60)], 2),  # tie on issued: highest address
+        ([(1, 0, 70), (2, 1, 10)], 1),  # both active (declined counts): newest issued
+        ([(5, 2, 2**40), (6, 2, 2**33)], 6),  # issued past 32 bits: clamped, tie, highest
+    ]
+    for recs, want in cases:
+        pairs = [(ip.to_bytes(4, "big"), _record(st, 100, b"C", issued=iss)) for ip, st, iss in recs]
+        idx = LeaseIndex()
+        assert idx.load(iter(pairs), 100)[2] == []
+        assert idx.client(b"C") == want, recs
+        one = LeaseIndex()
+        for ip, st, iss in recs:
+            one.put_loaded(ip, b"C", 100, iss, st in (0, 1))
+        assert one.client(b"C") == want, recs
+    idx = LeaseIndex()
+    idx.put_loaded(1, b"C", 100, 5, True)
+    with pytest.raises(ValueError, match="loaded twice"):
+        idx.put_loaded(1, b"D", 100, 5, True)
+
+
 def test_bad_arguments() -> None:
     idx = LeaseIndex()
     for ip in (0, -1, 1 << 32):
@@ -202,3 +239,5 @@ def test_bad_arguments() -> None:
         LeaseIndex(hash_bits=0)
     assert idx.due(10, 0) == [] and idx.due(-1, 5) == [] and idx.next_expiry() is None
     assert idx.active() == array("I")
+    idx.put(1, b"k", -7, True)
+    assert idx.due(-1, 5) == [1] and idx.expiry(1) == 0 and idx.next_expiry() == 0

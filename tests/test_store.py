@@ -58,6 +58,22 @@ def oracle(*seqs: list[Lease]) -> MemoryLeaseStore:
     return model
 
 
+def reopened(*seqs: list[Lease]) -> MemoryLeaseStore:
+    """The oracle of a store reopened over these writes: the same records, and for a client
+    with several records the one start-up picks: active first, then the newest ``issued``
+    (which the index keeps as 32 bits), then the highest address."""
+    model = oracle(*seqs)
+    model.take_pending()
+    best: dict[bytes, Lease] = {}
+    for lease in model:  # address order
+        prev = best.get(lease.client_key)
+        rank = (lease.active, min(max(lease.issued, 0), 2**32 - 1))
+        if prev is None or rank >= (prev.active, min(max(prev.issued, 0), 2**32 - 1)):
+            best[lease.client_key] = lease
+    model._by_client = {k: x.ip for k, x in best.items()}
+    return model
+
+
 def assert_same(store: LmdbLeaseStore, model: MemoryLeaseStore) -> None:
     for ip in IPS:
         assert store.get(ip) == model.get(ip), ip
@@ -90,6 +106,9 @@ class StoreMachine(RuleBasedStateMachine):
 
         self.dir = tempfile.mkdtemp(prefix="fastdhcp-store-")
         self.store = LmdbLeaseStore(self.dir, sync=False, map_size=1 << 20)
+        # What the last reopen loaded (records and the client entries start-up chose), and
+        # the batches committed since.
+        self.base: list[Lease] = []
         self.committed: list[Lease] = []
         self.inflight: list[Lease] | None = None
         self.pending: list[Lease] = []
@@ -144,11 +163,15 @@ class StoreMachine(RuleBasedStateMachine):
     def reopen(self) -> None:
         self.store.close()
         self.store = LmdbLeaseStore(self.dir, sync=False, map_size=1 << 20)
-        assert not self.store.rebuilt_index
+        self.base = list(reopened(self.base, self.committed))
+        self.committed = []
 
     @invariant()
     def reads_match_oracle(self) -> None:
-        assert_same(self.store, oracle(self.committed, self.inflight or [], self.pending))
+        model = reopened(self.base, [])
+        for lease in [*self.committed, *(self.inflight or []), *self.pending]:
+            model.stage(lease)
+        assert_same(self.store, model)
 
     def teardown(self) -> None:
         self.store.close()
@@ -270,25 +293,39 @@ def test_staged_visible_before_commit_and_dropped_on_failure(dbdir):
 # ------------------------------------------------------------------------------ reopen
 
 
-def test_clean_reopen_keeps_index(dbdir):
+def test_reopen_restores_every_read(dbdir):
     leases = [mk(i, client=i % 50, state=i % 4, expires=(i * 7919) % 1000) for i in range(500)]
     store = LmdbLeaseStore(dbdir)
     for k in range(0, 500, 64):
         commit(store, leases[k : k + 64])
     store.close()
     store = LmdbLeaseStore(dbdir)
-    assert not store.rebuilt_index
-    assert_same_as(store, leases)
+    assert_same_model(store, reopened(leases))
     store.close()
 
 
-def rebuild_oracle_client(leases: list[Lease], key: bytes) -> Lease | None:
-    """After a rebuild, a client's lease is its record with the newest (issued, address)."""
-    newest = {}
-    for lease in leases:
-        newest[lease.ip] = lease
-    mine = [x for x in newest.values() if x.client_key == key]
-    return max(mine, key=lambda x: (x.issued, x.ip)) if mine else None
+def assert_same_model(store: LmdbLeaseStore, model: MemoryLeaseStore) -> None:
+    assert list(store) == list(model)
+    assert store.expired(10**9, 10**6) == model.expired(10**9, 10**6)
+    assert store.expired(500, 7) == model.expired(500, 7)
+    assert list(store.active_addresses()) == sorted(model.active_addresses())
+    for c in range(60):
+        key = b"\x01" + c.to_bytes(6, "big")
+        assert store.get_by_client(key) == model.get_by_client(key), c
+
+
+def test_a_client_moved_by_the_engine_keeps_its_new_binding_after_restart(dbdir):
+    # The engine ends a client's old binding and stages the new one in the same second (same
+    # issued); start-up must pick the active record, whatever the addresses' order.
+    old = mk(9, client=1)
+    ended = Lease(old.ip, old.client_key, old.hw_address, 7, int(LeaseState.RELEASED), 500, 500)
+    new = Lease(BASE + 2, old.client_key, old.hw_address, 7, int(LeaseState.DEFAULT), 500, 900)
+    with LmdbLeaseStore(dbdir) as s:
+        commit(s, [old])
+        commit(s, [ended, new])
+        assert s.get_by_client(old.client_key) == new
+    with LmdbLeaseStore(dbdir) as s:
+        assert s.get_by_client(old.client_key) == new
 
 
 CRASHER = textwrap.dedent(
@@ -303,11 +340,6 @@ CRASHER = textwrap.dedent(
             lease = Lease(0xC6120000 + i, b"\\x01" + (i % 40).to_bytes(6, "big"), b"hw", 1,
                           i % 4, 100 + i, (i * 7919) % 1000, "", b"")
             store.stage(lease)
-        if b == 7 and sys.argv[2] == "before-index":
-            def die(ops, force=False):
-                print("dying", flush=True)
-                os.kill(os.getpid(), signal.SIGKILL)
-            store._apply_index = die
         batch = store.take_pending()
         store.write(batch)
         store.committed(batch)
@@ -332,98 +364,53 @@ CRASH_LEASES = [
 ]
 
 
-def crash(dbdir: str, when: str) -> None:
-    """Run a writer in another process and SIGKILL it (after its last commit, or between the
-    last batch's lease commit and its index commit)."""
+def test_kill_9_then_reopen_restores_every_read(dbdir):
     proc = subprocess.run(
-        [sys.executable, "-c", CRASHER, dbdir, when], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", CRASHER, dbdir], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert proc.stdout.strip() == ("dying" if when == "before-index" else "written")
+    assert proc.stdout.strip() == "written"
+    with LmdbLeaseStore(dbdir) as store:
+        assert_same_model(store, reopened(CRASH_LEASES))
 
 
-def assert_crash_oracle(store: LmdbLeaseStore, rebuilt: bool) -> None:
-    model = oracle(CRASH_LEASES)
-    assert list(store) == list(model)
-    assert store.expired(10**9, 10**6) == model.expired(10**9, 10**6)
-    assert store.expired(500, 7) == model.expired(500, 7)
-    assert list(store.active_addresses()) == sorted(model.active_addresses())
-    for c in range(41):
-        key = b"\x01" + c.to_bytes(6, "big")
-        want = rebuild_oracle_client(CRASH_LEASES, key) if rebuilt else model.get_by_client(key)
-        assert store.get_by_client(key) == want
+def test_old_index_files_are_removed(dbdir):
+    # An earlier version kept its indexes in index.mdb beside data.mdb: derived, now unused.
+    with LmdbLeaseStore(dbdir) as s:
+        commit(s, [mk(i) for i in range(20)])
+    for name in ("index.mdb", "index.mdb-lock"):
+        with open(os.path.join(dbdir, name), "wb") as f:
+            f.write(os.urandom(8192))
+    with LmdbLeaseStore(dbdir) as s:
+        assert_same_as(s, [mk(i) for i in range(20)])
+    assert sorted(os.listdir(dbdir)) == ["data.mdb", "lock.mdb"]
 
 
-def test_crash_keeps_index_on_same_boot(dbdir):
-    # kill -9 after the last commit: the page cache (hence the unsynced index) survives.
-    crash(dbdir, "after")
-    store = LmdbLeaseStore(dbdir)
-    assert not store.rebuilt_index and store.caught_up == 0
-    assert_crash_oracle(store, rebuilt=False)
-    store.close()
-
-
-def test_crash_between_commits_replays_last_batch(dbdir):
-    crash(dbdir, "before-index")
-    store = LmdbLeaseStore(dbdir)
-    assert not store.rebuilt_index
-    assert store.caught_up == 64
-    assert_crash_oracle(store, rebuilt=False)
-    store.close()
-    with LmdbLeaseStore(dbdir) as again:
-        assert not again.rebuilt_index and again.caught_up == 0
-
-
-def set_meta(dbdir: str, key: bytes, value: bytes) -> None:
-    env = lmdb.open(dbdir, max_dbs=4)
-    meta = env.open_db(b"meta")
-    with env.begin(write=True) as txn:
-        txn.put(key, value, db=meta)
-    env.close()
-
-
-@pytest.mark.parametrize("when", ["after", "before-index"])
-def test_crash_then_reboot_rebuilds_index(dbdir, when):
-    # Unclean shutdown and the machine rebooted since (power loss): the never-fsynced index
-    # cannot be trusted, it is rebuilt from `leases`.
-    crash(dbdir, when)
-    set_meta(dbdir, b"boot-id", b"another-boot")
-    store = LmdbLeaseStore(dbdir)
-    assert store.rebuilt_index
-    assert_crash_oracle(store, rebuilt=True)
-    store.close()
-    # A clean close after the rebuild: the next open trusts the index.
-    store = LmdbLeaseStore(dbdir)
-    assert not store.rebuilt_index
-    store.close()
-
-
-def test_damaged_index_is_rebuilt(dbdir):
-    store = LmdbLeaseStore(dbdir)
-    commit(store, [mk(i) for i in range(20)])
-    store.close()
-    with open(os.path.join(dbdir, "index.mdb"), "r+b") as f:
-        f.write(os.urandom(8192))
-    store = LmdbLeaseStore(dbdir)
-    assert store.rebuilt_index
-    assert_same_as(store, [mk(i) for i in range(20)])
-    store.close()
-
-
-def test_index_of_another_database_is_not_trusted(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    a.mkdir()
-    b.mkdir()
-    with LmdbLeaseStore(str(a)) as s:
-        commit(s, [mk(1)])
-    with LmdbLeaseStore(str(b)) as s:
-        commit(s, [mk(2)])
-    os.replace(b / "index.mdb", a / "index.mdb")
-    os.unlink(a / "index.mdb-lock")
-    with LmdbLeaseStore(str(a)) as s:
-        assert s.rebuilt_index
-        assert s.get_by_client(mk(1).client_key) == mk(1)
-        assert s.get_by_client(mk(2).client_key) is None
+def test_fingerprint_collisions_cost_affinity_never_a_wrong_lease(dbdir, monkeypatch):
+    # With 1-bit hashes every client shares one of four fingerprints: the index keeps one
+    # address per fingerprint, so most clients lose their entry, but a lookup never returns
+    # another client's lease and every other read stays exact.
+    monkeypatch.setattr(LmdbLeaseStore, "index_hash_bits", 1)
+    leases = [mk(i, client=i % 30, state=i % 4, expires=(i * 31) % 200) for i in range(120)]
+    model = oracle(leases)
+    with LmdbLeaseStore(dbdir) as s:
+        for k in range(0, 120, 16):
+            commit(s, leases[k : k + 16])
+        for reopen in (False, True):
+            if reopen:
+                s.close()
+                s = LmdbLeaseStore(dbdir)
+                model = reopened(leases)
+            found = 0
+            for c in range(30):
+                key = b"\x01" + c.to_bytes(6, "big")
+                got = s.get_by_client(key)
+                assert got is None or got == model.get_by_client(key)
+                found += got is not None
+            assert 1 <= found <= 4
+            assert list(s) == list(model)
+            assert s.expired(10**9, 10**6) == model.expired(10**9, 10**6)
+            assert list(s.active_addresses()) == sorted(model.active_addresses())
 
 
 # ------------------------------------------------------------------------------ map growth
@@ -650,7 +637,6 @@ def test_delete_beside_open_store(dbdir):
     commit(store, [mk(11)])  # the writer goes on
     store.close()
     with LmdbLeaseStore(dbdir) as s:
-        assert not s.rebuilt_index
         assert len(s) == 10
 
 
@@ -676,24 +662,7 @@ def test_record_layout(dbdir):
     ]
 
 
-def test_scan_active_is_compiled_and_handles_other_forms(dbdir):
-    import importlib.machinery
-
-    from fastdhcp import _storeutil
-
-    assert _storeutil.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
-    with pytest.raises(TypeError):
-        _storeutil.scan_active(iter([]), array("H"), 10)
-    out = array("I")
-    items = [
-        (b"\x00\x00\x00\x01", b"\x98\x00rest"),  # bound
-        (b"\x00\x00\x00\x02", b"\x98\x03rest"),  # released
-        (b"\x00\x00\x00\x03", b"\xdc\x00\x08\x01"),  # array16 header: decoded by the caller
-        (b"\x00\x00\x00\x04", b"\x98\x01rest"),  # declined
-    ]
-    n, last, odd = _storeutil.scan_active(iter(items), out, 3)
-    assert (n, last, list(out)) == (3, b"\x00\x00\x00\x03", [1])
-    assert odd == [items[2]]
+def test_records_in_another_msgpack_form_are_indexed(dbdir):
     # A record another msgpack writer produced (array16 header, same fields) still counts.
     with LmdbLeaseStore(dbdir) as s:
         commit(s, [mk(1), mk(2, state=int(LeaseState.RELEASED))])
@@ -718,4 +687,6 @@ def test_scan_active_is_compiled_and_handles_other_forms(dbdir):
     env.close()
     with LmdbLeaseStore(dbdir) as s:
         assert list(s.active_addresses()) == [BASE + 1, BASE + 3]
+        assert s.get_by_client(x.client_key) == x
+        assert s.expired(10**9, 10) == [mk(1), x]
         assert s.get(BASE + 3) == x

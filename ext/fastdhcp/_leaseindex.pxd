@@ -13,21 +13,27 @@ cdef enum:
     REC_STATE_DECLINED = 1
 
 
+cdef struct Fp:
+    # 128-bit fingerprint of a client key: two independently keyed 64-bit hashes.
+    uint64_t lo
+    uint64_t hi
+
+
 cdef struct Rec:
     # One slot per lease record, keyed by address; ip == 0 marks an empty slot (0.0.0.0 is
-    # never leased). exp: 0 while the record is not active, else `expires` clamped to
-    # [1, 2**32 - 1]. chash: the (masked) hash of the record's client key.
+    # never leased). exp: 0 while the record is not active, else 1 + `expires` clamped to
+    # [0, 2**32 - 2]. fp: the fingerprint of the record's client key.
     uint32_t ip
     uint32_t exp
-    uint64_t chash
+    Fp fp
 
 
 cdef struct Cli:
-    # One slot per lease record too, keyed by client hash (several per hash: a multimap);
-    # ip == 0 marks an empty slot.
-    uint64_t chash
+    # One slot per client: the address of its current record; ip == 0 marks an empty slot.
+    # issued: that record's `issued` (clamped), used only while loading.
+    Fp fp
     uint32_t ip
-    uint32_t pad
+    uint32_t issued
 
 
 @cython.final
@@ -43,17 +49,22 @@ cdef class LeaseIndex:
     cdef Py_ssize_t _hlen
     cdef Py_ssize_t _hcap
     cdef uint64_t _hash_mask
+    cdef uint64_t _seed
 
     cdef Rec* _rfind(self, uint32_t ip) noexcept nogil
     cdef Rec* _rinsert(self, uint32_t ip) except NULL
     cdef void _rdelete(self, Rec* slot) noexcept nogil
     cdef int _rgrow(self) except -1
-    cdef int _cadd(self, uint64_t h, uint32_t ip) except -1
-    cdef bint _cremove(self, uint64_t h, uint32_t ip) noexcept nogil
+    cdef Cli* _cfind(self, Fp fp) noexcept nogil
+    cdef int _cset(self, Fp fp, uint32_t ip, uint32_t issued) except -1
+    cdef void _cdelete(self, Cli* slot) noexcept nogil
     cdef int _cgrow(self) except -1
     cdef int _hpush(self, uint64_t key) except -1
     cdef uint64_t _hpop(self) noexcept nogil
     cdef void _hsift_down(self, Py_ssize_t i) noexcept nogil
     cdef int _hcompact(self) except -1
-    cdef uint64_t _hash(self, object client_key) except? 0
-    cdef int put_c(self, uint32_t ip, uint64_t h, int64_t expires, bint active) except -1
+    cdef int _fp(self, object client_key, Fp* out) except -1
+    cdef int _set_exp(self, Rec* r, uint32_t exp) except -1
+    cdef int put_c(self, uint32_t ip, Fp fp, int64_t expires, bint active) except -1
+    cdef int load_c(self, uint32_t ip, Fp fp, int64_t expires, int64_t issued,
+                    bint active) except -1

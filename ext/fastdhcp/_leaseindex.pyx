@@ -11,11 +11,14 @@ One :class:`LeaseIndex` holds three structures, all derived from the records it 
 
 - *records*: open addressing keyed by address (linear probing, backward-shift deletion): per
   record the hash of its client key and, while it is active, its expiry;
-- *clients*: a multimap from client-key hash to address, one entry per record. A lookup gives
-  every address whose record's client key has that hash; the caller reads those records and
-  keeps the ones whose key really matches, so two keys with one hash (or a record changed behind
-  the index, e.g. deleted by the CLI) make a lookup slower, never wrong. The hash is Python's
-  ``hash(bytes)`` (SipHash, keyed per process), so clients cannot choose colliding keys;
+- *clients*: per client key, the address of its current record: the one last written for it,
+  until that address is written for another client (then the client has none). Keys are
+  128-bit fingerprints made of two hashes keyed per process (Python's SipHash of the bytes and a
+  seeded FNV-1a), so clients cannot choose colliding keys and an accidental collision is
+  about as likely as a 128-bit random match; even then the caller checks the record it is given
+  against the real key, so a collision can cost a client its affinity, never give it another
+  client's address. At start-up a client with several records gets the active one, else the
+  one with the newest ``issued``, then the highest address;
 - *expiry*: a binary min-heap of ``expires << 32 | address``. A renewal pushes a new entry and
   leaves the old one, which is recognised as stale (its record's expiry differs) and dropped when
   it reaches the top; the heap is rebuilt from *records* when stale entries outnumber live ones,
@@ -37,6 +40,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memset
 
 from operator import index as _index
+from os import urandom as _urandom
 
 
 cdef enum:
@@ -49,6 +53,9 @@ cdef enum:
 
 cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15ULL
 cdef uint64_t U32 = 0xFFFFFFFFULL
+cdef uint64_t FNV_PRIME = 0x100000001B3ULL
+# The second fingerprint hash's key: random per process, like Python's own hash key.
+cdef uint64_t _SEED = int.from_bytes(_urandom(8), "little") | 1
 
 
 cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
@@ -57,11 +64,12 @@ cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
 
 
 cdef inline uint32_t _clamp_exp(int64_t expires) noexcept nogil:
-    if expires < 1:
+    # Stored expiry: 1 + expires clamped to [0, 2**32 - 2], so that 0 can mean "not active".
+    if expires < 0:
         return 1
-    if expires > EXP_MAX:
+    if expires > EXP_MAX - 1:
         return EXP_MAX
-    return <uint32_t>expires
+    return <uint32_t>expires + 1
 
 
 cdef inline int64_t _as_int64(object value) except? -1:
@@ -180,16 +188,17 @@ cdef void _sort_u32(uint32_t* a, uint32_t* tmp, Py_ssize_t* counts, Py_ssize_t n
 
 @cython.final
 cdef class LeaseIndex:
-    """Records by address, addresses by client-key hash, active records by expiry.
+    """Records by address, the current address of each client key, active records by expiry.
 
-    ``hash_bits`` (tests only) keeps that many low bits of each client-key hash, to make
-    collisions common; the default keeps all 64.
+    ``hash_bits`` (tests only) keeps that many low bits of each of the two client-key hashes,
+    to make collisions common; the default keeps all 64.
     """
 
     def __cinit__(self, int hash_bits=64):
         if not 1 <= hash_bits <= 64:
             raise ValueError("hash_bits must be 1..64")
         self._hash_mask = (~<uint64_t>0) if hash_bits == 64 else ((<uint64_t>1 << hash_bits) - 1)
+        self._seed = _SEED
         self._recs = <Rec*>PyMem_RawCalloc(MIN_CAPACITY, sizeof(Rec))
         self._clis = <Cli*>PyMem_RawCalloc(MIN_CAPACITY, sizeof(Cli))
         self._heap = <uint64_t*>PyMem_RawMalloc(MIN_HEAP * sizeof(uint64_t))
@@ -215,7 +224,7 @@ cdef class LeaseIndex:
         return NULL
 
     cdef Rec* _rinsert(self, uint32_t ip) except NULL:
-        """The slot of ``ip``, claimed (ip set, exp 0, chash 0) if it was not there."""
+        """The slot of ``ip``, claimed (ip set, exp 0, fp 0) if it was not there."""
         cdef Rec* r = self._rfind(ip)
         if r is not NULL:
             return r
@@ -226,7 +235,8 @@ cdef class LeaseIndex:
             i = (i + 1) & self._rmask
         self._recs[i].ip = ip
         self._recs[i].exp = 0
-        self._recs[i].chash = 0
+        self._recs[i].fp.lo = 0
+        self._recs[i].fp.hi = 0
         self._rcount += 1
         return &self._recs[i]
 
@@ -268,45 +278,49 @@ cdef class LeaseIndex:
         PyMem_RawFree(old)
         return 0
 
-    # -------------------------------------------------------------- clients (multimap)
+    # -------------------------------------------------------------- clients (by fingerprint)
 
-    cdef int _cadd(self, uint64_t h, uint32_t ip) except -1:
-        cdef uint64_t i
-        if (self._ccount + 1) * 4 > (<Py_ssize_t>self._cmask + 1) * 3:
-            self._cgrow()
-        i = _mix(h) & self._cmask
+    cdef Cli* _cfind(self, Fp fp) noexcept nogil:
+        cdef uint64_t i = _mix(fp.lo ^ fp.hi) & self._cmask
         while self._clis[i].ip != 0:
-            if self._clis[i].ip == ip and self._clis[i].chash == h:
-                return 0  # already there (one entry per record)
+            if self._clis[i].fp.lo == fp.lo and self._clis[i].fp.hi == fp.hi:
+                return &self._clis[i]
             i = (i + 1) & self._cmask
-        self._clis[i].chash = h
-        self._clis[i].ip = ip
-        self._ccount += 1
+        return NULL
+
+    cdef int _cset(self, Fp fp, uint32_t ip, uint32_t issued) except -1:
+        cdef Cli* c = self._cfind(fp)
+        cdef uint64_t i
+        if c is NULL:
+            if (self._ccount + 1) * 4 > (<Py_ssize_t>self._cmask + 1) * 3:
+                self._cgrow()
+            i = _mix(fp.lo ^ fp.hi) & self._cmask
+            while self._clis[i].ip != 0:
+                i = (i + 1) & self._cmask
+            c = &self._clis[i]
+            c.fp = fp
+            self._ccount += 1
+        c.ip = ip
+        c.issued = issued
         return 0
 
-    cdef bint _cremove(self, uint64_t h, uint32_t ip) noexcept nogil:
+    cdef void _cdelete(self, Cli* slot) noexcept nogil:
+        # Backward-shift deletion, as for records.
         cdef uint64_t mask = self._cmask
-        cdef uint64_t i = _mix(h) & mask
-        cdef uint64_t j, k
-        while self._clis[i].ip != 0:
-            if self._clis[i].ip == ip and self._clis[i].chash == h:
-                break
-            i = (i + 1) & mask
-        else:
-            return False
-        j = i
+        cdef uint64_t i = <uint64_t>(slot - self._clis)
+        cdef uint64_t j = i
+        cdef uint64_t k
         while True:
             j = (j + 1) & mask
             if self._clis[j].ip == 0:
                 break
-            k = _mix(self._clis[j].chash) & mask
+            k = _mix(self._clis[j].fp.lo ^ self._clis[j].fp.hi) & mask
             if (i <= j and i < k <= j) or (i > j and (k > i or k <= j)):
                 continue
             self._clis[i] = self._clis[j]
             i = j
         self._clis[i].ip = 0
         self._ccount -= 1
-        return True
 
     cdef int _cgrow(self) except -1:
         cdef uint64_t old_cap = self._cmask + 1
@@ -318,7 +332,7 @@ cdef class LeaseIndex:
             raise MemoryError()
         for s in range(old_cap):
             if old[s].ip != 0:
-                i = _mix(old[s].chash) & (new_cap - 1)
+                i = _mix(old[s].fp.lo ^ old[s].fp.hi) & (new_cap - 1)
                 while new[i].ip != 0:
                     i = (i + 1) & (new_cap - 1)
                 new[i] = old[s]
@@ -404,44 +418,98 @@ cdef class LeaseIndex:
 
     # -------------------------------------------------------------- updates
 
-    cdef uint64_t _hash(self, object client_key) except? 0:
-        return (<uint64_t>PyObject_Hash(client_key)) & self._hash_mask
+    cdef int _fp(self, object client_key, Fp* out) except -1:
+        cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(client_key)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(client_key)
+        cdef Py_ssize_t i
+        cdef uint64_t h = self._seed
+        for i in range(n):
+            h = (h ^ p[i]) * FNV_PRIME
+        out.lo = (<uint64_t>PyObject_Hash(client_key)) & self._hash_mask
+        out.hi = h & self._hash_mask
+        return 0
 
-    cdef int put_c(self, uint32_t ip, uint64_t h, int64_t expires, bint active) except -1:
-        cdef Rec* r = self._rfind(ip)
-        cdef uint32_t exp = _clamp_exp(expires) if active else 0
-        if r is NULL:
-            r = self._rinsert(ip)
-            self._cadd(h, ip)
-        elif r.chash != h:
-            self._cremove(r.chash, ip)
-            self._cadd(h, ip)
+    cdef int _set_exp(self, Rec* r, uint32_t exp) except -1:
         if (r.exp != 0) != (exp != 0):
             self._active += 1 if exp != 0 else -1
         if exp != 0 and exp != r.exp:
             r.exp = exp
-            r.chash = h
             # After the record is updated: a compaction inside the push reads the records.
-            self._hpush((<uint64_t>exp << 32) | ip)
+            self._hpush((<uint64_t>exp << 32) | r.ip)
         else:
             r.exp = exp
-            r.chash = h
+        return 0
+
+    cdef int put_c(self, uint32_t ip, Fp fp, int64_t expires, bint active) except -1:
+        cdef Rec* r = self._rfind(ip)
+        cdef Cli* c
+        if r is NULL:
+            r = self._rinsert(ip)
+        elif r.fp.lo != fp.lo or r.fp.hi != fp.hi:
+            # The address goes to another client: its last client no longer has it.
+            c = self._cfind(r.fp)
+            if c is not NULL and c.ip == ip:
+                self._cdelete(c)
+        r.fp = fp
+        self._cset(fp, ip, 0)
+        return self._set_exp(r, _clamp_exp(expires) if active else 0)
+
+    cdef int load_c(self, uint32_t ip, Fp fp, int64_t expires, int64_t issued,
+                    bint active) except -1:
+        cdef Rec* r = self._rfind(ip)
+        cdef Rec* other
+        cdef Cli* c
+        cdef uint32_t iss = <uint32_t>(0 if issued < 0 else (EXP_MAX if issued > EXP_MAX
+                                                            else issued))
+        cdef bint mine = True
+        if r is not NULL:
+            raise ValueError(f"address {ip} loaded twice")
+        r = self._rinsert(ip)
+        r.fp = fp
+        self._set_exp(r, _clamp_exp(expires) if active else 0)
+        c = self._cfind(fp)
+        if c is not NULL:
+            # Several records of one client: active first, then newest issued, then highest
+            # address (loads come in address order, so a tie goes to this one).
+            other = self._rfind(c.ip)
+            if other is not NULL and other.exp != 0 and not active:
+                mine = False
+            elif (other is NULL or (other.exp != 0) == active) and iss < c.issued:
+                mine = False
+        if mine:
+            self._cset(fp, ip, iss)
         return 0
 
     def put(self, ip, bytes client_key not None, expires, bint active):
         """The record of ``ip`` is now one of ``client_key``, active until ``expires`` or not
-        active. Raises ValueError for an address that cannot be leased (0 or past 2**32-1)."""
-        self.put_c(_as_ip(ip), self._hash(client_key), _as_int64(expires), active)
+        active, and it is that client's current record. Raises ValueError for an address that
+        cannot be leased (0 or past 2**32-1)."""
+        cdef Fp fp
+        self._fp(client_key, &fp)
+        self.put_c(_as_ip(ip), fp, _as_int64(expires), active)
+
+    def put_loaded(self, ip, bytes client_key not None, expires, issued, bint active):
+        """Index a record read at start-up (see :meth:`load`): a client with several records
+        keeps the active one, else the newest ``issued``, else the highest address loaded so
+        far. Raises ValueError for an address loaded twice or that cannot be leased."""
+        cdef Fp fp
+        self._fp(client_key, &fp)
+        self.load_c(_as_ip(ip), fp, _as_int64(expires), _as_int64(issued), active)
 
     def apply(self, list leases):
         """:meth:`put` for each :class:`~fastdhcp.leases.Lease` of a committed batch, in order
         (a later version of an address wins), in one atomic call."""
         cdef object lease
         cdef object state
+        cdef object key
+        cdef Fp fp
         for lease in leases:
             state = lease.state
-            self.put_c(_as_ip(lease.ip), self._hash(lease.client_key),
-                       _as_int64(lease.expires),
+            key = lease.client_key
+            if not PyBytes_CheckExact(key):
+                raise TypeError(f"client_key must be bytes, not {type(key).__name__}")
+            self._fp(key, &fp)
+            self.put_c(_as_ip(lease.ip), fp, _as_int64(lease.expires),
                        state == REC_STATE_DEFAULT or state == REC_STATE_DECLINED)
 
     def remove(self, ip):
@@ -452,7 +520,9 @@ cdef class LeaseIndex:
         cdef Rec* r = self._rfind(<uint32_t>v)
         if r is NULL:
             return False
-        self._cremove(r.chash, r.ip)
+        cdef Cli* c = self._cfind(r.fp)
+        if c is not NULL and c.ip == r.ip:
+            self._cdelete(c)
         if r.exp != 0:
             self._active -= 1
         self._rdelete(r)
@@ -466,20 +536,22 @@ cdef class LeaseIndex:
 
     # -------------------------------------------------------------- queries
 
-    def candidates(self, bytes client_key not None):
-        """Every address whose record's client key hashes like ``client_key`` (a superset of
-        the addresses whose record is ``client_key``'s: check the records)."""
-        cdef uint64_t h = self._hash(client_key)
-        cdef uint64_t i = _mix(h) & self._cmask
-        cdef list out = []
-        while self._clis[i].ip != 0:
-            if self._clis[i].chash == h:
-                out.append(self._clis[i].ip)
-            i = (i + 1) & self._cmask
-        return out
+    def client(self, bytes client_key not None):
+        """The address of ``client_key``'s current record, or None. (A hint: read the record
+        and check its key.)"""
+        cdef Fp fp
+        self._fp(client_key, &fp)
+        cdef Cli* c = self._cfind(fp)
+        return None if c is NULL else c.ip
+
+    def fingerprint(self, bytes client_key not None):
+        """The ``(lo, hi)`` fingerprint this index files ``client_key`` under (tests)."""
+        cdef Fp fp
+        self._fp(client_key, &fp)
+        return fp.lo, fp.hi
 
     def expiry(self, ip):
-        """The expiry of the active record of ``ip`` (clamped to 1 .. 2**32-1), or None when
+        """The expiry of the active record of ``ip`` (clamped to 0 .. 2**32-2), or None when
         there is no record or it is not active."""
         cdef int64_t v = _as_int64(ip)
         if v < 1 or v > EXP_MAX:
@@ -487,7 +559,7 @@ cdef class LeaseIndex:
         cdef Rec* r = self._rfind(<uint32_t>v)
         if r is NULL or r.exp == 0:
             return None
-        return r.exp
+        return r.exp - 1
 
     def __contains__(self, ip):
         cdef int64_t v = _as_int64(ip)
@@ -495,22 +567,21 @@ cdef class LeaseIndex:
 
     def due(self, now, Py_ssize_t limit, skip=None):
         """Up to ``limit`` addresses of active records with expiry <= ``now``, oldest first
-        (then lowest address), leaving out those in ``skip`` (a container of addresses).
+        (then lowest address), leaving out those in ``skip`` (a container of addresses). Both
+        times are compared clamped to 0 .. 2**32-2.
 
         The records stay indexed: a binding ends when its new version is applied.
         """
-        cdef int64_t t = _as_int64(now)
+        cdef uint64_t t = _clamp_exp(_as_int64(now))
         cdef list out = []
         cdef uint64_t key, last = 0
         cdef uint32_t ip
         cdef Rec* r
         cdef array.array held = array.array("Q")
         cdef Py_ssize_t k
-        if limit <= 0 or t < 1:
+        if limit <= 0:
             return out
-        if t > EXP_MAX:
-            t = EXP_MAX
-        while self._hlen and <int64_t>(self._heap[0] >> 32) <= t and len(out) < limit:
+        while self._hlen and (self._heap[0] >> 32) <= t and len(out) < limit:
             key = self._hpop()
             if key == last:
                 continue  # a duplicate of the entry just taken
@@ -528,14 +599,15 @@ cdef class LeaseIndex:
         return out
 
     def next_expiry(self):
-        """The earliest expiry among active records, or None (drops stale heap tops)."""
+        """The earliest expiry among active records (clamped to 0 .. 2**32-2), or None (drops
+        stale heap tops)."""
         cdef uint64_t key
         cdef Rec* r
         while self._hlen:
             key = self._heap[0]
             r = self._rfind(<uint32_t>(key & U32))
             if r is not NULL and r.exp == (key >> 32):
-                return <int64_t>(key >> 32)
+                return <int64_t>(key >> 32) - 1
             self._hpop()
         return None
 
@@ -563,7 +635,8 @@ cdef class LeaseIndex:
 
     def load(self, object items, Py_ssize_t limit):
         """Index the records of ``items``: ``(key, value)`` bytes pairs (an LMDB cursor over
-        ``leases``), keys 4-byte big-endian addresses. Stops after ``limit`` pairs.
+        ``leases``), keys 4-byte big-endian addresses, each address once, with
+        :meth:`put_loaded`'s rule for clients with several records. Stops after ``limit`` pairs.
 
         Reads this schema's records in place (msgpack array header, state, expires, two more
         ints, the client key as bin) without decoding them into objects. Returns ``(count,
@@ -575,7 +648,8 @@ cdef class LeaseIndex:
         cdef object value
         cdef const uint8_t* k
         cdef const uint8_t* v
-        cdef int64_t expires = 0, skip = 0
+        cdef int64_t expires = 0, issued = 0, skip = 0
+        cdef Fp fp
         cdef uint32_t ip
         cdef uint8_t state
         cdef list odd = []
@@ -596,7 +670,7 @@ cdef class LeaseIndex:
                     state = v[1]
                     pos = _skip_int(v, size, 2, &expires)
                     if pos >= 0:
-                        pos = _skip_int(v, size, pos, &skip)  # issued
+                        pos = _skip_int(v, size, pos, &issued)
                     if pos >= 0:
                         pos = _skip_int(v, size, pos, &skip)  # subnet id
                     if pos >= 0:
@@ -605,8 +679,9 @@ cdef class LeaseIndex:
                     odd.append((key, value))
                 else:
                     client = PyBytes_FromStringAndSize(<const char*>(v + pos), klen)
-                    self.put_c(ip, self._hash(client), expires,
-                               state == REC_STATE_DEFAULT or state == REC_STATE_DECLINED)
+                    self._fp(client, &fp)
+                    self.load_c(ip, fp, expires, issued,
+                                state == REC_STATE_DEFAULT or state == REC_STATE_DECLINED)
             if n >= limit:
                 break
         return n, key, odd
