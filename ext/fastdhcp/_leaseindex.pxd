@@ -22,15 +22,16 @@ cdef struct Fp:
 cdef struct Rec:
     # One slot per lease record, keyed by address; ip == 0 marks an empty slot (0.0.0.0 is
     # never leased). exp: 0 while the record is not active, else 1 + `expires` clamped to
-    # [0, 2**32 - 2]. fp: the fingerprint of the record's client key.
+    # [0, 2**32 - 2]. lo: the low half of the fingerprint of the record's client key (with the
+    # address it finds that client's entry: a client entry names one address).
     uint32_t ip
     uint32_t exp
-    Fp fp
+    uint64_t lo
 
 
 cdef struct Cli:
     # One slot per client: the address of its current record; ip == 0 marks an empty slot.
-    # issued: that record's `issued` (clamped), used only while loading.
+    # Home slot from fp.lo. issued: that record's `issued` (clamped), used only while loading.
     Fp fp
     uint32_t ip
     uint32_t issued
@@ -56,6 +57,7 @@ cdef class LeaseIndex:
     cdef void _rdelete(self, Rec* slot) noexcept nogil
     cdef int _rgrow(self) except -1
     cdef Cli* _cfind(self, Fp fp) noexcept nogil
+    cdef Cli* _cfind_ip(self, uint64_t lo, uint32_t ip) noexcept nogil
     cdef int _cset(self, Fp fp, uint32_t ip, uint32_t issued) except -1
     cdef void _cdelete(self, Cli* slot) noexcept nogil
     cdef int _cgrow(self) except -1

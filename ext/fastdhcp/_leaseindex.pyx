@@ -224,7 +224,7 @@ cdef class LeaseIndex:
         return NULL
 
     cdef Rec* _rinsert(self, uint32_t ip) except NULL:
-        """The slot of ``ip``, claimed (ip set, exp 0, fp 0) if it was not there."""
+        """The slot of ``ip``, claimed (ip set, exp 0, lo 0) if it was not there."""
         cdef Rec* r = self._rfind(ip)
         if r is not NULL:
             return r
@@ -235,8 +235,7 @@ cdef class LeaseIndex:
             i = (i + 1) & self._rmask
         self._recs[i].ip = ip
         self._recs[i].exp = 0
-        self._recs[i].fp.lo = 0
-        self._recs[i].fp.hi = 0
+        self._recs[i].lo = 0
         self._rcount += 1
         return &self._recs[i]
 
@@ -281,9 +280,19 @@ cdef class LeaseIndex:
     # -------------------------------------------------------------- clients (by fingerprint)
 
     cdef Cli* _cfind(self, Fp fp) noexcept nogil:
-        cdef uint64_t i = _mix(fp.lo ^ fp.hi) & self._cmask
+        cdef uint64_t i = _mix(fp.lo) & self._cmask
         while self._clis[i].ip != 0:
             if self._clis[i].fp.lo == fp.lo and self._clis[i].fp.hi == fp.hi:
+                return &self._clis[i]
+            i = (i + 1) & self._cmask
+        return NULL
+
+    cdef Cli* _cfind_ip(self, uint64_t lo, uint32_t ip) noexcept nogil:
+        # The entry naming `ip` among those whose fingerprint starts with `lo` (at most one
+        # entry names an address: the one of the client its record belongs to).
+        cdef uint64_t i = _mix(lo) & self._cmask
+        while self._clis[i].ip != 0:
+            if self._clis[i].fp.lo == lo and self._clis[i].ip == ip:
                 return &self._clis[i]
             i = (i + 1) & self._cmask
         return NULL
@@ -294,7 +303,7 @@ cdef class LeaseIndex:
         if c is NULL:
             if (self._ccount + 1) * 4 > (<Py_ssize_t>self._cmask + 1) * 3:
                 self._cgrow()
-            i = _mix(fp.lo ^ fp.hi) & self._cmask
+            i = _mix(fp.lo) & self._cmask
             while self._clis[i].ip != 0:
                 i = (i + 1) & self._cmask
             c = &self._clis[i]
@@ -314,7 +323,7 @@ cdef class LeaseIndex:
             j = (j + 1) & mask
             if self._clis[j].ip == 0:
                 break
-            k = _mix(self._clis[j].fp.lo ^ self._clis[j].fp.hi) & mask
+            k = _mix(self._clis[j].fp.lo) & mask
             if (i <= j and i < k <= j) or (i > j and (k > i or k <= j)):
                 continue
             self._clis[i] = self._clis[j]
@@ -332,7 +341,7 @@ cdef class LeaseIndex:
             raise MemoryError()
         for s in range(old_cap):
             if old[s].ip != 0:
-                i = _mix(old[s].fp.lo ^ old[s].fp.hi) & (new_cap - 1)
+                i = _mix(old[s].fp.lo) & (new_cap - 1)
                 while new[i].ip != 0:
                     i = (i + 1) & (new_cap - 1)
                 new[i] = old[s]
@@ -445,12 +454,12 @@ cdef class LeaseIndex:
         cdef Cli* c
         if r is NULL:
             r = self._rinsert(ip)
-        elif r.fp.lo != fp.lo or r.fp.hi != fp.hi:
-            # The address goes to another client: its last client no longer has it.
-            c = self._cfind(r.fp)
-            if c is not NULL and c.ip == ip:
+        else:
+            c = self._cfind_ip(r.lo, ip)
+            if c is not NULL and (c.fp.lo != fp.lo or c.fp.hi != fp.hi):
+                # The address goes to another client: its last client no longer has it.
                 self._cdelete(c)
-        r.fp = fp
+        r.lo = fp.lo
         self._cset(fp, ip, 0)
         return self._set_exp(r, _clamp_exp(expires) if active else 0)
 
@@ -465,7 +474,7 @@ cdef class LeaseIndex:
         if r is not NULL:
             raise ValueError(f"address {ip} loaded twice")
         r = self._rinsert(ip)
-        r.fp = fp
+        r.lo = fp.lo
         self._set_exp(r, _clamp_exp(expires) if active else 0)
         c = self._cfind(fp)
         if c is not NULL:
@@ -520,8 +529,8 @@ cdef class LeaseIndex:
         cdef Rec* r = self._rfind(<uint32_t>v)
         if r is NULL:
             return False
-        cdef Cli* c = self._cfind(r.fp)
-        if c is not NULL and c.ip == r.ip:
+        cdef Cli* c = self._cfind_ip(r.lo, r.ip)
+        if c is not NULL:
             self._cdelete(c)
         if r.exp != 0:
             self._active -= 1
