@@ -1,0 +1,150 @@
+"""Read pacing and the switch interval of the running server (fastdhcp.service docstring).
+
+A socket that had datagrams leaves epoll and is read again by a timer; the first timer tick that
+finds nothing puts it back. The tests drive the ticks by hand (a pace of an hour never fires by
+itself), so the states are checked without any timing assumption. Replies are checked with
+scapy; every test runs on uvloop and on the stock asyncio loop.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from service_helpers import InProcessServer, RelayClient, config_text, dhcp_options, free_port, mac
+
+from fastdhcp import netio, service
+from fastdhcp.config import loads
+
+pytestmark = pytest.mark.service
+
+LOOPS = ["uvloop", "asyncio"]
+HOUR = 3600.0
+
+
+def _config(tmp_path: Path, port: int) -> Any:
+    return loads(config_text(tmp_path / "db", port), str(tmp_path / "fastdhcp.toml"))
+
+
+def _endpoint(srv: InProcessServer) -> Any:
+    (ep,) = srv.server.endpoints.values()
+    return ep
+
+
+def _state(srv: InProcessServer) -> tuple[bool, bool, int]:
+    """(paced, a tick pending, DISCOVERs received), read on the loop."""
+    def read() -> tuple[bool, bool, int]:
+        ep = _endpoint(srv)
+        return ep.paced, ep.pace is not None, srv.server.metrics.received[1]
+    return srv.call_soon(read)  # type: ignore[no-any-return]
+
+
+def _tick(srv: InProcessServer) -> None:
+    """Fire the pending pace tick now (as its timer would)."""
+    def fire() -> None:
+        ep = _endpoint(srv)
+        assert ep.pace is not None
+        ep.pace.cancel()
+        srv.server._on_pace(ep)
+    srv.call_soon(fire)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_paced_socket_is_read_by_ticks_then_returns_to_epoll(
+        tmp_path: Path, loop_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "READ_PACE", HOUR)
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
+        assert _state(srv) == (False, False, 0)
+        # A lone request is answered at once (epoll), and the socket goes to pacing.
+        offer1 = c.exchange("discover", mac(1), 0x101)
+        assert dhcp_options(offer1)["message-type"] == 2
+        assert _state(srv) == (True, True, 1)
+        # While paced, requests wait in the socket for the tick (nothing reads them before).
+        for i in (2, 3, 4):
+            c.send_raw(c.build("discover", mac(i), 0x100 + i))
+        c.sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            c.recv(0x102)
+        assert _state(srv) == (True, True, 1)
+        # The tick reads all three in one burst and answers them; it found datagrams, so
+        # another tick is scheduled.
+        _tick(srv)
+        c.sock.settimeout(5.0)
+        offers = [c.recv(0x100 + i) for i in (2, 3, 4)]
+        assert [bytes(o.chaddr)[:6] for o in offers] == [mac(2), mac(3), mac(4)]
+        assert all(dhcp_options(o)["message-type"] == 2 for o in offers)
+        assert _state(srv) == (True, True, 4)
+        # A tick that finds nothing puts the socket back into epoll ...
+        _tick(srv)
+        assert _state(srv) == (False, False, 4)
+        # ... where the next request is answered at once again.
+        offer5 = c.exchange("discover", mac(5), 0x105)
+        assert bytes(offer5.chaddr)[:6] == mac(5)
+        assert _state(srv) == (True, True, 5)
+        _tick(srv)
+        assert _state(srv) == (False, False, 5)
+        # With the shipped pace, a full DORA works (the REQUEST is read by a real tick; the
+        # ACK leaves on the commit).
+        monkeypatch.setattr(service, "READ_PACE", 0.001)
+        offer, ack = c.dora(mac(6), 0x200)
+        assert dhcp_options(ack)["message-type"] == 5 and ack.yiaddr == offer.yiaddr
+        assert srv.server.metrics.internal_errors == 0
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_stop_while_paced_cancels_the_tick(
+        tmp_path: Path, loop_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "READ_PACE", HOUR)
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
+        c.exchange("discover", mac(1), 0x11)
+        assert _state(srv)[:2] == (True, True)
+        ep = _endpoint(srv)
+        srv.stop()
+        assert ep.pace is None and not ep.paced and ep.closed
+        assert srv.server.metrics.internal_errors == 0
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_burst_of_requests_is_fully_answered_with_the_real_pace(
+        tmp_path: Path, loop_kind: str) -> None:
+    """With the shipped pace, a burst larger than one read batch is answered completely (the
+    tick after a full batch reads again without waiting) and the socket ends up in epoll."""
+    n = service.READ_BATCH * 2 + 17
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
+        # room for every reply at once (we are root: past net.core.rmem_max)
+        c.sock.setsockopt(socket.SOL_SOCKET, netio.SO_RCVBUFFORCE, netio.RCVBUF)
+        for i in range(n):  # 90 clients (the test pool has 100 addresses), 3 DISCOVERs each
+            c.send_raw(c.build("discover", mac(1000 + i % 90), 0x5000 + i))
+        got = set()
+        while len(got) < n:
+            data, _ = c.sock.recvfrom(65536)
+            got.add(int.from_bytes(data[4:8], "big"))
+        assert got == {0x5000 + i for i in range(n)}
+        m = srv.server.metrics
+        assert m.received[1] == n and m.sent[2] == n
+        deadline_ticks = 0
+        while _state(srv)[0] and deadline_ticks < 1000:  # bounded: quiet ticks end pacing
+            c.sock.settimeout(0.01)
+            try:
+                c.sock.recvfrom(65536)
+            except TimeoutError:
+                pass
+            deadline_ticks += 1
+        assert _state(srv)[:2] == (False, False)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_switch_interval_lowered_while_serving_and_restored(tmp_path: Path,
+                                                             loop_kind: str) -> None:
+    before = sys.getswitchinterval()
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port), loop_kind) as srv:
+        assert sys.getswitchinterval() == pytest.approx(service.SWITCH_INTERVAL)
+        srv.stop()
+        assert sys.getswitchinterval() == pytest.approx(before)
