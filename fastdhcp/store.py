@@ -206,21 +206,19 @@ class LmdbLeaseStore:
                 ) from exc
             raise self._err("cannot open lease database", exc) from exc
         if self.readonly:
-            self._instance = self._check_schema()
+            self._check_schema()
         else:
-            self._instance = self._start_writer()
+            self._start_writer()
             # A database grown past `map_size` by an earlier run opens at its used size: grow
             # it now rather than at the first MapFullError.
             self._maybe_grow(self._env)
             self._remove_old_index()
             self._index = self._build_index()
 
-    def _check_schema(self) -> bytes:
+    def _check_schema(self) -> None:
         with self._begin() as txn:
             version = txn.get(_META_SCHEMA, db=self._meta)
-            instance = txn.get(_META_INSTANCE, db=self._meta)
         self._check_version(version)
-        return instance or b""
 
     def _check_version(self, version: bytes | None) -> None:
         if version is None or len(version) != 4:
@@ -232,8 +230,8 @@ class LmdbLeaseStore:
                 f"schema version {found}, this fastdhcp reads version {SCHEMA_VERSION}",
             )
 
-    def _start_writer(self) -> bytes:
-        """Check or create the schema; returns the database's instance id."""
+    def _start_writer(self) -> None:
+        """Check the schema, or create it (with the random ``instance`` naming the database)."""
         assert self._env is not None
         try:
             with self._env.begin(write=True) as txn:
@@ -247,13 +245,11 @@ class LmdbLeaseStore:
                     txn.put(_META_INSTANCE, os.urandom(16), db=self._meta)
                 else:
                     self._check_version(version)
-                instance = txn.get(_META_INSTANCE, db=self._meta) or b""
             self._env.sync(True)
         except StoreError:
             raise
         except (lmdb.Error, OSError) as exc:
             raise self._err("cannot open lease database", exc) from exc
-        return instance
 
     def _remove_old_index(self) -> None:
         # An earlier version's index environment: derived data nothing reads any more.
@@ -292,7 +288,14 @@ class LmdbLeaseStore:
             lease = self._decode(key, raw)
             if lease.ip == 0:
                 continue  # 0.0.0.0 can never be leased: nothing to index
-            index.put_loaded(lease.ip, lease.client_key, lease.expires, lease.issued, lease.active)
+            try:
+                index.put_loaded(
+                    lease.ip, lease.client_key, lease.expires, lease.issued, lease.active
+                )
+            except (ValueError, TypeError) as exc:
+                raise self._err(
+                    f"lease record with key {bytes(key).hex()} is damaged", exc
+                ) from exc
         return index
 
     def _the_index(self) -> LeaseIndex:

@@ -516,6 +516,25 @@ def test_damaged_record(dbdir):
             s.get(BASE + 1)
         assert dbdir in str(info.value)
         assert s.get(BASE + 2) == mk(2)
+    # The server's start-up scan reads every record: it refuses to start, naming the record.
+    with pytest.raises(StoreError, match="198.18.0.1 is damaged") as info:
+        LmdbLeaseStore(dbdir)
+    assert dbdir in str(info.value)
+
+
+def test_record_under_a_key_that_is_no_address(dbdir):
+    with LmdbLeaseStore(dbdir) as s:
+        commit(s, [mk(1)])
+    env = lmdb.open(dbdir, max_dbs=4)
+    db = env.open_db(b"leases")
+    with env.begin(write=True) as txn:
+        x = mk(2)
+        rec = (x.state, x.expires, x.issued, x.subnet_id, x.client_key, b"", "", b"")
+        txn.put(b"\x01\x02\x03\x04\x05", msgpack.packb(rec), db=db)
+    env.close()
+    with pytest.raises(StoreError, match="key 0102030405 is damaged") as info:
+        LmdbLeaseStore(dbdir)
+    assert dbdir in str(info.value)
 
 
 def test_other_schema_version(dbdir):
