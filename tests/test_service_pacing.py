@@ -1,4 +1,5 @@
-"""Read pacing and the switch interval of the running server (fastdhcp.service docstring).
+"""Read pacing, the switch interval and the garbage-collector freezes of the running server
+(fastdhcp.service docstring).
 
 A socket that had datagrams leaves epoll and is read again by a timer; the first timer tick that
 finds nothing puts it back. The tests drive the ticks by hand (a pace of an hour never fires by
@@ -8,6 +9,7 @@ scapy; every test runs on uvloop and on the stock asyncio loop.
 
 from __future__ import annotations
 
+import gc
 import socket
 import sys
 from pathlib import Path
@@ -148,3 +150,21 @@ def test_switch_interval_lowered_while_serving_and_restored(tmp_path: Path,
         assert sys.getswitchinterval() == pytest.approx(service.SWITCH_INTERVAL)
         srv.stop()
         assert sys.getswitchinterval() == pytest.approx(before)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_gc_freezes_while_serving_and_unfreezes_at_stop(
+        tmp_path: Path, loop_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "GC_FREEZE_INTERVAL", HOUR)  # the periodic freeze by hand
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
+        at_start = gc.get_freeze_count()
+        assert at_start > 0  # the start-up heap is out of every collection
+        kept = [[i] for i in range(5000)]  # tracked containers, alive across the freeze
+        srv.call_soon(srv.server._gc_freeze)
+        assert gc.get_freeze_count() >= at_start + len(kept) // 2
+        offer, ack = c.dora(mac(1), 0x300)  # frozen or not, objects are still freed and used
+        assert dhcp_options(ack)["message-type"] == 5 and ack.yiaddr == offer.yiaddr
+        srv.stop()
+        assert gc.get_freeze_count() == 0
+        assert len(kept) == 5000
