@@ -270,11 +270,8 @@ class LmdbLeaseStore:
             try:
                 # Chunks: a map resize by the writer (readonly: by the server) can slip in.
                 with self._map_lock, self._begin() as txn:
-                    cur = txn.cursor(db=self._leases)
-                    found = cur.set_range(after) if after is not None else cur.first()
-                    if found and after is not None and cur.key() == after:
-                        found = cur.next()
-                    if not found:
+                    cur = self._cursor_after(txn, after)
+                    if cur is None:
                         break
                     n, last, more = index.load(cur.iternext(), _SCAN_CHUNK)
             except lmdb.Error as exc:
@@ -297,6 +294,15 @@ class LmdbLeaseStore:
                     f"lease record with key {bytes(key).hex()} is damaged", exc
                 ) from exc
         return index
+
+    def _cursor_after(self, txn: Any, after: bytes | None) -> Any:
+        """A cursor on ``leases`` at the first key after ``after`` (all keys: None), or None
+        when there is none. Lets a long scan go in chunks of short read transactions."""
+        cur = txn.cursor(db=self._leases)
+        found = cur.set_range(after) if after is not None else cur.first()
+        if found and after is not None and cur.key() == after:
+            found = cur.next()
+        return cur if found else None
 
     def _the_index(self) -> LeaseIndex:
         # A read-only store (the CLI) builds its index when first asked.
@@ -477,11 +483,8 @@ class LmdbLeaseStore:
             records: list[tuple[bytes, bytes]] = []
             try:
                 with self._map_lock, self._begin() as txn:
-                    cur = txn.cursor(db=self._leases)
-                    found = cur.set_range(after) if after is not None else cur.first()
-                    if found and after is not None and cur.key() == after:
-                        found = cur.next()
-                    if found:
+                    cur = self._cursor_after(txn, after)
+                    if cur is not None:
                         for item in cur.iternext():
                             records.append(item)
                             if len(records) >= _CHUNK:

@@ -503,14 +503,19 @@ def test_not_an_lmdb_file(dbdir):
     assert dbdir in str(info.value)
 
 
-def test_damaged_record(dbdir):
-    with LmdbLeaseStore(dbdir) as s:
-        commit(s, [mk(i) for i in range(3)])
+def put_raw(dbdir: str, key: bytes, value: bytes) -> None:
+    """Write a `leases` record behind the store's back (as a damaged disk or another tool)."""
     env = lmdb.open(dbdir, max_dbs=4)
     db = env.open_db(b"leases")
     with env.begin(write=True) as txn:
-        txn.put((BASE + 1).to_bytes(4, "big"), b"\xc1garbage", db=db)
+        txn.put(key, value, db=db)
     env.close()
+
+
+def test_damaged_record(dbdir):
+    with LmdbLeaseStore(dbdir) as s:
+        commit(s, [mk(i) for i in range(3)])
+    put_raw(dbdir, (BASE + 1).to_bytes(4, "big"), b"\xc1garbage")
     with LmdbLeaseStore(dbdir, readonly=True) as s:
         with pytest.raises(StoreError, match="198.18.0.1 is damaged") as info:
             s.get(BASE + 1)
@@ -525,13 +530,9 @@ def test_damaged_record(dbdir):
 def test_record_under_a_key_that_is_no_address(dbdir):
     with LmdbLeaseStore(dbdir) as s:
         commit(s, [mk(1)])
-    env = lmdb.open(dbdir, max_dbs=4)
-    db = env.open_db(b"leases")
-    with env.begin(write=True) as txn:
-        x = mk(2)
-        rec = (x.state, x.expires, x.issued, x.subnet_id, x.client_key, b"", "", b"")
-        txn.put(b"\x01\x02\x03\x04\x05", msgpack.packb(rec), db=db)
-    env.close()
+    x = mk(2)
+    rec = (x.state, x.expires, x.issued, x.subnet_id, x.client_key, b"", "", b"")
+    put_raw(dbdir, b"\x01\x02\x03\x04\x05", msgpack.packb(rec))
     with pytest.raises(StoreError, match="key 0102030405 is damaged") as info:
         LmdbLeaseStore(dbdir)
     assert dbdir in str(info.value)

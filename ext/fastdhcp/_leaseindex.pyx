@@ -63,6 +63,14 @@ cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
     return (x * GOLDEN) >> 17
 
 
+cdef inline bint _stays(uint64_t hole, uint64_t j, uint64_t home) noexcept nogil:
+    # Backward-shift deletion: the entry at slot j (home slot `home`) must stay where it is,
+    # rather than move into the hole, when its home lies cyclically in (hole, j].
+    if hole <= j:
+        return hole < home <= j
+    return home > hole or home <= j
+
+
 cdef inline uint32_t _clamp_exp(int64_t expires) noexcept nogil:
     # Stored expiry: 1 + expires clamped to [0, 2**32 - 2], so that 0 can mean "not active".
     if expires < 0:
@@ -240,8 +248,8 @@ cdef class LeaseIndex:
         return &self._recs[i]
 
     cdef void _rdelete(self, Rec* slot) noexcept nogil:
-        # Backward-shift deletion: move later entries of the probe run into the hole unless
-        # their home slot lies cyclically after the hole (they would become unreachable).
+        # Backward-shift deletion: later entries of the probe run move into the hole unless
+        # that would put them before their home slot (they would become unreachable).
         cdef uint64_t mask = self._rmask
         cdef uint64_t i = <uint64_t>(slot - self._recs)
         cdef uint64_t j = i
@@ -251,7 +259,7 @@ cdef class LeaseIndex:
             if self._recs[j].ip == 0:
                 break
             k = _mix(self._recs[j].ip) & mask
-            if (i <= j and i < k <= j) or (i > j and (k > i or k <= j)):
+            if _stays(i, j, k):
                 continue
             self._recs[i] = self._recs[j]
             i = j
@@ -324,7 +332,7 @@ cdef class LeaseIndex:
             if self._clis[j].ip == 0:
                 break
             k = _mix(self._clis[j].fp.lo) & mask
-            if (i <= j and i < k <= j) or (i > j and (k > i or k <= j)):
+            if _stays(i, j, k):
                 continue
             self._clis[i] = self._clis[j]
             i = j
