@@ -4,79 +4,14 @@ cimport cython
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 
-cdef extern from "<time.h>" nogil:
-    ctypedef long time_t
-    struct timespec:
-        time_t tv_sec
-        long tv_nsec
-    enum: CLOCK_MONOTONIC
-    enum: CLOCK_REALTIME
-    int clock_gettime(int clk, timespec* ts)
-
-
-cdef extern from "<sys/uio.h>" nogil:
-    struct iovec:
-        void* iov_base
-        size_t iov_len
-
-
-cdef extern from "<netinet/in.h>" nogil:
-    ctypedef uint32_t in_addr_t
-    struct in_addr:
-        in_addr_t s_addr
-    struct sockaddr_in:
-        unsigned short sin_family
-        unsigned short sin_port
-        in_addr sin_addr
-    enum: IPPROTO_UDP
-
-
-cdef extern from "<arpa/inet.h>" nogil:
-    uint32_t htonl(uint32_t)
-    uint32_t ntohl(uint32_t)
-    unsigned short htons(unsigned short)
-
-
-cdef extern from "<sys/socket.h>" nogil:
-    ctypedef unsigned int socklen_t
-    struct sockaddr:
-        unsigned short sa_family
-    struct msghdr:
-        void* msg_name
-        socklen_t msg_namelen
-        iovec* msg_iov
-        size_t msg_iovlen
-        void* msg_control
-        size_t msg_controllen
-        int msg_flags
-    struct mmsghdr:
-        msghdr msg_hdr
-        unsigned int msg_len
-    enum: AF_INET
-    enum: SOCK_DGRAM
-    enum: SOCK_NONBLOCK
-    enum: SOCK_CLOEXEC
-    enum: SOL_SOCKET
-    enum: SO_REUSEADDR
-    enum: SO_RCVBUF
-    enum: SO_SNDBUF
-    enum: SO_RCVBUFFORCE
-    enum: SO_SNDBUFFORCE
-    enum: MSG_DONTWAIT
-    enum: SO_TIMESTAMPNS
-    enum: SCM_TIMESTAMPNS
-    struct cmsghdr:
-        size_t cmsg_len
-        int cmsg_level
-        int cmsg_type
-    cmsghdr* CMSG_FIRSTHDR(msghdr* m)
-    cmsghdr* CMSG_NXTHDR(msghdr* m, cmsghdr* c)
-    unsigned char* CMSG_DATA(cmsghdr* c)
-    int socket_c "socket"(int domain, int type, int protocol)
-    int bind(int fd, const sockaddr* addr, socklen_t len)
-    int setsockopt(int fd, int level, int name, const void* val, socklen_t len)
-    int recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* timeout)
-    int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags)
+from fastdhcp._sysnet cimport (
+    AF_INET, CLOCK_MONOTONIC, CLOCK_REALTIME, CMSG_DATA, CMSG_FIRSTHDR, CMSG_NXTHDR,
+    IPPROTO_UDP, MSG_DONTWAIT, SCM_TIMESTAMPNS, SO_RCVBUF, SO_RCVBUFFORCE, SO_REUSEADDR,
+    SO_SNDBUF, SO_SNDBUFFORCE, SO_TIMESTAMPNS, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK,
+    SOL_SOCKET, bind, clock_gettime, cmsghdr, htonl, htons, in_addr, in_addr_t, iovec,
+    mmsghdr, msghdr, ntohl, recvmmsg, sendmmsg, setsockopt, sockaddr, sockaddr_in, socket_c,
+    socklen_t, time_t, timespec,
+)
 
 
 cdef extern from "<poll.h>" nogil:
