@@ -92,7 +92,7 @@ RECV_CALL_MAX = 64
 #: Read pacing (see the module docstring): seconds between two reads of a socket that had
 #: datagrams at its last read; 0 = read on every epoll wake-up. uvloop's timers count whole
 #: milliseconds, so 1 ms is the shortest pace that is not "at once".
-READ_PACE = 0.001
+READ_PACE = 0.001  # the default of `server.read-pace-ms`
 #: ``sys.setswitchinterval`` while the server runs (the default 5 ms is what the loop or the
 #: writer thread could wait for the GIL, and so what an ACK or OFFER could wait for nothing).
 SWITCH_INTERVAL = 0.0005
@@ -552,20 +552,21 @@ class Server:
             self.committer.kick()  # first, so the writer can start while the OFFERs leave
         if ep.out:
             self._flush(ep)
-        if READ_PACE > 0:
-            loop = self._loop
-            assert loop is not None
-            if n:
-                if not ep.paced:  # busy: leave epoll, read again by timer
-                    ep.paced = True
-                    loop.remove_reader(ep.fd)
-                if n >= READ_BATCH:  # more may be waiting: after the other ready callbacks
-                    ep.pace = loop.call_soon(self._on_pace, ep)
-                else:
-                    ep.pace = loop.call_later(READ_PACE, self._on_pace, ep)
-            elif ep.paced:  # quiet again: back to epoll
-                ep.paced = False
-                loop.add_reader(ep.fd, self._on_readable, ep)
+        ms = self.config.server.read_pace_ms
+        pace = READ_PACE if ms is None else ms / 1000.0
+        loop = self._loop
+        assert loop is not None
+        if n and pace > 0:
+            if not ep.paced:  # busy: leave epoll, read again by timer
+                ep.paced = True
+                loop.remove_reader(ep.fd)
+            if n >= READ_BATCH:  # more may be waiting: after the other ready callbacks
+                ep.pace = loop.call_soon(self._on_pace, ep)
+            else:
+                ep.pace = loop.call_later(pace, self._on_pace, ep)
+        elif ep.paced:  # quiet again (or pacing turned off by a reload): back to epoll
+            ep.paced = False
+            loop.add_reader(ep.fd, self._on_readable, ep)
 
     def _on_pace(self, ep: Endpoint) -> None:
         ep.pace = None

@@ -279,6 +279,8 @@ SUB = '[[subnet4]]\nid = 1\nsubnet = "192.0.2.0/24"\n'
      "host must be an IPv4 address or 'localhost'"),
     ('[server]\nlog-level = "loud"', "server.log-level", "'loud'", "must be one of debug"),
     ("[server]\nstats-interval = -1", "server.stats-interval", "-1", "out of range"),
+    ("[server]\nread-pace-ms = -1", "server.read-pace-ms", "-1", "out of range"),
+    ("[server]\nread-pace-ms = 101", "server.read-pace-ms", "101", "out of range"),
     ("[lease-database]\nbatch-size = 0", "lease-database.batch-size", "0", "out of range"),
     ('[lease-database]\nmap-size = "4 parsecs"', "lease-database.map-size", "'4 parsecs'",
      "must be a size in bytes or text such as '4GiB'"),

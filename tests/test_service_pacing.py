@@ -27,8 +27,9 @@ LOOPS = ["uvloop", "asyncio"]
 HOUR = 3600.0
 
 
-def _config(tmp_path: Path, port: int) -> Any:
-    return loads(config_text(tmp_path / "db", port), str(tmp_path / "fastdhcp.toml"))
+def _config(tmp_path: Path, port: int, extra_server: str = "") -> Any:
+    text = config_text(tmp_path / "db", port, extra_server=extra_server)
+    return loads(text, str(tmp_path / "fastdhcp.toml"))
 
 
 def _endpoint(srv: InProcessServer) -> Any:
@@ -168,3 +169,36 @@ def test_gc_freezes_while_serving_and_unfreezes_at_stop(
         srv.stop()
         assert gc.get_freeze_count() == 0
         assert len(kept) == 5000
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_read_pace_zero_keeps_every_socket_in_epoll(
+        tmp_path: Path, loop_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `server.read-pace-ms = 0`: no pacing at all, whatever the built-in default.
+    monkeypatch.setattr(service, "READ_PACE", HOUR)
+    port = free_port()
+    cfg = _config(tmp_path, port, "read-pace-ms = 0")
+    assert cfg.server.read_pace_ms == 0
+    with InProcessServer(cfg, loop_kind) as srv, RelayClient(port) as c:
+        for i in (1, 2, 3):
+            offer, ack = c.dora(mac(i), 0x300 + i)
+            assert dhcp_options(ack)["message-type"] == 5 and ack.yiaddr == offer.yiaddr
+            assert _state(srv)[:2] == (False, False)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_reload_to_pace_zero_returns_a_paced_socket_to_epoll(
+        tmp_path: Path, loop_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "READ_PACE", HOUR)
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
+        c.exchange("discover", mac(1), 0x401)
+        assert _state(srv)[:2] == (True, True)
+        srv.call_soon(srv.server.reload, _config(tmp_path, port, "read-pace-ms = 0"))
+        # The tick that was pending reads nothing; with the pace off it must not leave the
+        # socket out of epoll.
+        _tick(srv)
+        assert _state(srv)[:2] == (False, False)
+        offer = c.exchange("discover", mac(2), 0x402)
+        assert dhcp_options(offer)["message-type"] == 2
+        assert _state(srv)[:2] == (False, False)
