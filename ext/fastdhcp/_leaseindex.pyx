@@ -545,12 +545,6 @@ cdef class LeaseIndex:
         self._rdelete(r)
         return True
 
-    def clear(self):
-        """Forget every record."""
-        memset(self._recs, 0, (self._rmask + 1) * sizeof(Rec))
-        memset(self._clis, 0, (self._cmask + 1) * sizeof(Cli))
-        self._rcount = self._ccount = self._active = self._hlen = 0
-
     # -------------------------------------------------------------- queries
 
     def client(self, bytes client_key not None):
