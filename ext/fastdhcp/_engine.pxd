@@ -47,6 +47,14 @@ cdef class _SubnetInfo:
     cdef dict by_hw
     cdef dict by_cid
     cdef dict by_circuit
+    # Per-packet shortcuts (set by Engine._apply): no dict lookup by subnet id per request.
+    cdef tuple group                  # = Engine._groups[id]: this link's infos, self first
+    cdef bint has_res                 # = Engine._group_has_res[id]
+    # One-entry cache of Engine._options(self, self.options, ...): the last PRL (b"" when
+    # absent) and lease time asked of this subnet, and the option list they gave.
+    cdef bytes opt_prl
+    cdef int64_t opt_lt
+    cdef list opt_list
 
 
 @cython.final
@@ -89,6 +97,10 @@ cdef class Engine:
     cdef int64_t _seq
     cdef dict _opt_cache
     cdef dict _sid_cache
+    cdef uint32_t _sid_last           # one-entry cache in front of _sid_cache
+    cdef tuple _sid_last_opt
+    cdef uint32_t _sel_giaddr         # one-entry cache of _select for relayed requests
+    cdef _SubnetInfo _sel_info        # (giaddr, no option 118, no link selection)
     cdef dict _link_of                # subnet id -> link id (smallest subnet id on its link)
     # Defences (docs/configuration.md, "Defences"): subscriber lease limit, DECLINE limits.
     cdef bint _counting               # the subscriber limit or the pool decline cap is on
@@ -123,8 +135,10 @@ cdef class Engine:
                             double now)
     cdef tuple _allocate(self, tuple group, uint32_t hint)
     cdef object _reservation(self, tuple group, bytes chaddr, object cid, Message msg)
-    cdef list _options(self, object src, dict options, object prl, int64_t lease_time,
+    cdef list _options(self, object src, dict options, Message msg, int64_t lease_time,
                        _SubnetInfo info)
+    cdef list _options_slow(self, object src, dict options, bytes pkey, int64_t lease_time,
+                            _SubnetInfo info)
     cdef uint32_t _server_id_for(self, Message msg, uint32_t giaddr, uint32_t link_address)
     cdef tuple _sid_option(self, uint32_t sid)
     cdef Decision _reply(self, Message msg, str kind, int mtype, uint32_t ciaddr,

@@ -11,6 +11,7 @@ through the documented contracts.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint32_t
+from libc.string cimport memcmp
 
 from fastdhcp._bitmap cimport PoolBitmap
 from fastdhcp._codec cimport (
@@ -390,6 +391,10 @@ cdef class Engine:
                 for i in g
             )
             link_of[sid] = min((<_SubnetInfo>i).id for i in g)
+        for sid, g in groups.items():
+            info = <_SubnetInfo>infos[sid]
+            info.group = <tuple>g
+            info.has_res = has_res[sid]
         pools = []
         cdef list fresh = []
         for s in subnets:
@@ -431,6 +436,10 @@ cdef class Engine:
         self._reserved = reserved
         self._opt_cache = {}
         self._sid_cache = {}
+        self._sid_last = 0
+        self._sid_last_opt = None
+        self._sel_giaddr = 0
+        self._sel_info = None
         self._sub_limit = sub_limit
         self._sub_code = sub_code
         self._decline_limit = decline_limit
@@ -768,10 +777,37 @@ cdef class Engine:
 
     # ------------------------------------------------------------------ replies
 
-    cdef list _options(self, object src, dict options, object prl, int64_t lease_time,
+    cdef list _options(self, object src, dict options, Message msg, int64_t lease_time,
                        _SubnetInfo info):
-        """Lease-time options plus configured options filtered by the PRL (cached)."""
-        pkey = prl if prl is not None else b""
+        """Lease-time options plus configured options filtered by ``msg``'s PRL (cached).
+
+        The subnet's own options (``src`` is ``info``) are answered from a one-entry cache in
+        ``info`` when the PRL and lease time are the last ones asked of it, compared in place:
+        clients of one kind send one PRL, and neither a bytes object nor a tuple key is made
+        and hashed per packet then. Anything else goes through the shared cache."""
+        cdef const unsigned char *p
+        cdef Py_ssize_t n = msg._view(O_PRL, &p)
+        cdef bytes last
+        cdef list out
+        if n < 0:
+            n = 0  # an absent PRL filters like an empty one
+        if src is info:
+            last = info.opt_prl
+            if (last is not None and info.opt_lt == lease_time
+                    and len(last) == n
+                    and (n == 0 or memcmp(PyBytes_AS_STRING(last), p, n) == 0)):
+                return info.opt_list
+        pkey = PyBytes_FromStringAndSize(<const char *>p, n)
+        out = self._options_slow(src, options, pkey, lease_time, info)
+        if src is info:
+            info.opt_prl = pkey
+            info.opt_lt = lease_time
+            info.opt_list = out
+        return out
+
+    cdef list _options_slow(self, object src, dict options, bytes pkey, int64_t lease_time,
+                            _SubnetInfo info):
+        """``_options`` through the shared cache keyed by (source, PRL, lease time)."""
         ckey = (id(src), pkey, lease_time)
         cached = self._opt_cache.get(ckey)
         if cached is not None:
@@ -815,11 +851,15 @@ cdef class Engine:
         return self._server_id if self._server_id else link_address
 
     cdef tuple _sid_option(self, uint32_t sid):
+        if sid == self._sid_last and self._sid_last_opt is not None:
+            return self._sid_last_opt  # one server id per link: no int made, no dict lookup
         opt = self._sid_cache.get(sid)
         if opt is None:
             opt = (54, (<object>sid).to_bytes(4, "big"))
             if len(self._sid_cache) < CACHE_MAX:
                 self._sid_cache[sid] = opt
+        self._sid_last = sid
+        self._sid_last_opt = <tuple>opt
         return <tuple>opt
 
     cdef Decision _reply(self, Message msg, str kind, int mtype, uint32_t ciaddr,
@@ -831,29 +871,40 @@ cdef class Engine:
         rai = msg._opt_bytes(O_RELAY_AGENT)
         if rai is not None:
             opts.append((82, rai))  # RFC 3046 2.2: verbatim; the builder writes it last
-        cdef tuple r = reply_destination(
-            mtype,
-            fd_load_be32(b + OFF_GIADDR),
-            fd_load_be32(b + OFF_CIADDR),
-            (fd_load_be16(b + OFF_FLAGS) & BROADCAST_BIT) != 0,
-            yiaddr,
-            b[OFF_HTYPE],
-            PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, b[OFF_HLEN]),
-            self._server_port,
-            self._client_port,
-        )
+        # reply_destination's rules (RFC 2131 4.1), written out here so that no result tuple
+        # and no chaddr bytes are made per reply; keep the two in step.
+        cdef uint32_t giaddr = fd_load_be32(b + OFF_GIADDR)
+        cdef uint32_t req_ciaddr = fd_load_be32(b + OFF_CIADDR)
+        cdef uint32_t dest_ip
+        cdef int dest_port = self._client_port
+        cdef bint broadcast = False
         cdef long flags = -1
-        if r[4]:
-            # RFC 2131 4.1: a NAK through a relay must be broadcast by the relay.
-            flags = fd_load_be16(b + OFF_FLAGS) | BROADCAST_BIT
+        l2 = None
+        if giaddr:
+            dest_ip = giaddr
+            dest_port = self._server_port
+            if mtype == NAK:
+                # RFC 2131 4.1: a NAK through a relay must be broadcast by the relay.
+                flags = fd_load_be16(b + OFF_FLAGS) | BROADCAST_BIT
+        elif mtype == NAK:
+            dest_ip = BROADCAST_IP
+            broadcast = True
+        elif req_ciaddr:
+            dest_ip = req_ciaddr
+        else:
+            dest_ip = BROADCAST_IP
+            broadcast = True
+            if (not (fd_load_be16(b + OFF_FLAGS) & BROADCAST_BIT) and yiaddr
+                    and b[OFF_HTYPE] == 1 and b[OFF_HLEN] == 6):
+                l2 = (yiaddr, PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, 6))
         reply = self._builder.build(msg, mtype, ciaddr, yiaddr, 0, opts, flags)
         cdef Decision d = Decision.__new__(Decision)
         d.kind = kind
         d.reply = reply
-        d.dest_ip = r[0]
-        d.dest_port = r[1]
-        d.broadcast = r[2]
-        d.l2_unicast = r[3]
+        d.dest_ip = dest_ip
+        d.dest_port = dest_port
+        d.broadcast = broadcast
+        d.l2_unicast = l2
         d.binding = binding
         d.reason = reason
         return d
@@ -936,17 +987,30 @@ cdef class Engine:
 
     cdef _SubnetInfo _select(self, Message msg, object link):
         cdef const unsigned char *b = msg._buf
+        cdef uint32_t subnet_selection = <uint32_t>msg._opt_u32(O_SUBNET_SELECTION, 0)
+        cdef uint32_t link_selection = msg._sub_u32(SUB_LINK_SELECTION)
+        cdef uint32_t giaddr = fd_load_be32(b + OFF_GIADDR)
+        cdef bint by_relay = giaddr != 0 and not subnet_selection and not link_selection
+        cdef _SubnetInfo info
+        if by_relay and giaddr == self._sel_giaddr and self._sel_info is not None:
+            # Relayed, and no selector option: the subnet depends on giaddr alone, and the
+            # selector does not change between reloads (_apply resets this).
+            return self._sel_info
         s = self._selector.select(
-            <uint32_t>msg._opt_u32(O_SUBNET_SELECTION, 0),
-            msg._sub_u32(SUB_LINK_SELECTION),
-            fd_load_be32(b + OFF_GIADDR),
+            subnet_selection,
+            link_selection,
+            giaddr,
             fd_load_be32(b + OFF_CIADDR),
             link[0],
             link[1],
         )
         if s is None:
             return None
-        return <_SubnetInfo>self._infos[s.id]
+        info = <_SubnetInfo>self._infos[s.id]
+        if by_relay:
+            self._sel_giaddr = giaddr
+            self._sel_info = info
+        return info
 
     cdef Decision _discover(self, Message msg, object link, double now, bytes key,
                             bytes chaddr, object cid):
@@ -961,9 +1025,8 @@ cdef class Engine:
         cdef str how = "same-offer"
         if sel is None:
             return _drop("no-subnet")
-        cdef tuple group = <tuple>self._groups[sel.id]
-        res = (self._reservation(group, chaddr, cid, msg) if self._group_has_res[sel.id]
-               else None)
+        cdef tuple group = sel.group
+        res = self._reservation(group, chaddr, cid, msg) if sel.has_res else None
         if res is not None:
             res_ip = res.ip
         o = self._offers.get(key)
@@ -1033,11 +1096,10 @@ cdef class Engine:
                 subkey = None
             self._hold(key, ip, expires, alone, subkey)
         cdef int64_t lt = self._lease_time(info, msg._opt_u32(O_LEASE_TIME, -1))
-        prl = msg._opt_bytes(O_PRL)
         if res is not None and res_ip == ip:
-            opts = self._options(res, res.options, prl, lt, info)
+            opts = self._options(res, res.options, msg, lt, info)
         else:
-            opts = self._options(info, info.options, prl, lt, info)
+            opts = self._options(info, info.options, msg, lt, info)
         cdef uint32_t sid = self._server_id_for(msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                                 link[1])
         return self._reply(msg, "offer", OFFER, 0, ip, [self._sid_option(sid), *opts], None,
@@ -1082,9 +1144,8 @@ cdef class Engine:
         sel = self._select(msg, link)
         if sel is None:
             return _drop("no-subnet")
-        cdef tuple group = <tuple>self._groups[sel.id]
-        res = (self._reservation(group, chaddr, cid, msg) if self._group_has_res[sel.id]
-               else None)
+        cdef tuple group = sel.group
+        res = self._reservation(group, chaddr, cid, msg) if sel.has_res else None
         if res is not None:
             res_ip = res.ip
 
@@ -1185,11 +1246,10 @@ cdef class Engine:
             self._unsub(<_Offer>o)
             if self._offered.get((<_Offer>o).ip) == key:
                 del self._offered[(<_Offer>o).ip]
-        prl = msg._opt_bytes(O_PRL)
         if res is not None:
-            opts = self._options(res, res.options, prl, lt, info)
+            opts = self._options(res, res.options, msg, lt, info)
         else:
-            opts = self._options(info, info.options, prl, lt, info)
+            opts = self._options(info, info.options, msg, lt, info)
         return self._reply(msg, "ack", ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip,
                            [self._sid_option(sid), *opts], lease, state)
 
@@ -1282,20 +1342,18 @@ cdef class Engine:
         cdef uint32_t ciaddr = fd_load_be32(msg._buf + OFF_CIADDR)
         if sel is None:
             return _drop("no-subnet")
-        cdef tuple group = <tuple>self._groups[sel.id]
-        res = (self._reservation(group, chaddr, cid, msg) if self._group_has_res[sel.id]
-               else None)
+        cdef tuple group = sel.group
+        res = self._reservation(group, chaddr, cid, msg) if sel.has_res else None
         info = sel
         if ciaddr:
             for i in group:
                 if i.net_first <= ciaddr <= i.net_last:
                     info = i
                     break
-        prl = msg._opt_bytes(O_PRL)
         if res is not None:
-            opts = self._options(res, res.options, prl, -1, info)
+            opts = self._options(res, res.options, msg, -1, info)
         else:
-            opts = self._options(info, info.options, prl, -1, info)
+            opts = self._options(info, info.options, msg, -1, info)
         cdef uint32_t sid = self._server_id_for(msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                                 link[1])
         return self._reply(msg, "ack", ACK, ciaddr, 0, [self._sid_option(sid), *opts], None,
