@@ -26,6 +26,9 @@ cdef class _Offer:
     cdef double expires
     cdef bint alone                   # the client had no binding elsewhere when offered
     cdef object sub                   # subscriber the offer counts against, or None
+    cdef bytes key                    # the client it is held for
+    cdef double at                    # its key in Engine._offer_heap (<= expires)
+    cdef int64_t seq                  # ties in the heap: queued first, popped first
 
 
 @cython.final
@@ -93,7 +96,7 @@ cdef class Engine:
     cdef dict _reserved               # ip -> (Reservation, _SubnetInfo)
     cdef dict _offers                 # client key -> _Offer
     cdef dict _offered                # ip -> client key
-    cdef list _offer_heap
+    cdef list _offer_heap             # _Offer, a binary heap on (at, seq)
     cdef int64_t _seq
     cdef dict _opt_cache
     cdef dict _sid_cache
@@ -131,6 +134,8 @@ cdef class Engine:
     cdef _settle(self, uint32_t ip)
     cdef _drop_offer(self, bytes key, _Offer offer)
     cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub)
+    cdef _heap_push(self, _Offer offer)
+    cdef _Offer _heap_pop(self)
     cdef _SubnetInfo _claim(self, uint32_t ip, bytes key, uint32_t res_ip, tuple group,
                             double now)
     cdef tuple _allocate(self, tuple group, uint32_t hint)

@@ -30,7 +30,6 @@ from fastdhcp._codec cimport (
 
 from array import array
 from bisect import bisect_left as _bisect_left, bisect_right as _bisect_right
-from heapq import heappop as _heappop, heappush as _heappush
 from collections import namedtuple
 
 from fastdhcp.errors import MalformedPacket
@@ -256,13 +255,17 @@ cdef class SubnetSelector:
 
 @cython.final
 @cython.freelist(256)
+@cython.no_gc
 cdef class _Offer:
-    """An address held for one client between OFFER and REQUEST (memory only)."""
+    """An address held for one client between OFFER and REQUEST (memory only).
 
-    def __cinit__(self, uint32_t ip, double expires, bint alone):
-        self.ip = ip
-        self.expires = expires
-        self.alone = alone
+    Made by ``Engine._hold`` only. It refers to nothing but bytes and tuples of ints and bytes
+    (``key``, ``sub``), so it can be in no reference cycle: kept out of the cyclic GC, which
+    would otherwise walk every held offer."""
+
+
+cdef inline bint _earlier(_Offer a, _Offer b) noexcept:
+    return a.at < b.at or (a.at == b.at and a.seq < b.seq)
 
 
 @cython.final
@@ -673,14 +676,62 @@ cdef class Engine:
             old = self._offers.get(key)
             if old is not None:
                 self._unsub(<_Offer>old)
-        cdef _Offer offer = _Offer(ip, expires, alone)
+        cdef _Offer offer = _Offer.__new__(_Offer)
+        offer.ip = ip
+        offer.expires = expires
+        offer.alone = alone
+        offer.key = key
         if sub is not None:
             offer.sub = sub
             self._sub_offers[sub] = self._sub_offers.get(sub, 0) + 1
         self._offers[key] = offer
         self._offered[ip] = key
+        offer.at = expires
+        self._heap_push(offer)
+
+    # The offer heap holds the offers themselves (no entry tuple, float and int per offer),
+    # ordered on (at, seq). Every offer in _offers is in it once; an offer whose expiry moved
+    # later stays at its old place and is queued again at its expiry when reclaim reaches
+    # it; one that is dropped or replaced stays until reclaim pops and discards it.
+
+    cdef _heap_push(self, _Offer offer):
+        cdef list heap = self._offer_heap
+        cdef Py_ssize_t pos = len(heap), parent
+        cdef _Offer up
         self._seq += 1
-        _heappush(self._offer_heap, (expires, self._seq, key, offer))
+        offer.seq = self._seq
+        heap.append(offer)
+        while pos > 0:
+            parent = (pos - 1) >> 1
+            up = <_Offer>heap[parent]
+            if not _earlier(offer, up):
+                break
+            heap[pos] = up
+            pos = parent
+        heap[pos] = offer
+
+    cdef _Offer _heap_pop(self):
+        cdef list heap = self._offer_heap
+        cdef _Offer last = <_Offer>heap.pop()
+        cdef _Offer top, c
+        cdef Py_ssize_t n = len(heap), pos = 0, child
+        if n == 0:
+            return last
+        top = <_Offer>heap[0]
+        while True:
+            child = 2 * pos + 1
+            if child >= n:
+                break
+            c = <_Offer>heap[child]
+            if child + 1 < n and _earlier(<_Offer>heap[child + 1], c):
+                child += 1
+                c = <_Offer>heap[child]
+            if not _earlier(c, last):
+                break
+            heap[pos] = c
+            pos = child
+        heap[pos] = last
+        return top
 
     # ------------------------------------------------------------------ ownership
 
@@ -1085,9 +1136,21 @@ cdef class Engine:
             how = "previous" if ip == hint else "allocated"
         cdef double expires = now + info.offer_lifetime
         if offer is not None and offer.ip == ip and self._offers.get(key) is offer:
-            offer.expires = expires
-            self._seq += 1
-            _heappush(self._offer_heap, (expires, self._seq, key, offer))
+            if expires >= offer.at:
+                offer.expires = expires  # stays queued at offer.at (see _heap_push)
+            else:
+                # Earlier than its place in the heap (a clock stepped back): a fresh offer,
+                # queued at the new expiry; the old one is discarded when popped.
+                fresh = _Offer.__new__(_Offer)
+                (<_Offer>fresh).ip = ip
+                (<_Offer>fresh).expires = expires
+                (<_Offer>fresh).alone = offer.alone
+                (<_Offer>fresh).key = key
+                (<_Offer>fresh).sub = offer.sub
+                offer.sub = None  # the count moves with it, unchanged
+                (<_Offer>fresh).at = expires
+                self._offers[key] = fresh
+                self._heap_push(<_Offer>fresh)
         else:
             # The offer counts against the subscriber unless the client's own binding
             # already does (a bound client asking again takes nothing more).
@@ -1370,12 +1433,15 @@ cdef class Engine:
         """
         cdef list heap = self._offer_heap
         cdef _Offer offer
-        while heap and (<tuple>heap[0])[0] <= now:
-            entry = _heappop(heap)
-            key = entry[2]
-            offer = <_Offer>entry[3]
-            if self._offers.get(key) is offer and offer.expires <= now:
-                self._drop_offer(key, offer)
+        while heap and (<_Offer>heap[0]).at <= now:
+            offer = self._heap_pop()
+            key = offer.key
+            if self._offers.get(key) is offer:
+                if offer.expires <= now:
+                    self._drop_offer(key, offer)
+                else:
+                    offer.at = offer.expires  # renewed since queued: queue it again
+                    self._heap_push(offer)
         expired = self._store.expired(<int64_t>now, limit)
         cdef tuple found
         for lease in expired:
@@ -1408,8 +1474,8 @@ cdef class Engine:
         if len(expired) >= limit:
             return now
         cdef double nxt = now + 1.0
-        if heap and (<tuple>heap[0])[0] < nxt:
-            nxt = (<tuple>heap[0])[0]
+        if heap and (<_Offer>heap[0]).at < nxt:
+            nxt = (<_Offer>heap[0]).at
         return nxt
 
     def rollback(self, leases):
