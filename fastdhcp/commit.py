@@ -101,6 +101,13 @@ class GroupCommitter:
         self._tokens.append(token)
         self._mark()
 
+    def hold_many(self, tokens: list[Any]) -> None:
+        """:meth:`hold` each of ``tokens``, in order (one call for a burst's held ACKs)."""
+        if self._closed:
+            raise RuntimeError("GroupCommitter is closed")
+        self._tokens.extend(tokens)
+        self._mark()
+
     def kick(self) -> None:
         """Called after each datagram batch: close the open batch if it is due."""
         if self._closed:

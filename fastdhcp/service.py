@@ -73,12 +73,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastdhcp import netio
-from fastdhcp._codec import parse
+from fastdhcp._packetpath import PacketPath
 from fastdhcp._sockio import DatagramIO
 from fastdhcp.config import load as load_config
 from fastdhcp.engine import Engine, Link
 from fastdhcp.errors import ConfigError, MalformedPacket, StoreError
-from fastdhcp.limits import EdgeGuard, strip_agent_info
+from fastdhcp.limits import EdgeGuard
 from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector, type_name
 from fastdhcp.store import GroupCommitter, LmdbLeaseStore
 
@@ -246,6 +246,8 @@ class Server:
         self._debug = False
         self._stop_task: asyncio.Task[None] | None = None
         self._switch_prev: float | None = None
+        #: the compiled per-datagram path (fastdhcp._packetpath), rebuilt when its inputs change
+        self._path: PacketPath | None = None
 
     # ----------------------------------------------------------------- start / stop
 
@@ -298,6 +300,7 @@ class Server:
             await self._abort_start()
             raise
         self._debug = log.isEnabledFor(logging.DEBUG)
+        self._path = self._make_path()
         if SWITCH_INTERVAL and self._switch_prev is None:
             self._switch_prev = sys.getswitchinterval()
             sys.setswitchinterval(SWITCH_INTERVAL)
@@ -516,6 +519,7 @@ class Server:
         if old.server.log_level != config.server.log_level and not self._log_level_pinned:
             logging.getLogger().setLevel(config.server.log_level.upper())
             self._debug = log.isEnabledFor(logging.DEBUG)
+        self._path = self._make_path()  # the engine, the guard or the log level may be new
         if old.server.stats_interval != config.server.stats_interval:
             self._schedule_stats()
         self._schedule("reclaim", 0.0, self._reclaim)
@@ -525,33 +529,19 @@ class Server:
 
     # ----------------------------------------------------------------- packet path
 
+    def _make_path(self) -> PacketPath:
+        committer = self.committer
+        return PacketPath(self, self.engine, self.metrics, self._guard,
+                          committer.hold_many if committer is not None else None, self._debug)
+
     def _on_readable(self, ep: Endpoint) -> None:
-        io = ep.io
-        m = self.metrics
-        n = 0
-        now = time.time()
-        t0 = time.perf_counter()
-        while n < READ_BATCH:
-            try:
-                batch = io.recv(READ_BATCH - n)
-            except OSError as exc:
-                m.drop("recv-error")
-                self._ratelog(logging.WARNING, "recv", "receive error on %s: %s",
-                              ep.key[1], exc)
-                break
-            for data, src_ip, src_port, truncated in batch:
-                if truncated:
-                    m.bad("datagram larger than 65536 bytes")
-                    continue
-                self._datagram(ep, data, src_ip, src_port, now, t0)
-            got = len(batch)
-            n += got
-            if got < RECV_CALL_MAX:  # drained: save the EAGAIN call
-                break
+        path = self._path
+        assert path is not None
+        n = path.read(ep, READ_BATCH, time.time(), time.perf_counter())
         if n and self.committer is not None:
             self.committer.kick()  # first, so the writer can start while the OFFERs leave
         if ep.out:
-            self._flush(ep)
+            path.flush(ep)
         ms = self.config.server.read_pace_ms
         pace = READ_PACE if ms is None else ms / 1000.0
         loop = self._loop
@@ -574,66 +564,64 @@ class Server:
             return
         self._on_readable(ep)
 
-    def _datagram(self, ep: Endpoint, data: bytes, src_ip: int, src_port: int, now: float,
-                  t0: float) -> None:
-        """One datagram: parse, decide, queue the reply or hold it. Never raises."""
+    # The rare cases of the compiled packet path (fastdhcp._packetpath): counted and logged here.
+
+    def _malformed(self, ep: Endpoint, exc: MalformedPacket, src_ip: int, src_port: int) -> None:
+        self.metrics.bad(exc.reason)
+        self._ratelog(logging.INFO, "malformed", "malformed datagram from %s:%d on %s: %s",
+                      self._ipstr(src_ip), src_port, ep.key[1], exc.reason)
+
+    def _bootreply(self, ep: Endpoint, msg: Any, src_ip: int, src_port: int) -> None:
+        self.metrics.drop("bootreply")
+        self._ratelog(logging.INFO, "bootreply", "ignored a BOOTREPLY (op %d) from %s:%d on %s",
+                      msg.op, self._ipstr(src_ip), src_port, ep.key[1])
+
+    def _guard_dropped(self, ep: Endpoint, msg: Any, why: str, src_ip: int,
+                       src_port: int) -> None:
+        self.metrics.drop(why)
+        self._ratelog(logging.INFO, why, "%s: dropped %s from %s:%d on %s (giaddr %s, chaddr %s)",
+                      why, type_name(msg.message_type), self._ipstr(src_ip), src_port,
+                      ep.key[1], self._ipstr(msg.giaddr), msg.chaddr.hex(":"))
+
+    def _engine_dropped(self, ep: Endpoint, msg: Any, d: Any, src_ip: int,
+                        src_port: int) -> None:
+        reason = d.reason or "engine"
+        self.metrics.drop(reason)
+        self._ratelog(logging.INFO, "drop:" + reason, "no reply to %s from %s:%d on %s chaddr "
+                      "%s: %s", type_name(msg.message_type), self._ipstr(src_ip), src_port,
+                      ep.key[1], msg.chaddr.hex(":"), reason)
+
+    def _log_decision(self, ep: Endpoint, msg: Any, d: Any, src_ip: int, src_port: int) -> None:
+        log.debug("%s on %s from %s:%d xid=%08x chaddr=%s -> %s (%s)",
+                  type_name(msg.message_type), ep.key[1], self._ipstr(src_ip), src_port,
+                  msg.xid, msg.chaddr.hex(":"), d.kind, d.reason)
+
+    def _internal_error(self, ep: Endpoint, src_ip: int, src_port: int,
+                        exc: Exception) -> None:
         m = self.metrics
-        try:
-            try:
-                msg = parse(data)
-            except MalformedPacket as exc:
-                m.bad(exc.reason)
-                self._ratelog(logging.INFO, "malformed", "malformed datagram from %s:%d on %s: "
-                              "%s", self._ipstr(src_ip), src_port, ep.key[1], exc.reason)
-                return
-            if msg.op != 1:
-                m.drop("bootreply")
-                self._ratelog(logging.INFO, "bootreply", "ignored a BOOTREPLY (op %d) from "
-                              "%s:%d on %s", msg.op, self._ipstr(src_ip), src_port, ep.key[1])
-                return
-            m.received[msg.message_type] += 1
-            guard = self._guard
-            if guard is not None:
-                why = guard.check(msg, src_ip, t0)  # t0: monotonic (perf_counter)
-                if why is not None:
-                    m.drop(why)
-                    self._ratelog(logging.INFO, why, "%s: dropped %s from %s:%d on %s "
-                                  "(giaddr %s, chaddr %s)", why, type_name(msg.message_type),
-                                  self._ipstr(src_ip), src_port, ep.key[1],
-                                  self._ipstr(msg.giaddr), msg.chaddr.hex(":"))
-                    return
-            if not msg.giaddr and msg.relay_agent_info is not None:
-                # RFC 3046 2.1/2.2: not relayed, so its option 82 is nobody's to trust
-                # (fastdhcp.limits.strip_agent_info): serve it as a plain client request.
-                msg = parse(strip_agent_info(data))
-                m.agent_info_ignored += 1
-            d = self.engine.handle(msg, ep.link, now)
-            reply = d.reply
-            if self._debug:
-                log.debug("%s on %s from %s:%d xid=%08x chaddr=%s -> %s (%s)",
-                          type_name(msg.message_type), ep.key[1], self._ipstr(src_ip),
-                          src_port, msg.xid, msg.chaddr.hex(":"), d.kind, d.reason)
-            if reply is None:
-                if d.kind == "drop":
-                    reason = d.reason or "engine"
-                    m.drop(reason)
-                    self._ratelog(logging.INFO, "drop:" + reason,
-                                  "no reply to %s from %s:%d on %s chaddr %s: %s",
-                                  type_name(msg.message_type), self._ipstr(src_ip), src_port,
-                                  ep.key[1], msg.chaddr.hex(":"), reason)
-                return
-            item = (reply, self._dest_ip(ep, d), d.dest_port, t0)
-            if d.binding is not None:
-                # RFC 2131 3.1 step 4: this ACK leaves only once its binding is durable
-                self.committer.hold((ep, item, time.perf_counter()))
-                return
-            ep.out.append(item)
-        except Exception as exc:
-            m.internal_errors += 1
-            m.drop("internal-error")
-            self._ratelog(logging.ERROR, "internal", "unexpected error handling a datagram "
-                          "from %s:%d on %s: %r", self._ipstr(src_ip), src_port, ep.key[1], exc,
-                          exc=True)
+        m.internal_errors += 1
+        m.drop("internal-error")
+        # exc=True formats the exception being handled: this runs inside the path's except
+        self._ratelog(logging.ERROR, "internal", "unexpected error handling a datagram from "
+                      "%s:%d on %s: %r", self._ipstr(src_ip), src_port, ep.key[1], exc, exc=True)
+
+    def _recv_failed(self, ep: Endpoint, exc: OSError) -> None:
+        self.metrics.drop("recv-error")
+        self._ratelog(logging.WARNING, "recv", "receive error on %s: %s", ep.key[1], exc)
+
+    def _send_failed(self, ep: Endpoint, out: list[tuple[bytes, int, int, float]],
+                     failed: list[tuple[int, int]]) -> set[int]:
+        """Count and log the replies of ``out`` that could not be sent; their indexes."""
+        m = self.metrics
+        bad: set[int] = set()
+        for i, err in failed:
+            bad.add(i)
+            m.send_errors += 1
+            m.drop("send-error")
+            _reply, ip, port, _t0 = out[i]
+            self._ratelog(logging.WARNING, "send", "sending to %s:%d on %s failed: %s",
+                          self._ipstr(ip), port, ep.key[1], os.strerror(err))
+        return bad
 
     def _limiter_rows(self) -> list[tuple[str, int, int]]:
         """(limit, keys tracked, evictions) of each configured rate limiter (for metrics)."""
@@ -678,42 +666,6 @@ class Server:
                 return int(yiaddr)
         return int(d.dest_ip)
 
-    def _flush(self, ep: Endpoint) -> None:
-        """Send every queued reply of ``ep`` (one sendmmsg per 64), then count them."""
-        out = ep.out
-        ep.out = []
-        m = self.metrics
-        if ep.closed:
-            m.drop("socket-closed", len(out))
-            return
-        try:
-            failed = ep.io.send(out)
-        except Exception as exc:  # e.g. the socket was closed under us
-            failed = [(i, getattr(exc, "errno", 0) or 0) for i in range(len(out))]
-        bad: set[int] = set()
-        if failed:
-            for i, err in failed:
-                bad.add(i)
-                m.send_errors += 1
-                m.drop("send-error")
-                reply, ip, port, _t0 = out[i]
-                self._ratelog(logging.WARNING, "send", "sending to %s:%d on %s failed: %s",
-                              self._ipstr(ip), port, ep.key[1], os.strerror(err))
-        now = time.perf_counter()
-        sent = m.sent
-        offer_lat = m.offer_latency
-        ack_lat = m.ack_latency
-        for i, (reply, _ip, _port, t0) in enumerate(out):
-            if bad and i in bad:
-                continue
-            # option 53 is the first option of every reply the codec builds (offset 240)
-            code = reply[242] if len(reply) > 242 and reply[240] == 53 else 0
-            sent[code] += 1
-            if code == 2:
-                offer_lat.observe(now - t0)
-            elif code == 5:
-                ack_lat.observe(now - t0)
-
     # ----------------------------------------------------------------- commit callbacks
 
     def _on_committed(self, tokens: list[Any]) -> None:
@@ -723,13 +675,8 @@ class Server:
             return
         m.commit_batch.observe(len(tokens))
         m.commit_latency.observe(time.perf_counter() - tokens[0][2])
-        touched: list[Endpoint] = []
-        for ep, item, _held in tokens:
-            if not ep.out:
-                touched.append(ep)
-            ep.out.append(item)
-        for ep in touched:
-            self._flush(ep)
+        assert self._path is not None
+        self._path.deliver(tokens)
 
     def _on_failed(self, leases: list[Any], tokens: list[Any], exc: BaseException) -> None:
         m = self.metrics

@@ -115,7 +115,11 @@ def test_engine_exception_is_contained(tmp_path: Path) -> None:
             def __getattr__(self, name: str) -> object:
                 return getattr(real, name)
 
-        srv.call_soon(setattr, srv.server, "engine", Boom())
+        def swap() -> None:
+            srv.server.engine = Boom()
+            srv.server._path = srv.server._make_path()  # the packet path holds the engine
+
+        srv.call_soon(swap)
         c.send_raw(c.build("discover", mac(9), 0x90))
         with pytest.raises(TimeoutError):
             c.recv(0x90)

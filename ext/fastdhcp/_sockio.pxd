@@ -26,5 +26,6 @@ cdef class DatagramIO:
     cdef sockaddr_in* saddr
     cdef object sock  # keeps the socket (and so the fd) alive while this object is
 
+    cdef int recv_c(self, int max_count) except -1
     cpdef list recv(self, int max_count)
     cpdef list send(self, list items)

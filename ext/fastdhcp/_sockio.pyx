@@ -64,14 +64,15 @@ cdef class DatagramIO:
         free(self.siov)
         free(self.saddr)
 
-    cpdef list recv(self, int max_count):
-        """Up to ``max_count`` (at most 64) waiting datagrams; see the module docstring."""
+    cdef int recv_c(self, int max_count) except -1:
+        """Read up to ``max_count`` (at most 64) waiting datagrams into the receive slots;
+        their count, 0 when none is waiting. Slot ``i``: ``riov[i]`` (data), ``rmsgs[i].msg_len``,
+        ``raddr[i]``, ``rmsgs[i].msg_hdr.msg_flags`` (MSG_TRUNC). Valid until the next call."""
         cdef int i, n
         cdef unsigned int vlen = RECV_BATCH if max_count > RECV_BATCH else max_count
-        cdef list out = []
         cdef mmsghdr* m
-        if vlen <= 0:
-            return out
+        if max_count <= 0:
+            return 0
         # msg_namelen and msg_flags are results: reset them for every call
         for i in range(<int>vlen):
             m = &self.rmsgs[i]
@@ -86,12 +87,19 @@ cdef class DatagramIO:
             with nogil:
                 n = recvmmsg(self.fd, self.rmsgs, vlen, MSG_DONTWAIT, NULL)
             if n >= 0:
-                break
+                return n
             if errno == EINTR:
                 continue
             if errno == EAGAIN:
-                return out
+                return 0
             raise OSError(errno, "recvmmsg failed")
+
+    cpdef list recv(self, int max_count):
+        """Up to ``max_count`` (at most 64) waiting datagrams; see the module docstring."""
+        cdef int i
+        cdef int n = self.recv_c(max_count)
+        cdef list out = []
+        cdef mmsghdr* m
         for i in range(n):
             m = &self.rmsgs[i]
             out.append((
