@@ -6,7 +6,8 @@ One non-blocking UDP socket per configured interface (``0.0.0.0:port`` + ``SO_BI
 its :class:`~fastdhcp.engine.Link` is the interface's name and IPv4) and one per listen address
 (``Link("", address)``). Each socket is watched with ``loop.add_reader``; when it is readable
 the service drains it (up to :data:`READ_BATCH` datagrams), and for each datagram runs
-``parse -> engine.handle -> send``:
+``parse -> engine.handle -> send``, in compiled code (:mod:`fastdhcp._packetpath`; the rare
+cases, such as logging a malformed datagram, call back into this module):
 
 - an OFFER or NAK (no binding to commit) is sent at once;
 - an ACK whose :class:`~fastdhcp.engine.Decision` carries a ``binding`` is *held*: the service
