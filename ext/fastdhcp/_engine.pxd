@@ -130,6 +130,7 @@ cdef class Engine:
     cdef bint _decline_over(self, dict table, object k, double now)
     cdef _decline_note(self, dict table, object k, double now)
     cdef _rebuild(self)
+    cdef Py_ssize_t _pool_at(self, uint32_t ip)
     cdef tuple _bitmap_for(self, uint32_t ip)
     cdef _settle(self, uint32_t ip)
     cdef _drop_offer(self, bytes key, _Offer offer)

@@ -10,6 +10,8 @@ through the documented contracts.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.ref cimport PyObject
+from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint32_t
 from libc.string cimport memcmp
 
@@ -82,6 +84,100 @@ cdef frozenset _MANAGED = frozenset((0, 50, 51, 52, 53, 54, 55, 57, 58, 59, 61, 
 cdef tuple _BASIC = (3, 6, 15)
 
 cdef object _Lease = Lease
+
+# Making a Lease (a slotted dataclass) the ordinary way runs its Python-level __init__: a
+# frame and nine attribute stores, once per binding. When Lease is exactly what the check
+# below expects (nine object slots, set as given by the generated __init__), the engine
+# allocates it and fills the slots in C instead; anything else, and the ordinary call is
+# used. Either way the object is the same.
+cdef extern from *:
+    """
+    #include "structmember.h"
+    static Py_ssize_t fd_slot_offset(PyObject *descr) {
+        PyMemberDef *m;
+        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
+        m = ((PyMemberDescrObject *)descr)->d_member;
+        if (m->type != T_OBJECT_EX || (m->flags & READONLY)) return -1;
+        return m->offset;
+    }
+    static PyObject *fd_new_slotted(PyObject *type, const Py_ssize_t *offs, Py_ssize_t n,
+                                    PyObject **vals) {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        PyObject *o = tp->tp_alloc(tp, 0);
+        Py_ssize_t i;
+        if (o == NULL) return NULL;
+        for (i = 0; i < n; i++) {
+            Py_INCREF(vals[i]);
+            *(PyObject **)((char *)o + offs[i]) = vals[i];
+        }
+        return o;
+    }
+    """
+    Py_ssize_t fd_slot_offset(object descr)
+    object fd_new_slotted(object type, const Py_ssize_t *offs, Py_ssize_t n, PyObject **vals)
+
+cdef enum:
+    LEASE_FIELDS = 9
+
+cdef Py_ssize_t _lease_offs[LEASE_FIELDS]
+cdef bint _lease_fast = False
+
+
+cdef object _new_lease(object ip, object client_key, object hw_address, object subnet_id,
+                       object state, object issued, object expires, object hostname,
+                       object relay_info):
+    """``Lease(ip, client_key, ..., relay_info)``, in C when ``_lease_fast``."""
+    cdef PyObject *vals[LEASE_FIELDS]
+    if not _lease_fast:
+        return _Lease(ip, client_key, hw_address, subnet_id, state, issued, expires,
+                      hostname, relay_info)
+    vals[0] = <PyObject *>ip
+    vals[1] = <PyObject *>client_key
+    vals[2] = <PyObject *>hw_address
+    vals[3] = <PyObject *>subnet_id
+    vals[4] = <PyObject *>state
+    vals[5] = <PyObject *>issued
+    vals[6] = <PyObject *>expires
+    vals[7] = <PyObject *>hostname
+    vals[8] = <PyObject *>relay_info
+    return fd_new_slotted(_Lease, _lease_offs, LEASE_FIELDS, vals)
+
+
+def _check_lease_fast():
+    """Turn the C path of ``_new_lease`` on when Lease is the slotted dataclass it expects
+    and a Lease made both ways compares equal field by field; return whether it is on."""
+    global _lease_fast
+    import dataclasses
+
+    _lease_fast = False
+    names = ("ip", "client_key", "hw_address", "subnet_id", "state", "issued", "expires",
+             "hostname", "relay_info")
+    if (type(_Lease) is not type or _Lease.__new__ is not object.__new__
+            or not dataclasses.is_dataclass(_Lease)
+            or tuple(f.name for f in dataclasses.fields(_Lease)) != names
+            or tuple(getattr(_Lease, "__slots__", ())) != names
+            or hasattr(_Lease, "__post_init__")
+            or _Lease.__setattr__ is not object.__setattr__
+            # the __init__ dataclass generated (a hand-written one may do more)
+            or getattr(getattr(_Lease.__init__, "__code__", None), "co_filename", "")
+            != "<string>"):
+        return False
+    for i, name in enumerate(names):
+        off = fd_slot_offset(_Lease.__dict__[name])
+        if off < 0:
+            return False
+        _lease_offs[i] = off
+    args = (3232235777, b"\x01abcdef", b"abcdef", 7, 0, 100, 200, "h", b"\x01\x01x")
+    slow = _Lease(*args)
+    _lease_fast = True
+    fast = _new_lease(args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7],
+                      args[8])
+    _lease_fast = (type(fast) is _Lease and fast == slow
+                   and all(getattr(fast, n) is getattr(slow, n) for n in names))
+    return _lease_fast
+
+
+_check_lease_fast()
 
 Link = namedtuple("Link", ["name", "address"])
 Link.__doc__ = """The socket a request arrived on: ``name`` (interface, or "" for a
@@ -331,6 +427,25 @@ cdef object _rai_sub(object rai, int code):
             return PyBytes_FromStringAndSize(<const char *>b + i + 2, ln) if ln else None
         i += 2 + ln
     return None
+
+
+cdef extern from "Python.h":
+    PyObject *PyTuple_GET_ITEM_borrowed "PyTuple_GET_ITEM" (object t, Py_ssize_t i)
+
+
+cdef inline object _link_name(object link):
+    """``link[0]``. Link is a namedtuple, a tuple subclass: plain indexing would go through
+    its Python-level ``__getitem__`` slot (a method lookup and call) per packet."""
+    if PyTuple_Check(link) and PyTuple_GET_SIZE(link) == 2:
+        return <object>PyTuple_GET_ITEM_borrowed(link, 0)
+    return link[0]
+
+
+cdef inline uint32_t _link_address(object link) except? 0:
+    """``link[1]`` as an address (see ``_link_name``)."""
+    if PyTuple_Check(link) and PyTuple_GET_SIZE(link) == 2:
+        return <object>PyTuple_GET_ITEM_borrowed(link, 1)
+    return link[1]
 
 
 cdef inline bint _is_active(object lease):
@@ -633,22 +748,37 @@ cdef class Engine:
         else:
             (<list>e)[1] = (<list>e)[1] + 1
 
+    cdef Py_ssize_t _pool_at(self, uint32_t ip):
+        """Index in _pool_bitmaps / _pool_infos of the pool containing ``ip``, or -1.
+
+        ``bisect_right(_pool_firsts, ip) - 1`` done on the bitmaps' C fields: no int made
+        and no Python call per lookup."""
+        cdef list bitmaps = self._pool_bitmaps
+        cdef Py_ssize_t lo = 0, hi = len(bitmaps), mid
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if ip < (<PoolBitmap>bitmaps[mid])._first:
+                hi = mid
+            else:
+                lo = mid + 1
+        lo -= 1
+        if lo >= 0 and ip <= (<PoolBitmap>bitmaps[lo])._last:
+            return lo
+        return -1
+
     cdef tuple _bitmap_for(self, uint32_t ip):
         """(bitmap, subnet) of the pool containing ``ip``, or None."""
-        cdef Py_ssize_t i = _bisect_right(self._pool_firsts, ip) - 1
-        cdef PoolBitmap bm
+        cdef Py_ssize_t i = self._pool_at(ip)
         if i >= 0:
-            bm = <PoolBitmap>self._pool_bitmaps[i]
-            if ip <= bm._last:
-                return (bm, self._pool_infos[i])
+            return (self._pool_bitmaps[i], self._pool_infos[i])
         return None
 
     cdef _settle(self, uint32_t ip):
         """Make ``ip``'s bit used exactly when a lease, an offer or a reservation claims it."""
-        cdef tuple found = self._bitmap_for(ip)
-        if found is None:
+        cdef Py_ssize_t at = self._pool_at(ip)
+        if at < 0:
             return
-        bm = found[0]
+        bm = self._pool_bitmaps[at]
         lease = self._sget(ip)
         cdef bint claimed = (ip in self._reserved or ip in self._offered
                              or (lease is not None and _is_active(lease)))
@@ -748,19 +878,20 @@ cdef class Engine:
         cdef PoolBitmap bm
         cdef uint32_t off
         cdef int st
-        cdef tuple found
-        res = self._reserved.get(ip)
+        cdef Py_ssize_t at
+        ipo = ip  # the address as an int, made once for the lookups below
+        res = self._reserved.get(ipo)
         if res is not None and ip != res_ip:
             return None
-        holder = self._offered.get(ip)
-        if holder is not None and holder == key:
+        holder = self._offered.get(ipo)
+        if holder is not None and (holder is key or holder == key):
             # Our own live offer: every other way to this address goes through _claim, which
             # respects the offer, so no other lease can have appeared on it; no store read.
             o = self._offers.get(key)
             if o is not None and (<_Offer>o).ip == ip:
-                found = self._bitmap_for(ip)
-                if found is not None and _in_group(<_SubnetInfo>found[1], group):
-                    return <_SubnetInfo>found[1]
+                at = self._pool_at(ip)
+                if at >= 0 and _in_group(<_SubnetInfo>self._pool_infos[at], group):
+                    return <_SubnetInfo>self._pool_infos[at]
         if holder is not None and holder != key:
             o = self._offers.get(holder)
             if o is not None:
@@ -769,7 +900,7 @@ cdef class Engine:
                     return None
                 self._drop_offer(holder, other)
             holder = None
-        lease = self._sget(ip)
+        lease = self._sget(ipo)
         cdef bint mine = False
         if lease is not None:
             st = lease.state
@@ -779,14 +910,14 @@ cdef class Engine:
                 if lease.client_key != key:
                     return None
                 mine = True
-        found = self._bitmap_for(ip)
-        if found is None:
+        at = self._pool_at(ip)
+        if at < 0:
             # Outside every pool: only a reservation can hand it out.
             if res is not None and _in_group(<_SubnetInfo>res[1], group):
                 return <_SubnetInfo>res[1]
             return None
-        bm = <PoolBitmap>found[0]
-        info = <_SubnetInfo>found[1]
+        bm = <PoolBitmap>self._pool_bitmaps[at]
+        info = <_SubnetInfo>self._pool_infos[at]
         if not _in_group(info, group):
             if res is None or not _in_group(<_SubnetInfo>res[1], group):
                 return None
@@ -1052,8 +1183,8 @@ cdef class Engine:
             link_selection,
             giaddr,
             fd_load_be32(b + OFF_CIADDR),
-            link[0],
-            link[1],
+            _link_name(link),
+            _link_address(link),
         )
         if s is None:
             return None
@@ -1164,7 +1295,7 @@ cdef class Engine:
         else:
             opts = self._options(info, info.options, msg, lt, info)
         cdef uint32_t sid = self._server_id_for(msg, fd_load_be32(msg._buf + OFF_GIADDR),
-                                                link[1])
+                                                _link_address(link))
         return self._reply(msg, "offer", OFFER, 0, ip, [self._sid_option(sid), *opts], None,
                            how)
 
@@ -1174,7 +1305,7 @@ cdef class Engine:
         cdef const unsigned char *b = msg._buf
         cdef uint32_t giaddr = fd_load_be32(b + OFF_GIADDR)
         cdef uint32_t ciaddr = fd_load_be32(b + OFF_CIADDR)
-        cdef uint32_t link_address = link[1]
+        cdef uint32_t link_address = _link_address(link)
         cdef uint32_t sid = self._server_id_for(msg, giaddr, link_address)
         cdef uint32_t server_id = <uint32_t>msg._opt_u32(O_SERVER_ID, 0)
         cdef uint32_t ip, res_ip = 0
@@ -1270,7 +1401,7 @@ cdef class Engine:
                 and prev.state == ST_DEFAULT):
             # One binding per client: the old address goes back (staged before the new one
             # so the client index ends on the new address).
-            ended = _Lease(prev.ip, key, prev.hw_address, prev.subnet_id, ST_RELEASED,
+            ended = _new_lease(prev.ip, key, prev.hw_address, prev.subnet_id, ST_RELEASED,
                            t, t, prev.hostname, prev.relay_info)
             if self._sub_limit:
                 self._count(prev, ended)
@@ -1300,7 +1431,7 @@ cdef class Engine:
                 rai = prev.relay_info
             else:
                 rai = b""
-        lease = _Lease(ip, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname, rai)
+        lease = _new_lease(ip, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname, rai)
         if self._sub_limit:
             self._count(self._sget(ip), lease)
         self._sstage(lease)
@@ -1318,7 +1449,7 @@ cdef class Engine:
 
     cdef bint _ours(self, Message msg, object link):
         cdef uint32_t s = <uint32_t>msg._opt_u32(O_SERVER_ID, 0)
-        cdef uint32_t link_address = link[1]
+        cdef uint32_t link_address = _link_address(link)
         return (not s or s == link_address or s == self._server_id
                 or s == self._server_id_for(msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                             link_address))
@@ -1335,7 +1466,7 @@ cdef class Engine:
         if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
             return _drop("release-unknown")
         cdef int64_t t = <int64_t>now
-        ended = _Lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED, t, t,
+        ended = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED, t, t,
                        lease.hostname, lease.relay_info)
         if self._sub_limit:
             self._count(lease, ended)
@@ -1387,7 +1518,7 @@ cdef class Engine:
         info = self._infos.get(lease.subnet_id)
         cdef int64_t probation = (<_SubnetInfo>info).probation if info is not None else 86400
         cdef int64_t t = <int64_t>now
-        declined = _Lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED, t,
+        declined = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED, t,
                           t + probation, lease.hostname, lease.relay_info)
         if self._sub_limit:
             self._count(lease, declined)
@@ -1418,7 +1549,7 @@ cdef class Engine:
         else:
             opts = self._options(info, info.options, msg, -1, info)
         cdef uint32_t sid = self._server_id_for(msg, fd_load_be32(msg._buf + OFF_GIADDR),
-                                                link[1])
+                                                _link_address(link))
         return self._reply(msg, "ack", ACK, ciaddr, 0, [self._sid_option(sid), *opts], None,
                            "inform")
 
@@ -1445,7 +1576,7 @@ cdef class Engine:
         expired = self._store.expired(<int64_t>now, limit)
         cdef tuple found
         for lease in expired:
-            ended = _Lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
+            ended = _new_lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
                            ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
                            lease.relay_info)
             if self._sub_limit:
