@@ -504,6 +504,7 @@ class Server:
             ep.unpace()
             ep.closed = True
             ep.sock.close()  # a held ACK for this socket is counted as "socket-closed"
+        self._poll_committer()  # the socket that polled it may be gone
         for key, ep in new_eps.items():
             self.endpoints[key] = ep
             loop.add_reader(ep.fd, self._on_readable, ep)
@@ -539,25 +540,37 @@ class Server:
         path = self._path
         assert path is not None
         n = path.read(ep, READ_BATCH, time.time(), time.perf_counter())
-        if n and self.committer is not None:
-            self.committer.kick()  # first, so the writer can start while the OFFERs leave
-        if ep.out:
-            path.flush(ep)
         ms = self.config.server.read_pace_ms
         pace = READ_PACE if ms is None else ms / 1000.0
         loop = self._loop
         assert loop is not None
-        if n and pace > 0:
-            if not ep.paced:  # busy: leave epoll, read again by timer
-                ep.paced = True
-                loop.remove_reader(ep.fd)
+        paced = bool(n and pace > 0)
+        if paced and not ep.paced:  # busy: leave epoll, read again by timer
+            ep.paced = True
+            loop.remove_reader(ep.fd)
+        elif not paced and ep.paced:  # quiet again (or pacing turned off by a reload)
+            ep.paced = False
+            loop.add_reader(ep.fd, self._on_readable, ep)
+        committer = self.committer
+        if committer is not None:
+            if n:
+                committer.kick()  # before the flush, so the writer can start as the OFFERs leave
+            self._poll_committer()  # committed ACKs join this flush
+        if ep.out:
+            path.flush(ep)
+        if paced:
             if n >= READ_BATCH:  # more may be waiting: after the other ready callbacks
                 ep.pace = loop.call_soon(self._on_pace, ep)
             else:
                 ep.pace = loop.call_later(pace, self._on_pace, ep)
-        elif ep.paced:  # quiet again (or pacing turned off by a reload): back to epoll
-            ep.paced = False
-            loop.add_reader(ep.fd, self._on_readable, ep)
+
+    def _poll_committer(self) -> None:
+        """Tell the committer whether a paced read will poll it again within a tick, and poll
+        it now (fastdhcp.commit: the writer then wakes the loop only when nothing will)."""
+        committer = self.committer
+        if committer is not None:
+            committer.polled = any(e.paced for e in self.endpoints.values())
+            committer.poll()
 
     def _on_pace(self, ep: Endpoint) -> None:
         ep.pace = None

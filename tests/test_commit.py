@@ -215,3 +215,62 @@ def test_many_small_pipelined_batches_keep_the_contract(run: Any) -> None:
     assert acked == list(range(1, len(acked) + 1)) and len(acked) >= 2000
     assert peak[0] == 1
     assert store.durable == {BASE + t for t in acked}
+
+
+def test_polled_outcomes_wait_for_poll_and_no_timer_is_armed(run: Any) -> None:
+    """While ``polled``, the writer leaves its outcome for the next poll() (no wake-up of the
+    loop) and an open batch arms no max_wait timer; poll() delivers and starts what is due."""
+    store = RecordingStore()
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        acked: list[str] = []
+        c = GroupCommitter(store, loop, acked.extend, lambda *a: None, max_wait=0.002)
+        c.polled = True
+        store.stage(mk(1))
+        c.hold("t1")
+        c.kick()  # opened now, not due yet: without polled this would arm the timer
+        assert c._timer is None
+        await asyncio.sleep(0.05)  # well past max_wait: nothing started, nobody ticked
+        assert store.writes == 0 and acked == []
+        c.poll()  # due: starts the write
+        assert c.busy
+        await until(lambda: store.writes == 1)
+        await asyncio.sleep(0.05)  # the writer is done; the loop was not told
+        assert acked == [] and c.busy and len(c._results) == 1
+        c.poll()
+        assert acked == ["t1"] and not c.busy
+        # the service stops polling: it clears the flag and polls once more; from then on
+        # the writer wakes the loop itself
+        store.stage(mk(2))
+        c.hold("t2")
+        c.kick()
+        c.polled = False
+        c.poll()  # arms the timer
+        assert c._timer is not None
+        await until(lambda: acked == ["t1", "t2"])
+        await c.close()
+
+    run(body())
+    assert store.durable == {BASE + 1, BASE + 2}
+
+
+def test_close_hands_over_an_outcome_left_for_poll(run: Any) -> None:
+    store = RecordingStore()
+
+    async def body() -> list[str]:
+        loop = asyncio.get_running_loop()
+        acked: list[str] = []
+        c = GroupCommitter(store, loop, acked.extend, lambda *a: None, max_wait=0)
+        c.polled = True
+        store.stage(mk(1))
+        c.hold("t1")
+        c.kick()
+        await until(lambda: len(c._results) == 1)
+        store.stage(mk(2))
+        c.hold("t2")
+        await c.close()  # takes t1's outcome, then commits t2 with the loop woken as usual
+        return acked
+
+    assert run(body()) == ["t1", "t2"]
+    assert store.durable == {BASE + 1, BASE + 2}

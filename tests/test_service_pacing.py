@@ -56,6 +56,48 @@ def _tick(srv: InProcessServer) -> None:
 
 
 @pytest.mark.parametrize("loop_kind", LOOPS)
+def test_paced_ticks_carry_the_commits(tmp_path: Path, loop_kind: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a socket is paced the committer is polled by the ticks (fastdhcp.commit): a held
+    ACK leaves on a tick after its commit, not on a wake-up of its own; back in epoll, the
+    committer wakes the loop itself again."""
+    monkeypatch.setattr(service, "READ_PACE", HOUR)
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
+        def polled() -> bool:
+            return srv.call_soon(lambda: srv.server.committer.polled)  # type: ignore[no-any-return]
+
+        assert not polled()
+        offer = c.exchange("discover", mac(1), 0x301)
+        assert _state(srv) == (True, True, 1) and polled()
+        sid = dhcp_options(offer)["server_id"]
+        c.send_raw(c.build("request", mac(1), 0x302, options=[
+            ("server_id", sid), ("requested_addr", offer.yiaddr)]))
+        _tick(srv)  # reads the REQUEST: its ACK is held, its batch not yet due
+        c.sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):  # nothing ticks: no commit, or no hand-over
+            c.recv(0x302)
+        ack = None
+        for _ in range(50):  # each tick polls: the batch starts, then its ACK is handed over
+            _tick(srv)
+            c.sock.settimeout(0.1)
+            try:
+                ack = c.recv(0x302)
+                break
+            except TimeoutError:
+                continue
+        assert ack is not None and dhcp_options(ack)["message-type"] == 5
+        assert ack.yiaddr == offer.yiaddr
+        while _state(srv)[0]:  # quiet ticks put the socket back into epoll
+            _tick(srv)
+        assert not polled()
+        # unpaced: the writer wakes the loop, a DORA completes with no tick at all
+        monkeypatch.setattr(service, "READ_PACE", 0.0)
+        offer2, ack2 = c.dora(mac(2), 0x400)
+        assert dhcp_options(ack2)["message-type"] == 5 and ack2.yiaddr == offer2.yiaddr
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
 def test_paced_socket_is_read_by_ticks_then_returns_to_epoll(
         tmp_path: Path, loop_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service, "READ_PACE", HOUR)
