@@ -293,7 +293,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     for kind, steps in res.get("sweep", {}).items():
         steps = sorted(steps, key=lambda s: s["rate"])
         x = [s["rate"] for s in steps]
-        top = max(top, *x)
+        top = max([top, *x])  # a run without a sweep (--rates "") has no steps
         c = colors.get(kind)
         ax1.plot(x, [s["acks_per_s"] for s in steps], "o-", color=c, label=kind)
         for s in steps:
