@@ -85,6 +85,7 @@ cdef class Engine:
     cdef int _server_port
     cdef int _client_port
     cdef ReplyBuilder _builder
+    cdef object _build                # _builder.build, bound once
     cdef SubnetSelector _selector
     cdef dict _infos                  # subnet id -> _SubnetInfo
     cdef dict _groups                 # subnet id -> tuple of _SubnetInfo (its link)

@@ -472,6 +472,7 @@ cdef class Engine:
         self._sget_by_client = store.get_by_client
         self._sstage = store.stage
         self._builder = ReplyBuilder()
+        self._build = self._builder.build  # bound once: no method lookup per reply
         self._offers = {}
         self._offered = {}
         self._offer_heap = []
@@ -880,7 +881,7 @@ cdef class Engine:
         cdef int st
         cdef Py_ssize_t at
         ipo = ip  # the address as an int, made once for the lookups below
-        res = self._reserved.get(ipo)
+        res = self._reserved.get(ipo) if self._reserved else None
         if res is not None and ip != res_ip:
             return None
         holder = self._offered.get(ipo)
@@ -1079,7 +1080,7 @@ cdef class Engine:
             if (not (fd_load_be16(b + OFF_FLAGS) & BROADCAST_BIT) and yiaddr
                     and b[OFF_HTYPE] == 1 and b[OFF_HLEN] == 6):
                 l2 = (yiaddr, PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, 6))
-        reply = self._builder.build(msg, mtype, ciaddr, yiaddr, 0, opts, flags)
+        reply = self._build(msg, mtype, ciaddr, yiaddr, 0, opts, flags)
         cdef Decision d = Decision.__new__(Decision)
         d.kind = kind
         d.reply = reply
@@ -1136,7 +1137,6 @@ cdef class Engine:
         if msg._view(O_MESSAGE_TYPE, &p) == 1:
             mtype = p[0]
         hlen = b[OFF_HLEN]
-        chaddr = PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, hlen)
         cid = msg._opt_bytes(O_CLIENT_ID)
         if cid:
             key = <bytes>cid
@@ -1154,7 +1154,9 @@ cdef class Engine:
         if msg._view(O_RELAY_AGENT, &p) > 255 and not self._relay_info_fits(msg):
             return _drop("relay-info-too-long")
         if mtype == DISCOVER:
-            return self._discover(msg, link, now, key, chaddr, cid)
+            # chaddr is made there only if a reservation may need it.
+            return self._discover(msg, link, now, key, None, cid)
+        chaddr = PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, hlen)
         if mtype == REQUEST:
             return self._request(msg, link, now, key, chaddr, cid)
         if mtype == RELEASE:
@@ -1208,7 +1210,12 @@ cdef class Engine:
         if sel is None:
             return _drop("no-subnet")
         cdef tuple group = sel.group
-        res = self._reservation(group, chaddr, cid, msg) if sel.has_res else None
+        res = None
+        if sel.has_res:
+            if chaddr is None:
+                chaddr = PyBytes_FromStringAndSize(<const char *>msg._buf + OFF_CHADDR,
+                                                   msg._buf[OFF_HLEN])
+            res = self._reservation(group, chaddr, cid, msg)
         if res is not None:
             res_ip = res.ip
         o = self._offers.get(key)
@@ -1402,7 +1409,7 @@ cdef class Engine:
             # One binding per client: the old address goes back (staged before the new one
             # so the client index ends on the new address).
             ended = _new_lease(prev.ip, key, prev.hw_address, prev.subnet_id, ST_RELEASED,
-                           t, t, prev.hostname, prev.relay_info)
+                               t, t, prev.hostname, prev.relay_info)
             if self._sub_limit:
                 self._count(prev, ended)
             self._sstage(ended)
@@ -1431,15 +1438,18 @@ cdef class Engine:
                 rai = prev.relay_info
             else:
                 rai = b""
-        lease = _new_lease(ip, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname, rai)
+        ipo = ip  # the address as an int, made once
+        lease = _new_lease(ipo, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname, rai)
         if self._sub_limit:
-            self._count(self._sget(ip), lease)
+            self._count(self._sget(ipo), lease)
         self._sstage(lease)
         o = self._offers.pop(key, None)
         if o is not None:
             self._unsub(<_Offer>o)
-            if self._offered.get((<_Offer>o).ip) == key:
-                del self._offered[(<_Offer>o).ip]
+            oip = ipo if (<_Offer>o).ip == ip else (<_Offer>o).ip
+            holder = self._offered.get(oip)
+            if holder is not None and (holder is key or holder == key):
+                del self._offered[oip]
         if res is not None:
             opts = self._options(res, res.options, msg, lt, info)
         else:
@@ -1467,7 +1477,7 @@ cdef class Engine:
             return _drop("release-unknown")
         cdef int64_t t = <int64_t>now
         ended = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED, t, t,
-                       lease.hostname, lease.relay_info)
+                           lease.hostname, lease.relay_info)
         if self._sub_limit:
             self._count(lease, ended)
         self._sstage(ended)
@@ -1519,7 +1529,7 @@ cdef class Engine:
         cdef int64_t probation = (<_SubnetInfo>info).probation if info is not None else 86400
         cdef int64_t t = <int64_t>now
         declined = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED, t,
-                          t + probation, lease.hostname, lease.relay_info)
+                              t + probation, lease.hostname, lease.relay_info)
         if self._sub_limit:
             self._count(lease, declined)
         self._sstage(declined)
@@ -1577,8 +1587,8 @@ cdef class Engine:
         cdef tuple found
         for lease in expired:
             ended = _new_lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
-                           ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
-                           lease.relay_info)
+                               ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
+                               lease.relay_info)
             if self._sub_limit:
                 self._count(lease, ended)
             if self._counting:
