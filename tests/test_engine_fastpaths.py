@@ -209,3 +209,56 @@ def test_relay_cache_follows_the_relay_and_reload():
     d = engine.handle(parse(build_request(DISCOVER, xid=99, chaddr=mac(99), giaddr=RELAY,
                                           hops=1)), LINK, NOW)
     assert decode_reply(d.reply).yiaddr & 0xFFFF0000 == ip("10.1.0.0")
+
+
+class _CountingStore(MemoryLeaseStore):
+    """A MemoryLeaseStore counting the engine's per-packet calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: dict[str, int] = {"get": 0, "get_by_client": 0, "stage": 0}
+
+    def get(self, ip):
+        self.calls["get"] += 1
+        return super().get(ip)
+
+    def get_by_client(self, client_key):
+        self.calls["get_by_client"] += 1
+        return super().get_by_client(client_key)
+
+    def stage(self, lease):
+        self.calls["stage"] += 1
+        super().stage(lease)
+
+    def take_calls(self) -> dict[str, int]:
+        out, self.calls = self.calls, dict.fromkeys(self.calls, 0)
+        return out
+
+
+def test_store_is_read_at_most_once_per_question():
+    """A relayed DORA and a renewal ask the store each thing at most once (the store in
+    the server is LMDB: every call counts): DISCOVER looks the client up, the REQUEST of an
+    offer made to a client with no binding reads nothing, a renewal reads the address and
+    the client once each; with subscriber-lease-limit the bind reads the address once."""
+    for extra, bind_gets in (("", 0), ("subscriber-lease-limit = 16", 1)):
+        store = _CountingStore()
+        engine = Engine(make_config(global_extra=extra, more=MORE), store)
+        rai = relay_agent_info(circuit_id=b"ge-0/0/7")
+        store.take_calls()
+        d = engine.handle(parse(build_request(DISCOVER, xid=1, chaddr=mac(1), giaddr=RELAY,
+                                              hops=1, relay_info=rai)), LINK, NOW)
+        offered = decode_reply(d.reply).yiaddr
+        assert store.take_calls() == {"get": 0, "get_by_client": 1, "stage": 0}
+        d = engine.handle(parse(build_request(REQUEST, xid=1, chaddr=mac(1), giaddr=RELAY,
+                                              hops=1, requested_ip=offered,
+                                              server_id=SERVER_IP, relay_info=rai)),
+                          LINK, NOW)
+        assert d.kind == "ack"
+        assert store.take_calls() == {"get": bind_gets, "get_by_client": 0, "stage": 1}
+        store.take_pending()
+        d = engine.handle(parse(build_request(REQUEST, xid=2, chaddr=mac(1), ciaddr=offered)),
+                          Link("", SERVER_IP), NOW + 100)
+        assert d.kind == "ack" and d.binding.expires == int(NOW) + 100 + 3600
+        assert store.take_calls() == {"get": 1, "get_by_client": 1, "stage": 1}
+        if extra:
+            assert engine.subscriber_counts() == {(9, b"ge-0/0/7"): 1}

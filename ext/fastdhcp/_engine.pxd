@@ -81,6 +81,7 @@ cdef class Engine:
     cdef object _sget                 # bound store methods, looked up once
     cdef object _sget_by_client
     cdef object _sstage
+    cdef object _claim_read           # the record _claim read for its address (or _UNREAD)
     cdef uint32_t _server_id
     cdef int _server_port
     cdef int _client_port
@@ -139,7 +140,7 @@ cdef class Engine:
     cdef _heap_push(self, _Offer offer)
     cdef _Offer _heap_pop(self)
     cdef _SubnetInfo _claim(self, uint32_t ip, bytes key, uint32_t res_ip, tuple group,
-                            double now)
+                            double now, object known)
     cdef tuple _allocate(self, tuple group, uint32_t hint)
     cdef object _reservation(self, tuple group, bytes chaddr, object cid, Message msg)
     cdef list _options(self, object src, dict options, Message msg, int64_t lease_time,
@@ -159,7 +160,7 @@ cdef class Engine:
     cdef Decision _request(self, Message msg, object link, double now, bytes key,
                            bytes chaddr, object cid)
     cdef Decision _bind(self, Message msg, double now, bytes key, bytes chaddr, uint32_t ip,
-                        _SubnetInfo info, object res, uint32_t sid, str state)
+                        _SubnetInfo info, object res, uint32_t sid, str state, object at_ip)
     cdef bint _ours(self, Message msg, object link)
     cdef Decision _release(self, Message msg, object link, double now, bytes key)
     cdef Decision _decline(self, Message msg, object link, double now, bytes key)

@@ -84,6 +84,8 @@ cdef frozenset _MANAGED = frozenset((0, 50, 51, 52, 53, 54, 55, 57, 58, 59, 61, 
 cdef tuple _BASIC = (3, 6, 15)
 
 cdef object _Lease = Lease
+#: "The store was not read for this address": no lease record to reuse.
+cdef object _UNREAD = object()
 
 # Making a Lease (a slotted dataclass) the ordinary way runs its Python-level __init__: a
 # frame and nine attribute stores, once per binding. When Lease is exactly what the check
@@ -470,6 +472,7 @@ cdef class Engine:
         self._clock = now if now is not None else time.time
         self._sget = store.get
         self._sget_by_client = store.get_by_client
+        self._claim_read = _UNREAD
         self._sstage = store.stage
         self._builder = ReplyBuilder()
         self._build = self._builder.build  # bound once: no method lookup per reply
@@ -867,12 +870,15 @@ cdef class Engine:
     # ------------------------------------------------------------------ ownership
 
     cdef _SubnetInfo _claim(self, uint32_t ip, bytes key, uint32_t res_ip, tuple group,
-                            double now):
+                            double now, object known):
         """Take ``ip`` for client ``key`` on the link ``group`` if it may have it.
 
         It may when the address lies in a pool of the link (or is the client's reservation
         there), is not reserved for another client, not offered to another client, and not
         bound or declined. Marks the bit used; returns the address's subnet, or None.
+        ``known`` is the store's record for ``ip`` when the caller has just read it (nothing
+        staged since), else ``_UNREAD``; the record read or known is left in ``_claim_read``
+        (``_UNREAD`` if neither) so that ``_bind`` need not read it again.
         """
         cdef _Offer other
         cdef _SubnetInfo info
@@ -881,6 +887,7 @@ cdef class Engine:
         cdef int st
         cdef Py_ssize_t at
         ipo = ip  # the address as an int, made once for the lookups below
+        self._claim_read = known
         res = self._reserved.get(ipo) if self._reserved else None
         if res is not None and ip != res_ip:
             return None
@@ -901,7 +908,8 @@ cdef class Engine:
                     return None
                 self._drop_offer(holder, other)
             holder = None
-        lease = self._sget(ipo)
+        lease = self._sget(ipo) if known is _UNREAD else known
+        self._claim_read = lease
         cdef bint mine = False
         if lease is not None:
             st = lease.state
@@ -1246,7 +1254,7 @@ cdef class Engine:
                 st = lease.state
                 if st == ST_DEFAULT:
                     alone = False
-                    info = self._claim(lease.ip, key, res_ip, group, now)
+                    info = self._claim(lease.ip, key, res_ip, group, now, _UNREAD)
                     if info is not None:
                         ip = lease.ip
                         alone = True
@@ -1254,14 +1262,14 @@ cdef class Engine:
                 elif st != ST_DECLINED:
                     hint = lease.ip
         if not ip and res_ip:
-            info = self._claim(res_ip, key, res_ip, group, now)
+            info = self._claim(res_ip, key, res_ip, group, now, _UNREAD)
             if info is not None:
                 ip = res_ip
                 how = "reservation"
         if not ip:
             req = <uint32_t>msg._opt_u32(O_REQUESTED_IP, 0)
             if req:
-                info = self._claim(req, key, res_ip, group, now)
+                info = self._claim(req, key, res_ip, group, now, _UNREAD)
                 if info is not None:
                     ip = req
                     how = "requested"
@@ -1358,6 +1366,7 @@ cdef class Engine:
                 self._drop_offer(key, offer)
                 offer = None
 
+        known = _UNREAD
         if state != "selecting":
             if state == "init-reboot":
                 for i in group:
@@ -1366,6 +1375,7 @@ cdef class Engine:
                 else:
                     return self._nak(msg, sid, "wrong-network")
             lease = self._sget(ip)
+            known = lease  # nothing is staged before _claim and _bind: reused there
             if lease is not None and lease.client_key == key:
                 if lease.state == ST_DECLINED:
                     return self._nak(msg, sid, "declined")
@@ -1387,15 +1397,17 @@ cdef class Engine:
             # its own reason. A renewal without option 82 keeps its stored subscriber and
             # never adds to a count, so it is not checked.
             return self._nak(msg, sid, "subscriber-limit")
-        info = self._claim(ip, key, res_ip, group, now)
+        info = self._claim(ip, key, res_ip, group, now, known)
         if info is None:
             return self._nak(msg, sid, "address-unavailable")
         return self._bind(msg, now, key, chaddr, ip, info, res if res_ip == ip else None, sid,
-                          state)
+                          state, self._claim_read)
 
     cdef Decision _bind(self, Message msg, double now, bytes key, bytes chaddr, uint32_t ip,
-                        _SubnetInfo info, object res, uint32_t sid, str state):
-        """Stage the binding of ``ip`` to ``key`` and build the ACK that waits for it."""
+                        _SubnetInfo info, object res, uint32_t sid, str state, object at_ip):
+        """Stage the binding of ``ip`` to ``key`` and build the ACK that waits for it.
+        ``at_ip`` is the store's record for ``ip`` if already read (see ``_claim``), else
+        ``_UNREAD``."""
         cdef int64_t t = <int64_t>now
         o = self._offers.get(key)
         if o is not None and (<_Offer>o).ip == ip and (<_Offer>o).alone:
@@ -1441,7 +1453,9 @@ cdef class Engine:
         ipo = ip  # the address as an int, made once
         lease = _new_lease(ipo, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname, rai)
         if self._sub_limit:
-            self._count(self._sget(ipo), lease)
+            # (A previous binding ended above is at another address: the record at ip is
+            # still the one read before, if one was.)
+            self._count(self._sget(ipo) if at_ip is _UNREAD else at_ip, lease)
         self._sstage(lease)
         o = self._offers.pop(key, None)
         if o is not None:
