@@ -127,6 +127,7 @@ cdef class Engine:
     cdef object _lease_sub(self, object lease)
     cdef object _msg_sub(self, Message msg, int subnet_id)
     cdef _count(self, object old, object new)
+    cdef _count_keys(self, object a, object b)
     cdef bint _sub_full(self, object subkey, bytes key, bint offers)
     cdef _unsub(self, _Offer offer)
     cdef bint _decline_over(self, dict table, object k, double now)

@@ -418,7 +418,8 @@ cdef object _rai_sub(object rai, int code):
     cdef Py_ssize_t n, i = 0, ln
     if not rai:
         return None
-    data = bytes(rai)
+    # bytes(x) of a bytes object is x itself, but is a type call: skipped for the usual case.
+    data = rai if type(rai) is bytes else bytes(rai)
     b = <const unsigned char *>PyBytes_AS_STRING(data)
     n = len(data)
     while i + 2 <= n:
@@ -692,8 +693,10 @@ cdef class Engine:
     cdef _count(self, object old, object new):
         """Follow one record change (``old`` -> ``new``, either may be None) in the
         subscriber counts (called only when subscriber-lease-limit is set)."""
-        a = self._lease_sub(old)
-        b = self._lease_sub(new)
+        self._count_keys(self._lease_sub(old), self._lease_sub(new))
+
+    cdef _count_keys(self, object a, object b):
+        """``_count`` given the two records' subscribers (``_lease_sub`` of each)."""
         if a == b:
             return
         cdef dict d = self._sub_leases
@@ -1455,7 +1458,12 @@ cdef class Engine:
         if self._sub_limit:
             # (A previous binding ended above is at another address: the record at ip is
             # still the one read before, if one was.)
-            self._count(self._sget(ipo) if at_ip is _UNREAD else at_ip, lease)
+            # The new record's subscriber straight from what it is made of (``_lease_sub``
+            # of a DEFAULT lease: its subnet's link and its option 82's sub-option).
+            sub = _rai_sub(rai, self._sub_code)
+            self._count_keys(
+                self._lease_sub(self._sget(ipo) if at_ip is _UNREAD else at_ip),
+                None if sub is None else (self._link_of.get(info.id, info.id), sub))
         self._sstage(lease)
         o = self._offers.pop(key, None)
         if o is not None:
