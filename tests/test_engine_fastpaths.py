@@ -262,3 +262,32 @@ def test_store_is_read_at_most_once_per_question():
         assert store.take_calls() == {"get": 1, "get_by_client": 1, "stage": 1}
         if extra:
             assert engine.subscriber_counts() == {(9, b"ge-0/0/7"): 1}
+
+
+def test_renewed_offer_requeued_and_clock_stepping_back():
+    """The two heap cases spelt out: an offer renewed later stays held past its first
+    expiry and goes at its second; an offer renewed with an earlier expiry (the clock
+    stepped back) goes at that earlier time."""
+    engine, _ = _engine()
+    key = b"\x01" + mac(1)
+
+    def discover(t: float) -> None:
+        d = engine.handle(parse(build_request(DISCOVER, xid=1, chaddr=mac(1), giaddr=RELAY,
+                                              hops=1)), LINK, t)
+        assert d.kind == "offer"
+
+    discover(NOW)
+    discover(NOW + 20)  # held until NOW + 50 now
+    held = engine.offered(key)
+    assert engine.reclaim(NOW + LIFETIME) <= NOW + 20 + LIFETIME
+    assert engine.offered(key) == held
+    engine.reclaim(NOW + 20 + LIFETIME)
+    assert engine.offered(key) == 0 and not engine.is_offered(held)
+
+    discover(NOW + 100)  # held until NOW + 130
+    discover(NOW)  # clock back: held until NOW + 30
+    held = engine.offered(key)
+    assert engine.reclaim(NOW + LIFETIME - 1) <= NOW + LIFETIME
+    assert engine.offered(key) == held
+    engine.reclaim(NOW + LIFETIME)
+    assert engine.offered(key) == 0 and not engine.is_offered(held)
