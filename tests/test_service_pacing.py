@@ -27,6 +27,12 @@ LOOPS = ["uvloop", "asyncio"]
 HOUR = 3600.0
 
 
+def _never_by_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paces of an hour whatever the arrival rate: ticks fire only when a test fires them."""
+    monkeypatch.setattr(service, "READ_PACE", HOUR)
+    monkeypatch.setattr(service, "PACE_TARGET", 10**12)
+
+
 def _config(tmp_path: Path, port: int, extra_server: str = "") -> Any:
     text = config_text(tmp_path / "db", port, extra_server=extra_server)
     return loads(text, str(tmp_path / "fastdhcp.toml"))
@@ -61,7 +67,7 @@ def test_paced_ticks_carry_the_commits(tmp_path: Path, loop_kind: str,
     """While a socket is paced the committer is polled by the ticks (fastdhcp.commit): a held
     ACK leaves on a tick after its commit, not on a wake-up of its own; back in epoll, the
     committer wakes the loop itself again."""
-    monkeypatch.setattr(service, "READ_PACE", HOUR)
+    _never_by_itself(monkeypatch)
     port = free_port()
     with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
         def polled() -> bool:
@@ -100,7 +106,7 @@ def test_paced_ticks_carry_the_commits(tmp_path: Path, loop_kind: str,
 @pytest.mark.parametrize("loop_kind", LOOPS)
 def test_paced_socket_is_read_by_ticks_then_returns_to_epoll(
         tmp_path: Path, loop_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "READ_PACE", HOUR)
+    _never_by_itself(monkeypatch)
     port = free_port()
     with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
         assert _state(srv) == (False, False, 0)
@@ -143,7 +149,7 @@ def test_paced_socket_is_read_by_ticks_then_returns_to_epoll(
 @pytest.mark.parametrize("loop_kind", LOOPS)
 def test_stop_while_paced_cancels_the_tick(
         tmp_path: Path, loop_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "READ_PACE", HOUR)
+    _never_by_itself(monkeypatch)
     port = free_port()
     with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
         c.exchange("discover", mac(1), 0x11)
@@ -217,7 +223,7 @@ def test_gc_freezes_while_serving_and_unfreezes_at_stop(
 def test_read_pace_zero_keeps_every_socket_in_epoll(
         tmp_path: Path, loop_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # `server.read-pace-ms = 0`: no pacing at all, whatever the built-in default.
-    monkeypatch.setattr(service, "READ_PACE", HOUR)
+    _never_by_itself(monkeypatch)
     port = free_port()
     cfg = _config(tmp_path, port, "read-pace-ms = 0")
     assert cfg.server.read_pace_ms == 0
@@ -231,7 +237,7 @@ def test_read_pace_zero_keeps_every_socket_in_epoll(
 @pytest.mark.parametrize("loop_kind", LOOPS)
 def test_reload_to_pace_zero_returns_a_paced_socket_to_epoll(
         tmp_path: Path, loop_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "READ_PACE", HOUR)
+    _never_by_itself(monkeypatch)
     port = free_port()
     with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
         c.exchange("discover", mac(1), 0x401)
@@ -244,3 +250,52 @@ def test_reload_to_pace_zero_returns_a_paced_socket_to_epoll(
         offer = c.exchange("discover", mac(2), 0x402)
         assert dhcp_options(offer)["message-type"] == 2
         assert _state(srv)[:2] == (False, False)
+
+
+def test_pace_for_aims_at_the_target_within_its_bounds() -> None:
+    target = service.PACE_TARGET
+    assert service.pace_for(0.0, 0.002) == 0.002  # rate unknown: the longest pace
+    assert service.pace_for(6000.0, 0.002) == 0.002  # 3,000 DORA/s: capped at the longest
+    assert service.pace_for(target * 1000.0, 0.002) == 0.001  # a millisecond fills a read
+    assert service.pace_for(target * 100_000.0, 0.002) == 0.001  # never below 1 ms
+    assert service.pace_for(target * 1000.0 / 3, 0.010) == 0.003  # whole milliseconds
+    assert service.pace_for(target * 1000.0 / 2.4, 0.010) == 0.002  # rounded to nearest
+    assert service.pace_for(1.0, 0.0005) == 0.0005  # a longest pace under 1 ms is kept
+    for rate in (1.0, 50.0, 999.0, 12_345.0, 10**7):
+        assert 0.001 <= service.pace_for(rate, 0.004) <= 0.004
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_pace_follows_the_arrival_rate(tmp_path: Path, loop_kind: str,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next tick is PACE_TARGET datagrams away at the socket's measured arrival rate (a
+    moving average), up to the longest pace. The rate is made slow here (last read moved a
+    second back) so that the paces are seconds long and the check tolerates any machine."""
+    monkeypatch.setattr(service, "READ_PACE", HOUR)
+    monkeypatch.setattr(service, "PACE_TARGET", 16)
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
+        def after(seconds_back: float, xids: range) -> tuple[float, float]:
+            """Send ``xids``, pretend the last read was ``seconds_back`` ago, tick; returns
+            (rate estimate, seconds to the next tick)."""
+            for x in xids:  # they wait in the socket: nothing reads it before the tick
+                c.send_raw(c.build("discover", mac(x), x))
+
+            def step() -> tuple[float, float]:
+                ep = _endpoint(srv)
+                ep.last_read -= seconds_back
+                ep.pace.cancel()
+                srv.server._on_pace(ep)
+                return ep.rate, ep.pace.when() - srv.server._loop.time()
+            return srv.call_soon(step)  # type: ignore[no-any-return]
+
+        c.exchange("discover", mac(1), 1)  # from epoll: paced, rate unknown
+        assert srv.call_soon(lambda: (_endpoint(srv).paced, _endpoint(srv).rate)) == (True, 0.0)
+        rate, wait = after(1.0, range(0x10, 0x18))  # 8 datagrams in ~1 s
+        assert 7.0 <= rate <= 8.0
+        assert 1.9 <= wait <= 2.1 + 0.3  # 16 datagrams at 8/s
+        rate2, wait2 = after(0.5, range(0x20, 0x28))  # 8 in ~0.5 s: 16/s, averaged in
+        assert rate + 0.25 * (14.0 - rate) <= rate2 <= rate + 0.25 * (16.0 - rate)
+        assert 16 / rate2 - 0.05 <= wait2 <= 16 / rate2 + 0.3
+        for x in [*range(0x10, 0x18), *range(0x20, 0x28)]:
+            assert dhcp_options(c.recv(x))["message-type"] == 2
