@@ -24,9 +24,11 @@ a wake-up found ~3 datagrams). So after a burst that read something, the socket 
 and is read again a pace later, by a timer; the first tick that finds nothing puts it back in
 epoll. A lone request is still answered at once; under load, a wake-up serves every datagram of
 the last pace and one ``sendmmsg`` sends their replies. The pace adapts to the socket's arrival
-rate (:func:`pace_for`): the time :data:`PACE_TARGET` datagrams take to arrive, from 1 ms up to
-``server.read-pace-ms`` (:data:`READ_PACE`): 2 ms at 3,000 DORA/s, where each wake-up saved is
-CPU saved, 1 ms from about 5,000 DORA/s on, where a millisecond already fills a read.
+rate (:func:`pace_for`): the time :data:`PACE_TARGET` datagrams take to arrive, from
+:data:`MIN_PACE` up to ``server.read-pace-ms`` (:data:`READ_PACE`): 2 ms at 3,000 DORA/s, where
+each wake-up saved is CPU saved, 0.7 ms at 11,000/s, where that already fills a read. The tick
+is a timerfd watched by the loop (``fastdhcp._sockio.PaceTimer``), not a uvloop timer, whose
+resolution is a whole millisecond.
 
 Garbage collection: every DORA leaves a few long-lived container objects (leases, held
 offers), and the default collector rescans all of them at each full collection: 30 ms stalls of
@@ -78,7 +80,7 @@ from typing import Any
 
 from fastdhcp import netio
 from fastdhcp._packetpath import PacketPath
-from fastdhcp._sockio import DatagramIO
+from fastdhcp._sockio import DatagramIO, PaceTimer
 from fastdhcp.config import load as load_config
 from fastdhcp.engine import Engine, Link
 from fastdhcp.errors import ConfigError, MalformedPacket, StoreError
@@ -97,11 +99,13 @@ RECV_CALL_MAX = 64
 #: had datagrams at its last read; 0 = read on every epoll wake-up.
 READ_PACE = 0.002  # the default of `server.read-pace-ms`
 #: Datagrams a paced read aims to find: the pace is this over the socket's recent arrival rate,
-#: in whole milliseconds (uvloop's timers count whole milliseconds) from 1 ms up to the
-#: longest pace. As adaptive interrupt coalescing in a NIC: few, well-filled wake-ups at low
-#: rates, where a millisecond more is invisible to a client; short waits once a millisecond
-#: brings enough datagrams to amortise a wake-up anyway.
+#: from :data:`MIN_PACE` up to the longest pace. As adaptive interrupt coalescing in a NIC: few,
+#: well-filled wake-ups at low rates, where a millisecond more is invisible to a client; short
+#: waits once a fraction of a millisecond brings enough datagrams to amortise a wake-up.
 PACE_TARGET = 16
+#: The shortest pace (seconds). The pace timer is a timerfd (fastdhcp._sockio.PaceTimer):
+#: uvloop's own timers count whole milliseconds.
+MIN_PACE = 0.0002
 #: Weight of the newest read in the arrival-rate estimate (exponential moving average).
 PACE_RATE_WEIGHT = 0.25
 #: ``sys.setswitchinterval`` while the server runs (the default 5 ms is what the loop or the
@@ -180,9 +184,11 @@ class Endpoint:
     arp_ok: bool = True  #: False once ARP injection failed for lack of privilege
     arp_cache: dict[int, bytes] = field(default_factory=dict)
     closed: bool = False
-    #: read pacing: out of epoll, read again by ``pace`` (see the module docstring)
+    #: read pacing (see the module docstring): out of epoll, read again when ``timer`` fires
+    #: (or by ``pace``, a call_soon, when a read stopped at READ_BATCH)
     paced: bool = False
     pace: asyncio.Handle | None = None
+    timer: PaceTimer = field(init=False)
     #: while paced: when the socket was last read (perf_counter) and its arrival rate
     #: (datagrams per second, moving average)
     last_read: float = 0.0
@@ -196,23 +202,30 @@ class Endpoint:
     def __post_init__(self) -> None:
         self.fd = self.sock.fileno()
         self.io = DatagramIO(self.sock)
+        self.timer = PaceTimer()
 
     def unpace(self) -> None:
         """Cancel a pending paced read (the socket is closing or leaving the loop)."""
         if self.pace is not None:
             self.pace.cancel()
             self.pace = None
+        self.timer.disarm()
         self.paced = False
+
+    def close(self) -> None:
+        """Close the socket and the pace timer (after the loop stopped watching both)."""
+        self.closed = True
+        self.sock.close()
+        self.timer.close()
 
 
 def pace_for(rate: float, longest: float) -> float:
     """The next read pace (seconds) of a socket receiving ``rate`` datagrams per second: time
-    for :data:`PACE_TARGET` datagrams, in whole milliseconds, at least 1 ms and at most
-    ``longest`` (``longest`` itself when the rate is not known yet)."""
-    if rate <= 0.0 or longest <= 0.001:
+    for :data:`PACE_TARGET` datagrams, at least :data:`MIN_PACE` and at most ``longest``
+    (``longest`` itself when the rate is not known yet)."""
+    if rate <= 0.0 or longest <= MIN_PACE:
         return longest
-    ms = max(1, round(PACE_TARGET * 1000.0 / rate))
-    return min(ms / 1000.0, longest)
+    return min(max(PACE_TARGET / rate, MIN_PACE), longest)
 
 
 def _endpoint_keys(config: Any) -> list[tuple[str, str, int]]:
@@ -351,7 +364,7 @@ class Server:
                 log.exception("closing the committer after a failed start")
             self.committer = None
         for ep in self.endpoints.values():
-            ep.sock.close()
+            ep.close()
         self.endpoints.clear()
         self.engine = None
         if self.store is not None:
@@ -376,8 +389,7 @@ class Server:
         loop = self._loop
         assert loop is not None
         for ep in self.endpoints.values():
-            loop.remove_reader(ep.fd)
-            ep.unpace()
+            self._unwatch(ep)
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -389,8 +401,7 @@ class Server:
         finally:
             self.committer = None
             for ep in self.endpoints.values():
-                ep.closed = True
-                ep.sock.close()
+                ep.close()
             if self.metrics_server is not None:
                 self.metrics_server.close()
                 self.metrics_server = None
@@ -507,7 +518,7 @@ class Server:
                     new_eps[key] = _open_endpoint(key)
         except OSError as exc:
             for ep in new_eps.values():
-                ep.sock.close()
+                ep.close()
             raise StartupError(f"cannot open sockets: {exc.strerror or exc}") from exc
 
         engine_reload = getattr(self.engine, "reload", None)
@@ -518,16 +529,14 @@ class Server:
                 self.engine = Engine(config, self.store)
         except BaseException:
             for ep in new_eps.values():
-                ep.sock.close()
+                ep.close()
             raise
 
         # Commit point: nothing below can fail for a reason the operator caused.
         for key in [k for k in self.endpoints if k not in want]:
             ep = self.endpoints.pop(key)
-            loop.remove_reader(ep.fd)
-            ep.unpace()
-            ep.closed = True
-            ep.sock.close()  # a held ACK for this socket is counted as "socket-closed"
+            self._unwatch(ep)
+            ep.close()  # a held ACK for this socket is counted as "socket-closed"
         self._poll_committer()  # the socket that polled it may be gone
         for key, ep in new_eps.items():
             self.endpoints[key] = ep
@@ -578,8 +587,10 @@ class Server:
             ep.paced = True
             ep.rate = 0.0  # unknown yet: the first pace is the longest
             loop.remove_reader(ep.fd)
+            loop.add_reader(ep.timer.fd, self._on_pace_timer, ep)
         elif ep.paced:  # quiet again (or pacing turned off by a reload)
             ep.paced = False
+            loop.remove_reader(ep.timer.fd)
             loop.add_reader(ep.fd, self._on_readable, ep)
         committer = self.committer
         if committer is not None:
@@ -593,7 +604,7 @@ class Server:
             if n >= READ_BATCH:  # more may be waiting: after the other ready callbacks
                 ep.pace = loop.call_soon(self._on_pace, ep)
             else:
-                ep.pace = loop.call_later(pace_for(ep.rate, longest), self._on_pace, ep)
+                ep.timer.arm(pace_for(ep.rate, longest))
 
     def _poll_committer(self) -> None:
         """Tell the committer whether a paced read will poll it again within a tick, and poll
@@ -602,6 +613,18 @@ class Server:
         if committer is not None:
             committer.polled = any(e.paced for e in self.endpoints.values())
             committer.poll()
+
+    def _unwatch(self, ep: Endpoint) -> None:
+        """The loop stops watching ``ep`` (its socket or its pace timer) and any tick is off."""
+        loop = self._loop
+        assert loop is not None
+        loop.remove_reader(ep.fd)
+        loop.remove_reader(ep.timer.fd)
+        ep.unpace()
+
+    def _on_pace_timer(self, ep: Endpoint) -> None:
+        if ep.timer.clear():
+            self._on_pace(ep)
 
     def _on_pace(self, ep: Endpoint) -> None:
         ep.pace = None

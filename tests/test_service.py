@@ -536,3 +536,33 @@ def test_reason_labels_fold_numbers() -> None:
     m.drop("no-subnet")
     assert m.malformed == {"too short: N bytes, a DHCP message has at least N": 200}
     assert m.dropped == {"option N has length N, not N": 200, "no-subnet": 1}
+
+
+def test_pace_timer_fires_once_clears_and_disarms() -> None:
+    import select
+
+    from fastdhcp._sockio import PaceTimer
+
+    t = PaceTimer()
+    try:
+        assert not t.armed and t.remaining() == 0.0
+        assert select.select([t], [], [], 0)[0] == []
+        t.arm(0.02)
+        assert t.armed and 0.0 < t.remaining() <= 0.02
+        assert select.select([t], [], [], 5.0)[0] == [t]  # fired
+        assert t.clear() == 1 and not t.armed
+        assert select.select([t], [], [], 0)[0] == []  # consumed: not readable any more
+        assert t.clear() == 0  # nothing to consume
+        t.arm(0.0)  # zero still fires (a zero it_value would disarm a timerfd)
+        assert select.select([t], [], [], 5.0)[0] == [t]
+        t.arm(5.0)  # re-arming replaces the expiry that fired unread
+        assert 4.0 < t.remaining() <= 5.0
+        t.disarm()
+        assert not t.armed and t.remaining() == 0.0
+        assert select.select([t], [], [], 0)[0] == []
+    finally:
+        t.close()
+    assert t.fd == -1
+    with pytest.raises(ValueError):
+        t.arm(1.0)
+    t.close()  # twice is harmless

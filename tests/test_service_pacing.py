@@ -47,7 +47,7 @@ def _state(srv: InProcessServer) -> tuple[bool, bool, int]:
     """(paced, a tick pending, DISCOVERs received), read on the loop."""
     def read() -> tuple[bool, bool, int]:
         ep = _endpoint(srv)
-        return ep.paced, ep.pace is not None, srv.server.metrics.received[1]
+        return ep.paced, ep.pace is not None or ep.timer.armed, srv.server.metrics.received[1]
     return srv.call_soon(read)  # type: ignore[no-any-return]
 
 
@@ -55,8 +55,10 @@ def _tick(srv: InProcessServer) -> None:
     """Fire the pending pace tick now (as its timer would)."""
     def fire() -> None:
         ep = _endpoint(srv)
-        assert ep.pace is not None
-        ep.pace.cancel()
+        assert ep.pace is not None or ep.timer.armed
+        if ep.pace is not None:
+            ep.pace.cancel()
+        ep.timer.disarm()
         srv.server._on_pace(ep)
     srv.call_soon(fire)
 
@@ -253,16 +255,15 @@ def test_reload_to_pace_zero_returns_a_paced_socket_to_epoll(
 
 
 def test_pace_for_aims_at_the_target_within_its_bounds() -> None:
-    target = service.PACE_TARGET
+    target, shortest = service.PACE_TARGET, service.MIN_PACE
     assert service.pace_for(0.0, 0.002) == 0.002  # rate unknown: the longest pace
     assert service.pace_for(6000.0, 0.002) == 0.002  # 3,000 DORA/s: capped at the longest
-    assert service.pace_for(target * 1000.0, 0.002) == 0.001  # a millisecond fills a read
-    assert service.pace_for(target * 100_000.0, 0.002) == 0.001  # never below 1 ms
-    assert service.pace_for(target * 1000.0 / 3, 0.010) == 0.003  # whole milliseconds
-    assert service.pace_for(target * 1000.0 / 2.4, 0.010) == 0.002  # rounded to nearest
-    assert service.pace_for(1.0, 0.0005) == 0.0005  # a longest pace under 1 ms is kept
+    assert service.pace_for(target * 1000.0, 0.002) == pytest.approx(0.001)
+    assert service.pace_for(22_000.0, 0.002) == pytest.approx(target / 22_000.0)  # 11,000/s
+    assert service.pace_for(target * 10**7, 0.002) == shortest  # never below the shortest
+    assert service.pace_for(1.0, shortest / 2) == shortest / 2  # a longest under it is kept
     for rate in (1.0, 50.0, 999.0, 12_345.0, 10**7):
-        assert 0.001 <= service.pace_for(rate, 0.004) <= 0.004
+        assert shortest <= service.pace_for(rate, 0.004) <= 0.004
 
 
 @pytest.mark.parametrize("loop_kind", LOOPS)
@@ -284,16 +285,16 @@ def test_pace_follows_the_arrival_rate(tmp_path: Path, loop_kind: str,
             def step() -> tuple[float, float]:
                 ep = _endpoint(srv)
                 ep.last_read -= seconds_back
-                ep.pace.cancel()
+                ep.timer.disarm()
                 srv.server._on_pace(ep)
-                return ep.rate, ep.pace.when() - srv.server._loop.time()
+                return ep.rate, ep.timer.remaining()
             return srv.call_soon(step)  # type: ignore[no-any-return]
 
         c.exchange("discover", mac(1), 1)  # from epoll: paced, rate unknown
         assert srv.call_soon(lambda: (_endpoint(srv).paced, _endpoint(srv).rate)) == (True, 0.0)
         rate, wait = after(1.0, range(0x10, 0x18))  # 8 datagrams in ~1 s
         assert 7.0 <= rate <= 8.0
-        assert 1.9 <= wait <= 2.1 + 0.3  # 16 datagrams at 8/s
+        assert 1.9 <= wait <= 2.0 + 0.3  # 16 datagrams at 8/s
         rate2, wait2 = after(0.5, range(0x20, 0x28))  # 8 in ~0.5 s: 16/s, averaged in
         assert rate + 0.25 * (14.0 - rate) <= rate2 <= rate + 0.25 * (16.0 - rate)
         assert 16 / rate2 - 0.05 <= wait2 <= 16 / rate2 + 0.3

@@ -1,11 +1,13 @@
 # Declarations for fastdhcp._sockio: batched UDP I/O (recvmmsg/sendmmsg) for the service.
 
+cimport cython
 from libc.stdint cimport uint16_t, uint32_t
 
 
 from fastdhcp._sysnet cimport (
-    AF_INET, MSG_DONTWAIT, MSG_TRUNC, htonl, htons, iovec, mmsghdr, msghdr, ntohl, ntohs,
-    recvmmsg, sendmmsg, sockaddr_in, socklen_t,
+    AF_INET, CLOCK_MONOTONIC, MSG_DONTWAIT, MSG_TRUNC, TFD_CLOEXEC, TFD_NONBLOCK, close, htonl,
+    htons, iovec, itimerspec, mmsghdr, msghdr, ntohl, ntohs, read, recvmmsg, sendmmsg,
+    sockaddr_in, socklen_t, timerfd_create, timerfd_gettime, timerfd_settime,
 )
 
 
@@ -29,3 +31,13 @@ cdef class DatagramIO:
     cdef int recv_c(self, int max_count) except -1
     cpdef list recv(self, int max_count)
     cpdef list send(self, list items)
+
+
+@cython.final
+cdef class PaceTimer:
+    cdef readonly int fd
+    cdef readonly bint armed
+
+    cpdef arm(self, double seconds)
+    cpdef disarm(self)
+    cpdef int clear(self) except -1

@@ -14,6 +14,22 @@ cdef extern from "<time.h>" nogil:
     int clock_gettime(int clk, timespec* ts)
 
 
+cdef extern from "<sys/timerfd.h>" nogil:
+    struct itimerspec:
+        timespec it_interval
+        timespec it_value
+    enum: TFD_NONBLOCK
+    enum: TFD_CLOEXEC
+    int timerfd_create(int clockid, int flags)
+    int timerfd_settime(int fd, int flags, const itimerspec* new_value, itimerspec* old_value)
+    int timerfd_gettime(int fd, itimerspec* curr_value)
+
+
+cdef extern from "<unistd.h>" nogil:
+    ssize_t read(int fd, void* buf, size_t count)
+    int close(int fd)
+
+
 cdef extern from "<sys/uio.h>" nogil:
     struct iovec:
         void* iov_base
