@@ -11,7 +11,9 @@ timed body (the REQUEST of client k carries the address the engine will offer it
 a twin engine fed the same DISCOVERs: allocation is deterministic next-fit).
 
 The timer is CPU time of the process (``time.process_time``): the 2 cores of the bench machine
-are shared, and wall-clock medians there measure the neighbours as much as the engine.
+are shared, and wall-clock medians there measure the neighbours as much as the engine. Even CPU
+time moves with a neighbour's load (a whole run by up to 2x): to compare two builds, interleave
+their runs (before, after, before, ...) several times and compare the lowest medians.
 """
 
 from __future__ import annotations
