@@ -51,8 +51,8 @@ cdef class _SubnetInfo:
     cdef dict by_cid
     cdef dict by_circuit
     # Per-packet shortcuts (set by Engine._apply): no dict lookup by subnet id per request.
-    cdef tuple group                  # = Engine._groups[id]: this link's infos, self first
-    cdef bint has_res                 # = Engine._group_has_res[id]
+    cdef tuple group                  # this link's infos (its shared network), self first
+    cdef bint has_res                 # a subnet of this link has reservations
     # One-entry cache of Engine._options(self, self.options, ...): the last PRL (b"" when
     # absent) and lease time asked of this subnet, and the option list they gave.
     cdef bytes opt_prl
@@ -89,9 +89,6 @@ cdef class Engine:
     cdef object _build                # _builder.build, bound once
     cdef SubnetSelector _selector
     cdef dict _infos                  # subnet id -> _SubnetInfo
-    cdef dict _groups                 # subnet id -> tuple of _SubnetInfo (its link)
-    cdef dict _group_has_res          # subnet id -> bool
-    cdef list _pool_firsts
     cdef list _pool_bitmaps
     cdef list _pool_infos
     cdef list _pool_texts

@@ -549,10 +549,7 @@ cdef class Engine:
         self._client_port = server.client_port
         self._selector = selector
         self._infos = infos
-        self._groups = groups
-        self._group_has_res = has_res
         self._link_of = link_of
-        self._pool_firsts = [p[0] for p in pools]
         self._pool_bitmaps = [p[1] for p in pools]
         self._pool_infos = [p[2] for p in pools]
         self._pool_texts = [p[3] for p in pools]
