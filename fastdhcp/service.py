@@ -623,7 +623,10 @@ class Server:
         ep.unpace()
 
     def _on_pace_timer(self, ep: Endpoint) -> None:
-        if ep.timer.clear():
+        timer = ep.timer
+        # A readiness whose expiry a re-arm already reset (the timer then fires later) is
+        # skipped; a paced socket with no tick to come is read now rather than never.
+        if timer.clear() or (ep.paced and not timer.armed and ep.pace is None):
             self._on_pace(ep)
 
     def _on_pace(self, ep: Endpoint) -> None:

@@ -300,3 +300,26 @@ def test_pace_follows_the_arrival_rate(tmp_path: Path, loop_kind: str,
         assert 16 / rate2 - 0.05 <= wait2 <= 16 / rate2 + 0.3
         for x in [*range(0x10, 0x18), *range(0x20, 0x28)]:
             assert dhcp_options(c.recv(x))["message-type"] == 2
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_pace_timer_readiness_without_expiry(tmp_path: Path, loop_kind: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A timer readiness whose expiry was already consumed or reset is skipped while a tick is
+    still to come, and reads at once when none is (the socket is out of epoll: never stuck)."""
+    _never_by_itself(monkeypatch)
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
+        c.exchange("discover", mac(1), 0x501)
+        assert _state(srv) == (True, True, 1)
+        c.send_raw(c.build("discover", mac(2), 0x502))
+        srv.call_soon(srv.server._on_pace_timer, _endpoint(srv))  # armed, an hour to go
+        assert _state(srv) == (True, True, 1)  # skipped: the tick is still to come
+
+        def lose_the_tick() -> None:
+            ep = _endpoint(srv)
+            ep.timer.disarm()
+            srv.server._on_pace_timer(ep)
+        srv.call_soon(lose_the_tick)  # no tick to come: read now
+        assert dhcp_options(c.recv(0x502))["message-type"] == 2
+        assert _state(srv) == (True, True, 2)
