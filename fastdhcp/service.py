@@ -93,8 +93,6 @@ log = logging.getLogger("fastdhcp")
 #: Datagrams read from one socket per readiness callback: large enough to batch commits, small
 #: enough that one busy socket cannot starve the others or the timers.
 READ_BATCH = 128
-#: Most datagrams one recvmmsg call returns (fastdhcp._sockio RECV_BATCH).
-RECV_CALL_MAX = 64
 #: Read pacing (see the module docstring): the longest time between two reads of a socket that
 #: had datagrams at its last read; 0 = read on every epoll wake-up.
 READ_PACE = 0.002  # the default of `server.read-pace-ms`
