@@ -710,3 +710,29 @@ def test_records_in_another_msgpack_form_are_indexed(dbdir):
         assert s.get_by_client(x.client_key) == x
         assert s.expired(10**9, 10) == [mk(1), x]
         assert s.get(BASE + 3) == x
+
+
+def test_get_of_an_address_without_record_skips_the_table(dbdir, monkeypatch) -> None:
+    """The writer's index has an entry per record, by exact address: an address it does not
+    know has no record, and get() answers without a B-tree search; one it knows is read (a
+    record deleted behind the server's back is then found gone)."""
+    store = LmdbLeaseStore(dbdir)
+    try:
+        commit(store, [mk(i) for i in range(3)])
+        reads: list[int] = []
+        real_read = store._read
+
+        def counted(ip: int) -> Lease | None:
+            reads.append(ip)
+            return real_read(ip)
+
+        monkeypatch.setattr(store, "_read", counted)
+        assert store.get(BASE + 7) is None and reads == []  # no record: no read
+        assert store.get(BASE + 1) == mk(1) and reads == [BASE + 1]
+        run = [sys.executable, "-c", DELETER, dbdir, str(BASE + 2)]  # the CLI, its own process
+        out = subprocess.run(run, capture_output=True, text=True, timeout=60, check=True)
+        assert out.stdout.strip() == repr(mk(2))
+        commit(store, [mk(5)])  # the loop's read snapshot moves on at its next commit
+        assert store.get(BASE + 2) is None and reads == [BASE + 1, BASE + 2]
+    finally:
+        store.close()

@@ -376,6 +376,9 @@ class _Wrapped:
     def __getattr__(self, name):
         return getattr(self._index, name)
 
+    def __contains__(self, ip):  # dunders are not looked up through __getattr__
+        return ip in self._index
+
 
 def test_a_failed_batch_leaves_the_index_alone(tmp_path):
     store = LmdbLeaseStore(str(tmp_path), sync=False)
