@@ -17,16 +17,16 @@ versions; either way the committer goes on with the next batch.
 
 The hand-off each way is one cheap call, because at a few thousand DORA/s the batches are small
 and the fixed cost per batch counts: the loop puts ``(batch, tokens)`` on a ``SimpleQueue`` the
-writer thread blocks on (no executor, no future, no work item), and the writer hands the result
-back with one ``loop.call_soon_threadsafe(done, batch, tokens, exc)`` (one eventfd write that
-wakes the loop). There is one writer thread, started with the committer and joined by
-``close()``.
+writer thread blocks on (no executor, no future, no work item), and the writer appends the
+outcome to a deque and wakes the loop with one ``loop.call_soon_threadsafe`` (one eventfd
+write), unless the loop is polling (below). There is one writer thread, started with the
+committer and joined by ``close()``.
 
 Riding the loop's own ticks: a wake-up of the event loop costs more than most of what it does
 at a few thousand DORA/s (epoll, timers, the context switch, on a VM an inter-processor
 interrupt). While the service reads its sockets on a timer (read pacing) it sets
 :attr:`GroupCommitter.polled` and calls :meth:`GroupCommitter.poll` on every tick, at most a
-millisecond apart; the committer then neither arms its own ``max_wait`` timer nor has the writer
+read pace apart; the committer then neither arms its own ``max_wait`` timer nor has the writer
 wake the loop: the writer appends the outcome to a deque, and the next tick hands it over. An
 ACK may so wait up to one tick longer; two wake-ups per commit are saved. When the service
 stops polling it clears ``polled`` and calls ``poll()`` once more; the writer checks ``polled``
@@ -113,10 +113,7 @@ class GroupCommitter:
 
     def hold(self, token: Any) -> None:
         """Attach ``token`` to the open batch: it is handed back when the batch is durable."""
-        if self._closed:
-            raise RuntimeError("GroupCommitter is closed")
-        self._tokens.append(token)
-        self._mark()
+        self.hold_many([token])
 
     def hold_many(self, tokens: list[Any]) -> None:
         """:meth:`hold` each of ``tokens``, in order (one call for a burst's held ACKs)."""
