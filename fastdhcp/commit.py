@@ -46,6 +46,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastdhcp.leases import Lease, LeaseStore
@@ -53,6 +54,25 @@ from fastdhcp.leases import Lease, LeaseStore
 __all__ = ["GroupCommitter"]
 
 log = logging.getLogger("fastdhcp.commit")
+
+
+@dataclass(slots=True)
+class _Job:
+    """One batch handed to the writer: its leases, the service's tokens (held ACKs) and the
+    futures of :meth:`GroupCommitter.durable` callers."""
+
+    batch: list[Lease]
+    tokens: list[Any]
+    waiters: list[asyncio.Future[None]]
+
+
+def _resolve(waiters: list[asyncio.Future[None]], exc: BaseException | None) -> None:
+    for fut in waiters:
+        if not fut.done():  # a caller may have given up (cancelled)
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)
 
 
 class GroupCommitter:
@@ -84,9 +104,11 @@ class GroupCommitter:
         # Stores that can tell how much is staged let kick() ignore datagram batches that
         # staged nothing (the protocol does not require it; other stores commit on each kick).
         self._counts = isinstance(getattr(type(store), "pending_count", None), property)
-        # (batch, tokens) to write, or None to stop; the writer thread blocks on it
-        self._jobs: queue.SimpleQueue[tuple[list[Lease], list[Any]] | None] = queue.SimpleQueue()
+        # (batch, tokens, waiters) to write, or None to stop; the writer thread blocks on it
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._tokens: list[Any] = []
+        # futures of durable() callers, resolved with the open batch's outcome
+        self._waiters: list[asyncio.Future[None]] = []
         self._open = False  # something was held or kicked since the last batch closed
         self._opened_at = 0.0
         self._busy = False
@@ -96,8 +118,8 @@ class GroupCommitter:
         self._idle: asyncio.Future[None] | None = None
         #: True while the service calls poll() on every loop tick (see the module docstring)
         self.polled = False
-        # outcomes (batch, tokens, exc) the writer left for the next poll()
-        self._results: collections.deque[tuple[list[Lease], list[Any], BaseException | None]] = (
+        # outcomes (job, exc) the writer left for the next poll()
+        self._results: collections.deque[tuple[_Job, BaseException | None]] = (
             collections.deque())
         #: Counters for metrics: batches and leases committed, batches failed.
         self.batches = 0
@@ -121,6 +143,18 @@ class GroupCommitter:
             raise RuntimeError("GroupCommitter is closed")
         self._tokens.extend(tokens)
         self._mark()
+
+    def durable(self) -> asyncio.Future[None]:
+        """A future that is done once everything staged so far is durable (its exception is
+        the commit's error if that failed). For the control channel's mutations, which answer
+        only after their commit, as an ACK leaves only after its binding's."""
+        if self._closed or self._closing:
+            raise RuntimeError("GroupCommitter is closed")
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append(fut)
+        self._mark()
+        self._maybe_start()
+        return fut
 
     def kick(self) -> None:
         """Called after each datagram batch: close the open batch if it is due."""
@@ -191,14 +225,16 @@ class GroupCommitter:
             self._timer = None
         batch = self._store.take_pending()
         tokens, self._tokens = self._tokens, []
+        waiters, self._waiters = self._waiters, []
         self._open = False
         if not batch:
-            # Nothing to make durable: these tokens wait for no write.
+            # Nothing to make durable (and no batch in the writer): nobody waits for a write.
             if tokens:
                 self._deliver(tokens)
+            _resolve(waiters, None)
             return
         self._busy = True
-        self._jobs.put((batch, tokens))
+        self._jobs.put(_Job(batch, tokens, waiters))
 
     def _writer(self) -> None:
         """The writer thread: write each batch, hand the outcome back to the loop."""
@@ -211,13 +247,12 @@ class GroupCommitter:
             job = get()
             if job is None:
                 return
-            batch, tokens = job
             exc: BaseException | None = None
             try:
-                write(batch)
+                write(job.batch)
             except BaseException as e:  # noqa: BLE001 - whatever it is, the batch failed
                 exc = e
-            results.append((batch, tokens, exc))
+            results.append((job, exc))
             if self.polled:
                 continue  # the service's next tick takes it (see the module docstring)
             try:
@@ -237,7 +272,8 @@ class GroupCommitter:
         except Exception:
             log.exception("on_committed callback failed")
 
-    def _done(self, batch: list[Lease], tokens: list[Any], exc: BaseException | None) -> None:
+    def _done(self, job: _Job, exc: BaseException | None) -> None:
+        batch, tokens = job.batch, job.tokens
         self._busy = False
         if exc is None:
             self.batches += 1
@@ -247,6 +283,7 @@ class GroupCommitter:
             except Exception:
                 log.exception("store.committed failed")
             self._deliver(tokens)
+            _resolve(job.waiters, None)
         else:
             self.failures += 1
             try:
@@ -257,6 +294,7 @@ class GroupCommitter:
                 self._on_failed(batch, tokens, exc)
             except Exception:
                 log.exception("on_failed callback failed")
+            _resolve(job.waiters, exc)
         if self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
             return  # close() takes it from here

@@ -15,6 +15,7 @@ Option values are merged once here: reservation > subnet > global.
 from __future__ import annotations
 
 import difflib
+import enum
 import ipaddress
 import re
 import tomllib
@@ -111,6 +112,53 @@ class ServerConfig:
     every relay is trusted."""
     limits: LimitsConfig = LimitsConfig()
     """``[server.limits]``: per-client and per-relay rate limits."""
+
+
+class SocketType(enum.Enum):
+    """``control-sockets[].socket-type`` (Kea 3's names)."""
+
+    UNIX = "unix"
+    HTTP = "http"
+    HTTPS = "https"
+
+
+@dataclass(frozen=True, slots=True)
+class BasicAuthClient:
+    """One ``authentication.clients[]`` entry: a user and the file holding its password
+    (a password given in clear in the config is refused)."""
+
+    user: str
+    password_file: str
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSocket:
+    """One ``[[control-sockets]]`` entry: where Kea's management API is answered."""
+
+    socket_type: SocketType
+    """``unix``, ``http`` or ``https``."""
+    socket_name: str = ""
+    """Unix: the socket's path (created mode 0600, removed on exit)."""
+    socket_address: str = "127.0.0.1"
+    """HTTP(S): the address to listen on."""
+    socket_port: int = 8000
+    """HTTP(S): the TCP port."""
+    trust_anchor: str | None = None
+    """HTTPS: CA file (or directory) that client certificates must chain to."""
+    cert_file: str | None = None
+    """HTTPS: the server's certificate."""
+    key_file: str | None = None
+    """HTTPS: the server's private key."""
+    cert_required: bool = True
+    """HTTPS: refuse a client without a certificate signed by the trust anchor."""
+    auth_realm: str = "fastdhcp"
+    """HTTP(S) basic authentication realm."""
+    auth_clients: tuple[BasicAuthClient, ...] = ()
+    """HTTP(S) basic authentication users; empty = no authentication."""
+    max_connections: int = 64
+    """Connections served at once on this socket; more wait in the listen backlog."""
+    idle_timeout: float = 10.0
+    """Seconds a connection may stay idle (or a request take to arrive) before it is closed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +328,8 @@ class Config:
     """``[global]`` option-data, encoded (each subnet holds its merged copy)."""
     defences: Defences = Defences()
     """``[global]`` subscriber lease limit and DECLINE limits (the engine's defences)."""
+    control_sockets: tuple[ControlSocket, ...] = ()
+    """``[[control-sockets]]``: Kea's management API (docs/control-api.md)."""
 
     def subnet(self, subnet_id: int) -> Subnet4 | None:
         """The subnet with id ``subnet_id``, or None."""
@@ -291,7 +341,12 @@ class Config:
 
 # -- key tables (also what docs/configuration.md must document) --------------------------------
 
-TOP_KEYS = ("server", "lease-database", "global", "subnet4")
+TOP_KEYS = ("server", "lease-database", "global", "subnet4", "control-sockets")
+CONTROL_SOCKET_KEYS = (
+    "socket-type", "socket-name", "socket-address", "socket-port", "trust-anchor",
+    "cert-file", "key-file", "cert-required", "authentication", "max-connections",
+    "idle-timeout", "user-context", "comment",
+)
 SERVER_KEYS = (
     "interfaces", "listen-addresses", "port", "client-port", "metrics", "server-id",
     "authoritative", "log-level", "stats-interval", "read-pace-ms", "trusted-relays", "limits",
@@ -657,6 +712,72 @@ def _metrics(p: _Problems, value: object) -> Any:
     return value
 
 
+def _control_sockets(p: _Problems, raw: object) -> tuple[ControlSocket, ...]:
+    if not isinstance(raw, list):
+        p.bad("control-sockets", raw, "must be an array of tables: write [[control-sockets]]")
+        return ()
+    out: list[ControlSocket] = []
+    names: dict[str, str] = {}
+    for i, t in enumerate(raw):
+        path = f"control-sockets[{i}]"
+        if not isinstance(t, dict):
+            p.bad(path, t, "must be a table")
+            continue
+        sock = _control_socket(p, t, path)
+        if sock is None:
+            continue
+        key = (sock.socket_name if sock.socket_type is SocketType.UNIX
+               else f"{sock.socket_address}:{sock.socket_port}")
+        if key in names:
+            p.bad(path, key, f"the same socket as {names[key]}")
+            continue
+        names[key] = path
+        out.append(sock)
+    return tuple(out)
+
+
+def _control_socket(p: _Problems, t: dict[str, Any], path: str) -> ControlSocket | None:
+    errors_before = len(p.lines)
+    _check_keys(p, t, path, CONTROL_SOCKET_KEYS, "[[control-sockets]]")
+    kind = t.get("socket-type")
+    try:
+        stype = SocketType(kind)
+    except ValueError:
+        p.bad(f"{path}.socket-type", kind, "must be one of unix, http, https")
+        return None
+    kw: dict[str, Any] = {}
+    if "max-connections" in t:
+        kw["max_connections"] = _int(p, f"{path}.max-connections", t["max-connections"], 1,
+                                     4096)
+    if "idle-timeout" in t:
+        kw["idle_timeout"] = _float(p, f"{path}.idle-timeout", t["idle-timeout"], 0.1, 3600.0)
+    if stype is SocketType.UNIX:
+        for key in ("socket-address", "socket-port", "trust-anchor", "cert-file", "key-file",
+                    "cert-required", "authentication"):
+            if key in t:
+                p.note(f"{path}.{key}", "only for socket-type http or https")
+        name = _str(p, f"{path}.socket-name", t.get("socket-name"))
+        if isinstance(name, str) and not name:
+            p.bad(f"{path}.socket-name", name, "must be a path")
+        elif isinstance(name, str) and len(name.encode()) > 107:
+            p.bad(f"{path}.socket-name", name, "longer than a Unix socket path may be (107 "
+                  "bytes)")
+        kw["socket_name"] = name
+    else:
+        # The HTTP(S) keys: parsed and checked by the HTTP transport's config reader.
+        kw.update(_http_socket(p, t, path, stype))
+    if len(p.lines) > errors_before:
+        return None
+    return ControlSocket(stype, **kw)
+
+
+def _http_socket(p: _Problems, t: dict[str, Any], path: str,
+                 stype: SocketType) -> dict[str, Any]:
+    """The HTTP(S) fields of a control socket (``ControlSocket`` keyword arguments)."""
+    p.note(f"{path}.socket-type", f"{stype.value} control sockets are not built yet")
+    return {}
+
+
 def _lease_db(p: _Problems, t: dict[str, Any]) -> LeaseDatabaseConfig:
     _check_keys(p, t, "lease-database", LEASE_DATABASE_KEYS, "[lease-database]")
     kw: dict[str, Any] = {}
@@ -857,10 +978,12 @@ class _Loader:
             if s is not None:
                 subnets.append(s)
                 _untrusted_relays(p, path, s, server.trusted_relays)
+        sockets = _control_sockets(p, doc.get("control-sockets", []))
         self.cross_checks()
         if p.lines:
             raise ConfigError(p.lines)
-        return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts, defences)
+        return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts, defences,
+                      sockets)
 
     def subnet(self, t: dict[str, Any], path: str, server: ServerConfig,
                g_life: dict[str, int], g_opts: dict[int, bytes]) -> Subnet4 | None:

@@ -82,6 +82,9 @@ from fastdhcp import netio
 from fastdhcp._packetpath import PacketPath
 from fastdhcp._sockio import DatagramIO, PaceTimer
 from fastdhcp.config import load as load_config
+from fastdhcp.control import commands as control_commands
+from fastdhcp.control.channel import ControlChannel
+from fastdhcp.control.table import CommandTable
 from fastdhcp.engine import Engine, Link
 from fastdhcp.errors import ConfigError, MalformedPacket, StoreError
 from fastdhcp.limits import EdgeGuard
@@ -284,6 +287,9 @@ class Server:
         self._switch_prev: float | None = None
         #: the compiled per-datagram path (fastdhcp._packetpath), rebuilt when its inputs change
         self._path: PacketPath | None = None
+        #: Kea's management API: the command table and the sockets that answer it
+        self.commands: CommandTable = control_commands.build()
+        self.control = ControlChannel(self)
 
     # ----------------------------------------------------------------- start / stop
 
@@ -332,6 +338,10 @@ class Server:
                 except (OSError, ValueError) as exc:
                     why = getattr(exc, "strerror", None) or exc
                     raise StartupError(f"metrics endpoint {cfg.server.metrics}: {why}") from exc
+            try:
+                await self.control.start(cfg.control_sockets)
+            except OSError as exc:
+                raise StartupError(f"control socket: {exc.strerror or exc}") from exc
         except BaseException:
             await self._abort_start()
             raise
@@ -352,6 +362,7 @@ class Server:
         self._log_startup()
 
     async def _abort_start(self) -> None:
+        await self.control.close()
         if self.metrics_server is not None:
             self.metrics_server.close()
             self.metrics_server = None
@@ -386,6 +397,7 @@ class Server:
         self._closing = True
         loop = self._loop
         assert loop is not None
+        await self.control.close()  # no command starts while the commits are flushed
         for ep in self.endpoints.values():
             self._unwatch(ep)
         for handle in self._timers.values():
@@ -736,6 +748,20 @@ class Server:
         return int(d.dest_ip)
 
     # ----------------------------------------------------------------- commit callbacks
+
+    async def durable(self) -> None:
+        """Return once everything staged so far is committed (the control channel's mutations
+        answer after this, as an ACK leaves after its binding's commit). Raises ``StoreError``
+        if the commit failed (the engine has then rolled the changes back)."""
+        committer = self.committer
+        if committer is None or self._closing:
+            raise StoreError("the server is stopping")
+        try:
+            await committer.durable()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"commit failed: {exc}") from exc
 
     def _on_committed(self, tokens: list[Any]) -> None:
         m = self.metrics

@@ -1,0 +1,31 @@
+"""The command table, built from the command groups (one ``cmd_*`` module each).
+
+Each group module exposes ``register(table)``; the table is built explicitly here, once per
+server, with no import-time registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastdhcp.control.protocol import Answer, Caller, success
+from fastdhcp.control.table import CommandTable
+from fastdhcp.control.target import ControlTarget
+
+__all__ = ["build"]
+
+
+async def _list_commands(target: ControlTarget, args: Any, caller: Caller) -> Answer:
+    return success(arguments=target.commands.names())
+
+
+def build() -> CommandTable:
+    """Every command fastdhcp answers."""
+    table = CommandTable()
+    table.add("list-commands", _list_commands)
+    # ------------------------------------------------------------------ server (cmd_server)
+    # ------------------------------------------------------------------ config (cmd_config)
+    # ------------------------------------------------------------------ statistics (cmd_stats)
+    # ------------------------------------------------------------------ leases (cmd_leases)
+    # ------------------------------------------------------------------ hosts (cmd_hosts)
+    return table
