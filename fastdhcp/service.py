@@ -66,9 +66,9 @@ The control channel (``fastdhcp.control``) can do what the signals do: ``config-
 ``config-reload`` apply a configuration as SIGHUP does (:meth:`Server.apply_config`,
 :meth:`Server.reload_from_file`, which report their problems back), ``shutdown`` stops as
 SIGTERM does once its answer has left (:meth:`Server.request_shutdown`). ``dhcp-disable``
-swaps the read of every socket for one that discards (``DatagramIO.discard``): the enabled
-path pays nothing for the feature, not even a flag test (:class:`fastdhcp.dhcp_state.
-DhcpServiceState` holds who disabled it).
+makes every socket read discard (``DatagramIO.discard``): one flag tested per burst, in
+Python, is all the enabled path pays; the compiled path knows nothing of it
+(:class:`fastdhcp.dhcp_state.DhcpServiceState` holds who disabled it).
 """
 
 from __future__ import annotations
@@ -326,8 +326,9 @@ class Server:
         # config and server commands (cmd_config, cmd_server)
         #: who holds the DHCP service disabled (dhcp-disable / dhcp-enable)
         self.dhcp_state = DhcpServiceState()
-        #: how each socket is read: the packet path's read, or a discarding one while disabled
-        self._read: Callable[[Endpoint, int, float, float], int] = self._discard
+        #: True while the service is disabled: sockets are drained by _discard, not the path
+        #: (a copy of ``not dhcp_state.enabled`` kept by _service_changed, read once a burst)
+        self._discarding = False
         #: monotonic times of the start and of the last configuration applied (status-get)
         self.started_at = 0.0
         self.configured_at = 0.0
@@ -392,7 +393,6 @@ class Server:
             raise
         self._debug = log.isEnabledFor(logging.DEBUG)
         self._path = self._make_path()
-        self._set_reader()
         self.started_at = self.configured_at = time.monotonic()
         if SWITCH_INTERVAL and self._switch_prev is None:
             self._switch_prev = sys.getswitchinterval()
@@ -631,7 +631,6 @@ class Server:
             logging.getLogger().setLevel(config.server.log_level.upper())
             self._debug = log.isEnabledFor(logging.DEBUG)
         self._path = self._make_path()  # the engine, the guard or the log level may be new
-        self._set_reader()
         self.configured_at = time.monotonic()
         self._reconfigure_control(config.control_sockets)
         if old.server.stats_interval != config.server.stats_interval:
@@ -652,7 +651,10 @@ class Server:
         path = self._path
         assert path is not None
         t0 = time.perf_counter()
-        n = self._read(ep, READ_BATCH, time.time(), t0)  # path.read, or _discard (disabled)
+        if self._discarding:  # dhcp-disable: one test a burst, nothing more when enabled
+            n = self._discard(ep, READ_BATCH)
+        else:
+            n = path.read(ep, READ_BATCH, time.time(), t0)
         ms = self.config.server.read_pace_ms
         longest = READ_PACE if ms is None else ms / 1000.0
         loop = self._loop
@@ -1035,12 +1037,11 @@ class Server:
                                         "server.listen-addresses are both empty",))
         return ReloadResult(True)
 
-    def _set_reader(self) -> None:
+    def _service_changed(self) -> None:
         """Read with the packet path while the service is enabled, else discard."""
-        path = self._path
-        self._read = path.read if path is not None and self.dhcp_state.enabled else self._discard
+        self._discarding = not self.dhcp_state.enabled
 
-    def _discard(self, ep: Endpoint, limit: int, now: float, t0: float) -> int:
+    def _discard(self, ep: Endpoint, limit: int) -> int:
         """The read of a disabled service: drain the socket (so that its buffer does not fill
         and nothing queued now is answered late), count, answer nothing."""
         try:
@@ -1061,7 +1062,7 @@ class Server:
             self._cancel_timer(timer)
         else:
             self._schedule(timer, float(max_period), lambda: self._dhcp_hold_ended(origin))
-        self._set_reader()
+        self._service_changed()
         log.warning("DHCP service disabled by %s%s%s", origin.value,
                     f" for {max_period} s" if max_period is not None else "",
                     "" if was else " (already disabled)")
@@ -1072,7 +1073,7 @@ class Server:
         self._cancel_timer("dhcp-enable:" + origin.value)
         was = self.dhcp_state.enabled
         now = self.dhcp_state.enable(origin)
-        self._set_reader()
+        self._service_changed()
         if now and not was:
             log.warning("DHCP service enabled by %s", origin.value)
         elif not now:
@@ -1082,7 +1083,7 @@ class Server:
     def _dhcp_hold_ended(self, origin: Origin) -> None:
         now = time.monotonic()
         if self.dhcp_state.expire(origin, now):
-            self._set_reader()
+            self._service_changed()
             log.warning("DHCP service: the max-period of %s's dhcp-disable ended%s",
                         origin.value, "; enabled" if self.dhcp_state.enabled else "")
             return
