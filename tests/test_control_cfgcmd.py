@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from fastdhcp.config import load, loads, loads_json
+from fastdhcp.config import from_document, load, loads, loads_json
 from fastdhcp.configdoc import running_document, serialize, write_atomic
 from fastdhcp.errors import ConfigError
 from tests.control_helpers import control_config_text, control_server, unix_command
@@ -62,6 +64,52 @@ def test_written_document_loads_as_the_same_config(tmp_path, example, suffix):
     assert same(again, cfg)
     # and once more: the document of the reloaded config is the one written
     assert running_document(again) == running_document(cfg)
+
+
+_OPTIONAL = st.one_of(st.none(), st.integers(600, 7200))
+
+
+@st.composite
+def documents(draw):
+    """Config documents that set a random part of the keys whose defaults interlock
+    (lifetimes that follow valid-lifetime, subnet values that follow [global]/[server])."""
+    glob: dict = {}
+    for key in ("valid-lifetime", "min-valid-lifetime", "max-valid-lifetime",
+                "offer-lifetime", "decline-probation-period"):
+        v = draw(_OPTIONAL)
+        if v is not None:
+            glob[key] = v
+    server: dict = {"listen-addresses": ["127.0.0.1"]}
+    if draw(st.booleans()):
+        server["authoritative"] = draw(st.booleans())
+    if draw(st.booleans()):
+        server["log-level"] = draw(st.sampled_from(["debug", "info", "warn", "error"]))
+    subnets = []
+    for i in range(draw(st.integers(0, 3))):
+        sub: dict = {"id": i + 1, "subnet": f"198.18.{i}.0/24",
+                     "pools": [f"198.18.{i}.10 - 198.18.{i}.20"]}
+        for key in ("valid-lifetime", "min-valid-lifetime", "renew-timer"):
+            v = draw(_OPTIONAL)
+            if v is not None:
+                sub[key] = v
+        if draw(st.booleans()):
+            sub["authoritative"] = draw(st.booleans())
+        subnets.append(sub)
+    return {"server": server, "global": glob, "subnet4": subnets}
+
+
+@settings(max_examples=150, deadline=None)
+@given(doc=documents())
+def test_round_trip_property(doc):
+    """Whatever a valid document leaves out, its filled-in document is the same config."""
+    try:
+        cfg = from_document(doc)
+    except ConfigError:
+        assume(False)
+    filled = running_document(cfg)
+    assert same(from_document(filled), cfg)
+    assert same(loads(serialize(filled, "x.toml").decode()), cfg)
+    assert same(loads_json(serialize(filled, "x.json").decode()), cfg)
 
 
 def test_defaults_are_spelled_out_but_derived_ones_are_not(tmp_path):
