@@ -445,8 +445,8 @@ class Server:
         loop = self._loop
         assert loop is not None
         for task in (self._control_task, self._shutdown_task):
-            # a control-socket change still waiting for its answer to leave: moot now (the
-            # shutdown task is the one running this when shutdown asked for the stop)
+            # a control-socket change, or a shutdown, still waiting for a command's answer to
+            # leave: moot now (shutdown's task only starts this stop, in _stop_task)
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
