@@ -83,7 +83,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the server in the foreground until SIGTERM/SIGINT."""
+    """Run the server in the foreground until SIGTERM/SIGINT or a ``shutdown`` command."""
     config = load_config_or_report(args.config)
     if config is None:
         return 1
@@ -112,7 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _err(f"{PROG}: cannot start: {type(exc).__name__}: {exc} "
              "(--log-level debug shows the traceback)")
         return 1
-    return 0
+    return server.exit_value  # 0, or the exit-value of a `shutdown` command
 
 
 def cmd_leases(args: argparse.Namespace) -> int:
@@ -144,13 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("serve", help="run the server in the foreground (logs to stderr)")
-    p.add_argument("--config", "-c", required=True, metavar="FILE", help="TOML configuration")
+    p.add_argument("--config", "-c", required=True, metavar="FILE",
+                   help="configuration file: TOML, or JSON if its name ends in .json")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                    help="override server.log-level")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check-config", help="validate a configuration file and exit")
-    p.add_argument("--config", "-c", required=True, metavar="FILE", help="TOML configuration")
+    p.add_argument("--config", "-c", required=True, metavar="FILE",
+                   help="configuration file: TOML, or JSON if its name ends in .json")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("leases", help="list, show, delete or export leases in a lease database")

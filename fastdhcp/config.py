@@ -1,8 +1,11 @@
-"""The TOML configuration: loaded with :mod:`tomllib`, validated whole, frozen.
+"""The configuration (TOML, or JSON with the same keys): loaded, validated whole, frozen.
 
 Keys are Kea's (``[server]``, ``[lease-database]``, ``[global]``, ``[[subnet4]]``,
 ``[[subnet4.reservations]]``, ``valid-lifetime``, ``option-data`` ...); ``docs/configuration.md``
-documents each with its default. :func:`load` and :func:`loads` either return a :class:`Config`
+documents each with its default. :func:`load` picks the syntax by the file's extension (``.json``
+is JSON, anything else TOML); :func:`loads` reads TOML text, :func:`loads_json` JSON text, and
+:func:`from_document` an already parsed document (a control channel ``config-set``). They either
+return a :class:`Config`
 in which everything has been checked and every option value is already encoded into the bytes a
 reply carries, or raise one :class:`~fastdhcp.errors.ConfigError` listing *every* problem found,
 one line each: ``key.path: value 'x': reason``.
@@ -14,9 +17,11 @@ Option values are merged once here: reservation > subnet > global.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import enum
 import ipaddress
+import json
 import re
 import tomllib
 from collections.abc import Mapping
@@ -43,8 +48,11 @@ __all__ = [
     "Pool",
     "Reservation",
     "Subnet4",
+    "from_document",
+    "is_json_path",
     "load",
     "loads",
+    "loads_json",
     "parse_size",
     "TOP_KEYS",
     "SERVER_KEYS",
@@ -330,6 +338,11 @@ class Config:
     """``[global]`` subscriber lease limit and DECLINE limits (the engine's defences)."""
     control_sockets: tuple[ControlSocket, ...] = ()
     """``[[control-sockets]]``: Kea's management API (docs/control-api.md)."""
+    document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The document this config was validated from, as parsed (a private deep copy; TOML and
+    JSON give the same shape): what ``config-get`` shows and ``config-write`` writes
+    (:mod:`fastdhcp.configdoc`). Not part of equality: two documents that say the same thing
+    (one with defaults spelled out) make equal configs. Read-only by convention."""
 
     def subnet(self, subnet_id: int) -> Subnet4 | None:
         """The subnet with id ``subnet_id``, or None."""
@@ -983,7 +996,7 @@ class _Loader:
         if p.lines:
             raise ConfigError(p.lines)
         return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts, defences,
-                      sockets)
+                      sockets, copy.deepcopy(doc))
 
     def subnet(self, t: dict[str, Any], path: str, server: ServerConfig,
                g_life: dict[str, int], g_opts: dict[int, bytes]) -> Subnet4 | None:
@@ -1286,13 +1299,55 @@ def loads(text: str, source: str = "<string>") -> Config:
     return _Loader().run(doc, source)
 
 
+def loads_json(text: str, source: str = "<string>") -> Config:
+    """Parse and validate a JSON config (the TOML file's keys, as JSON); raise ``ConfigError``
+    listing every problem (bad JSON: one line with its line and column)."""
+    twice: list[str] = []
+    try:
+        doc = json.loads(text, object_pairs_hook=lambda pairs: _json_object(pairs, twice))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: invalid JSON: {exc.msg} at line {exc.lineno} column "
+                          f"{exc.colno}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid JSON: nested too deeply") from None
+    if twice:  # JSON would keep the last silently; TOML refuses a key given twice, so do we
+        raise ConfigError([f"{source}: invalid JSON: key '{k}' given twice in one object"
+                           for k in twice])
+    return from_document(doc, source)
+
+
+def _json_object(pairs: list[tuple[str, Any]], twice: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            twice.append(key)
+        out[key] = value
+    return out
+
+
+def from_document(doc: object, source: str = "<document>") -> Config:
+    """Validate an already parsed document (a map with the TOML file's keys)."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: the configuration must be a map (an object) of the "
+                          f"top-level tables {', '.join(TOP_KEYS)}, not "
+                          f"{type(doc).__name__}")
+    return _Loader().run(doc, source)
+
+
+def is_json_path(path: str | Path) -> bool:
+    """True if ``path`` names a JSON config (by its extension, ``.json``); else it is TOML."""
+    return Path(path).suffix.lower() == ".json"
+
+
 def load(path: str | Path) -> Config:
-    """Read, parse and validate the config file at ``path``."""
+    """Read, parse and validate the config file at ``path``: JSON if its name ends in
+    ``.json``, else TOML."""
     try:
         text = Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: the config is not UTF-8 text: {exc.reason}") from None
+    if is_json_path(path):
+        return loads_json(text, str(path))
     return loads(text, str(path))
-

@@ -120,6 +120,9 @@ class Metrics:
         #: rate limiter tables, read at scrape time: (limit name, keys tracked, evictions)
         self.limiters: Callable[[], Iterable[tuple[str, int, int]]] | None = None
         self.reload_failures = 0
+        #: datagrams read and thrown away while the DHCP service was disabled (dhcp-disable);
+        #: not drops: Kea does not count them in pkt4-receive-drop either
+        self.disabled_discards = 0
         self.offer_latency = Histogram(LATENCY_BUCKETS)
         self.ack_latency = Histogram(LATENCY_BUCKETS)
         self.commit_latency = Histogram(LATENCY_BUCKETS)
@@ -215,6 +218,8 @@ class ServerCollector(Collector):
             ("fastdhcp_relay_info_ignored", "Unrelayed requests whose option 82 was ignored "
              "(RFC 3046)", m.agent_info_ignored),
             ("fastdhcp_reload_failures", "Configuration reloads rejected", m.reload_failures),
+            ("fastdhcp_disabled_discards", "Datagrams discarded while the DHCP service was "
+             "disabled (dhcp-disable)", m.disabled_discards),
         ):
             yield CounterMetricFamily(name, doc, value=value)
         for name, doc, h in (

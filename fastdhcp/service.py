@@ -61,6 +61,14 @@ Timers: ``engine.reclaim`` at the time it asks for; a one-line statistics summar
 ``stats-interval`` seconds. Signals (installed by :meth:`Server.serve_forever`): SIGTERM/SIGINT
 stop intake, flush the pending commits and send their ACKs, close the store; SIGHUP reloads the
 configuration (a config that does not load is logged and the running one keeps serving).
+
+The control channel (``fastdhcp.control``) can do what the signals do: ``config-set`` and
+``config-reload`` apply a configuration as SIGHUP does (:meth:`Server.apply_config`,
+:meth:`Server.reload_from_file`, which report their problems back), ``shutdown`` stops as
+SIGTERM does once its answer has left (:meth:`Server.request_shutdown`). ``dhcp-disable``
+makes every socket read discard (``DatagramIO.discard``): one flag tested per burst, in
+Python, is all the enabled path pays; the compiled path knows nothing of it
+(:class:`fastdhcp.dhcp_state.DhcpServiceState` holds who disabled it).
 """
 
 from __future__ import annotations
@@ -85,6 +93,7 @@ from fastdhcp.config import load as load_config
 from fastdhcp.control import commands as control_commands
 from fastdhcp.control.channel import ControlChannel
 from fastdhcp.control.table import CommandTable
+from fastdhcp.dhcp_state import DhcpServiceState, Origin
 from fastdhcp.engine import Engine, Link
 from fastdhcp.errors import ConfigError, MalformedPacket, StoreError
 from fastdhcp.limits import EdgeGuard
@@ -120,8 +129,30 @@ RECLAIM_MAX_DELAY = 60.0
 _BROADCAST = 0xFFFFFFFF
 
 
+#: Longest wait (seconds) for a command's answer to leave before what the command asked for
+#: after its answer happens anyway (shutdown, a control socket the config removed): a slow or
+#: keep-alive client does not hold them up for longer.
+ANSWER_GRACE = 2.0
+
+
 class StartupError(Exception):
     """The server could not start; the message is one line for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What applying (or checking) a configuration came to: ``ok``, or not and why
+    (``problems``, one line each, as ``check-config`` prints them). A configuration that is
+    not applied changed nothing: the running one keeps serving."""
+
+    ok: bool
+    problems: tuple[str, ...] = ()
+
+
+def _startup_file(config: Any) -> str | None:
+    """The file ``config`` was loaded from, or None ("<string>", "<config-set>"...)."""
+    source = getattr(config, "source", None)
+    return source if isinstance(source, str) and source and not source.startswith("<") else None
 
 
 class RateLimitedLog:
@@ -261,7 +292,9 @@ class Server:
     def __init__(self, config: Any, *, config_path: str | None = None,
                  log_level_pinned: bool = False) -> None:
         self.config = config
-        self.config_path: str | None = config_path
+        #: the startup file: what SIGHUP and config-reload read, config-write writes by default
+        self.config_path: str | None = (config_path if config_path is not None
+                                        else _startup_file(config))
         #: True when --log-level overrides server.log-level (a reload then leaves it alone)
         self._log_level_pinned = log_level_pinned
         self.metrics = Metrics()
@@ -290,6 +323,19 @@ class Server:
         #: Kea's management API: the command table and the sockets that answer it
         self.commands: CommandTable = control_commands.build()
         self.control = ControlChannel(self)
+        # config and server commands (cmd_config, cmd_server)
+        #: who holds the DHCP service disabled (dhcp-disable / dhcp-enable)
+        self.dhcp_state = DhcpServiceState()
+        #: True while the service is disabled: sockets are drained by _discard, not the path
+        #: (a copy of ``not dhcp_state.enabled`` kept by _service_changed, read once a burst)
+        self._discarding = False
+        #: monotonic times of the start and of the last configuration applied (status-get)
+        self.started_at = 0.0
+        self.configured_at = 0.0
+        #: the exit status ``fastdhcp serve`` ends with (shutdown's exit-value)
+        self.exit_value = 0
+        self._control_task: asyncio.Task[None] | None = None
+        self._shutdown_task: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- start / stop
 
@@ -347,6 +393,7 @@ class Server:
             raise
         self._debug = log.isEnabledFor(logging.DEBUG)
         self._path = self._make_path()
+        self.started_at = self.configured_at = time.monotonic()
         if SWITCH_INTERVAL and self._switch_prev is None:
             self._switch_prev = sys.getswitchinterval()
             sys.setswitchinterval(SWITCH_INTERVAL)
@@ -397,6 +444,12 @@ class Server:
         self._closing = True
         loop = self._loop
         assert loop is not None
+        for task in (self._control_task, self._shutdown_task):
+            # a control-socket change, or a shutdown, still waiting for a command's answer to
+            # leave: moot now (shutdown's task only starts this stop, in _stop_task)
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.control.close()  # no command starts while the commits are flushed
         for ep in self.endpoints.values():
             self._unwatch(ep)
@@ -465,13 +518,15 @@ class Server:
 
     # ----------------------------------------------------------------- reload
 
-    def reload_from_file(self) -> bool:
-        """Load the configuration file again and apply it; on any problem log it and keep the
-        running configuration. Returns True if the new configuration was applied."""
-        path = self.config_path or getattr(self.config, "source", None)
+    def reload_from_file(self) -> ReloadResult:
+        """Load the startup file again and apply it (SIGHUP, config-reload); on any problem log
+        it, keep the running configuration and return the problems."""
+        path = self.config_path
         if not path:
+            self.metrics.reload_failures += 1
             log.error("reload: no configuration file to load")
-            return False
+            return ReloadResult(False, ("no configuration file to load: the server was not "
+                                        "started from one",))
         try:
             config = load_config(path)
         except ConfigError as exc:
@@ -479,24 +534,31 @@ class Server:
             log.error("reload: %s does not load; still serving the previous configuration", path)
             for line in exc.problems:
                 log.error("reload: %s", line)
-            return False
+            return ReloadResult(False, tuple(exc.problems))
         except OSError as exc:
             self.metrics.reload_failures += 1
-            log.error("reload: cannot read %s: %s; still serving the previous configuration",
-                      path, exc.strerror or exc)
-            return False
+            why = f"cannot read {path}: {exc.strerror or exc}"
+            log.error("reload: %s; still serving the previous configuration", why)
+            return ReloadResult(False, (why,))
+        return self.apply_config(config)
+
+    def apply_config(self, config: Any) -> ReloadResult:
+        """:meth:`reload` ``config``, turning a refusal into its problem lines (logged; the
+        running configuration keeps serving). SIGHUP, config-reload and config-set use it."""
         try:
             self.reload(config)
         except Exception as exc:  # whatever it is, the running configuration keeps serving
             self.metrics.reload_failures += 1
             if isinstance(exc, (ConfigError, StartupError, StoreError, OSError)):
-                for line in getattr(exc, "problems", None) or [str(exc)]:
+                lines = tuple(getattr(exc, "problems", None) or [str(exc)])
+                for line in lines:
                     log.error("reload: %s", line)
             else:
+                lines = (f"{type(exc).__name__}: {exc}",)
                 log.error("reload: %s: %s", type(exc).__name__, exc, exc_info=True)
             log.error("reload: still serving the previous configuration")
-            return False
-        return True
+            return ReloadResult(False, lines)
+        return ReloadResult(True)
 
     def reload(self, config: Any) -> None:
         """Apply ``config`` to the running server without losing a lease.
@@ -506,6 +568,10 @@ class Server:
         interfaces and addresses that changed. The lease database, commit tuning and metrics
         endpoint need a restart: a change there is logged and ignored. Raises (and changes
         nothing) if a new socket cannot be opened or the engine refuses the config.
+
+        The control sockets follow the new configuration once the command that asked for the
+        reload (if any) has sent its answer (:meth:`_reconfigure_control`); unchanged ones stay
+        open.
         """
         if not self._started or self._closing:
             raise StartupError("reload: server is not running")
@@ -518,9 +584,9 @@ class Server:
             log.warning("reload: server.metrics changes take effect at the next restart")
 
         want = _endpoint_keys(config)
-        if not want:
-            raise StartupError("nothing to listen on: server.interfaces and "
-                               "server.listen-addresses are both empty")
+        refused = self.check_config(config)
+        if not refused.ok:
+            raise StartupError(refused.problems[0])
         new_eps: dict[tuple[str, str, int], Endpoint] = {}
         try:
             for key in want:
@@ -565,6 +631,8 @@ class Server:
             logging.getLogger().setLevel(config.server.log_level.upper())
             self._debug = log.isEnabledFor(logging.DEBUG)
         self._path = self._make_path()  # the engine, the guard or the log level may be new
+        self.configured_at = time.monotonic()
+        self._reconfigure_control(config.control_sockets)
         if old.server.stats_interval != config.server.stats_interval:
             self._schedule_stats()
         self._schedule("reclaim", 0.0, self._reclaim)
@@ -583,7 +651,10 @@ class Server:
         path = self._path
         assert path is not None
         t0 = time.perf_counter()
-        n = path.read(ep, READ_BATCH, time.time(), t0)
+        if self._discarding:  # dhcp-disable: one test a burst, nothing more when enabled
+            n = self._discard(ep, READ_BATCH)
+        else:
+            n = path.read(ep, READ_BATCH, time.time(), t0)
         ms = self.config.server.read_pace_ms
         longest = READ_PACE if ms is None else ms / 1000.0
         loop = self._loop
@@ -954,3 +1025,131 @@ class Server:
         log.info("%s", line)
         if not final:  # `systemctl status` shows the latest summary
             sd_notify("STATUS=" + line[:200])
+
+    # ----------------------------------------------------------------- config and server
+    # commands (fastdhcp.control.cmd_config, cmd_server): what ControlTarget offers them
+
+    def check_config(self, config: Any) -> ReloadResult:
+        """What :meth:`reload` would refuse in ``config`` before opening anything (config-test
+        asks this after the loader's checks): ``ok`` when nothing."""
+        if not _endpoint_keys(config):
+            return ReloadResult(False, ("nothing to listen on: server.interfaces and "
+                                        "server.listen-addresses are both empty",))
+        return ReloadResult(True)
+
+    def _service_changed(self) -> None:
+        """Read with the packet path while the service is enabled, else discard."""
+        self._discarding = not self.dhcp_state.enabled
+
+    def _discard(self, ep: Endpoint, limit: int) -> int:
+        """The read of a disabled service: drain the socket (so that its buffer does not fill
+        and nothing queued now is answered late), count, answer nothing."""
+        try:
+            n = ep.io.discard(limit)
+        except OSError as exc:
+            self._recv_failed(ep, exc)
+            return 0
+        self.metrics.disabled_discards += n
+        return n
+
+    def disable_dhcp(self, origin: Origin, max_period: int | None) -> None:
+        """``origin`` disables the DHCP service, for ``max_period`` seconds or until it enables
+        it (dhcp-disable); see :mod:`fastdhcp.dhcp_state`."""
+        was = self.dhcp_state.enabled
+        self.dhcp_state.disable(origin, max_period, time.monotonic())
+        timer = "dhcp-enable:" + origin.value
+        if max_period is None:
+            self._cancel_timer(timer)
+        else:
+            self._schedule(timer, float(max_period), lambda: self._dhcp_hold_ended(origin))
+        self._service_changed()
+        log.warning("DHCP service disabled by %s%s%s", origin.value,
+                    f" for {max_period} s" if max_period is not None else "",
+                    "" if was else " (already disabled)")
+
+    def enable_dhcp(self, origin: Origin) -> None:
+        """``origin`` enables the DHCP service again (dhcp-enable); it serves once no other
+        origin holds it disabled."""
+        self._cancel_timer("dhcp-enable:" + origin.value)
+        was = self.dhcp_state.enabled
+        now = self.dhcp_state.enable(origin)
+        self._service_changed()
+        if now and not was:
+            log.warning("DHCP service enabled by %s", origin.value)
+        elif not now:
+            log.warning("DHCP service: %s enabled it, still disabled by %s", origin.value,
+                        ", ".join(h.origin.value for h in self.dhcp_state.holds()))
+
+    def _dhcp_hold_ended(self, origin: Origin) -> None:
+        now = time.monotonic()
+        if self.dhcp_state.expire(origin, now):
+            self._service_changed()
+            log.warning("DHCP service: the max-period of %s's dhcp-disable ended%s",
+                        origin.value, "; enabled" if self.dhcp_state.enabled else "")
+            return
+        deadline = self.dhcp_state.deadline(origin)
+        if deadline is not None:  # the loop's clock fired a hair early: wait out the rest
+            self._schedule("dhcp-enable:" + origin.value, max(deadline - now, 0.001),
+                           lambda: self._dhcp_hold_ended(origin))
+
+    def _cancel_timer(self, name: str) -> None:
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def request_shutdown(self, exit_value: int) -> None:
+        """Stop as SIGTERM does (pending commits flushed, their ACKs sent) once the answer of
+        the command running now has left, and let ``fastdhcp serve`` exit with
+        ``exit_value``. A second request while the first is pending changes nothing."""
+        if self._shutdown_task is not None or self._stop_task is not None or self._closing:
+            return
+        self.exit_value = exit_value
+        assert self._loop is not None
+        self._shutdown_task = self._loop.create_task(
+            self._shutdown_after(asyncio.current_task()))
+
+    async def _shutdown_after(self, answering: asyncio.Task[Any] | None) -> None:
+        await _answer_sent(answering)
+        self._on_stop_signal("shutdown command")
+
+    def _reconfigure_control(self, confs: tuple[Any, ...]) -> None:
+        """Serve the control sockets ``confs`` once the command running now (if any) has sent
+        its answer: the socket it came in on may be one the new configuration removes."""
+        pending = self._control_task is not None and not self._control_task.done()
+        if not pending and set(confs) == set(self.control.sockets):
+            return
+        assert self._loop is not None
+        self._control_task = self._loop.create_task(self._control_after(
+            confs, asyncio.current_task(), self._control_task))
+
+    async def _control_after(self, confs: tuple[Any, ...], answering: asyncio.Task[Any] | None,
+                             previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:  # reloads apply in order
+            await asyncio.gather(previous, return_exceptions=True)
+        await _answer_sent(answering)
+        if self._closing:
+            return
+        try:
+            await self.control.reconfigure(confs)
+        except OSError as exc:
+            self.metrics.reload_failures += 1
+            log.error("reload: control socket: %s (serving %d control sockets)",
+                      exc.strerror or exc, len(self.control.sockets))
+        finally:
+            if self._control_task is asyncio.current_task():
+                self._control_task = None
+
+    async def control_settled(self) -> None:
+        """Return once every control-socket change asked for so far is done (tests, and a
+        command that must see the sockets of the configuration it applied)."""
+        while (task := self._control_task) is not None:
+            await asyncio.gather(task, return_exceptions=True)
+            if self._control_task is task:  # cancelled before it ran: its finally never did
+                self._control_task = None
+
+
+async def _answer_sent(answering: asyncio.Task[Any] | None) -> None:
+    """Wait (at most :data:`ANSWER_GRACE`) for the task that carries a command's connection
+    (the transports run a command in it and write its answer from it) to finish."""
+    if answering is not None and not answering.done() and answering is not asyncio.current_task():
+        await asyncio.wait({answering}, timeout=ANSWER_GRACE)

@@ -30,6 +30,7 @@ cdef class DatagramIO:
 
     cdef int recv_c(self, int max_count) except -1
     cpdef list recv(self, int max_count)
+    cpdef int discard(self, int max_count) except -1
     cpdef list send(self, list items)
 
 

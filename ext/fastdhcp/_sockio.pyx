@@ -12,6 +12,8 @@ server get near a C one (TESTING.md: uvloop + batched I/O within 10% of C).
   at most ``min(max_count, 64)`` datagrams, ``[]`` when none is waiting; raises ``OSError`` on
   an error other than EAGAIN/EINTR. ``truncated`` is True for a datagram longer than 65536
   bytes (its data is cut).
+- ``discard(max_count) -> int``: read and drop up to ``max_count`` datagrams (a disabled
+  service, dhcp-disable); how many.
 - ``send(items) -> list[(index, errno)]``: ``items`` is a list of tuples whose first three
   elements are ``(data: bytes, dest_ip: int, dest_port: int)``; returns the ones that could not
   be sent (empty when all left). EAGAIN (send buffer full) fails the rest of the batch.
@@ -114,6 +116,19 @@ cdef class DatagramIO:
                 (m.msg_hdr.msg_flags & MSG_TRUNC) != 0,
             ))
         return out
+
+    cpdef int discard(self, int max_count) except -1:
+        """Read and throw away up to ``max_count`` waiting datagrams (any number, in batches of
+        64), making no object for them; how many. What a disabled service does (dhcp-disable):
+        the socket is still drained, so its buffer does not fill and nothing queued while
+        disabled is answered, late, after dhcp-enable."""
+        cdef int n = 0, got
+        while n < max_count:
+            got = self.recv_c(max_count - n)
+            n += got
+            if got < <int>RECV_BATCH:  # drained
+                break
+        return n
 
     cpdef list send(self, list items):
         """Send every ``(data, dest_ip, dest_port, ...)``; returns ``[(index, errno)]`` of the

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastdhcp.control import cmd_config, cmd_server
 from fastdhcp.control.protocol import Answer, Caller, success
 from fastdhcp.control.table import CommandTable
 from fastdhcp.control.target import ControlTarget
@@ -24,7 +25,9 @@ def build() -> CommandTable:
     table = CommandTable()
     table.add("list-commands", _list_commands)
     # ------------------------------------------------------------------ server (cmd_server)
+    cmd_server.register(table)
     # ------------------------------------------------------------------ config (cmd_config)
+    cmd_config.register(table)
     # ------------------------------------------------------------------ statistics (cmd_stats)
     # ------------------------------------------------------------------ leases (cmd_leases)
     # ------------------------------------------------------------------ hosts (cmd_hosts)

@@ -11,9 +11,12 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from fastdhcp.config import Config
+    from fastdhcp.control.channel import ControlChannel
     from fastdhcp.control.table import CommandTable
+    from fastdhcp.dhcp_state import DhcpServiceState, Origin
     from fastdhcp.engine import Engine
     from fastdhcp.metrics import Metrics
+    from fastdhcp.service import ReloadResult
     from fastdhcp.store import LmdbLeaseStore
 
 __all__ = ["ControlTarget"]
@@ -51,7 +54,51 @@ class ControlTarget(Protocol):
 
     # ------------------------------------------------------------------ server (cmd_server)
 
+    @property
+    def dhcp_state(self) -> DhcpServiceState:
+        """Who holds the DHCP service disabled (read it; change it with the two below)."""
+
+    def disable_dhcp(self, origin: Origin, max_period: int | None) -> None:
+        """``origin`` disables the DHCP service, for ``max_period`` seconds or until it
+        enables it; datagrams are then read and discarded."""
+
+    def enable_dhcp(self, origin: Origin) -> None:
+        """``origin`` enables the service; it serves once no other origin holds it off."""
+
+    def request_shutdown(self, exit_value: int) -> None:
+        """Stop as SIGTERM does once the running command's answer has left; the process
+        then exits with ``exit_value``."""
+
+    @property
+    def started_at(self) -> float:
+        """When the server started (``time.monotonic()``)."""
+
+    @property
+    def configured_at(self) -> float:
+        """When the running configuration was applied (start or last reload, monotonic)."""
+
+    @property
+    def control(self) -> ControlChannel:
+        """The control sockets being served."""
+
     # ------------------------------------------------------------------ config (cmd_config)
+
+    @property
+    def config_path(self) -> str | None:
+        """The startup file (config-reload reads it, config-write writes it by default), or
+        None when the server was not started from a file."""
+
+    def check_config(self, config: Config) -> ReloadResult:
+        """What applying ``config`` would refuse beyond the loader's checks (nothing is
+        applied): ``ok`` when nothing would be."""
+
+    def apply_config(self, config: Config) -> ReloadResult:
+        """Apply ``config`` as SIGHUP does (leases, offers and unchanged sockets kept; the
+        control sockets follow once the answer has left); a refused config changes nothing
+        and its problems come back."""
+
+    def reload_from_file(self) -> ReloadResult:
+        """Load the startup file again and apply it (as SIGHUP), with the problems if not."""
 
     # ------------------------------------------------------------------ statistics (cmd_stats)
 
