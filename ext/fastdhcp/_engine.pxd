@@ -32,8 +32,21 @@ cdef class _Offer:
 
 
 @cython.final
+cdef class SubnetCounters:
+    # Events the engine counts per subnet, for the Kea statistics view (fastdhcp.statistics):
+    # monotonic, kept across reloads (by subnet id), bumped only where the event happens.
+    cdef readonly int64_t assigned            # new bindings, not renewals
+    cdef readonly int64_t alloc_fail          # DISCOVERs that found no free address
+    cdef readonly int64_t declined            # DECLINEs honoured (address set aside)
+    cdef readonly int64_t reclaimed           # expired leases reclaimed (declined ones included)
+    cdef readonly int64_t reclaimed_declined  # declined leases reclaimed after probation
+    cdef readonly int64_t conflicts           # reserved address found held by another client
+
+
+@cython.final
 cdef class _SubnetInfo:
     cdef readonly object subnet
+    cdef SubnetCounters counts        # this subnet's events (the engine's _counters[id])
     cdef readonly int id
     cdef int64_t valid
     cdef int64_t min_valid
@@ -117,6 +130,7 @@ cdef class Engine:
     cdef dict _decline_by_sub         # (link id, subscriber id) -> [window start, declines]
     cdef double _decline_fraction     # decline-max-fraction, 1.0 = no cap
     cdef dict _pool_declined          # pool first address -> DECLINED leases in the pool
+    cdef dict _counters               # subnet id -> SubnetCounters (ids ever configured)
 
     cdef list _apply(self, object config, dict keep)
     cdef _fill(self, list bitmaps, object addrs)
@@ -133,6 +147,7 @@ cdef class Engine:
     cdef Py_ssize_t _pool_at(self, uint32_t ip)
     cdef tuple _bitmap_for(self, uint32_t ip)
     cdef _settle(self, uint32_t ip)
+    cdef SubnetCounters _counts_for(self, object subnet_id)
     cdef _drop_offer(self, bytes key, _Offer offer)
     cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub)
     cdef _heap_push(self, _Offer offer)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from fastdhcp.control.table import CommandTable
     from fastdhcp.engine import Engine
     from fastdhcp.metrics import Metrics
+    from fastdhcp.statistics import Statistics
     from fastdhcp.store import LmdbLeaseStore
 
 __all__ = ["ControlTarget"]
@@ -54,6 +55,11 @@ class ControlTarget(Protocol):
     # ------------------------------------------------------------------ config (cmd_config)
 
     # ------------------------------------------------------------------ statistics (cmd_stats)
+
+    @property
+    def statistics(self) -> Statistics | None:
+        """Kea's statistics over :attr:`metrics`, the engine's counters and the lease table
+        (None until the server has started)."""
 
     # ------------------------------------------------------------------ leases (cmd_leases)
 
