@@ -25,6 +25,7 @@ cdef class _Offer:
     cdef uint32_t ip
     cdef double expires
     cdef bint alone                   # the client had no binding elsewhere when offered
+    cdef bint renews                  # the address offered is the client's own binding
     cdef object sub                   # subscriber the offer counts against, or None
     cdef bytes key                    # the client it is held for
     cdef double at                    # its key in Engine._offer_heap (<= expires)
@@ -149,7 +150,8 @@ cdef class Engine:
     cdef _settle(self, uint32_t ip)
     cdef SubnetCounters _counts_for(self, object subnet_id)
     cdef _drop_offer(self, bytes key, _Offer offer)
-    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub)
+    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub,
+               bint renews)
     cdef _heap_push(self, _Offer offer)
     cdef _Offer _heap_pop(self)
     cdef _SubnetInfo _claim(self, uint32_t ip, bytes key, uint32_t res_ip, tuple group,

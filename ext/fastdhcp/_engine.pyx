@@ -86,6 +86,8 @@ cdef tuple _BASIC = (3, 6, 15)
 cdef object _Lease = Lease
 #: "The store was not read for this address": no lease record to reuse.
 cdef object _UNREAD = object()
+#: Decision.reason of an OFFER of the client's own binding (compared by identity)
+cdef str _HOW_BINDING = "binding"
 
 # Making a Lease (a slotted dataclass) the ordinary way runs its Python-level __init__: a
 # frame and nine attribute stores, once per binding. When Lease is exactly what the check
@@ -833,7 +835,8 @@ cdef class Engine:
             del self._offered[offer.ip]
             self._settle(offer.ip)
 
-    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub):
+    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub,
+               bint renews):
         if self._sub_offers:
             # (Callers drop the client's previous offer first; this keeps the count right
             # should one ever be replaced here.)
@@ -844,6 +847,7 @@ cdef class Engine:
         offer.ip = ip
         offer.expires = expires
         offer.alone = alone
+        offer.renews = renews
         offer.key = key
         if sub is not None:
             offer.sub = sub
@@ -1288,7 +1292,7 @@ cdef class Engine:
                     if info is not None:
                         ip = lease.ip
                         alone = True
-                        how = "binding"
+                        how = _HOW_BINDING
                 elif st != ST_DECLINED:
                     hint = lease.ip
         if not ip and res_ip:
@@ -1326,6 +1330,7 @@ cdef class Engine:
                 (<_Offer>fresh).ip = ip
                 (<_Offer>fresh).expires = expires
                 (<_Offer>fresh).alone = offer.alone
+                (<_Offer>fresh).renews = offer.renews
                 (<_Offer>fresh).key = key
                 (<_Offer>fresh).sub = offer.sub
                 offer.sub = None  # the count moves with it, unchanged
@@ -1338,7 +1343,7 @@ cdef class Engine:
             if (subkey is not None and lease is not None and lease.client_key == key
                     and self._lease_sub(lease) == subkey):
                 subkey = None
-            self._hold(key, ip, expires, alone, subkey)
+            self._hold(key, ip, expires, alone, subkey, how is _HOW_BINDING)
         cdef int64_t lt = self._lease_time(info, msg._opt_u32(O_LEASE_TIME, -1))
         if res is not None and res_ip == ip:
             opts = self._options(res, res.options, msg, lt, info)
@@ -1444,11 +1449,13 @@ cdef class Engine:
         ``at_ip`` is the store's record for ``ip`` if already read (see ``_claim``), else
         ``_UNREAD``."""
         cdef int64_t t = <int64_t>now
+        cdef bint renewal = False
         o = self._offers.get(key)
         if o is not None and (<_Offer>o).ip == ip and (<_Offer>o).alone:
             # Offered to a client with no other binding, and every binding of this client
             # since would have consumed the offer: nothing to end, no store read.
             prev = None
+            renewal = (<_Offer>o).renews
         else:
             prev = self._sget_by_client(key)
         if (prev is not None and prev.ip != ip and prev.client_key == key
@@ -1487,7 +1494,8 @@ cdef class Engine:
                 rai = b""
         ipo = ip  # the address as an int, made once
         lease = _new_lease(ipo, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname, rai)
-        if prev is None or prev.ip != ip or prev.client_key != key or prev.state != ST_DEFAULT:
+        if not renewal and (prev is None or prev.ip != ip or prev.client_key != key
+                            or prev.state != ST_DEFAULT):
             info.counts.assigned += 1  # a new binding, not a renewal of this one
         if self._sub_limit:
             # (A previous binding ended above is at another address: the record at ip is
