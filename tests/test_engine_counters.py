@@ -5,7 +5,7 @@ fake clock."""
 
 from __future__ import annotations
 
-from dhcpsim import Client, Network, make_network, mac
+from dhcpsim import Client, Network, mac, make_network
 
 
 def counts(net: Network, sid: int = 1) -> tuple[int, int, int, int, int, int]:
