@@ -89,7 +89,12 @@ class LeaseStore(Protocol):
         """Up to ``limit`` active leases with ``expires <= now``, oldest first."""
 
     def active_addresses(self) -> Iterable[int]:
-        """Every address whose newest lease is active (for rebuilding pool bitmaps)."""
+        """Every address whose newest lease is active, ascending (for rebuilding pool bitmaps,
+        and for the statistics' counts per subnet)."""
+
+    def declined_addresses(self) -> Iterable[int]:
+        """Every address whose newest lease is DECLINED, ascending (the statistics count
+        them once, at start-up)."""
 
     def __len__(self) -> int:
         """Number of lease records."""
@@ -143,7 +148,10 @@ class MemoryLeaseStore:
         return out[:limit]
 
     def active_addresses(self) -> Iterable[int]:
-        return [ip for ip, x in self._by_ip.items() if x.active]
+        return sorted(ip for ip, x in self._by_ip.items() if x.active)
+
+    def declined_addresses(self) -> Iterable[int]:
+        return sorted(ip for ip, x in self._by_ip.items() if x.state == LeaseState.DECLINED)
 
     def __len__(self) -> int:
         return len(self._by_ip)
