@@ -22,7 +22,7 @@ Commit protocol (single-threaded caller, i.e. the event loop):
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -96,6 +96,10 @@ class LeaseStore(Protocol):
         """Every address whose newest lease is DECLINED, ascending (the statistics count
         them once, at start-up)."""
 
+    def active_counts(self, ranges: Sequence[tuple[int, int]]) -> list[int]:
+        """Addresses whose newest lease is active, per range ``(first, last)`` (inclusive;
+        ascending, disjoint)."""
+
     def __len__(self) -> int:
         """Number of lease records."""
 
@@ -152,6 +156,10 @@ class MemoryLeaseStore:
 
     def declined_addresses(self) -> Iterable[int]:
         return sorted(ip for ip, x in self._by_ip.items() if x.state == LeaseState.DECLINED)
+
+    def active_counts(self, ranges: Sequence[tuple[int, int]]) -> list[int]:
+        active = [ip for ip, x in self._by_ip.items() if x.active]
+        return [sum(1 for ip in active if first <= ip <= last) for first, last in ranges]
 
     def __len__(self) -> int:
         return len(self._by_ip)

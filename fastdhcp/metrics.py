@@ -25,6 +25,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from fastdhcp.statistics import Kind, kind_of
+
 #: DHCP message type names (RFC 2132 9.6, RFC 3203, RFC 4388), lower case as label values.
 MESSAGE_TYPES: dict[int, str] = {
     0: "bootp",
@@ -298,8 +300,6 @@ class ServerCollector(Collector):
 def _kea_families(kea: KeaValues) -> Iterator[Metric]:
     """Kea's statistics under Kea's names (the values ``statistic-get`` shows before any
     ``statistic-reset``): counters and gauges as two families labelled by ``name``."""
-    from fastdhcp.statistics import Kind, kind_of
-
     try:
         values = kea()
     except Exception:  # as the pool rows: a scrape during a reload must not fail the page

@@ -7,8 +7,9 @@ reason, malformed datagrams), the engine counts the few events no packet counter
 (:class:`fastdhcp.engine.SubnetCounters`: new bindings, allocation failures, declines,
 reclaims, reservation conflicts, per subnet), the lease table's in-memory index knows which
 addresses are in use, and the pools' bitmaps their sizes. :class:`Statistics` derives Kea's
-names from those when asked (on the loop: a few counters per subnet and two bisections of the
-sorted active addresses), and the Prometheus endpoint reads the same :func:`kea_values`.
+names from those when asked (on the loop: a few counters per subnet, and the addresses in use
+per subnet counted in one compiled pass over the lease index), and the Prometheus endpoint
+reads the same values (:meth:`Statistics.raw_values`).
 
 Kea's semantics on top of monotonic counters (observed on Kea 2.2, see
 docs/control-api.md, "Statistics"):
@@ -267,7 +268,12 @@ class Statistics:
             for st in engine.pool_stats():
                 sizes[st.subnet_id] = sizes.get(st.subnet_id, 0) + int(st.size)
         store = src.store
-        active = store.active_addresses() if store is not None else []
+        ordered = sorted(subnets, key=lambda s: int(s.network.network_address))
+        spans = [(int(s.network.network_address), int(s.network.broadcast_address))
+                 for s in ordered]
+        in_use_of = dict(zip((s.id for s in ordered),
+                             store.active_counts(spans) if store is not None else
+                             [0] * len(spans), strict=True))
         shared = {s.id: s.shared_network is not None for s in subnets}
         has_pools = {s.id: bool(s.pools) for s in subnets}
         declined_total = 0
@@ -295,7 +301,7 @@ class Statistics:
             c = counters.get(sid)
             first = int(s.network.network_address)
             last = int(s.network.broadcast_address)
-            in_use = bisect.bisect_right(active, last) - bisect.bisect_left(active, first)
+            in_use = in_use_of[sid]
             declined = self._declined_now(sid, c, (first, last)) if c is not None else 0
             p = f"subnet[{sid}]."
             total = sizes.get(sid, 0)
