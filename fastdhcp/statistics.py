@@ -32,7 +32,7 @@ from __future__ import annotations
 import bisect
 import enum
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -45,7 +45,9 @@ if TYPE_CHECKING:
 __all__ = [
     "KEA_GLOBAL",
     "KEA_SUBNET",
+    "KEA_SUBNET_LAZY",
     "NOT_RECEIVE_DROPS",
+    "Kind",
     "Sample",
     "Statistics",
     "StatisticsSource",
@@ -470,10 +472,6 @@ class Statistics:
             if lease is not None and lease.state == LeaseState.DECLINED:
                 sid = int(lease.subnet_id)
                 self._declined_adjust[sid] = self._declined_adjust.get(sid, 0) + sign
-
-    def subnet_ids(self) -> Sequence[int]:
-        """The configured subnet ids, ascending."""
-        return sorted(s.id for s in self._src.config.subnets)
 
 
 def kind_of(name: str) -> Kind:
