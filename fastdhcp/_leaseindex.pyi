@@ -1,7 +1,7 @@
 """Type stub of the compiled fastdhcp._leaseindex (ext/fastdhcp/_leaseindex.pyx)."""
 
 from array import array
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 
 from fastdhcp.leases import Lease
 
@@ -22,6 +22,7 @@ class LeaseIndex:
     def due(self, now: int, limit: int, skip: Container[int] | None = None) -> list[int]: ...
     def next_expiry(self) -> int | None: ...
     def active(self) -> array[int]: ...
+    def count_active(self, ranges: Sequence[tuple[int, int]]) -> list[int]: ...
     def load(
         self, items: Iterable[tuple[bytes, bytes]], limit: int
     ) -> tuple[int, bytes | None, list[tuple[bytes, bytes]]]: ...

@@ -106,7 +106,9 @@ Where the code is
 The per-packet path is compiled: ``ext/fastdhcp/_engine.pyx`` (declarations in ``_engine.pxd``)
 reads requests through the codec's C-level API and allocates through ``PoolBitmap.allocate_c``.
 This module is the public face: import :class:`Engine`, :class:`Decision`, :class:`Link`,
-:class:`PoolStat` from here. Also here: ``SubnetSelector`` (subnet selection: option 118, then
+:class:`PoolStat`, :class:`SubnetCounters` (per-subnet event counts behind Kea's
+statistics: new bindings, allocation failures, declines, reclaims, reservation conflicts)
+from here. Also here: ``SubnetSelector`` (subnet selection: option 118, then
 82.5, then giaddr / ``relay``, then ``ciaddr`` of a request not relayed, then the receiving
 link; shared networks) and ``reply_destination`` (the RFC 2131 4.1 rules, in one function).
 """
@@ -116,8 +118,10 @@ from fastdhcp._engine import (
     Engine,
     Link,
     PoolStat,
+    SubnetCounters,
     SubnetSelector,
     reply_destination,
 )
 
-__all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetSelector", "reply_destination"]
+__all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetCounters", "SubnetSelector",
+           "reply_destination"]

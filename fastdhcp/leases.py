@@ -22,7 +22,7 @@ Commit protocol (single-threaded caller, i.e. the event loop):
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -89,7 +89,16 @@ class LeaseStore(Protocol):
         """Up to ``limit`` active leases with ``expires <= now``, oldest first."""
 
     def active_addresses(self) -> Iterable[int]:
-        """Every address whose newest lease is active (for rebuilding pool bitmaps)."""
+        """Every address whose newest lease is active, ascending (for rebuilding pool bitmaps,
+        and for the statistics' counts per subnet)."""
+
+    def declined_addresses(self) -> Iterable[int]:
+        """Every address whose newest lease is DECLINED, ascending (the statistics count
+        them once, at start-up)."""
+
+    def active_counts(self, ranges: Sequence[tuple[int, int]]) -> list[int]:
+        """Addresses whose newest lease is active, per range ``(first, last)`` (inclusive;
+        ascending, disjoint)."""
 
     def __len__(self) -> int:
         """Number of lease records."""
@@ -143,7 +152,14 @@ class MemoryLeaseStore:
         return out[:limit]
 
     def active_addresses(self) -> Iterable[int]:
-        return [ip for ip, x in self._by_ip.items() if x.active]
+        return sorted(ip for ip, x in self._by_ip.items() if x.active)
+
+    def declined_addresses(self) -> Iterable[int]:
+        return sorted(ip for ip, x in self._by_ip.items() if x.state == LeaseState.DECLINED)
+
+    def active_counts(self, ranges: Sequence[tuple[int, int]]) -> list[int]:
+        active = [ip for ip, x in self._by_ip.items() if x.active]
+        return [sum(1 for ip in active if first <= ip <= last) for first, last in ranges]
 
     def __len__(self) -> int:
         return len(self._by_ip)

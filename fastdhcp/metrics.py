@@ -25,6 +25,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from fastdhcp.statistics import Kind, kind_of
+
 #: DHCP message type names (RFC 2132 9.6, RFC 3203, RFC 4388), lower case as label values.
 MESSAGE_TYPES: dict[int, str] = {
     0: "bootp",
@@ -157,6 +159,8 @@ def label(reason: str) -> str:
 
 #: What the pool collector needs: (subnet id, subnet text, pool text, size, used) rows.
 PoolRows = Callable[[], Iterable[tuple[int, str, str, int, int]]]
+#: Kea's statistics by name, raw (never reset): ``fastdhcp.statistics.Statistics.raw_values``.
+KeaValues = Callable[[], "dict[str, int] | None"]
 
 
 class ServerCollector(Collector):
@@ -167,10 +171,12 @@ class ServerCollector(Collector):
         metrics: Metrics,
         pool_rows: PoolRows,
         leases: Callable[[], int | None] | None = None,
+        kea: KeaValues | None = None,
     ) -> None:
         self._m = metrics
         self._pool_rows = pool_rows
         self._leases = leases
+        self._kea = kea
 
     def describe(self) -> Iterable[Metric]:
         # No describe-time work: collect() reads live engine state, which must not run when
@@ -292,6 +298,29 @@ class ServerCollector(Collector):
                 yield GaugeMetricFamily(
                     "fastdhcp_lease_records", "Lease records in the database", value=records
                 )
+        if self._kea is not None:
+            yield from _kea_families(self._kea)
+
+
+def _kea_families(kea: KeaValues) -> Iterator[Metric]:
+    """Kea's statistics under Kea's names (the values ``statistic-get`` shows before any
+    ``statistic-reset``): counters and gauges as two families labelled by ``name``."""
+    try:
+        values = kea()
+    except Exception:  # as the pool rows: a scrape during a reload must not fail the page
+        values = None
+    if values is None:
+        return
+    counters = CounterMetricFamily(
+        "fastdhcp_kea_statistic", "Kea's statistics that count events, by Kea's name "
+        "(statistic-get-all)", labels=["name"])
+    gauges = GaugeMetricFamily(
+        "fastdhcp_kea_gauge", "Kea's statistics that are levels (addresses), by Kea's name "
+        "(statistic-get-all)", labels=["name"])
+    for name, n in values.items():
+        (gauges if kind_of(name) is Kind.GAUGE else counters).add_metric([name], n)
+    yield counters
+    yield gauges
 
 
 class MetricsServer:

@@ -98,6 +98,7 @@ from fastdhcp.engine import Engine, Link
 from fastdhcp.errors import ConfigError, MalformedPacket, StoreError
 from fastdhcp.limits import EdgeGuard
 from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector, type_name
+from fastdhcp.statistics import Statistics
 from fastdhcp.store import GroupCommitter, LmdbLeaseStore
 
 log = logging.getLogger("fastdhcp")
@@ -336,6 +337,8 @@ class Server:
         self.exit_value = 0
         self._control_task: asyncio.Task[None] | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
+        #: Kea's statistics over the counters (made at start, once engine and store are open)
+        self.statistics: Statistics | None = None
 
     # ----------------------------------------------------------------- start / stop
 
@@ -354,6 +357,7 @@ class Server:
                 kwargs["map_size"] = db.map_size
             self.store = LmdbLeaseStore(str(db.path), **kwargs)
             self.engine = Engine(cfg, self.store)
+            self.statistics = Statistics(self)
             try:
                 for key in _endpoint_keys(cfg):
                     ep = _open_endpoint(key)
@@ -378,6 +382,7 @@ class Server:
                             self.metrics,
                             lambda: self._on_loop(self._pool_rows) or [],
                             lambda: self._on_loop(self._lease_count),
+                            lambda: self._on_loop(self._kea_values),
                         ),
                         cfg.server.metrics,
                     )
@@ -636,6 +641,8 @@ class Server:
         if old.server.stats_interval != config.server.stats_interval:
             self._schedule_stats()
         self._schedule("reclaim", 0.0, self._reclaim)
+        if self.statistics is not None:
+            self.statistics.config_changed()
         self.metrics.reloads += 1
         log.info("reload: applied %s (%d subnets, %d sockets)",
                  getattr(config, "source", "config"), len(config.subnets), len(self.endpoints))
@@ -724,6 +731,8 @@ class Server:
                       self._ipstr(src_ip), src_port, ep.key[1], exc.reason)
 
     def _bootreply(self, ep: Endpoint, msg: Any, src_ip: int, src_port: int) -> None:
+        # Received (Kea counts pkt4-offer-received & co. and pkt4-receive-drop for these)
+        self.metrics.received[msg.message_type & 0xFF] += 1
         self.metrics.drop("bootreply")
         self._ratelog(logging.INFO, "bootreply", "ignored a BOOTREPLY (op %d) from %s:%d on %s",
                       msg.op, self._ipstr(src_ip), src_port, ep.key[1])
@@ -1146,6 +1155,14 @@ class Server:
             await asyncio.gather(task, return_exceptions=True)
             if self._control_task is task:  # cancelled before it ran: its finally never did
                 self._control_task = None
+
+    # ----------------------------------------------------------------- statistics (cmd_stats)
+
+    def _kea_values(self) -> dict[str, int] | None:
+        """Kea's statistics under Kea's names, raw (never reset), for the Prometheus
+        endpoint; runs on the loop (``_on_loop``)."""
+        stats = self.statistics
+        return stats.raw_values() if stats is not None else None
 
 
 async def _answer_sent(answering: asyncio.Task[Any] | None) -> None:

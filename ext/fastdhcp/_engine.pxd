@@ -25,6 +25,7 @@ cdef class _Offer:
     cdef uint32_t ip
     cdef double expires
     cdef bint alone                   # the client had no binding elsewhere when offered
+    cdef bint renews                  # the address offered is the client's own binding
     cdef object sub                   # subscriber the offer counts against, or None
     cdef bytes key                    # the client it is held for
     cdef double at                    # its key in Engine._offer_heap (<= expires)
@@ -32,8 +33,21 @@ cdef class _Offer:
 
 
 @cython.final
+cdef class SubnetCounters:
+    # Events the engine counts per subnet, for the Kea statistics view (fastdhcp.statistics):
+    # monotonic, kept across reloads (by subnet id), bumped only where the event happens.
+    cdef readonly int64_t assigned            # new bindings, not renewals
+    cdef readonly int64_t alloc_fail          # DISCOVERs that found no free address
+    cdef readonly int64_t declined            # DECLINEs honoured (address set aside)
+    cdef readonly int64_t reclaimed           # expired leases reclaimed (declined ones included)
+    cdef readonly int64_t reclaimed_declined  # declined leases reclaimed after probation
+    cdef readonly int64_t conflicts           # reserved address found held by another client
+
+
+@cython.final
 cdef class _SubnetInfo:
     cdef readonly object subnet
+    cdef SubnetCounters counts        # this subnet's events (the engine's _counters[id])
     cdef readonly int id
     cdef int64_t valid
     cdef int64_t min_valid
@@ -117,6 +131,7 @@ cdef class Engine:
     cdef dict _decline_by_sub         # (link id, subscriber id) -> [window start, declines]
     cdef double _decline_fraction     # decline-max-fraction, 1.0 = no cap
     cdef dict _pool_declined          # pool first address -> DECLINED leases in the pool
+    cdef dict _counters               # subnet id -> SubnetCounters (ids ever configured)
 
     cdef list _apply(self, object config, dict keep)
     cdef _fill(self, list bitmaps, object addrs)
@@ -133,8 +148,10 @@ cdef class Engine:
     cdef Py_ssize_t _pool_at(self, uint32_t ip)
     cdef tuple _bitmap_for(self, uint32_t ip)
     cdef _settle(self, uint32_t ip)
+    cdef SubnetCounters _counts_for(self, object subnet_id)
     cdef _drop_offer(self, bytes key, _Offer offer)
-    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub)
+    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub,
+               bint renews)
     cdef _heap_push(self, _Offer offer)
     cdef _Offer _heap_pop(self)
     cdef _SubnetInfo _claim(self, uint32_t ip, bytes key, uint32_t res_ip, tuple group,

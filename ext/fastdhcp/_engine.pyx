@@ -86,6 +86,8 @@ cdef tuple _BASIC = (3, 6, 15)
 cdef object _Lease = Lease
 #: "The store was not read for this address": no lease record to reuse.
 cdef object _UNREAD = object()
+#: Decision.reason of an OFFER of the client's own binding (compared by identity)
+cdef str _HOW_BINDING = "binding"
 
 # Making a Lease (a slotted dataclass) the ordinary way runs its Python-level __init__: a
 # frame and nine attribute stores, once per binding. When Lease is exactly what the check
@@ -188,6 +190,26 @@ listen-address socket) and ``address`` (our IPv4 there, host order; the default 
 PoolStat = namedtuple("PoolStat", ["subnet_id", "pool", "size", "used"])
 PoolStat.__doc__ = """Occupancy of one pool, for metrics: ``used`` counts addresses bound,
 declined, offered or reserved."""
+
+
+@cython.final
+cdef class SubnetCounters:
+    """What happened in one subnet since the engine was made (monotonic counts, kept across
+    reloads by subnet id): the events behind Kea's statistics that neither the packet
+    counters nor the lease table can tell (fastdhcp.statistics derives the rest).
+
+    ``assigned``: new bindings, not renewals (Kea's cumulative-assigned-addresses);
+    ``alloc_fail``: DISCOVERs that found no free address (v4-allocation-fail);
+    ``declined``: DECLINEs honoured; ``reclaimed``: expired leases reclaimed, declined ones
+    included (reclaimed-leases); ``reclaimed_declined``: declined leases reclaimed after
+    probation; ``conflicts``: a client's reserved address held by another
+    (v4-reservation-conflicts).
+    """
+
+    def __repr__(self):
+        return (f"SubnetCounters(assigned={self.assigned}, alloc_fail={self.alloc_fail}, "
+                f"declined={self.declined}, reclaimed={self.reclaimed}, "
+                f"reclaimed_declined={self.reclaimed_declined}, conflicts={self.conflicts})")
 
 
 @cython.final
@@ -487,6 +509,7 @@ cdef class Engine:
         self._sub_leases = {}
         self._sub_offers = {}
         self._pool_declined = {}
+        self._counters = {}
         self._apply(config, None)
         self._rebuild()
         self._recount()
@@ -518,6 +541,14 @@ cdef class Engine:
             info = <_SubnetInfo>infos[sid]
             info.group = <tuple>g
             info.has_res = has_res[sid]
+        # A subnet keeps its counters across reloads (and a removed one keeps them too: the
+        # server-wide sums must not go back).
+        cdef dict counters = dict(self._counters)
+        for sid, si in infos.items():
+            c = counters.get(sid)
+            if c is None:
+                c = counters[sid] = SubnetCounters.__new__(SubnetCounters)
+            (<_SubnetInfo>si).counts = <SubnetCounters>c
         pools = []
         cdef list fresh = []
         for s in subnets:
@@ -549,6 +580,7 @@ cdef class Engine:
         self._client_port = server.client_port
         self._selector = selector
         self._infos = infos
+        self._counters = counters
         self._link_of = link_of
         self._pool_bitmaps = [p[1] for p in pools]
         self._pool_infos = [p[2] for p in pools]
@@ -803,7 +835,8 @@ cdef class Engine:
             del self._offered[offer.ip]
             self._settle(offer.ip)
 
-    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub):
+    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub,
+               bint renews):
         if self._sub_offers:
             # (Callers drop the client's previous offer first; this keeps the count right
             # should one ever be replaced here.)
@@ -814,6 +847,7 @@ cdef class Engine:
         offer.ip = ip
         offer.expires = expires
         offer.alone = alone
+        offer.renews = renews
         offer.key = key
         if sub is not None:
             offer.sub = sub
@@ -1258,7 +1292,7 @@ cdef class Engine:
                     if info is not None:
                         ip = lease.ip
                         alone = True
-                        how = "binding"
+                        how = _HOW_BINDING
                 elif st != ST_DECLINED:
                     hint = lease.ip
         if not ip and res_ip:
@@ -1266,6 +1300,10 @@ cdef class Engine:
             if info is not None:
                 ip = res_ip
                 how = "reservation"
+            else:  # the reserved address is another client's (or declined)
+                found = self._reserved.get(res_ip)
+                if found is not None:
+                    (<_SubnetInfo>found[1]).counts.conflicts += 1
         if not ip:
             req = <uint32_t>msg._opt_u32(O_REQUESTED_IP, 0)
             if req:
@@ -1278,6 +1316,7 @@ cdef class Engine:
             ip = found[0]
             info = <_SubnetInfo>found[1]
             if not ip:
+                sel.counts.alloc_fail += 1
                 return _drop("pool-exhausted")
             how = "previous" if ip == hint else "allocated"
         cdef double expires = now + info.offer_lifetime
@@ -1291,6 +1330,7 @@ cdef class Engine:
                 (<_Offer>fresh).ip = ip
                 (<_Offer>fresh).expires = expires
                 (<_Offer>fresh).alone = offer.alone
+                (<_Offer>fresh).renews = offer.renews
                 (<_Offer>fresh).key = key
                 (<_Offer>fresh).sub = offer.sub
                 offer.sub = None  # the count moves with it, unchanged
@@ -1303,7 +1343,7 @@ cdef class Engine:
             if (subkey is not None and lease is not None and lease.client_key == key
                     and self._lease_sub(lease) == subkey):
                 subkey = None
-            self._hold(key, ip, expires, alone, subkey)
+            self._hold(key, ip, expires, alone, subkey, how is _HOW_BINDING)
         cdef int64_t lt = self._lease_time(info, msg._opt_u32(O_LEASE_TIME, -1))
         if res is not None and res_ip == ip:
             opts = self._options(res, res.options, msg, lt, info)
@@ -1409,11 +1449,13 @@ cdef class Engine:
         ``at_ip`` is the store's record for ``ip`` if already read (see ``_claim``), else
         ``_UNREAD``."""
         cdef int64_t t = <int64_t>now
+        cdef bint renewal = False
         o = self._offers.get(key)
         if o is not None and (<_Offer>o).ip == ip and (<_Offer>o).alone:
             # Offered to a client with no other binding, and every binding of this client
             # since would have consumed the offer: nothing to end, no store read.
             prev = None
+            renewal = (<_Offer>o).renews
         else:
             prev = self._sget_by_client(key)
         if (prev is not None and prev.ip != ip and prev.client_key == key
@@ -1452,6 +1494,9 @@ cdef class Engine:
                 rai = b""
         ipo = ip  # the address as an int, made once
         lease = _new_lease(ipo, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname, rai)
+        if not renewal and (prev is None or prev.ip != ip or prev.client_key != key
+                            or prev.state != ST_DEFAULT):
+            info.counts.assigned += 1  # a new binding, not a renewal of this one
         if self._sub_limit:
             # (A previous binding ended above is at another address: the record at ip is
             # still the one read before, if one was.)
@@ -1556,6 +1601,8 @@ cdef class Engine:
         if o is not None:
             self._drop_offer(key, <_Offer>o)
         self._settle(ip)
+        cdef SubnetCounters c = self._counts_for(lease.subnet_id)
+        c.declined += 1
         return _drop("declined")
 
     cdef Decision _inform(self, Message msg, object link, bytes key, bytes chaddr, object cid):
@@ -1604,7 +1651,12 @@ cdef class Engine:
                     self._heap_push(offer)
         expired = self._store.expired(<int64_t>now, limit)
         cdef tuple found
+        cdef SubnetCounters c
         for lease in expired:
+            c = self._counts_for(lease.subnet_id)
+            c.reclaimed += 1
+            if lease.state == ST_DECLINED:
+                c.reclaimed_declined += 1
             ended = _new_lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
                                ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
                                lease.relay_info)
@@ -1653,6 +1705,19 @@ cdef class Engine:
             PoolStat((<_SubnetInfo>info).id, text, bm.size, bm.used)
             for bm, info, text in zip(self._pool_bitmaps, self._pool_infos, self._pool_texts)
         ]
+
+    cdef SubnetCounters _counts_for(self, object subnet_id):
+        """The counters of ``subnet_id``, made if it is not configured (a lease of a subnet
+        a reload removed still counts in the server-wide sums)."""
+        c = self._counters.get(subnet_id)
+        if c is None:
+            c = self._counters[subnet_id] = SubnetCounters.__new__(SubnetCounters)
+        return <SubnetCounters>c
+
+    def subnet_counters(self):
+        """``{subnet id: SubnetCounters}`` for every subnet ever configured (live objects,
+        read-only): the statistics view reads them when asked."""
+        return dict(self._counters)
 
     def offered(self, bytes key):
         """The address currently held for client ``key`` (0 if none); for tests and audits."""

@@ -642,6 +642,52 @@ cdef class LeaseIndex:
         PyMem_RawFree(counts)
         return out
 
+    def count_active(self, object ranges):
+        """Active records per address range: ``ranges`` is a sequence of ``(first, last)``
+        (inclusive), ascending and disjoint; returns one count per range. One pass over the
+        table in C, nothing allocated per record: the statistics' per-subnet counts, asked on
+        the loop (at a million records: 3 ms for a few ranges, 10 ms for 64, where
+        :meth:`active` takes 10 ms)."""
+        cdef Py_ssize_t m = len(ranges), i, lo, hi, mid
+        cdef uint64_t s
+        cdef uint32_t ip
+        cdef list out
+        if m == 0:
+            return []
+        cdef uint32_t* firsts = <uint32_t*>PyMem_RawMalloc(m * sizeof(uint32_t))
+        cdef uint32_t* lasts = <uint32_t*>PyMem_RawMalloc(m * sizeof(uint32_t))
+        cdef Py_ssize_t* counts = <Py_ssize_t*>PyMem_RawCalloc(m, sizeof(Py_ssize_t))
+        try:
+            if firsts is NULL or lasts is NULL or counts is NULL:
+                raise MemoryError()
+            for i in range(m):
+                first, last = ranges[i]
+                firsts[i] = <uint32_t>first
+                lasts[i] = <uint32_t>last
+                if i and firsts[i] <= lasts[i - 1]:
+                    raise ValueError("ranges must be ascending and disjoint")
+            with nogil:
+                for s in range(self._rmask + 1):
+                    ip = self._recs[s].ip
+                    if ip == 0 or self._recs[s].exp == 0:
+                        continue
+                    # Branchless search for the last range starting at or before ip
+                    # (slots come in hash order, so a branchy one mispredicts every step).
+                    lo = 0
+                    hi = m  # the width still to search
+                    while hi > 1:
+                        mid = hi >> 1
+                        lo += mid * (firsts[lo + mid] <= ip)
+                        hi -= mid
+                    if firsts[lo] <= ip <= lasts[lo]:
+                        counts[lo] += 1
+            out = [counts[i] for i in range(m)]
+        finally:
+            PyMem_RawFree(firsts)
+            PyMem_RawFree(lasts)
+            PyMem_RawFree(counts)
+        return out
+
     # -------------------------------------------------------------- start-up
 
     def load(self, object items, Py_ssize_t limit):

@@ -29,6 +29,8 @@ def build() -> CommandTable:
     # ------------------------------------------------------------------ config (cmd_config)
     cmd_config.register(table)
     # ------------------------------------------------------------------ statistics (cmd_stats)
+    from fastdhcp.control import cmd_stats
+    cmd_stats.register(table)
     # ------------------------------------------------------------------ leases (cmd_leases)
     # ------------------------------------------------------------------ hosts (cmd_hosts)
     return table

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fastdhcp.engine import Engine
     from fastdhcp.metrics import Metrics
     from fastdhcp.service import ReloadResult
+    from fastdhcp.statistics import Statistics
     from fastdhcp.store import LmdbLeaseStore
 
 __all__ = ["ControlTarget"]
@@ -101,6 +102,11 @@ class ControlTarget(Protocol):
         """Load the startup file again and apply it (as SIGHUP), with the problems if not."""
 
     # ------------------------------------------------------------------ statistics (cmd_stats)
+
+    @property
+    def statistics(self) -> Statistics | None:
+        """Kea's statistics over :attr:`metrics`, the engine's counters and the lease table
+        (None until the server has started)."""
 
     # ------------------------------------------------------------------ leases (cmd_leases)
 
