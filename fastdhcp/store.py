@@ -679,7 +679,7 @@ class LmdbLeaseStore:
             self._meta = self._env.open_db(b"meta")
             self._hosts = self._env.open_db(b"hosts")
 
-    # ----------------------------------------------------------------------------- hosts (cmd_hosts)
+    # ------------------------------------------------------------------------- hosts (cmd_hosts)
     # The bytes of the hosts table; fastdhcp.hosts gives them their meaning.
 
     def host_get(self, key: bytes) -> bytes | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastdhcp.control import cmd_hosts
 from fastdhcp.control.protocol import Answer, Caller, success
 from fastdhcp.control.table import CommandTable
 from fastdhcp.control.target import ControlTarget
@@ -28,4 +29,5 @@ def build() -> CommandTable:
     # ------------------------------------------------------------------ statistics (cmd_stats)
     # ------------------------------------------------------------------ leases (cmd_leases)
     # ------------------------------------------------------------------ hosts (cmd_hosts)
+    cmd_hosts.register(table)
     return table
