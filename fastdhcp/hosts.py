@@ -204,6 +204,10 @@ _U32 = struct.Struct(">I")
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
+def _unpackb_tuple(raw: bytes) -> Any:
+    return msgpack.unpackb(raw, use_list=False)
+
+
 def _pack(h: Host) -> bytes:
     return _packb((
         _RECORD_VERSION, h.host_id, h.subnet_id, int(h.kind), h.identifier, h.ip, h.hostname,
@@ -284,17 +288,18 @@ class HostTable:
     @staticmethod
     def engine_reservation(raw: bytes, subnet_options: dict[int, bytes]) -> Reservation:
         """The record as the engine's :class:`~fastdhcp.config.Reservation`, options merged
-        host > subnet > global as the config merges a reservation's."""
-        h = _unpack(raw)
-        opts = (dict(sorted({**subnet_options, **h.options}.items())) if h.options
-                else subnet_options)
-        ident = h.identifier
-        return Reservation(
-            ip=h.ip,
-            hw_address=ident if h.kind is IdentifierType.HW_ADDRESS else None,
-            client_id=ident if h.kind is IdentifierType.CLIENT_ID else None,
-            circuit_id=ident if h.kind is IdentifierType.CIRCUIT_ID else None,
-            hostname=h.hostname, options=opts)
+        host > subnet > global as the config merges a reservation's. Reads only the fields
+        the engine uses (the engine calls it once per host it meets, then caches)."""
+        rec = _unpackb_tuple(raw)
+        kind, ident, ip, hostname, own = rec[3], rec[4], rec[5], rec[6], rec[7]
+        if own:
+            merged = dict(subnet_options)
+            merged.update(own)
+            opts = dict(sorted(merged.items()))
+        else:
+            opts = subnet_options
+        return Reservation(ip, ident if kind == 0 else None, ident if kind == 3 else None,
+                           ident if kind == 2 else None, hostname, opts)
 
     def addresses(self) -> array:
         """Every address reserved here, ascending, as an ``array('I')`` (the bitmaps mark

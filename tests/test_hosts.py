@@ -170,3 +170,15 @@ def test_run_in_writer(store):
             gc.run_in_writer(lambda: None)
 
     asyncio.run(main())
+
+
+def test_config_says_why_flex_id_is_refused():
+    from fastdhcp.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        make_config(subnet_extra="", more='''
+[[subnet4.reservations]]
+flex-id = "'abc'"
+ip-address = "198.18.0.10"
+''')
+    assert "flex-id" in str(exc.value) and "no flex_id hook" in str(exc.value)
