@@ -27,18 +27,19 @@ import enum
 import re
 import struct
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 
+from fastdhcp._hostfilter import HostFilter
 from fastdhcp.config import Reservation
 from fastdhcp.options import decode_option, option_name
 from fastdhcp.store import LmdbLeaseStore
 
-__all__ = ["Host", "HostConflict", "HostTable", "IdentifierType", "format_identifier",
-           "parse_identifier"]
+__all__ = ["Host", "HostConflict", "HostTable", "IdentifierType", "Written",
+           "format_identifier", "parse_identifier"]
 
 
 class IdentifierType(enum.IntEnum):
@@ -182,6 +183,18 @@ def _option_json(code: int, value: bytes) -> dict[str, Any]:
             "data": text, "name": name, "space": "dhcp4"}
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a write of the table did, for :meth:`HostTable.written` on the loop."""
+
+    counts: dict[IdentifierType, int]
+    """Hosts by identifier type after it."""
+    added: tuple[Host, ...] = ()
+    """The hosts it added."""
+    deleted: Host | None = None
+    """The host it deleted (None: there was none)."""
+
+
 class HostConflict(ValueError):
     """A write refused because the table already holds what it would add: ``key`` is the
     argument at fault (``hw-address``..., ``ip-address``)."""
@@ -266,6 +279,22 @@ class HostTable:
         self._get = store.host_get
         raw = store.host_get(_COUNTS)
         _, self._counts = _counts_of(raw)
+        #: Which clients may have a host (fastdhcp._hostfilter): the engine searches the
+        #: B-tree only for those. Sized for twice the hosts there are now (at least 2^20),
+        #: filled by one pass over the keys.
+        self.filter = HostFilter(max(2 * len(self), 1 << 20))
+        for key in self._keys(_H, b"i"):
+            self.filter.add_key(key)
+
+    def _keys(self, start: bytes, stop: bytes) -> Iterator[bytes]:
+        """Every key in ``start`` .. ``stop``, in chunks of short read transactions."""
+        while True:
+            rows = self._store.host_range(start, stop, 65536, keys_only=True)
+            for key, _ in rows:
+                yield key
+            if len(rows) < 65536:
+                return
+            start = rows[-1][0] + b"\0"
 
     # ---------------------------------------------------------------------- per packet
 
@@ -304,17 +333,7 @@ class HostTable:
     def addresses(self) -> array:
         """Every address reserved here, ascending, as an ``array('I')`` (the bitmaps mark
         them used at start-up): read in chunks of short transactions."""
-        out = array("I")
-        start = _A
-        while True:
-            rows = self._store.host_range(start, b"b", 65536)
-            if not rows:
-                break
-            out.extend(_U32.unpack_from(k, 1)[0] for k, _ in rows)
-            if len(rows) < 65536:
-                break
-            start = rows[-1][0] + b"\0"
-        return out
+        return array("I", (_U32.unpack_from(k, 1)[0] for k in self._keys(_A, b"b")))
 
     # ---------------------------------------------------------------------- commands
 
@@ -364,22 +383,21 @@ class HostTable:
 
     # ---------------------------------------------------------------------- writes
 
-    def add_fn(self, host: Host) -> Callable[[Any, Any], dict[IdentifierType, int]]:
+    def add_fn(self, host: Host) -> Callable[[Any, Any], Written]:
         """A write adding ``host`` (its ``host_id`` is given here); raises
         :class:`HostConflict` if its identifier in its subnet, or its address, is taken."""
         return self.add_many_fn([host])
 
     def delete_fn(self, subnet_id: int, kind: IdentifierType, ident: bytes
-                  ) -> Callable[[Any, Any], tuple[Host | None, dict[IdentifierType, int]]]:
-        """A write deleting the host (subnet, type, identifier): returns (the host deleted or
-        None, the counts)."""
+                  ) -> Callable[[Any, Any], Written]:
+        """A write deleting the host (subnet, type, identifier)."""
 
-        def delete(txn: Any, db: Any) -> tuple[Host | None, dict[IdentifierType, int]]:
+        def delete(txn: Any, db: Any) -> Written:
             hkey = _hkey(subnet_id, kind, ident)
             next_hid, counts = _counts_of(txn.get(_COUNTS, db=db))
             raw = txn.get(hkey, db=db)
             if raw is None:
-                return None, counts
+                return Written(counts)
             h = _unpack(raw)
             txn.delete(hkey, db=db)
             if h.ip:
@@ -387,27 +405,30 @@ class HostTable:
             txn.delete(_P + _SID_HID.pack(subnet_id, h.host_id), db=db)
             counts[kind] = max(0, counts[kind] - 1)
             txn.put(_COUNTS, _counts_raw(next_hid, counts), db=db)
-            return h, counts
+            return Written(counts, deleted=h)
 
         return delete
 
-    def add_many_fn(self, hosts: list[Host]) -> Callable[[Any, Any], dict[IdentifierType, int]]:
+    def add_many_fn(self, hosts: list[Host]) -> Callable[[Any, Any], Written]:
         """One write adding every host of ``hosts`` (bulk loads: tools, benchmarks), with the
         checks of :meth:`add_fn`, all or nothing."""
 
-        def add(txn: Any, db: Any) -> dict[IdentifierType, int]:
+        def add(txn: Any, db: Any) -> Written:
             next_hid, counts = _counts_of(txn.get(_COUNTS, db=db))
             for host in hosts:
                 _add_one(txn, db, host, next_hid, counts)
                 next_hid += 1
             txn.put(_COUNTS, _counts_raw(next_hid, counts), db=db)
-            return counts
+            return Written(counts, tuple(hosts))
 
         return add
 
-    def written(self, counts: dict[IdentifierType, int]) -> None:
-        """A write committed (loop thread): take its counts; the next read sees it."""
-        self._counts = dict(counts)
+    def written(self, w: Written) -> None:
+        """A write committed (loop thread): the hosts it added go into the filter, its counts
+        are taken, and the next read sees it. Call before ``Engine.host_written``."""
+        for h in w.added:
+            self.filter.add_key(_hkey(h.subnet_id, h.kind, h.identifier))
+        self._counts = dict(w.counts)
         self._store.hosts_changed()
 
 

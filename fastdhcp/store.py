@@ -694,9 +694,11 @@ class LmdbLeaseStore:
             raise self._err("hosts table read failed", exc) from exc
         return raw
 
-    def host_range(self, start: bytes, stop: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+    def host_range(self, start: bytes, stop: bytes, limit: int, *,
+                   keys_only: bool = False) -> list[tuple[bytes, bytes]]:
         """Up to ``limit`` (key, value) of ``hosts`` with ``start <= key < stop``, in key
-        order, from one short read transaction (page on with the last key + b"\\0")."""
+        order, from one short read transaction (page on with the last key + b"\\0");
+        ``keys_only``: every value is b"" (nothing copied out of the map but the keys)."""
         out: list[tuple[bytes, bytes]] = []
         if self._hosts is None or limit <= 0:
             return out
@@ -705,7 +707,8 @@ class LmdbLeaseStore:
                 cur = txn.cursor(db=self._hosts)
                 if not cur.set_range(start):
                     return out
-                for key, value in cur.iternext():
+                for item in cur.iternext(keys=True, values=not keys_only):
+                    key, value = (item, b"") if keys_only else item
                     if key >= stop:
                         break
                     out.append((key, value))

@@ -12,7 +12,7 @@ from dhcpsim import ACK, SERVER_IP, Client, Network, ip, mac, make_config
 
 from fastdhcp.commit import GroupCommitter
 from fastdhcp.engine import Link
-from fastdhcp.hosts import Host, HostConflict, HostTable, IdentifierType
+from fastdhcp.hosts import Host, HostConflict, HostTable, IdentifierType, Written
 from fastdhcp.store import LmdbLeaseStore
 
 HW = IdentifierType.HW_ADDRESS
@@ -32,9 +32,9 @@ def _host(k: int) -> Host:
     return Host(1 + (k & 1), HW, b"\x02\x00" + k.to_bytes(4, "big"), (10 << 24) + k + 1)
 
 
-def _write(store: LmdbLeaseStore, table: HostTable, fn) -> object:
+def _write(store: LmdbLeaseStore, table: HostTable, fn) -> Written:
     out = store.host_write(fn)
-    table.written(out if isinstance(out, dict) else out[1])
+    table.written(out)
     return out
 
 
@@ -70,13 +70,12 @@ def test_table_at_scale(tmp_path, store):
     # deletes: the record, its address and its page entry go; counts follow
     for k in range(0, 2000, 2):
         h = _host(k)
-        gone, _counts = _write(store, table, table.delete_fn(1, HW, h.identifier))
+        gone = _write(store, table, table.delete_fn(1, HW, h.identifier)).deleted
         assert gone is not None and gone.ip == h.ip
     assert len(table) == N - 1000
     assert not table.reserved(_host(0).ip) and table.get(1, HW, _host(0).identifier) is None
     assert len(table.in_subnet(1)) == N // 2 - 1000
-    gone, _ = store.host_write(table.delete_fn(1, HW, _host(0).identifier))
-    assert gone is None
+    assert store.host_write(table.delete_fn(1, HW, _host(0).identifier)).deleted is None
     store.close()
     again = LmdbLeaseStore(tmp_path / "db", sync=False, map_size=1 << 24)
     try:
@@ -156,8 +155,8 @@ def test_run_in_writer(store):
             where = await gc.run_in_writer(lambda: threading.current_thread().name)
             assert where == "fastdhcp-writer"
             table = HostTable(store)
-            counts = await gc.run_in_writer(lambda: store.host_write(table.add_fn(_host(1))))
-            table.written(counts)
+            done = await gc.run_in_writer(lambda: store.host_write(table.add_fn(_host(1))))
+            table.written(done)
             assert table.get(2, HW, _host(1).identifier) is not None
 
             def boom() -> None:
@@ -182,3 +181,41 @@ flex-id = "'abc'"
 ip-address = "198.18.0.10"
 ''')
     assert "flex-id" in str(exc.value) and "no flex_id hook" in str(exc.value)
+
+
+def test_filter_never_misses_and_rarely_lies():
+    from fastdhcp._hostfilter import HostFilter
+    from fastdhcp.hosts import _hkey
+
+    f = HostFilter(100_000)
+    assert f.size_bytes == (1 << 21) // 8  # 16 bits a key, rounded up to a power of two
+    idents = [b"\x02" + ((k * 0x9E3779B97F) % (1 << 40)).to_bytes(5, "big")
+              for k in range(100_000)]
+    for i, ident in enumerate(idents):
+        f.add_key(_hkey(1 + (i & 1), int(HW), ident))  # the table's key, as it writes it
+    # the engine asks by parts: every key added is found (no false negative)...
+    assert all(f.may_contain(1 + (i & 1), int(HW), ident) for i, ident in enumerate(idents))
+    # ...and other subnets, types and identifiers are rarely taken for one
+    others = [b"\x06" + k.to_bytes(5, "big") for k in range(100_000)]
+    fp = sum(f.may_contain(1, int(HW), x) for x in others)
+    assert fp < 1000  # < 1% (expected ~0.1% at 16 bits a key)
+    assert sum(f.may_contain(2 - (i & 1), int(HW), ident)
+               for i, ident in enumerate(idents[:10_000])) < 100
+    assert sum(f.may_contain(1, int(IdentifierType.CLIENT_ID), ident)
+               for ident in idents[:10_000:2]) < 50
+
+
+def test_table_fills_its_filter_at_open(tmp_path, store):
+    table = HostTable(store)
+    _write(store, table, table.add_many_fn([_host(k) for k in range(1000)]))
+    assert all(table.filter.may_contain(_host(k).subnet_id, int(HW), _host(k).identifier)
+               for k in range(1000))
+    store.close()
+    again = LmdbLeaseStore(tmp_path / "db", sync=False, map_size=1 << 24)
+    try:
+        t2 = HostTable(again)
+        assert t2.filter.added == 1000
+        assert all(t2.filter.may_contain(_host(k).subnet_id, int(HW), _host(k).identifier)
+                   for k in range(1000))
+    finally:
+        again.close()

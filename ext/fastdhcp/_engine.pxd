@@ -6,6 +6,7 @@ from libc.stdint cimport int64_t, uint32_t
 
 from fastdhcp._bitmap cimport PoolBitmap
 from fastdhcp._codec cimport Message, ReplyBuilder
+from fastdhcp._hostfilter cimport HostFilter
 
 
 @cython.final
@@ -122,6 +123,8 @@ cdef class Engine:
     cdef object _hosts                # the HostTable, or None
     cdef object _hfind                # _hosts.find, bound once
     cdef object _hreserved            # _hosts.reserved, bound once
+    cdef HostFilter _hfilter          # _hosts.filter: who may have a host (no B-tree search
+                                      # for the others)
     cdef bint _hosts_any              # some host of a type the engine can match exists
     cdef bint _hn_hw                  # ... with a hw-address
     cdef bint _hn_cid                 # ... with a client-id

@@ -990,18 +990,26 @@ cdef class Engine:
         return None
 
     cdef object _api_reservation(self, tuple group, bytes chaddr, object cid, object circuit):
-        """The client's reservation added through the API (fastdhcp.hosts): one B-tree
-        search in the lease database per identifier type present, per subnet of the link;
-        only a record found is decoded (and kept in a bounded cache keyed by its bytes, so a
+        """The client's reservation added through the API (fastdhcp.hosts): per identifier
+        type present and subnet of the link, the filter first (C, no Python call), then for a
+        client it may hold one B-tree search in the lease database; only a record found is
+        decoded (and kept in a bounded cache keyed by its bytes, so a
         changed host is never served from it)."""
         cdef _SubnetInfo info
+        cdef HostFilter f = self._hfilter
         for info in group:
             raw = None
-            if self._hn_hw:
+            if self._hn_hw and f.may_hold(info.id, HOST_HW_ADDRESS,
+                                          <const unsigned char *>PyBytes_AS_STRING(chaddr),
+                                          len(chaddr)):
                 raw = self._hfind(info.id, HOST_HW_ADDRESS, chaddr)
-            if raw is None and cid and self._hn_cid:
+            if raw is None and cid and self._hn_cid and f.may_hold(
+                    info.id, HOST_CLIENT_ID, <const unsigned char *>PyBytes_AS_STRING(cid),
+                    len(cid)):
                 raw = self._hfind(info.id, HOST_CLIENT_ID, cid)
-            if raw is None and circuit and self._hn_circuit:
+            if raw is None and circuit and self._hn_circuit and f.may_hold(
+                    info.id, HOST_CIRCUIT_ID,
+                    <const unsigned char *>PyBytes_AS_STRING(circuit), len(circuit)):
                 raw = self._hfind(info.id, HOST_CIRCUIT_ID, circuit)
             if raw is None:
                 continue
@@ -1767,6 +1775,7 @@ cdef class Engine:
         self._hosts = hosts
         self._hfind = hosts.find
         self._hreserved = hosts.reserved
+        self._hfilter = <HostFilter?>hosts.filter
         self._host_pending = set()
         self._host_cache = {}
         self._host_counts()

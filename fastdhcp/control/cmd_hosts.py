@@ -300,13 +300,13 @@ async def _add(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
     if host.ip:
         engine.hold_host_address(host.ip)
     try:
-        counts = await target.run_in_writer(lambda: store.host_write(fn))
+        done = await target.run_in_writer(lambda: store.host_write(fn))
     except HostConflict as exc:  # a command racing this one took it first
         raise CommandError(f"reservation.{exc.key}: {exc}") from None
     except StoreError as exc:
         raise CommandError(f"Host not added: {exc}") from None
     else:
-        table.written(counts)
+        table.written(done)
     finally:
         engine.host_written(host.ip)
     return success("Host added.")
@@ -451,12 +451,12 @@ async def _del(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
     table, store = target.hosts, target.store
     fn = table.delete_fn(h.subnet_id, h.kind, h.identifier)
     try:
-        gone, counts = await target.run_in_writer(lambda: store.host_write(fn))
+        done = await target.run_in_writer(lambda: store.host_write(fn))
     except StoreError as exc:
         raise CommandError(f"Host not deleted: {exc}") from None
-    table.written(counts)
+    table.written(done)
     target.engine.host_written(h.ip)
-    if gone is None:  # deleted by a command racing this one
+    if done.deleted is None:  # deleted by a command racing this one
         return empty("Host not deleted (not found).")
     return success("Host deleted.")
 
