@@ -305,3 +305,18 @@ def test_get_page_covers_every_host_once(tmp_path):
         assert by_hw["text"] == "1 IPv4 host(s) found."
         by_ip = unix_command(sock, "reservation-get-by-address", {"ip-address": "198.18.0.35"})
         assert by_ip["arguments"]["hosts"][0]["hw-address"] == "02:bb:00:00:00:05"
+
+
+def test_client_id_reservation(tmp_path):
+    with server(tmp_path) as (_srv, sock, port):
+        assert add(sock, **{"client-id": "01:02:aa:00:00:00:42",
+                            "ip-address": RESERVED})["result"] == 0
+        with RelayClient(port) as rc:
+            cid = [("client_id", bytes.fromhex("0102aa00000042"))]
+            offer = rc.exchange("discover", mac(0x42), 0x900, options=cid)
+            assert offer.yiaddr == RESERVED
+            other = rc.exchange("discover", mac(0x42), 0x910)  # same MAC, no client-id
+            assert other.yiaddr != RESERVED
+        got = unix_command(sock, "reservation-get", {"subnet-id": 1, "identifier-type":
+                                                     "client-id", "identifier": "0102aa00000042"})
+        assert got["arguments"]["client-id"] == "0102AA00000042"

@@ -143,8 +143,27 @@ def test_hold_claims_the_address_before_the_commit(store):
     others = [Client(net, mac(k)).discover() for k in (2, 3, 4, 5)]
     assert held not in {o.yiaddr for o in others if o is not None}
     # the write failed: the address goes back to the pool
-    net.engine.host_written(held)
+    net.engine.host_written(held, held=True)
     assert Client(net, mac(9)).discover().yiaddr == held
+
+
+def test_racing_adds_of_one_address_keep_it_claimed(store):
+    """Two reservation-adds of one address in flight: the first one failing must not free
+    the address while the second's commit is on its way."""
+    net = Network(make_config(), LINK, store=store)
+    table = HostTable(store)
+    net.engine.attach_hosts(table)
+    a = ip("198.18.0.102")
+    net.engine.hold_host_address(a)
+    net.engine.hold_host_address(a)
+    net.engine.host_written(a, held=True)  # the first failed
+    offers = {Client(net, mac(k)).discover().yiaddr for k in (1, 2, 3)}
+    assert a not in offers and len(offers) == 3
+    # a reservation-del of another host with that address does not end the claim either
+    net.engine.host_written(a)
+    assert Client(net, mac(4)).discover() is None
+    net.engine.host_written(a, held=True)  # the second failed too
+    assert Client(net, mac(5)).discover().yiaddr == a
 
 
 def test_run_in_writer(store):

@@ -131,7 +131,8 @@ cdef class Engine:
     cdef bint _hn_circuit             # ... with a circuit-id
     cdef dict _host_cache             # raw record -> Reservation (bounded; ids stable for
                                       # _opt_cache, cleared with it)
-    cdef set _host_pending            # addresses of hosts being added (claimed before commit)
+    cdef dict _host_pending           # address -> hosts being added with it (claimed before
+                                      # their commit; several when commands race for it)
     cdef uint32_t _res_api_ip         # address of the API reservation _reservation found
     cdef _SubnetInfo _res_api_info    # and its subnet
 

@@ -1776,7 +1776,7 @@ cdef class Engine:
         self._hfind = hosts.find
         self._hreserved = hosts.reserved
         self._hfilter = <HostFilter?>hosts.filter
-        self._host_pending = set()
+        self._host_pending = {}
         self._host_cache = {}
         self._host_counts()
         addrs = hosts.addresses()
@@ -1790,7 +1790,7 @@ cdef class Engine:
         cdef uint32_t a = ip
         if self._hosts is None:
             raise RuntimeError("no hosts table attached")
-        self._host_pending.add(ip)
+        self._host_pending[ip] = self._host_pending.get(ip, 0) + 1
         key = self._offered.get(ip)
         if key is not None:
             o = self._offers.get(key)
@@ -1804,13 +1804,17 @@ cdef class Engine:
             if bm.is_free(a):
                 bm.reserve(a)
 
-    def host_written(self, ip=0):
+    def host_written(self, ip=0, held=False):
         """A hosts write committed or failed (the table's counts are current): look up the
         types that exist now, and settle ``ip``'s bit (used while a lease, an offer or a
-        reservation claims it, else freed)."""
+        reservation claims it, else freed). ``held``: the write was the reservation-add of a
+        :meth:`hold_host_address` (once per hold), whose claim ends here."""
         if self._hosts is None:
             raise RuntimeError("no hosts table attached")
         self._host_counts()
         if ip:
-            self._host_pending.discard(ip)
+            if held:
+                n = self._host_pending.pop(ip, 0) - 1
+                if n > 0:
+                    self._host_pending[ip] = n  # another add of it is still on its way
             self._settle(ip)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastdhcp.config import Subnet4
@@ -25,7 +25,7 @@ from fastdhcp.control.protocol import Answer, Caller, CommandError, empty, succe
 from fastdhcp.control.table import CommandTable
 from fastdhcp.control.target import ControlTarget
 from fastdhcp.errors import ConfigError, StoreError
-from fastdhcp.hosts import Host, HostConflict, IdentifierType, parse_identifier
+from fastdhcp.hosts import Host, HostConflict, IdentifierType, Written, parse_identifier
 from fastdhcp.options import encode_domain_list, encode_option, ipv4, option_def
 
 __all__ = ["register"]
@@ -289,26 +289,45 @@ def _parse_host(target: ControlTarget, raw: dict[str, Any]) -> Host:
                 context)
 
 
+async def _write(target: ControlTarget, fn: Callable[[Any, Any], Written], ip: int,
+                 held: bool) -> Written:
+    """Write ``fn`` through the writer thread, then bring the table and the engine up to date
+    with what it did, whatever it did."""
+    store = target.store
+    done: Written | None = None
+    try:
+        result: Written = await target.run_in_writer(lambda: store.host_write(fn))
+        done = result
+        return result
+    finally:
+        if done is not None:
+            target.hosts.written(done)
+        target.engine.host_written(ip, held)
+
+
+def _written(target: ControlTarget, fn: Callable[[Any, Any], Written], ip: int,
+             held: bool) -> asyncio.Future[Written]:
+    # Shielded: a command whose client went away (its handler cancelled) still finishes the
+    # bookkeeping of a write that the writer thread carries out anyway.
+    return asyncio.shield(asyncio.ensure_future(_write(target, fn, ip, held)))
+
+
 async def _add(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
     args = Args.of(arguments, required=True)
     args.only(("reservation",))
     raw = args.get_map("reservation", missing="Mandatory 'reservation' parameter missing.",
                        bad_type="'reservation' must be a map")
     host = _parse_host(target, raw)
-    table, engine, store = target.hosts, target.engine, target.store
-    fn = table.add_fn(host)
+    fn = target.hosts.add_fn(host)
     if host.ip:
-        engine.hold_host_address(host.ip)
+        # claimed now: no client is offered it while the commit is on its way
+        target.engine.hold_host_address(host.ip)
     try:
-        done = await target.run_in_writer(lambda: store.host_write(fn))
+        await _written(target, fn, host.ip, True)
     except HostConflict as exc:  # a command racing this one took it first
         raise CommandError(f"reservation.{exc.key}: {exc}") from None
     except StoreError as exc:
         raise CommandError(f"Host not added: {exc}") from None
-    else:
-        table.written(done)
-    finally:
-        engine.host_written(host.ip)
     return success("Host added.")
 
 
@@ -448,14 +467,11 @@ async def _del(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
         raise CommandError(f"Host not deleted: the reservation{what} in subnet {subnet.id} "
                            "comes from the config file, which the API does not change (edit "
                            "the file and reload)")
-    table, store = target.hosts, target.store
-    fn = table.delete_fn(h.subnet_id, h.kind, h.identifier)
+    fn = target.hosts.delete_fn(h.subnet_id, h.kind, h.identifier)
     try:
-        done = await target.run_in_writer(lambda: store.host_write(fn))
+        done = await _written(target, fn, h.ip, False)
     except StoreError as exc:
         raise CommandError(f"Host not deleted: {exc}") from None
-    table.written(done)
-    target.engine.host_written(h.ip)
     if done.deleted is None:  # deleted by a command racing this one
         return empty("Host not deleted (not found).")
     return success("Host deleted.")
