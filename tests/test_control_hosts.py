@@ -320,3 +320,27 @@ def test_client_id_reservation(tmp_path):
         got = unix_command(sock, "reservation-get", {"subnet-id": 1, "identifier-type":
                                                      "client-id", "identifier": "0102aa00000042"})
         assert got["arguments"]["client-id"] == "0102AA00000042"
+
+
+def test_survives_sigkill_right_after_the_answer(tmp_path):
+    """A real `fastdhcp serve` child (sync = true): SIGKILL as soon as reservation-add has
+    answered; another process then finds the host in LMDB, and a restarted server serves it."""
+    import signal
+
+    from tests.service_helpers import ServeProcess
+
+    port = free_port()
+    sock = tmp_path / "ctl" / "fastdhcp4.sock"
+    cfg = tmp_path / "fastdhcp.toml"
+    cfg.write_text(control_config_text(tmp_path / "db", port, sock, pools=POOL4))
+    with ServeProcess(cfg, tmp_path) as sp:
+        assert sp.wait_notify(), sp.log()
+        assert add(sock, **{"hw-address": "02:aa:00:00:00:01",
+                            "ip-address": RESERVED})["result"] == 0
+        sp.signal(signal.SIGKILL)
+        sp.wait()
+    keys = _lmdb_host_keys(tmp_path / "db")
+    assert "61" + ipaddress.IPv4Address(RESERVED).packed.hex() in keys
+    with ServeProcess(cfg, tmp_path) as sp:
+        assert sp.wait_notify(), sp.log()
+        assert offer_of(port, bytes.fromhex("02aa00000001"), 0x3000).yiaddr == RESERVED
