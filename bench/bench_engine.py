@@ -59,31 +59,37 @@ option-data = { routers = ["10.0.0.1"], broadcast-address = "10.15.255.255" }
 """
 
 
-def _packets(config, n: int, relay_info: bool) -> tuple[list[bytes], list[bytes]]:
+def _packets(config, n: int, relay_info: bool, hosts=None, chaddr=mac
+             ) -> tuple[list[bytes], list[bytes]]:
     rai = relay_agent_info(circuit_id=b"ge-0/0/1.100", remote_id=b"cpe") if relay_info else None
     discovers = [
-        build_request(DISCOVER, xid=k, chaddr=mac(k), prl=PRL, giaddr=RELAY, hops=1,
+        build_request(DISCOVER, xid=k, chaddr=chaddr(k), prl=PRL, giaddr=RELAY, hops=1,
                       relay_info=rai)
         for k in range(n)
     ]
     twin = Engine(config, MemoryLeaseStore())
+    if hosts is not None:
+        twin.attach_hosts(hosts)
     requests = []
     for k, data in enumerate(discovers):
         d = twin.handle(parse(data), LINK, NOW)
         offered = int.from_bytes(d.reply[16:20], "big")
         requests.append(
-            build_request(REQUEST, xid=k, chaddr=mac(k), prl=PRL, giaddr=RELAY, hops=1,
+            build_request(REQUEST, xid=k, chaddr=chaddr(k), prl=PRL, giaddr=RELAY, hops=1,
                           requested_ip=offered, server_id=SERVER_IP, relay_info=rai)
         )
     return discovers, requests
 
 
-def _dora_bench(benchmark, relay_info: bool, global_extra: str = "") -> None:
+def _dora_bench(benchmark, relay_info: bool, global_extra: str = "", hosts=None,
+                chaddr=mac) -> None:
     config = make_config(global_extra=global_extra, more=CONFIG_MORE)
     n = PER_ROUND * (ROUNDS + 1)
-    discovers, requests = _packets(config, n, relay_info)
+    discovers, requests = _packets(config, n, relay_info, hosts, chaddr)
     store = MemoryLeaseStore()
     engine = Engine(config, store)
+    if hosts is not None:
+        engine.attach_hosts(hosts)
     handle = engine.handle
     state = {"round": 0}
 
@@ -152,3 +158,70 @@ def test_renew(benchmark):
     per = benchmark.stats.stats.median / n * 1e6
     benchmark.extra_info["per_renew_us"] = round(per, 2)
     print(f"\n{benchmark.name}: median {per:.2f} us per renewal")
+
+
+# -- reservations added through the API (fastdhcp.hosts): a million of them in LMDB ---------
+
+API_HOSTS = 1_000_000
+
+
+def _spread(tag: int, k: int) -> bytes:
+    # MACs spread over the whole key space, as real ones are (numbered ones would all land in
+    # the same few B-tree pages and measure a hot cache): an odd multiplier mod 2^40 is a
+    # bijection, so the three sets (tag 0, 1, 2) never collide.
+    return b"\x02" + ((((tag << 36) + k) * 0x9E3779B97F) % (1 << 40)).to_bytes(5, "big")
+
+
+def _client_mac(k: int) -> bytes:
+    return _spread(1, k)
+
+
+def _reserved_mac(k: int) -> bytes:
+    return _spread(2, k)
+
+
+@pytest.fixture(scope="module")
+def api_hosts(tmp_path_factory):
+    """A lease database whose hosts table holds API_HOSTS hw-address hosts in subnet 9, the
+    clients' own subnet (so every lookup searches the same B-tree a real one would), plus one
+    for each client of the reserved-clients run. They reserve no address (subnet 9's pool is
+    the whole subnet): each carries its own DNS option instead."""
+    from fastdhcp.hosts import Host, HostTable, IdentifierType
+    from fastdhcp.store import LmdbLeaseStore
+
+    store = LmdbLeaseStore(tmp_path_factory.mktemp("hosts"), sync=False, create=True,
+                           map_size=1 << 30)
+    table = HostTable(store)
+    hw = IdentifierType.HW_ADDRESS
+    dns = {6: bytes((10, 0, 0, 53))}
+    step = 100_000
+    for lo in range(0, API_HOSTS, step):
+        batch = [Host(9, hw, _spread(0, k), 0, "", dns)
+                 for k in range(lo, min(lo + step, API_HOSTS))]
+        table.written(store.host_write(table.add_many_fn(batch)))
+    n = PER_ROUND * (ROUNDS + 1)
+    table.written(store.host_write(table.add_many_fn(
+        [Host(9, hw, _reserved_mac(k), 0, "", dns) for k in range(n)])))
+    yield table
+    store.close()
+
+
+@pytest.mark.benchmark(group="engine", timer=time.process_time)
+def test_dora_relayed_option82_1m_api_hosts(benchmark, api_hosts):
+    """test_dora_relayed_option82 with a million API hosts in the hosts table, none for these
+    clients: each DISCOVER and REQUEST looks the client's hw-address up in LMDB (a miss)."""
+    _dora_bench(benchmark, relay_info=True, hosts=api_hosts, chaddr=_client_mac)
+
+
+@pytest.mark.benchmark(group="engine", timer=time.process_time)
+def test_dora_relayed_option82_spread_macs(benchmark):
+    """The reference for the two runs with API hosts: test_dora_relayed_option82 with the
+    same spread MACs, no hosts table."""
+    _dora_bench(benchmark, relay_info=True, chaddr=_client_mac)
+
+
+@pytest.mark.benchmark(group="engine", timer=time.process_time)
+def test_dora_relayed_option82_1m_api_hosts_reserved(benchmark, api_hosts):
+    """The same, every client having an API host (its own DNS option): the lookups hit, and
+    each record is decoded once (then the engine's bounded cache serves it)."""
+    _dora_bench(benchmark, relay_info=True, hosts=api_hosts, chaddr=_reserved_mac)

@@ -22,6 +22,10 @@ outcome to a deque and wakes the loop with one ``loop.call_soon_threadsafe`` (on
 write), unless the loop is polling (below). There is one writer thread, started with the
 committer and joined by ``close()``.
 
+Other writes to the same environment (the hosts table of the control channel) go through the
+same thread: :meth:`GroupCommitter.run_in_writer` queues a callable behind the batch being
+written, so LMDB's one writer is never contended and a batch is never split by them.
+
 Riding the loop's own ticks: a wake-up of the event loop costs more than most of what it does
 at a few thousand DORA/s (epoll, timers, the context switch, on a VM an inter-processor
 interrupt). While the service reads its sockets on a timer (read pacing) it sets
@@ -47,13 +51,15 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastdhcp.leases import Lease, LeaseStore
 
 __all__ = ["GroupCommitter"]
 
 log = logging.getLogger("fastdhcp.commit")
+
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -66,6 +72,15 @@ class _Job:
     waiters: list[asyncio.Future[None]]
 
 
+@dataclass(slots=True)
+class _Call:
+    """A callable to run in the writer thread between two batches (:meth:`run_in_writer`),
+    and the loop future that gets its outcome."""
+
+    fn: Callable[[], Any]
+    future: asyncio.Future[Any]
+
+
 def _resolve(waiters: list[asyncio.Future[None]], exc: BaseException | None) -> None:
     for fut in waiters:
         if not fut.done():  # a caller may have given up (cancelled)
@@ -73,6 +88,15 @@ def _resolve(waiters: list[asyncio.Future[None]], exc: BaseException | None) -> 
                 fut.set_result(None)
             else:
                 fut.set_exception(exc)
+
+
+def _settle_call(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if fut.done():  # the caller gave up (cancelled)
+        return
+    if exc is None:
+        fut.set_result(result)
+    else:
+        fut.set_exception(exc)
 
 
 class GroupCommitter:
@@ -105,7 +129,7 @@ class GroupCommitter:
         # staged nothing (the protocol does not require it; other stores commit on each kick).
         self._counts = isinstance(getattr(type(store), "pending_count", None), property)
         # (batch, tokens, waiters) to write, or None to stop; the writer thread blocks on it
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job | _Call | None] = queue.SimpleQueue()
         self._tokens: list[Any] = []
         # futures of durable() callers, resolved with the open batch's outcome
         self._waiters: list[asyncio.Future[None]] = []
@@ -154,6 +178,18 @@ class GroupCommitter:
         self._waiters.append(fut)
         self._mark()
         self._maybe_start()
+        return fut
+
+    def run_in_writer(self, fn: Callable[[], _T]) -> asyncio.Future[_T]:
+        """Run ``fn()`` in the writer thread, after the batch being written (if any) and before
+        the next: the one writer of the store, so ``fn`` may open its own write transaction
+        (the hosts table does). The future gets what ``fn`` returned, or what it raised; it is
+        resolved on the loop only after ``fn`` returned, so a ``fn`` that commits is durable
+        (fsynced when the environment syncs) by then. ``fn`` must not touch loop state."""
+        if self._closed or self._closing:
+            raise RuntimeError("GroupCommitter is closed")
+        fut: asyncio.Future[_T] = self._loop.create_future()
+        self._jobs.put(_Call(fn, fut))
         return fut
 
     def kick(self) -> None:
@@ -247,6 +283,11 @@ class GroupCommitter:
             job = get()
             if job is None:
                 return
+            if type(job) is _Call:
+                if not self._call(job):
+                    return
+                continue
+            assert isinstance(job, _Job)
             exc: BaseException | None = None
             try:
                 write(job.batch)
@@ -260,6 +301,22 @@ class GroupCommitter:
             except RuntimeError:  # the loop is closed: nobody is left to tell
                 log.error("group commit finished after its event loop closed")
                 return
+
+    def _call(self, job: _Call) -> bool:
+        """Run one :meth:`run_in_writer` callable (writer thread); False if the loop is gone."""
+        result: Any = None
+        exc: BaseException | None = None
+        try:
+            result = job.fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller as is
+            exc = e
+        try:
+            # Always a wake-up: these are rare (control commands), unlike batches.
+            self._loop.call_soon_threadsafe(_settle_call, job.future, result, exc)
+        except RuntimeError:
+            log.error("writer call finished after its event loop closed")
+            return False
+        return True
 
     def _drain(self) -> None:
         results = self._results

@@ -386,6 +386,12 @@ RESERVATION_KEYS = (
     "hw-address", "client-id", "circuit-id", "ip-address", "hostname", "option-data",
 )
 
+# Kea keys fastdhcp knows and does not support, and why: said instead of "unknown key".
+_UNSUPPORTED = {
+    "flex-id": "fastdhcp has no flex_id hook, so a flex-id reservation could never match a "
+               "client (use hw-address, client-id or circuit-id)",
+}
+
 # Where a key that is unknown in one table does belong: a better hint than "did you mean".
 _HOME = {
     **{k: "[server]" for k in SERVER_KEYS if k != "authoritative"},
@@ -463,7 +469,9 @@ def _check_keys(p: _Problems, table: Mapping[str, Any], path: str, allowed: tupl
         alias = _ALIASES.get(key.lower().replace("_", "-"))
         if alias in allowed:
             close = [alias]
-        if key in LIMITS_KEYS:  # exact name of a [server.limits] key: say where it goes
+        if key in _UNSUPPORTED and allowed is RESERVATION_KEYS:
+            reason += f": {_UNSUPPORTED[key]}"
+        elif key in LIMITS_KEYS:  # exact name of a [server.limits] key: say where it goes
             reason += f"; '{key}' belongs in [server.limits], not in {where}"
         elif close:
             reason += f"; did you mean '{close[0]}'?"

@@ -96,6 +96,7 @@ from fastdhcp.control.table import CommandTable
 from fastdhcp.dhcp_state import DhcpServiceState, Origin
 from fastdhcp.engine import Engine, Link
 from fastdhcp.errors import ConfigError, MalformedPacket, StoreError
+from fastdhcp.hosts import HostTable
 from fastdhcp.limits import EdgeGuard
 from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector, type_name
 from fastdhcp.statistics import Statistics
@@ -358,6 +359,8 @@ class Server:
             self.store = LmdbLeaseStore(str(db.path), **kwargs)
             self.engine = Engine(cfg, self.store)
             self.statistics = Statistics(self)
+            self._hosts = HostTable(self.store)  # hosts (cmd_hosts)
+            self.engine.attach_hosts(self._hosts)
             try:
                 for key in _endpoint_keys(cfg):
                     ep = _open_endpoint(key)
@@ -950,6 +953,23 @@ class Server:
             return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)
         except Exception:
             return None
+
+    # ----------------------------------------------------------------- hosts (cmd_hosts)
+
+    @property
+    def hosts(self) -> HostTable:
+        """The hosts table of the lease database (reservations added through the API)."""
+        hosts: HostTable | None = getattr(self, "_hosts", None)
+        if hosts is None:
+            raise StoreError("the server is not running")
+        return hosts
+
+    async def run_in_writer(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` in the group commit's writer thread (see ControlTarget)."""
+        committer = self.committer
+        if committer is None or self._closing:
+            raise StoreError("the server is stopping")
+        return await committer.run_in_writer(fn)
 
     def _lease_count(self) -> int | None:
         store = self.store

@@ -6,6 +6,8 @@ every commit when ``sync=True``. It is the only durable truth (see docs/durabili
 - ``leases``: 4-byte big-endian IPv4 -> msgpack array
   ``[state, expires, issued, subnet_id, client_key, hw_address, hostname, relay_info]``
   (state first so that a scan can tell an active lease from its second byte);
+- ``hosts``: reservations added through the control channel (layout in :mod:`fastdhcp.hosts`,
+  which owns it; the store only moves its bytes);
 - ``meta``: ``schema-version`` (4-byte big-endian) and ``instance`` (16 random bytes naming this
   database). Keys an earlier version kept there (``clean-shutdown``, ``boot-id``, ``batch-seq``,
   ``last-batch``) are left alone and unused.
@@ -60,6 +62,10 @@ _DEFAULT_MAP_SIZE = 1 << 30
 _GROW_AT = 0.75
 #: Files of the index environment earlier versions kept beside data.mdb (removed at open).
 _OLD_INDEX_FILES = ("index.mdb", "index.mdb-lock")
+
+#: Named databases the environment may hold: leases, meta, hosts (fastdhcp.hosts), and room for
+#: more (LMDB fixes the number when the environment is opened).
+_MAX_DBS = 8
 
 _META_SCHEMA = b"schema-version"
 _META_INSTANCE = b"instance"
@@ -190,7 +196,7 @@ class LmdbLeaseStore:
                 path,
                 # Read-only: whatever size the writer gave it.
                 map_size=0 if self.readonly else map_size,
-                max_dbs=4,
+                max_dbs=_MAX_DBS,
                 sync=sync,
                 metasync=sync,
                 readonly=self.readonly,
@@ -208,6 +214,7 @@ class LmdbLeaseStore:
                     "cannot open lease database", "not a fastdhcp lease database"
                 ) from exc
             raise self._err("cannot open lease database", exc) from exc
+        self._open_hosts()
         if self.readonly:
             self._check_schema()
         else:
@@ -217,6 +224,18 @@ class LmdbLeaseStore:
             self._maybe_grow(self._env)
             self._remove_old_index()
             self._index = self._build_index()
+
+    def _open_hosts(self) -> None:
+        """Open the ``hosts`` database (fastdhcp.hosts); read-only, a database written before
+        it existed has none (None: no hosts)."""
+        self._hosts: Any = None
+        try:
+            self._hosts = self._env.open_db(b"hosts", create=not self.readonly)
+        except lmdb.NotFoundError:
+            if not self.readonly:
+                raise
+        except lmdb.Error as exc:
+            raise self._err("cannot open the hosts table", exc) from exc
 
     def _check_schema(self) -> None:
         with self._begin() as txn:
@@ -653,7 +672,7 @@ class LmdbLeaseStore:
             self._env = lmdb.open(
                 self.path,
                 map_size=size,
-                max_dbs=4,
+                max_dbs=_MAX_DBS,
                 sync=self.sync,
                 metasync=self.sync,
                 lock=True,
@@ -661,6 +680,74 @@ class LmdbLeaseStore:
             )
             self._leases = self._env.open_db(b"leases")
             self._meta = self._env.open_db(b"meta")
+            self._hosts = self._env.open_db(b"hosts")
+
+    # ------------------------------------------------------------------------- hosts (cmd_hosts)
+    # The bytes of the hosts table; fastdhcp.hosts gives them their meaning.
+
+    def host_get(self, key: bytes) -> bytes | None:
+        """The committed value of ``key`` in ``hosts`` (loop thread: the loop's read txn, as
+        :meth:`get`; a memory-mapped B-tree search, nothing cached). None when absent."""
+        if self._hosts is None:
+            return None
+        try:
+            with self._map_lock:
+                raw = self._loop_txn().get(key, db=self._hosts)
+        except lmdb.Error as exc:
+            raise self._err("hosts table read failed", exc) from exc
+        return raw
+
+    def host_range(self, start: bytes, stop: bytes, limit: int, *,
+                   keys_only: bool = False) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` (key, value) of ``hosts`` with ``start <= key < stop``, in key
+        order, from one short read transaction (page on with the last key + b"\\0");
+        ``keys_only``: every value is b"" (nothing copied out of the map but the keys)."""
+        out: list[tuple[bytes, bytes]] = []
+        if self._hosts is None or limit <= 0:
+            return out
+        try:
+            with self._map_lock, self._begin() as txn:
+                cur = txn.cursor(db=self._hosts)
+                if not cur.set_range(start):
+                    return out
+                for item in cur.iternext(keys=True, values=not keys_only):
+                    key, value = (item, b"") if keys_only else item
+                    if key >= stop:
+                        break
+                    out.append((key, value))
+                    if len(out) >= limit:
+                        break
+        except lmdb.Error as exc:
+            raise self._err("hosts table read failed", exc) from exc
+        return out
+
+    def host_write(self, fn: Any) -> Any:
+        """Run ``fn(txn, db)`` in one write transaction on ``hosts`` and commit it (fsynced if
+        ``sync``): durable on return, nothing written if it raises. The writer thread only
+        (``GroupCommitter.run_in_writer``), or a process that serves nothing (tools, tests).
+        ``fn`` may run again after the map grew (MapFullError): it must only read and write
+        through ``txn``. Returns what ``fn`` returned."""
+        if self.readonly:
+            raise StoreError(f"{self.path}: lease database is open read-only")
+        if self._env is None:
+            raise StoreError(f"{self.path}: lease database is closed")
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    result = fn(txn, self._hosts)
+                break
+            except lmdb.MapFullError as exc:
+                if not self._grow(self._env, exc):
+                    raise self._err("hosts table write failed: map full", exc) from exc
+            except lmdb.Error as exc:
+                raise self._err("hosts table write failed",
+                                _cause(exc) + self._space_note()) from exc
+        self._maybe_grow(self._env)
+        return result
+
+    def hosts_changed(self) -> None:
+        """A hosts write committed (loop thread): the loop's next read sees it."""
+        self._rtxn_stale = True
 
     # ----------------------------------------------------------------------------- misc
 

@@ -6,6 +6,7 @@ from libc.stdint cimport int64_t, uint32_t
 
 from fastdhcp._bitmap cimport PoolBitmap
 from fastdhcp._codec cimport Message, ReplyBuilder
+from fastdhcp._hostfilter cimport HostFilter
 
 
 @cython.final
@@ -132,6 +133,23 @@ cdef class Engine:
     cdef double _decline_fraction     # decline-max-fraction, 1.0 = no cap
     cdef dict _pool_declined          # pool first address -> DECLINED leases in the pool
     cdef dict _counters               # subnet id -> SubnetCounters (ids ever configured)
+    # Reservations added through the control channel (fastdhcp.hosts.HostTable): looked up in
+    # the lease database per packet, only while the table holds hosts of the type asked.
+    cdef object _hosts                # the HostTable, or None
+    cdef object _hfind                # _hosts.find, bound once
+    cdef object _hreserved            # _hosts.reserved, bound once
+    cdef HostFilter _hfilter          # _hosts.filter: who may have a host (no B-tree search
+                                      # for the others)
+    cdef bint _hosts_any              # some host of a type the engine can match exists
+    cdef bint _hn_hw                  # ... with a hw-address
+    cdef bint _hn_cid                 # ... with a client-id
+    cdef bint _hn_circuit             # ... with a circuit-id
+    cdef dict _host_cache             # raw record -> Reservation (bounded; ids stable for
+                                      # _opt_cache, cleared with it)
+    cdef dict _host_pending           # address -> hosts being added with it (claimed before
+                                      # their commit; several when commands race for it)
+    cdef uint32_t _res_api_ip         # address of the API reservation _reservation found
+    cdef _SubnetInfo _res_api_info    # and its subnet
 
     cdef list _apply(self, object config, dict keep)
     cdef _fill(self, list bitmaps, object addrs)
@@ -158,6 +176,9 @@ cdef class Engine:
                             double now, object known)
     cdef tuple _allocate(self, tuple group, uint32_t hint)
     cdef object _reservation(self, tuple group, bytes chaddr, object cid, Message msg)
+    cdef object _api_reservation(self, tuple group, bytes chaddr, object cid, object circuit)
+    cdef bint _api_reserved(self, uint32_t ip) except -1
+    cdef _host_counts(self)
     cdef list _options(self, object src, dict options, Message msg, int64_t lease_time,
                        _SubnetInfo info)
     cdef list _options_slow(self, object src, dict options, bytes pkey, int64_t lease_time,

@@ -75,6 +75,12 @@ cdef enum:
 assert (LeaseState.DEFAULT, LeaseState.DECLINED, LeaseState.EXPIRED_RECLAIMED,
         LeaseState.RELEASED) == (ST_DEFAULT, ST_DECLINED, ST_EXPIRED, ST_RELEASED)
 
+cdef enum:
+    # Identifier types of the hosts table (fastdhcp.hosts.IdentifierType: Kea's numbers).
+    HOST_HW_ADDRESS = 0
+    HOST_CIRCUIT_ID = 2
+    HOST_CLIENT_ID = 3
+
 cdef int64_t INFINITE = 0xFFFFFFFF
 cdef uint32_t BROADCAST_IP = 0xFFFFFFFF
 
@@ -587,6 +593,7 @@ cdef class Engine:
         self._pool_texts = [p[3] for p in pools]
         self._reserved = reserved
         self._opt_cache = {}
+        self._host_cache = {}  # its Reservations merged the old subnets' options
         self._sid_cache = {}
         self._sid_last = 0
         self._sid_last_opt = None
@@ -636,6 +643,9 @@ cdef class Engine:
             addrs = array("I", self._store.active_addresses())
             addrs.extend(self._reserved)
             addrs.extend(self._offered)
+            if self._hosts is not None:
+                addrs.extend(self._hosts.addresses())
+                addrs.extend(self._host_pending)
             self._fill(fresh, addrs)
         # Kept bitmaps: bits whose claim changed with the reservations or the dropped offers.
         for ip in set(old_reserved).symmetric_difference(self._reserved).union(dropped):
@@ -817,7 +827,9 @@ cdef class Engine:
         bm = self._pool_bitmaps[at]
         lease = self._sget(ip)
         cdef bint claimed = (ip in self._reserved or ip in self._offered
-                             or (lease is not None and _is_active(lease)))
+                             or (lease is not None and _is_active(lease))
+                             or (self._hosts is not None and (ip in self._host_pending
+                                                              or self._api_reserved(ip))))
         if claimed:
             if bm.is_free(ip):
                 bm.reserve(ip)
@@ -925,6 +937,9 @@ cdef class Engine:
         res = self._reserved.get(ipo) if self._reserved else None
         if res is not None and ip != res_ip:
             return None
+        if (res is None and ip == res_ip and ip == self._res_api_ip
+                and self._res_api_info is not None):
+            res = (None, self._res_api_info)  # the client's own API reservation
         holder = self._offered.get(ipo)
         if holder is not None and (holder is key or holder == key):
             # Our own live offer: every other way to this address goes through _claim, which
@@ -969,7 +984,11 @@ cdef class Engine:
         if not (bm._lvl[0][off >> 6] >> (off & 63)) & 1:
             bm.allocate_c(ip)  # the hint is free: taken as is
             return info
-        if mine or holder == key or res is not None:
+        if res is not None:
+            return info
+        if mine or holder == key:
+            if self._hosts_any and self._api_reserved(ip):
+                return None  # reserved through the API for another client since
             return info
         return None  # used by something we cannot name: leave it alone
 
@@ -990,6 +1009,7 @@ cdef class Engine:
         cdef const unsigned char *p
         cdef Py_ssize_t n = msg._sub_view(SUB_CIRCUIT_ID, &p)
         circuit = PyBytes_FromStringAndSize(<const char *>p, n) if n >= 0 else None
+        self._res_api_ip = 0
         for info in group:
             r = info.by_hw.get(chaddr)
             if r is None and cid:
@@ -998,7 +1018,62 @@ cdef class Engine:
                 r = info.by_circuit.get(circuit)
             if r is not None:
                 return r
+        if self._hosts_any:
+            # The config's reservations come first: they win over the API's.
+            return self._api_reservation(group, chaddr, cid, circuit)
         return None
+
+    cdef object _api_reservation(self, tuple group, bytes chaddr, object cid, object circuit):
+        """The client's reservation added through the API (fastdhcp.hosts): per identifier
+        type present and subnet of the link, the filter first (C, no Python call), then for a
+        client it may hold one B-tree search in the lease database; only a record found is
+        decoded (and kept in a bounded cache keyed by its bytes, so a
+        changed host is never served from it)."""
+        cdef _SubnetInfo info
+        cdef HostFilter f = self._hfilter
+        for info in group:
+            raw = None
+            if self._hn_hw and f.may_hold(info.id, HOST_HW_ADDRESS,
+                                          <const unsigned char *>PyBytes_AS_STRING(chaddr),
+                                          len(chaddr)):
+                raw = self._hfind(info.id, HOST_HW_ADDRESS, chaddr)
+            if raw is None and cid and self._hn_cid and f.may_hold(
+                    info.id, HOST_CLIENT_ID, <const unsigned char *>PyBytes_AS_STRING(cid),
+                    len(cid)):
+                raw = self._hfind(info.id, HOST_CLIENT_ID, cid)
+            if raw is None and circuit and self._hn_circuit and f.may_hold(
+                    info.id, HOST_CIRCUIT_ID,
+                    <const unsigned char *>PyBytes_AS_STRING(circuit), len(circuit)):
+                raw = self._hfind(info.id, HOST_CIRCUIT_ID, circuit)
+            if raw is None:
+                continue
+            r = self._host_cache.get(raw)
+            if r is None:
+                r = self._hosts.engine_reservation(raw, info.options)
+                if len(self._host_cache) >= CACHE_MAX:
+                    # The option cache keys on id(reservation): both go together.
+                    self._host_cache.clear()
+                    self._opt_cache.clear()
+                self._host_cache[raw] = r
+            if r.ip and r.ip in self._reserved:
+                continue  # its address is a config reservation's (added by a reload since)
+            self._res_api_ip = r.ip
+            self._res_api_info = info
+            return r
+        return None
+
+    cdef bint _api_reserved(self, uint32_t ip) except -1:
+        """Whether a host added through the API reserves ``ip`` (one B-tree search)."""
+        if not self._hosts_any:
+            return False
+        return bool(self._hreserved(ip))
+
+    cdef _host_counts(self):
+        hosts = self._hosts
+        self._hn_hw = hosts.count(HOST_HW_ADDRESS) > 0
+        self._hn_cid = hosts.count(HOST_CLIENT_ID) > 0
+        self._hn_circuit = hosts.count(HOST_CIRCUIT_ID) > 0
+        self._hosts_any = self._hn_hw or self._hn_cid or self._hn_circuit
 
     # ------------------------------------------------------------------ replies
 
@@ -1253,7 +1328,7 @@ cdef class Engine:
             return _drop("no-subnet")
         cdef tuple group = sel.group
         res = None
-        if sel.has_res:
+        if sel.has_res or self._hosts_any:
             if chaddr is None:
                 chaddr = PyBytes_FromStringAndSize(<const char *>msg._buf + OFF_CHADDR,
                                                    msg._buf[OFF_HLEN])
@@ -1265,9 +1340,15 @@ cdef class Engine:
             offer = <_Offer>o
             if offer.expires > now:
                 found = self._bitmap_for(offer.ip)
-                oinfo = <_SubnetInfo>(found[1] if found is not None
-                                      else self._reserved[offer.ip][1])
-                if _in_group(oinfo, group):
+                if found is not None:
+                    oinfo = <_SubnetInfo>found[1]
+                elif offer.ip in self._reserved:
+                    oinfo = <_SubnetInfo>self._reserved[offer.ip][1]
+                elif offer.ip == res_ip and offer.ip == self._res_api_ip:
+                    oinfo = self._res_api_info  # its API reservation, outside every pool
+                else:
+                    oinfo = None
+                if oinfo is not None and _in_group(oinfo, group):
                     ip = offer.ip
                     info = oinfo
             if not ip:
@@ -1345,7 +1426,7 @@ cdef class Engine:
                 subkey = None
             self._hold(key, ip, expires, alone, subkey, how is _HOW_BINDING)
         cdef int64_t lt = self._lease_time(info, msg._opt_u32(O_LEASE_TIME, -1))
-        if res is not None and res_ip == ip:
+        if res is not None and (res_ip == ip or not res_ip):
             opts = self._options(res, res.options, msg, lt, info)
         else:
             opts = self._options(info, info.options, msg, lt, info)
@@ -1394,7 +1475,8 @@ cdef class Engine:
         if sel is None:
             return _drop("no-subnet")
         cdef tuple group = sel.group
-        res = self._reservation(group, chaddr, cid, msg) if sel.has_res else None
+        res = (self._reservation(group, chaddr, cid, msg) if sel.has_res or self._hosts_any
+               else None)
         if res is not None:
             res_ip = res.ip
 
@@ -1440,8 +1522,9 @@ cdef class Engine:
         info = self._claim(ip, key, res_ip, group, now, known)
         if info is None:
             return self._nak(msg, sid, "address-unavailable")
-        return self._bind(msg, now, key, chaddr, ip, info, res if res_ip == ip else None, sid,
-                          state, self._claim_read)
+        return self._bind(msg, now, key, chaddr, ip, info,
+                          res if res_ip == ip or not res_ip else None, sid, state,
+                          self._claim_read)
 
     cdef Decision _bind(self, Message msg, double now, bytes key, bytes chaddr, uint32_t ip,
                         _SubnetInfo info, object res, uint32_t sid, str state, object at_ip):
@@ -1613,7 +1696,8 @@ cdef class Engine:
         if sel is None:
             return _drop("no-subnet")
         cdef tuple group = sel.group
-        res = self._reservation(group, chaddr, cid, msg) if sel.has_res else None
+        res = (self._reservation(group, chaddr, cid, msg) if sel.has_res or self._hosts_any
+               else None)
         info = sel
         if ciaddr:
             for i in group:
@@ -1746,3 +1830,56 @@ cdef class Engine:
     def pool_bitmaps(self):
         """The pools' bitmaps, in address order (read-only use: tests and audits)."""
         return list(self._pool_bitmaps)
+
+    # ------------------------------------------------------------------ hosts (cmd_hosts)
+
+    def attach_hosts(self, hosts):
+        """Serve the reservations of ``hosts`` (a :class:`fastdhcp.hosts.HostTable`) too:
+        looked up per packet after the config's, their addresses marked used in the pools'
+        bitmaps now (one pass over the table's address index). Call once, before serving."""
+        self._hosts = hosts
+        self._hfind = hosts.find
+        self._hreserved = hosts.reserved
+        self._hfilter = <HostFilter?>hosts.filter
+        self._host_pending = {}
+        self._host_cache = {}
+        self._host_counts()
+        addrs = hosts.addresses()
+        if len(addrs):
+            self._fill(self._pool_bitmaps, addrs)
+
+    def hold_host_address(self, ip):
+        """A host reserving ``ip`` is being added (its commit is on the way): claim the
+        address now, so that no other client is offered it meanwhile; an offer another client
+        holds on it is dropped. End with :meth:`host_written` whatever the commit did."""
+        cdef uint32_t a = ip
+        if self._hosts is None:
+            raise RuntimeError("no hosts table attached")
+        self._host_pending[ip] = self._host_pending.get(ip, 0) + 1
+        key = self._offered.get(ip)
+        if key is not None:
+            o = self._offers.get(key)
+            if o is not None:
+                self._drop_offer(key, <_Offer>o)
+            else:
+                del self._offered[ip]
+        cdef Py_ssize_t at = self._pool_at(a)
+        if at >= 0:
+            bm = <PoolBitmap>self._pool_bitmaps[at]
+            if bm.is_free(a):
+                bm.reserve(a)
+
+    def host_written(self, ip=0, held=False):
+        """A hosts write committed or failed (the table's counts are current): look up the
+        types that exist now, and settle ``ip``'s bit (used while a lease, an offer or a
+        reservation claims it, else freed). ``held``: the write was the reservation-add of a
+        :meth:`hold_host_address` (once per hold), whose claim ends here."""
+        if self._hosts is None:
+            raise RuntimeError("no hosts table attached")
+        self._host_counts()
+        if ip:
+            if held:
+                n = self._host_pending.pop(ip, 0) - 1
+                if n > 0:
+                    self._host_pending[ip] = n  # another add of it is still on its way
+            self._settle(ip)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastdhcp.control import cmd_config, cmd_server
+from fastdhcp.control import cmd_config, cmd_hosts, cmd_server, cmd_stats
 from fastdhcp.control.protocol import Answer, Caller, success
 from fastdhcp.control.table import CommandTable
 from fastdhcp.control.target import ControlTarget
@@ -29,8 +29,8 @@ def build() -> CommandTable:
     # ------------------------------------------------------------------ config (cmd_config)
     cmd_config.register(table)
     # ------------------------------------------------------------------ statistics (cmd_stats)
-    from fastdhcp.control import cmd_stats
     cmd_stats.register(table)
     # ------------------------------------------------------------------ leases (cmd_leases)
     # ------------------------------------------------------------------ hosts (cmd_hosts)
+    cmd_hosts.register(table)
     return table

@@ -7,7 +7,8 @@ Each group of commands adds what it needs in its own section below.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from fastdhcp.config import Config
@@ -15,12 +16,15 @@ if TYPE_CHECKING:
     from fastdhcp.control.table import CommandTable
     from fastdhcp.dhcp_state import DhcpServiceState, Origin
     from fastdhcp.engine import Engine
+    from fastdhcp.hosts import HostTable
     from fastdhcp.metrics import Metrics
     from fastdhcp.service import ReloadResult
     from fastdhcp.statistics import Statistics
     from fastdhcp.store import LmdbLeaseStore
 
 __all__ = ["ControlTarget"]
+
+_T = TypeVar("_T")
 
 
 class ControlTarget(Protocol):
@@ -111,3 +115,12 @@ class ControlTarget(Protocol):
     # ------------------------------------------------------------------ leases (cmd_leases)
 
     # ------------------------------------------------------------------ hosts (cmd_hosts)
+
+    @property
+    def hosts(self) -> HostTable:
+        """The reservations added through the API (reads on the loop; changes through
+        :meth:`run_in_writer`, then ``HostTable.written`` and ``Engine.host_written``)."""
+
+    async def run_in_writer(self, fn: Callable[[], _T]) -> _T:
+        """Run ``fn`` in the store's one writer thread, between two lease batches; return
+        what it returned (durable by then if it committed), or raise what it raised."""
