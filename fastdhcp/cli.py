@@ -1,4 +1,4 @@
-"""``fastdhcp`` command line: ``serve``, ``check-config``, ``leases``, ``demo``.
+"""``fastdhcp`` command line: ``serve``, ``check-config``, ``leases``, ``ctl``, ``demo``.
 
 Thin on purpose: every command loads what it needs, turns the errors an operator can cause (bad
 config, unreadable database, busy port) into one clear line each and exit status 1, and never
@@ -126,6 +126,13 @@ def cmd_leases(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_ctl(args: argparse.Namespace) -> int:
+    """Delegate to :mod:`fastdhcp.ctl_cli`."""
+    from fastdhcp import ctl_cli
+
+    return ctl_cli.run(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run a server on loopback and the relay load driver against it (see fastdhcp.demo)."""
     from fastdhcp.demo import run_demo
@@ -163,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     if leases_cli is not None:
         leases_cli.add_arguments(p)
     p.set_defaults(func=cmd_leases)
+
+    from fastdhcp import ctl_cli
+
+    p = sub.add_parser("ctl", help="send one management command (Kea's API) to the running "
+                                   "server over its unix control socket")
+    ctl_cli.add_arguments(p)
+    p.set_defaults(func=cmd_ctl)
 
     p = sub.add_parser("demo", help="run a server on loopback and measure it with the built-in "
                                     "relay load driver")
