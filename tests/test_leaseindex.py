@@ -174,7 +174,8 @@ def _record(state: int, expires: int, client: bytes, issued: int = 5, subnet: in
 def test_load_reads_every_int_and_bin_width_like_put(expires: int, state: int, klen: int) -> None:
     client = bytes(range(256)) * (klen // 256) + bytes(range(klen % 256))
     a, b = LeaseIndex(), LeaseIndex()
-    n, last, odd = a.load(iter([((0x0A000001).to_bytes(4, "big"), _record(state, expires, client))]), 10)
+    rec = _record(state, expires, client)
+    n, last, odd = a.load(iter([((0x0A000001).to_bytes(4, "big"), rec)]), 10)
     assert (n, last, odd) == (1, (0x0A000001).to_bytes(4, "big"), [])
     b.put(0x0A000001, client, expires, state in (0, 1))
     assert a.client(client) == b.client(client) == 0x0A000001
@@ -213,13 +214,14 @@ def test_load_keeps_a_clients_active_then_newest_then_highest_record() -> None:
         ([(5, 2, 2**40), (6, 2, 2**33)], 6),  # issued past 32 bits: clamped, tie, highest
     ]
     for recs, want in cases:
-        pairs = [(ip.to_bytes(4, "big"), _record(st, 100, b"C", issued=iss)) for ip, st, iss in recs]
+        pairs = [(ip.to_bytes(4, "big"), _record(state, 100, b"C", issued=iss))
+                 for ip, state, iss in recs]
         idx = LeaseIndex()
         assert idx.load(iter(pairs), 100)[2] == []
         assert idx.client(b"C") == want, recs
         one = LeaseIndex()
-        for ip, st, iss in recs:
-            one.put_loaded(ip, b"C", 100, iss, st in (0, 1))
+        for ip, state, iss in recs:
+            one.put_loaded(ip, b"C", 100, iss, state in (0, 1))
         assert one.client(b"C") == want, recs
     idx = LeaseIndex()
     idx.put_loaded(1, b"C", 100, 5, True)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from dhcpsim import build_request, ip, mac, relay_agent_info
+from fastdhcp._packetpath import PacketPath
 
 from fastdhcp._codec import parse
-from fastdhcp._packetpath import PacketPath
 from fastdhcp._sockio import DatagramIO
 from fastdhcp.engine import Decision
 from fastdhcp.errors import MalformedPacket
