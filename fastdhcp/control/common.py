@@ -11,13 +11,12 @@ from fastdhcp.control.protocol import (
     CommandError,
     Result,
     decode_request,
-    parse_request,
 )
 
 if TYPE_CHECKING:
     from fastdhcp.control.target import ControlTarget
 
-__all__ = ["MAX_REQUEST", "run_bytes", "run_value", "too_large"]
+__all__ = ["MAX_REQUEST", "run_bytes", "too_large"]
 
 #: Largest command accepted (bytes): a config-set of a large config fits; more is refused.
 MAX_REQUEST = 1 << 20
@@ -32,15 +31,6 @@ async def run_bytes(target: ControlTarget, data: bytes, caller: Caller) -> Answe
     """Decode one command from the bytes of a JSON document and answer it."""
     try:
         request = decode_request(data)
-    except CommandError as exc:
-        return exc.answer()
-    return await target.commands.dispatch(target, request, caller)
-
-
-async def run_value(target: ControlTarget, value: object, caller: Caller) -> Answer:
-    """Answer one command given as an already decoded JSON value."""
-    try:
-        request = parse_request(value)
     except CommandError as exc:
         return exc.answer()
     return await target.commands.dispatch(target, request, caller)

@@ -30,7 +30,8 @@ class TlsFileError(OSError):
 
 def _why(exc: Exception) -> str:
     if isinstance(exc, ssl.SSLError):
-        return exc.reason or str(exc)
+        # OpenSSL's reason code, e.g. KEY_VALUES_MISMATCH -> "key values mismatch"
+        return exc.reason.replace("_", " ").lower() if exc.reason else str(exc)
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     return str(exc)
