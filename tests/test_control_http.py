@@ -628,3 +628,29 @@ def test_curl_plain_and_auth_and_tls(tmp_path, certs):
         assert json.loads(run.stdout)[0]["result"] == 0
         run = curl(*tls_args)  # no client certificate
         assert run.returncode != 0 and run.stdout == ""
+
+
+# ---------------------------------------------------------------- reconfigure and stop
+
+
+def test_config_set_over_http_rereads_password_files(with_auth, tmp_path):
+    srv, hport = with_auth
+    old, new = _basic("admin", "s3cret"), _basic("admin", "n3w")
+    doc = command(hport, "config-get", headers=old)[0]["arguments"]
+    _write(tmp_path / "auth" / "admin.pw", "n3w\n")
+    # the socket this very command came in on changes: its answer still arrives
+    ans = command(hport, "config-set", doc, headers=old)
+    assert ans == [{"result": 0, "text": "Configuration successful."}]
+    srv.call(srv.server.control_settled())
+    assert post(hport, {"command": "version-get"}, headers=old)[0] == 401
+    assert command(hport, "version-get", headers=new)[0]["result"] == 0
+
+
+def test_stop_closes_keep_alive_connections_and_the_port(plain):
+    srv, hport, _port = plain
+    with connect(hport) as s:
+        version_get(s)
+        srv.stop()
+        assert closed_within(s, 5) is not None
+    with pytest.raises(ConnectionRefusedError):
+        connect(hport).close()
