@@ -79,22 +79,25 @@ def raw_request(body: bytes, *, length: int | None = None, extra: str = "") -> b
 
 def read_response(s: socket.socket) -> tuple[str, dict[str, str], bytes]:
     """One HTTP response from a raw socket (Content-Length framed): (status line, headers with
-    lower-case names, body)."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        assert chunk, f"connection closed before a response: {buf!r}"
-        buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
+    lower-case names, body). Reads exactly that response: a pipelined next one stays queued."""
+    seen = b""
+    while b"\r\n\r\n" not in seen:  # peek until the head is in, then take just this one
+        peek = s.recv(65536, socket.MSG_PEEK)
+        assert peek, f"connection closed before a response: {seen!r}"
+        if peek == seen:
+            time.sleep(0.01)
+        seen = peek
+    head = seen[:seen.index(b"\r\n\r\n")]
     lines = head.decode().split("\r\n")
     headers = {k.strip().lower(): v.strip() for k, v in
                (line.split(":", 1) for line in lines[1:])}
-    n = int(headers["content-length"])
-    while len(rest) < n:
-        chunk = s.recv(65536)
-        assert chunk
-        rest += chunk
-    return lines[0], headers, rest[:n]
+    want = len(head) + 4 + int(headers["content-length"])
+    data = b""
+    while len(data) < want:
+        chunk = s.recv(want - len(data))
+        assert chunk, "connection closed inside a response"
+        data += chunk
+    return lines[0], headers, data[len(head) + 4:]
 
 
 def closed_within(s: socket.socket, seconds: float) -> float | None:
@@ -284,6 +287,38 @@ def test_bad_http_requests_get_kea_400(plain, method, headers, body):
     assert status == 400
     assert data == BAD_REQUEST  # a bare object, Kea's bytes
     assert hdrs["Content-Type"] == "application/json"
+
+
+def test_unparsable_http_gets_kea_400_and_close(plain):
+    _srv, hport, _port = plain
+    for junk in (b"GARBAGE\r\n\r\n", b"POST / HTTP/1.1\r\nBad Header Line\r\n\r\n"):
+        with connect(hport) as s:
+            s.sendall(junk)
+            status, headers, body = read_response(s)
+            assert " 400 Bad Request" in status
+            assert body == BAD_REQUEST and headers["content-type"] == "application/json"
+            assert "aiohttp" not in headers.get("server", "")
+            assert closed_within(s, 5) is not None
+
+
+def test_compressed_body_not_inflated(plain):
+    import gzip
+
+    _srv, hport, _port = plain
+    status, _h, body = post(hport, gzip.compress(b'{"command": "version-get"}'),
+                            headers={"Content-Type": "application/json",
+                                     "Content-Encoding": "gzip"})
+    assert status == 400 and body == BAD_REQUEST
+
+
+def test_pipelined_requests_answered_in_order(plain):
+    _srv, hport, _port = plain
+    with connect(hport) as s:
+        s.sendall(raw_request(b'{"command": "version-get"}')
+                  + raw_request(b'{"command": "foo-bar"}'))
+        first, second = read_response(s), read_response(s)
+    assert json.loads(first[2])[0]["result"] == 0
+    assert json.loads(second[2])[0]["result"] == 2
 
 
 def test_content_type_parameters_accepted(plain):

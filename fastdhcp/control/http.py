@@ -26,6 +26,7 @@ import hmac
 import json
 import logging
 import ssl
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -106,6 +107,29 @@ def _is_json(content_type: str | None) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
+class _RequestHandler(web.RequestHandler):
+    """aiohttp's connection protocol, with Kea-style JSON bodies for the requests it refuses
+    itself (one it cannot parse: 400) and one log line instead of a traceback for them."""
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if request.writer.output_size > 0:  # part of an answer has gone: nothing to add
+            raise ConnectionError("answer already started")
+        if status >= 500:
+            log.error("control: HTTP request from %s failed", _peer(request), exc_info=exc)
+        else:
+            log.info("control: bad HTTP request from %s: %s", _peer(request),
+                     exc if exc is not None else status)
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Error"
+        body = _BAD_REQUEST if status == 400 else \
+            f'{{ "result": {status}, "text": "{reason}" }}'.encode()
+        return _http_response(status, reason, body, close=True)
+
+
 class HttpTransport:
     """Serves one HTTP or HTTPS control socket for ``target`` (see the module docstring)."""
 
@@ -134,19 +158,28 @@ class HttpTransport:
             assert conf.trust_anchor and conf.cert_file and conf.key_file  # config checked
             ctx = server_context(conf.trust_anchor, conf.cert_file, conf.key_file,
                                  conf.cert_required)
-        self._aio = web.Server(
-            self._handle,
-            # aiohttp's keep-alive timer runs from the connection's start and from each
-            # answer until the next request's headers are in: Kea's idle timeout
-            keepalive_timeout=conf.idle_timeout,
-            # an answer sent before the body was read (401, 413) closes the connection
-            # rather than reading the rest
-            lingering_time=0,
-            access_log=None,  # mutating commands are logged by the dispatch, with the caller
-        )
         loop = asyncio.get_running_loop()
+        aio = self._aio = web.Server(self._handle)
+
+        def protocol() -> web.RequestHandler:
+            return _RequestHandler(
+                aio, loop=loop,
+                # aiohttp's keep-alive timer runs from the connection's start and from each
+                # answer until the next request's headers are in: Kea's idle timeout
+                keepalive_timeout=conf.idle_timeout,
+                # an answer sent before the body was read (401, 413) closes the connection
+                # rather than reading the rest
+                lingering_time=0,
+                # a compressed body would pass the size limit and then inflate; Kea does not
+                # decompress either (such a body is not JSON: 400)
+                auto_decompress=False,
+                # mutating commands are logged by the dispatch; None (no access log) is what
+                # aiohttp itself passes when access logging is off
+                access_log=None,  # type: ignore[arg-type]
+            )
+
         self._server = await loop.create_server(
-            self._gate.factory(self._aio), conf.socket_address, conf.socket_port, ssl=ctx,
+            self._gate.factory(protocol), conf.socket_address, conf.socket_port, ssl=ctx,
             ssl_handshake_timeout=conf.idle_timeout if ctx is not None else None,
             reuse_address=True)
         log.info("control socket %s://%s:%d%s", self._scheme, conf.socket_address, self.port,
