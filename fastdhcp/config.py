@@ -22,6 +22,7 @@ import difflib
 import enum
 import ipaddress
 import json
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -133,10 +134,15 @@ class SocketType(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class BasicAuthClient:
     """One ``authentication.clients[]`` entry: a user and the file holding its password
-    (a password given in clear in the config is refused)."""
+    (a password given in clear in the config is refused). The files are read when the config
+    is loaded; ``password`` is never shown (repr) and never written back."""
 
     user: str
     password_file: str
+    password: str = field(default="", repr=False)
+    """The password read from ``password_file`` (one trailing newline stripped)."""
+    user_file: str | None = None
+    """The file ``user`` was read from, when given as ``user-file``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -792,11 +798,177 @@ def _control_socket(p: _Problems, t: dict[str, Any], path: str) -> ControlSocket
     return ControlSocket(stype, **kw)
 
 
+_TLS_KEYS = ("trust-anchor", "cert-file", "key-file", "cert-required")
+AUTHENTICATION_KEYS = ("type", "realm", "directory", "clients", "user-context", "comment")
+AUTH_CLIENT_KEYS = ("user", "user-file", "password-file", "user-context", "comment")
+
+
 def _http_socket(p: _Problems, t: dict[str, Any], path: str,
                  stype: SocketType) -> dict[str, Any]:
-    """The HTTP(S) fields of a control socket (``ControlSocket`` keyword arguments)."""
-    p.note(f"{path}.socket-type", f"{stype.value} control sockets are not built yet")
-    return {}
+    """The HTTP(S) fields of a control socket (``ControlSocket`` keyword arguments): the
+    address and port, TLS for https (its files loaded here, so that a certificate that does
+    not load fails check-config, not the start), basic authentication (password files read
+    here). An http socket reachable beyond loopback needs authentication (Kea 3.2 refuses it
+    outright without TLS or authentication)."""
+    kw: dict[str, Any] = {}
+    if "socket-name" in t:
+        p.note(f"{path}.socket-name", "only for socket-type unix (http and https take "
+               "socket-address and socket-port)")
+    address = t.get("socket-address", "127.0.0.1")  # ControlSocket's default
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    if not isinstance(address, str):
+        p.bad(f"{path}.socket-address", address, "must be an IP address as a string, e.g. "
+              "'127.0.0.1'")
+    else:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            p.bad(f"{path}.socket-address", address, "not an IPv4 or IPv6 address")
+        else:
+            kw["socket_address"] = str(ip)
+    if "socket-port" in t:
+        kw["socket_port"] = _int(p, f"{path}.socket-port", t["socket-port"], 1, 65535)
+    if stype is SocketType.HTTPS:
+        kw.update(_tls(p, t, path))
+    else:
+        for key in _TLS_KEYS:
+            if key in t:
+                p.note(f"{path}.{key}", "TLS keys need socket-type = \"https\" (this socket "
+                       "is plain http)")
+    auth = t.get("authentication")
+    if auth is not None:
+        kw.update(_authentication(p, auth, f"{path}.authentication"))
+    if (stype is SocketType.HTTP and auth is None and ip is not None
+            and not ip.is_loopback):
+        p.bad(f"{path}.socket-address", address, "an http control socket beyond loopback "
+              "needs authentication or TLS (socket-type https): whoever reaches it could "
+              "change leases, the config, or stop the server")
+    return {k: v for k, v in kw.items() if v is not _BAD}
+
+
+def _tls(p: _Problems, t: dict[str, Any], path: str) -> dict[str, Any]:
+    from fastdhcp.control.tls import TlsFileError, server_context
+
+    kw: dict[str, Any] = {}
+    files: dict[str, str] = {}
+    for key in ("trust-anchor", "cert-file", "key-file"):
+        if key not in t:
+            p.note(f"{path}.{key}", "required for socket-type https (trust-anchor, cert-file "
+                   "and key-file go together, as in Kea)")
+            continue
+        value = _str(p, f"{path}.{key}", t[key])
+        if value is not _BAD:
+            files[key] = value
+            kw[key.replace("-", "_")] = value
+    required = True
+    if "cert-required" in t:
+        required = kw["cert_required"] = _bool(p, f"{path}.cert-required", t["cert-required"])
+    if len(files) == 3 and isinstance(required, bool):
+        try:
+            server_context(files["trust-anchor"], files["cert-file"], files["key-file"],
+                           required)
+        except TlsFileError as exc:
+            p.bad(f"{path}.{exc.key}", exc.path, f"does not load: {exc.reason}")
+    return kw
+
+
+def _authentication(p: _Problems, auth: object, path: str) -> dict[str, Any]:
+    if not isinstance(auth, dict):
+        p.bad(path, auth, "must be a table: { type = \"basic\", realm = ..., clients = [...] }")
+        return {}
+    _check_keys(p, auth, path, AUTHENTICATION_KEYS, "authentication")
+    kw: dict[str, Any] = {}
+    if auth.get("type") != "basic":
+        p.bad(f"{path}.type", auth.get("type"), "must be \"basic\" (the only type Kea has)")
+    if "realm" in auth:
+        realm = _str(p, f"{path}.realm", auth["realm"])
+        if isinstance(realm, str) and ('"' in realm or "\\" in realm or not realm.isprintable()):
+            realm = p.bad(f"{path}.realm", realm, "may not hold a quote, a backslash or a "
+                          "control character (it is sent in a WWW-Authenticate header)")
+        kw["auth_realm"] = realm
+    directory = ""
+    if "directory" in auth:
+        d = _str(p, f"{path}.directory", auth["directory"])
+        if isinstance(d, str):
+            directory = d
+    clients = auth.get("clients")
+    if not isinstance(clients, list) or not clients:
+        p.bad(f"{path}.clients", clients, "must be a non-empty array of { user = ..., "
+              "password-file = ... } tables")
+        return kw
+    out: list[BasicAuthClient] = []
+    users: dict[str, str] = {}
+    for i, c in enumerate(clients):
+        cpath = f"{path}.clients[{i}]"
+        client = _auth_client(p, c, cpath, directory)
+        if client is None:
+            continue
+        if client.user in users:
+            p.note(f"{cpath}.user", f"user '{client.user}' is already {users[client.user]}")
+            continue
+        users[client.user] = cpath
+        out.append(client)
+    kw["auth_clients"] = tuple(out)
+    return kw
+
+
+def _auth_client(p: _Problems, c: object, path: str, directory: str) -> BasicAuthClient | None:
+    if not isinstance(c, dict):
+        p.note(path, "must be a table: { user = ..., password-file = ... }")
+        return None
+    errors_before = len(p.lines)
+    if "password" in c:  # never echo it: the value is a secret
+        p.note(f"{path}.password", "a password in clear text in the config is refused: write "
+               "it to a file only the server can read and give password-file")
+    for key in c:  # said without its value, which may be a secret
+        if key not in AUTH_CLIENT_KEYS and key != "password":
+            p.note(f"{path}.{key}", "unknown key in authentication.clients[] (known: "
+                   f"{', '.join(AUTH_CLIENT_KEYS)})")
+    user: object = _BAD
+    user_file: str | None = None
+    if ("user" in c) == ("user-file" in c):
+        p.note(path, "give exactly one of user and user-file")
+    elif "user" in c:
+        user = _str(p, f"{path}.user", c["user"])
+    else:
+        uf = _str(p, f"{path}.user-file", c["user-file"])
+        if isinstance(uf, str):
+            user_file = os.path.join(directory, uf)
+            user = _secret_file(p, f"{path}.user-file", user_file)
+    if isinstance(user, str) and ":" in user:
+        p.note(f"{path}.user", "a basic-auth user may not contain ':'")
+    password_file = ""
+    password: object = _BAD
+    if "password-file" not in c:
+        p.note(f"{path}.password-file", "required: the file holding this user's password")
+    else:
+        pf = _str(p, f"{path}.password-file", c["password-file"])
+        if isinstance(pf, str):
+            password_file = os.path.join(directory, pf)
+            password = _secret_file(p, f"{path}.password-file", password_file)
+    if len(p.lines) > errors_before or not isinstance(user, str) \
+            or not isinstance(password, str):
+        return None
+    return BasicAuthClient(user, password_file, password, user_file)
+
+
+def _secret_file(p: _Problems, path: str, name: str) -> object:
+    """The text of a user or password file, one trailing newline stripped."""
+    try:
+        with open(name, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return p.bad(path, name, f"cannot be read: {why}")
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    if not text:
+        return p.bad(path, name, "is empty")
+    if "\n" in text or "\r" in text:
+        return p.bad(path, name, "holds more than one line")
+    return text
 
 
 def _lease_db(p: _Problems, t: dict[str, Any]) -> LeaseDatabaseConfig:

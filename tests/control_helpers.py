@@ -58,3 +58,38 @@ def control_server(tmp_path: Path, **kw: Any) -> Iterator[tuple[InProcessServer,
     cfg = loads(control_config_text(tmp_path / "db", port, sock, **kw))
     with InProcessServer(cfg) as srv:
         yield srv, sock, port
+
+
+# ---- HTTP(S) control sockets (tests/test_control_http.py)
+
+
+def free_tcp_port() -> int:
+    """A TCP port free on loopback now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_socket_text(port: int, *, socket_type: str = "http", extra: str = "") -> str:
+    """A ``[[control-sockets]]`` table for an HTTP(S) socket on 127.0.0.1:``port``; ``extra``
+    holds more of its keys, one per line."""
+    return f"""
+[[control-sockets]]
+socket-type = "{socket_type}"
+socket-address = "127.0.0.1"
+socket-port = {port}
+""" + extra
+
+
+@contextmanager
+def http_server(tmp_path: Path, sockets_text: str,
+                **kw: Any) -> Iterator[tuple[InProcessServer, Path, int]]:
+    """A running in-process server with a Unix control socket plus ``sockets_text`` (more
+    ``[[control-sockets]]``, e.g. from :func:`http_socket_text`): (server, Unix socket path,
+    DHCP port)."""
+    port = free_port()
+    sock = tmp_path / "ctl" / "fastdhcp4.sock"
+    cfg = loads(control_config_text(tmp_path / "db", port, sock, extra_sockets=sockets_text,
+                                    **kw))
+    with InProcessServer(cfg) as srv:
+        yield srv, sock, port

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from fastdhcp.config import ControlSocket, SocketType
+from fastdhcp.control.http import HttpTransport
 from fastdhcp.control.unix import UnixTransport
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class Transport(Protocol):
 def _transport(target: ControlTarget, conf: ControlSocket) -> Transport:
     if conf.socket_type is SocketType.UNIX:
         return UnixTransport(target, conf)
+    if conf.socket_type in (SocketType.HTTP, SocketType.HTTPS):
+        return HttpTransport(target, conf)
     raise OSError(f"control socket type {conf.socket_type.value} is not available")
 
 

@@ -19,14 +19,8 @@ import struct
 from typing import TYPE_CHECKING
 
 from fastdhcp.config import ControlSocket
-from fastdhcp.control.protocol import (
-    Answer,
-    Caller,
-    CommandError,
-    Result,
-    decode_request,
-    encode_answer,
-)
+from fastdhcp.control.common import MAX_REQUEST, run_bytes, too_large
+from fastdhcp.control.protocol import Caller, encode_answer
 
 if TYPE_CHECKING:
     from fastdhcp.control.target import ControlTarget
@@ -35,8 +29,6 @@ __all__ = ["MAX_REQUEST", "UnixTransport"]
 
 log = logging.getLogger("fastdhcp.control")
 
-#: Largest command accepted (bytes): a config-set of a large config fits; more is refused.
-MAX_REQUEST = 1 << 20
 _READ = 65536
 _DECODER = json.JSONDecoder()
 
@@ -153,16 +145,10 @@ class UnixTransport:
                 break
             buf += chunk
             if len(buf) > MAX_REQUEST:
-                answer = Answer(Result.ERROR, f"command too large: over {MAX_REQUEST} bytes")
-                writer.write(encode_answer(answer))
+                writer.write(encode_answer(too_large()))
                 await writer.drain()
                 return
-        try:
-            request = decode_request(first_value(buf))
-        except CommandError as exc:
-            answer = exc.answer()
-        else:
-            answer = await self._target.commands.dispatch(self._target, request, caller)
+        answer = await run_bytes(self._target, first_value(buf), caller)
         writer.write(encode_answer(answer))
         await writer.drain()
 

@@ -1,0 +1,36 @@
+"""What every transport does with a command once it has its bytes: the size limit, decoding
+the envelope and the one dispatch (so the answer never depends on how a command arrived)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastdhcp.control.protocol import (
+    Answer,
+    Caller,
+    CommandError,
+    Result,
+    decode_request,
+)
+
+if TYPE_CHECKING:
+    from fastdhcp.control.target import ControlTarget
+
+__all__ = ["MAX_REQUEST", "run_bytes", "too_large"]
+
+#: Largest command accepted (bytes): a config-set of a large config fits; more is refused.
+MAX_REQUEST = 1 << 20
+
+
+def too_large() -> Answer:
+    """The answer to a command over :data:`MAX_REQUEST` bytes."""
+    return Answer(Result.ERROR, f"command too large: over {MAX_REQUEST} bytes")
+
+
+async def run_bytes(target: ControlTarget, data: bytes, caller: Caller) -> Answer:
+    """Decode one command from the bytes of a JSON document and answer it."""
+    try:
+        request = decode_request(data)
+    except CommandError as exc:
+        return exc.answer()
+    return await target.commands.dispatch(target, request, caller)
