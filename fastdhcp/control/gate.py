@@ -29,11 +29,6 @@ class ConnectionGate:
         """A protocol factory for ``loop.create_server`` wrapping ``inner``'s protocols."""
         return lambda: _Gated(self, inner())
 
-    @property
-    def waiting(self) -> int:
-        """Connections accepted and not yet served."""
-        return len(self._waiting)
-
     def abort_waiting(self) -> None:
         """Drop every waiting connection (the server is closing)."""
         while self._waiting:
