@@ -34,6 +34,10 @@ class LeaseState(enum.IntEnum):
     DECLINED = 1  #: set aside after DHCPDECLINE until ``expires`` (probation)
     EXPIRED_RECLAIMED = 2  #: ended by expiry; the record keeps client affinity
     RELEASED = 3  #: ended by DHCPRELEASE; the record keeps client affinity
+    #: never stored: a staged deletion (the control channel's lease4-del and lease4-wipe).
+    #: Readers see no record; the writer deletes the key in the batch's transaction, so a
+    #: deletion is as durable, and as ordered against bindings, as a binding.
+    DELETED = 4
 
 
 #: States in which the address is in use and must be marked used in its pool's bitmap.
@@ -60,6 +64,12 @@ class Lease:
         return self.state in ACTIVE_STATES
 
 
+def tombstone(lease: Lease) -> Lease:
+    """The staged deletion of ``lease``'s record (see :attr:`LeaseState.DELETED`)."""
+    return Lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
+                 LeaseState.DELETED, 0, 0)
+
+
 class LeaseStore(Protocol):
     """What the engine needs from a lease table. All methods run on the caller's thread except
     ``write``, which the committer runs in its writer thread."""
@@ -71,7 +81,8 @@ class LeaseStore(Protocol):
         """The newest lease last held by ``client_key`` (any state), or None."""
 
     def stage(self, lease: Lease) -> None:
-        """Make ``lease`` visible to readers now and add it to the pending batch."""
+        """Make ``lease`` visible to readers now and add it to the pending batch (a
+        :func:`tombstone` hides the record now and deletes it at the commit)."""
 
     def take_pending(self) -> list[Lease]:
         """Close the pending batch and return it (possibly empty)."""
@@ -84,6 +95,10 @@ class LeaseStore(Protocol):
 
     def failed(self, batch: list[Lease]) -> None:
         """``batch`` did not commit: forget its staged versions."""
+
+    def page(self, after: int | None, limit: int) -> list[Lease]:
+        """Up to ``limit`` records (newest versions) with an address above ``after`` (from
+        the first: None), ascending: the control channel's paged reads."""
 
     def expired(self, now: int, limit: int) -> list[Lease]:
         """Up to ``limit`` active leases with ``expires <= now``, oldest first."""
@@ -124,12 +139,21 @@ class MemoryLeaseStore:
 
     def stage(self, lease: Lease) -> None:
         old = self._by_ip.get(lease.ip)
-        if old is not None and old.client_key != lease.client_key:
+        if old is not None and (old.client_key != lease.client_key
+                                or lease.state == LeaseState.DELETED):
             if self._by_client.get(old.client_key) == lease.ip:
                 del self._by_client[old.client_key]
-        self._by_ip[lease.ip] = lease
-        self._by_client[lease.client_key] = lease.ip
+        if lease.state == LeaseState.DELETED:
+            self._by_ip.pop(lease.ip, None)
+        else:
+            self._by_ip[lease.ip] = lease
+            self._by_client[lease.client_key] = lease.ip
         self._pending.append(lease)
+
+    def page(self, after: int | None, limit: int) -> list[Lease]:
+        """Up to ``limit`` records with an address above ``after`` (all: None), ascending."""
+        ips = sorted(ip for ip in self._by_ip if after is None or ip > after)[:limit]
+        return [self._by_ip[ip] for ip in ips]
 
     def take_pending(self) -> list[Lease]:
         batch, self._pending = self._pending, []

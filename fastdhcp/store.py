@@ -434,7 +434,7 @@ class LmdbLeaseStore:
         """The newest version of the lease for ``ip``: staged first, then committed."""
         lease = self._staged.get(ip)
         if lease is not None:
-            return lease
+            return None if lease.state == LeaseState.DELETED else lease
         if not self.readonly and ip not in self._index:  # type: ignore[operator]
             # The writer's index has an entry for every record of the table, by exact address
             # (the start-up scan, then every commit): none means none, and the B-tree search
@@ -497,9 +497,12 @@ class LmdbLeaseStore:
         try:
             with self._map_lock, self._begin() as txn:
                 n = txn.stat(self._leases)["entries"]
-                for ip in self._staged:
-                    if txn.get(_ip4(ip), db=self._leases) is None:
-                        n += 1
+                for ip, lease in self._staged.items():
+                    stored = txn.get(_ip4(ip), db=self._leases) is not None
+                    if lease.state == LeaseState.DELETED:
+                        n -= stored
+                    else:
+                        n += not stored
         except lmdb.Error as exc:
             raise self._err("lease table read failed", exc) from exc
         return n
@@ -532,15 +535,57 @@ class LmdbLeaseStore:
         i = 0
         for lease in self._iter_committed():
             while i < len(staged) and staged[i][0] < lease.ip:
-                yield staged[i][1]
+                if staged[i][1].state != LeaseState.DELETED:
+                    yield staged[i][1]
                 i += 1
             if i < len(staged) and staged[i][0] == lease.ip:
-                yield staged[i][1]
+                if staged[i][1].state != LeaseState.DELETED:
+                    yield staged[i][1]
                 i += 1
             else:
                 yield lease
         for _, lease in staged[i:]:
-            yield lease
+            if lease.state != LeaseState.DELETED:
+                yield lease
+
+    def page(self, after: int | None, limit: int) -> list[Lease]:
+        """Up to ``limit`` records with an address above ``after`` (from the first: None),
+        ascending, staged versions first and staged deletions hidden. Short read
+        transactions of at most ``limit`` records each: the loop can call it between
+        packets (about 1 ms per 1,000 records)."""
+        out: list[Lease] = []
+        cursor = after
+        while len(out) < limit:
+            want = limit - len(out)
+            records: list[tuple[bytes, bytes]] = []
+            try:
+                with self._map_lock, self._begin() as txn:
+                    cur = self._cursor_after(txn, None if cursor is None else _ip4(cursor))
+                    if cur is not None:
+                        for item in cur.iternext():
+                            records.append(item)
+                            if len(records) >= want:
+                                break
+            except lmdb.Error as exc:
+                raise self._err("lease table read failed", exc) from exc
+            full = len(records) >= want
+            # the staged versions within the span these records cover (to the end if short)
+            lo = -1 if cursor is None else cursor
+            hi = int.from_bytes(records[-1][0], "big") if full else 1 << 32
+            merged = {int.from_bytes(k, "big"): (k, raw) for k, raw in records}
+            chunk: dict[int, Lease] = {}
+            for ip, (k, raw) in merged.items():
+                chunk[ip] = self._decode(k, raw)
+            for ip, lease in self._staged.items():
+                if lo < ip <= hi:
+                    chunk[ip] = lease
+            for ip in sorted(chunk):
+                if chunk[ip].state != LeaseState.DELETED:
+                    out.append(chunk[ip])
+            if not full:
+                break
+            cursor = hi
+        return out[:limit]
 
     def iter_committed(self) -> Iterator[Lease]:
         """Every committed lease record in address order (what another process would see)."""
@@ -553,7 +598,17 @@ class LmdbLeaseStore:
         if self.readonly:
             raise StoreError(f"{self.path}: lease database is open read-only")
         self._staged[lease.ip] = lease
-        self._staged_clients[lease.client_key] = (lease.ip, lease)
+        if lease.state != LeaseState.DELETED:
+            self._staged_clients[lease.client_key] = (lease.ip, lease)
+        else:
+            # A deletion ends the client's entry only if it named this address (the client
+            # may since hold another one); the tombstone in the entry then answers None, as
+            # the index will once the deletion is committed (LeaseIndex.remove).
+            entry = self._staged_clients.get(lease.client_key)
+            named = (entry[0] if entry is not None
+                     else self._the_index().client(lease.client_key))
+            if named is None or named == lease.ip:
+                self._staged_clients[lease.client_key] = (lease.ip, lease)
         self._pending.append(lease)
 
     def take_pending(self) -> list[Lease]:
@@ -624,16 +679,30 @@ class LmdbLeaseStore:
         # One atomic call under the GIL: loop readers see the batch indexed or not at all
         # (and until committed() they find it in the overlay either way).
         assert self._index is not None
-        self._index.apply(batch)
+        index = self._index
+        if any(x.state == LeaseState.DELETED for x in batch):
+            final = {x.ip: x for x in batch}
+            index.apply([x for x in batch if x.state != LeaseState.DELETED])
+            for ip, x in final.items():
+                if x.state == LeaseState.DELETED:
+                    index.remove(ip)
+        else:
+            index.apply(batch)
         self._maybe_grow(self._env)
 
     def _write_leases(self, batch: list[Lease]) -> None:
         assert self._env is not None
         # Final value per key (a batch may hold an address twice: the later version wins),
         # put in key order with one putmulti call.
-        values = {lease.ip.to_bytes(4, "big"): _encode(lease) for lease in batch}
+        final = {lease.ip: lease for lease in batch}
+        values = {_ip4(ip): _encode(x) for ip, x in final.items()
+                  if x.state != LeaseState.DELETED}
+        gone = [_ip4(ip) for ip, x in final.items() if x.state == LeaseState.DELETED]
         with self._env.begin(write=True) as txn:
-            txn.cursor(db=self._leases).putmulti(sorted(values.items()))
+            if values:
+                txn.cursor(db=self._leases).putmulti(sorted(values.items()))
+            for key in gone:
+                txn.delete(key, db=self._leases)
             if self._before_commit is not None:
                 self._before_commit(batch)
 

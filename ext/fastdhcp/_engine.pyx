@@ -35,7 +35,7 @@ from bisect import bisect_left as _bisect_left, bisect_right as _bisect_right
 from collections import namedtuple
 
 from fastdhcp.errors import MalformedPacket
-from fastdhcp.leases import Lease, LeaseState
+from fastdhcp.leases import Lease, LeaseState, tombstone
 
 __all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetSelector", "reply_destination"]
 
@@ -1773,6 +1773,45 @@ cdef class Engine:
         if heap and (<_Offer>heap[0]).at < nxt:
             nxt = (<_Offer>heap[0]).at
         return nxt
+
+    # ------------------------------------------------------------------ administration
+
+    def admin_put(self, lease):
+        """Stage ``lease`` as the control channel made it (lease4-add, lease4-update) and
+        keep every view in step: an offer of its address to anyone is withdrawn (so the
+        offered client is not ACKed an address another client now holds), the bit follows,
+        the subscriber and subnet counts follow. Returns the record it replaces, or None.
+        Validation is the caller's: this changes state without refusing."""
+        ip = lease.ip
+        old = self._sget(ip)
+        holder = self._offered.get(ip)
+        if holder is not None:
+            offer = self._offers.get(holder)
+            if offer is not None and (<_Offer>offer).ip == ip:
+                self._drop_offer(holder, <_Offer>offer)
+            else:
+                del self._offered[ip]
+        if self._sub_limit:
+            self._count(old, lease)
+        if _is_active(lease) and (old is None or not _is_active(old)
+                                  or old.client_key != lease.client_key):
+            (<SubnetCounters>self._counts_for(lease.subnet_id)).assigned += 1
+        self._sstage(lease)
+        self._settle(ip)
+        return old
+
+    def admin_delete(self, ip):
+        """Stage the deletion of ``ip``'s record (lease4-del, lease4-wipe): readers see none
+        at once, the bit is free unless a reservation or an offer holds it, and the commit
+        deletes the key. Returns the deleted record, or None if there was none."""
+        old = self._sget(ip)
+        if old is None:
+            return None
+        if self._sub_limit:
+            self._count(old, None)
+        self._sstage(tombstone(old))
+        self._settle(ip)
+        return old
 
     def rollback(self, leases):
         """A batch did not commit (the store has already forgotten it): make every touched

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastdhcp.control import cmd_config, cmd_hosts, cmd_server, cmd_stats
+from fastdhcp.control import cmd_config, cmd_hosts, cmd_leases, cmd_server, cmd_stats
 from fastdhcp.control.protocol import Answer, Caller, success
 from fastdhcp.control.table import CommandTable
 from fastdhcp.control.target import ControlTarget
@@ -31,6 +31,7 @@ def build() -> CommandTable:
     # ------------------------------------------------------------------ statistics (cmd_stats)
     cmd_stats.register(table)
     # ------------------------------------------------------------------ leases (cmd_leases)
+    cmd_leases.register(table)
     # ------------------------------------------------------------------ hosts (cmd_hosts)
     cmd_hosts.register(table)
     return table

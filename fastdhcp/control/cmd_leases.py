@@ -1,0 +1,460 @@
+"""Kea's lease_cmds over the running server: ``lease4-add``, ``-update``, ``-get``, ``-get-all``,
+``-get-page``, ``-get-by-hw-address``, ``-get-by-client-id``, ``-get-by-hostname``, ``-del``,
+``-wipe`` and ``leases-reclaim``, with Kea 2.2's shapes, texts and result codes
+(../shared/reference/kea-control-api.md C6-C12).
+
+Every change goes through the engine (``Engine.admin_put`` / ``admin_delete``: offers, bitmaps
+and counts follow at once) and the group commit; a mutating command answers only once its
+commit is durable. Reads over many leases go in slices of :data:`SLICE` records with the loop
+free between them, so a ``lease4-get-all`` over a million leases never stalls the packet path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastdhcp.config import Subnet4
+from fastdhcp.control.args import Args, parse_ipv4
+from fastdhcp.control.protocol import Answer, Caller, CommandError, empty, success
+from fastdhcp.control.table import CommandTable
+from fastdhcp.control.target import ControlTarget
+from fastdhcp.leases import Lease, LeaseState
+
+__all__ = ["SLICE", "lease_json", "register"]
+
+log = logging.getLogger("fastdhcp.control")
+
+SLICE = 1000
+"""Records read (or deleted) per turn of the loop: about 1 ms of the loop's time each."""
+
+INFINITE = 0xFFFFFFFF  # RFC 2131 3.3: lease time "infinity"
+_HTYPE_ETHERNET = 1  # the client key without option 61 is htype + chaddr (fastdhcp.leases)
+
+#: Kea's states as the API shows them: a record that ended by RELEASE keeps client affinity
+#: here (RFC 2131 4.3.1) where Kea 2.2 keeps such a lease as expired-reclaimed: shown as 2.
+_KEA_STATE = {LeaseState.DEFAULT: 0, LeaseState.DECLINED: 1,
+              LeaseState.EXPIRED_RECLAIMED: 2, LeaseState.RELEASED: 2}
+_STATES = {0: LeaseState.DEFAULT, 1: LeaseState.DECLINED, 2: LeaseState.EXPIRED_RECLAIMED}
+_HEX_PAIR = re.compile(r"[0-9a-fA-F]{1,2}")
+_ADD_KEYS = ("ip-address", "hw-address", "subnet-id", "client-id", "valid-lft", "expire",
+             "hostname", "fqdn-fwd", "fqdn-rev", "state", "user-context", "comment",
+             "force-create")
+
+
+# ------------------------------------------------------------------ the lease object
+
+
+def _hex_colons(data: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in data)
+
+
+def client_id_of(lease: Lease) -> bytes | None:
+    """The lease's client-id (option 61), or None when its client key is htype + chaddr."""
+    key = lease.client_key
+    if key == bytes((_HTYPE_ETHERNET,)) + lease.hw_address or not key:
+        return None
+    return key
+
+
+def lease_json(lease: Lease) -> dict[str, Any]:
+    """Kea's lease object (keys in Kea's order: sorted)."""
+    out: dict[str, Any] = {}
+    cid = client_id_of(lease)
+    if cid is not None:
+        out["client-id"] = _hex_colons(cid)
+    valid = INFINITE if lease.expires >= INFINITE else lease.expires - lease.issued
+    out.update({
+        "cltt": lease.issued, "fqdn-fwd": False, "fqdn-rev": False,
+        "hostname": lease.hostname.lower(), "hw-address": _hex_colons(lease.hw_address),
+        "ip-address": str(ipaddress.IPv4Address(lease.ip)),
+        "state": _KEA_STATE.get(LeaseState(lease.state), 2), "subnet-id": lease.subnet_id,
+        "valid-lft": valid,
+    })
+    return out
+
+
+def _found(leases: list[Lease], *, count: bool = False) -> Answer:
+    args: dict[str, Any] = {"leases": [lease_json(x) for x in leases]}
+    if count:
+        args = {"count": len(leases), **args}
+    text = f"{len(leases)} IPv4 lease(s) found."
+    return success(text, args) if leases else empty(text, args)
+
+
+# ------------------------------------------------------------------ arguments
+
+
+def parse_hw(text: Any, key: str = "hw-address") -> bytes:
+    """A hw-address as Kea takes it: hex bytes separated by colons."""
+    if not isinstance(text, str):
+        raise CommandError(f"invalid type specified for parameter '{key}'")
+    parts = text.split(":")
+    if len(parts) < 2 and len(text) > 2:
+        raise CommandError(f"invalid format of the decoded string '{text}'")
+    for part in parts:
+        if not _HEX_PAIR.fullmatch(part):
+            bad = next((c for c in part if c not in "0123456789abcdefABCDEF"), None)
+            if bad is None:
+                raise CommandError(f"invalid format of the decoded string '{text}'")
+            raise CommandError(f"'{bad}' is not a valid hexadecimal digit in decoded string "
+                               f"'{text}'")
+    data = bytes(int(p, 16) for p in parts)
+    if len(data) > 16:  # chaddr holds 16 bytes (RFC 2131 2)
+        raise CommandError(f"hw-address: '{text}' is longer than the 16 bytes of chaddr")
+    return data
+
+
+def parse_client_id(text: Any, key: str = "client-id") -> bytes:
+    """A client-id as Kea takes it: hex, with colons or without."""
+    if not isinstance(text, str):
+        raise CommandError(f"invalid type specified for parameter '{key}'")
+    digits = text.replace(":", "")
+    try:
+        if not digits or len(digits) % 2:
+            raise ValueError
+        data = bytes.fromhex(digits)
+    except ValueError:
+        raise CommandError(f"'{text}' is not a valid string of hexadecimal digits") from None
+    if len(data) < 2:  # RFC 2132 9.14: at least type and one byte
+        raise CommandError(f"client-id: '{text}' is shorter than the 2 bytes of RFC 2132 9.14")
+    return data
+
+
+def _address(args: Args, *, adding: bool) -> int:
+    value = args.get_str("ip-address")
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        if adding:
+            raise CommandError(f"Failed to convert '{value}' to address: Failed to convert "
+                               f"string to address '{value}': Invalid argument") from None
+        return parse_ipv4(value)
+    if addr.version != 4:
+        raise CommandError(f"Non-IPv4 address specified: {value}" if adding
+                           else f"Invalid IPv4 address specified: {value}")
+    return int(addr)
+
+
+def _subnet_by_id(target: ControlTarget, sid: int) -> Subnet4 | None:
+    return target.config.subnet(sid)
+
+
+def _containing(target: ControlTarget, ip: int) -> Subnet4 | None:
+    for s in target.config.subnets:
+        if s.first_ip <= ip <= s.last_ip:
+            return s
+    return None
+
+
+def _new_lease(target: ControlTarget, args: Args, now: float) -> Lease:
+    """The lease a lease4-add / lease4-update describes, validated whole (Kea's texts)."""
+    ip = _address(args, adding=True)
+    hw = parse_hw(args.get_str("hw-address"))
+    sid = args.get_int("subnet-id", 0)
+    text = str(ipaddress.IPv4Address(ip))
+    if sid:
+        subnet = _subnet_by_id(target, sid)
+        if subnet is None:
+            raise CommandError(f"Invalid subnet-id: No IPv4 subnet with subnet-id={sid} "
+                               "currently configured.")
+        if not subnet.first_ip <= ip <= subnet.last_ip:
+            raise CommandError(f"The address {text} does not belong to subnet "
+                               f"{subnet.network}, subnet-id={sid}")
+    else:
+        found = _containing(target, ip)
+        if found is None:
+            raise CommandError(f"subnet-id not specified and failed to find a subnet for "
+                               f"address {text}")
+        subnet = found
+    cid = args.raw("client-id")
+    key = (parse_client_id(cid) if cid is not None
+           else bytes((_HTYPE_ETHERNET,)) + hw)
+    valid = args.get_int("valid-lft", subnet.lifetimes.valid_lifetime, lo=0, hi=INFINITE)
+    state = args.get_int("state", 0)
+    if state not in _STATES:
+        raise CommandError(f"Invalid state value: {state}, supported values are: "
+                           "0 (default), 1 (declined) and 2 (expired-reclaimed)")
+    hostname = args.get_str("hostname", "")
+    fwd, rev = args.get_bool("fqdn-fwd", False), args.get_bool("fqdn-rev", False)
+    if (fwd or rev) and not hostname:
+        raise CommandError("No hostname specified and either forward or reverse fqdn was set "
+                           "to true.")
+    if fwd or rev:
+        raise CommandError("fqdn-fwd, fqdn-rev: fastdhcp makes no DNS updates yet, so its "
+                           "leases hold no DNS flags: only false is accepted")
+    ctx = args.raw("user-context")
+    if ctx is not None and not isinstance(ctx, dict):
+        raise CommandError(f"Invalid user context '{json.dumps(ctx)}' is not a JSON map.")
+    if ctx or args.raw("comment") is not None:
+        raise CommandError("user-context, comment: fastdhcp's lease record has no user "
+                           "context; keep such data in the provisioning system")
+    if "expire" in args:
+        expire = args.get_int("expire", lo=0)
+        if expire <= valid:
+            raise CommandError(f"expiration time must be greater than valid lifetime for "
+                               f"address {text}")
+        cltt = expire - valid
+    else:
+        cltt = int(now)
+    expires = INFINITE if valid >= INFINITE else cltt + valid
+    return Lease(ip, key, hw, subnet.id, _STATES[state], cltt, expires, hostname.lower())
+
+
+async def _commit(target: ControlTarget, caller: Caller, what: str) -> None:
+    """Wait for the change to be durable, then log what it was and who asked."""
+    await target.durable()
+    log.info("control: %s by %s", what, caller)
+
+
+# ------------------------------------------------------------------ finding one lease
+
+
+def _identifier(args: Args) -> tuple[str, bytes, int]:
+    """(type, identifier, subnet-id) of a lease4-get / lease4-del by identifier."""
+    if "subnet-id" not in args:
+        raise CommandError("Mandatory 'subnet-id' parameter missing.")
+    sid = args.get_int("subnet-id")
+    kind = args.raw("identifier-type")
+    ident = args.raw("identifier")
+    if not isinstance(kind, str):
+        raise CommandError("No 'ip-address' provided and 'identifier-type' is either missing "
+                           "or not a string.")
+    if not isinstance(ident, str):
+        raise CommandError("No 'ip-address' provided and 'identifier' is either missing or "
+                           "not a string.")
+    if kind == "hw-address":
+        return kind, parse_hw(ident, "identifier"), sid
+    if kind == "client-id":
+        return kind, parse_client_id(ident, "identifier"), sid
+    if kind == "duid":
+        raise CommandError("Query by duid is not allowed in v4.")
+    raise CommandError(f"Incorrect identifier type: {kind}, the only supported values are: "
+                       "address, hw-address, duid")
+
+
+async def _scan(target: ControlTarget, keep: Callable[[Lease], bool]) -> list[Lease]:
+    """Every lease ``keep`` accepts, in address order, a slice per turn of the loop."""
+    store = target.store
+    out: list[Lease] = []
+    after: int | None = None
+    while True:
+        page = store.page(after, SLICE)
+        out.extend(x for x in page if keep(x))
+        if len(page) < SLICE:
+            return out
+        after = page[-1].ip
+        await asyncio.sleep(0)
+
+
+async def _one(target: ControlTarget, arguments: Any) -> Lease | None:
+    args = Args.of(arguments, required=True, missing_text="Parameters missing or are not a map.")
+    if "ip-address" in args:
+        return target.store.get(_address(args, adding=False))
+    kind, ident, sid = _identifier(args)
+    if kind == "client-id":
+        lease = target.store.get_by_client(ident)
+        if lease is not None and lease.subnet_id == sid:
+            return lease
+        hits = await _scan(target, lambda x: x.subnet_id == sid and client_id_of(x) == ident)
+    else:
+        lease = target.store.get_by_client(bytes((_HTYPE_ETHERNET,)) + ident)
+        if lease is not None and lease.subnet_id == sid and lease.hw_address == ident:
+            return lease
+        hits = await _scan(target, lambda x: x.subnet_id == sid and x.hw_address == ident)
+    return hits[-1] if hits else None
+
+
+# ------------------------------------------------------------------ handlers
+
+
+async def _add(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
+    args = Args.of(arguments, required=True,
+                   missing_text="no parameters specified for the command")
+    lease = _new_lease(target, args, time.time())
+    if target.store.get(lease.ip) is not None:
+        raise CommandError("IPv4 lease already exists.")
+    target.engine.admin_put(lease)
+    _changed(target, None, lease)
+    await _commit(target, caller, f"lease4-add {lease_json(lease)}")
+    return success(f"Lease for address {ipaddress.IPv4Address(lease.ip)}, subnet-id "
+                   f"{lease.subnet_id} added.")
+
+
+async def _update(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
+    args = Args.of(arguments, required=True,
+                   missing_text="no parameters specified for lease4-update command")
+    lease = _new_lease(target, args, time.time())
+    force = args.get_bool("force-create", False)
+    old = target.store.get(lease.ip)
+    if old is None and not force:
+        raise CommandError(f"failed to update the lease with address "
+                           f"{ipaddress.IPv4Address(lease.ip)} either because the lease has "
+                           "been deleted or it has changed in the database, in both cases a "
+                           "retry might succeed")
+    target.engine.admin_put(lease)
+    _changed(target, old, lease)
+    await _commit(target, caller, f"lease4-update {lease_json(lease)}")
+    return success("IPv4 lease added." if old is None else "IPv4 lease updated.")
+
+
+async def _get(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
+    lease = await _one(target, arguments)
+    if lease is None:
+        return empty("Lease not found.")
+    return success("IPv4 lease found.", lease_json(lease))
+
+
+async def _del(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
+    lease = await _one(target, arguments)
+    if lease is None:
+        return empty("IPv4 lease not found.")
+    target.engine.admin_delete(lease.ip)
+    _changed(target, lease, None)
+    await _commit(target, caller, f"lease4-del {lease_json(lease)}")
+    return success("IPv4 lease deleted.")
+
+
+async def _get_all(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
+    args = Args.of(arguments)
+    if arguments is None:
+        return _found(await _scan(target, lambda x: True))
+    if "subnets" not in args:
+        raise CommandError("'subnets' parameter not specified")
+    subnets = args.raw("subnets")
+    if not isinstance(subnets, list):
+        raise CommandError("'subnets' parameter must be a list")
+    if any(isinstance(s, bool) or not isinstance(s, int) for s in subnets):
+        raise CommandError("listed subnet identifiers must be numbers")
+    wanted = set(subnets)
+    return _found(await _scan(target, lambda x: x.subnet_id in wanted) if wanted else [])
+
+
+async def _get_page(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
+    args = Args.of(arguments, required=True,
+                   missing_text="no parameters specified for the lease4-get-page command")
+    if "from" not in args:
+        raise CommandError("'from' parameter not specified")
+    if "limit" not in args:
+        raise CommandError("'limit' parameter not specified")
+    start = args.raw("from")
+    if not isinstance(start, str):
+        raise CommandError("'from' parameter must be a string")
+    after: int | None = None
+    if start != "start":
+        try:
+            addr = ipaddress.ip_address(start)
+        except ValueError:
+            raise CommandError("'from' parameter value is neither 'start' keyword nor a valid "
+                               "IPv4 address") from None
+        if addr.version != 4:
+            raise CommandError(f"'from' parameter value {start} is not an IPv4 address")
+        after = int(addr)
+    limit = args.raw("limit")
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise CommandError("'limit' parameter must be a number")
+    if limit <= 0:
+        raise CommandError("page size of retrieved leases must not be 0")
+    out: list[Lease] = []
+    while len(out) < limit:
+        want = min(SLICE, limit - len(out))
+        page = target.store.page(after, want)
+        out.extend(page)
+        if len(page) < want:
+            break
+        after = page[-1].ip
+        await asyncio.sleep(0)  # a big page leaves the loop to DORA between slices
+    return _found(out, count=True)
+
+
+def _by(key: str, parse: Callable[[Any], Any],
+        match: Callable[[Lease, Any], bool]) -> Callable[..., Any]:
+    async def handler(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
+        args = Args.of(arguments, required=True,
+                       missing_text="Command arguments missing or a not a map.")
+        if key not in args:
+            raise CommandError(f"'{key}' parameter not specified")
+        value = parse(args.raw(key))
+        return _found(await _scan(target, lambda x: match(x, value)))
+    return handler
+
+
+def _hostname(value: Any) -> str:
+    if not isinstance(value, str):
+        raise CommandError("'hostname' parameter must be a string")
+    if not value:
+        raise CommandError("hostname must not be empty")
+    return value.lower()
+
+
+async def _wipe(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
+    args = Args.of(arguments)
+    sid = args.get_int("subnet-id", 0)
+    ids = [s.id for s in target.config.subnets] if sid == 0 else [sid]
+    wanted = set(ids)
+    doomed = await _scan(target, lambda x: x.subnet_id in wanted)
+    engine = target.engine
+    for k, lease in enumerate(doomed):
+        engine.admin_delete(lease.ip)
+        _changed(target, lease, None)
+        if k % SLICE == SLICE - 1:
+            await asyncio.sleep(0)  # DORA goes on between slices
+    text = f"Deleted {len(doomed)} IPv4 lease(s) from subnet(s) {' '.join(map(str, ids))}"
+    if not doomed:
+        return empty(text)
+    await _commit(target, caller, f"lease4-wipe: {text}")
+    return success(text)
+
+
+async def _reclaim(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
+    args = Args.of(arguments, missing_text="Missing mandatory 'remove' parameter.")
+    if "remove" not in args:
+        raise CommandError("Missing mandatory 'remove' parameter.")
+    remove = args.get_bool("remove", bad_type="'remove' parameter expected to be a boolean.")
+    engine, store = target.engine, target.store
+    now = time.time()
+    reclaimed: list[int] = []
+    while True:
+        due = store.expired(int(now), SLICE)
+        reclaimed.extend(x.ip for x in due if x.state == LeaseState.DEFAULT)
+        if engine.reclaim(now, SLICE) != now:  # the engine says when it is done
+            break
+        await asyncio.sleep(0)
+    if remove:
+        for ip in reclaimed:
+            old = store.get(ip)
+            if old is not None and old.state == LeaseState.EXPIRED_RECLAIMED:
+                engine.admin_delete(ip)
+                _changed(target, old, None)
+    await _commit(target, caller, f"leases-reclaim remove={remove}: {len(reclaimed)} leases")
+    return success("Reclamation of expired leases is complete.")
+
+
+def _changed(target: ControlTarget, old: Lease | None, new: Lease | None) -> None:
+    stats = target.statistics
+    if stats is not None:
+        stats.lease_changed(old, new)
+
+
+def register(table: CommandTable) -> None:
+    """Add the lease commands to ``table``."""
+    table.add("lease4-add", _add, mutating=True)
+    table.add("lease4-update", _update, mutating=True)
+    table.add("lease4-del", _del, mutating=True)
+    table.add("lease4-wipe", _wipe, mutating=True)
+    table.add("leases-reclaim", _reclaim, mutating=True)
+    table.add("lease4-get", _get)
+    table.add("lease4-get-all", _get_all)
+    table.add("lease4-get-page", _get_page)
+    table.add("lease4-get-by-hw-address",
+              _by("hw-address", parse_hw, lambda x, v: x.hw_address == v))
+    table.add("lease4-get-by-client-id",
+              _by("client-id", parse_client_id, lambda x, v: client_id_of(x) == v))
+    table.add("lease4-get-by-hostname",
+              _by("hostname", _hostname, lambda x, v: x.hostname.lower() == v))
