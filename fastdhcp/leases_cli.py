@@ -1,15 +1,21 @@
 """``fastdhcp leases``: read (and delete) leases in a lease database, beside a running server.
 
-``fastdhcp leases --db PATH [--json|--csv] list|show IP|delete IP|export``
+``fastdhcp leases (--db PATH | --config FILE) [--socket PATH] [--json|--csv]
+[list|show IP|delete IP|export]`` (no verb: ``list``)
 
 - ``list``: every lease record in address order (a table; ``--json``: one JSON array;
   ``--csv``: CSV with a header row).
 - ``show IP``: one record (``key: value`` lines; ``--json``: an object; ``--csv``: header + row).
-- ``delete IP``: remove one record in a normal LMDB write transaction.
+- ``delete IP``: remove one record. When a server answers on the control socket (the first
+  unix socket of ``--config``, or ``--socket``), through its ``lease4-del``: the server frees
+  the address at once and answers once the deletion is durable. When none does (the server is
+  stopped), in a normal LMDB write transaction.
 - ``export``: every record with every field, CSV by default, ``--json`` for JSON Lines.
 
-Reads run in short read-only LMDB transactions, so they never block the server's writer; every
-output is streamed record by record (an export of ten million leases holds one at a time).
+Reads (``list``, ``show``, ``export``) always go to LMDB directly, running server or not: short
+read transactions see exactly what is committed, stream any number of records and cost the
+server's event loop nothing, and they never block the server's writer; every output is
+streamed record by record (an export of ten million leases holds one at a time).
 Errors (no database, damaged file, unknown address) are one line on stderr and exit status 1.
 """
 
@@ -52,12 +58,17 @@ _STATE_NAMES = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``leases`` options and verbs to ``parser``."""
-    parser.add_argument("--db", required=True, metavar="PATH", help="lease database directory")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", metavar="PATH", help="lease database directory")
+    where.add_argument("--config", "-c", metavar="FILE",
+                       help="the server's configuration: its lease database and control socket")
+    parser.add_argument("--socket", "-s", metavar="PATH",
+                        help="the running server's unix control socket (delete goes through it)")
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON output (export: JSON Lines)")
     fmt.add_argument("--csv", action="store_true", help="CSV output with a header row")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-    verbs.required = True
+    verbs.required = False  # no verb: list
     verbs.add_parser("list", help="every lease record, in address order")
     p = verbs.add_parser("show", help="one lease record")
     p.add_argument("ip", metavar="IP")
@@ -183,16 +194,21 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from fastdhcp.store import LmdbLeaseStore, delete_lease
 
     out = out if out is not None else sys.stdout
+    args.verb = args.verb or "list"
     try:
+        db, sock = _where(args)
         if args.verb == "delete":
             ip = _parse_ip(args.ip)
-            lease = delete_lease(args.db, ip)
+            if sock is not None and _delete_through(sock, ip, args.ip):
+                out.write(f"deleted {ipaddress.IPv4Address(ip)} (through the running server)\n")
+                return 0
+            lease = delete_lease(db, ip)
             if lease is None:
-                raise StoreError(f"{args.db}: no lease for {args.ip}")
+                raise StoreError(f"{db}: no lease for {args.ip}")
             out.write(f"deleted {ipaddress.IPv4Address(ip)}\n")
             return 0
         ip = _parse_ip(args.ip) if args.verb == "show" else 0
-        with LmdbLeaseStore(args.db, readonly=True) as store:
+        with LmdbLeaseStore(db, readonly=True) as store:
             if args.verb == "show":
                 found = store.get(ip)
                 if found is None:
@@ -219,6 +235,42 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+def _where(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(database directory, control socket or None) from ``--db``/``--config``/``--socket``."""
+    if args.db:
+        return args.db, args.socket
+    from fastdhcp.config import load
+    from fastdhcp.control.client import unix_socket_of
+    from fastdhcp.errors import ConfigError
+
+    try:
+        config = load(args.config)
+    except (ConfigError, OSError) as exc:
+        problems = getattr(exc, "problems", None) or [str(exc)]
+        raise StoreError(f"{args.config}: {problems[0]}") from None
+    sock = args.socket or unix_socket_of(config)
+    return config.lease_database.path, None if sock is None else str(sock)
+
+
+def _delete_through(sock: str, ip: int, text: str) -> bool:
+    """``lease4-del`` through the server on ``sock``: True once it deleted the lease; False
+    when no server answers there (then LMDB directly). A lease it does not have, or an error
+    it answers, is a StoreError (one line, exit 1)."""
+    from fastdhcp.control.client import ControlUnavailable, call
+
+    try:
+        reply = call(sock, "lease4-del", {"ip-address": str(ipaddress.IPv4Address(ip))})
+    except ControlUnavailable:
+        return False
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
+    if reply.result == 3:
+        raise StoreError(f"no lease for {text} (the running server has none)")
+    if reply.result != 0:
+        raise StoreError(f"the running server refused lease4-del: {reply.text}")
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -197,3 +197,43 @@ def test_changes_survive_sigkill_right_after_the_answer(tmp_path: Path) -> None:
             # the deleted address is free again: the four-address pool still has four
             got = {c.dora(mac(20 + k), 0x100 * (k + 1))[1].yiaddr for k in range(4)}
         assert ack.yiaddr in got and len(got) == 4
+
+
+# ------------------------------------------------------------ `fastdhcp leases` beside a server
+
+
+def _leases_cli(*argv: str) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "fastdhcp", "leases", *argv],
+                          capture_output=True, text=True, timeout=60)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_leases_delete_goes_through_the_running_server(tmp_path: Path) -> None:
+    """With the server running, `fastdhcp leases --config F delete IP` is the server's
+    lease4-del: the server frees the address at once (a full pool has room again); with it
+    stopped, the same command deletes in LMDB directly; no verb lists."""
+    port = free_port()
+    sock = tmp_path / "ctl" / "fastdhcp4.sock"
+    cfg = tmp_path / "fastdhcp.toml"
+    cfg.write_text(control_config_text(tmp_path / "db", port, sock, pools=POOL4))
+    with ServeProcess(cfg, tmp_path) as sp:
+        assert sp.wait_notify(), sp.log()
+        with RelayClient(port) as c:
+            acks = [c.dora(mac(k), 0x100 * (k + 1))[1].yiaddr for k in range(4)]
+            status, out, err = _leases_cli("--config", str(cfg), "delete", acks[0])
+            assert status == 0, err
+            assert out == f"deleted {acks[0]} (through the running server)\n"
+            assert ans(sock, "lease4-get", {"ip-address": acks[0]})["result"] == 3
+            offer = c.exchange("discover", mac(9), 0x900)  # the pool has room at once
+            assert offer.yiaddr == acks[0]
+        status, _, err = _leases_cli("--config", str(cfg), "delete", acks[0])
+        assert status == 1 and "no lease for" in err
+        status, out, _ = _leases_cli("--db", str(tmp_path / "db"))  # no verb: list
+        assert status == 0 and acks[1] in out and acks[0] not in out
+    status, out, err = _leases_cli("--config", str(cfg), "delete", acks[1])
+    assert status == 0, err
+    assert out == f"deleted {acks[1]}\n"  # stopped: LMDB directly
+    assert acks[1] not in lmdb_leases(tmp_path / "db")
