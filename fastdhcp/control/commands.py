@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastdhcp.control import cmd_config, cmd_hosts, cmd_server, cmd_stats
+from fastdhcp.control import cmd_config, cmd_ha, cmd_hosts, cmd_server, cmd_stats
 from fastdhcp.control.protocol import Answer, Caller, success
 from fastdhcp.control.table import CommandTable
 from fastdhcp.control.target import ControlTarget
@@ -33,4 +33,6 @@ def build() -> CommandTable:
     # ------------------------------------------------------------------ leases (cmd_leases)
     # ------------------------------------------------------------------ hosts (cmd_hosts)
     cmd_hosts.register(table)
+    # ------------------------------------------------------------------ ha (cmd_ha)
+    cmd_ha.register(table)
     return table
