@@ -255,7 +255,9 @@ def _peers(raw: object, path: str, count: _Count,
 
 def _peer(t: dict[str, Any], p: str, count: _Count, check_keys: CheckKeys) -> PeerConfig | None:
     before = count.n
-    check_keys(t, p, PEER_KEYS, "[[high-availability.peers]]")
+    # (the clear-text password key is answered below, without echoing its value)
+    check_keys({k: v for k, v in t.items() if k != "basic-auth-password"}, p, PEER_KEYS,
+               "[[high-availability.peers]]")
     if "basic-auth-password" in t:
         count.bad(f"{p}.basic-auth-password", "(not shown)",
                   "a password in clear in the config is refused: put it in a file named by "
