@@ -149,7 +149,8 @@ def test_updates_per_lease_to_kea_batched_to_fastdhcp() -> None:
             partner = FakePartner(leases=0, batch=batch)
             svc, lst, host = await _pair(partner)
             try:
-                await wait_for(lambda: svc.state is S.LOAD_BALANCING, 5, "load-balancing")
+                await wait_for(lambda s=svc: s.state is S.LOAD_BALANCING,  # type: ignore[misc]
+                               5, "load-balancing")
                 leases = [m.lease_from_json(lease_json(n)) for n in range(4)]
                 n0 = len(lst.requests)
                 refused = await svc.lease_changed(leases[:3], leases[3:])
