@@ -635,3 +635,27 @@ def test_command_arguments() -> None:
     assert m.parse_sync_args({"server-name": "server2", "max-period": 5}) == ("server2", 5)
     with pytest.raises(CommandError):
         m.parse_sync_args({"max-period": 0})
+
+
+def test_kea_vectors_rule_out_the_near_variants() -> None:
+    """The recorded clients tell the variants apart (kea-ha.md §5 lists the same ones)."""
+    data = json.loads(VECTORS.read_text())["clients"]
+
+    def wrong(index: Any) -> int:
+        return sum(1 for c in data if index(c) != (0 if c["kea-primary-answered"] else 1))
+
+    def forward(key: bytes) -> int:
+        h = len(key) & 0xFF
+        for b in key:
+            h = PEARSON_TABLE[h ^ b]
+        return h
+
+    def key(c: dict[str, str]) -> bytes:
+        return bytes.fromhex(c["client-id"] or c["chaddr"])
+
+    assert wrong(lambda c: lb_hash(key(c)) % 2) == 0
+    assert wrong(lambda c: forward(key(c)) % 2) > 0  # forward byte order
+    assert wrong(lambda c: lb_hash(bytes.fromhex(c["chaddr"])) % 2) > 0  # MAC only
+    assert wrong(lambda c: lb_hash(key(c)[1:] if c["client-id"] else key(c)) % 2) > 0
+    assert wrong(lambda c: lb_hash(b"\x01" + key(c) if not c["client-id"] else key(c))
+                 % 2) > 0  # htype before the MAC
