@@ -340,3 +340,26 @@ def test_fastdhcp_syncs_keas_leases_then_load_balances(kea: Kea) -> None:
     want = sorted(kea_leases, key=lambda x: socket.inet_aton(x["ip-address"]))
     assert got == want
     kea.wait_state("load-balancing")
+
+
+def test_command_answers_match_keas(kea: Kea) -> None:
+    """The same HA commands to Kea (its Unix socket) and to fastdhcp's table: the same answer
+    (the refusals leave Kea's state alone)."""
+    conf = loads(control_config_text("/tmp/unused", 1, Path("/x")) + ha_toml(
+        "server2", "load-balancing", kea.peers)).high_availability
+    assert conf is not None
+    host = _Host()
+    ha = HAService(conf, host)
+    target = _Target(ha, host)
+    table = commands.build()
+    cases: list[tuple[str, Any]] = [
+        ("ha-continue", None), ("ha-scopes", {"scopes": ["nobody"]}), ("ha-scopes", None),
+        ("ha-maintenance-notify", {"cancel": True}), ("ha-maintenance-cancel", None),
+        ("ha-sync", {"max-period": 0}),
+        ("ha-sync-complete-notify", None),
+    ]
+    for name, args in cases:
+        theirs = kea.command(name, args)
+        ours = asyncio.run(table.dispatch(target, Request(name, args),  # type: ignore[arg-type]
+                                          Caller("unix", "test"))).to_json()
+        assert ours == theirs, (name, args)

@@ -480,13 +480,17 @@ def test_maintenance_flow() -> None:
     with pytest.raises(Refused):
         a.check_maintenance_start()
     a.check_maintenance_cancel()
-    b.maintenance_notify(True)
+    assert b.maintenance_notify(True)[1] == "Server maintenance canceled."  # Kea 2.2's
     a.maintenance_canceled()
     assert a.state is S.LOAD_BALANCING and b.state is S.LOAD_BALANCING
-    with pytest.raises(Refused):
+    with pytest.raises(Refused) as exc:
         b.maintenance_notify(True)  # not in maintenance
-    with pytest.raises(Refused):
+    assert exc.value.text == ("Unable to cancel the maintenance for the server not in the "
+                              "in-maintenance state.")  # Kea 2.2's text, asked of it
+    with pytest.raises(Refused) as exc:
         a.check_maintenance_cancel()
+    assert exc.value.text == ("Unable to cancel maintenance request because the server is "
+                              "not in the partner-in-maintenance state.")
     # the partner shut down for maintenance: partner-down at its first failed heartbeat
     b.maintenance_notify(False)
     a.maintenance_started(True)
@@ -633,8 +637,9 @@ def test_command_arguments() -> None:
     with pytest.raises(CommandError):
         m.parse_scopes({"scopes": "server1"})
     assert m.parse_sync_args({"server-name": "server2", "max-period": 5}) == ("server2", 5)
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError) as exc:
         m.parse_sync_args({"max-period": 0})
+    assert exc.value.text == "'server-name' is mandatory for the 'ha-sync' command"
 
 
 def test_kea_vectors_rule_out_the_near_variants() -> None:

@@ -431,14 +431,14 @@ def parse_scopes(arguments: object) -> tuple[str, ...]:
     return tuple(scopes)
 
 
-def parse_sync_args(arguments: object) -> tuple[str | None, int | None]:
-    """``ha-sync``: ``{"server-name"?: str, "max-period"?: int > 0}``."""
-    if arguments is None:
-        return None, None
+def parse_sync_args(arguments: object) -> tuple[str, int | None]:
+    """``ha-sync``: ``{"server-name": str, "max-period"?: int > 0}`` (Kea 2.2's texts)."""
     if not isinstance(arguments, dict):
         raise CommandError("arguments not found in the 'ha-sync' command")
     name = arguments.get("server-name")
-    if name is not None and not isinstance(name, str):
+    if name is None:
+        raise CommandError("'server-name' is mandatory for the 'ha-sync' command")
+    if not isinstance(name, str):
         raise CommandError("'server-name' must be a string")
     period = arguments.get("max-period")
     if period is not None and (isinstance(period, bool) or not isinstance(period, int)

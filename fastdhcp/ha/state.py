@@ -420,11 +420,11 @@ class HAStateMachine:
         b = _Builder()
         if cancel:
             if self.state is not HAState.IN_MAINTENANCE:
-                raise Refused("Unable to cancel maintenance request because the server is "
-                              "not in the in-maintenance state.")
+                raise Refused("Unable to cancel the maintenance for the server not in the "
+                              "in-maintenance state.")
             self._go(b, self._pre_maintenance or HAState.WAITING)
             self._pre_maintenance = None
-            return b.step(), "Server maintenance successfully canceled."
+            return b.step(), "Server maintenance canceled."
         if self.state in (HAState.TERMINATED, HAState.BACKUP, HAState.PASSIVE_BACKUP,
                           HAState.PARTNER_IN_MAINTENANCE):
             raise Refused(f"Unable to transition the server from the {self.state.value} to "
@@ -437,8 +437,8 @@ class HAStateMachine:
     def check_maintenance_cancel(self) -> None:
         """Raise :class:`Refused` unless ha-maintenance-cancel may run now."""
         if self.state is not HAState.PARTNER_IN_MAINTENANCE:
-            raise Refused("Unable to cancel the maintenance for the server not in the "
-                          "partner-in-maintenance state.")
+            raise Refused("Unable to cancel maintenance request because the server is not "
+                          "in the partner-in-maintenance state.")
 
     def maintenance_canceled(self) -> tuple[Step, str]:
         """ha-maintenance-cancel once the partner left in-maintenance: the state before."""
