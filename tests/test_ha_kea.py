@@ -329,6 +329,8 @@ def test_fastdhcp_syncs_keas_leases_then_load_balances(kea: Kea) -> None:
             while ha.state is not HAState.LOAD_BALANCING:
                 assert loop.time() < end, ha.state
                 await asyncio.sleep(0.05)
+            # Kea too, while we still answer its heartbeats (once we stop it takes over)
+            await asyncio.to_thread(kea.wait_state, "load-balancing")
             return host.pages
         finally:
             await ha.stop()
@@ -339,7 +341,6 @@ def test_fastdhcp_syncs_keas_leases_then_load_balances(kea: Kea) -> None:
     # exactly what Kea lists, field by field (Kea's page carries cltt, as lease4-get-all)
     want = sorted(kea_leases, key=lambda x: socket.inet_aton(x["ip-address"]))
     assert got == want
-    kea.wait_state("load-balancing")
 
 
 def test_command_answers_match_keas(kea: Kea) -> None:
