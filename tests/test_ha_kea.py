@@ -76,18 +76,20 @@ def _tcp_port(ip: str) -> int:
 class Kea:
     """kea-dhcp4 (HA primary) and its control agent."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, mode: str = "load-balancing") -> None:
         self.tmp = tmp
+        self.mode = mode
         self.dhcp_port = free_port()
         self.ca_port = _tcp_port("127.0.0.1")
         self.fast_port = _tcp_port(FAST_IP)
         self.sock = tmp / "kea4.sock"
         self.peers = [("server1", f"http://127.0.0.1:{self.ca_port}/", "primary"),
-                      ("server2", f"http://{FAST_IP}:{self.fast_port}/", "secondary")]
+                      ("server2", f"http://{FAST_IP}:{self.fast_port}/",
+                       "secondary" if mode == "load-balancing" else "standby")]
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        ha = {"this-server-name": "server1", "mode": "load-balancing",
+        ha = {"this-server-name": "server1", "mode": self.mode,
               "heartbeat-delay": 1000, "max-response-delay": 3000, "max-ack-delay": 1000,
               "max-unacked-clients": 0, "sync-leases": False, "sync-page-limit": 2,
               "peers": [{"name": n, "url": u, "role": r, "auto-failover": True}
@@ -364,3 +366,47 @@ def test_command_answers_match_keas(kea: Kea) -> None:
         ours = asyncio.run(table.dispatch(target, Request(name, args),  # type: ignore[arg-type]
                                           Caller("unix", "test"))).to_json()
         assert ours == theirs, (name, args)
+
+
+def test_hot_standby_with_kea_primary(kea: Kea, tmp_path: Path) -> None:
+    """Hot-standby, never run in the captures: a real Kea primary and a fastdhcp standby both
+    reach hot-standby; Kea serves every client; when the standby goes, Kea (the primary)
+    goes to partner-down once communication is interrupted (no unacked clients needed),
+    still with the one scope."""
+    hs = Kea(tmp_path / "kea", "hot-standby")
+    (tmp_path / "kea").mkdir()
+    hs.start()
+    try:
+        sock = tmp_path / "ctl.sock"
+        text = control_config_text(tmp_path / "db", free_port(), sock) + ha_toml(
+            "server2", "hot-standby", hs.peers, heartbeat_delay=1000,
+            max_response_delay=3000, max_ack_delay=1000, max_unacked_clients=0,
+            sync_leases=False)
+        with InProcessServer(loads(text)) as srv:
+            lst = Listener(table_dispatch(srv.server), FAST_IP, hs.fast_port)
+            srv.call(lst.start())
+            ha = srv.server.ha
+            assert ha is not None
+            try:
+                hs.wait_state("hot-standby")
+                deadline = time.monotonic() + 10
+                while ha.state is not HAState.HOT_STANDBY:
+                    assert time.monotonic() < deadline, ha.state
+                    time.sleep(0.05)
+                time.sleep(1.2)
+                st = hs.ha_status()
+                assert st["ha-mode"] == "hot-standby"
+                assert st["ha-servers"]["local"]["scopes"] == ["server1"]
+                assert st["ha-servers"]["remote"]["last-state"] == "hot-standby"
+                assert st["ha-servers"]["remote"]["role"] == "standby"
+                assert st["ha-servers"]["remote"]["last-scopes"] == []
+                assert ha.machine.scopes() == ()
+                assert kea_answers(hs) == set(range(36))  # the primary serves everyone
+                assert not any(ha.serves(cid, mac) for mac, cid in clients())
+            finally:
+                srv.call(lst.stop())
+        hs.wait_state("partner-down", timeout=10)
+        # one scope in hot-standby, the primary's, which holds every client
+        assert hs.ha_status()["ha-servers"]["local"]["scopes"] == ["server1"]
+    finally:
+        hs.stop()

@@ -449,6 +449,7 @@ def test_hot_standby_roles() -> None:
         sby.client_query(clock(), k, 10, True)
     sby.tick(clock())
     assert sby.state is S.PARTNER_DOWN and sby.serves(None, bytes(6))
+    assert sby.scopes() == ("server1",)  # hot-standby's one scope (real Kea's, too)
 
 
 def test_scopes_follow_the_hash() -> None:

@@ -559,6 +559,10 @@ class HAStateMachine:
 
     def _scopes_for(self, state: HAState) -> tuple[str, ...]:
         if state in (HAState.PARTNER_DOWN, HAState.PARTNER_IN_MAINTENANCE):
+            # hot-standby has one scope, the primary's (a real Kea primary in partner-down
+            # reports ["server1"]): every client is in it
+            if self.config.mode is HAMode.HOT_STANDBY:
+                return (self._names[0],)
             return self._names
         if state in (self._normal, HAState.COMMUNICATION_RECOVERY, HAState.TERMINATED):
             if self.config.mode is HAMode.LOAD_BALANCING:
