@@ -76,20 +76,24 @@ def _tcp_port(ip: str) -> int:
 class Kea:
     """kea-dhcp4 (HA primary) and its control agent."""
 
-    def __init__(self, tmp: Path, mode: str = "load-balancing") -> None:
+    def __init__(self, tmp: Path, mode: str = "load-balancing", primary: bool = True) -> None:
         self.tmp = tmp
         self.mode = mode
+        self.name = "server1" if primary else "server2"
         self.dhcp_port = free_port()
         self.ca_port = _tcp_port("127.0.0.1")
         self.fast_port = _tcp_port(FAST_IP)
         self.sock = tmp / "kea4.sock"
-        self.peers = [("server1", f"http://127.0.0.1:{self.ca_port}/", "primary"),
-                      ("server2", f"http://{FAST_IP}:{self.fast_port}/",
+        urls = [f"http://127.0.0.1:{self.ca_port}/", f"http://{FAST_IP}:{self.fast_port}/"]
+        if not primary:
+            urls.reverse()
+        self.peers = [("server1", urls[0], "primary"),
+                      ("server2", urls[1],
                        "secondary" if mode == "load-balancing" else "standby")]
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        ha = {"this-server-name": "server1", "mode": self.mode,
+        ha = {"this-server-name": self.name, "mode": self.mode,
               "heartbeat-delay": 1000, "max-response-delay": 3000, "max-ack-delay": 1000,
               "max-unacked-clients": 0, "sync-leases": False, "sync-page-limit": 2,
               "peers": [{"name": n, "url": u, "role": r, "auto-failover": True}
@@ -410,3 +414,46 @@ def test_hot_standby_with_kea_primary(kea: Kea, tmp_path: Path) -> None:
         assert hs.ha_status()["ha-servers"]["local"]["scopes"] == ["server1"]
     finally:
         hs.stop()
+
+
+def test_kea_as_secondary(tmp_path: Path) -> None:
+    """The other way round (never captured): fastdhcp is the primary, Kea the secondary. Both
+    reach load-balancing, Kea serves server2's scope, and the hash agrees on every client."""
+    why = _requirements()
+    if why is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    (tmp_path / "kea").mkdir()
+    sec = Kea(tmp_path / "kea", primary=False)
+    sec.start()
+    try:
+        sock = tmp_path / "ctl.sock"
+        text = control_config_text(tmp_path / "db", free_port(), sock) + ha_toml(
+            "server1", "load-balancing", sec.peers, heartbeat_delay=1000,
+            max_response_delay=3000, max_ack_delay=1000, max_unacked_clients=0,
+            sync_leases=False)
+        with InProcessServer(loads(text)) as srv:
+            lst = Listener(table_dispatch(srv.server), FAST_IP, sec.fast_port)
+            srv.call(lst.start())
+            ha = srv.server.ha
+            assert ha is not None
+            try:
+                sec.wait_state("load-balancing")
+                deadline = time.monotonic() + 10
+                while ha.state is not HAState.LOAD_BALANCING:
+                    assert time.monotonic() < deadline, ha.state
+                    time.sleep(0.05)
+                st = sec.ha_status()["ha-servers"]
+                assert st["local"] == {"role": "secondary", "scopes": ["server2"],
+                                       "state": "load-balancing"}
+                answered = kea_answers(sec)
+                cl = clients()
+                assert answered == {n for n, (mac, cid) in enumerate(cl)
+                                    if server_index(cid, mac) == 1}
+                assert {n for n, (mac, cid) in enumerate(cl) if ha.serves(cid, mac)} == \
+                    set(range(36)) - answered
+            finally:
+                srv.call(lst.stop())
+    finally:
+        sec.stop()
