@@ -597,6 +597,8 @@ class Server:
             log.warning("reload: [lease-database] changes take effect at the next restart")
         if old.server.metrics != config.server.metrics:
             log.warning("reload: server.metrics changes take effect at the next restart")
+        if old.high_availability != config.high_availability:  # ha (cmd_ha)
+            log.warning("reload: [high-availability] changes take effect at the next restart")
 
         want = _endpoint_keys(config)
         refused = self.check_config(config)
