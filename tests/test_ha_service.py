@@ -241,3 +241,36 @@ def test_bad_heartbeat_answers_count_as_failures(reply: str) -> None:
             await svc.stop()
             await lst.stop()
     run(body())
+
+
+@pytest.mark.parametrize("wait", [False, True])
+def test_backup_gets_every_update(wait: bool) -> None:
+    async def body() -> None:
+        partner, backup = FakePartner(leases=0), FakePartner(leases=0)
+        backup.update_result = Result.ERROR
+        bport = free_tcp_port()
+        blst = Listener(backup.dispatch, "127.0.0.1", bport)
+        await blst.start()
+        port = free_tcp_port()
+        lst = Listener(partner.dispatch, "127.0.0.1", port)
+        await lst.start()
+        c = conf(port, wait_backup_ack=wait)
+        c = conf(port, wait_backup_ack=wait, peers=[
+            {"name": p.name, "url": p.url, "role": p.role.value} for p in c.peers] + [
+            {"name": "server3", "url": f"http://127.0.0.1:{bport}/", "role": "backup"}])
+        svc = HAService(c, Host())
+        await svc.start()
+        try:
+            await wait_for(lambda: svc.state is S.LOAD_BALANCING, 5, "load-balancing")
+            lease = m.lease_from_json(lease_json(1))
+            refused = await svc.lease_changed([lease])
+            # the backup refused it: the ACK is held back only with wait-backup-ack
+            assert refused == (frozenset({lease.ip}) if wait else frozenset())
+            await wait_for(lambda: "lease4-update" in blst.commands(), 2, "backup update")
+            assert "ha-heartbeat" not in blst.commands()  # a backup is no partner
+            assert svc.state is S.LOAD_BALANCING  # a backup's refusal is no partner failure
+        finally:
+            await svc.stop()
+            await lst.stop()
+            await blst.stop()
+    run(body())

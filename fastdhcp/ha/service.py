@@ -87,6 +87,9 @@ class HAService:
         self.machine = HAStateMachine(config, clock())
         partner = config.partner
         self._peer: PeerLike | None = peer_factory(partner) if partner is not None else None
+        #: backup servers: they get every update; the ACK waits for them with wait-backup-ack
+        self._backups: list[PeerLike] = [peer_factory(p) for p in config.backups]
+        self._backup_batch: dict[int, bool] = {}
         self._task: asyncio.Task[None] | None = None
         self._backlog: list[tuple[HALease, bool]] = []  # (lease, deleted)
         #: whether the partner takes BATCH_COMMAND (None: not asked since it came back)
@@ -97,11 +100,14 @@ class HAService:
         #: round-trip seconds of the last lease update (the Prometheus gauge)
         self.last_update_rtt: float | None = None
         self._sync_lock = asyncio.Lock()
+        self._background: set[asyncio.Future[list[set[int]]]] = set()
 
     # ------------------------------------------------------------------ start / stop
 
     async def start(self) -> None:
         """Start the heartbeat loop (the first heartbeat goes at once)."""
+        for b in self._backups:
+            await b.start()
         if self._peer is not None:
             await self._peer.start()
             self._task = asyncio.get_running_loop().create_task(self._run(),
@@ -112,12 +118,16 @@ class HAService:
 
     async def stop(self) -> None:
         """Stop heartbeats and close the partner's connections."""
+        for t in self._background:
+            t.cancel()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         if self._peer is not None:
             await self._peer.close()
+        for b in self._backups:
+            await b.close()
 
     # ------------------------------------------------------------------ queries
 
@@ -269,16 +279,19 @@ class HAService:
         update; Kea drops those replies). In communication-recovery they are queued, in
         partner-down counted as unsent: the ACK leaves at once."""
         deleted = deleted or []
+        # concurrent with the partner's update (the ACK waits for the slower when it must)
+        backups = asyncio.ensure_future(self._to_backups(updated, deleted))
         policy = self.machine.lease_changes(len(updated) + len(deleted))
         if policy is UpdatePolicy.QUEUE:
             room = self.config.delayed_updates_limit - len(self._backlog)
             items = [(x, False) for x in updated] + [(x, True) for x in deleted]
             self._backlog.extend(items[:max(room, 0)])
-            return frozenset()
+            return await backups
         if policy is not UpdatePolicy.SEND or self._peer is None:
-            return frozenset()
+            return await backups
         t0 = time.perf_counter()
         failed, rejected = await self._send_updates(updated, deleted)
+        held = await backups
         self.last_update_rtt = time.perf_counter() - t0
         if failed or rejected:
             bad = failed | rejected
@@ -292,18 +305,52 @@ class HAService:
                 await self._apply(self.machine.lease_update_failed(self._clock(), key, True))
             if failed:
                 await self._apply(self.machine.lease_update_failed(self._clock()))
-            return frozenset(bad)
-        return frozenset()
+            return frozenset(bad) | held
+        return held
+
+    async def _to_backups(self, updated: list[HALease],
+                          deleted: list[HALease]) -> frozenset[int]:
+        """Send the changes to every backup server; with wait-backup-ack, the addresses a
+        backup did not acknowledge (their ACK is held back too, INFER), else nothing (sent
+        in the background, failures logged)."""
+        if not self._backups or not self.config.send_lease_updates:
+            return frozenset()
+
+        async def one(i: int, peer: PeerLike) -> set[int]:
+            if i not in self._backup_batch:
+                self._backup_batch[i] = await self._has_batch(peer)
+            failed, rejected = await self._send_to(peer, self._backup_batch[i], updated,
+                                                   deleted)
+            if failed or rejected:
+                log.warning("HA: backup %s did not take %d lease updates",
+                            self.config.backups[i].name, len(failed | rejected))
+            return failed | rejected
+
+        sends = [one(i, p) for i, p in enumerate(self._backups)]
+        if not self.config.wait_backup_ack:
+            task: asyncio.Future[list[set[int]]] = asyncio.ensure_future(
+                asyncio.gather(*sends))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return frozenset()
+        out: set[int] = set()
+        for bad in await asyncio.gather(*sends):
+            out |= bad
+        return frozenset(out)
 
     async def _send_updates(self, updated: list[HALease],
                             deleted: list[HALease]) -> tuple[set[int], set[int]]:
-        """(failed, rejected) addresses: no answer or result 2; result 1."""
+        """To the partner: (failed, rejected) addresses: no answer or result 2; result 1."""
         assert self._peer is not None
         if self._batch is None:
-            self._batch = await self._partner_has_batch()
-        if self._batch:
+            self._batch = await self._has_batch(self._peer)
+        return await self._send_to(self._peer, self._batch, updated, deleted)
+
+    async def _send_to(self, peer: PeerLike, batch: bool, updated: list[HALease],
+                       deleted: list[HALease]) -> tuple[set[int], set[int]]:
+        if batch:
             try:
-                answer = await self._peer.send(m.batch_request(updated, deleted))
+                answer = await peer.send(m.batch_request(updated, deleted))
                 results = m.parse_batch_result(answer)
             except PeerError as exc:
                 log.warning("HA: batched update failed: %s", exc)
@@ -312,7 +359,7 @@ class HAService:
                     {r.ip for r in results if r.result == 1})
         reqs = [(x.ip, m.lease_update_request(x)) for x in updated]
         reqs += [(x.ip, m.lease_del_request(x)) for x in deleted]
-        answers = await asyncio.gather(*(self._peer.send(r) for _, r in reqs),
+        answers = await asyncio.gather(*(peer.send(r) for _, r in reqs),
                                        return_exceptions=True)
         failed: set[int] = set()
         rejected: set[int] = set()
@@ -327,10 +374,9 @@ class HAService:
                 failed.add(ip)
         return failed, rejected
 
-    async def _partner_has_batch(self) -> bool:
-        assert self._peer is not None
+    async def _has_batch(self, peer: PeerLike) -> bool:
         try:
-            answer = await self._peer.send(m.command("list-commands"))
+            answer = await peer.send(m.command("list-commands"))
         except PeerError:
             return False
         return (answer.result == 0 and isinstance(answer.arguments, list)
