@@ -457,3 +457,55 @@ def test_kea_as_secondary(tmp_path: Path) -> None:
                 srv.call(lst.stop())
     finally:
         sec.stop()
+
+
+def test_fastdhcp_updates_reach_kea(kea: Kea) -> None:
+    """fastdhcp's ACK gate with Kea as the receiver: a new lease becomes Kea's (lease4-get
+    shows it as sent), a release deletes it, and a lease Kea refuses (outside its subnet) gets
+    Kea's treatment: no ACK for it, and communication-recovery."""
+    text = ha_toml("server2", "load-balancing", kea.peers, heartbeat_delay=1000,
+                   max_response_delay=3000, max_ack_delay=1000, max_unacked_clients=0)
+    conf = loads(control_config_text("/tmp/unused", 1, Path("/x")) + text).high_availability
+    assert conf is not None
+    good = m.lease_from_json({
+        "client-id": "01:02:dd:00:00:00:01", "expire": int(time.time()) + 3600,
+        "fqdn-fwd": False, "fqdn-rev": False, "hostname": "from-fastdhcp",
+        "hw-address": "02:dd:00:00:00:01", "ip-address": "198.18.0.177", "state": 0,
+        "subnet-id": 1, "valid-lft": 3600})
+    outside = m.lease_from_json(dict(good.update_arguments(), **{"ip-address": "203.0.113.5"}))
+
+    async def body() -> None:
+        host = _Host()
+        ha = HAService(conf, host)
+        target = _Target(ha, host)
+        table = commands.build()
+
+        async def dispatch(req: Request) -> Answer:
+            return await table.dispatch(target, req, Caller("http", "kea"))  # type: ignore
+        lst = Listener(dispatch, FAST_IP, kea.fast_port)
+        await lst.start()
+        await ha.start()
+        try:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 15
+            while ha.state is not HAState.LOAD_BALANCING:
+                assert loop.time() < end, ha.state
+                await asyncio.sleep(0.05)
+            assert await ha.lease_changed([good]) == frozenset()
+            got = (await asyncio.to_thread(kea.command, "lease4-get",
+                                           {"ip-address": "198.18.0.177"}))
+            assert got["result"] == 0, got
+            lease = got["arguments"]
+            for key in ("client-id", "hw-address", "hostname", "valid-lft", "subnet-id"):
+                assert lease[key] == good.page_json()[key], key
+            assert lease["cltt"] == good.cltt  # Kea stored cltt = expire - valid-lft
+            assert await ha.lease_changed([], [good]) == frozenset()
+            gone = await asyncio.to_thread(kea.command, "lease4-get",
+                                           {"ip-address": "198.18.0.177"})
+            assert gone["result"] == 3
+            assert await ha.lease_changed([outside]) == frozenset({outside.ip})
+            assert ha.state is HAState.COMMUNICATION_RECOVERY
+        finally:
+            await ha.stop()
+            await lst.stop()
+    asyncio.run(body())

@@ -41,7 +41,7 @@ def pair(tmp: Path, mode: str) -> Iterator[list[tuple[InProcessServer, Listener,
         for i in range(2):
             sock = tmp / f"s{i}" / "ctl.sock"
             text = control_config_text(tmp / f"db{i}", free_port(), sock) + ha_toml(
-                f"server{i + 1}", mode, peers, heartbeat_delay=200, max_response_delay=600,
+                f"server{i + 1}", mode, peers, heartbeat_delay=200, max_response_delay=1000,
                 max_ack_delay=1000, max_unacked_clients=0, sync_leases=False)
             srv = stack.enter_context(InProcessServer(loads(text)))
             lst = Listener(table_dispatch(srv.server), "127.0.0.1", http[i])

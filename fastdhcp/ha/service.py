@@ -198,6 +198,8 @@ class HAService:
                 step = mm.heartbeat_failed(self._clock())
             else:
                 step = mm.heartbeat_answered(self._clock(), self._wall(), reply)
+                if self._batch is None:  # once per contact, so that no ACK waits for it
+                    self._batch = await self._has_batch(self._peer)
             await self._apply(step)
         await self._apply(mm.tick(self._clock()))
 
