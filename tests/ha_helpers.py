@@ -29,10 +29,12 @@ class Listener:
         self.port = port
         self.requests: list[dict[str, Any]] = []
         self.peers: set[tuple[str, int]] = set()
+        self.headers: list[dict[str, str]] = []
         self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
+        self.headers.append(dict(request.headers))
         peer = request.transport.get_extra_info("peername") if request.transport else None
         if peer:
             self.peers.add((peer[0], peer[1]))

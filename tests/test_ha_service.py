@@ -274,3 +274,32 @@ def test_backup_gets_every_update(wait: bool) -> None:
             await lst.stop()
             await blst.stop()
     run(body())
+
+
+def test_request_headers_and_basic_auth(tmp_path: Any) -> None:
+    """What Kea sends (kea-ha.md §1): Host without the port, JSON content type, no
+    User-Agent; with basic-auth-user the password file's first line."""
+    async def body() -> None:
+        pw = tmp_path / "pw"
+        pw.write_text("s3cret\nignored\n")
+        partner = FakePartner(leases=0)
+        port = free_tcp_port()
+        lst = Listener(partner.dispatch, "127.0.0.1", port)
+        await lst.start()
+        c = conf(port)
+        peers = [{"name": p.name, "url": p.url, "role": p.role.value} for p in c.peers]
+        peers[1].update({"basic-auth-user": "ha", "basic-auth-password-file": str(pw)})
+        svc = HAService(conf(port, peers=peers), Host())
+        await svc.start()
+        try:
+            await wait_for(lambda: len(lst.headers) >= 2, 5, "requests")
+            h = lst.headers[0]
+            assert h["Host"] == "127.0.0.1"
+            assert h["Content-Type"] == "application/json"
+            assert "User-Agent" not in h
+            import base64
+            assert h["Authorization"] == "Basic " + base64.b64encode(b"ha:s3cret").decode()
+        finally:
+            await svc.stop()
+            await lst.stop()
+    run(body())

@@ -9,6 +9,7 @@ Without ``[high-availability]`` each answers as Kea without the HA hook: result 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastdhcp.control.protocol import Answer, Caller, CommandError, Result, success
@@ -40,7 +41,8 @@ def register(table: CommandTable) -> None:
     table.add(m.BATCH_COMMAND, _needs_ha(m.BATCH_COMMAND, lease4_updates), mutating=True)
 
 
-_HAHandler = Any  # async (target, ha, arguments) -> Answer
+#: an HA command's body: (the server, its HA service, the raw arguments) -> the answer
+_HAHandler = Callable[[ControlTarget, HAService, Any], Awaitable[Answer]]
 
 
 def _needs_ha(name: str, fn: _HAHandler) -> Handler:

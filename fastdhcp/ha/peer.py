@@ -14,6 +14,7 @@ partner, as Kea does.
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
 import ssl
@@ -47,12 +48,14 @@ def _ssl_context(peer: PeerConfig) -> ssl.SSLContext | None:
     return ctx
 
 
-def _auth(peer: PeerConfig) -> aiohttp.BasicAuth | None:
+def _auth(peer: PeerConfig) -> dict[str, str]:
+    """The Authorization header (RFC 7617), built here: aiohttp 3.14 deprecates BasicAuth."""
     if peer.basic_auth_user is None or peer.basic_auth_password_file is None:
-        return None
+        return {}
     with open(peer.basic_auth_password_file, encoding="utf-8") as f:
         password = f.readline().rstrip("\r\n")
-    return aiohttp.BasicAuth(peer.basic_auth_user, password)
+    token = base64.b64encode(f"{peer.basic_auth_user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 class PeerClient:
@@ -75,10 +78,10 @@ class PeerClient:
             connector = aiohttp.TCPConnector(limit=limit, ssl=ctx if ctx is not None else False,
                                              keepalive_timeout=60.0)
             self._sessions[channel] = aiohttp.ClientSession(
-                connector=connector, auth=auth,
+                connector=connector,
                 # Kea sends only Host, Content-Length and Content-Type (kea-ha.md §1)
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
-                headers={"Host": self.peer.host},
+                headers={"Host": self.peer.host, **auth},
             )
 
     async def close(self) -> None:
