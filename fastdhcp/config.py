@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from fastdhcp.errors import ConfigError
+from fastdhcp.ha import config as ha_config
 from fastdhcp.options import (
     decode_option,
     encode_domain_list,
@@ -349,6 +350,8 @@ class Config:
     JSON give the same shape): what ``config-get`` shows and ``config-write`` writes
     (:mod:`fastdhcp.configdoc`). Not part of equality: two documents that say the same thing
     (one with defaults spelled out) make equal configs. Read-only by convention."""
+    high_availability: ha_config.HAConfig | None = None
+    """``[high-availability]``: the HA pair (docs/high-availability.md); None when unset."""
 
     def subnet(self, subnet_id: int) -> Subnet4 | None:
         """The subnet with id ``subnet_id``, or None."""
@@ -360,7 +363,8 @@ class Config:
 
 # -- key tables (also what docs/configuration.md must document) --------------------------------
 
-TOP_KEYS = ("server", "lease-database", "global", "subnet4", "control-sockets")
+TOP_KEYS = ("server", "lease-database", "global", "subnet4", "control-sockets",
+            "high-availability")
 CONTROL_SOCKET_KEYS = (
     "socket-type", "socket-name", "socket-address", "socket-port", "trust-anchor",
     "cert-file", "key-file", "cert-required", "authentication", "max-connections",
@@ -1172,11 +1176,14 @@ class _Loader:
                 subnets.append(s)
                 _untrusted_relays(p, path, s, server.trusted_relays)
         sockets = _control_sockets(p, doc.get("control-sockets", []))
+        ha = (ha_config.parse(doc["high-availability"], p.bad, lambda t, path, allowed, where:
+                              _check_keys(p, t, path, allowed, where))
+              if "high-availability" in doc else None)
         self.cross_checks()
         if p.lines:
             raise ConfigError(p.lines)
         return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts, defences,
-                      sockets, copy.deepcopy(doc))
+                      sockets, copy.deepcopy(doc), high_availability=ha)
 
     def subnet(self, t: dict[str, Any], path: str, server: ServerConfig,
                g_life: dict[str, int], g_opts: dict[int, bytes]) -> Subnet4 | None:

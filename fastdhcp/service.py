@@ -96,6 +96,8 @@ from fastdhcp.control.table import CommandTable
 from fastdhcp.dhcp_state import DhcpServiceState, Origin
 from fastdhcp.engine import Engine, Link
 from fastdhcp.errors import ConfigError, MalformedPacket, StoreError
+from fastdhcp.ha.service import HAService
+from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
 from fastdhcp.limits import EdgeGuard
 from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector, type_name
@@ -340,6 +342,8 @@ class Server:
         self._shutdown_task: asyncio.Task[None] | None = None
         #: Kea's statistics over the counters (made at start, once engine and store are open)
         self.statistics: Statistics | None = None
+        #: the HA service, when [high-availability] is configured (ha, cmd_ha)
+        self._ha: HAService | None = None
 
     # ----------------------------------------------------------------- start / stop
 
@@ -396,6 +400,7 @@ class Server:
                 await self.control.start(cfg.control_sockets)
             except OSError as exc:
                 raise StartupError(f"control socket: {exc.strerror or exc}") from exc
+            await self._start_ha()  # ha (cmd_ha)
         except BaseException:
             await self._abort_start()
             raise
@@ -417,6 +422,7 @@ class Server:
         self._log_startup()
 
     async def _abort_start(self) -> None:
+        await self._stop_ha()  # ha (cmd_ha)
         await self.control.close()
         if self.metrics_server is not None:
             self.metrics_server.close()
@@ -458,6 +464,7 @@ class Server:
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        await self._stop_ha()  # ha (cmd_ha): no more heartbeats nor updates to the partner
         await self.control.close()  # no command starts while the commits are flushed
         for ep in self.endpoints.values():
             self._unwatch(ep)
@@ -590,6 +597,8 @@ class Server:
             log.warning("reload: [lease-database] changes take effect at the next restart")
         if old.server.metrics != config.server.metrics:
             log.warning("reload: server.metrics changes take effect at the next restart")
+        if old.high_availability != config.high_availability:  # ha (cmd_ha)
+            log.warning("reload: [high-availability] changes take effect at the next restart")
 
         want = _endpoint_keys(config)
         refused = self.check_config(config)
@@ -1183,6 +1192,34 @@ class Server:
         endpoint; runs on the loop (``_on_loop``)."""
         stats = self.statistics
         return stats.raw_values() if stats is not None else None
+
+
+    # ----------------------------------------------------------------- ha (cmd_ha)
+
+    @property
+    def ha(self) -> HAService | None:
+        """The HA service, or None without [high-availability]."""
+        return self._ha
+
+    @property
+    def ha_host(self) -> CommandTableHost:
+        """The partner's leases are stored through this server's lease commands."""
+        return CommandTableHost(self)
+
+    async def _start_ha(self) -> None:
+        conf = self.config.high_availability
+        if conf is None:
+            return
+        self._ha = HAService(conf, self.ha_host)
+        await self._ha.start()
+
+    async def _stop_ha(self) -> None:
+        ha, self._ha = self._ha, None
+        if ha is not None:
+            try:
+                await ha.stop()
+            except Exception:
+                log.exception("stopping the HA service")
 
 
 async def _answer_sent(answering: asyncio.Task[Any] | None) -> None:

@@ -49,9 +49,9 @@ async def status_get(target: ControlTarget, arguments: Any, caller: Caller) -> A
         "dhcp-state": _dhcp_state(target, now),
         "lease-database": _lease_database(target),
         "control-sockets": [_socket(c) for c in target.control.sockets],
-        # "high-availability": the HA issue adds its state here (Kea's HA hook reports a
-        # "high-availability" list of relationships in status-get).
     }
+    if target.ha is not None:  # Kea's HA hook: a list of relationships (kea-ha.md section 2)
+        out["high-availability"] = target.ha.status()
     return success(arguments=out)
 
 

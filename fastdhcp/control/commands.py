@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastdhcp.control import cmd_config, cmd_hosts, cmd_leases, cmd_server, cmd_stats
+from fastdhcp.control import cmd_config, cmd_ha, cmd_hosts, cmd_leases, cmd_server, cmd_stats
 from fastdhcp.control.protocol import Answer, Caller, success
 from fastdhcp.control.table import CommandTable
 from fastdhcp.control.target import ControlTarget
@@ -34,4 +34,6 @@ def build() -> CommandTable:
     cmd_leases.register(table)
     # ------------------------------------------------------------------ hosts (cmd_hosts)
     cmd_hosts.register(table)
+    # ------------------------------------------------------------------ ha (cmd_ha)
+    cmd_ha.register(table)
     return table

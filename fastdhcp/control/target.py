@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from fastdhcp.control.table import CommandTable
     from fastdhcp.dhcp_state import DhcpServiceState, Origin
     from fastdhcp.engine import Engine
+    from fastdhcp.ha.service import HAHost, HAService
     from fastdhcp.hosts import HostTable
     from fastdhcp.metrics import Metrics
     from fastdhcp.service import ReloadResult
@@ -124,3 +125,13 @@ class ControlTarget(Protocol):
     async def run_in_writer(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` in the store's one writer thread, between two lease batches; return
         what it returned (durable by then if it committed), or raise what it raised."""
+
+    # ------------------------------------------------------------------ ha (cmd_ha)
+
+    @property
+    def ha(self) -> HAService | None:
+        """The HA service (``[high-availability]``), or None when not configured."""
+
+    @property
+    def ha_host(self) -> HAHost:
+        """How the partner's leases are stored (through the lease commands)."""

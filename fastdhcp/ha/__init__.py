@@ -1,0 +1,6 @@
+"""High availability: Kea's HA protocol between two servers (docs/high-availability.md).
+
+``config`` (the ``[high-availability]`` table), ``hash`` (the load-balancing hash), ``state``
+(the sans-IO state machine), ``messages`` (the commands' bodies), ``peer`` (the HTTP client to
+the partner), ``service`` (the loop that drives them for a running server).
+"""

@@ -1,0 +1,44 @@
+"""The server's :class:`~fastdhcp.ha.service.HAHost`, over the command table: leases from the
+partner are stored by the server's own ``lease4-update`` / ``lease4-del`` commands (the lease
+commands group, ``cmd_leases``), so that they take the path of every lease change (engine, group
+commit, durable before the answer) and HA has no lease-writing code of its own.
+
+Until the lease commands are in the table, applying answers result 2 for every lease and a sync
+fails with that text (the state machine then stays in waiting and retries).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastdhcp.control.protocol import Caller, Request, Result
+from fastdhcp.ha.messages import BatchResult, HALease
+
+if TYPE_CHECKING:
+    from fastdhcp.control.target import ControlTarget
+
+__all__ = ["CommandTableHost"]
+
+_CALLER = Caller("ha", "partner")
+
+
+class CommandTableHost:
+    """Applies the partner's leases through ``target.commands``."""
+
+    def __init__(self, target: ControlTarget) -> None:
+        self._target = target
+
+    async def apply_leases(self, updated: list[HALease],
+                           deleted: list[HALease]) -> list[BatchResult]:
+        """Each lease through lease4-update (force-create) or lease4-del; the failures."""
+        failed: list[BatchResult] = []
+        table = self._target.commands
+        reqs = [(x, Request("lease4-update", x.update_arguments())) for x in updated]
+        reqs += [(x, Request("lease4-del", x.delete_arguments())) for x in deleted]
+        for lease, req in reqs:
+            answer = await table.dispatch(self._target, req, _CALLER)
+            if answer.result == Result.UNSUPPORTED:
+                raise RuntimeError(f"cannot store the partner's leases: {answer.text}")
+            if answer.result not in (Result.SUCCESS, Result.EMPTY):
+                failed.append(BatchResult(lease.ip, int(answer.result), answer.text or ""))
+        return failed
