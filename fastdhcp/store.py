@@ -215,6 +215,7 @@ class LmdbLeaseStore:
                 ) from exc
             raise self._err("cannot open lease database", exc) from exc
         self._open_hosts()
+        self._open_extras()
         if self.readonly:
             self._check_schema()
         else:
@@ -236,6 +237,19 @@ class LmdbLeaseStore:
                 raise
         except lmdb.Error as exc:
             raise self._err("cannot open the hosts table", exc) from exc
+
+    def _open_extras(self) -> None:
+        """Open ``lease-extras`` (what Kea's lease commands carry beyond the lease record:
+        :mod:`fastdhcp.control.lease_extras`); None in a read-only database written before it
+        existed."""
+        self._extras: Any = None
+        try:
+            self._extras = self._env.open_db(b"lease-extras", create=not self.readonly)
+        except lmdb.NotFoundError:
+            if not self.readonly:
+                raise
+        except lmdb.Error as exc:
+            raise self._err("cannot open the lease extras table", exc) from exc
 
     def _check_schema(self) -> None:
         with self._begin() as txn:
@@ -750,6 +764,7 @@ class LmdbLeaseStore:
             self._leases = self._env.open_db(b"leases")
             self._meta = self._env.open_db(b"meta")
             self._hosts = self._env.open_db(b"hosts")
+            self._extras = self._env.open_db(b"lease-extras")
 
     # ------------------------------------------------------------------------- hosts (cmd_hosts)
     # The bytes of the hosts table; fastdhcp.hosts gives them their meaning.
@@ -813,6 +828,44 @@ class LmdbLeaseStore:
                                 _cause(exc) + self._space_note()) from exc
         self._maybe_grow(self._env)
         return result
+
+    # ------------------------------------------------------------------ lease extras (cmd_leases)
+
+    def extras_get(self, ip: int) -> bytes | None:
+        """The committed ``lease-extras`` value of ``ip`` (loop thread), or None."""
+        if self._extras is None:
+            return None
+        try:
+            with self._map_lock:
+                return self._loop_txn().get(_ip4(ip), db=self._extras)  # type: ignore[no-any-return]
+        except lmdb.Error as exc:
+            raise self._err("lease extras read failed", exc) from exc
+
+    def extras_write(self, changes: dict[int, bytes | None]) -> None:
+        """Put (or, for None, delete) ``lease-extras`` values in one write transaction, durable
+        on return. The writer thread only (``GroupCommitter.run_in_writer``)."""
+        if self._extras is None or self._env is None:
+            raise StoreError(f"{self.path}: lease database is closed or read-only")
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    if (not any(changes.values())
+                            and txn.stat(self._extras)["entries"] == 0):
+                        return  # deletions from an empty table (a wipe of plain leases)
+                    for ip, value in sorted(changes.items()):
+                        if value is None:
+                            txn.delete(_ip4(ip), db=self._extras)
+                        else:
+                            txn.put(_ip4(ip), value, db=self._extras)
+                break
+            except lmdb.MapFullError as exc:
+                if not self._grow(self._env, exc):
+                    raise self._err("lease extras write failed: map full", exc) from exc
+            except lmdb.Error as exc:
+                raise self._err("lease extras write failed",
+                                _cause(exc) + self._space_note()) from exc
+        self._rtxn_stale = True
+        self._maybe_grow(self._env)
 
     def hosts_changed(self) -> None:
         """A hosts write committed (loop thread): the loop's next read sees it."""

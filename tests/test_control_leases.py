@@ -76,6 +76,20 @@ def test_del_lets_the_client_bind_anew_and_counts_follow(tmp_path: Path) -> None
         assert dhcp_options(again)["message-type"] == 5
 
 
+def test_extras_go_with_their_lease(tmp_path: Path) -> None:
+    """user-context and the fqdn flags are the lease's: a delete removes them, and a lease
+    added again without them has none."""
+    with control_server(tmp_path) as (_srv, sock, _port):
+        args = {"ip-address": "198.18.0.150", "hw-address": "02:ee:00:00:00:01"}
+        assert ans(sock, "lease4-add", {**args, "user-context": {"a": 1}})["result"] == 0
+        by_hw = ans(sock, "lease4-get-by-hw-address", {"hw-address": "02:ee:00:00:00:01"})
+        assert by_hw["arguments"]["leases"][0]["user-context"] == {"a": 1}
+        assert ans(sock, "lease4-del", args)["result"] == 0
+        assert ans(sock, "lease4-add", args)["result"] == 0
+        lease = ans(sock, "lease4-get", args)["arguments"]
+        assert "user-context" not in lease and lease["fqdn-fwd"] is False
+
+
 def test_wipe_frees_the_whole_pool(tmp_path: Path) -> None:
     with control_server(tmp_path, pools=POOL4) as (_srv, sock, port), RelayClient(port) as c:
         for k in range(4):
@@ -181,8 +195,10 @@ def test_changes_survive_sigkill_right_after_the_answer(tmp_path: Path) -> None:
         assert sp.wait_notify(), sp.log()
         with RelayClient(port) as c:
             _, ack = c.dora(mac(1), 0x10)
-        assert ans(sock, "lease4-add", {"ip-address": added,
-                                        "hw-address": "02:ee:00:00:00:09"})["result"] == 0
+        assert ans(sock, "lease4-add", {"ip-address": added, "hw-address": "02:ee:00:00:00:09",
+                                        "hostname": "cpe-9.example.net", "fqdn-fwd": True,
+                                        "user-context": {"plan": "1G"},
+                                        "comment": "lab"})["result"] == 0
         assert ans(sock, "lease4-del", {"ip-address": ack.yiaddr})["result"] == 0
         sp.signal(signal.SIGKILL)
         sp.wait()
@@ -193,6 +209,8 @@ def test_changes_survive_sigkill_right_after_the_answer(tmp_path: Path) -> None:
         assert ans(sock, "lease4-get", {"ip-address": ack.yiaddr})["result"] == 3
         lease = ans(sock, "lease4-get", {"ip-address": added})["arguments"]
         assert lease["hw-address"] == "02:ee:00:00:00:09"
+        assert lease["user-context"] == {"plan": "1G", "comment": "lab"}
+        assert (lease["fqdn-fwd"], lease["fqdn-rev"]) == (True, False)
         with RelayClient(port) as c:
             # the deleted address is free again: the four-address pool still has four
             got = {c.dora(mac(20 + k), 0x100 * (k + 1))[1].yiaddr for k in range(4)}
