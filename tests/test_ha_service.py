@@ -303,3 +303,78 @@ def test_request_headers_and_basic_auth(tmp_path: Any) -> None:
             await svc.stop()
             await lst.stop()
     run(body())
+
+
+def _pki(tmp: Any) -> dict[str, str]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl CLI)."""
+    import subprocess
+
+    def run_ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
+    run_ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.pem", "-days", "2", "-subj", "/CN=ha-test-ca")
+    (tmp / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        run_ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+                f"{name}.csr", "-subj", f"/CN={name}")
+        run_ssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", "ext.cnf")
+    return {k: str(tmp / k) for k in ("ca.pem", "server.pem", "server.key", "client.pem",
+                                     "client.key")}
+
+
+def test_tls_with_a_client_certificate(tmp_path: Any) -> None:
+    """https:// peer: the partner's certificate checked against trust-anchor, ours presented
+    (the partner requires one)."""
+    import ssl
+
+    from aiohttp import web
+
+    pki = _pki(tmp_path)
+    (tmp_path / "other").mkdir()
+    pki2 = _pki(tmp_path / "other")
+
+    async def body() -> None:
+        partner = FakePartner(leases=0)
+        seen: list[Any] = []
+
+        async def handle(request: web.Request) -> web.Response:
+            seen.append(request.transport.get_extra_info("peercert")
+                        if request.transport else None)
+            from fastdhcp.control.protocol import parse_request
+            answer = await partner.dispatch(parse_request(await request.json()))
+            return web.json_response([answer.to_json()])
+        sctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=pki["ca.pem"])
+        sctx.load_cert_chain(pki["server.pem"], pki["server.key"])
+        sctx.verify_mode = ssl.CERT_REQUIRED
+        app = web.Application()
+        app.router.add_post("/", handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = free_tcp_port()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=sctx).start()
+        c = conf(port)
+        peers = [{"name": p.name, "url": p.url, "role": p.role.value} for p in c.peers]
+        peers[1].update({"url": f"https://127.0.0.1:{port}/", "trust-anchor": pki["ca.pem"],
+                         "cert-file": pki["client.pem"], "key-file": pki["client.key"]})
+        svc = HAService(conf(port, peers=peers, sync_leases=False), Host())
+        await svc.start()
+        try:
+            await wait_for(lambda: svc.state is S.LOAD_BALANCING, 5, "load-balancing")
+            assert seen and seen[0] is not None  # our client certificate was presented
+            assert dict(x[0] for x in seen[0]["subject"])["commonName"] == "client"
+            # a trust anchor that did not sign the partner's certificate: no contact at all
+            peers[1]["trust-anchor"] = pki2["ca.pem"]
+            bad = HAService(conf(port, peers=peers, sync_leases=False), Host())
+            await bad.start()
+            try:
+                await asyncio.sleep(0.6)
+                assert bad.state is S.PARTNER_DOWN or bad.state is S.WAITING
+                assert bad.machine.partner_state is S.UNAVAILABLE
+                assert bad.status()[0]["ha-servers"]["remote"]["in-touch"] is False  # type: ignore[index]
+            finally:
+                await bad.stop()
+        finally:
+            await svc.stop()
+            await runner.cleanup()
+    run(body())

@@ -283,11 +283,12 @@ class HAService:
         deleted = deleted or []
         # concurrent with the partner's update (the ACK waits for the slower when it must)
         backups = asyncio.ensure_future(self._to_backups(updated, deleted))
+        before = self.machine.backlog_size
         policy = self.machine.lease_changes(len(updated) + len(deleted))
         if policy is UpdatePolicy.QUEUE:
-            room = self.config.delayed_updates_limit - len(self._backlog)
+            # the machine decides how many fit (delayed-updates-limit); this list holds them
             items = [(x, False) for x in updated] + [(x, True) for x in deleted]
-            self._backlog.extend(items[:max(room, 0)])
+            self._backlog.extend(items[:self.machine.backlog_size - before])
             return await backups
         if policy is not UpdatePolicy.SEND or self._peer is None:
             return await backups
