@@ -5,6 +5,7 @@ from typing import Any, NamedTuple
 
 from fastdhcp._bitmap import PoolBitmap
 from fastdhcp._codec import Message
+from fastdhcp.consts import Outcome
 from fastdhcp.hosts import HostTable
 from fastdhcp.leases import Lease, LeaseStore
 
@@ -33,7 +34,9 @@ class SubnetCounters:
     def conflicts(self) -> int: ...
 
 class Decision:
-    kind: str
+    outcome: int
+    @property
+    def kind(self) -> Outcome: ...
     reply: bytes | None
     dest_ip: int
     dest_port: int
@@ -43,7 +46,7 @@ class Decision:
     reason: str
     def __init__(
         self,
-        kind: str,
+        kind: Outcome,
         reply: bytes | None = ...,
         dest_ip: int = ...,
         dest_port: int = ...,

@@ -1,13 +1,21 @@
 """Type stub for the compiled ``fastdhcp._sockio`` (batched recvmmsg/sendmmsg)."""
 
 import socket
-from typing import Any
+
+class Outgoing:
+    data: bytes
+    dest_ip: int
+    dest_port: int
+    message_type: int
+    received_at: float
+    def __init__(self, data: bytes, dest_ip: int, dest_port: int, message_type: int = ...,
+                 received_at: float = ...) -> None: ...
 
 class DatagramIO:
     def __init__(self, sock: socket.socket) -> None: ...
     def recv(self, max_count: int) -> list[tuple[bytes, int, int, bool]]: ...
     def discard(self, max_count: int) -> int: ...
-    def send(self, items: list[tuple[Any, ...]]) -> list[tuple[int, int]]: ...
+    def send(self, items: list[Outgoing]) -> list[tuple[int, int]]: ...
 
 class PaceTimer:
     fd: int

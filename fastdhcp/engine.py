@@ -87,17 +87,19 @@ no PRL still get a usable configuration); then the client identifier echoed (RFC
 option 82 echoed verbatim, last (RFC 3046 2.2). The filtered list is cached per (option source,
 PRL bytes, lease time).
 
-Decision reasons (``Decision.reason``, counted by the service)
--------------------------------------------------------------
+Decision reasons (``Decision.reason``; ``Decision.kind`` is a :class:`fastdhcp.consts.Outcome`)
+--------------------------------------------------------------------------------------------
 * offer: ``binding``, ``reservation``, ``requested``, ``previous``, ``allocated``,
   ``same-offer`` (how the address was chosen);
 * ack: ``selecting``, ``init-reboot``, ``renewing``, ``rebinding``, ``inform``;
 * nak: ``wrong-network``, ``not-yours``, ``unknown-client`` (authoritative only), ``declined``,
   ``reserved-elsewhere``, ``address-unavailable``;
-* drop: ``not-request``, ``bootp``, ``unexpected-type``, ``no-client-id``,
+* drop: ``bootreply``, ``bootp``, ``unexpected-type``, ``no-client-id``,
   ``relay-info-too-long`` (option 82 cannot be echoed within the size limit), ``no-subnet``,
   ``pool-exhausted``, ``other-server``, ``no-requested-address``, ``unknown-client``,
-  ``released``, ``release-unknown``, ``declined``, ``decline-unknown``;
+  ``release-unknown``, ``decline-unknown`` (counted in ``fastdhcp_dropped_total``);
+* silent (processed, nothing to send, never a drop: RFC 2131 4.3.3, 4.3.4): ``released``,
+  ``declined``;
 * defences: ``subscriber-limit`` (a DISCOVER dropped, or a REQUEST NAKed), ``decline-limit``
   and ``decline-pool-cap`` (a DECLINE ignored).
 
@@ -110,7 +112,8 @@ This module is the public face: import :class:`Engine`, :class:`Decision`, :clas
 statistics: new bindings, allocation failures, declines, reclaims, reservation conflicts)
 from here. Also here: ``SubnetSelector`` (subnet selection: option 118, then
 82.5, then giaddr / ``relay``, then ``ciaddr`` of a request not relayed, then the receiving
-link; shared networks) and ``reply_destination`` (the RFC 2131 4.1 rules, in one function).
+link; shared networks) and ``reply_destination`` (the RFC 2131 4.1 rules: a test's view of
+the one ``_destination`` that every reply goes through).
 """
 
 from fastdhcp._engine import (

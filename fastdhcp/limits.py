@@ -59,10 +59,8 @@ starts from its slot's TAT. Hence:
   particular client's slot; and the LRU keeps every recently active client in the table,
   where a storm cannot reach its state at all.
 
-RFC 3046 and unrelayed option 82
-~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-:func:`strip_agent_info` removes option 82 from a request that was not relayed (giaddr 0); see
-its docstring for why.
+Option 82 of a request that was not relayed is the codec's to hide
+(``Message.ignore_unrelayed_agent_info``, RFC 3046 2.1), after the guard and before the engine.
 """
 
 from __future__ import annotations
@@ -77,7 +75,6 @@ __all__ = [
     "RateLimiter",
     "RelayTrust",
     "EdgeGuard",
-    "strip_agent_info",
     "client_key",
     "DROP_UNTRUSTED_RELAY",
     "DROP_CLIENT_RATE",
@@ -249,56 +246,3 @@ class EdgeGuard:
             if src_ip != giaddr and not relays.allow(src_ip, now):
                 return DROP_RELAY_RATE
         return None
-
-
-# option offsets (RFC 2131 2): sname 44..108, file 108..236, cookie, options from 240
-_SNAME = (44, 108)
-_FILE = (108, 236)
-_OPTIONS = 240
-
-
-def _blank(buf: bytearray, start: int, end: int, code: int) -> tuple[int, int]:
-    """Turn every option ``code`` in buf[start:end] into pads; returns (how many, overload)."""
-    i = start
-    n = 0
-    overload = 0
-    while i < end:
-        c = buf[i]
-        if c == 0:
-            i += 1
-            continue
-        if c == 255 or i + 1 >= end:
-            break
-        ln = buf[i + 1]
-        stop = min(i + 2 + ln, end)
-        if c == 52 and ln == 1 and i + 2 < end:
-            overload = buf[i + 2]
-        if c == code:
-            buf[i:stop] = bytes(stop - i)
-            n += 1
-        i = stop
-    return n, overload
-
-
-def strip_agent_info(data: bytes) -> bytes:
-    """``data`` with every Relay Agent Information option (82) turned into pad options,
-    in the options field and in sname/file when overloaded (RFC 2131 4.1 order).
-
-    Why the service does this to a request that was not relayed (giaddr 0): RFC 3046 2.1 makes
-    a relay that receives such a packet from an untrusted circuit discard it, because option 82
-    is trusted data only when a trusted relay wrote it; a server that receives it directly is
-    that first hop. But RFC 3046 2.2 also says servers SHOULD be prepared to handle option 82
-    in unicast messages (a relay agent MAY add it to a client's unicast RENEW), so dropping the
-    request would refuse good renewals. Like Kea and ISC dhcpd, fastdhcp therefore treats the
-    request as *not relayed*, and ignores its option 82 entirely: it is served, selects no subnet
-    (82.5 link selection), matches no circuit-id reservation, overrides no server id and is not
-    echoed (the reply goes straight to the client; no relay is there to strip it,
-    RFC 3046 2.1).
-    """
-    buf = bytearray(data)
-    _n, overload = _blank(buf, _OPTIONS, len(buf), 82)
-    if overload & 1:
-        _blank(buf, *_FILE, 82)
-    if overload & 2:
-        _blank(buf, *_SNAME, 82)
-    return bytes(buf)

@@ -6,12 +6,13 @@ One non-blocking UDP socket per configured interface (``0.0.0.0:port`` + ``SO_BI
 its :class:`~fastdhcp.engine.Link` is the interface's name and IPv4) and one per listen address
 (``Link("", address)``). Each socket is watched with ``loop.add_reader``; when it is readable
 the service drains it (up to :data:`READ_BATCH` datagrams), and for each datagram runs
-``parse -> engine.handle -> send``, in compiled code (:mod:`fastdhcp._packetpath`; the rare
-cases, such as logging a malformed datagram, call back into this module):
+``parse -> engine.handle -> send``, in compiled code (:mod:`fastdhcp._packetpath`, which counts
+everything itself and reports the rare events, such as a malformed datagram, in a
+:class:`~fastdhcp.pathreport.PathReport` this module drains after each burst to log them):
 
 - an OFFER or NAK (no binding to commit) is sent at once;
 - an ACK whose :class:`~fastdhcp.engine.Decision` carries a ``binding`` is *held*: the service
-  gives the committer a token ``(endpoint, reply, destination, received_at, held_at)`` and the
+  gives the committer a :class:`~fastdhcp._packetpath.HeldAck` (endpoint, reply, held_at) and the
   reply leaves only in ``on_committed``, after the writer thread has made the batch durable
   (RFC 2131 3.1 step 4). ``on_failed`` drops those ACKs (counted), and asks the engine to roll
   the bindings back; the clients retransmit.
@@ -45,13 +46,15 @@ other (the writer after each fsync, the loop while the writer encodes a batch).
 
 Between parse and engine, :class:`fastdhcp.limits.EdgeGuard` (when configured) drops relayed
 requests from untrusted relays and requests over the per-client or per-relay rate, and a request
-that was not relayed has its option 82 ignored (RFC 3046 2.1/2.2, ``limits.strip_agent_info``).
+that was not relayed has its option 82 ignored (RFC 3046 2.1/2.2,
+``Message.ignore_unrelayed_agent_info``).
 
-Malformed datagrams (``MalformedPacket``), BOOTREPLYs, engine drops and any unexpected
+Malformed datagrams (``MalformedPacket``), engine drops (BOOTREPLYs among them) and any unexpected
 exception are counted by reason and logged at a bounded rate; nothing in the packet path can
 stop the loop.
 
-Where a reply goes is decided by the engine (RFC 2131 4.1, ``fastdhcp.routing``): the service
+Where a reply goes is decided by the engine (RFC 2131 4.1, ``fastdhcp.engine.reply_destination``):
+the service
 only turns ``Decision.dest_ip/dest_port`` into a ``sendto``, and for ``Decision.l2_unicast``
 injects an ARP entry for ``yiaddr -> chaddr`` on the receiving interface and unicasts, falling
 back to the broadcast destination when it cannot (no ``CAP_NET_ADMIN``, not an interface
@@ -95,12 +98,13 @@ from fastdhcp.control.channel import ControlChannel
 from fastdhcp.control.table import CommandTable
 from fastdhcp.dhcp_state import DhcpServiceState, Origin
 from fastdhcp.engine import Engine, Link
-from fastdhcp.errors import ConfigError, MalformedPacket, StoreError
+from fastdhcp.errors import ConfigError, StoreError
 from fastdhcp.ha.service import HAService
 from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
 from fastdhcp.limits import EdgeGuard
 from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector, type_name
+from fastdhcp.pathreport import Event, PathEvent, PathReport
 from fastdhcp.statistics import Statistics
 from fastdhcp.store import GroupCommitter, LmdbLeaseStore
 
@@ -310,6 +314,7 @@ class Server:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ipstr_cache: dict[int, str] = {}
         self._ratelog = RateLimitedLog(log)
+        self._report = PathReport()  # filled by the packet path, drained by _drain
         #: relay trust and rate limits before the engine (None when none are configured)
         self._guard: EdgeGuard | None = EdgeGuard.from_config(config.server)
         self.metrics.limiters = self._limiter_rows
@@ -614,12 +619,9 @@ class Server:
                 ep.close()
             raise StartupError(f"cannot open sockets: {exc.strerror or exc}") from exc
 
-        engine_reload = getattr(self.engine, "reload", None)
         try:
-            if engine_reload is not None:
-                engine_reload(config)
-            else:
-                self.engine = Engine(config, self.store)
+            assert self.engine is not None
+            self.engine.reload(config)
         except BaseException:
             for ep in new_eps.values():
                 ep.close()
@@ -663,8 +665,9 @@ class Server:
 
     def _make_path(self) -> PacketPath:
         committer = self.committer
-        return PacketPath(self, self.engine, self.metrics, self._guard,
-                          committer.hold_many if committer is not None else None, self._debug)
+        return PacketPath(self.engine, self.metrics, self._report, self._guard,
+                          committer.hold_many if committer is not None else None, self._dest_ip,
+                          self._debug)
 
     def _on_readable(self, ep: Endpoint) -> None:
         path = self._path
@@ -699,6 +702,7 @@ class Server:
             self._poll_committer()  # committed ACKs join this flush
         if ep.out:
             path.flush(ep)
+        self._drain()
         if paced:
             ep.last_read = t0
             if n >= READ_BATCH:  # more may be waiting: after the other ready callbacks
@@ -735,66 +739,48 @@ class Server:
             return
         self._on_readable(ep)
 
-    # The rare cases of the compiled packet path (fastdhcp._packetpath): counted and logged here.
+    # The packet path's report (fastdhcp.pathreport): counted there, logged here.
 
-    def _malformed(self, ep: Endpoint, exc: MalformedPacket, src_ip: int, src_port: int) -> None:
-        self.metrics.bad(exc.reason)
-        self._ratelog(logging.INFO, "malformed", "malformed datagram from %s:%d on %s: %s",
-                      self._ipstr(src_ip), src_port, ep.key[1], exc.reason)
+    def _drain(self) -> None:
+        """Write the log lines of the events the packet path reported since the last drain."""
+        events, lost = self._report.take()
+        for ev in events:
+            self._log_event(ev)
+        if lost:
+            self._ratelog(logging.INFO, "report-lost", "%d more packet-path events since the "
+                          "last drain (counted, not logged)", lost)
 
-    def _bootreply(self, ep: Endpoint, msg: Any, src_ip: int, src_port: int) -> None:
-        # Received (Kea counts pkt4-offer-received & co. and pkt4-receive-drop for these)
-        self.metrics.received[msg.message_type & 0xFF] += 1
-        self.metrics.drop("bootreply")
-        self._ratelog(logging.INFO, "bootreply", "ignored a BOOTREPLY (op %d) from %s:%d on %s",
-                      msg.op, self._ipstr(src_ip), src_port, ep.key[1])
-
-    def _guard_dropped(self, ep: Endpoint, msg: Any, why: str, src_ip: int,
-                       src_port: int) -> None:
-        self.metrics.drop(why)
-        self._ratelog(logging.INFO, why, "%s: dropped %s from %s:%d on %s (giaddr %s, chaddr %s)",
-                      why, type_name(msg.message_type), self._ipstr(src_ip), src_port,
-                      ep.key[1], self._ipstr(msg.giaddr), msg.chaddr.hex(":"))
-
-    def _engine_dropped(self, ep: Endpoint, msg: Any, d: Any, src_ip: int,
-                        src_port: int) -> None:
-        reason = d.reason or "engine"
-        self.metrics.drop(reason)
-        self._ratelog(logging.INFO, "drop:" + reason, "no reply to %s from %s:%d on %s chaddr "
-                      "%s: %s", type_name(msg.message_type), self._ipstr(src_ip), src_port,
-                      ep.key[1], msg.chaddr.hex(":"), reason)
-
-    def _log_decision(self, ep: Endpoint, msg: Any, d: Any, src_ip: int, src_port: int) -> None:
-        log.debug("%s on %s from %s:%d xid=%08x chaddr=%s -> %s (%s)",
-                  type_name(msg.message_type), ep.key[1], self._ipstr(src_ip), src_port,
-                  msg.xid, msg.chaddr.hex(":"), d.kind, d.reason)
-
-    def _internal_error(self, ep: Endpoint, src_ip: int, src_port: int,
-                        exc: Exception) -> None:
-        m = self.metrics
-        m.internal_errors += 1
-        m.drop("internal-error")
-        # exc=True formats the exception being handled: this runs inside the path's except
-        self._ratelog(logging.ERROR, "internal", "unexpected error handling a datagram from "
-                      "%s:%d on %s: %r", self._ipstr(src_ip), src_port, ep.key[1], exc, exc=True)
+    def _log_event(self, ev: PathEvent) -> None:
+        src = f"{self._ipstr(ev.ip)}:{ev.port}"
+        kind = ev.event
+        if kind is Event.DECISION:
+            log.debug("%s on %s from %s xid=%08x chaddr=%s -> %s", type_name(ev.message_type),
+                      ev.where, src, ev.xid, ev.chaddr.hex(":"), ev.reason)
+        elif kind is Event.MALFORMED:
+            self._ratelog(logging.INFO, "malformed", "malformed datagram from %s on %s: %s",
+                          src, ev.where, ev.reason)
+        elif kind is Event.GUARD_DROP:
+            self._ratelog(logging.INFO, ev.reason, "%s: dropped %s from %s on %s (giaddr %s, "
+                          "chaddr %s)", ev.reason, type_name(ev.message_type), src, ev.where,
+                          self._ipstr(ev.giaddr), ev.chaddr.hex(":"))
+        elif kind is Event.ENGINE_DROP:
+            self._ratelog(logging.INFO, "drop:" + ev.reason, "no reply to %s from %s on %s "
+                          "chaddr %s: %s", type_name(ev.message_type), src, ev.where,
+                          ev.chaddr.hex(":"), ev.reason)
+        elif kind is Event.INTERNAL_ERROR:
+            err = ev.error
+            self._ratelog(logging.ERROR, "internal", "unexpected error handling a datagram from "
+                          "%s on %s: %r\n%s", src, ev.where, err,
+                          "".join(traceback.format_exception(err)).rstrip() if err else "")
+        elif kind is Event.RECV_FAILED:
+            self._ratelog(logging.WARNING, "recv", "receive error on %s: %s", ev.where, ev.error)
+        elif kind is Event.SEND_FAILED:
+            self._ratelog(logging.WARNING, "send", "sending to %s on %s failed: %s", src,
+                          ev.where, os.strerror(ev.errno))
 
     def _recv_failed(self, ep: Endpoint, exc: OSError) -> None:
         self.metrics.drop("recv-error")
         self._ratelog(logging.WARNING, "recv", "receive error on %s: %s", ep.key[1], exc)
-
-    def _send_failed(self, ep: Endpoint, out: list[tuple[bytes, int, int, float]],
-                     failed: list[tuple[int, int]]) -> set[int]:
-        """Count and log the replies of ``out`` that could not be sent; their indexes."""
-        m = self.metrics
-        bad: set[int] = set()
-        for i, err in failed:
-            bad.add(i)
-            m.send_errors += 1
-            m.drop("send-error")
-            _reply, ip, port, _t0 = out[i]
-            self._ratelog(logging.WARNING, "send", "sending to %s:%d on %s failed: %s",
-                          self._ipstr(ip), port, ep.key[1], os.strerror(err))
-        return bad
 
     def _limiter_rows(self) -> list[tuple[str, int, int]]:
         """(limit, keys tracked, evictions) of each configured rate limiter (for metrics)."""
@@ -861,9 +847,10 @@ class Server:
         if not tokens:
             return
         m.commit_batch.observe(len(tokens))
-        m.commit_latency.observe(time.perf_counter() - tokens[0][2])
+        m.commit_latency.observe(time.perf_counter() - tokens[0].held_at)
         assert self._path is not None
         self._path.deliver(tokens)
+        self._drain()
 
     def _on_failed(self, leases: list[Any], tokens: list[Any], exc: BaseException) -> None:
         m = self.metrics

@@ -63,15 +63,16 @@ _RECEIVED = {1: "discover", 2: "offer", 3: "request", 4: "decline", 5: "ack", 6:
 _SENT = {2: "offer", 5: "ack", 6: "nak"}
 
 #: Reasons counted in ``Metrics.dropped`` that Kea does not count in ``pkt4-receive-drop``
-#: (a real Kea 2.2 counted none of these cases: a RELEASE or DECLINE, known or not, is
-#: processed and needs no answer; a DISCOVER with no subnet or no free address is processed
+#: (a real Kea 2.2 counted none of these cases: a RELEASE or DECLINE of an unknown lease is
+#: processed and needs no answer; an honoured one is not a drop at all, Outcome.SILENT;
+#: a DISCOVER with no subnet or no free address is processed
 #: and answered by silence, counted in v4-allocation-fail; a REQUEST from an unknown client
 #: is ignored when not authoritative; packets while disabled by dhcp-disable are not counted).
 #: What fails after the request was processed (the send, the commit) was received fine, and a
 #: failed receive received nothing. Every other reason (a BOOTREPLY, a foreign server id, a
 #: bad or unsupported request, a relay or rate guard, an internal error) is a receive drop.
 NOT_RECEIVE_DROPS: frozenset[str] = frozenset({
-    "released", "release-unknown", "declined", "decline-unknown",
+    "release-unknown", "decline-unknown",
     "no-subnet", "pool-exhausted", "unknown-client", "no-requested-address",
     "dhcp-disabled", "disabled",
     "send-error", "commit-failed", "socket-closed", "recv-error",

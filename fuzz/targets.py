@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastdhcp._codec import Message, ReplyBuilder, parse
+from fastdhcp.consts import Outcome
 from fastdhcp.errors import MalformedPacket
 
 COOKIE = b"\x63\x82\x53\x63"
@@ -450,12 +451,12 @@ class EngineTarget:
         return bytes((msg.htype,)) + bytes(msg.chaddr)
 
     def _check_decision(self, msg: Message, d: Any, key: bytes, owned: set[int]) -> None:
-        _check(d.kind in ("offer", "ack", "nak", "drop"), f"decision kind {d.kind!r}")
+        _check(d.kind in tuple(Outcome), f"decision kind {d.kind!r}")
         if d.reply is None:
             _check(d.binding is None, "binding without a reply")
             return
         r = parse(d.reply)  # every reply parses (MalformedPacket escapes as a failure)
-        want = {"offer": 2, "ack": 5, "nak": 6}.get(d.kind)
+        want = {Outcome.OFFER: 2, Outcome.ACK: 5, Outcome.NAK: 6}.get(d.kind)
         _check(want is not None, f"reply on a {d.kind!r} decision")
         _check(r.op == 2 and r.xid == msg.xid and r.chaddr == msg.chaddr, "reply header")
         _check(r.message_type == want, f"{d.kind} reply has type {r.message_type}")
@@ -463,8 +464,8 @@ class EngineTarget:
         if msg.relay_agent_info is not None:
             _check(r.relay_agent_info == msg.relay_agent_info, "option 82 not echoed")
         y = r.yiaddr
-        if d.kind == "nak" or y == 0:
-            _check(d.kind != "offer", "offer without an address")
+        if d.kind is Outcome.NAK or y == 0:
+            _check(d.kind is not Outcome.OFFER, "offer without an address")
             return
         lease = self.store.get(y)
         if lease is not None and lease.active and lease.client_key != key:
@@ -477,7 +478,7 @@ class EngineTarget:
                 and self.engine.offered(prev[0]) == y):
             raise FuzzFailure(f"{d.kind} of {ipaddress.IPv4Address(y)} to {key.hex()} while it "
                               f"is held as an offer for {prev[0].hex()}")
-        if d.kind == "offer":
+        if d.kind is Outcome.OFFER:
             self._offer_log[y] = (key, self.now)
         if d.kind == "ack" and d.binding is not None:
             _check(d.binding.ip == y and d.binding.client_key == key, "binding is not the ACK's")

@@ -30,6 +30,7 @@ from dhcpsim import (
 )
 
 from fastdhcp._codec import parse
+from fastdhcp.consts import Outcome
 from fastdhcp.engine import Decision, Engine, Link, PoolStat
 from fastdhcp.leases import Lease, LeaseState, MemoryLeaseStore
 
@@ -129,7 +130,7 @@ def test_4_3_1_offer_is_held_from_other_clients(net):
     offered = {client(net, i).discover().yiaddr for i in range(4)}
     assert offered == set(POOL)
     d, r = net.exchange(build_request(DISCOVER, xid=1, chaddr=mac(99)))
-    assert r is None and d.kind == "drop" and d.reason == "pool-exhausted"
+    assert r is None and d.kind is Outcome.DROP and d.reason == "pool-exhausted"
 
 
 def test_4_3_1_offer_expires_after_offer_lifetime(net):
@@ -144,7 +145,7 @@ def test_4_3_1_pool_exhausted_is_a_counted_drop(net):
     fill_pool(net)
     c = client(net, 50)
     assert c.discover() is None
-    assert c.last_decision.kind == "drop" and c.last_decision.reason == "pool-exhausted"
+    assert c.last_decision.kind is Outcome.DROP and c.last_decision.reason == "pool-exhausted"
 
 
 def test_4_3_1_client_identifier_is_the_client_key(net):
@@ -213,7 +214,7 @@ def test_4_3_2_selecting_ack_stages_binding_before_reply(net):
     data = build_request(REQUEST, xid=7, chaddr=c.mac, requested_ip=offer.yiaddr,
                          server_id=SERVER_IP)
     d = net.engine.handle(parse(data), LINK, net.clock.now)
-    assert d.kind == "ack"
+    assert d.kind is Outcome.ACK
     # RFC 2131 3.1 step 4: the binding is staged and must commit before the ACK leaves.
     assert d.binding is not None and d.binding.ip == offer.yiaddr
     assert net.store.take_pending() == [d.binding]
@@ -390,7 +391,9 @@ def test_4_3_3_decline_of_someone_elses_address_is_ignored(net):
 def test_4_3_4_release_ends_binding_and_frees_address(net):
     cs = fill_pool(net)
     addr = cs[0].address
-    cs[0].release()
+    assert cs[0].release() is None
+    # RFC 2131 4.3.4: silence is the answer; processed, not a drop
+    assert (net.decisions[-1].kind, net.decisions[-1].reason) == (Outcome.SILENT, "released")
     lease = net.store.get(addr)
     assert lease.state == LeaseState.RELEASED
     assert lease.client_key == b"\x01" + cs[0].mac  # affinity kept
@@ -403,7 +406,7 @@ def test_4_3_4_release_by_another_client_is_ignored(net):
     a.dora()
     d, _ = net.exchange(build_request(RELEASE, xid=1, chaddr=mac(2), ciaddr=a.address,
                                       server_id=SERVER_IP))
-    assert d.reason == "release-unknown"
+    assert (d.kind, d.reason) == (Outcome.DROP, "release-unknown")
     assert net.store.get(a.address).state == LeaseState.DEFAULT
 
 
@@ -458,7 +461,7 @@ def test_4_1_nak_without_relay_is_broadcast(net):
 def test_4_1_bootreply_and_bootp_are_dropped(net):
     data = bytearray(build_request(DISCOVER, xid=1, chaddr=mac(1)))
     data[0] = 2
-    assert net.exchange(bytes(data))[0].reason == "not-request"
+    assert net.exchange(bytes(data))[0].reason == "bootreply"
     bootp = build_request(DISCOVER, xid=1, chaddr=mac(1))
     bootp = bootp[:240] + b"\xff" + bootp[241 + 3 :]  # no option 53
     assert net.exchange(bootp)[0].reason == "bootp"

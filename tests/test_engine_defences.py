@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastdhcp.config import loads
+from fastdhcp.consts import Outcome
 from fastdhcp.engine import Link
 from fastdhcp.leases import LeaseState, MemoryLeaseStore
 
@@ -91,7 +92,7 @@ def test_limit_refuses_discover_silently_and_request_with_nak():
     a, b, c = (sub_client(net, i, b"port-1") for i in (1, 2, 3))
     assert a.dora().mtype == ACK and b.dora().mtype == ACK
     assert c.discover() is None
-    assert net.decisions[-1].kind == "drop" and net.decisions[-1].reason == "subscriber-limit"
+    assert net.decisions[-1].kind is Outcome.DROP and net.decisions[-1].reason == "subscriber-limit"
     # An INIT-REBOOT from a client we have no record of stays unanswered as before (RFC 2131
     # 4.3.2, not authoritative): the RFC's checks come first, the limit after them.
     assert c.reboot(ip("198.18.1.30")) is None
@@ -182,7 +183,7 @@ def test_counts_follow_a_failed_commit(tmp_path):
                              requested_ip=offer.yiaddr, server_id=SERVER_IP,
                              relay_info=relay_agent_info(circuit_id=b"port-1"))
         d = net.engine.handle(parse(data), LINK, net.clock.now)
-        assert d.kind == "ack" and engine_counts(net) == {b"port-1": 2}
+        assert d.kind is Outcome.ACK and engine_counts(net) == {b"port-1": 2}
         # The batch fails to commit: the store forgets it, the engine follows.
         batch = store.take_pending()
         store.failed(batch)

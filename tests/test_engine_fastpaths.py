@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 import fastdhcp._engine
 from fastdhcp._codec import parse
+from fastdhcp.consts import Outcome
 from fastdhcp.engine import Engine, Link, reply_destination
 from fastdhcp.leases import Lease, MemoryLeaseStore
 
@@ -144,7 +145,7 @@ def test_offers_expire_when_the_model_says(steps):
         if op == "discover":
             d = engine.handle(parse(build_request(DISCOVER, xid=client, chaddr=mac(client),
                                                   giaddr=RELAY, hops=1)), LINK, now)
-            if d.kind == "offer":
+            if d.kind is Outcome.OFFER:
                 model[client] = now + LIFETIME
             else:
                 model.pop(client, None)
@@ -155,7 +156,7 @@ def test_offers_expire_when_the_model_says(steps):
             d = engine.handle(parse(build_request(REQUEST, xid=client, chaddr=mac(client),
                                                   giaddr=RELAY, hops=1, requested_ip=held,
                                                   server_id=SERVER_IP)), LINK, now)
-            assert d.kind == "ack"
+            assert d.kind is Outcome.ACK
             model.pop(client, None)
             store.take_pending()
         else:
@@ -183,7 +184,7 @@ def test_lease_made_in_c_is_a_plain_lease():
     d = engine.handle(parse(build_request(REQUEST, xid=1, chaddr=mac(1), giaddr=RELAY, hops=1,
                                           requested_ip=offered, server_id=SERVER_IP,
                                           hostname=b"host1", relay_info=rai)), LINK, NOW)
-    assert d.kind == "ack"
+    assert d.kind is Outcome.ACK
     lease = d.binding
     assert type(lease) is Lease
     want = Lease(offered, b"\x01" + mac(1), mac(1), 9, 0, int(NOW), int(NOW) + 3600, "host1",
@@ -253,12 +254,12 @@ def test_store_is_read_at_most_once_per_question():
                                               hops=1, requested_ip=offered,
                                               server_id=SERVER_IP, relay_info=rai)),
                           LINK, NOW)
-        assert d.kind == "ack"
+        assert d.kind is Outcome.ACK
         assert store.take_calls() == {"get": bind_gets, "get_by_client": 0, "stage": 1}
         store.take_pending()
         d = engine.handle(parse(build_request(REQUEST, xid=2, chaddr=mac(1), ciaddr=offered)),
                           Link("", SERVER_IP), NOW + 100)
-        assert d.kind == "ack" and d.binding.expires == int(NOW) + 100 + 3600
+        assert d.kind is Outcome.ACK and d.binding.expires == int(NOW) + 100 + 3600
         assert store.take_calls() == {"get": 1, "get_by_client": 1, "stage": 1}
         if extra:
             assert engine.subscriber_counts() == {(9, b"ge-0/0/7"): 1}
@@ -274,7 +275,7 @@ def test_renewed_offer_requeued_and_clock_stepping_back():
     def discover(t: float) -> None:
         d = engine.handle(parse(build_request(DISCOVER, xid=1, chaddr=mac(1), giaddr=RELAY,
                                               hops=1)), LINK, t)
-        assert d.kind == "offer"
+        assert d.kind is Outcome.OFFER
 
     discover(NOW)
     discover(NOW + 20)  # held until NOW + 50 now

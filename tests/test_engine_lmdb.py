@@ -9,6 +9,7 @@ import pytest
 from dhcpsim import ACK, NAK, SERVER_IP, Client, Network, ip, mac, make_config
 from test_engine_props import DIRECT, RELAYED, play
 
+from fastdhcp.consts import Outcome
 from fastdhcp.engine import Engine, Link
 from fastdhcp.leases import LeaseState
 from fastdhcp.store import LmdbLeaseStore
@@ -66,7 +67,7 @@ def test_engine_reads_staged_bindings_before_commit(store):
     d = net.engine.handle(parse(build_request(REQUEST, xid=1, chaddr=c.mac,
                                               requested_ip=offer.yiaddr,
                                               server_id=SERVER_IP)), LINK, net.clock.now)
-    assert d.kind == "ack"
+    assert d.kind is Outcome.ACK
     # Not committed yet: a second engine decision already sees the staged binding.
     other = Client(net, mac(2))
     assert other.discover(requested_ip=offer.yiaddr).yiaddr != offer.yiaddr

@@ -22,6 +22,7 @@ from dhcpsim import ACK, SERVER_IP, Client, Network, ip, mac, make_config, relay
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fastdhcp.consts import Outcome
 from fastdhcp.engine import Link
 from fastdhcp.leases import LeaseState
 
@@ -219,15 +220,15 @@ def test_any_wellformed_request_gets_a_decision(mtype, ciaddr, giaddr, requested
     for _ in range(2):  # the second time with whatever state the first left
         d = net.engine.handle(parse(data), net.link, net.clock.now)
         net.commit()
-        assert d.kind in ("offer", "ack", "nak", "drop")
-        if d.kind == "drop":
+        assert d.kind in (Outcome.OFFER, Outcome.ACK, Outcome.NAK, Outcome.SILENT, Outcome.DROP)
+        if d.kind in (Outcome.DROP, Outcome.SILENT):
             assert d.reply is None and d.reason
             continue
         r = decode_reply(d.reply)
         assert r.op == 2 and r.xid == 1
-        assert r.mtype == {"offer": 2, "ack": 5, "nak": 6}[d.kind]
+        assert r.mtype == {Outcome.OFFER: 2, Outcome.ACK: 5, Outcome.NAK: 6}[d.kind]
         assert d.dest_port in (67, 68)
         if giaddr:
             assert (d.dest_ip, d.dest_port) == (giaddr, 67)
-        if d.kind == "ack" and r.yiaddr:
+        if d.kind is Outcome.ACK and r.yiaddr:
             assert d.binding is not None and d.binding.ip == r.yiaddr

@@ -23,6 +23,7 @@ from dhcpsim import (
 )
 from scapy.layers.dhcp import BOOTP, DHCP
 
+from fastdhcp.consts import Outcome
 from fastdhcp.engine import Link
 
 RELAY_2 = ip("198.18.10.1")  # listed in subnet 2's relay; not inside any subnet
@@ -115,7 +116,7 @@ def test_rfc3046_option_82_too_long_to_echo_is_dropped_before_any_state(net):
     data = build_request(DISCOVER, xid=7, chaddr=mac(70), giaddr=RELAY_4, hops=1,
                          relay_info=rai)
     d, reply = net.exchange(data)
-    assert (d.kind, d.reason, reply) == ("drop", "relay-info-too-long", None)
+    assert (d.kind, d.reason, reply) == (Outcome.DROP, "relay-info-too-long", None)
     assert net.engine.offered(b"\x01" + mac(70)) == 0  # nothing held for an unsendable offer
     assert len(net.store) == 0
 
@@ -125,7 +126,7 @@ def test_rfc3046_long_option_82_echoed_when_the_client_allows_large_replies(net)
     data = build_request(DISCOVER, xid=8, chaddr=mac(71), giaddr=RELAY_4, hops=1,
                          relay_info=rai, extra=opt(57, (1500).to_bytes(2, "big")))
     d, reply = net.exchange(data)
-    assert d.kind == "offer"
+    assert d.kind is Outcome.OFFER
     assert reply.options[82] == rai  # joined again from its instances
     assert len(d.reply) <= 1500 - 28
 

@@ -180,7 +180,7 @@ def _dora(sock: socket.socket, port: int, relay: str, macs: list[bytes],
 
 _STORM = r"""
 import json, random, signal, socket, struct, sys, time
-from fastdhcp._sockio import DatagramIO
+from fastdhcp._sockio import DatagramIO, Outgoing
 stop = []
 signal.signal(signal.SIGTERM, lambda *a: stop.append(1))  # the test is done: report and exit
 server, port, relay, rate, seconds, count, mode = sys.argv[1:8]
@@ -202,7 +202,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((relay, 0))
 s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
 io = DatagramIO(s)
-items = [(p, dest, port, 0) for p in pkts]  # prebuilt: the loop only slices
+items = [Outgoing(p, dest, port) for p in pkts]  # prebuilt: the loop only slices
 sent = errors = 0
 t0 = time.monotonic()
 while sent < count and not stop:

@@ -30,7 +30,6 @@ from fastdhcp.limits import (
     RateLimiter,
     RelayTrust,
     client_key,
-    strip_agent_info,
 )
 from tests.service_helpers import (
     RELAY_IP,
@@ -266,7 +265,7 @@ def _rai(circuit: bytes) -> bytes:
     return b"\x01" + bytes([len(circuit)]) + circuit
 
 
-def test_strip_agent_info_everywhere_scapy_oracle() -> None:
+def test_unrelayed_agent_info_hidden_everywhere_scapy_oracle() -> None:
     # 82 twice in the options field (RFC 3396 split) and once more in the overloaded file field
     file_opts = bytes([82, 4]) + _rai(b"ab") + bytes([15, 3]) + b"x.y" + b"\xff"
     pkt = BOOTP(op=1, htype=1, hlen=6, xid=7, chaddr=b"\x02" * 6 + b"\0" * 10,
@@ -277,46 +276,48 @@ def test_strip_agent_info_everywhere_scapy_oracle() -> None:
     data = bytes(pkt)
     before = parse(data)
     assert before.relay_agent_info is not None and before.circuit_id is not None
-    out = strip_agent_info(data)
-    assert len(out) == len(data)
-    after = parse(out)
+    after = parse(data)
+    assert after.ignore_unrelayed_agent_info()
     assert after.relay_agent_info is None and after.circuit_id is None
-    assert after.hostname == b"h1" and after.get(15) == b"x.y"
-    theirs = BOOTP(out)
-    assert "relay_agent_information" not in dhcp_options(theirs)
-    assert dhcp_options(theirs)["hostname"] == b"h1"
-    assert data[:108] == out[:108]  # header, sname untouched
-    assert strip_agent_info(out) == out
+    assert after.get(82) is None and after.remote_id is None
+    # every other option as scapy reads it, the file-field one included
+    theirs = dhcp_options(BOOTP(data))
+    assert after.hostname == theirs["hostname"] == b"h1" and after.get(15) == b"x.y"
+    assert after.data == data  # a view: the bytes are the bytes received
+    assert not after.ignore_unrelayed_agent_info()  # nothing left to hide
 
 
-OPTION = st.tuples(st.sampled_from([12, 15, 60, 77, 82, 82, 82, 224]),
-                   st.binary(min_size=1, max_size=40))
+
+# option 82 as a relay writes it (the codec refuses malformed sub-options at parse, relayed
+# or not), beside other options with any value
+OPTION = st.one_of(
+    st.tuples(st.sampled_from([12, 15, 60, 77, 224]), st.binary(min_size=1, max_size=40)),
+    st.binary(min_size=1, max_size=30).map(lambda c: (82, _rai(c))),
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(opts=st.lists(OPTION, max_size=12))
-def test_strip_agent_info_property_scapy_oracle(opts: list[tuple[int, bytes]]) -> None:
+def test_unrelayed_agent_info_hidden_property(opts: list[tuple[int, bytes]]) -> None:
     # any layout of options with any number of 82s: after stripping, scapy sees exactly the
     # same options minus 82 (and pads), and the codec finds no 82
     pkt = BOOTP(op=1, htype=1, hlen=6, xid=9, chaddr=b"\x02" * 6 + b"\0" * 10) / DHCP(
         options=[("message-type", "request"), *opts, "end"])
     data = bytes(pkt)
-    out = strip_agent_info(data)
-    assert len(out) == len(data)
-    assert parse(out).relay_agent_info is None
-
-    def non82(raw: bytes) -> list[Any]:
-        return [o for o in BOOTP(raw)[DHCP].options
-                if o not in ("pad", "end") and not (isinstance(o, tuple)
-                                                    and o[0] == "relay_agent_information")]
-
-    assert non82(out) == non82(data)
+    msg = parse(data)
+    assert msg.ignore_unrelayed_agent_info() == any(code == 82 for code, _ in opts)
+    assert msg.relay_agent_info is None and msg.get(82) is None
+    # every other option reads as before, joined as RFC 3396 says (scapy: the instances)
+    for code in {c for c, _ in opts if c != 82}:
+        assert msg.get(code) == b"".join(v for c, v in opts if c == code)
 
 
-def test_strip_agent_info_leaves_other_packets_alone() -> None:
-    data = bytes(BOOTP(op=1, xid=3) / DHCP(options=[("message-type", "discover"),
-                                                     ("hostname", b"R"), "end"]))
-    assert strip_agent_info(data) == data
+def test_agent_info_of_relayed_requests_is_kept() -> None:
+    data = bytes(BOOTP(op=1, xid=3, giaddr="198.18.0.1") / DHCP(options=[
+        ("message-type", "discover"), ("relay_agent_information", _rai(b"port-9")), "end"]))
+    msg = parse(data)
+    assert not msg.ignore_unrelayed_agent_info()
+    assert msg.circuit_id == b"port-9"
 
 
 # -- config ---------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The compiled packet path (fastdhcp._packetpath) on loopback sockets, with a stand-in engine
-and a recording stand-in server: what it counts, queues, holds and hands to the server's rare-case
-methods. The whole server over it is covered by test_service.py and the interop tests."""
+"""The compiled packet path (fastdhcp._packetpath) on loopback sockets, with the real engine
+on a simulated config: what it counts, queues, holds and reports. It calls nothing of the
+service: what it needs is given at construction (metrics, a report, ``hold``, ``l2_dest``).
+The whole server over it is covered by test_service.py and the interop tests."""
 
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from dhcpsim import build_request, ip, mac, relay_agent_info
-from fastdhcp._packetpath import PacketPath
+from dhcpsim import SERVER_IP, build_request, ip, mac, make_config, relay_agent_info
 
 from fastdhcp._codec import parse
-from fastdhcp._sockio import DatagramIO
-from fastdhcp.engine import Decision
-from fastdhcp.errors import MalformedPacket
+from fastdhcp._packetpath import HeldAck, PacketPath
+from fastdhcp._sockio import DatagramIO, Outgoing
+from fastdhcp.consts import MessageType
+from fastdhcp.engine import Engine, Link
+from fastdhcp.leases import MemoryLeaseStore
 from fastdhcp.metrics import Histogram, Metrics
+from fastdhcp.pathreport import MAX_EVENTS, Event, PathReport
 
-DISCOVER, REQUEST, RELEASE = 1, 3, 7
-GIADDR = ip("198.18.0.1")
+DISCOVER, REQUEST, RELEASE = MessageType.DISCOVER, MessageType.REQUEST, MessageType.RELEASE
+L2_DEST = 0x7F000001  # what the test's l2_dest answers for a layer-2 unicast
 
 
 def _reply(mtype: int, pad: int = 0) -> bytes:
@@ -34,7 +37,7 @@ class Ep:
     """What the path reads of the service's Endpoint."""
 
     sock: socket.socket
-    link: Any = "link"
+    link: Any = field(default_factory=lambda: Link("eth0", SERVER_IP))
     key: tuple[str, str, int] = ("addr", "127.0.0.1", 0)
     out: list[Any] = field(default_factory=list)
     closed: bool = False
@@ -44,40 +47,27 @@ class Ep:
         self.io = DatagramIO(self.sock)
 
 
-class RecordingServer:
-    """The rare-case methods of fastdhcp.service.Server, recorded."""
+class Owner:
+    """What the path is given: a report, a hold list and an l2_dest that records its calls."""
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
+    def __init__(self, fail_l2: bool = False) -> None:
+        self.report = PathReport()
+        self.held: list[HeldAck] = []
+        self.l2_calls: list[tuple[Any, Any]] = []
+        self.fail_l2 = fail_l2
 
-    def __getattr__(self, name: str) -> Any:
-        if not name.startswith("_") or name.startswith("__"):
-            raise AttributeError(name)
+    def l2_dest(self, ep: Any, d: Any) -> int:
+        self.l2_calls.append((ep, d))
+        if self.fail_l2:
+            raise RuntimeError("injected")
+        return L2_DEST
 
-        def record(*args: Any) -> Any:
-            self.calls.append((name, *args))
-            if name == "_dest_ip":
-                return 0x7F000001
-            if name == "_send_failed":
-                return {i for i, _err in args[2]}
-            return None
-
-        return record
-
-    def names(self) -> list[str]:
-        return [c[0] for c in self.calls]
+    def events(self) -> list[Any]:
+        return self.report.take()[0]
 
 
-class ScriptedEngine:
-    """handle() returns what ``decide(msg)`` says and remembers every message it saw."""
-
-    def __init__(self, decide: Any) -> None:
-        self.decide = decide
-        self.seen: list[Any] = []
-
-    def handle(self, msg: Any, link: Any, now: float) -> Decision:
-        self.seen.append(msg)
-        return self.decide(msg)
+def _engine() -> Engine:
+    return Engine(make_config(), MemoryLeaseStore())
 
 
 @pytest.fixture
@@ -99,75 +89,124 @@ def _deliver(peer: socket.socket, server: socket.socket, datagrams: list[bytes])
     time.sleep(0.05)  # loopback delivery is synchronous; this only yields the CPU
 
 
-def _path(srv: RecordingServer, engine: Any, metrics: Metrics, held: list[Any],
-          guard: Any = None, debug: bool = False) -> PacketPath:
-    return PacketPath(srv, engine, metrics, guard, held.extend, debug)
+def _path(owner: Owner, metrics: Metrics, engine: Engine | None = None, guard: Any = None,
+          debug: bool = False) -> PacketPath:
+    return PacketPath(engine or _engine(), metrics, owner.report, guard, owner.held.extend,
+                      owner.l2_dest, debug)
+
+
+def _dora_requests(n: int) -> tuple[list[bytes], list[bytes]]:
+    """n DISCOVERs and the REQUESTs for the addresses the engine will offer (next-fit)."""
+    twin = _engine()
+    link = Link("eth0", SERVER_IP)
+    discovers, requests = [], []
+    for i in range(n):
+        d = build_request(DISCOVER, xid=i, chaddr=mac(i), flags=0x8000)
+        offer = twin.handle(parse(d), link, 1000.0)
+        yiaddr = int.from_bytes(offer.reply[16:20], "big")
+        discovers.append(d)
+        requests.append(build_request(REQUEST, xid=10 + i, chaddr=mac(i), flags=0x8000,
+                                      requested_ip=yiaddr, server_id=SERVER_IP))
+    return discovers, requests
 
 
 def test_read_queues_offers_holds_acks_and_counts(socks: Any) -> None:
     server, peer = socks
-    port = peer.getsockname()[1]
-
-    def decide(msg: Any) -> Decision:
-        if msg.message_type == DISCOVER:
-            return Decision("offer", reply=_reply(2), dest_ip=GIADDR, dest_port=port)
-        return Decision("ack", reply=_reply(5), dest_ip=GIADDR, dest_port=port,
-                        binding=("lease", msg.xid))
-
-    engine = ScriptedEngine(decide)
-    srv, m, held = RecordingServer(), Metrics(), []
+    owner, m = Owner(), Metrics()
     ep = Ep(server)
-    reqs = [build_request(DISCOVER, xid=i, chaddr=mac(i), giaddr=GIADDR) for i in range(3)]
-    reqs += [build_request(REQUEST, xid=10 + i, chaddr=mac(i), giaddr=GIADDR) for i in range(2)]
-    _deliver(peer, server, reqs)
+    discovers, requests = _dora_requests(3)
+    _deliver(peer, server, discovers + requests[:2])
     t0 = time.perf_counter()
-    n = _path(srv, engine, m, held).read(ep, 128, 1000.0, t0)
+    n = _path(owner, m).read(ep, 128, 1000.0, t0)
     assert n == 5
-    assert [x.xid for x in engine.seen] == [0, 1, 2, 10, 11]
     assert m.received[DISCOVER] == 3 and m.received[REQUEST] == 2
-    assert [item[1:] for item in ep.out] == [(GIADDR, port, t0)] * 3
-    assert [tok[0] for tok in held] == [ep, ep]
-    assert [tok[1][0][242] for tok in held] == [5, 5]
-    assert all(t0 <= tok[2] <= time.perf_counter() for tok in held)
-    assert srv.calls == []
+    # broadcast bit set: OFFERs to 255.255.255.255:68, their type known without reading back
+    assert [(o.dest_ip, o.dest_port, o.message_type, o.received_at) for o in ep.out] == \
+        [(0xFFFFFFFF, 68, 2, t0)] * 3
+    assert [h.endpoint for h in owner.held] == [ep, ep]
+    assert [(h.out.message_type, h.out.data[242]) for h in owner.held] == [(5, 5), (5, 5)]
+    assert all(t0 <= h.held_at <= time.perf_counter() for h in owner.held)
+    assert owner.events() == [] and owner.l2_calls == [] and m.dropped == {}
 
 
-def test_rare_cases_go_to_the_server(socks: Any) -> None:
+def test_release_is_processed_not_dropped(socks: Any) -> None:
     server, peer = socks
+    owner, m = Owner(), Metrics()
+    ep = Ep(server)
+    engine = _engine()
+    path = _path(owner, m, engine)
+    discovers, requests = _dora_requests(1)
+    _deliver(peer, server, discovers)
+    path.read(ep, 128, 1000.0, 0.0)
+    _deliver(peer, server, requests)
+    path.read(ep, 128, 1000.0, 0.0)
+    ack = owner.held[0].out.data
+    yiaddr = int.from_bytes(ack[16:20], "big")
+    _deliver(peer, server, [build_request(RELEASE, xid=99, chaddr=mac(0), ciaddr=yiaddr,
+                                          server_id=SERVER_IP)])
+    assert path.read(ep, 128, 1000.0, 0.0) == 1
+    # RFC 2131 4.3.4: no reply, and no drop counted or reported (Kea: pkt4-release-received)
+    assert m.received[RELEASE] == 1 and m.dropped == {}
+    assert owner.events() == []
 
-    def decide(msg: Any) -> Decision:
-        if msg.xid == 1:
-            raise RuntimeError("injected")
-        if msg.xid == 2:
-            return Decision("drop", reason="pool-exhausted")
-        return Decision("offer", reply=_reply(2), dest_ip=0xFFFFFFFF, dest_port=68,
-                        l2_unicast=(ip("198.18.0.9"), mac(3)))
 
-    engine = ScriptedEngine(decide)
-    srv, m, held = RecordingServer(), Metrics(), []
+def test_rare_cases_are_counted_and_reported(socks: Any) -> None:
+    server, peer = socks
+    owner, m = Owner(), Metrics()
     ep = Ep(server)
     bootreply = bytearray(build_request(DISCOVER, xid=4, chaddr=mac(4)))
     bootreply[0] = 2
+    src = (0x7F000001, peer.getsockname()[1])
     _deliver(peer, server, [
         b"\x01\x01\x06",  # malformed: shorter than a BOOTP header
         bytes(bootreply),
-        build_request(DISCOVER, xid=1, chaddr=mac(1), giaddr=GIADDR),
-        build_request(DISCOVER, xid=2, chaddr=mac(2), giaddr=GIADDR),
-        build_request(DISCOVER, xid=3, chaddr=mac(3)),
+        build_request(REQUEST, xid=2, chaddr=mac(2)),  # no requested address: a drop
+        build_request(DISCOVER, xid=3, chaddr=mac(3)),  # no broadcast bit: layer-2 unicast
     ])
-    path = _path(srv, engine, m, held, debug=True)
-    assert path.read(ep, 128, 1000.0, time.perf_counter()) == 5
-    names = srv.names()
-    assert names == ["_malformed", "_bootreply", "_internal_error", "_log_decision",
-                     "_engine_dropped", "_log_decision", "_dest_ip"]
-    assert isinstance(srv.calls[0][2], MalformedPacket)
-    assert srv.calls[0][3:] == (0x7F000001, peer.getsockname()[1])
-    assert isinstance(srv.calls[2][4], RuntimeError)
-    assert srv.calls[4][3].reason == "pool-exhausted"
-    # the layer-2 unicast destination is the server's answer, not the decision's broadcast
-    assert [item[1:3] for item in ep.out] == [(0x7F000001, 68)]
-    assert m.received[DISCOVER] == 3  # parsed requests only
-    assert held == []
+    path = _path(owner, m, debug=True)
+    assert path.read(ep, 128, 1000.0, time.perf_counter()) == 4
+    events = owner.events()
+    assert [e.event for e in events] == [Event.MALFORMED, Event.DECISION, Event.ENGINE_DROP,
+                                         Event.DECISION, Event.ENGINE_DROP, Event.DECISION]
+    assert all((e.ip, e.port, e.where) == (*src, "127.0.0.1") for e in events)
+    # one BOOTREPLY check, the engine's
+    assert (events[2].reason, events[2].op, events[2].xid) == ("bootreply", 2, 4)
+    assert (events[4].reason, events[4].message_type, events[4].chaddr) == \
+        ("no-requested-address", 3, mac(2))
+    assert events[5].reason.startswith("offer")
+    assert m.dropped == {"bootreply": 1, "no-requested-address": 1}
+    assert sum(m.malformed.values()) == 1
+    # the layer-2 unicast destination is l2_dest's answer, not the decision's broadcast
+    assert [(o.dest_ip, o.dest_port) for o in ep.out] == [(L2_DEST, 68)]
+    # parsed datagrams, the BOOTREPLY's too (Kea counts it received, then dropped)
+    assert m.received[DISCOVER] == 2 and m.received[REQUEST] == 1
+    assert owner.held == []
+
+
+def test_an_unexpected_exception_is_counted_and_reported(socks: Any) -> None:
+    server, peer = socks
+    owner, m = Owner(fail_l2=True), Metrics()
+    ep = Ep(server)
+    _deliver(peer, server, [build_request(DISCOVER, xid=3, chaddr=mac(3))])
+    assert _path(owner, m).read(ep, 128, 1000.0, 0.0) == 1
+    (ev,) = owner.events()
+    assert ev.event is Event.INTERNAL_ERROR and isinstance(ev.error, RuntimeError)
+    assert m.internal_errors == 1 and m.dropped == {"internal-error": 1} and ep.out == []
+
+
+def test_the_report_is_bounded(socks: Any) -> None:
+    server, peer = socks
+    owner, m = Owner(), Metrics()
+    ep = Ep(server)
+    n = MAX_EVENTS + 20
+    path = _path(owner, m)
+    for start in range(0, n, 50):
+        _deliver(peer, server, [b"\x01\x01"] * min(50, n - start))
+        path.read(ep, 128, 1000.0, 0.0)
+    events, lost = owner.report.take()
+    assert (len(events), lost) == (MAX_EVENTS, 20)
+    assert sum(m.malformed.values()) == n  # counted exactly, whatever was kept
+    assert owner.report.take() == ([], 0)
 
 
 def test_guard_and_unrelayed_option82(socks: Any) -> None:
@@ -179,41 +218,35 @@ def test_guard_and_unrelayed_option82(socks: Any) -> None:
             seen_by_guard.append((msg.xid, src_ip, now))
             return "untrusted-relay" if msg.xid == 1 else None
 
-    engine = ScriptedEngine(lambda msg: Decision("drop", reason="x"))
-    srv, m, held = RecordingServer(), Metrics(), []
+    owner, m = Owner(), Metrics()
     ep = Ep(server)
     info = relay_agent_info(circuit_id=b"port-1")
     _deliver(peer, server, [
-        build_request(DISCOVER, xid=1, chaddr=mac(1), giaddr=GIADDR, relay_info=info),
-        build_request(DISCOVER, xid=2, chaddr=mac(2), relay_info=info),  # not relayed
-        build_request(DISCOVER, xid=3, chaddr=mac(3), giaddr=GIADDR, relay_info=info),
+        build_request(DISCOVER, xid=1, chaddr=mac(1), flags=0x8000, relay_info=info),
+        build_request(DISCOVER, xid=2, chaddr=mac(2), flags=0x8000, relay_info=info),
     ])
     t0 = time.perf_counter()
-    assert _path(srv, engine, m, held, guard=Guard()).read(ep, 128, 1000.0, t0) == 3
-    assert seen_by_guard == [(1, 0x7F000001, t0), (2, 0x7F000001, t0), (3, 0x7F000001, t0)]
-    assert srv.names() == ["_guard_dropped", "_engine_dropped", "_engine_dropped"]
-    assert srv.calls[0][3] == "untrusted-relay"
-    # RFC 3046 2.1/2.2: the unrelayed request reaches the engine without its option 82
-    assert [x.xid for x in engine.seen] == [2, 3]
-    assert engine.seen[0].relay_agent_info is None
-    assert engine.seen[1].relay_agent_info == parse(
-        build_request(DISCOVER, xid=3, chaddr=mac(3), giaddr=GIADDR, relay_info=info)
-    ).relay_agent_info
-    assert m.agent_info_ignored == 1
+    assert _path(owner, m, guard=Guard()).read(ep, 128, 1000.0, t0) == 2
+    assert seen_by_guard == [(1, 0x7F000001, t0), (2, 0x7F000001, t0)]
+    events = owner.events()
+    assert [(e.event, e.reason) for e in events] == [(Event.GUARD_DROP, "untrusted-relay")]
+    # RFC 3046 2.1/2.2: the unrelayed request is served without its option 82, so the
+    # OFFER does not echo it
+    (offer,) = ep.out
+    assert b"port-1" not in offer.data and m.agent_info_ignored == 1
 
 
 def test_read_respects_the_limit(socks: Any) -> None:
     server, peer = socks
-    engine = ScriptedEngine(lambda msg: Decision("drop", reason="x"))
-    srv, m, held = RecordingServer(), Metrics(), []
+    owner, m = Owner(), Metrics()
     ep = Ep(server)
-    _deliver(peer, server, [build_request(DISCOVER, xid=i, chaddr=mac(i), giaddr=GIADDR)
+    _deliver(peer, server, [build_request(DISCOVER, xid=i, chaddr=mac(i), flags=0x8000)
                             for i in range(100)])
-    path = _path(srv, engine, m, held)
+    path = _path(owner, m)
     assert path.read(ep, 70, 1000.0, 0.0) == 70
     assert path.read(ep, 70, 1000.0, 0.0) == 30
     assert path.read(ep, 70, 1000.0, 0.0) == 0
-    assert [x.xid for x in engine.seen] == list(range(100))
+    assert m.received[DISCOVER] == 100
 
 
 def test_flush_sends_counts_and_observes_like_histogram(socks: Any) -> None:
@@ -226,8 +259,9 @@ def test_flush_sends_counts_and_observes_like_histogram(socks: Any) -> None:
     ages = {2: [0.0035, 0.7, 30.0], 5: [0.04, 0.0035], 6: [0.3]}
     for mtype, lst in ages.items():
         for age in lst:
-            ep.out.append((_reply(mtype, pad=mtype), ip(dest[0]), dest[1], now - age))
-    path = _path(RecordingServer(), ScriptedEngine(None), m, [])
+            ep.out.append(Outgoing(_reply(mtype, pad=mtype), ip(dest[0]), dest[1], mtype,
+                                   now - age))
+    path = _path(Owner(), m)
     path.flush(ep)
     assert ep.out == []
     got = sorted(peer.recv(2048)[242] for _ in range(6))
@@ -242,18 +276,20 @@ def test_flush_sends_counts_and_observes_like_histogram(socks: Any) -> None:
         assert oracle.sum <= hist.sum < oracle.sum + 0.5 * len(ages[mtype])
 
 
-def test_flush_failures_are_the_servers_to_count(socks: Any) -> None:
+def test_flush_failures_are_counted_and_reported(socks: Any) -> None:
     server, peer = socks
     dest = peer.getsockname()
-    srv, m = RecordingServer(), Metrics()
+    owner, m = Owner(), Metrics()
     ep = Ep(server)
     t0 = time.perf_counter()
-    ep.out = [(_reply(2), ip(dest[0]), dest[1], t0), (_reply(2), ip(dest[0]), 0, t0),
-              (_reply(5), ip(dest[0]), dest[1], t0)]
-    _path(srv, ScriptedEngine(None), m, []).flush(ep)
-    assert srv.names() == ["_send_failed"]
-    failed = srv.calls[0][3]
-    assert [i for i, _err in failed] == [1]  # port 0: EINVAL
+    ep.out = [Outgoing(_reply(2), ip(dest[0]), dest[1], 2, t0),
+              Outgoing(_reply(2), ip(dest[0]), 0, 2, t0),
+              Outgoing(_reply(5), ip(dest[0]), dest[1], 5, t0)]
+    _path(owner, m).flush(ep)
+    (ev,) = owner.events()
+    assert (ev.event, ev.port, ev.message_type) == (Event.SEND_FAILED, 0, 2)
+    assert ev.errno != 0  # port 0: EINVAL
+    assert m.send_errors == 1 and m.dropped == {"send-error": 1}
     assert (m.sent[2], m.sent[5]) == (1, 1)
     assert m.offer_latency.count == 1 and m.ack_latency.count == 1
 
@@ -263,8 +299,8 @@ def test_flush_on_a_closed_endpoint_counts_drops(socks: Any) -> None:
     m = Metrics()
     ep = Ep(server)
     ep.closed = True
-    ep.out = [(_reply(5), 1, 2, 0.0)] * 3
-    _path(RecordingServer(), ScriptedEngine(None), m, []).flush(ep)
+    ep.out = [Outgoing(_reply(5), 1, 2, 5, 0.0)] * 3
+    _path(Owner(), m).flush(ep)
     assert ep.out == [] and m.dropped == {"socket-closed": 3} and sum(m.sent) == 0
 
 
@@ -277,9 +313,9 @@ def test_deliver_queues_by_endpoint_and_sends(socks: Any) -> None:
         m = Metrics()
         a, b = Ep(server), Ep(other)
         t0 = time.perf_counter()
-        item = (_reply(5), ip(dest[0]), dest[1], t0)
-        _path(RecordingServer(), ScriptedEngine(None), m, []).deliver(
-            [(a, item, t0), (b, item, t0), (a, item, t0)])
+        item = Outgoing(_reply(5), ip(dest[0]), dest[1], 5, t0)
+        _path(Owner(), m).deliver([HeldAck(a, item, t0), HeldAck(b, item, t0),
+                                   HeldAck(a, item, t0)])
         assert a.out == [] and b.out == []
         senders = sorted(peer.recvfrom(2048)[1][1] for _ in range(3))
         assert senders == sorted([server.getsockname()[1]] * 2 + [other.getsockname()[1]])

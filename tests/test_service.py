@@ -100,24 +100,21 @@ def test_malformed_counted_and_serving_continues(tmp_path: Path, loop_kind: str)
 def test_engine_exception_is_contained(tmp_path: Path) -> None:
     port = free_port()
     with InProcessServer(_config(tmp_path, port)) as srv, RelayClient(port, timeout=2.0) as c:
-        real = srv.server.engine
         calls = []
 
         class Boom:
-            """The real engine, except that its first handle() raises."""
+            """An edge guard whose first check raises (the path holds only the real Engine,
+            so the unexpected exception is injected at the guard, inside the same try)."""
 
-            def handle(self, msg, link, now):  # type: ignore[no-untyped-def]
+            def check(self, msg, src_ip, now):  # type: ignore[no-untyped-def]
                 calls.append(1)
                 if len(calls) == 1:
                     raise RuntimeError("injected")
-                return real.handle(msg, link, now)
-
-            def __getattr__(self, name: str) -> object:
-                return getattr(real, name)
+                return None
 
         def swap() -> None:
-            srv.server.engine = Boom()
-            srv.server._path = srv.server._make_path()  # the packet path holds the engine
+            srv.server._guard = Boom()
+            srv.server._path = srv.server._make_path()  # the packet path holds the guard
 
         srv.call_soon(swap)
         c.send_raw(c.build("discover", mac(9), 0x90))
@@ -482,7 +479,7 @@ def test_datagram_io_against_plain_sockets() -> None:
     import socket
 
     import fastdhcp._sockio
-    from fastdhcp._sockio import DatagramIO
+    from fastdhcp._sockio import DatagramIO, Outgoing
 
     assert fastdhcp._sockio.__file__.endswith(".so")  # the compiled module, no Python twin
     rng = random.Random(7)
@@ -514,8 +511,8 @@ def test_datagram_io_against_plain_sockets() -> None:
 
         a_port = a.getsockname()[1]
         short = [p for p in payloads if len(p) <= 1500][:60]
-        items = [(p, 0x7F000002, b_port, "extra fields are ignored") for p in short]
-        items.insert(10, (b"bad port", 0x7F000002, 0))
+        items = [Outgoing(p, 0x7F000002, b_port) for p in short]
+        items.insert(10, Outgoing(b"bad port", 0x7F000002, 0))
         failed = io.send(items)
         assert [i for i, _ in failed] == [10]
         for p in short:

@@ -12,56 +12,11 @@ cdef extern from "hton.h":
     void fd_store_be32(unsigned char *p, uint32_t v) noexcept nogil
 
 
-# Wire layout (RFC 2131 section 2, figure 1) and option codes (RFC 2132 and later).
+# The wire layout and option codes are in fastdhcp/_consts.pxd (one definition for every
+# compiled module).
+from fastdhcp._consts cimport *
+
 cdef enum:
-    OFF_OP = 0
-    OFF_HTYPE = 1
-    OFF_HLEN = 2
-    OFF_HOPS = 3
-    OFF_XID = 4
-    OFF_SECS = 8
-    OFF_FLAGS = 10
-    OFF_CIADDR = 12
-    OFF_YIADDR = 16
-    OFF_SIADDR = 20
-    OFF_GIADDR = 24
-    OFF_CHADDR = 28
-    OFF_SNAME = 44
-    OFF_FILE = 108
-    OFF_COOKIE = 236
-    OFF_OPTIONS = 240
-    CHADDR_LEN = 16
-    SNAME_LEN = 64
-    FILE_LEN = 128
-    HEADER_LEN = 236
-    MIN_MESSAGE = 240            # header + magic cookie
-    MAX_MESSAGE = 65507          # 65535 - 20 (IPv4) - 8 (UDP)
-    BOOTP_MIN = 300              # RFC 1542 minimum BOOTP message
-    MIN_MAX_SIZE = 576           # RFC 2132 9.10: no less than 576
-    IP_UDP_HEADERS = 28
-    BROADCAST_FLAG = 0x8000
-
-    OPT_PAD = 0
-    OPT_HOSTNAME = 12
-    OPT_REQUESTED_IP = 50
-    OPT_LEASE_TIME = 51
-    OPT_OVERLOAD = 52
-    OPT_MESSAGE_TYPE = 53
-    OPT_SERVER_ID = 54
-    OPT_PRL = 55
-    OPT_MAX_SIZE = 57
-    OPT_VENDOR_CLASS = 60
-    OPT_CLIENT_ID = 61
-    OPT_CLIENT_FQDN = 81
-    OPT_RELAY_AGENT = 82
-    OPT_SUBNET_SELECTION = 118
-    OPT_END = 255
-
-    SUB_CIRCUIT_ID = 1
-    SUB_REMOTE_ID = 2
-    SUB_LINK_SELECTION = 5
-    SUB_SERVER_ID_OVERRIDE = 11
-
     # option-overload (52) values: which header fields carry options
     OVERLOAD_FILE = 1
     OVERLOAD_SNAME = 2
@@ -100,6 +55,7 @@ cdef class Message:
     cdef long long _opt_u32(self, int code, long long absent)
     cdef Py_ssize_t _sub_view(self, int sub, const unsigned char **out) except -2
     cdef uint32_t _sub_u32(self, int sub)
+    cpdef bint ignore_unrelayed_agent_info(self)
 
 
 @cython.final

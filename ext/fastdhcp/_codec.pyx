@@ -594,6 +594,30 @@ cdef class Message:
 
     # ---- options ------------------------------------------------------------------------------
 
+    cpdef bint ignore_unrelayed_agent_info(self):
+        """RFC 3046 2.1/2.2: a request that was not relayed (giaddr 0) has its option 82
+        ignored; True if it had one (now hidden).
+
+        Why not drop such a request: 2.1 makes a relay discard a packet with option 82 from an
+        untrusted circuit, since 82 is trusted only when a trusted relay wrote it, and a server
+        receiving it directly is that first hop; but 2.2 says servers SHOULD handle 82 in
+        unicast messages (a relay MAY add it to a client's unicast RENEW), so dropping would
+        refuse good renewals. Like Kea and ISC dhcpd, the request is served as not relayed: it
+        selects no subnet by 82.5, matches no circuit-id reservation, overrides no server id,
+        and 82 is not echoed (no relay is there to strip it).
+
+        The message becomes a view without option 82: every accessor, C-level or Python, finds
+        none (in the options field and in an overloaded file or sname alike); ``data`` stays the
+        bytes received. No re-parse: the option's index entry is cleared.
+        """
+        if fd_load_be32(self._buf + OFF_GIADDR) != 0 or self._off[OPT_RELAY_AGENT] == 0:
+            return False
+        self._off[OPT_RELAY_AGENT] = 0
+        self._multi[OPT_RELAY_AGENT >> 3] &= <uint8_t>~(1 << (OPT_RELAY_AGENT & 7))
+        if self._joined is not None:
+            self._joined.pop(OPT_RELAY_AGENT, None)
+        return True
+
     def get(self, code: int) -> bytes | None:
         """The value of option ``code``, instances concatenated (RFC 3396); None if absent."""
         cdef long c

@@ -9,9 +9,27 @@ from fastdhcp._codec cimport Message, ReplyBuilder
 from fastdhcp._hostfilter cimport HostFilter
 
 
+# The client state a DHCPREQUEST is sent in (RFC 2131 4.3.2), told apart by server id,
+# requested address, ciaddr and how it arrived.
+cdef enum RequestState:
+    RS_SELECTING = 0
+    RS_INIT_REBOOT = 1
+    RS_RENEWING = 2
+    RS_REBINDING = 3
+
+
+# Where one reply goes (RFC 2131 4.1), fastdhcp._engine._destination.
+cdef struct Dest:
+    uint32_t ip
+    int port
+    bint broadcast                    # ip is 255.255.255.255
+    bint l2                           # may be unicast at layer 2 to yiaddr/chaddr instead
+    bint set_broadcast_flag           # a NAK through a relay: the relay must broadcast it
+
+
 @cython.final
 cdef class Decision:
-    cdef public str kind
+    cdef public int outcome           # fastdhcp._consts OUT_* (Outcome); `kind` is the enum
     cdef public object reply          # bytes | None
     cdef public uint32_t dest_ip
     cdef public int dest_port
@@ -185,7 +203,7 @@ cdef class Engine:
                             _SubnetInfo info)
     cdef uint32_t _server_id_for(self, Message msg, uint32_t giaddr, uint32_t link_address)
     cdef tuple _sid_option(self, uint32_t sid)
-    cdef Decision _reply(self, Message msg, str kind, int mtype, uint32_t ciaddr,
+    cdef Decision _reply(self, Message msg, int outcome, int mtype, uint32_t ciaddr,
                          uint32_t yiaddr, list opts, object binding, str reason)
     cdef bint _relay_info_fits(self, Message msg)
     cdef Decision _nak(self, Message msg, uint32_t sid, str reason)
@@ -196,7 +214,8 @@ cdef class Engine:
     cdef Decision _request(self, Message msg, object link, double now, bytes key,
                            bytes chaddr, object cid)
     cdef Decision _bind(self, Message msg, double now, bytes key, bytes chaddr, uint32_t ip,
-                        _SubnetInfo info, object res, uint32_t sid, str state, object at_ip)
+                        _SubnetInfo info, object res, uint32_t sid, RequestState state,
+                        object at_ip)
     cdef bint _ours(self, Message msg, object link)
     cdef Decision _release(self, Message msg, object link, double now, bytes key)
     cdef Decision _decline(self, Message msg, object link, double now, bytes key)

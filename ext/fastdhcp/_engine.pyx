@@ -16,70 +16,31 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t
 from libc.string cimport memcmp
 
 from fastdhcp._bitmap cimport PoolBitmap
-from fastdhcp._codec cimport (
-    OFF_CIADDR,
-    OFF_CHADDR,
-    OFF_FLAGS,
-    OFF_GIADDR,
-    OFF_HLEN,
-    OFF_HTYPE,
-    OFF_OP,
-    Message,
-    ReplyBuilder,
-    fd_load_be16,
-    fd_load_be32,
-)
+from fastdhcp._codec cimport Message, ReplyBuilder, fd_load_be16, fd_load_be32
+from fastdhcp._consts cimport *
 
 from array import array
 from bisect import bisect_left as _bisect_left, bisect_right as _bisect_right
 from collections import namedtuple
 
 from fastdhcp.errors import MalformedPacket
-from fastdhcp.leases import Lease, LeaseState, tombstone
+from fastdhcp.consts import Outcome
+from fastdhcp.leases import Lease, tombstone
 
 __all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetSelector", "reply_destination"]
 
 cdef enum:
-    # Message types (RFC 2132 9.6).
-    DISCOVER = 1
-    OFFER = 2
-    REQUEST = 3
-    DECLINE = 4
-    ACK = 5
-    NAK = 6
-    RELEASE = 7
-    INFORM = 8
-    # Options read here (RFC 2132, 3011, 3046).
-    O_HOSTNAME = 12
-    O_REQUESTED_IP = 50
-    O_LEASE_TIME = 51
-    O_MESSAGE_TYPE = 53
-    O_SERVER_ID = 54
-    O_PRL = 55
-    O_CLIENT_ID = 61
-    O_RELAY_AGENT = 82
-    O_SUBNET_SELECTION = 118
-    SUB_CIRCUIT_ID = 1
-    SUB_REMOTE_ID = 2
-    SUB_LINK_SELECTION = 5
-    SUB_SERVER_ID_OVERRIDE = 11
-    # Lease states (fastdhcp.leases.LeaseState; checked in the module body below).
-    ST_DEFAULT = 0
-    ST_DECLINED = 1
-    ST_EXPIRED = 2
-    ST_RELEASED = 3
-    BROADCAST_BIT = 0x8000
     # How many filtered option lists / server-id options to keep (distinct PRLs are few).
     CACHE_MAX = 8192
-
-assert (LeaseState.DEFAULT, LeaseState.DECLINED, LeaseState.EXPIRED_RECLAIMED,
-        LeaseState.RELEASED) == (ST_DEFAULT, ST_DECLINED, ST_EXPIRED, ST_RELEASED)
 
 cdef enum:
     # Identifier types of the hosts table (fastdhcp.hosts.IdentifierType: Kea's numbers).
     HOST_HW_ADDRESS = 0
     HOST_CIRCUIT_ID = 2
     HOST_CLIENT_ID = 3
+
+#: Decision.reason of the ACK of each RequestState (RFC 2131 4.3.2's names).
+cdef tuple _REQUEST_STATE_NAMES = ("selecting", "init-reboot", "renewing", "rebinding")
 
 cdef int64_t INFINITE = 0xFFFFFFFF
 cdef uint32_t BROADCAST_IP = 0xFFFFFFFF
@@ -218,10 +179,16 @@ cdef class SubnetCounters:
                 f"reclaimed_declined={self.reclaimed_declined}, conflicts={self.conflicts})")
 
 
+#: Outcome members by their C value (fastdhcp/_consts.pxd OUT_*), for Decision.kind.
+cdef tuple _OUTCOMES = tuple(Outcome)
+
+
 @cython.final
 @cython.freelist(64)
 cdef class Decision:
-    """What to do with one request. ``kind`` is "offer", "ack", "nak" or "drop".
+    """What to do with one request. ``kind`` is a :class:`fastdhcp.consts.Outcome`: OFFER,
+    ACK or NAK with a ``reply``; SILENT for a request handled with nothing to send (RELEASE,
+    DECLINE: processed, not a drop); DROP for one refused or ignored, ``reason`` saying why.
 
     ``reply`` (bytes or None) goes to ``dest_ip:dest_port``; ``broadcast`` means dest_ip is
     255.255.255.255 (send out the receiving interface); ``l2_unicast`` = (yiaddr, chaddr) when
@@ -229,9 +196,9 @@ cdef class Decision:
     wait for (ACKs that bind); ``reason`` is the drop reason or the decision's detail.
     """
 
-    def __init__(self, str kind, reply=None, uint32_t dest_ip=0, int dest_port=0,
+    def __init__(self, kind, reply=None, uint32_t dest_ip=0, int dest_port=0,
                  bint broadcast=False, l2_unicast=None, binding=None, str reason=""):
-        self.kind = kind
+        self.outcome = int(Outcome(kind))
         self.reply = reply
         self.dest_ip = dest_ip
         self.dest_port = dest_port
@@ -240,14 +207,19 @@ cdef class Decision:
         self.binding = binding
         self.reason = reason
 
+    @property
+    def kind(self):
+        """The :class:`fastdhcp.consts.Outcome` of the request."""
+        return _OUTCOMES[self.outcome]
+
     def __repr__(self):
         return (f"Decision({self.kind!r}, reason={self.reason!r}, dest={self.dest_ip:#x}:"
                 f"{self.dest_port}, broadcast={self.broadcast}, l2={self.l2_unicast!r})")
 
 
-cdef inline Decision _drop(str reason):
+cdef inline Decision _no_reply(int outcome, str reason):
     cdef Decision d = Decision.__new__(Decision)
-    d.kind = "drop"
+    d.outcome = outcome
     d.reply = None
     d.dest_ip = 0
     d.dest_port = 0
@@ -258,7 +230,40 @@ cdef inline Decision _drop(str reason):
     return d
 
 
-# ------------------------------------------------------------------------ RFC 2131 4.1
+cdef inline Decision _drop(str reason):
+    """A request refused or ignored (counted and logged as a drop, ``reason``)."""
+    return _no_reply(OUT_DROP, reason)
+
+
+cdef inline Decision _silent(str reason):
+    """A request handled as the RFC says with nothing to send (RFC 2131 4.3.3, 4.3.4)."""
+    return _no_reply(OUT_SILENT, reason)
+
+
+cdef inline Dest _destination(int msg_type, uint32_t giaddr, uint32_t ciaddr,
+                              bint broadcast_flag, uint32_t yiaddr, bint ethernet,
+                              int server_port, int client_port) noexcept:
+    """Where a reply goes, RFC 2131 4.1, in the RFC's order (see reply_destination)."""
+    cdef Dest d
+    d.port = client_port
+    d.broadcast = False
+    d.l2 = False
+    d.set_broadcast_flag = False
+    if giaddr:
+        d.ip = giaddr
+        d.port = server_port
+        d.set_broadcast_flag = msg_type == NAK
+    elif msg_type == NAK:
+        d.ip = BROADCAST_IP
+        d.broadcast = True
+    elif ciaddr:
+        d.ip = ciaddr
+    else:
+        d.ip = BROADCAST_IP
+        d.broadcast = True
+        d.l2 = not broadcast_flag and yiaddr != 0 and ethernet
+    return d
+
 
 cpdef tuple reply_destination(int msg_type, uint32_t giaddr, uint32_t ciaddr,
                               bint broadcast_flag, uint32_t yiaddr, int htype, bytes chaddr,
@@ -277,15 +282,10 @@ cpdef tuple reply_destination(int msg_type, uint32_t giaddr, uint32_t ciaddr,
     Returns ``(dest_ip, dest_port, broadcast, l2_unicast, set_broadcast_flag)``; ``yiaddr`` is
     the reply's (0 for NAK and INFORM replies), the other fields are the request's.
     """
-    if giaddr:
-        return (giaddr, server_port, False, None, msg_type == NAK)
-    if msg_type == NAK:
-        return (BROADCAST_IP, client_port, True, None, False)
-    if ciaddr:
-        return (ciaddr, client_port, False, None, False)
-    if broadcast_flag or not yiaddr or htype != 1 or len(chaddr) != 6:
-        return (BROADCAST_IP, client_port, True, None, False)
-    return (BROADCAST_IP, client_port, True, (yiaddr, chaddr), False)
+    cdef Dest d = _destination(msg_type, giaddr, ciaddr, broadcast_flag, yiaddr,
+                               htype == 1 and len(chaddr) == 6, server_port, client_port)
+    return (d.ip, d.port, d.broadcast, (yiaddr, chaddr) if d.l2 else None,
+            d.set_broadcast_flag)
 
 
 # ------------------------------------------------------------------------ subnet selection
@@ -1086,7 +1086,7 @@ cdef class Engine:
         clients of one kind send one PRL, and neither a bytes object nor a tuple key is made
         and hashed per packet then. Anything else goes through the shared cache."""
         cdef const unsigned char *p
-        cdef Py_ssize_t n = msg._view(O_PRL, &p)
+        cdef Py_ssize_t n = msg._view(OPT_PRL, &p)
         cdef bytes last
         cdef list out
         if n < 0:
@@ -1162,48 +1162,32 @@ cdef class Engine:
         self._sid_last_opt = <tuple>opt
         return <tuple>opt
 
-    cdef Decision _reply(self, Message msg, str kind, int mtype, uint32_t ciaddr,
+    cdef Decision _reply(self, Message msg, int outcome, int mtype, uint32_t ciaddr,
                          uint32_t yiaddr, list opts, object binding, str reason):
         cdef const unsigned char *b = msg._buf
-        cid = msg._opt_bytes(O_CLIENT_ID)
+        cid = msg._opt_bytes(OPT_CLIENT_ID)
         if cid:
             opts.append((61, cid))  # RFC 6842
-        rai = msg._opt_bytes(O_RELAY_AGENT)
+        rai = msg._opt_bytes(OPT_RELAY_AGENT)
         if rai is not None:
             opts.append((82, rai))  # RFC 3046 2.2: verbatim; the builder writes it last
-        # reply_destination's rules (RFC 2131 4.1), written out here so that no result tuple
-        # and no chaddr bytes are made per reply; keep the two in step.
-        cdef uint32_t giaddr = fd_load_be32(b + OFF_GIADDR)
-        cdef uint32_t req_ciaddr = fd_load_be32(b + OFF_CIADDR)
-        cdef uint32_t dest_ip
-        cdef int dest_port = self._client_port
-        cdef bint broadcast = False
+        cdef Dest dest = _destination(
+            mtype, fd_load_be32(b + OFF_GIADDR), fd_load_be32(b + OFF_CIADDR),
+            fd_load_be16(b + OFF_FLAGS) & BROADCAST_FLAG, yiaddr,
+            b[OFF_HTYPE] == 1 and b[OFF_HLEN] == 6, self._server_port, self._client_port)
         cdef long flags = -1
-        l2 = None
-        if giaddr:
-            dest_ip = giaddr
-            dest_port = self._server_port
-            if mtype == NAK:
-                # RFC 2131 4.1: a NAK through a relay must be broadcast by the relay.
-                flags = fd_load_be16(b + OFF_FLAGS) | BROADCAST_BIT
-        elif mtype == NAK:
-            dest_ip = BROADCAST_IP
-            broadcast = True
-        elif req_ciaddr:
-            dest_ip = req_ciaddr
-        else:
-            dest_ip = BROADCAST_IP
-            broadcast = True
-            if (not (fd_load_be16(b + OFF_FLAGS) & BROADCAST_BIT) and yiaddr
-                    and b[OFF_HTYPE] == 1 and b[OFF_HLEN] == 6):
-                l2 = (yiaddr, PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, 6))
+        if dest.set_broadcast_flag:
+            # RFC 2131 4.1: a NAK through a relay must be broadcast by the relay.
+            flags = fd_load_be16(b + OFF_FLAGS) | BROADCAST_FLAG
+        l2 = (None if not dest.l2 else
+              (yiaddr, PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, 6)))
         reply = self._build(msg, mtype, ciaddr, yiaddr, 0, opts, flags)
         cdef Decision d = Decision.__new__(Decision)
-        d.kind = kind
+        d.outcome = outcome
         d.reply = reply
-        d.dest_ip = dest_ip
-        d.dest_port = dest_port
-        d.broadcast = broadcast
+        d.dest_ip = dest.ip
+        d.dest_port = dest.port
+        d.broadcast = dest.broadcast
         d.l2_unicast = l2
         d.binding = binding
         d.reason = reason
@@ -1220,13 +1204,13 @@ cdef class Engine:
         try:
             self._builder.build(msg, OFFER, 0, 0, 0,
                                 [(54, b"\0\0\0\0"), (51, b"\0\0\0\0"),
-                                 (82, msg._opt_bytes(O_RELAY_AGENT))])
+                                 (82, msg._opt_bytes(OPT_RELAY_AGENT))])
         except MalformedPacket:
             return False
         return True
 
     cdef Decision _nak(self, Message msg, uint32_t sid, str reason):
-        return self._reply(msg, "nak", NAK, 0, 0, [self._sid_option(sid)], None, reason)
+        return self._reply(msg, OUT_NAK, NAK, 0, 0, [self._sid_option(sid)], None, reason)
 
     cdef int64_t _lease_time(self, _SubnetInfo info, int64_t requested):
         """valid-lifetime, or the client's option 51 clamped to [min, max]."""
@@ -1250,11 +1234,12 @@ cdef class Engine:
         cdef char *k
         cdef Py_ssize_t i
         if b[OFF_OP] != 1:
-            return _drop("not-request")
-        if msg._view(O_MESSAGE_TYPE, &p) == 1:
+            # a BOOTREPLY is not for a server; Kea counts it received, then dropped
+            return _drop("bootreply")
+        if msg._view(OPT_MESSAGE_TYPE, &p) == 1:
             mtype = p[0]
         hlen = b[OFF_HLEN]
-        cid = msg._opt_bytes(O_CLIENT_ID)
+        cid = msg._opt_bytes(OPT_CLIENT_ID)
         if cid:
             key = <bytes>cid
         else:
@@ -1268,7 +1253,7 @@ cdef class Engine:
             return _drop("no-client-id")
         # One instance of 82 (<= 255 bytes) always fits beside 53/54/51 in 576 bytes; only a
         # split one (RFC 3396) needs the trial build.
-        if msg._view(O_RELAY_AGENT, &p) > 255 and not self._relay_info_fits(msg):
+        if msg._view(OPT_RELAY_AGENT, &p) > 255 and not self._relay_info_fits(msg):
             return _drop("relay-info-too-long")
         if mtype == DISCOVER:
             # chaddr is made there only if a reservation may need it.
@@ -1288,7 +1273,7 @@ cdef class Engine:
 
     cdef _SubnetInfo _select(self, Message msg, object link):
         cdef const unsigned char *b = msg._buf
-        cdef uint32_t subnet_selection = <uint32_t>msg._opt_u32(O_SUBNET_SELECTION, 0)
+        cdef uint32_t subnet_selection = <uint32_t>msg._opt_u32(OPT_SUBNET_SELECTION, 0)
         cdef uint32_t link_selection = msg._sub_u32(SUB_LINK_SELECTION)
         cdef uint32_t giaddr = fd_load_be32(b + OFF_GIADDR)
         cdef bint by_relay = giaddr != 0 and not subnet_selection and not link_selection
@@ -1386,7 +1371,7 @@ cdef class Engine:
                 if found is not None:
                     (<_SubnetInfo>found[1]).counts.conflicts += 1
         if not ip:
-            req = <uint32_t>msg._opt_u32(O_REQUESTED_IP, 0)
+            req = <uint32_t>msg._opt_u32(OPT_REQUESTED_IP, 0)
             if req:
                 info = self._claim(req, key, res_ip, group, now, _UNREAD)
                 if info is not None:
@@ -1425,14 +1410,14 @@ cdef class Engine:
                     and self._lease_sub(lease) == subkey):
                 subkey = None
             self._hold(key, ip, expires, alone, subkey, how is _HOW_BINDING)
-        cdef int64_t lt = self._lease_time(info, msg._opt_u32(O_LEASE_TIME, -1))
+        cdef int64_t lt = self._lease_time(info, msg._opt_u32(OPT_LEASE_TIME, -1))
         if res is not None and (res_ip == ip or not res_ip):
             opts = self._options(res, res.options, msg, lt, info)
         else:
             opts = self._options(info, info.options, msg, lt, info)
         cdef uint32_t sid = self._server_id_for(msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                                 _link_address(link))
-        return self._reply(msg, "offer", OFFER, 0, ip, [self._sid_option(sid), *opts], None,
+        return self._reply(msg, OUT_OFFER, OFFER, 0, ip, [self._sid_option(sid), *opts], None,
                            how)
 
     cdef Decision _request(self, Message msg, object link, double now, bytes key,
@@ -1443,11 +1428,11 @@ cdef class Engine:
         cdef uint32_t ciaddr = fd_load_be32(b + OFF_CIADDR)
         cdef uint32_t link_address = _link_address(link)
         cdef uint32_t sid = self._server_id_for(msg, giaddr, link_address)
-        cdef uint32_t server_id = <uint32_t>msg._opt_u32(O_SERVER_ID, 0)
+        cdef uint32_t server_id = <uint32_t>msg._opt_u32(OPT_SERVER_ID, 0)
         cdef uint32_t ip, res_ip = 0
         cdef _Offer offer = None
         cdef _SubnetInfo sel, info, i
-        cdef str state
+        cdef RequestState state
         if server_id:
             # SELECTING: the client chose a server.
             if server_id != sid and server_id != link_address and server_id != self._server_id:
@@ -1455,20 +1440,20 @@ cdef class Engine:
                 if o is not None:
                     self._drop_offer(key, <_Offer>o)
                 return _drop("other-server")
-            state = "selecting"
-            ip = <uint32_t>msg._opt_u32(O_REQUESTED_IP, 0) or ciaddr
+            state = RS_SELECTING
+            ip = <uint32_t>msg._opt_u32(OPT_REQUESTED_IP, 0) or ciaddr
             if not ip:
                 return _drop("no-requested-address")
         else:
-            ip = <uint32_t>msg._opt_u32(O_REQUESTED_IP, 0)
+            ip = <uint32_t>msg._opt_u32(OPT_REQUESTED_IP, 0)
             if ip and not ciaddr:
-                state = "init-reboot"
+                state = RS_INIT_REBOOT
             elif ciaddr:
                 ip = ciaddr
-                if not giaddr and not (fd_load_be16(b + OFF_FLAGS) & BROADCAST_BIT):
-                    state = "renewing"
+                if not giaddr and not (fd_load_be16(b + OFF_FLAGS) & BROADCAST_FLAG):
+                    state = RS_RENEWING
                 else:
-                    state = "rebinding"
+                    state = RS_REBINDING
             else:
                 return _drop("no-requested-address")
         sel = self._select(msg, link)
@@ -1489,8 +1474,8 @@ cdef class Engine:
                 offer = None
 
         known = _UNREAD
-        if state != "selecting":
-            if state == "init-reboot":
+        if state != RS_SELECTING:
+            if state == RS_INIT_REBOOT:
                 for i in group:
                     if i.net_first <= ip <= i.net_last:
                         break
@@ -1527,7 +1512,8 @@ cdef class Engine:
                           self._claim_read)
 
     cdef Decision _bind(self, Message msg, double now, bytes key, bytes chaddr, uint32_t ip,
-                        _SubnetInfo info, object res, uint32_t sid, str state, object at_ip):
+                        _SubnetInfo info, object res, uint32_t sid, RequestState state,
+                        object at_ip):
         """Stage the binding of ``ip`` to ``key`` and build the ACK that waits for it.
         ``at_ip`` is the store's record for ``ip`` if already read (see ``_claim``), else
         ``_UNREAD``."""
@@ -1551,15 +1537,15 @@ cdef class Engine:
                 self._count(prev, ended)
             self._sstage(ended)
             self._settle(prev.ip)
-        cdef int64_t lt = self._lease_time(info, msg._opt_u32(O_LEASE_TIME, -1))
+        cdef int64_t lt = self._lease_time(info, msg._opt_u32(OPT_LEASE_TIME, -1))
         cdef int64_t expires
         if lt == INFINITE:
             expires = INFINITE
         else:
             # Rounded up: the binding never ends before the client's idea of its end.
             expires = t + lt + (1 if <double>t != now else 0)
-        host = msg._opt_bytes(O_HOSTNAME)
-        rai = msg._opt_bytes(O_RELAY_AGENT)
+        host = msg._opt_bytes(OPT_HOSTNAME)
+        rai = msg._opt_bytes(OPT_RELAY_AGENT)
         if host:
             hostname = (<bytes>host).decode("utf-8", "replace")
         elif res is not None and res.hostname:
@@ -1601,11 +1587,12 @@ cdef class Engine:
             opts = self._options(res, res.options, msg, lt, info)
         else:
             opts = self._options(info, info.options, msg, lt, info)
-        return self._reply(msg, "ack", ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip,
-                           [self._sid_option(sid), *opts], lease, state)
+        return self._reply(msg, OUT_ACK, ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip,
+                           [self._sid_option(sid), *opts], lease,
+                           <str>_REQUEST_STATE_NAMES[<int>state])
 
     cdef bint _ours(self, Message msg, object link):
-        cdef uint32_t s = <uint32_t>msg._opt_u32(O_SERVER_ID, 0)
+        cdef uint32_t s = <uint32_t>msg._opt_u32(OPT_SERVER_ID, 0)
         cdef uint32_t link_address = _link_address(link)
         return (not s or s == link_address or s == self._server_id
                 or s == self._server_id_for(msg, fd_load_be32(msg._buf + OFF_GIADDR),
@@ -1629,13 +1616,13 @@ cdef class Engine:
             self._count(lease, ended)
         self._sstage(ended)
         self._settle(ip)
-        return _drop("released")
+        return _silent("released")
 
     cdef Decision _decline(self, Message msg, object link, double now, bytes key):
         """RFC 2131 4.3.3: set the address aside for decline-probation-period."""
         if not self._ours(msg, link):
             return _drop("other-server")
-        cdef uint32_t ip = <uint32_t>msg._opt_u32(O_REQUESTED_IP, 0)
+        cdef uint32_t ip = <uint32_t>msg._opt_u32(OPT_REQUESTED_IP, 0)
         lease = self._sget(ip) if ip else None
         if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
             return _drop("decline-unknown")
@@ -1686,7 +1673,7 @@ cdef class Engine:
         self._settle(ip)
         cdef SubnetCounters c = self._counts_for(lease.subnet_id)
         c.declined += 1
-        return _drop("declined")
+        return _silent("declined")
 
     cdef Decision _inform(self, Message msg, object link, bytes key, bytes chaddr, object cid):
         """RFC 2131 4.3.5: configuration only; no lease, no yiaddr, no lease-time options."""
@@ -1710,7 +1697,7 @@ cdef class Engine:
             opts = self._options(info, info.options, msg, -1, info)
         cdef uint32_t sid = self._server_id_for(msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                                 _link_address(link))
-        return self._reply(msg, "ack", ACK, ciaddr, 0, [self._sid_option(sid), *opts], None,
+        return self._reply(msg, OUT_ACK, ACK, ciaddr, 0, [self._sid_option(sid), *opts], None,
                            "inform")
 
     # ------------------------------------------------------------------ timers, recovery

@@ -527,7 +527,7 @@ cdef class LeaseIndex:
                 raise TypeError(f"client_key must be bytes, not {type(key).__name__}")
             self._fp(key, &fp)
             self.put_c(_as_ip(lease.ip), fp, _as_int64(lease.expires),
-                       state == REC_STATE_DEFAULT or state == REC_STATE_DECLINED)
+                       state == ST_DEFAULT or state == ST_DECLINED)
 
     def remove(self, ip):
         """Forget the record of ``ip`` (deleted from the table). True if there was one."""
@@ -738,7 +738,7 @@ cdef class LeaseIndex:
                     client = PyBytes_FromStringAndSize(<const char*>(v + pos), klen)
                     self._fp(client, &fp)
                     self.load_c(ip, fp, expires, issued,
-                                state == REC_STATE_DEFAULT or state == REC_STATE_DECLINED)
+                                state == ST_DEFAULT or state == ST_DECLINED)
             if n >= limit:
                 break
         return n, key, odd

@@ -3,7 +3,9 @@
 cimport cython
 from libc.stdint cimport uint32_t
 
+from fastdhcp._codec cimport Message
 from fastdhcp._engine cimport Engine
+from fastdhcp._sockio cimport Outgoing
 
 
 cdef enum:
@@ -11,11 +13,18 @@ cdef enum:
 
 
 @cython.final
+cdef class HeldAck:
+    cdef readonly object endpoint  # the service's Endpoint the ACK leaves from
+    cdef readonly Outgoing out
+    cdef readonly double held_at   # monotonic
+
+
+@cython.final
 cdef class PacketPath:
-    cdef object server            # fastdhcp.service.Server: the rare cases (logging, ARP)
-    cdef object engine
-    cdef Engine cengine           # engine when it is the compiled Engine, else None
+    cdef Engine engine
     cdef object metrics           # fastdhcp.metrics.Metrics
+    cdef object report            # fastdhcp.pathreport.PathReport
+    cdef object l2_dest           # (endpoint, Decision) -> int: the layer-2 unicast address
     cdef object guard             # fastdhcp.limits.EdgeGuard | None
     cdef object hold              # takes a list of held ACK tokens (GroupCommitter.hold_many)
     cdef bint debug
@@ -27,8 +36,10 @@ cdef class PacketPath:
     cdef int nbounds
 
     cpdef int read(self, object ep, int limit, double now, double t0) except -1
-    cdef _datagram(self, object ep, object link, list out, list held, bytes data,
+    cdef _event(self, object kind, str where, uint32_t src_ip, int src_port, Message msg,
+                str reason)
+    cdef _datagram(self, object ep, str where, object link, list out, list held, bytes data,
                    uint32_t src_ip, int src_port, double now, double t0)
     cpdef flush(self, object ep)
-    cpdef deliver(self, list tokens)
+    cpdef deliver(self, list held)
     cdef int _bucket(self, double v) noexcept

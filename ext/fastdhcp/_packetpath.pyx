@@ -9,35 +9,58 @@ codec that were already compiled. Here a burst is read straight out of the ``Dat
 receive slots, each datagram goes through ``parse`` and ``Engine.handle`` at C level, and the
 latencies of a sent batch are summed into C arrays and added to the Python histograms once.
 
-What is rare stays in Python, on the :class:`fastdhcp.service.Server` passed in (``server``):
-logging and counting a malformed datagram (``_malformed``), a BOOTREPLY (``_bootreply``), a
-guard or engine drop (``_guard_dropped``, ``_engine_dropped``), a failed receive or send
-(``_recv_failed``, ``_send_failed``), an unexpected exception (``_internal_error``), the
-debug line (``_log_decision``), and the layer-2 unicast of a reply to a client without an
-address (``_dest_ip``: ARP injection). The service builds a new :class:`PacketPath` whenever
-one of its inputs (engine, guard, log level) changes.
+The path flows one way: it calls down (codec, engine, socket I/O, metrics) and never up into
+the service. Every event is counted in the :class:`fastdhcp.metrics.Metrics` it is given; the
+rare ones worth a log line (malformed, guard or engine drop, failed receive or send,
+an unexpected exception, and each decision when ``debug``) go into its
+:class:`fastdhcp.pathreport.PathReport`, which the service drains after each burst. The one
+thing it asks of its owner is ``l2_dest``, the layer-2 unicast of a reply to a client without
+an address (RFC 2131 4.1: an ARP entry, then yiaddr), a callable given at construction.
 
 Semantics are those the service documents (``fastdhcp/service.py``): an OFFER or NAK is queued
-on the endpoint's ``out`` list and leaves with the burst's ``sendmmsg``; an ACK that carries a
-binding is held, as ``(endpoint, item, held_at)``, until its group commit is durable; items are
-``(reply, dest_ip, dest_port, received_at)`` with times from ``CLOCK_MONOTONIC`` (Python's
-``time.perf_counter``).
+as an :class:`fastdhcp._sockio.Outgoing` on the endpoint's ``out`` list and leaves with the
+burst's ``sendmmsg``; an ACK that carries a binding is held, as a :class:`HeldAck`, until its
+group commit is durable. Times are ``CLOCK_MONOTONIC`` (Python's ``time.perf_counter``).
 """
 
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport uint32_t
 
-from fastdhcp._codec cimport Message, OFF_GIADDR, OFF_OP, OPT_MESSAGE_TYPE, OPT_RELAY_AGENT
-from fastdhcp._codec cimport fd_load_be32, parse
+from fastdhcp._codec cimport Message, fd_load_be32, parse
+from fastdhcp._consts cimport ACK, NAK, OFF_GIADDR, OFF_OP, OFFER, OPT_MESSAGE_TYPE
+from fastdhcp._consts cimport OUT_ACK, OUT_DROP, OUT_NAK, OUT_OFFER
 from fastdhcp._engine cimport Decision, Engine
-from fastdhcp._sockio cimport DatagramIO, RECV_BATCH, RECV_SIZE
+from fastdhcp._sockio cimport DatagramIO, Outgoing, RECV_BATCH, RECV_SIZE
 from fastdhcp._sysnet cimport CLOCK_MONOTONIC, MSG_TRUNC, clock_gettime, ntohl, ntohs, timespec
 
 from fastdhcp.errors import MalformedPacket
-from fastdhcp.limits import strip_agent_info
+from fastdhcp.pathreport import Event, PathEvent
 
 _TRUNCATED = "datagram larger than 65536 bytes"
+
+
+cdef inline int _reply_type(int outcome) noexcept:
+    """The message type of the reply of a decision with a reply (OFFER, ACK or NAK)."""
+    if outcome == OUT_OFFER:
+        return OFFER
+    if outcome == OUT_ACK:
+        return ACK
+    return NAK if outcome == OUT_NAK else 0
+
+
+@cython.final
+@cython.freelist(128)
+cdef class HeldAck:
+    """An ACK held until its binding's group commit is durable (RFC 2131 3.1 step 4): the
+    endpoint it leaves from, the reply, and the monotonic time it was held (commit latency).
+    The committer keeps these in the order they were held; the batch they join is the batch
+    whose durable commit releases them (fastdhcp.commit)."""
+
+    def __init__(self, endpoint, Outgoing out, double held_at):
+        self.endpoint = endpoint
+        self.out = out
+        self.held_at = held_at
 
 
 cdef inline double _monotonic() noexcept:
@@ -50,21 +73,21 @@ cdef inline double _monotonic() noexcept:
 cdef class PacketPath:
     """The compiled packet path of one server configuration; see the module docstring.
 
-    ``server`` answers the rare cases, ``engine`` (an :class:`fastdhcp.engine.Engine`) decides, ``metrics`` is the server's
-    :class:`fastdhcp.metrics.Metrics`, ``guard`` an :class:`fastdhcp.limits.EdgeGuard` or None,
-    ``hold`` takes the burst's held ACK tokens (``GroupCommitter.hold_many``), ``debug`` turns
-    on one log line per decision.
+    ``engine`` (an :class:`fastdhcp.engine.Engine`) decides, ``metrics`` is the server's
+    :class:`fastdhcp.metrics.Metrics`, ``report`` its :class:`fastdhcp.pathreport.PathReport`,
+    ``guard`` an :class:`fastdhcp.limits.EdgeGuard` or None, ``hold`` takes the burst's
+    :class:`HeldAck` list (``GroupCommitter.hold_many``), ``l2_dest(endpoint, decision)`` gives
+    the address to send a layer-2 unicast reply to, ``debug`` reports every decision.
     """
 
-    def __init__(self, server, engine, metrics, guard, hold, bint debug):
+    def __init__(self, Engine engine, metrics, report, guard, hold, l2_dest, bint debug):
         cdef Py_ssize_t i
-        self.server = server
         self.engine = engine
-        # the compiled engine is called at C level; anything else (a test's stand-in) by name
-        self.cengine = engine if type(engine) is Engine else None
         self.metrics = metrics
+        self.report = report
         self.guard = guard
         self.hold = hold
+        self.l2_dest = l2_dest
         self.debug = debug
         self.received = metrics.received
         self.sent = metrics.sent
@@ -86,6 +109,7 @@ cdef class PacketPath:
         cdef list out = ep.out
         cdef list held = []
         cdef object link = ep.link
+        cdef str where = ep.key[1]
         cdef int n = 0, got, i
         cdef size_t size
         cdef bytes data
@@ -93,7 +117,8 @@ cdef class PacketPath:
             try:
                 got = io.recv_c(min(limit - n, <int>RECV_BATCH))
             except OSError as exc:
-                self.server._recv_failed(ep, exc)
+                self.metrics.drop("recv-error")
+                self.report.add(PathEvent(Event.RECV_FAILED, where, error=exc))
                 break
             for i in range(got):
                 if io.rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC:
@@ -101,8 +126,9 @@ cdef class PacketPath:
                     continue
                 size = min(<size_t>io.rmsgs[i].msg_len, <size_t>RECV_SIZE)
                 data = PyBytes_FromStringAndSize(<char*>io.riov[i].iov_base, size)
-                self._datagram(ep, link, out, held, data, ntohl(io.raddr[i].sin_addr.s_addr),
-                               ntohs(io.raddr[i].sin_port), now, t0)
+                self._datagram(ep, where, link, out, held, data,
+                               ntohl(io.raddr[i].sin_addr.s_addr), ntohs(io.raddr[i].sin_port),
+                               now, t0)
             n += got
             if got < <int>RECV_BATCH:  # drained: save the EAGAIN call
                 break
@@ -110,23 +136,35 @@ cdef class PacketPath:
             self.hold(held)
         return n
 
-    cdef _datagram(self, object ep, object link, list out, list held, bytes data,
+    cdef _event(self, object kind, str where, uint32_t src_ip, int src_port, Message msg,
+                str reason):
+        """Report one event about the datagram ``msg`` (None when it did not parse)."""
+        cdef const unsigned char *p
+        cdef int mtype = 0
+        if msg is None:
+            self.report.add(PathEvent(kind, where, src_ip, src_port, reason=reason))
+            return
+        if msg._view(OPT_MESSAGE_TYPE, &p) == 1:
+            mtype = p[0]
+        self.report.add(PathEvent(kind, where, src_ip, src_port, mtype, msg._buf[OFF_OP],
+                                  msg.xid, msg.chaddr, fd_load_be32(msg._buf + OFF_GIADDR),
+                                  reason))
+
+    cdef _datagram(self, object ep, str where, object link, list out, list held, bytes data,
                    uint32_t src_ip, int src_port, double now, double t0):
         """One datagram: parse, decide, queue the reply or hold it. Never raises."""
-        cdef Message msg
+        cdef Message msg = None
         cdef Decision d
         cdef const unsigned char *p
         cdef int mtype = 0
-        cdef object dest
-        cdef tuple item
+        cdef uint32_t dest
+        cdef Outgoing item
         try:
             try:
                 msg = parse(data)
             except MalformedPacket as exc:
-                self.server._malformed(ep, exc, src_ip, src_port)
-                return
-            if msg._buf[OFF_OP] != 1:
-                self.server._bootreply(ep, msg, src_ip, src_port)
+                self.metrics.bad(exc.reason)
+                self._event(Event.MALFORMED, where, src_ip, src_port, None, exc.reason)
                 return
             if msg._view(OPT_MESSAGE_TYPE, &p) == 1:
                 mtype = p[0]
@@ -134,44 +172,42 @@ cdef class PacketPath:
             if self.guard is not None:
                 why = self.guard.check(msg, src_ip, t0)  # t0: monotonic
                 if why is not None:
-                    self.server._guard_dropped(ep, msg, why, src_ip, src_port)
+                    self.metrics.drop(why)
+                    self._event(Event.GUARD_DROP, where, src_ip, src_port, msg, why)
                     return
-            if fd_load_be32(msg._buf + OFF_GIADDR) == 0 and msg._view(OPT_RELAY_AGENT, &p) >= 0:
-                # RFC 3046 2.1/2.2: not relayed, so its option 82 is nobody's to trust
-                # (fastdhcp.limits.strip_agent_info): serve it as a plain client request.
-                msg = parse(strip_agent_info(data))
+            if msg.ignore_unrelayed_agent_info():  # RFC 3046 2.1 (see there)
                 self.metrics.agent_info_ignored += 1
-            if self.cengine is not None:
-                d = self.cengine.handle(msg, link, now)
-            else:
-                d = <Decision?>self.engine.handle(msg, link, now)
+            d = self.engine.handle(msg, link, now)
             if self.debug:
-                self.server._log_decision(ep, msg, d, src_ip, src_port)
+                self._event(Event.DECISION, where, src_ip, src_port, msg,
+                            f"{d.kind.name.lower()} ({d.reason})")
             if d.reply is None:
-                if d.kind == "drop":
-                    self.server._engine_dropped(ep, msg, d, src_ip, src_port)
+                if d.outcome == OUT_DROP:  # SILENT: processed, nothing to send
+                    reason = d.reason or "engine"
+                    self.metrics.drop(reason)
+                    self._event(Event.ENGINE_DROP, where, src_ip, src_port, msg, reason)
                 return
-            if d.l2_unicast is not None:
-                dest = self.server._dest_ip(ep, d)
-            else:
-                dest = d.dest_ip
-            item = (d.reply, dest, d.dest_port, t0)
+            dest = self.l2_dest(ep, d) if d.l2_unicast is not None else d.dest_ip
+            item = Outgoing(d.reply, dest, d.dest_port, _reply_type(d.outcome), t0)
             if d.binding is not None:
                 # RFC 2131 3.1 step 4: this ACK leaves only once its binding is durable
-                held.append((ep, item, _monotonic()))
+                held.append(HeldAck(ep, item, _monotonic()))
             else:
                 out.append(item)
         except Exception as exc:
-            self.server._internal_error(ep, src_ip, src_port, exc)
+            self.metrics.internal_errors += 1
+            self.metrics.drop("internal-error")
+            self.report.add(PathEvent(Event.INTERNAL_ERROR, where, src_ip, src_port,
+                                      error=exc))
 
     cpdef flush(self, object ep):
         """Send every reply queued on ``ep.out`` (one sendmmsg per 64), then count them."""
         cdef list out = ep.out
         cdef list failed
-        cdef object bad = None
+        cdef set bad = None
         cdef Py_ssize_t i, k
-        cdef bytes reply
-        cdef int code, b
+        cdef Outgoing item
+        cdef int code, b, err
         cdef double now, lat
         cdef long long offer_n[MAX_BUCKETS + 1]
         cdef long long ack_n[MAX_BUCKETS + 1]
@@ -186,7 +222,14 @@ cdef class PacketPath:
         except Exception as exc:  # e.g. the socket was closed under us
             failed = [(k, getattr(exc, "errno", 0) or 0) for k in range(len(out))]
         if failed:
-            bad = self.server._send_failed(ep, out, failed)
+            bad = set()
+            for k, err in failed:
+                bad.add(k)
+                item = <Outgoing>out[k]
+                self.metrics.send_errors += 1
+                self.metrics.drop("send-error")
+                self.report.add(PathEvent(Event.SEND_FAILED, ep.key[1], item.dest_ip,
+                                          item.dest_port, item.message_type, errno=err))
         for b in range(self.nbounds + 1):
             offer_n[b] = 0
             ack_n[b] = 0
@@ -194,15 +237,13 @@ cdef class PacketPath:
         for i in range(len(out)):
             if bad is not None and i in bad:
                 continue
-            item = <tuple>out[i]
-            reply = <bytes>item[0]
-            # option 53 is the first option of every reply the codec builds (offset 240)
-            code = reply[242] if len(reply) > 242 and reply[240] == 53 else 0
+            item = <Outgoing>out[i]
+            code = item.message_type
             self.sent[code] += 1
-            if code == 2 or code == 5:
-                lat = now - <double>item[3]
+            if code == OFFER or code == ACK:
+                lat = now - item.received_at
                 b = self._bucket(lat)
-                if code == 2:
+                if code == OFFER:
                     offer_n[b] += 1
                     offer_sum += lat
                     offers += 1
@@ -215,17 +256,18 @@ cdef class PacketPath:
         if acks:
             _add(self.ack_latency, ack_n, self.nbounds, ack_sum, acks)
 
-    cpdef deliver(self, list tokens):
-        """Queue the replies of held tokens ``(endpoint, item, held_at)`` whose commit is
-        durable, then send each touched endpoint's queue."""
+    cpdef deliver(self, list held):
+        """Queue the replies of ``held`` (:class:`HeldAck`) whose commit is durable, then send
+        each touched endpoint's queue."""
         cdef list touched = []
         cdef list out
-        for tok in tokens:
-            ep = (<tuple>tok)[0]
-            out = ep.out
+        cdef HeldAck h
+        for obj in held:
+            h = <HeldAck?>obj
+            out = h.endpoint.out
             if not out:
-                touched.append(ep)
-            out.append((<tuple>tok)[1])
+                touched.append(h.endpoint)
+            out.append(h.out)
         for ep in touched:
             self.flush(ep)
 

@@ -17,6 +17,17 @@ cdef enum:
     SEND_BATCH = 64        # datagrams per sendmmsg call
 
 
+@cython.final
+cdef class Outgoing:
+    # One datagram to send and where; for a reply, its message type and the monotonic time its
+    # request was received (the packet path's latency histograms).
+    cdef readonly bytes data
+    cdef readonly uint32_t dest_ip
+    cdef readonly int dest_port
+    cdef readonly int message_type
+    cdef readonly double received_at
+
+
 cdef class DatagramIO:
     cdef int fd
     cdef mmsghdr* rmsgs

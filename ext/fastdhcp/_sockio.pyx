@@ -38,6 +38,26 @@ from libc.string cimport memset
 
 
 @cython.final
+@cython.freelist(128)
+cdef class Outgoing:
+    """One datagram for :meth:`DatagramIO.send`: ``data`` to ``dest_ip:dest_port`` (host
+    order). A reply also carries its ``message_type`` and the monotonic ``received_at`` of its
+    request (0 for datagrams that are not replies)."""
+
+    def __init__(self, bytes data, uint32_t dest_ip, int dest_port, int message_type=0,
+                 double received_at=0.0):
+        self.data = data
+        self.dest_ip = dest_ip
+        self.dest_port = dest_port
+        self.message_type = message_type
+        self.received_at = received_at
+
+    def __repr__(self):
+        return (f"Outgoing({len(self.data)} bytes to {self.dest_ip:#010x}:{self.dest_port}, "
+                f"type {self.message_type})")
+
+
+@cython.final
 cdef class DatagramIO:
     """Batched send/receive on one non-blocking UDP socket (see the module docstring)."""
 
@@ -131,23 +151,23 @@ cdef class DatagramIO:
         return n
 
     cpdef list send(self, list items):
-        """Send every ``(data, dest_ip, dest_port, ...)``; returns ``[(index, errno)]`` of the
-        ones that failed."""
+        """Send every :class:`Outgoing` of ``items``; returns ``[(index, errno)]`` of the ones
+        that failed."""
         cdef Py_ssize_t total = len(items), base = 0, k
         cdef int count, off, r, err
         cdef list failed = []
-        cdef tuple item
+        cdef Outgoing item
         cdef bytes data
         cdef mmsghdr* m
         while base < total:
             count = <int>min(total - base, <Py_ssize_t>SEND_BATCH)
             for k in range(count):
-                item = <tuple>items[base + k]
-                data = <bytes>item[0]
+                item = <Outgoing?>items[base + k]
+                data = item.data
                 self.siov[k].iov_base = PyBytes_AS_STRING(data)
                 self.siov[k].iov_len = <size_t>PyBytes_GET_SIZE(data)
-                self.saddr[k].sin_addr.s_addr = htonl(<uint32_t>item[1])
-                self.saddr[k].sin_port = htons(<unsigned short>item[2])
+                self.saddr[k].sin_addr.s_addr = htonl(item.dest_ip)
+                self.saddr[k].sin_port = htons(<unsigned short>item.dest_port)
                 m = &self.smsgs[k]
                 memset(m, 0, sizeof(mmsghdr))
                 m.msg_hdr.msg_name = &self.saddr[k]
