@@ -24,7 +24,7 @@ from typing import Any
 
 from fastdhcp.leases import Lease, LeaseState
 
-__all__ = ["HEADER", "REQUIRED", "BadLine", "KeaLease", "Columns", "parse_row", "format_row",
+__all__ = ["HEADER", "REQUIRED", "BadLine", "KeaLease", "header_width", "parse_row", "format_row",
            "kea_state", "client_id_of"]
 
 #: The header Kea 2.2 writes (and the one :func:`format_row` rows follow).
@@ -39,6 +39,10 @@ _HTYPE_ETHERNET = 1  # a client key without option 61 is htype + chaddr (fastdhc
 _STATES = {"0": LeaseState.DEFAULT, "1": LeaseState.DECLINED,
            "2": LeaseState.EXPIRED_RECLAIMED, "3": LeaseState.RELEASED}
 _ESCAPED = re.compile(r"&#x([0-9a-fA-F]{2})")
+#: Colons of the 2-digit form (aa:bb:cc) by byte count - 1, up to a 20-byte hwaddr / client-id
+#: of 64 bytes; longer values take the general path.
+_FAST_HEX = 3 * 64
+_COLONS = tuple(":" * k for k in range(_FAST_HEX // 3 + 1))
 _HEX_BYTE = re.compile(r"^[0-9a-fA-F]{1,2}$")
 #: Characters Kea's CSVRow::escapeCharacters escapes in text fields (its delimiter) and ones a
 #: CSV reader must not see raw in a field (line breaks).
@@ -55,35 +59,17 @@ class BadLine(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Columns:
-    """Where each column is in a file's rows (files may order or extend them)."""
-
-    address: int
-    hwaddr: int
-    client_id: int
-    valid_lifetime: int
-    expire: int
-    subnet_id: int
-    fqdn_fwd: int
-    fqdn_rev: int
-    hostname: int
-    state: int
-    user_context: int | None  #: None: the file has no user_context column
-    width: int  #: columns in the header
-
-    @classmethod
-    def from_header(cls, header: list[str]) -> Columns:
-        """The layout of ``header``; raises :class:`BadLine` when a required column is missing."""
-        names = [h.strip() for h in header]
-        missing = [c for c in REQUIRED if c not in names]
-        if missing:
-            raise BadLine("header", ",".join(header),
-                          f"not a Kea DHCPv4 lease file header: no column {', '.join(missing)}")
-        at = {name: i for i, name in enumerate(names)}
-        return cls(at["address"], at["hwaddr"], at["client_id"], at["valid_lifetime"],
-                   at["expire"], at["subnet_id"], at["fqdn_fwd"], at["fqdn_rev"],
-                   at["hostname"], at["state"], at.get("user_context"), len(names))
+def header_width(header: list[str]) -> int:
+    """The number of columns of a file with ``header``; raises :class:`BadLine` unless it is
+    Kea's (Kea's VersionedCSVFile takes a header that is a leading part of its current one,
+    in its order, and rows as wide as the header)."""
+    names = [h.strip() for h in header]
+    known = (*HEADER, "pool_id")
+    if len(names) < len(REQUIRED) or tuple(names) != known[:len(names)]:
+        raise BadLine("header", ",".join(header),
+                      "not a Kea DHCPv4 lease file header (expected "
+                      f"{','.join(HEADER)}[,pool_id])")
+    return len(names)
 
 
 @dataclass(slots=True)
@@ -114,7 +100,8 @@ def _hex(field: str, text: str) -> bytes:
     """Kea's colon-separated hex (``HWAddr::fromText``, ``ClientId::fromText``)."""
     if not text:
         return b""
-    if len(text) % 3 == 2:
+    n = len(text)
+    if n % 3 == 2 and n < _FAST_HEX and text[2::3] == _COLONS[n // 3]:
         try:
             return bytes.fromhex(text.replace(":", ""))  # the usual 2-digit form, fast
         except ValueError:
@@ -136,55 +123,62 @@ def _uint(field: str, text: str, hi: int) -> int:
 
 
 def _flag(field: str, text: str) -> bool:
-    if text in ("0", "1"):
-        return text == "1"
+    if text == "0":
+        return False
+    if text == "1":
+        return True
     if text in ("true", "false"):  # what some hand-written files hold; Kea reads them too
         return text == "true"
     raise BadLine(field, text, "expected 0 or 1")
 
 
-def parse_row(row: list[str], cols: Columns) -> KeaLease:
-    """One lease file row as a :class:`KeaLease`; raises :class:`BadLine`."""
-    if len(row) < cols.width and not (cols.user_context is not None
-                                      and len(row) == cols.width - 1):
-        raise BadLine("row", ",".join(row),
-                      f"{len(row)} fields, the header names {cols.width}")
-    text = row[cols.address]
+def _context(text: str) -> dict[str, Any] | None:
+    raw = _unescape(text)
+    if not raw:
+        return None
     try:
-        ip = int.from_bytes(socket.inet_aton(text), "big")
-        if text.count(".") != 3:
-            raise OSError
+        ctx = json.loads(raw)
+    except ValueError as exc:
+        raise BadLine("user_context", raw, f"not JSON: {exc}") from None
+    if not isinstance(ctx, dict):
+        raise BadLine("user_context", raw, "not a JSON map")
+    return ctx
+
+
+def parse_row(row: list[str], width: int) -> KeaLease:
+    """One lease file row (of a file whose header has ``width`` columns, in Kea's order) as a
+    :class:`KeaLease`; raises :class:`BadLine` naming the field at fault. About 2 us: a
+    million-row file is read in seconds."""
+    if len(row) != width:
+        raise BadLine("row", ",".join(row), f"{len(row)} fields, the header names {width}")
+    address, hwaddr, client_id, valid_s, expire_s, subnet_s, fwd_s, rev_s, host, state_s = (
+        row[:10])
+    try:
+        ip = int.from_bytes(socket.inet_aton(address), "big")
     except OSError:
-        raise BadLine("address", text, "not an IPv4 address") from None
-    hw = _hex("hwaddr", row[cols.hwaddr])
+        ip = -1
+    if ip < 0 or address.count(".") != 3:
+        raise BadLine("address", address, "not an IPv4 address")
+    hw = _hex("hwaddr", hwaddr)
     if len(hw) > 20:
-        raise BadLine("hwaddr", row[cols.hwaddr], "longer than 20 bytes")
-    cid = _hex("client_id", row[cols.client_id])
+        raise BadLine("hwaddr", hwaddr, "longer than 20 bytes")
+    cid = _hex("client_id", client_id)
     if len(cid) == 1:
-        raise BadLine("client_id", row[cols.client_id], "a client-id has at least 2 bytes")
-    valid = _uint("valid_lifetime", row[cols.valid_lifetime], INFINITE)
-    expire = _uint("expire", row[cols.expire], (1 << 63) - 1)
-    subnet_id = _uint("subnet_id", row[cols.subnet_id], INFINITE)
-    fwd = _flag("fqdn_fwd", row[cols.fqdn_fwd])
-    rev = _flag("fqdn_rev", row[cols.fqdn_rev])
-    hostname = _unescape(row[cols.hostname])
-    state = _STATES.get(row[cols.state])
+        raise BadLine("client_id", client_id, "a client-id has at least 2 bytes")
+    valid = _uint("valid_lifetime", valid_s, INFINITE)
+    expire = _uint("expire", expire_s, (1 << 63) - 1)
+    subnet_id = _uint("subnet_id", subnet_s, INFINITE)
+    fwd = _flag("fqdn_fwd", fwd_s)
+    rev = _flag("fqdn_rev", rev_s)
+    state = _STATES.get(state_s)
     if state is None:
-        raise BadLine("state", row[cols.state],
+        raise BadLine("state", state_s,
                       "expected 0 (default), 1 (declined), 2 (expired-reclaimed) or 3 (released)")
-    ctx: dict[str, Any] | None = None
-    if cols.user_context is not None and cols.user_context < len(row):
-        raw = _unescape(row[cols.user_context])
-        if raw:
-            try:
-                ctx = json.loads(raw)
-            except ValueError as exc:
-                raise BadLine("user_context", raw, f"not JSON: {exc}") from None
-            if not isinstance(ctx, dict):
-                raise BadLine("user_context", raw, "not a JSON map")
+    ctx = _context(row[10]) if width > 10 and row[10] else None
     key = cid if cid else bytes((_HTYPE_ETHERNET,)) + hw
     issued = expire - valid if expire >= valid else 0
-    return KeaLease(Lease(ip, key, hw, subnet_id, state, issued, expire, hostname),
+    return KeaLease(Lease(ip, key, hw, subnet_id, state, issued, expire,
+                          _unescape(host) if "&" in host else host),
                     valid, fwd, rev, ctx)
 
 
