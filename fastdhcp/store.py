@@ -10,8 +10,9 @@ every commit when ``sync=True``. It is the only durable truth (see docs/durabili
   which owns it; the store only moves its bytes);
 - ``meta``: ``schema-version`` (4-byte big-endian) and ``instance`` (16 random bytes naming this
   database); ``kea-import``, the resume marker of ``fastdhcp import-kea``
-  (:mod:`fastdhcp.kea.lease_import`, which owns its layout). Keys an earlier version kept there (``clean-shutdown``, ``boot-id``, ``batch-seq``,
-  ``last-batch``) are left alone and unused.
+  (:mod:`fastdhcp.kea.lease_import`, which owns its layout). Keys an earlier version kept
+  there (``clean-shutdown``, ``boot-id``, ``batch-seq``, ``last-batch``) are left alone and
+  unused.
 
 The two derived views, addresses by client key and active leases by expiry, live in memory
 (:class:`fastdhcp._leaseindex.LeaseIndex`, about 60 bytes per record): start-up builds them in

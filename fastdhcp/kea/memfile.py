@@ -19,13 +19,15 @@ from __future__ import annotations
 import json
 import re
 import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
+from fastdhcp.control.lease_extras import LeaseExtras
 from fastdhcp.leases import Lease, LeaseState
 
 __all__ = ["HEADER", "REQUIRED", "BadLine", "KeaLease", "header_width", "parse_row", "format_row",
-           "kea_state", "client_id_of"]
+           "kea_state", "client_id_of", "write_csv"]
 
 #: The header Kea 2.2 writes (and the one :func:`format_row` rows follow).
 HEADER = ("address", "hwaddr", "client_id", "valid_lifetime", "expire", "subnet_id",
@@ -219,3 +221,24 @@ def format_row(lease: Lease, *, fqdn_fwd: bool = False, fqdn_rev: bool = False,
         str(kea_state(lease.state)),
         ctx,
     ]
+
+
+def write_csv(leases: Iterable[Lease], out: TextIO,
+              extras_of: Callable[[Lease], LeaseExtras | None] | None = None) -> int:
+    """Write ``leases`` as a Kea 2.x ``leases4.csv`` (header first) to ``out``; returns the
+    number of rows. ``extras_of`` gives a lease's user-context and fqdn flags (only extras
+    that belong to the lease's client are kept, as the control channel shows them)."""
+    out.write(",".join(HEADER) + "\n")
+    n = 0
+    for lease in leases:
+        extras = extras_of(lease) if extras_of is not None else None
+        if extras is not None and extras.client_key != lease.client_key:
+            extras = None
+        if extras is None:
+            row = format_row(lease)
+        else:
+            row = format_row(lease, fqdn_fwd=extras.fqdn_fwd, fqdn_rev=extras.fqdn_rev,
+                             user_context=extras.user_context)
+        out.write(",".join(row) + "\n")
+        n += 1
+    return n
