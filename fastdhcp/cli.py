@@ -1,4 +1,5 @@
-"""``fastdhcp`` command line: ``serve``, ``check-config``, ``leases``, ``ctl``, ``demo``.
+"""``fastdhcp`` command line: ``serve``, ``check-config``, ``leases``, ``ctl``, ``demo``,
+``import-kea``, ``export-kea``.
 
 Thin on purpose: every command loads what it needs, turns the errors an operator can cause (bad
 config, unreadable database, busy port) into one clear line each and exit status 1, and never
@@ -188,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=None, metavar="DIR",
                    help="where to put the config and lease database (default: a new temp dir)")
     p.set_defaults(func=cmd_demo)
+
+    from fastdhcp.kea import cli as kea_cli
+
+    kea_cli.register(sub)  # import-kea, export-kea (docs/migrating-from-kea.md)
     return parser
 
 

@@ -10,7 +10,9 @@
   unix socket of ``--config``, or ``--socket``), through its ``lease4-del``: the server frees
   the address at once and answers once the deletion is durable. When none does (the server is
   stopped), in a normal LMDB write transaction.
-- ``export``: every record with every field, CSV by default, ``--json`` for JSON Lines.
+- ``export``: every record with every field, CSV by default, ``--json`` for JSON Lines;
+  ``export --format kea-csv``: Kea's memfile ``leases4.csv``, which Kea 2.x loads (the way back
+  to Kea, docs/migrating-from-kea.md).
 
 Reads (``list``, ``show``, ``export``) always go to LMDB directly, running server or not: short
 read transactions see exactly what is committed, stream any number of records and cost the
@@ -74,7 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("ip", metavar="IP")
     p = verbs.add_parser("delete", help="delete one lease record")
     p.add_argument("ip", metavar="IP")
-    verbs.add_parser("export", help="every record, every field (CSV, or JSON Lines with --json)")
+    p = verbs.add_parser("export", help="every record, every field (CSV, or JSON Lines with "
+                                        "--json; --format kea-csv: Kea's leases4.csv)")
+    p.add_argument("--format", choices=("csv", "json", "kea-csv"), default=None,
+                   help="csv (the default), json (JSON Lines, as --json), or kea-csv: the "
+                        "memfile lease file Kea 2.x loads (docs/migrating-from-kea.md)")
 
 
 def state_name(state: int) -> str:
@@ -224,7 +230,16 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                     _write_table(leases, out)
             elif args.verb == "export":
                 leases = store.iter_committed()
-                if args.json:
+                if args.format == "kea-csv":
+                    from fastdhcp.control.lease_extras import LeaseExtras
+                    from fastdhcp.kea.memfile import write_csv
+
+                    def extras_of(lease: Lease) -> LeaseExtras | None:
+                        raw = store.extras_get(lease.ip)
+                        return None if raw is None else LeaseExtras.decode(raw)
+
+                    write_csv(leases, out, extras_of)
+                elif args.json or args.format == "json":
                     _write_json_lines(leases, out)
                 else:
                     _write_csv(leases, out)

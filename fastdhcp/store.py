@@ -9,8 +9,10 @@ every commit when ``sync=True``. It is the only durable truth (see docs/durabili
 - ``hosts``: reservations added through the control channel (layout in :mod:`fastdhcp.hosts`,
   which owns it; the store only moves its bytes);
 - ``meta``: ``schema-version`` (4-byte big-endian) and ``instance`` (16 random bytes naming this
-  database). Keys an earlier version kept there (``clean-shutdown``, ``boot-id``, ``batch-seq``,
-  ``last-batch``) are left alone and unused.
+  database); ``kea-import``, the resume marker of ``fastdhcp import-kea``
+  (:mod:`fastdhcp.kea.lease_import`, which owns its layout). Keys an earlier version kept
+  there (``clean-shutdown``, ``boot-id``, ``batch-seq``, ``last-batch``) are left alone and
+  unused.
 
 The two derived views, addresses by client key and active leases by expiry, live in memory
 (:class:`fastdhcp._leaseindex.LeaseIndex`, about 60 bytes per record): start-up builds them in
@@ -35,7 +37,7 @@ import os
 import threading
 import time
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import lmdb
@@ -657,9 +659,11 @@ class LmdbLeaseStore:
 
     # ----------------------------------------------------------------------------- writing
 
-    def write(self, batch: list[Lease]) -> None:
+    def write(self, batch: list[Lease], *, meta: Mapping[bytes, bytes] | None = None,
+              extras: Mapping[int, bytes] | None = None) -> None:
         """Commit ``batch`` in one LMDB write txn (fsynced if ``sync``), then index it; durable
-        on return.
+        on return. ``meta`` and ``extras`` (``lease-extras`` values by address) are put in the
+        same transaction: a bulk import's resume marker commits with its batch, or not at all.
 
         Runs in the writer thread. Nothing of the batch is written if it raises
         :class:`StoreError`. Grows the map and retries on MapFullError.
@@ -668,11 +672,11 @@ class LmdbLeaseStore:
             raise StoreError(f"{self.path}: lease database is open read-only")
         if self._env is None:
             raise StoreError(f"{self.path}: lease database is closed")
-        if not batch:
+        if not batch and not meta and not extras:
             return
         while True:
             try:
-                self._write_leases(batch)
+                self._write_leases(batch, meta, extras)
                 break
             except lmdb.MapFullError as exc:
                 if not self._grow(self._env, exc):
@@ -704,7 +708,8 @@ class LmdbLeaseStore:
             index.apply(batch)
         self._maybe_grow(self._env)
 
-    def _write_leases(self, batch: list[Lease]) -> None:
+    def _write_leases(self, batch: list[Lease], meta: Mapping[bytes, bytes] | None = None,
+                      extras: Mapping[int, bytes] | None = None) -> None:
         assert self._env is not None
         # Final value per key (a batch may hold an address twice: the later version wins),
         # put in key order with one putmulti call.
@@ -717,6 +722,10 @@ class LmdbLeaseStore:
                 txn.cursor(db=self._leases).putmulti(sorted(values.items()))
             for key in gone:
                 txn.delete(key, db=self._leases)
+            for mkey, mvalue in (meta or {}).items():
+                txn.put(mkey, mvalue, db=self._meta)
+            for ip, value in sorted((extras or {}).items()):
+                txn.put(_ip4(ip), value, db=self._extras)
             if self._before_commit is not None:
                 self._before_commit(batch)
 
@@ -830,6 +839,14 @@ class LmdbLeaseStore:
         return result
 
     # ------------------------------------------------------------------ lease extras (cmd_leases)
+
+    def meta_get(self, key: bytes) -> bytes | None:
+        """The committed ``meta`` value of ``key`` (loop thread), or None."""
+        try:
+            with self._map_lock:
+                return self._loop_txn().get(key, db=self._meta)  # type: ignore[no-any-return]
+        except lmdb.Error as exc:
+            raise self._err("meta read failed", exc) from exc
 
     def extras_get(self, ip: int) -> bytes | None:
         """The committed ``lease-extras`` value of ``ip`` (loop thread), or None."""

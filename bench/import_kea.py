@@ -1,0 +1,56 @@
+"""Kea lease import speed: ``python3 bench/import_kea.py [--leases 1000000] [--no-sync]``.
+
+Writes a Kea memfile ``leases4.csv`` of N distinct leases (plus 10 % superseded rows, as a live
+file holds) in 10.0.0.0/8, then times :func:`fastdhcp.kea.lease_import.import_leases` into a new
+database: read + check, and write (fsynced batches when sync). The goal (issue 18) is 200,000
+leases/s with sync = true.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+from fastdhcp.kea.lease_import import SubnetRange, import_leases
+from fastdhcp.kea.memfile import HEADER
+
+
+def write_file(path: str, n: int) -> int:
+    """A lease file of ``n`` leases and n/10 earlier versions; returns its rows."""
+    base = 0x0A000000
+    rows = 0
+    with open(path, "w") as fh:
+        fh.write(",".join(HEADER) + "\n")
+        for i in range(n + n // 10):
+            k = i if i < n else (i - n) * 10  # the tail repeats every 10th address
+            ip = base + 1 + k
+            mac = (0x020000000000 + k).to_bytes(6, "big").hex(":")
+            fh.write(f"{ip >> 24}.{(ip >> 16) & 255}.{(ip >> 8) & 255}.{ip & 255},{mac},"
+                     f"01:{mac},3600,{1_900_000_000 + i},1,0,0,host-{k},0,\n")
+            rows += 1
+    return rows
+
+
+def main() -> None:
+    """Run once and print the rates."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--leases", type=int, default=1_000_000)
+    ap.add_argument("--no-sync", action="store_true", help="sync = false (MDB_NOSYNC)")
+    ap.add_argument("--dir", default=None, help="where to put the file and database")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        csv_path = os.path.join(tmp, "leases4.csv")
+        rows = write_file(csv_path, args.leases)
+        t0 = time.perf_counter()
+        report = import_leases([csv_path], os.path.join(tmp, "db"),
+                               [SubnetRange(1, 0x0A000000, 0x0AFFFFFF)],
+                               sync=not args.no_sync)
+        dt = time.perf_counter() - t0
+        print(f"{rows} rows, {report.total} leases, sync={not args.no_sync}: {dt:.2f} s, "
+              f"{report.total / dt:,.0f} leases/s ({rows / dt:,.0f} rows/s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,704 @@
+"""Kea's ``Dhcp4`` configuration -> fastdhcp's (the TOML file's document).
+
+Kea and fastdhcp share most key names (subnet4, pools, reservations, valid-lifetime ...), so
+the mapping is mostly structural: Kea's option-data *list* of ``{name|code, data, csv-format}``
+becomes fastdhcp's table of ``name = value``; a shared network's subnets become subnets naming
+the network, each with the network's options and lifetimes under its own (Kea's inheritance:
+subnet over shared network over global); ``interfaces-config`` and ``authoritative`` go to
+``[server]``, ``control-socket(s)`` to ``[[control-sockets]]``, the HA hook's parameters to
+``[high-availability]``.
+
+Every Kea key is accounted for, with its JSON path (``Dhcp4.subnet4[2].pools[0].client-class``):
+
+- carried: the fastdhcp document has it (perhaps in another shape);
+- a :attr:`FindingKind.NOTE`: not carried because fastdhcp does the same without a setting, or
+  the setting is Kea's default behaviour anyway (``lfc-interval``: LMDB has no lease file to
+  compact). Written as comments at the top of the TOML file;
+- :attr:`FindingKind.UNSUPPORTED`: a behaviour fastdhcp does not have (a hook library, client
+  classes, ``always-send``). The command exits 1 unless ``--allow-unsupported``.
+
+Nothing is dropped silently and nothing is guessed: a value that cannot be carried exactly is
+unsupported, not approximated.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastdhcp.errors import ConfigError
+from fastdhcp.ha.config import HA_KEYS, PEER_KEYS
+from fastdhcp.options import OptionDef, encode_option, option_def
+
+__all__ = ["Finding", "FindingKind", "KeaImport", "convert", "DEFAULT_DB_PATH"]
+
+DEFAULT_DB_PATH = "/var/lib/fastdhcp"
+
+_LIFETIMES = ("valid-lifetime", "min-valid-lifetime", "max-valid-lifetime", "renew-timer",
+              "rebind-timer", "offer-lifetime", "decline-probation-period")
+_LOG_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARN": "warning", "WARNING": "warning",
+               "ERROR": "error", "FATAL": "error", "NONE": "error"}
+#: Kea's T1/T2 percentages when calculate-tee-times is on, and fastdhcp's fixed ones.
+_TEE_DEFAULTS = {"t1-percent": 0.5, "t2-percent": 0.875}
+
+
+class FindingKind(enum.Enum):
+    """What became of a Kea key that is not carried one to one."""
+
+    NOTE = "note"  #: fastdhcp does the same without the key (or the key says the default)
+    UNSUPPORTED = "unsupported"  #: a behaviour fastdhcp lacks: refused unless allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One Kea key not carried as it is, and why."""
+
+    kind: FindingKind
+    path: str  #: JSON path in the Kea file: ``Dhcp4.subnet4[0].option-data[1].always-send``
+    reason: str
+
+    def line(self) -> str:
+        """The report line: ``unsupported: PATH: reason``."""
+        return f"{self.kind.value}: {self.path}: {self.reason}"
+
+
+@dataclass(slots=True)
+class KeaImport:
+    """The fastdhcp document made from a Kea config, and what was not carried."""
+
+    document: dict[str, Any]
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def unsupported(self) -> list[Finding]:
+        """The findings that make the import fail unless allowed."""
+        return [f for f in self.findings if f.kind is FindingKind.UNSUPPORTED]
+
+
+@dataclass(slots=True)
+class _Level:
+    """What a shared network passes down to its subnets (Kea's inheritance)."""
+
+    options: dict[int, tuple[str, Any]] = field(default_factory=dict)
+    lifetimes: dict[str, Any] = field(default_factory=dict)
+    authoritative: bool | None = None
+    interface: str | None = None
+    relay: list[str] | None = None
+    name: str | None = None
+
+
+class _Converter:
+    """One conversion: walks the Kea document, fills the fastdhcp one and the findings."""
+
+    def __init__(self, db_path: str | None) -> None:
+        self.findings: list[Finding] = []
+        self.db_path = db_path
+        self.server: dict[str, Any] = {}
+        self.global_: dict[str, Any] = {}
+        self.subnets: list[dict[str, Any]] = []
+        self.control_sockets: list[dict[str, Any]] = []
+        self.ha: dict[str, Any] | None = None
+        self.ddns_on = False
+
+    # ------------------------------------------------------------------ findings
+
+    def note(self, path: str, reason: str) -> None:
+        self.findings.append(Finding(FindingKind.NOTE, path, reason))
+
+    def unsupported(self, path: str, reason: str) -> None:
+        self.findings.append(Finding(FindingKind.UNSUPPORTED, path, reason))
+
+    def _type(self, path: str, value: object, want: type | tuple[type, ...],
+              what: str) -> bool:
+        if isinstance(value, want) and not (want is int and isinstance(value, bool)):
+            return True
+        self.unsupported(path, f"expected {what}, found {type(value).__name__} {value!r}")
+        return False
+
+    # ------------------------------------------------------------------ top level
+
+    def run(self, kea: object) -> dict[str, Any]:
+        if not isinstance(kea, dict) or "Dhcp4" not in kea:
+            raise ConfigError("the Kea file has no \"Dhcp4\" map: not a kea-dhcp4 config")
+        for key in kea:
+            if key != "Dhcp4":
+                self.note(key, "not the DHCPv4 server's configuration (another Kea daemon's "
+                               "section): not imported")
+        d4 = kea["Dhcp4"]
+        if not isinstance(d4, dict):
+            raise ConfigError("Dhcp4: must be a map")
+        self.ddns_on = isinstance(d4.get("dhcp-ddns"), dict) and bool(
+            d4["dhcp-ddns"].get("enable-updates"))
+        # Kea's global hooks first: HA may need to know nothing else, but a missing hook
+        # explains the commands it would have served.
+        for key, value in d4.items():
+            self._global_key(f"Dhcp4.{key}", key, value)
+        doc: dict[str, Any] = {}
+        if self.server:
+            doc["server"] = self.server
+        doc["lease-database"] = {"path": self.db_path or DEFAULT_DB_PATH, "sync": True}
+        if self.global_:
+            doc["global"] = self.global_
+        if self.control_sockets:
+            doc["control-sockets"] = self.control_sockets
+        if self.ha is not None:
+            doc["high-availability"] = self.ha
+        doc["subnet4"] = self.subnets
+        return doc
+
+    def _global_key(self, path: str, key: str, value: Any) -> None:  # noqa: C901 - a table
+        if key in _LIFETIMES:
+            if self._type(path, value, int, "an integer"):
+                self.global_[key] = value
+        elif key == "option-data":
+            opts = self._options(path, value)
+            if opts:
+                self.global_["option-data"] = _option_table(opts)
+        elif key == "subnet4":
+            if self._type(path, value, list, "a list of subnets"):
+                for i, s in enumerate(value):
+                    self._subnet(f"{path}[{i}]", s, _Level())
+        elif key == "shared-networks":
+            if self._type(path, value, list, "a list of shared networks"):
+                for i, net in enumerate(value):
+                    self._shared_network(f"{path}[{i}]", net)
+        elif key == "authoritative":
+            if self._type(path, value, bool, "true or false"):
+                self.server["authoritative"] = value
+        elif key == "interfaces-config":
+            self._interfaces(path, value)
+        elif key == "control-socket":
+            self._control_socket(path, value)
+        elif key == "control-sockets":
+            if self._type(path, value, list, "a list of control sockets"):
+                for i, sock in enumerate(value):
+                    self._control_socket(f"{path}[{i}]", sock)
+        elif key == "lease-database":
+            self._lease_database(path, value)
+        elif key == "hooks-libraries":
+            if self._type(path, value, list, "a list of hook libraries"):
+                for i, hook in enumerate(value):
+                    self._hook(f"{path}[{i}]", hook)
+        elif key == "loggers":
+            self._loggers(path, value)
+        elif key == "reservations":
+            if value:
+                self.unsupported(path, "global reservations: fastdhcp keeps reservations per "
+                                       "subnet (move each into the subnet of its address)")
+        elif key == "hosts-database" or key == "hosts-databases":
+            self.unsupported(path, "a host database: fastdhcp reads reservations from its "
+                                   "config and from reservation-add (LMDB) only")
+        elif key == "dhcp-ddns":
+            if self.ddns_on:
+                self.unsupported(f"{path}.enable-updates",
+                                 "fastdhcp sends no DNS updates (no kea-dhcp-ddns client)")
+            else:
+                self.note(path, "DNS updates are off in Kea too: nothing to carry")
+        elif key == "server-tag":
+            self.note(path, "a config-backend tag: fastdhcp has no config backend")
+        else:
+            self._parameter(path, key, value)
+
+    # ------------------------------------------------------------------ shared parameters
+
+    def _parameter(self, path: str, key: str, value: Any) -> None:  # noqa: C901 - a table
+        """A key Kea allows at the global, shared-network and subnet levels (and the global
+        ones with no fastdhcp equivalent): a note or an unsupported finding."""
+        if key in ("comment", "user-context"):
+            self.note(path, "a comment for people: not carried into the TOML")
+        elif key == "match-client-id":
+            if value is False:
+                self.unsupported(path, "fastdhcp always identifies a client by its client-id "
+                                       "(option 61) when it sends one")
+            else:
+                self.note(path, "true is fastdhcp's behaviour")
+        elif key == "echo-client-id":
+            if value is False:
+                self.unsupported(path, "fastdhcp always echoes the client-id (RFC 6842)")
+            else:
+                self.note(path, "true is fastdhcp's behaviour (RFC 6842)")
+        elif key in ("next-server", "server-hostname", "boot-file-name"):
+            if value in ("", "0.0.0.0", None):
+                self.note(path, "empty, as fastdhcp leaves it")
+            else:
+                self.unsupported(path, "fastdhcp does not set siaddr, sname or file "
+                                       "(use options 66 tftp-server-name and 67 boot-file-name)")
+        elif key == "calculate-tee-times":
+            self.note(path, "fastdhcp sends renew and rebind times at 50% and 87.5% of the "
+                            "lease unless renew-timer / rebind-timer set them (RFC 2131 4.4.5)")
+        elif key in _TEE_DEFAULTS:
+            if value == _TEE_DEFAULTS[key]:
+                self.note(path, "the percentage fastdhcp uses")
+            else:
+                self.unsupported(path, "fastdhcp's renew/rebind percentages are fixed at 50% "
+                                       "and 87.5% (set renew-timer / rebind-timer instead)")
+        elif key in ("client-class", "require-client-classes", "evaluate-additional-classes",
+                     "client-classes", "option-def"):
+            if value:
+                self.unsupported(path, "fastdhcp has no client classification or custom option "
+                                       "definitions yet" if key != "option-def" else
+                                 "fastdhcp has no option definitions: give such an option "
+                                 "by code, with csv-format false and hex data")
+            else:
+                self.note(path, "empty")
+        elif key.startswith("ddns-") or key.startswith("hostname-char-"):
+            if self.ddns_on:
+                self.unsupported(path, "fastdhcp sends no DNS updates")
+            else:
+                self.note(path, "DNS update setting; updates are off")
+        elif key in ("reservations-in-subnet", "reservations-out-of-pool",
+                     "reservation-mode", "reservations-global", "ip-reservations-unique",
+                     "early-global-reservations-lookup", "host-reservation-identifiers"):
+            self._reservation_mode(path, key, value)
+        elif key in ("store-extended-info",):
+            self.note(path, "fastdhcp keeps option 82 of every lease (relay-info) always")
+        elif key in ("cache-threshold", "cache-max-age"):
+            self.note(path, "lease caching: fastdhcp renews every lease in the group commit "
+                            "(the cost Kea's cache avoids is an fsync, shared here)")
+        elif key in ("multi-threading", "dhcp-queue-control", "parked-packet-limit",
+                     "statistic-default-sample-count", "statistic-default-sample-age",
+                     "sanity-checks", "expired-leases-processing", "dhcp4o6-port",
+                     "compatibility", "lease-checks"):
+            self._engine_setting(path, key, value)
+        elif key.startswith("4o6-"):
+            if value:
+                self.unsupported(path, "fastdhcp has no DHCPv4-over-DHCPv6")
+            else:
+                self.note(path, "empty")
+        else:
+            self.unsupported(path, "no fastdhcp equivalent")
+
+    def _reservation_mode(self, path: str, key: str, value: Any) -> None:
+        if key == "reservations-global" and value:
+            self.unsupported(path, "fastdhcp has no global reservations")
+        elif key == "reservation-mode" and value in ("disabled", "global"):
+            self.unsupported(path, f"{value!r}: fastdhcp always honours subnet reservations")
+        elif key == "reservations-in-subnet" and value is False:
+            self.unsupported(path, "fastdhcp always honours subnet reservations")
+        elif key == "ip-reservations-unique" and value is False:
+            self.unsupported(path, "fastdhcp allows one reservation per address")
+        elif key == "early-global-reservations-lookup" and value:
+            self.unsupported(path, "fastdhcp has no global reservations")
+        elif key == "host-reservation-identifiers":
+            other = [v for v in value if v not in ("hw-address", "client-id", "circuit-id")] \
+                if isinstance(value, list) else [value]
+            self.note(path, "fastdhcp matches hw-address, then client-id, then circuit-id"
+                      + (f" (not {', '.join(map(str, other))}: a reservation by those is "
+                         "reported where it is)" if other else ""))
+        else:
+            self.note(path, "fastdhcp's behaviour: reservations inside or outside pools, "
+                            "per subnet, one per address")
+
+    def _engine_setting(self, path: str, key: str, value: Any) -> None:
+        if key == "dhcp4o6-port" and value:
+            self.unsupported(path, "fastdhcp has no DHCPv4-over-DHCPv6")
+        elif key == "multi-threading":
+            self.note(path, "fastdhcp's packet path is one compiled loop plus a writer thread "
+                            "(docs/scaling.md for several workers)")
+        elif key == "expired-leases-processing":
+            self.note(path, "fastdhcp reclaims expired leases itself (engine reclaim), keeping "
+                            "each client's affinity to its address")
+        else:
+            self.note(path, "tuning of Kea's own machinery: fastdhcp has no such setting")
+
+    # ------------------------------------------------------------------ server level
+
+    def _interfaces(self, path: str, value: Any) -> None:
+        if not self._type(path, value, dict, "a map"):
+            return
+        for key, v in value.items():
+            p = f"{path}.{key}"
+            if key == "interfaces":
+                if not self._type(p, v, list, "a list of interface names"):
+                    continue
+                names: list[str] = []
+                for i, name in enumerate(v):
+                    if not isinstance(name, str) or name == "*":
+                        self.unsupported(f"{p}[{i}]", "'*' (every interface): fastdhcp serves "
+                                                      "the interfaces it names")
+                        continue
+                    if "/" in name:
+                        dev, _, addr = name.partition("/")
+                        self.note(f"{p}[{i}]", f"{name!r}: fastdhcp serves all of {dev!r} "
+                                               f"(address {addr} not singled out)")
+                        name = dev
+                    if name not in names:
+                        names.append(name)
+                if names:
+                    self.server["interfaces"] = names
+            elif key == "dhcp-socket-type":
+                self.note(p, f"{v!r}: fastdhcp uses UDP sockets bound to each interface; it "
+                             "answers clients without an address by broadcast")
+            elif key in ("comment", "user-context"):
+                self.note(p, "a comment for people: not carried")
+            else:
+                self.note(p, "socket tuning of Kea's: fastdhcp has no such setting")
+
+    def _control_socket(self, path: str, value: Any) -> None:
+        if not self._type(path, value, dict, "a map"):
+            return
+        sock: dict[str, Any] = {}
+        for key, v in value.items():
+            if key in ("socket-type", "socket-name", "socket-address", "socket-port",
+                       "trust-anchor", "cert-file", "key-file", "cert-required",
+                       "authentication", "max-connections", "idle-timeout"):
+                sock[key] = v
+            elif key in ("comment", "user-context"):
+                self.note(f"{path}.{key}", "a comment for people: not carried")
+            else:
+                self.unsupported(f"{path}.{key}", "no fastdhcp control-socket equivalent")
+        self.control_sockets.append(sock)
+
+    def _lease_database(self, path: str, value: Any) -> None:
+        if not self._type(path, value, dict, "a map"):
+            return
+        kind = value.get("type", "memfile")
+        for key, v in value.items():
+            p = f"{path}.{key}"
+            if key == "type":
+                if v != "memfile":
+                    self.note(p, f"{v!r}: fastdhcp's leases live in LMDB; dump Kea's with "
+                                 "'kea-admin lease-dump' to a memfile CSV and pass --leases")
+                else:
+                    self.note(p, "becomes [lease-database] (LMDB); import the lease file with "
+                                 "--leases")
+            elif key == "name" and kind == "memfile":
+                self.note(p, f"Kea's lease file {v!r}: pass it (and its .2 file from LFC, "
+                             "first) with --leases")
+            elif key == "lfc-interval":
+                self.note(p, "LMDB has no lease file to compact")
+            elif key == "persist":
+                if v is False:
+                    self.note(p, "fastdhcp always persists leases (sync = true)")
+            else:
+                self.note(p, "a setting of Kea's lease backend: no LMDB equivalent needed")
+
+    def _loggers(self, path: str, value: Any) -> None:
+        if not self._type(path, value, list, "a list of loggers"):
+            return
+        for i, lg in enumerate(value):
+            p = f"{path}[{i}]"
+            if not isinstance(lg, dict):
+                self.unsupported(p, "expected a map")
+                continue
+            sev = str(lg.get("severity", "INFO")).upper()
+            if lg.get("name") == "kea-dhcp4" and sev in _LOG_LEVELS:
+                self.server["log-level"] = _LOG_LEVELS[sev]
+                self.note(p, f"severity {sev} -> server.log-level; fastdhcp logs to stderr "
+                             "(the service manager keeps the log), so output options are not "
+                             "carried")
+            else:
+                self.note(p, "fastdhcp has one logger (server.log-level, to stderr)")
+
+    def _hook(self, path: str, hook: Any) -> None:
+        if not isinstance(hook, dict) or not isinstance(hook.get("library"), str):
+            self.unsupported(path, "expected a map with a library")
+            return
+        lib = os.path.basename(hook["library"])
+        if "libdhcp_lease_cmds" in lib or "libdhcp_stat_cmds" in lib \
+                or "libdhcp_host_cmds" in lib:
+            self.note(path, f"{lib}: its commands are built into fastdhcp's control channel")
+        elif "libdhcp_ha" in lib:
+            self._ha(f"{path}.parameters", hook.get("parameters"))
+        else:
+            self.unsupported(path, f"{lib}: a hook library fastdhcp has no equivalent for")
+
+    def _ha(self, path: str, params: Any) -> None:
+        rels = params.get("high-availability") if isinstance(params, dict) else None
+        if not isinstance(rels, list) or len(rels) != 1 or not isinstance(rels[0], dict):
+            self.unsupported(f"{path}.high-availability", "fastdhcp takes one HA relationship "
+                                                          "(a list of one map)")
+            return
+        rel = rels[0]
+        base = f"{path}.high-availability[0]"
+        ha: dict[str, Any] = {}
+        for key, v in rel.items():
+            if key == "peers" and isinstance(v, list):
+                peers = []
+                for i, peer in enumerate(v):
+                    out = {}
+                    for pk, pv in (peer.items() if isinstance(peer, dict) else ()):
+                        if pk in PEER_KEYS:
+                            out[pk] = pv
+                        elif pk == "basic-auth-password":
+                            self.unsupported(f"{base}.peers[{i}].{pk}",
+                                             "a password in clear: put it in a file and name "
+                                             "it with basic-auth-password-file")
+                        else:
+                            self.unsupported(f"{base}.peers[{i}].{pk}",
+                                             "no fastdhcp HA peer equivalent")
+                    peers.append(out)
+                ha["peers"] = peers
+            elif key in HA_KEYS:
+                ha[key] = v
+            else:
+                self.unsupported(f"{base}.{key}", "no fastdhcp HA equivalent")
+        self.note(base, "fastdhcp's own peer URL is where its HTTP control socket listens "
+                        "(Kea's was its kea-ctrl-agent): add that socket to [[control-sockets]]")
+        self.ha = ha
+
+    # ------------------------------------------------------------------ networks and subnets
+
+    def _shared_network(self, path: str, net: Any) -> None:
+        if not self._type(path, net, dict, "a map"):
+            return
+        level = _Level(name=net.get("name"))
+        if not isinstance(level.name, str) or not level.name:
+            self.unsupported(f"{path}.name", "a shared network needs a name")
+            return
+        for key, v in net.items():
+            p = f"{path}.{key}"
+            if key in ("name", "subnet4"):
+                continue
+            if key in _LIFETIMES:
+                if self._type(p, v, int, "an integer"):
+                    level.lifetimes[key] = v
+            elif key == "option-data":
+                level.options = self._options(p, v)
+            elif key == "authoritative":
+                if self._type(p, v, bool, "true or false"):
+                    level.authoritative = v
+            elif key == "interface":
+                if self._type(p, v, str, "an interface name"):
+                    level.interface = v
+            elif key == "relay":
+                level.relay = self._relay(p, v)
+            else:
+                self._parameter(p, key, v)
+        subnets = net.get("subnet4", [])
+        if self._type(f"{path}.subnet4", subnets, list, "a list of subnets"):
+            for i, s in enumerate(subnets):
+                self._subnet(f"{path}.subnet4[{i}]", s, level)
+
+    def _relay(self, path: str, value: Any) -> list[str]:
+        if not isinstance(value, dict):
+            self.unsupported(path, "expected a map with ip-addresses")
+            return []
+        out: list[str] = []
+        for key, v in value.items():
+            if key == "ip-addresses" and isinstance(v, list):
+                out.extend(str(x) for x in v)
+            elif key == "ip-address" and isinstance(v, str):
+                if v != "0.0.0.0":
+                    out.append(v)
+            else:
+                self.unsupported(f"{path}.{key}", "expected ip-addresses (a list)")
+        return out
+
+    def _subnet(self, path: str, s: Any, level: _Level) -> None:  # noqa: C901 - a table
+        if not self._type(path, s, dict, "a map"):
+            return
+        out: dict[str, Any] = {}
+        if "id" not in s:
+            self.unsupported(f"{path}.id", "a subnet without an id: Kea numbered it itself and "
+                                           "its leases name that number; write the id Kea "
+                                           "gave it (kea-shell subnet4-list)")
+        lifetimes = dict(level.lifetimes)
+        options = dict(level.options)
+        relay = level.relay
+        interface = level.interface
+        authoritative = level.authoritative
+        reservations: list[dict[str, Any]] = []
+        for key, v in s.items():
+            p = f"{path}.{key}"
+            if key == "id":
+                out["id"] = v
+            elif key == "subnet":
+                out["subnet"] = v
+            elif key == "pools":
+                out["pools"] = self._pools(p, v)
+            elif key in _LIFETIMES:
+                if self._type(p, v, int, "an integer"):
+                    lifetimes[key] = v
+            elif key == "option-data":
+                options.update(self._options(p, v))
+            elif key == "relay":
+                relay = self._relay(p, v)
+            elif key == "interface":
+                interface = v
+            elif key == "authoritative":
+                authoritative = v
+            elif key == "reservations":
+                if self._type(p, v, list, "a list of reservations"):
+                    for i, r in enumerate(v):
+                        res = self._reservation(f"{p}[{i}]", r)
+                        if res is not None:
+                            reservations.append(res)
+            else:
+                self._parameter(p, key, v)
+        if level.name is not None:
+            out["shared-network"] = level.name
+        if interface is not None:
+            out["interface"] = interface
+        if relay:
+            out["relay"] = relay
+        if authoritative is not None:
+            out["authoritative"] = authoritative
+        out.update(lifetimes)
+        if options:
+            out["option-data"] = _option_table(options)
+        if reservations:
+            out["reservations"] = reservations
+        self.subnets.append(out)
+
+    def _pools(self, path: str, value: Any) -> list[str]:
+        out: list[str] = []
+        if not self._type(path, value, list, "a list of pools"):
+            return out
+        for i, pool in enumerate(value):
+            p = f"{path}[{i}]"
+            if not isinstance(pool, dict) or not isinstance(pool.get("pool"), str):
+                self.unsupported(p, "expected a map with a pool")
+                continue
+            out.append(" - ".join(x.strip() for x in pool["pool"].split("-")))
+            for key, v in pool.items():
+                if key == "pool":
+                    continue
+                if key == "option-data" and not v:
+                    continue
+                if key == "option-data":
+                    self.unsupported(f"{p}.{key}", "fastdhcp has no pool-level options (set "
+                                                   "them on the subnet)")
+                elif key in ("comment", "user-context"):
+                    self.note(f"{p}.{key}", "a comment for people: not carried")
+                elif key == "pool-id":
+                    self.note(f"{p}.{key}", "fastdhcp numbers no pools (statistics are by "
+                                            "subnet)")
+                elif key in ("client-class", "require-client-classes"):
+                    self._parameter(f"{p}.{key}", key, v)
+                else:
+                    self.unsupported(f"{p}.{key}", "no fastdhcp pool equivalent")
+        return out
+
+    def _reservation(self, path: str, r: Any) -> dict[str, Any] | None:
+        if not self._type(path, r, dict, "a map"):
+            return None
+        out: dict[str, Any] = {}
+        for key, v in r.items():
+            p = f"{path}.{key}"
+            if key in ("hw-address", "client-id", "circuit-id", "ip-address", "hostname"):
+                out[key] = v
+            elif key == "option-data":
+                opts = self._options(p, v)
+                if opts:
+                    out["option-data"] = _option_table(opts)
+            elif key in ("duid", "flex-id"):
+                self.unsupported(p, f"a reservation by {key}: fastdhcp matches hw-address, "
+                                    "client-id or circuit-id")
+                return None
+            elif key == "client-classes":
+                self._parameter(p, key, v)
+            elif key in ("next-server", "server-hostname", "boot-file-name", "comment",
+                         "user-context"):
+                self._parameter(p, key, v)
+            else:
+                self.unsupported(p, "no fastdhcp reservation equivalent")
+        if "ip-address" not in out:
+            self.unsupported(f"{path}.ip-address", "a reservation without an address (options "
+                                                   "or a hostname only): fastdhcp reserves "
+                                                   "addresses")
+            return None
+        return out
+
+    # ------------------------------------------------------------------ options
+
+    def _options(self, path: str, value: Any) -> dict[int, tuple[str, Any]]:
+        """Kea's option-data list -> {code: (fastdhcp key, value)}; the later entry of one code
+        wins as in Kea's merge. Each value is encoded once here so that a bad one is reported
+        at its Kea path."""
+        out: dict[int, tuple[str, Any]] = {}
+        if not self._type(path, value, list, "a list of options"):
+            return out
+        for i, entry in enumerate(value):
+            p = f"{path}[{i}]"
+            if not isinstance(entry, dict):
+                self.unsupported(p, "expected a map")
+                continue
+            got = self._option(p, entry)
+            if got is not None:
+                out[got[0]] = (got[1], got[2])
+        return out
+
+    def _option(self, p: str, e: dict[str, Any]) -> tuple[int, str, Any] | None:
+        for k in e:
+            if k not in ("name", "code", "data", "csv-format", "space", "always-send",
+                           "never-send", "comment", "user-context"):
+                self.unsupported(f"{p}.{k}", "no fastdhcp option-data equivalent")
+        if e.get("space", "dhcp4") != "dhcp4":
+            self.unsupported(f"{p}.space", f"{e['space']!r}: fastdhcp has options of the "
+                                           "dhcp4 space only (give vendor options as hex of "
+                                           "option 43 or 125)")
+            return None
+        if e.get("always-send"):
+            self.unsupported(f"{p}.always-send", "fastdhcp sends an option only when the "
+                                                 "client's parameter request list asks for it")
+        if e.get("never-send"):
+            self.unsupported(f"{p}.never-send", "fastdhcp has no never-send")
+            return None
+        d = _definition(e)
+        code = e.get("code", d.code if d is not None else None)
+        if not isinstance(code, int) or isinstance(code, bool):
+            self.unsupported(p, f"option {e.get('name')!r}: not an option fastdhcp knows by "
+                                "name; give its code (csv-format false, hex data)")
+            return None
+        data = e.get("data", "")
+        if not isinstance(data, str):
+            self.unsupported(f"{p}.data", "expected a string")
+            return None
+        key: str
+        value: Any
+        if e.get("csv-format", True) is False:
+            key, value = str(code), "".join(data.split())
+        elif d is None:
+            self.unsupported(p, f"option {code}: fastdhcp has no definition of it, so its "
+                                "csv-format data cannot be encoded (give it as hex with "
+                                "csv-format false)")
+            return None
+        else:
+            key, value = d.name, _csv_value(d, data)
+        try:
+            encode_option(key, value)
+        except ConfigError as exc:
+            self.unsupported(f"{p}.data", f"{data!r}: {exc.problems[0]}")
+            return None
+        return code, key, value
+
+
+def _definition(e: dict[str, Any]) -> OptionDef | None:
+    name, code = e.get("name"), e.get("code")
+    if isinstance(name, str):
+        d = option_def(name)
+        if d is not None and (code is None or code == d.code):
+            return d
+    return option_def(code) if isinstance(code, int) else None
+
+
+def _csv_value(d: OptionDef, data: str) -> Any:
+    """Kea's csv-format text for option ``d`` as the fastdhcp value (encoded by the caller,
+    which reports a bad one)."""
+    parts = [x.strip() for x in data.split(",")]
+    if d.type in ("uint8", "uint16", "uint32", "int32"):
+        ints = [int(x) if x.lstrip("-").isdecimal() else x for x in parts]
+        return ints if d.array else ints[0]
+    if d.type == "boolean":
+        return {"true": True, "1": True, "false": False, "0": False}.get(data.strip().lower(),
+                                                                         data)
+    if d.type in ("fqdn", "classless-route"):
+        return parts if (d.array or d.type == "classless-route") else data.strip()
+    if d.type == "binary":
+        return "".join(data.split())
+    return data  # ipv4-address (one, or a comma list fastdhcp splits) and strings
+
+
+def _option_table(opts: dict[int, tuple[str, Any]]) -> dict[str, Any]:
+    return {key: value for _, (key, value) in sorted(opts.items())}
+
+
+def convert(kea: object, *, db_path: str | None = None) -> KeaImport:
+    """Convert the parsed Kea document ``kea`` (``{"Dhcp4": {...}}``); raises
+    :class:`~fastdhcp.errors.ConfigError` when it is not a kea-dhcp4 config at all."""
+    conv = _Converter(db_path)
+    doc = conv.run(kea)
+    return KeaImport(doc, conv.findings)
