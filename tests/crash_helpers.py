@@ -2,7 +2,7 @@
 killed at random moments, restarted on the same database, and checked by an independent reader.
 
 Pieces, each usable alone (``tests/test_crash.py`` unit-tests the checker, then runs the loop;
-``bench/crash_loop.py`` runs more rounds):
+``tests/crash_loop.py`` runs more rounds):
 
 - :class:`AckLedger`: every ACK the load driver (or a probe client) received, the newest per
   client, with a lower bound on the server time at which it was made;

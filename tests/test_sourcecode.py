@@ -41,3 +41,14 @@ def test_mypy_config_is_strict() -> None:
         modules = override["module"]
         relaxed.update([modules] if isinstance(modules, str) else modules)
     assert relaxed <= RELAXABLE, sorted(relaxed - RELAXABLE)
+
+
+def test_bench_reaches_shared_code_one_way() -> None:
+    """bench/_common.py is the only file of bench/ that touches sys.path, and every bench file
+    imports it (so a script and a pytest run see the same repo root and tests/)."""
+    bench = ROOT / "bench"
+    files = sorted(p for p in bench.glob("*.py") if p.name != "_common.py")
+    hacks = [p.name for p in files if "sys.path.insert" in p.read_text()]
+    assert not hacks, hacks
+    missing = [p.name for p in files if "\nimport _common" not in p.read_text()]
+    assert not missing, missing
