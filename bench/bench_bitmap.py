@@ -15,6 +15,7 @@ import sys
 import tracemalloc
 from array import array
 
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
 import pytest
 
 from fastdhcp._bitmap import PoolBitmap

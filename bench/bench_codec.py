@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
 import pytest
 
 from fastdhcp._codec import ReplyBuilder, parse

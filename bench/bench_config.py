@@ -13,6 +13,8 @@ import ipaddress
 import tomllib
 from pathlib import Path
 
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
+
 from fastdhcp.config import _Loader, load, loads
 from fastdhcp.options import encode_option
 

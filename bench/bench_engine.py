@@ -18,15 +18,11 @@ their runs (before, after, before, ...) several times and compare the lowest med
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from dhcpsim import (  # noqa: E402
+from dhcpsim import (
     DISCOVER,
     REQUEST,
     SERVER_IP,
@@ -37,9 +33,9 @@ from dhcpsim import (  # noqa: E402
     relay_agent_info,
 )
 
-from fastdhcp._codec import parse  # noqa: E402
-from fastdhcp.engine import Engine, Link  # noqa: E402
-from fastdhcp.leases import MemoryLeaseStore  # noqa: E402
+from fastdhcp._codec import parse
+from fastdhcp.engine import Engine, Link
+from fastdhcp.leases import MemoryLeaseStore
 
 PER_ROUND = 100
 ROUNDS = 300

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
 import msgpack
 import pytest
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
 from scapy.layers.dhcp import BOOTP, DHCP
 
 from fastdhcp._codec import parse

@@ -23,6 +23,8 @@ import sys
 import tempfile
 from typing import Any
 
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
+
 from fastdhcp.demo import RELAY_IP, SERVER_IP, ChildServer, demo_config, free_port
 from fastdhcp.loadgen import run_load
 

@@ -26,12 +26,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fastdhcp.leases import Lease  # noqa: E402
-from fastdhcp.store import LmdbLeaseStore  # noqa: E402
+from fastdhcp.leases import Lease
+from fastdhcp.store import LmdbLeaseStore
 
 BASE = 0x0A000000  # 10.0.0.0/8: room for millions of clustered addresses
 BATCH_SIZES = (1, 16, 64, 256)

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
 
 BASE = 0x0A000000
 

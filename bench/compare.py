@@ -40,8 +40,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import wholeserver as ws  # noqa: E402
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
+import wholeserver as ws
 
 RESULTS_MD = ws.REPO / "bench" / "RESULTS.md"
 SECTION = "## Whole server"

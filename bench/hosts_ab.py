@@ -11,21 +11,17 @@ HostTable takes to open over the million hosts (the start-up cost: filling the f
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
+import bench_engine as B
 
-import bench_engine as B  # noqa: E402
-
-from fastdhcp._codec import parse  # noqa: E402
-from fastdhcp.engine import Engine  # noqa: E402
-from fastdhcp.hosts import Host, HostTable, IdentifierType  # noqa: E402
-from fastdhcp.leases import MemoryLeaseStore  # noqa: E402
-from fastdhcp.store import LmdbLeaseStore  # noqa: E402
+from fastdhcp._codec import parse
+from fastdhcp.engine import Engine
+from fastdhcp.hosts import Host, HostTable, IdentifierType
+from fastdhcp.leases import MemoryLeaseStore
+from fastdhcp.store import LmdbLeaseStore
 
 
 def main() -> None:

@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
+
 NS = f"fdlgbench{os.getpid()}"
 KEA = shutil.which("kea-dhcp4") or "/usr/sbin/kea-dhcp4"
 PERFDHCP = shutil.which("perfdhcp") or "/usr/sbin/perfdhcp"

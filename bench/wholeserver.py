@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
+from interop import netns
+from interop.clients import parse_perfdhcp
+
 REPO = Path(__file__).resolve().parents[1]
-# The interop harness is a test-support package (tests/ has no __init__): import it by path.
-sys.path.insert(0, str(REPO / "tests"))
-from interop import netns  # noqa: E402
-from interop.clients import parse_perfdhcp  # noqa: E402
 
 SERVER_IP = "198.19.255.1"
 RELAY_IP = "198.19.255.2"

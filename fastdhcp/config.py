@@ -115,7 +115,8 @@ class ServerConfig:
     read_pace_ms: float | None = None
     """Milliseconds a socket that had datagrams waits before it is read again (read pacing);
     0 reads every datagram as soon as epoll reports it (lowest latency, more CPU per request at
-    a few thousand requests per second); None keeps the built-in default (1 ms)."""
+    a few thousand requests per second); None keeps the built-in default (2 ms,
+    ``fastdhcp.service.READ_PACE``)."""
     trusted_relays: tuple[tuple[int, int], ...] = ()
     """Relays allowed to forward requests, as inclusive (first, last) host-order ranges; a
     relayed request is served only if its giaddr and source address are both in it. Empty =

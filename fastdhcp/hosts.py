@@ -214,7 +214,8 @@ _P = b"p"
 _SID_KIND = struct.Struct(">IB")
 _SID_HID = struct.Struct(">II")
 _U32 = struct.Struct(">I")
-_packb = msgpack.Packer(use_bin_type=True).pack
+#: typed here once, as msgpack ships no annotations
+_packb: Callable[[object], bytes] = msgpack.Packer(use_bin_type=True).pack
 
 
 def _unpackb_tuple(raw: bytes) -> Any:
@@ -330,7 +331,7 @@ class HostTable:
         return Reservation(ip, ident if kind == 0 else None, ident if kind == 3 else None,
                            ident if kind == 2 else None, hostname, opts)
 
-    def addresses(self) -> array:
+    def addresses(self) -> array[int]:
         """Every address reserved here, ascending, as an ``array('I')`` (the bitmaps mark
         them used at start-up): read in chunks of short transactions."""
         return array("I", (_U32.unpack_from(k, 1)[0] for k in self._keys(_A, b"b")))

@@ -69,7 +69,10 @@ import random
 from array import array
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastdhcp._codec import Message
 
 __all__ = [
     "RateLimiter",
@@ -180,7 +183,7 @@ class RelayTrust:
         return False
 
 
-def client_key(msg: Any) -> bytes:
+def client_key(msg: Message) -> bytes:
     """The client key the engine uses: b"\\x00" + option 61 if sent, else htype + chaddr
     (the two spaces kept apart by the first byte, htype 0 being unused)."""
     cid = msg.client_id
@@ -229,7 +232,7 @@ class EdgeGuard:
             return None
         return cls(trust, clients, relays)
 
-    def check(self, msg: Any, src_ip: int, now: float) -> str | None:
+    def check(self, msg: Message, src_ip: int, now: float) -> str | None:
         """None if ``msg`` (received from ``src_ip``) may go to the engine, else why not."""
         giaddr = msg.giaddr
         if giaddr:

@@ -51,6 +51,7 @@ __all__ = [
     "Sample",
     "Statistics",
     "StatisticsSource",
+    "SubnetCounts",
     "SubnetRow",
     "format_time",
 ]
@@ -139,6 +140,29 @@ KEA_SUBNET_LAZY: dict[str, Kind] = {
 #: Per-subnet statistics whose value Kea sets anew at a reconfiguration (the pools' size and
 #: a recount of the lease database): a reload forgets their reset baselines.
 _RESET_BY_RELOAD = ("total-addresses", "assigned-addresses", "declined-addresses")
+
+
+class SubnetCounts(Protocol):
+    """One subnet's event counts as the engine keeps them (``fastdhcp.engine.SubnetCounters``
+    is one): what the view reads of them, nothing more."""
+
+    @property
+    def assigned(self) -> int: ...
+
+    @property
+    def alloc_fail(self) -> int: ...
+
+    @property
+    def declined(self) -> int: ...
+
+    @property
+    def reclaimed(self) -> int: ...
+
+    @property
+    def reclaimed_declined(self) -> int: ...
+
+    @property
+    def conflicts(self) -> int: ...
 
 
 class StatisticsSource(Protocol):
@@ -240,9 +264,12 @@ class Statistics:
 
     # ------------------------------------------------------------------ raw values
 
-    def _counters(self) -> dict[int, Any]:
+    def _counters(self) -> dict[int, SubnetCounts]:
         engine = self._src.engine
-        return engine.subnet_counters() if engine is not None else {}
+        if engine is None:
+            return {}
+        counters: dict[int, SubnetCounts] = engine.subnet_counters()
+        return counters
 
     def _raw(self) -> _Raw:
         src = self._src
@@ -301,22 +328,22 @@ class Statistics:
 
         for s in sorted(subnets, key=lambda s: s.id):
             sid = s.id
-            c = counters.get(sid)
+            sc = counters.get(sid)
             first = int(s.network.network_address)
             last = int(s.network.broadcast_address)
             in_use = in_use_of[sid]
-            declined = self._declined_now(sid, c, (first, last)) if c is not None else 0
+            declined = self._declined_now(sid, sc, (first, last)) if sc is not None else 0
             p = f"subnet[{sid}]."
             total = sizes.get(sid, 0)
-            assigned = c.assigned if c is not None else 0
+            assigned = sc.assigned if sc is not None else 0
             v[p + "assigned-addresses"] = in_use  # Kea's counts a declined lease too
             v[p + "cumulative-assigned-addresses"] = assigned
             v[p + "declined-addresses"] = declined
-            v[p + "reclaimed-declined-addresses"] = c.reclaimed_declined if c else 0
-            v[p + "reclaimed-leases"] = c.reclaimed if c else 0
+            v[p + "reclaimed-declined-addresses"] = sc.reclaimed_declined if sc else 0
+            v[p + "reclaimed-leases"] = sc.reclaimed if sc else 0
             v[p + "total-addresses"] = total
-            v[p + "v4-reservation-conflicts"] = c.conflicts if c else 0
-            fail = c.alloc_fail if c else 0
+            v[p + "v4-reservation-conflicts"] = sc.conflicts if sc else 0
+            fail = sc.alloc_fail if sc else 0
             kind = ("no-pools" if not s.pools else
                     "shared-network" if s.shared_network is not None else "subnet")
             for k in ("", "-classes", "-no-pools", "-shared-network", "-subnet"):
@@ -327,7 +354,7 @@ class Statistics:
             out.rows.append(SubnetRow(sid, total, assigned, in_use - declined, declined))
         return out
 
-    def _declined_now(self, sid: int, c: Any, span: tuple[int, int] | None) -> int:
+    def _declined_now(self, sid: int, c: SubnetCounts, span: tuple[int, int] | None) -> int:
         """DECLINED leases of subnet ``sid`` now: those in the table at start-up (in the
         subnet's address range ``span``; by the engine's counts when None), plus honoured
         DECLINEs since, less declined leases reclaimed since."""

@@ -37,7 +37,7 @@ import os
 import threading
 import time
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import lmdb
@@ -82,7 +82,9 @@ _COUNT_RANGES = 32
 #: Longest a loop read txn is reused while no batch commits (seconds).
 _READ_TXN_AGE = 0.5
 
-_packb = msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape").pack
+#: typed here once, as msgpack ships no annotations
+_packb: Callable[[object], bytes] = msgpack.Packer(
+    use_bin_type=True, unicode_errors="surrogateescape").pack
 _unpackb = msgpack.unpackb
 
 
@@ -492,7 +494,7 @@ class LmdbLeaseStore:
         out.sort(key=lambda x: (x.expires, x.ip))
         return out[:limit]
 
-    def active_addresses(self) -> array:
+    def active_addresses(self) -> array[int]:
         """Every address whose newest lease is active, ascending, as an ``array('I')``.
 
         From the in-memory index (built by the compiled start-up scan) plus the staged overlay.
@@ -502,7 +504,7 @@ class LmdbLeaseStore:
             out = self._apply_overlay(out)
         return out
 
-    def _apply_overlay(self, committed: array) -> array:
+    def _apply_overlay(self, committed: array[int]) -> array[int]:
         drop = {ip for ip, x in self._staged.items() if not x.active}
         add = {ip for ip, x in self._staged.items() if x.active}
         merged = sorted(add.union(ip for ip in committed if ip not in drop))
@@ -512,7 +514,7 @@ class LmdbLeaseStore:
         """Number of lease records (committed, plus staged addresses not yet in the table)."""
         try:
             with self._map_lock, self._begin() as txn:
-                n = txn.stat(self._leases)["entries"]
+                n: int = txn.stat(self._leases)["entries"]
                 for ip, lease in self._staged.items():
                     stored = txn.get(_ip4(ip), db=self._leases) is not None
                     if lease.state == LeaseState.DELETED:
@@ -785,7 +787,7 @@ class LmdbLeaseStore:
             return None
         try:
             with self._map_lock:
-                raw = self._loop_txn().get(key, db=self._hosts)
+                raw: bytes | None = self._loop_txn().get(key, db=self._hosts)
         except lmdb.Error as exc:
             raise self._err("hosts table read failed", exc) from exc
         return raw
@@ -854,7 +856,8 @@ class LmdbLeaseStore:
             return None
         try:
             with self._map_lock:
-                return self._loop_txn().get(_ip4(ip), db=self._extras)  # type: ignore[no-any-return]
+                raw: bytes | None = self._loop_txn().get(_ip4(ip), db=self._extras)
+                return raw
         except lmdb.Error as exc:
             raise self._err("lease extras read failed", exc) from exc
 
@@ -950,7 +953,7 @@ class LmdbLeaseStore:
                     counts[i] += 1 if lease.active else -1
         return counts
 
-    def declined_addresses(self) -> array:
+    def declined_addresses(self) -> array[int]:
         """Every address whose newest record is DECLINED, ascending, as an ``array('I')``.
 
         One pass over the raw records in chunks of short read transactions: a record this

@@ -2,7 +2,7 @@
 killed at random moments, restarted on the same database, and checked by an independent reader.
 
 Pieces, each usable alone (``tests/test_crash.py`` unit-tests the checker, then runs the loop;
-``bench/crash_loop.py`` runs more rounds):
+``tests/crash_loop.py`` runs more rounds):
 
 - :class:`AckLedger`: every ACK the load driver (or a probe client) received, the newest per
   client, with a lower bound on the server time at which it was made;
@@ -39,6 +39,7 @@ import lmdb
 import msgpack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from config_builder import config_text as builder_config_text  # noqa: E402
 from service_helpers import RELAY_IP, SERVER_IP, RelayClient, ServeProcess, free_port  # noqa: E402
 
 #: Lease states as written in records (fastdhcp.leases.LeaseState; repeated here on purpose so
@@ -267,29 +268,14 @@ def check(snap: Snapshot, ledger: AckLedger, lifetime: int = LIFETIME,
 
 def config_text(db: Path, port: int, *, batch_size: int = 256, max_wait_ms: float = 2.0) -> str:
     """A relayed /16 with a 65,024-address pool (no address is ever reused in a run), sync on."""
-    return f"""\
-[server]
-listen-addresses = ["{SERVER_IP}"]
-port = {port}
-client-port = {port + 1}
-stats-interval = 60.0
-
-[lease-database]
-path = "{db}"
-sync = true
-batch-size = {batch_size}
-max-wait-ms = {max_wait_ms}
-
-[global]
-valid-lifetime = {LIFETIME}
-
-[[subnet4]]
-id = 1
-subnet = "{SUBNET}"
-pools = ["{POOL[0]} - {POOL[1]}"]
-relay = ["{RELAY_IP}"]
-option-data = {{ routers = ["198.18.0.1"] }}
-"""
+    return builder_config_text(
+        {"listen-addresses": [SERVER_IP], "port": port, "client-port": port + 1,
+         "stats-interval": 60.0},
+        lease_database={"path": db, "sync": True, "batch-size": batch_size,
+                        "max-wait-ms": max_wait_ms},
+        global_={"valid-lifetime": LIFETIME},
+        subnets=[{"id": 1, "subnet": SUBNET, "pools": [f"{POOL[0]} - {POOL[1]}"],
+                  "relay": [RELAY_IP], "option-data": {"routers": ["198.18.0.1"]}}])
 
 
 @dataclasses.dataclass

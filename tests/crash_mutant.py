@@ -1,4 +1,4 @@
-"""Deliberately broken servers for the crash loop's self-test (``bench/crash_loop.py --mutant``).
+"""Deliberately broken servers for the crash loop's self-test (``tests/crash_loop.py --mutant``).
 
 The crash test is only worth something if it fails on a server that breaks the promise. Each
 mutant patches the real ``fastdhcp serve`` in its own process (through a ``sitecustomize`` the

@@ -18,7 +18,11 @@ import ipaddress
 import struct
 from dataclasses import dataclass, field
 
+from config_builder import engine_config_text
+from fakeclock import FakeClock
+
 from fastdhcp._codec import parse
+from fastdhcp.config import loads
 from fastdhcp.engine import Decision, Engine, Link
 from fastdhcp.leases import MemoryLeaseStore
 
@@ -189,19 +193,6 @@ def decode_reply(data: bytes) -> Reply:
         ciaddr=f[7], yiaddr=f[8], siaddr=f[9], giaddr=f[10], chaddr=data[28 : 28 + f[2]],
         options=options, order=order, size=len(data),
     )
-
-
-class FakeClock:
-    """Seconds since an arbitrary epoch; moves only when told."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Network:
@@ -421,37 +412,11 @@ class Client:
 SERVER_IP = ip("198.18.0.1")
 RELAY_IP = ip("198.18.10.1")
 
-#: One directly attached subnet on eth0 and two relayed subnets sharing one link.
-BASE_TOML = """
-[server]
-interfaces = ["eth0"]
-listen-addresses = ["198.18.0.1"]
-{server_extra}
-
-[global]
-valid-lifetime = 3600
-option-data = {{ domain-name-servers = ["198.18.0.53"], domain-name = "example.net" }}
-{global_extra}
-
-[[subnet4]]
-id = 1
-subnet = "198.18.0.0/24"
-interface = "eth0"
-pools = ["198.18.0.100 - 198.18.0.103"]
-option-data = {{ routers = ["198.18.0.1"], ntp-servers = ["198.18.0.123"] }}
-{subnet_extra}
-"""
-
-
 def make_config(server_extra: str = "", global_extra: str = "", subnet_extra: str = "",
                 more: str = ""):
-    """A validated ``fastdhcp.config.Config`` from BASE_TOML plus extra TOML."""
-    from fastdhcp.config import loads
-
-    text = BASE_TOML.format(
-        server_extra=server_extra, global_extra=global_extra, subnet_extra=subnet_extra
-    )
-    return loads(text + more)
+    """A validated ``fastdhcp.config.Config``: the one test builder's engine preset
+    (tests/config_builder.py: eth0's subnet 198.18.0.0/24) plus extra TOML."""
+    return loads(engine_config_text(server_extra, global_extra, subnet_extra, more))
 
 
 def make_network(*args, link: Link | None = None, **kw) -> Network:

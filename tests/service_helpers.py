@@ -15,18 +15,18 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+# the service tests' config is the one test builder's loopback preset (re-exported to tests)
+from config_builder import SERVICE_POOL as POOL
+from config_builder import service_config_text as config_text  # noqa: F401
 from scapy.layers.dhcp import BOOTP, DHCP
 
 from fastdhcp.demo import RELAY_IP, SERVER_IP, free_port  # noqa: F401  (re-exported to tests)
 
-SUBNET = "198.18.0.0/24"
-POOL = ("198.18.0.100", "198.18.0.199")
 ROOT = Path(__file__).resolve().parent.parent
 
 MSG = {"discover": 1, "offer": 2, "request": 3, "decline": 4, "ack": 5, "nak": 6,
@@ -37,42 +37,6 @@ def free_tcp_port() -> int:
     with socket.socket() as s:
         s.bind((SERVER_IP, 0))
         return int(s.getsockname()[1])
-
-
-def config_text(
-    db: Path | str,
-    port: int,
-    *,
-    metrics: str | None = None,
-    routers: str = "198.18.0.1",
-    pools: tuple[str, str] = POOL,
-    sync: bool = True,
-    stats_interval: float = 60.0,
-    extra_server: str = "",
-) -> str:
-    m = f'metrics = "{metrics}"\n' if metrics else ""
-    return textwrap.dedent(f"""\
-        [server]
-        listen-addresses = ["{SERVER_IP}"]
-        port = {port}
-        client-port = {port + 1}
-        stats-interval = {stats_interval}
-        """) + m + extra_server + textwrap.dedent(f"""
-        [lease-database]
-        path = "{db}"
-        sync = {'true' if sync else 'false'}
-
-        [global]
-        valid-lifetime = 3600
-        option-data = {{ domain-name-servers = ["198.18.0.53"], domain-name = "example.test" }}
-
-        [[subnet4]]
-        id = 1
-        subnet = "{SUBNET}"
-        pools = ["{pools[0]} - {pools[1]}"]
-        relay = ["{RELAY_IP}"]
-        option-data = {{ routers = ["{routers}"] }}
-        """)
 
 
 def mac(n: int) -> bytes:

@@ -38,11 +38,6 @@ POOL = [ip("198.18.0.100") + i for i in range(4)]
 LINK = Link("eth0", SERVER_IP)
 
 
-@pytest.fixture
-def net() -> Network:
-    return make_network()
-
-
 def client(net: Network, n: int = 1, **kw) -> Client:
     return Client(net, mac(n), **kw)
 

@@ -20,8 +20,7 @@ def counts(net: Network, sid: int = 1) -> tuple[int, int, int, int, int, int]:
             c.conflicts)
 
 
-def test_new_bindings_count_renewals_do_not() -> None:
-    net = make_network()
+def test_new_bindings_count_renewals_do_not(net: Network) -> None:
     a = Client(net, mac(1))
     assert a.dora() is not None
     assert counts(net)[0] == 1
@@ -54,10 +53,9 @@ def test_exhaustion_declines_and_reclaims() -> None:
     assert counts(net)[3:5] == (4, 1)
 
 
-def test_reservation_held_by_another_client_is_a_conflict() -> None:
+def test_reservation_held_by_another_client_is_a_conflict(net: Network) -> None:
     from dhcpsim import ipstr, make_config
 
-    net = make_network()
     other = Client(net, mac(1))
     assert other.dora() is not None
     # The address is reserved for another client only now (a reload): the reservation and
@@ -71,8 +69,7 @@ def test_reservation_held_by_another_client_is_a_conflict() -> None:
     assert counts(net)[5] == 1
 
 
-def test_counters_survive_a_reload() -> None:
-    net = make_network()
+def test_counters_survive_a_reload(net: Network) -> None:
     assert Client(net, mac(1)).dora() is not None
     before = net.engine.subnet_counters()[1]
     net.engine.reload(net.engine.config)

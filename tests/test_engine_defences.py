@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from config_builder import load_config
 from dhcpsim import (
     ACK,
     DISCOVER,
@@ -26,7 +27,6 @@ from dhcpsim import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastdhcp.config import loads
 from fastdhcp.consts import Outcome
 from fastdhcp.engine import Link
 from fastdhcp.leases import LeaseState, MemoryLeaseStore
@@ -37,21 +37,11 @@ FIRST = ip("198.18.1.10")
 
 
 def config(defences: str, pool: str = "198.18.1.10 - 198.18.1.41", probation: int = 86400):
-    return loads(f"""
-[server]
-listen-addresses = ["198.18.0.1"]
-
-[global]
-valid-lifetime = 3600
-decline-probation-period = {probation}
-{defences}
-
-[[subnet4]]
-id = 2
-subnet = "198.18.1.0/24"
-relay = ["198.18.10.1"]
-pools = ["{pool}"]
-""")
+    return load_config(
+        {"listen-addresses": ["198.18.0.1"]},
+        global_={"valid-lifetime": 3600, "decline-probation-period": probation},
+        global_extra=defences,
+        subnets=[{"id": 2, "subnet": "198.18.1.0/24", "relay": ["198.18.10.1"], "pools": [pool]}])
 
 
 def sub_client(net: Network, n: int, circuit: bytes, remote: bytes | None = None) -> Client:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 
+from config_builder import load_config
 from dhcpsim import ACK, NAK, SERVER_IP, Client, Network, ip, mac, relay_agent_info
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastdhcp.config import loads
 from fastdhcp.engine import Link
 from fastdhcp.leases import LeaseState
 
@@ -25,30 +25,13 @@ RELAY = ip("198.18.10.1")
 def config(pools: list[str], reservations: str = "", relayed_pools: list[str] | None = None,
            authoritative: bool = False):
     """eth0's subnet 198.18.0.0/24 with ``pools``; optionally a relayed subnet 198.18.1.0/24."""
-    text = f"""
-[server]
-interfaces = ["eth0"]
-authoritative = {str(authoritative).lower()}
-
-[global]
-valid-lifetime = 3600
-
-[[subnet4]]
-id = 1
-subnet = "198.18.0.0/24"
-interface = "eth0"
-pools = {pools!r}
-{reservations}
-""".replace("'", '"')
+    subnets = [{"id": 1, "subnet": "198.18.0.0/24", "interface": "eth0", "pools": pools}]
     if relayed_pools is not None:
-        text += f"""
-[[subnet4]]
-id = 2
-subnet = "198.18.1.0/24"
-relay = ["198.18.10.1"]
-pools = {relayed_pools!r}
-""".replace("'", '"')
-    return loads(text)
+        subnets.append({"id": 2, "subnet": "198.18.1.0/24", "relay": ["198.18.10.1"],
+                        "pools": relayed_pools})
+    return load_config({"interfaces": ["eth0"], "authoritative": authoritative},
+                       global_={"valid-lifetime": 3600}, subnets=subnets,
+                       subnet_extra=reservations)
 
 
 def a(last: int) -> int:

@@ -40,6 +40,7 @@ import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
 
 from fastdhcp.loadgen import run_load
+from tests.config_builder import config_text
 from tests.service_helpers import ROOT, ServeProcess, dhcp_options, free_port, free_tcp_port
 
 SERVER = "127.0.0.1"
@@ -56,35 +57,17 @@ ROUND_WAIT = 0.3  # seconds a client waits for an answer before retransmitting
 
 
 def _config(db: Path, port: int, metrics: str, limits: str) -> str:
-    return textwrap.dedent(f"""\
-        [server]
-        listen-addresses = ["{SERVER}"]
-        port = {port}
-        client-port = {port + 1}
-        metrics = "{metrics}"
-        stats-interval = 1
-        trusted-relays = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
-        """) + limits + textwrap.dedent(f"""
-        [lease-database]
-        path = "{db}"
-        sync = false
-
-        [global]
-        valid-lifetime = 3600
-        offer-lifetime = {OFFER_LIFETIME}
-
-        [[subnet4]]
-        id = 1
-        subnet = "127.0.100.0/23"
-        pools = ["127.0.100.10 - 127.0.101.9"]
-        relay = ["{RELAY_GOOD}", "{RELAY_STORM}", "{RELAY_ONE_MAC}"]
-
-        [[subnet4]]
-        id = 2
-        subnet = "127.1.0.0/16"
-        pools = ["127.1.0.10 - 127.1.255.250"]
-        relay = ["{RELAY_MEASURE}"]
-        """)
+    return config_text(
+        {"listen-addresses": [SERVER], "port": port, "client-port": port + 1,
+         "metrics": metrics, "stats-interval": 1,
+         "trusted-relays": ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]},
+        server_extra=limits,
+        lease_database={"path": db, "sync": False},
+        global_={"valid-lifetime": 3600, "offer-lifetime": OFFER_LIFETIME},
+        subnets=[{"id": 1, "subnet": "127.0.100.0/23", "pools": ["127.0.100.10 - 127.0.101.9"],
+                  "relay": [RELAY_GOOD, RELAY_STORM, RELAY_ONE_MAC]},
+                 {"id": 2, "subnet": "127.1.0.0/16", "pools": ["127.1.0.10 - 127.1.255.250"],
+                  "relay": [RELAY_MEASURE]}])
 
 
 def _scrape(address: str) -> dict[str, float]:

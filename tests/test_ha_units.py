@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakeclock import FakeClock
 
 from fastdhcp.config import loads
 from fastdhcp.control.protocol import CommandError
@@ -189,14 +190,6 @@ def test_hash_against_kea_36_clients() -> None:
 # ------------------------------------------------------------------------------ state
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 WALL = 1_800_000_000.0
 
 
@@ -205,12 +198,12 @@ def hb(state: HAState, unsent: int | None = 0, skew: float = 0.0,
     return HeartbeatReply(state, WALL + skew, scopes, unsent)
 
 
-def machine(**kw: Any) -> tuple[HAStateMachine, Clock]:
-    clock = Clock()
+def machine(**kw: Any) -> tuple[HAStateMachine, FakeClock]:
+    clock = FakeClock(1000.0)
     return HAStateMachine(ha_config(**kw), clock()), clock
 
 
-def to_lb(mm: HAStateMachine, clock: Clock) -> None:
+def to_lb(mm: HAStateMachine, clock: FakeClock) -> None:
     step = mm.heartbeat_answered(clock(), WALL, hb(S.READY))
     assert step.actions == (Action.SYNC,) and mm.state is S.SYNCING
     mm.sync_finished(clock(), True)
@@ -235,7 +228,7 @@ def test_startup_per_partner_state(partner: HAState, after: HAState) -> None:
         if Action.SYNC in step.actions:
             assert mm.state is S.SYNCING
             mm.sync_finished(clock(), True)
-        clock.t += 2
+        clock.now += 2
     assert mm.state is after
 
 
@@ -250,11 +243,11 @@ def test_secondary_waits_for_the_primary_to_sync_first() -> None:
 def test_bogus_partner_is_partner_down_after_max_response_delay() -> None:
     mm, clock = machine()
     for t in (0, 2, 4, 6):  # at 6 s the age is not above max-response-delay yet
-        clock.t = 1000 + t
+        clock.now = 1000 + t
         mm.heartbeat_failed(clock())
         mm.tick(clock())
         assert mm.state is S.WAITING, t
-    clock.t = 1008
+    clock.now = 1008
     step = mm.heartbeat_failed(clock())
     assert mm.state is S.PARTNER_DOWN and step.transitions[-1].old is S.WAITING
     assert mm.scopes() == ("server1", "server2")
@@ -306,7 +299,7 @@ def test_no_sync_leases_skips_syncing() -> None:
     assert mm.state is S.READY and step.actions == ()
 
 
-def comm_loss(mm: HAStateMachine, clock: Clock) -> None:
+def comm_loss(mm: HAStateMachine, clock: FakeClock) -> None:
     to_lb(mm, clock)
     step = mm.heartbeat_failed(clock())
     assert mm.state is S.COMMUNICATION_RECOVERY and step.transitions[0].partner is \
@@ -340,12 +333,12 @@ def test_backlog_overflow_means_resync() -> None:
 def test_unacked_clients_over_max_is_partner_down() -> None:
     mm, clock = machine()
     comm_loss(mm, clock)
-    clock.t += 4
+    clock.now += 4
     mm.heartbeat_failed(clock())
     mm.client_query(clock(), b"c1", 5, True)  # not yet interrupted (age 4 <= 6): ignored
     st = mm.status(clock())["ha-servers"]["remote"]  # type: ignore[index]
     assert st["communication-interrupted"] is False and st["analyzed-packets"] == 0
-    clock.t += 5
+    clock.now += 5
     mm.heartbeat_failed(clock())
     assert mm.communication_interrupted(clock())
     mm.client_query(clock(), b"c0", 0, True)  # secs 0: connecting, not unacked
@@ -369,7 +362,7 @@ def test_unacked_clients_over_max_is_partner_down() -> None:
 
 def test_auto_failover_false_never_takes_over() -> None:
     mm, clock = machine(peer_extra="auto-failover = false")
-    clock.t += 100
+    clock.now += 100
     mm.heartbeat_failed(clock())
     mm.tick(clock())
     assert mm.state is S.WAITING
@@ -380,7 +373,7 @@ def test_partner_down_return_same_or_changed_unsent_count() -> None:
         mm, clock = machine()
         to_lb(mm, clock)
         mm.heartbeat_failed(clock())
-        clock.t += 10
+        clock.now += 10
         mm.heartbeat_failed(clock())
         mm.client_query(clock(), b"a", 9, True)
         mm.client_query(clock(), b"b", 9, True)
@@ -433,7 +426,7 @@ def test_hot_standby_roles() -> None:
     # the primary takes over when communication is interrupted (nothing to analyze)
     prim.heartbeat_failed(clock())
     assert prim.state is S.HOT_STANDBY  # no communication-recovery in hot-standby
-    clock.t += 7
+    clock.now += 7
     prim.heartbeat_failed(clock())
     assert prim.state is S.PARTNER_DOWN
 
@@ -443,7 +436,7 @@ def test_hot_standby_roles() -> None:
     sby.heartbeat_answered(clock(), WALL, hb(S.HOT_STANDBY))
     assert sby.state is S.HOT_STANDBY and sby.scopes() == ()
     assert sby.dhcp_enabled and not sby.serves(None, bytes(6))
-    clock.t += 7
+    clock.now += 7
     sby.heartbeat_failed(clock())
     for k in (b"1", b"2", b"3"):
         sby.client_query(clock(), k, 10, True)

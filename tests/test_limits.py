@@ -31,6 +31,7 @@ from fastdhcp.limits import (
     RelayTrust,
     client_key,
 )
+from tests.config_builder import load_config
 from tests.service_helpers import (
     RELAY_IP,
     SERVER_IP,
@@ -397,37 +398,24 @@ def test_docs_and_docstrings() -> None:
 
 
 def _config(tmp: Path, port: int, server_extra: str) -> Any:
-    return loads(textwrap.dedent(f"""\
-        [server]
-        listen-addresses = ["{SERVER_IP}"]
-        port = {port}
-        client-port = {port + 1}
-        stats-interval = 0
-        """) + server_extra + textwrap.dedent(f"""
-        [lease-database]
-        path = "{tmp / 'db'}"
-        sync = false
+    return load_config(
+        {"listen-addresses": [SERVER_IP], "port": port, "client-port": port + 1,
+         "stats-interval": 0},
+        server_extra=server_extra,
+        lease_database={"path": tmp / "db", "sync": False},
+        subnets=[{"id": 1, "subnet": "198.18.0.0/24", "pools": ["198.18.0.100 - 198.18.0.199"],
+                  "relay": [RELAY_IP]},
+                 {"id": 2, "subnet": "198.18.5.0/24", "pools": ["198.18.5.100 - 198.18.5.199"]}],
+        more="""
+[[subnet4.reservations]]
+circuit-id = "'port-7'"
+ip-address = "198.18.5.7"
 
-        [[subnet4]]
-        id = 1
-        subnet = "198.18.0.0/24"
-        pools = ["198.18.0.100 - 198.18.0.199"]
-        relay = ["{RELAY_IP}"]
-
-        [[subnet4]]
-        id = 2
-        subnet = "198.18.5.0/24"
-        pools = ["198.18.5.100 - 198.18.5.199"]
-
-        [[subnet4.reservations]]
-        circuit-id = "'port-7'"
-        ip-address = "198.18.5.7"
-
-        [[subnet4]]
-        id = 3
-        subnet = "127.0.110.0/24"
-        pools = ["127.0.110.100 - 127.0.110.199"]
-        """))
+[[subnet4]]
+id = 3
+subnet = "127.0.110.0/24"
+pools = ["127.0.110.100 - 127.0.110.199"]
+""")
 
 
 def _port_free(ip: str, port: int) -> bool:

@@ -32,8 +32,9 @@ class LeaseExtras:
 
     def encode(self) -> bytes:
         """The table's value: ``[client key, user-context or nil, fwd, rev]``."""
-        return msgpack.packb([self.client_key, self.user_context, self.fqdn_fwd,
-                              self.fqdn_rev], use_bin_type=True)
+        raw: bytes = msgpack.packb([self.client_key, self.user_context, self.fqdn_fwd,
+                                    self.fqdn_rev], use_bin_type=True)
+        return raw
 
     @classmethod
     def decode(cls, raw: bytes) -> LeaseExtras | None:

@@ -220,7 +220,8 @@ def check_subnets(leases: dict[int, KeaLease], subnets: Iterable[SubnetRange],
 
 
 def _marker(fingerprint: bytes, committed: int, total: int) -> bytes:
-    return msgpack.packb([fingerprint, committed, total], use_bin_type=True)
+    packed: bytes = msgpack.packb([fingerprint, committed, total], use_bin_type=True)
+    return packed
 
 
 def _read_marker(raw: bytes | None) -> tuple[bytes, int, int] | None:

@@ -13,7 +13,7 @@ leases, every active address in the pool), then a restart
 on the same database: the rebuilt bitmaps' pool used must equal the active leases (no offers
 are held after a restart).
 
-    python3 bench/soak.py --minutes 30 --rate 2500 --json bench/results/soak.json
+    python3 tests/soak.py --minutes 30 --rate 2500 --json bench/results/soak.json
 
 Load layout: the driver (``fastdhcp.loadgen.run_load``, relay 127.0.0.2) runs one call per
 interval over ``--clients`` chaddrs starting at a base that slides by ``--slide`` per interval,
@@ -43,11 +43,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from crash_helpers import AckLedger, check, read_db  # noqa: E402
-from service_helpers import ServeProcess, free_port, free_tcp_port  # noqa: E402
+# Run as a script from tests/, beside the helpers it drives: tests/ is sys.path[0].
+from config_builder import config_text as builder_config_text
+from crash_helpers import AckLedger, check, read_db
+from service_helpers import ServeProcess, free_port, free_tcp_port
 
 SERVER_IP = "127.0.0.1"
 RELAY_IP = "127.0.0.2"  #: the driver's relay
@@ -60,29 +59,13 @@ FIRST_MAC = 0x02_00_00_20_00_00
 
 def config_text(db: Path, port: int, metrics: str, lifetime: int) -> str:
     """Relayed /15 with a ~97k-address pool, sync on, short leases, short offers."""
-    return f"""\
-[server]
-listen-addresses = ["{SERVER_IP}"]
-port = {port}
-client-port = {port + 1}
-stats-interval = 60.0
-metrics = "{metrics}"
-
-[lease-database]
-path = "{db}"
-sync = true
-
-[global]
-valid-lifetime = {lifetime}
-offer-lifetime = 10
-
-[[subnet4]]
-id = 1
-subnet = "{SUBNET}"
-pools = ["{POOL[0]} - {POOL[1]}"]
-relay = ["{RELAY_IP}", "{RELAY2_IP}"]
-option-data = {{ routers = ["198.18.0.1"] }}
-"""
+    return builder_config_text(
+        {"listen-addresses": [SERVER_IP], "port": port, "client-port": port + 1,
+         "stats-interval": 60.0, "metrics": metrics},
+        lease_database={"path": db, "sync": True},
+        global_={"valid-lifetime": lifetime, "offer-lifetime": 10},
+        subnets=[{"id": 1, "subnet": SUBNET, "pools": [f"{POOL[0]} - {POOL[1]}"],
+                  "relay": [RELAY_IP, RELAY2_IP], "option-data": {"routers": ["198.18.0.1"]}}])
 
 
 # --------------------------------------------------------------------------- server probes

@@ -1,11 +1,12 @@
 """The SIGKILL crash loop, longer: N rounds of ``fastdhcp serve`` (sync = true) killed under
 relayed DORA load and restarted on one database (tests/crash_helpers.py; the CI version is
-tests/test_crash.py with 6 rounds).
+tests/test_crash.py with 6 rounds). Not collected by pytest (no ``test_`` prefix): a run to
+start by hand.
 
-    python3 bench/crash_loop.py --rounds 30 --rate 2000            # must report 0 / 0
-    python3 bench/crash_loop.py --rounds 10 --mutant early-ack     # must report losses
-    python3 bench/crash_loop.py --rounds 5 --mutant no-rebuild     # must report problems
-    python3 bench/crash_loop.py --rounds 3 --fake-acks 5           # 5 losses per check
+    python3 tests/crash_loop.py --rounds 30 --rate 2000            # must report 0 / 0
+    python3 tests/crash_loop.py --rounds 10 --mutant early-ack     # must report losses
+    python3 tests/crash_loop.py --rounds 5 --mutant no-rebuild     # must report problems
+    python3 tests/crash_loop.py --rounds 3 --fake-acks 5           # 5 losses per check
 
 Loopback only (server 127.0.0.1, relay 127.0.0.2, a free high port). Exit status: 0 when the run
 found nothing (or, with --mutant / --fake-acks, when it found the planted fault), 1 otherwise.
@@ -21,10 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from crash_helpers import CrashLoop  # noqa: E402
-from crash_mutant import MUTANTS  # noqa: E402
+# Run as a script from tests/, beside the helpers it drives: tests/ is sys.path[0].
+from crash_helpers import CrashLoop
+from crash_mutant import MUTANTS
 
 
 def main(argv: list[str] | None = None) -> int:
