@@ -13,6 +13,8 @@ import os
 import tempfile
 import time
 
+import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
+
 from fastdhcp.kea.lease_import import SubnetRange, import_leases
 from fastdhcp.kea.memfile import HEADER
 
