@@ -779,8 +779,10 @@ class Server:
                           ev.where, os.strerror(ev.errno))
 
     def _recv_failed(self, ep: Endpoint, exc: OSError) -> None:
+        """A failed receive outside the packet path (the disabled service's discard): counted
+        and reported as the path does, logged by the same _drain."""
         self.metrics.drop("recv-error")
-        self._ratelog(logging.WARNING, "recv", "receive error on %s: %s", ep.key[1], exc)
+        self._report.add(PathEvent(Event.RECV_FAILED, ep.key[1], error=exc))
 
     def _limiter_rows(self) -> list[tuple[str, int, int]]:
         """(limit, keys tracked, evictions) of each configured rate limiter (for metrics)."""
