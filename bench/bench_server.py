@@ -16,52 +16,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 from typing import Any
 
 import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
+from loopback import CLIENTS, serving
 
-from fastdhcp.demo import RELAY_IP, SERVER_IP, ChildServer, demo_config, free_port
+from fastdhcp.demo import RELAY_IP, SERVER_IP
 from fastdhcp.loadgen import run_load
-
-CLIENTS = 1_000_000  # distinct chaddrs: every exchange is a new lease
 
 
 def one_run(sync: bool, rate: int, seconds: float) -> dict[str, Any]:
-    work = tempfile.mkdtemp(prefix="fastdhcp-bench-")
-    try:
-        port = free_port()
-        cfg = demo_config(work, port, CLIENTS).replace("sync = true", f"sync = {str(sync).lower()}")
-        cfg = cfg.replace('log-level = "info"', 'log-level = "warning"')
-        cfg_path = os.path.join(work, "bench.toml")
-        with open(cfg_path, "w") as f:
-            f.write(cfg)
-        server = ChildServer(cfg_path, os.path.join(work, "server.log"),
-                             os.path.join(work, "notify.sock"))
-        try:
-            if not server.wait_ready():
-                raise RuntimeError(open(os.path.join(work, "server.log")).read())
-            cpu0 = server.cpu_seconds()
-            st = run_load((SERVER_IP, port), RELAY_IP, clients=CLIENTS, rate=rate,
-                          duration=seconds)
-            cpu = server.cpu_seconds() - cpu0
-        finally:
-            status = server.stop()
-        if status != 0:
-            raise RuntimeError(f"server exited {status}")
-        return {
-            "sync": sync, "rate": rate, "acks_per_s": st.acks / st.elapsed,
-            "drops": st.discovers - st.acks,
-            "drop_pct": 100.0 * (st.discovers - st.acks) / max(st.discovers, 1),
-            "cpu_us_per_dora": 1e6 * cpu / max(st.acks, 1),
-            "offer_ms": st.offer_latency, "ack_ms": st.ack_latency,
-        }
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with serving("fastdhcp-bench-", sync=sync) as srv:
+        cpu0 = srv.child.cpu_seconds()
+        st = run_load((SERVER_IP, srv.port), RELAY_IP, clients=CLIENTS, rate=rate,
+                      duration=seconds)
+        cpu = srv.child.cpu_seconds() - cpu0
+    return {
+        "sync": sync, "rate": rate, "acks_per_s": st.acks / st.elapsed,
+        "drops": st.discovers - st.acks,
+        "drop_pct": 100.0 * (st.discovers - st.acks) / max(st.discovers, 1),
+        "cpu_us_per_dora": 1e6 * cpu / max(st.acks, 1),
+        "offer_ms": st.offer_latency, "ack_ms": st.ack_latency,
+    }
 
 
 def main() -> int:

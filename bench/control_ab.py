@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -30,12 +29,12 @@ import time
 from typing import Any
 
 import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
+from loopback import CLIENTS, serving
 
 from fastdhcp.control.client import call
-from fastdhcp.demo import RELAY_IP, SERVER_IP, ChildServer, demo_config, free_port
+from fastdhcp.demo import RELAY_IP, SERVER_IP
 from fastdhcp.loadgen import run_load
 
-CLIENTS = 1_000_000  # distinct chaddrs per run: every exchange is a new lease
 PAGE = 1000  # the page size
 MODES = ("quiet", "paging")
 
@@ -60,24 +59,13 @@ def pager(sock: str, seconds: float) -> dict[str, Any]:
 
 
 def one_run(mode: str, rate: int, seconds: float, prefill: int) -> dict[str, Any]:
-    work = tempfile.mkdtemp(prefix="fastdhcp-ctlab-")
-    try:
-        port = free_port()
-        sock = os.path.join(work, "ctl.sock")
-        cfg = demo_config(work, port, CLIENTS).replace('log-level = "info"',
-                                                       'log-level = "warning"')
-        cfg += f'\n[[control-sockets]]\nsocket-type = "unix"\nsocket-name = "{sock}"\n'
-        cfg_path = os.path.join(work, "bench.toml")
-        with open(cfg_path, "w") as f:
-            f.write(cfg)
-        server = ChildServer(cfg_path, os.path.join(work, "server.log"),
-                             os.path.join(work, "notify.sock"))
+    with tempfile.TemporaryDirectory(prefix="fastdhcp-ctlab-") as sockdir:
+        sock = os.path.join(sockdir, "ctl.sock")
+        control = f'\n[[control-sockets]]\nsocket-type = "unix"\nsocket-name = "{sock}"\n'
         paged: dict[str, Any] = {}
-        try:
-            if not server.wait_ready():
-                raise RuntimeError(open(os.path.join(work, "server.log")).read())
+        with serving("fastdhcp-ctlab-", extra_toml=control) as srv:
             if prefill:
-                pre = run_load((SERVER_IP, port), RELAY_IP, clients=prefill, rate=0,
+                pre = run_load((SERVER_IP, srv.port), RELAY_IP, clients=prefill, rate=0,
                                max_exchanges=prefill, duration=120.0, first_mac=1 << 40)
                 if pre.acks < prefill * 0.99:
                     raise RuntimeError(f"prefill: {pre.acks} of {prefill} ACKed")
@@ -87,24 +75,18 @@ def one_run(mode: str, rate: int, seconds: float, prefill: int) -> dict[str, Any
                     [sys.executable, __file__, "--pager", sock, str(seconds + 1.0)],
                     stdout=subprocess.PIPE, text=True)
                 time.sleep(0.5)  # the pager is reading before the load starts
-            st = run_load((SERVER_IP, port), RELAY_IP, clients=CLIENTS, rate=rate,
+            st = run_load((SERVER_IP, srv.port), RELAY_IP, clients=CLIENTS, rate=rate,
                           duration=seconds)
             if child is not None:
                 out, _ = child.communicate(timeout=seconds + 60)
                 if child.returncode != 0:
                     raise RuntimeError(f"pager exited {child.returncode}")
                 paged = json.loads(out)
-        finally:
-            status = server.stop()
-        if status != 0:
-            raise RuntimeError(f"server exited {status}")
-        return {
-            "mode": mode, "rate": rate, "acks_per_s": st.acks / st.elapsed,
-            "drop_pct": 100.0 * (st.discovers - st.acks) / max(st.discovers, 1),
-            "ack_p99_ms": st.ack_latency["p99"], **paged,
-        }
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "mode": mode, "rate": rate, "acks_per_s": st.acks / st.elapsed,
+        "drop_pct": 100.0 * (st.discovers - st.acks) / max(st.discovers, 1),
+        "ack_p99_ms": st.ack_latency["p99"], **paged,
+    }
 
 
 def main() -> int:
