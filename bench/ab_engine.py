@@ -21,11 +21,11 @@ from collections import defaultdict
 
 import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
 
-_MEDIAN = re.compile(r"^(test_\w+): median ([\d.]+) us per DORA", re.M)
+_MEDIAN = re.compile(r"^(test_\w+): median ([\d.]+) us per (?:DORA|renewal)", re.M)
 
 
 def run_once(tree: str) -> dict[str, float]:
-    """One ``bench_engine.py`` run in ``tree``: benchmark name -> per-DORA median (us)."""
+    """One ``bench_engine.py`` run in ``tree``: benchmark name -> median us per DORA (renewal)."""
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "bench/bench_engine.py", "--benchmark-only", "-q", "-s",
@@ -49,7 +49,7 @@ def main() -> int:
         for side in ("before", "after"):
             for name, us in run_once(getattr(args, side)).items():
                 runs[side][name].append(us)
-    print(f"{'benchmark (us per DORA, lowest median; range)':52} {'before':>18} {'after':>18}"
+    print(f"{'us per DORA (renewal), lowest median (range)':52} {'before':>18} {'after':>18}"
           "  after/before")
     for name in sorted(runs["before"]):
         b, a = runs["before"][name], runs["after"].get(name)
