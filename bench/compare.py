@@ -280,9 +280,15 @@ def write_section(md_path: Path, block: str) -> None:
     md_path.write_text(text[:body_start] + body + text[end:])
 
 
-def plot(res: dict[str, Any], path: Path) -> None:
-    """Achieved vs offered rate, latency percentiles vs rate, CPU per DORA vs rate."""
-    import matplotlib
+def plot(res: dict[str, Any], path: Path) -> bool:
+    """Achieved vs offered rate, latency percentiles vs rate, CPU per DORA vs rate; False, with
+    a line saying how to get the plot, where matplotlib (the ``bench`` extra) is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        log(f"no plot ({path}): matplotlib is missing; pip install '.[bench]' and redraw with "
+            f"--render {path.with_name('compare.json')}")
+        return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -320,6 +326,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
 # ----------------------------------------------------------------------------- the run
@@ -486,9 +493,9 @@ def main(argv: list[str] | None = None) -> int:
         res["args"]["out"] = str(out)
         if Path(args.render).resolve() != (out / "compare.json").resolve():
             (out / "compare.json").write_text(json.dumps(res, indent=1, default=str))
-        plot(res, out / "compare.png")
         block = render_markdown(res)
         print(block)
+        plot(res, out / "compare.png")
         if not args.no_results_md:
             write_section(RESULTS_MD, block)
         return 0
@@ -540,13 +547,14 @@ def main(argv: list[str] | None = None) -> int:
     if interrupted:
         log(f"partial results in {out / 'compare.json'}")
         return 130
-    plot(res, out / "compare.png")
     block = render_markdown(res)
     print("\n" + block)
     if not (q or args.no_results_md):
         write_section(RESULTS_MD, block)
         log(f"wrote the generated block of '{SECTION}' in {RESULTS_MD}")
-    log(f"done in {res['wall_s']:.0f} s: {out / 'compare.json'}, {out / 'compare.png'}")
+    drawn = plot(res, out / "compare.png")
+    log(f"done in {res['wall_s']:.0f} s: {out / 'compare.json'}"
+        + (f", {out / 'compare.png'}" if drawn else ""))
     return 0
 
 
