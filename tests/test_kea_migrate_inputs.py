@@ -255,3 +255,35 @@ def test_option_def_it_cannot_encode_is_unsupported(
     assert "unsupported: Dhcp4.option-def[0].record-types: " in err
     assert "unsupported: Dhcp4.option-def[1]: 'routers' (3) redefines a standard" in err
     assert "unsupported: Dhcp4.option-data[0]: option 'rec': not an option fastdhcp" in err
+
+
+@pytest.mark.parametrize("row", [
+    "192.0.2.10,02:00:00:00:00:01,,3600,1900000000,1,0,0,h1,0,",
+    "192.0.2.11,02:00:00:00:00:02,01:02:00:00:00:00:02,3600,1900000000,1,1,1,a&#x2cb,1,",
+    "192.0.2.12,02:00:00:00:00:03,ff:00:01,4294967295,4294967295,7,true,false,,2,",
+    "192.0.2.13,02:00:00:00:00:04,,0,1900000000,1,0,0,,0,",
+    "192.0.2.14,2:0:0:0:0:5,,3600,100,1,0,0,,3,",  # 1-digit hex: only the checked path
+    '192.0.2.15,02:00:00:00:00:06,,3600,1900000000,1,0,0,,0,{ "a": 1 }',
+])
+def test_fast_row_path_builds_what_the_checked_rule_builds(row: str) -> None:
+    from fastdhcp.kea.memfile import _parse_checked, parse_row
+
+    fields = row.split(",")
+    assert parse_row(fields, 11) == _parse_checked(fields, 11)
+
+
+@pytest.mark.parametrize(("row", "field"), [
+    ("192.0.2.10,02:00:00:00:00:zz,,3600,1900000000,1,0,0,,0,", "hwaddr"),
+    ("192.0.2.10,02:00:00:00:00:01,01,3600,1900000000,1,0,0,,0,", "client_id"),
+    ("192.0.2.10,02:00:00:00:00:01,,-1,1900000000,1,0,0,,0,", "valid_lifetime"),
+    ("192.0.2.10,02:00:00:00:00:01,,3600,1900000000,4294967296,0,0,,0,", "subnet_id"),
+    ("192.0.2.10,02:00:00:00:00:01,,3600,1900000000,1,2,0,,0,", "fqdn_fwd"),
+    ("192.0.2.10,02:00:00:00:00:01,,3600,1900000000,1,0,0,,9,", "state"),
+    ("192.0.2,02:00:00:00:00:01,,3600,1900000000,1,0,0,,0,", "address"),
+])
+def test_bad_rows_name_their_field(row: str, field: str) -> None:
+    from fastdhcp.kea.memfile import BadLine, parse_row
+
+    with pytest.raises(BadLine) as info:
+        parse_row(row.split(","), 11)
+    assert info.value.field == field
