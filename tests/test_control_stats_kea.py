@@ -9,10 +9,6 @@ without them, except under CI, where that is a failure.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,47 +18,24 @@ from typing import Any
 import pytest
 
 from tests.control_helpers import control_server, unix_command
-from tests.service_helpers import RELAY_IP, SERVER_IP, RelayClient, dhcp_options, free_port, mac
+from tests.kea_helpers import HOOKS, KeaRelay, kea_process
+from tests.kea_helpers import need_kea as _need_kea
+from tests.service_helpers import RELAY_IP, RelayClient, dhcp_options, mac
 
 pytestmark = pytest.mark.service
 
 POOL = ("198.18.0.100", "198.18.0.101")
-KEA = shutil.which("kea-dhcp4")
-
-
-def _requirements() -> str | None:
-    if KEA is None:
-        return "kea-dhcp4 not installed (Debian kea-dhcp4-server)"
-    if os.geteuid() != 0:
-        return "needs root: Kea sends a relay's replies to port 67"
-    return None
 
 
 @pytest.fixture
 def need_kea() -> None:
-    why = _requirements()
-    if why is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-
-
-class KeaRelay(RelayClient):
-    """A relay at 127.0.0.2:67 (where Kea answers a relay) sending to Kea's port."""
-
-    def __init__(self, kea_port: int) -> None:
-        super().__init__(67)
-        self.kea_port = kea_port
-
-    def send_raw(self, data: bytes) -> None:
-        self.sock.sendto(data, (SERVER_IP, self.kea_port))
+    _need_kea()
 
 
 @contextmanager
 def kea_server(tmp: Path) -> Iterator[tuple[Path, int]]:
     """kea-dhcp4 on lo (UDP, loopback only), one relayed subnet as the fastdhcp test config:
     (control socket, port)."""
-    port = free_port()
     sock = tmp / "kea4.sock"
     cfg = {"Dhcp4": {
         "interfaces-config": {"interfaces": ["lo"], "dhcp-socket-type": "udp"},
@@ -70,39 +43,15 @@ def kea_server(tmp: Path) -> Iterator[tuple[Path, int]]:
         "lease-database": {"type": "memfile", "persist": False},
         "valid-lifetime": 3600,
         "multi-threading": {"enable-multi-threading": False},
-        "hooks-libraries": [
-            {"library": "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_stat_cmds.so"}],
+        "hooks-libraries": [{"library": f"{HOOKS}/libdhcp_stat_cmds.so"}],
         "subnet4": [{"id": 1, "subnet": "198.18.0.0/24",
                      "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}],
                      "relay": {"ip-addresses": [RELAY_IP]}}],
         "loggers": [{"name": "kea-dhcp4", "severity": "WARN",
                      "output_options": [{"output": str(tmp / "kea.log")}]}],
     }}
-    path = tmp / "kea-dhcp4.json"
-    path.write_text(json.dumps(cfg))
-    env = dict(os.environ, KEA_PIDFILE_DIR=str(tmp), KEA_LOCKFILE_DIR=str(tmp))
-    assert KEA is not None
-    proc = subprocess.Popen([KEA, "-c", str(path), "-p", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if unix_command(sock, "statistic-get", {"name": "pkt4-received"})["result"] == 0:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, f"kea-dhcp4 exited (its log: {tmp / 'kea.log'})"
-            assert time.monotonic() < deadline, "kea-dhcp4 did not start"
-            time.sleep(0.1)
+    with kea_process(tmp, cfg, sock) as port:
         yield sock, port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def values(sock: Path) -> dict[str, int]:

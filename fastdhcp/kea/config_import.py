@@ -30,6 +30,7 @@ from typing import Any
 
 from fastdhcp.errors import ConfigError
 from fastdhcp.ha.config import HA_KEYS, PEER_KEYS
+from fastdhcp.kea.option_defs import CustomDef, encode_csv, parse_def
 from fastdhcp.options import OptionDef, encode_option, option_def
 
 __all__ = ["Finding", "FindingKind", "KeaImport", "convert", "DEFAULT_DB_PATH"]
@@ -101,6 +102,11 @@ class _Converter:
         self.control_sockets: list[dict[str, Any]] = []
         self.ha: dict[str, Any] | None = None
         self.ddns_on = False
+        #: The first reservation of each identifier (per shared network, else per subnet) and
+        #: of each address: (scope, kind, value) -> its JSON path.
+        self.reserved: dict[tuple[str, str, str], str] = {}
+        #: Kea's option-def entries fastdhcp can encode, by name and by code.
+        self.defs: dict[str | int, CustomDef] = {}
 
     # ------------------------------------------------------------------ findings
 
@@ -133,8 +139,11 @@ class _Converter:
             d4["dhcp-ddns"].get("enable-updates"))
         # Kea's global hooks first: HA may need to know nothing else, but a missing hook
         # explains the commands it would have served.
+        # Definitions before any option-data that uses them, wherever they are in the file.
+        self._option_defs("Dhcp4.option-def", d4.get("option-def", []))
         for key, value in d4.items():
-            self._global_key(f"Dhcp4.{key}", key, value)
+            if key != "option-def":
+                self._global_key(f"Dhcp4.{key}", key, value)
         doc: dict[str, Any] = {}
         if self.server:
             doc["server"] = self.server
@@ -235,12 +244,9 @@ class _Converter:
                 self.unsupported(path, "fastdhcp's renew/rebind percentages are fixed at 50% "
                                        "and 87.5% (set renew-timer / rebind-timer instead)")
         elif key in ("client-class", "require-client-classes", "evaluate-additional-classes",
-                     "client-classes", "option-def"):
+                     "client-classes"):
             if value:
-                self.unsupported(path, "fastdhcp has no client classification or custom option "
-                                       "definitions yet" if key != "option-def" else
-                                 "fastdhcp has no option definitions: give such an option "
-                                 "by code, with csv-format false and hex data")
+                self.unsupported(path, "fastdhcp has no client classification yet")
             else:
                 self.note(path, "empty")
         elif key.startswith("ddns-") or key.startswith("hostname-char-"):
@@ -524,7 +530,8 @@ class _Converter:
                 if self._type(p, v, list, "a list of reservations"):
                     for i, r in enumerate(v):
                         res = self._reservation(f"{p}[{i}]", r)
-                        if res is not None:
+                        if res is not None and self._unique(f"{p}[{i}]", res,
+                                                            level.name or path):
                             reservations.append(res)
             else:
                 self._parameter(p, key, v)
@@ -572,6 +579,23 @@ class _Converter:
                     self.unsupported(f"{p}.{key}", "no fastdhcp pool equivalent")
         return out
 
+    def _unique(self, path: str, res: dict[str, Any], scope: str) -> bool:
+        """False (and reported) when ``res`` repeats an identifier of an earlier reservation
+        of its scope or an address reserved anywhere: Kea refuses such a config too, and which
+        of the two was meant is not for the import to guess."""
+        kinds = [k for k in ("hw-address", "client-id", "circuit-id") if k in res]
+        keys: list[tuple[str, str, str]] = [(scope, k, _ident_text(res[k])) for k in kinds]
+        keys.append(("", "ip-address", str(res["ip-address"]).strip()))
+        for key in keys:
+            first = self.reserved.get(key)
+            if first is not None:
+                self.unsupported(f"{path}.{key[1]}", f"{res[key[1]]!r}: a duplicate reservation "
+                                 f"(same {key[1]} as {first}): not carried")
+                return False
+        for key in keys:
+            self.reserved[key] = path
+        return True
+
     def _reservation(self, path: str, r: Any) -> dict[str, Any] | None:
         if not self._type(path, r, dict, "a map"):
             return None
@@ -603,6 +627,23 @@ class _Converter:
         return out
 
     # ------------------------------------------------------------------ options
+
+    def _option_defs(self, path: str, value: Any) -> None:
+        if not self._type(path, value, list, "a list of option definitions"):
+            return
+        for i, entry in enumerate(value):
+            d, problems = parse_def(entry)
+            for key, reason in problems:
+                self.unsupported(f"{path}[{i}]" + (f".{key}" if key else ""), reason)
+            if d is None:
+                continue
+            if option_def(d.code) is not None or option_def(d.name) is not None:
+                self.unsupported(f"{path}[{i}]", f"{d.name!r} ({d.code}) redefines a standard "
+                                                 "option (Kea refuses that too)")
+                continue
+            self.defs[d.name] = self.defs[d.code] = d
+            self.note(f"{path}[{i}]", f"{d.name!r}: fastdhcp has no option definitions; each "
+                                      f"use is carried as option {d.code} in hex")
 
     def _options(self, path: str, value: Any) -> dict[int, tuple[str, Any]]:
         """Kea's option-data list -> {code: (fastdhcp key, value)}; the later entry of one code
@@ -637,6 +678,9 @@ class _Converter:
         if e.get("never-send"):
             self.unsupported(f"{p}.never-send", "fastdhcp has no never-send")
             return None
+        custom = self._custom(e)
+        if custom is not None:
+            return self._custom_option(p, e, custom)
         d = _definition(e)
         code = e.get("code", d.code if d is not None else None)
         if not isinstance(code, int) or isinstance(code, bool):
@@ -664,6 +708,47 @@ class _Converter:
             self.unsupported(f"{p}.data", f"{data!r}: {exc.problems[0]}")
             return None
         return code, key, value
+
+
+    def _custom(self, e: dict[str, Any]) -> CustomDef | None:
+        name, code = e.get("name"), e.get("code")
+        d = self.defs.get(name) if isinstance(name, str) else None
+        if d is None and isinstance(code, int) and not isinstance(code, bool) and name is None:
+            d = self.defs.get(code)
+        if d is not None and code is not None and code != d.code:
+            return None  # a name and a code that disagree: reported by the standard path
+        return d
+
+    def _custom_option(self, p: str, e: dict[str, Any], d: CustomDef
+                       ) -> tuple[int, str, Any] | None:
+        data = e.get("data", "")
+        if not isinstance(data, str):
+            self.unsupported(f"{p}.data", "expected a string")
+            return None
+        if e.get("csv-format", True) is False:
+            value = "".join(data.split())
+        else:
+            try:
+                value = encode_csv(d, data).hex()
+            except ValueError as exc:
+                self.unsupported(f"{p}.data", f"{data!r}: option {d.name!r} ({d.type}"
+                                              f"{' array' if d.array else ''}): {exc}")
+                return None
+        try:
+            encode_option(str(d.code), value)
+        except ConfigError as exc:
+            self.unsupported(f"{p}.data", f"{data!r}: {exc.problems[0]}")
+            return None
+        return d.code, str(d.code), value
+
+
+def _ident_text(value: Any) -> str:
+    """An identifier as compared for duplicates: hex without separators, lower case; quoted
+    text as it is."""
+    text = str(value).strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text
+    return "".join(c for c in text.lower() if c not in ":-. ")
 
 
 def _definition(e: dict[str, Any]) -> OptionDef | None:

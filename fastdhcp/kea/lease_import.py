@@ -23,7 +23,8 @@ from __future__ import annotations
 import gc
 import hashlib
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -133,14 +134,24 @@ def read_lease_files(paths: Sequence[str], report: ImportReport, *,
         except UnicodeDecodeError as exc:
             line = data[:exc.start].count(b"\n") + 1
             raise ImportError_([f"{path}:{line}: not UTF-8 text"]) from exc
-        # The cyclic GC would rescan the growing table of leases (all of them acyclic) again
-        # and again: measured, 20 % of the read time of a million rows.
-        gc.disable()
-        try:
+        with _no_cyclic_gc():
             _read_one(path, text, out, report, skip_bad_lines)
-        finally:
-            gc.enable()
     return _Read(out, digest.digest())
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The cyclic GC off (as it was before, after): it would rescan the growing table of
+    leases, all of them acyclic, again and again. Measured on 200,000 leases: 20 % of the read
+    time, and a third of the write phase (its full collections ran inside the batches'
+    sorts)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _read_one(path: str, text: str, out: dict[int, KeaLease], report: ImportReport,
@@ -259,6 +270,13 @@ def import_leases(
     :class:`~fastdhcp.errors.StoreError`. ``progress(committed, total)`` is called after each
     batch.
     """
+    with _no_cyclic_gc():
+        return _import(paths, db_path, subnets, sync, skip_bad_lines, batch, progress)
+
+
+def _import(paths: Sequence[str], db_path: str, subnets: Iterable[SubnetRange], sync: bool,
+            skip_bad_lines: bool, batch: int,
+            progress: Callable[[int, int], None] | None) -> ImportReport:
     report = ImportReport()
     read = read_lease_files(paths, report, skip_bad_lines=skip_bad_lines)
     keep = check_subnets(read.leases, subnets, report)

@@ -149,8 +149,52 @@ def _context(text: str) -> dict[str, Any] | None:
 
 def parse_row(row: list[str], width: int) -> KeaLease:
     """One lease file row (of a file whose header has ``width`` columns, in Kea's order) as a
-    :class:`KeaLease`; raises :class:`BadLine` naming the field at fault. About 2 us: a
-    million-row file is read in seconds."""
+    :class:`KeaLease`; raises :class:`BadLine` naming the field at fault.
+
+    The rows Kea writes (6-byte hwaddr, client-id in 2-digit hex, no user context) take a
+    fast path of ~1.3 us that accepts a subset of what :func:`_parse_checked` accepts and
+    builds the same lease; anything else, and every bad row, goes through the checked path,
+    which is the rule. A million-row file is read in about two seconds.
+    """
+    if len(row) == width:
+        try:
+            return _parse_fast(row, width)
+        except (ValueError, OSError, KeyError):
+            pass
+    return _parse_checked(row, width)
+
+
+_FLAGS = {"0": False, "1": True, "true": True, "false": False}
+_HW_COLONS = ":" * 5
+
+
+def _parse_fast(row: list[str], width: int) -> KeaLease:
+    """The common row, or an exception (of any kind) for the checked path to explain."""
+    address, hwaddr, client_id, valid_s, expire_s, subnet_s, fwd_s, rev_s, host, state_s = (
+        row[:10])
+    if address.count(".") != 3 or len(hwaddr) != 17 or hwaddr[2::3] != _HW_COLONS \
+            or (width > 10 and row[10]):
+        raise ValueError
+    ip = int.from_bytes(socket.inet_aton(address), "big")
+    hw = bytes.fromhex(hwaddr.replace(":", ""))
+    if client_id:
+        n = len(client_id)
+        if n % 3 != 2 or n < 5 or n >= _FAST_HEX or client_id[2::3] != _COLONS[n // 3]:
+            raise ValueError
+        key = bytes.fromhex(client_id.replace(":", ""))
+    else:
+        key = bytes((_HTYPE_ETHERNET,)) + hw
+    valid, expire, subnet_id = int(valid_s), int(expire_s), int(subnet_s)
+    if not (0 <= valid <= INFINITE and 0 <= expire < 1 << 63 and 0 <= subnet_id <= INFINITE):
+        raise ValueError
+    fwd, rev, state = _FLAGS[fwd_s], _FLAGS[rev_s], _STATES[state_s]
+    return KeaLease(Lease(ip, key, hw, subnet_id, state, expire - valid if expire >= valid else 0,
+                          expire, _unescape(host) if "&" in host else host),
+                    valid, fwd, rev, None)
+
+
+def _parse_checked(row: list[str], width: int) -> KeaLease:
+    """:func:`parse_row`'s rule, field by field."""
     if len(row) != width:
         raise BadLine("row", ",".join(row), f"{len(row)} fields, the header names {width}")
     address, hwaddr, client_id, valid_s, expire_s, subnet_s, fwd_s, rev_s, host, state_s = (
