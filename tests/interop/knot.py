@@ -3,7 +3,8 @@ namespace of its own, joined to the test process's namespace by a veth pair.
 
 ::
 
-    (test process, root namespace) f<pid>k0 198.19.<o>.1/24 ---- f<pid>k1 198.19.<o>.2/24 [fd<pid>-dns] knotd
+    test process (root namespace)              namespace fd<pid>-dns
+    f<pid>k0 198.19.<o>.1/24  ------ veth ------  f<pid>k1 198.19.<o>.2/24  knotd
 
 ``<o>`` is derived from the pid so that two runs on one machine do not share a subnet; the
 addresses are from 198.18.0.0/15 (RFC 2544), as every interop address. knotd serves a forward
