@@ -5,10 +5,14 @@ transactions' messages, and the worker's queue, retries and counters with a scri
 from __future__ import annotations
 
 import base64
+import socket
+import struct
 import threading
 import time
 from pathlib import Path
 
+import dns.flags
+import dns.message
 import dns.name
 import dns.rcode
 import dns.rdataclass
@@ -19,7 +23,7 @@ from fastdhcp.config import loads
 from fastdhcp.ddns.config import ConflictMode, DdnsConfig, DdnsDomain, DnsServer
 from fastdhcp.ddns.dhcid import DhcidIdentifier, IdentifierType, dhcid_rdata
 from fastdhcp.ddns.stats import DdnsCollector, DdnsStats
-from fastdhcp.ddns.transport import Delivery, Sent
+from fastdhcp.ddns.transport import Delivery, Sent, send
 from fastdhcp.ddns.updates import Change, Direction, NameChange, Outcome, Transaction
 from fastdhcp.ddns.worker import DdnsWorker, lease_ttl
 from fastdhcp.errors import ConfigError
@@ -392,3 +396,47 @@ def test_collector_exposes_kea_names_per_key():
              for s in fams["fastdhcp_ddns_key_statistic"].samples if s.name.endswith("_total")}
     assert keyed[("dhcp-key.", "update-sent")] == 1
     assert stats.values()["key[dhcp-key.].update-sent"] == 1
+
+
+# -- transport: TCP when the UDP answer is truncated (RFC 1035 4.2.1) --------------------------
+
+
+def test_truncated_udp_answer_is_retried_over_tcp():
+    """A loopback stand-in server: over UDP it answers TC=1, over TCP NOERROR."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    port = udp.getsockname()[1]
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("127.0.0.1", port))
+    tcp.listen(1)
+    seen: list[str] = []
+
+    def serve() -> None:
+        data, peer = udp.recvfrom(4096)
+        reply = dns.message.make_response(dns.message.from_wire(data))
+        reply.flags |= dns.flags.TC
+        seen.append("udp")
+        udp.sendto(reply.to_wire(), peer)
+        conn, _ = tcp.accept()
+        with conn:
+            (length,) = struct.unpack("!H", conn.recv(2))
+            wire = b""
+            while len(wire) < length:
+                wire += conn.recv(length - len(wire))
+            reply = dns.message.make_response(dns.message.from_wire(wire))
+            seen.append("tcp")
+            out = reply.to_wire()
+            conn.sendall(struct.pack("!H", len(out)) + out)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        txn = Transaction(ncr(), Direction.FORWARD, FWD, ConflictMode.CHECK_WITH_DHCID)
+        sent = send(txn.message(), DnsServer("127.0.0.1", port), 5.0)
+    finally:
+        t.join(5)
+        udp.close()
+        tcp.close()
+    assert seen == ["udp", "tcp"]
+    assert sent == Sent(Delivery.ANSWERED, dns.rcode.NOERROR, tcp=True)
