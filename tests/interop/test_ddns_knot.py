@@ -26,6 +26,7 @@ from fastdhcp.ddns.dhcid import DhcidIdentifier, dhcid_rdata
 from fastdhcp.ddns.worker import DdnsWorker
 
 from .knot import KEY_NAME, ZONE, Knot, knot_missing, start_knot
+from .netns import sweep_stale
 
 A, PTR, DHCID = dns.rdatatype.A, dns.rdatatype.PTR, dns.rdatatype.DHCID
 ALICE = DhcidIdentifier.from_client(None, 1, bytes.fromhex("02fd00000a01"))
@@ -40,6 +41,7 @@ def knot() -> Iterator[Knot]:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(msg, pytrace=False)
         pytest.skip(msg)
+    sweep_stale()  # a killed earlier run's namespaces (its veth goes with them)
     base = Path(tempfile.mkdtemp(prefix="fastdhcp-knot-"))
     k = start_knot(base)
     try:
