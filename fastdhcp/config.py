@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastdhcp.ddns import config as ddns_config
 from fastdhcp.errors import ConfigError
 from fastdhcp.ha import config as ha_config
 from fastdhcp.options import (
@@ -353,6 +354,8 @@ class Config:
     (one with defaults spelled out) make equal configs. Read-only by convention."""
     high_availability: ha_config.HAConfig | None = None
     """``[high-availability]``: the HA pair (docs/high-availability.md); None when unset."""
+    ddns: ddns_config.DdnsConfig | None = None
+    """``[ddns]``: client names and DNS updates (docs/ddns.md); None when unset."""
 
     def subnet(self, subnet_id: int) -> Subnet4 | None:
         """The subnet with id ``subnet_id``, or None."""
@@ -365,7 +368,7 @@ class Config:
 # -- key tables (also what docs/configuration.md must document) --------------------------------
 
 TOP_KEYS = ("server", "lease-database", "global", "subnet4", "control-sockets",
-            "high-availability")
+            "high-availability", "ddns")
 CONTROL_SOCKET_KEYS = (
     "socket-type", "socket-name", "socket-address", "socket-port", "trust-anchor",
     "cert-file", "key-file", "cert-required", "authentication", "max-connections",
@@ -1180,11 +1183,14 @@ class _Loader:
         ha = (ha_config.parse(doc["high-availability"], p.bad, lambda t, path, allowed, where:
                               _check_keys(p, t, path, allowed, where))
               if "high-availability" in doc else None)
+        ddns = (ddns_config.parse(doc["ddns"], p.bad, lambda t, path, allowed, where:
+                                  _check_keys(p, t, path, allowed, where))
+                if "ddns" in doc else None)
         self.cross_checks()
         if p.lines:
             raise ConfigError(p.lines)
         return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts, defences,
-                      sockets, copy.deepcopy(doc), high_availability=ha)
+                      sockets, copy.deepcopy(doc), high_availability=ha, ddns=ddns)
 
     def subnet(self, t: dict[str, Any], path: str, server: ServerConfig,
                g_life: dict[str, int], g_opts: dict[int, bytes]) -> Subnet4 | None:
