@@ -324,6 +324,7 @@ cdef class Program:
         cdef int64_t op, a0, a1, a2
         cdef Val x, y, z
         cdef char txt[64]
+        cdef int64_t v
         _used = 0
         while pc < self._n_ops:
             op = ops[pc]
@@ -500,15 +501,20 @@ cdef class Program:
                                 k += 1
                         elif x.n != a0:
                             return _overflow(st)
-                        elif a0 == 1:
-                            k = snprintf(txt, 64, b"%lld", <long long>(<int8_t>x.p[0] if a1
-                                                                       else x.p[0]))
-                        elif a0 == 2:
-                            k = snprintf(txt, 64, b"%lld", <long long>(
-                                <int16_t>fd_load_be16(x.p) if a1 else fd_load_be16(x.p)))
                         else:
-                            k = snprintf(txt, 64, b"%lld", <long long>(
-                                <int32_t>fd_load_be32(x.p) if a1 else fd_load_be32(x.p)))
+                            if a0 == 1:
+                                v = <int8_t>x.p[0]
+                                if not a1:
+                                    v = x.p[0]
+                            elif a0 == 2:
+                                v = <int16_t>fd_load_be16(x.p)
+                                if not a1:
+                                    v = fd_load_be16(x.p)
+                            else:
+                                v = <int32_t>fd_load_be32(x.p)
+                                if not a1:
+                                    v = fd_load_be32(x.p)
+                            k = snprintf(txt, 64, b"%lld", <long long>v)
                         out = _alloc(k)
                         if out == NULL:
                             return _overflow(st)
@@ -529,7 +535,7 @@ cdef class Program:
             sp += 1
         return 0
 
-    def value(self, Message msg, iface=b"", int src=0, int dst=0, length=None, classes=None):
+    def value(self, Message msg, iface=b"", src=0, dst=0, length=None, ClassSet classes=None):
         """Evaluate over ``msg`` and return the value: bytes for a string program, ``b'true'``
         / ``b'false'`` for a boolean one (Kea's representation). Raises ClassifyError on a
         run-time error. For tests and tools; the engine calls :func:`evaluate`."""
@@ -548,7 +554,7 @@ cdef class Program:
             return b"true" if self._stack[0].n else b"false"
         return PyBytes_FromStringAndSize(<const char *>self._stack[0].p, self._stack[0].n)
 
-    def eval(self, Message msg, iface=b"", int src=0, int dst=0, length=None, classes=None):
+    def eval(self, Message msg, iface=b"", src=0, dst=0, length=None, ClassSet classes=None):
         """Evaluate a boolean program: EVAL_TRUE (1), EVAL_FALSE (0) or EVAL_ERROR (2)."""
         cdef ClassifyLink link
         cdef bytes name = bytes(iface)
