@@ -30,7 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastdhcp.errors import ConfigError
+from fastdhcp._classify import Program
+from fastdhcp.bytecode import compile_node
+from fastdhcp.errors import ConfigError, ExpressionError
+from fastdhcp.expression import members
+from fastdhcp.expression import parse as parse_expression
 from fastdhcp.ha import config as ha_config
 from fastdhcp.options import (
     decode_option,
@@ -42,6 +46,10 @@ from fastdhcp.options import (
 
 __all__ = [
     "Config",
+    "ClientClass",
+    "ClassOptionDef",
+    "BUILTIN_CLASSES",
+    "BUILTIN_CLASS_PREFIXES",
     "ServerConfig",
     "LeaseDatabaseConfig",
     "LimitsConfig",
@@ -326,6 +334,78 @@ class Subnet4:
         return self.first_ip <= ip <= self.last_ip
 
 
+# -- client classification (issue 16; docs/classification.md) ---------------------------------
+
+BUILTIN_CLASSES = ("ALL", "KNOWN", "UNKNOWN", "BOOTP")
+"""Kea 2.2's built-in classes, with their fixed ids 0..3 in :attr:`Config.class_ids`. DROP is
+special but not built-in: ``member('DROP')`` needs a class DROP defined earlier."""
+BUILTIN_CLASS_PREFIXES = ("VENDOR_CLASS_", "HA_", "AFTER_", "EXTERNAL_")
+"""Name prefixes of Kea's built-in classes; ``member()`` of such a name needs no definition."""
+_DEPENDS_KNOWN = ("KNOWN", "UNKNOWN")
+
+
+@dataclass(frozen=True, slots=True)
+class ClassOptionDef:
+    """A class-local ``option-def`` (Kea: only code 43 and 224-254 may be redefined)."""
+
+    name: str
+    """The option's name within the class."""
+    code: int
+    """43 or 224..254."""
+    type: str
+    """Kea's type name (``binary``, ``string``, ``empty`` ...)."""
+    space: str
+    """Option space (``dhcp4``)."""
+    encapsulate: str
+    """Space of the sub-options it carries, "" for none."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientClass:
+    """``[[client-classes]]``: one of Kea's client classes, its test and what it gives.
+
+    Guards, assignment and precedence land with the engine integration (docs/classification.md).
+    """
+
+    name: str
+    """Unique, case-sensitive class name (``VENDOR_CLASS_x`` names the option 60 class)."""
+    id: int
+    """The class's bit in the engine's class set (``member()`` reads it); see
+    :attr:`Config.class_ids`."""
+    test: str | None
+    """The boolean expression as written; None for a class assigned only by a reservation,
+    by ``VENDOR_CLASS_`` naming or by hooks."""
+    program: Program | None = field(compare=False, repr=False)
+    """``test`` compiled for :func:`fastdhcp._classify.evaluate`; None without a test."""
+    depends_on_known: bool = False
+    """The test reads KNOWN/UNKNOWN (directly or through ``member()`` of a class that does):
+    Kea evaluates it in pass 2, after the reservation lookup."""
+    only_if_required: bool = False
+    """Evaluated only when a subnet, pool or shared network requires it (Kea 3:
+    ``only-in-additional-list``)."""
+    options: dict[int, bytes] = field(default_factory=dict)
+    """``option-data``, encoded. Read-only by convention."""
+    option_defs: tuple[ClassOptionDef, ...] = ()
+    """Class-local ``option-def`` entries (43, 224-254), checked and kept; not yet used to
+    encode option-data."""
+    next_server: int | None = None
+    """siaddr for members (host-order), or None."""
+    server_hostname: str | None = None
+    """sname for members (at most 64 bytes), or None."""
+    boot_file_name: str | None = None
+    """file for members (at most 128 bytes), or None."""
+    valid_lifetime: int | None = None
+    """Lease time for members, or None (the subnet's)."""
+    min_valid_lifetime: int | None = None
+    """Lower bound on a client's requested lease time, or None."""
+    max_valid_lifetime: int | None = None
+    """Upper bound on a client's requested lease time, or None."""
+    user_context: dict[str, Any] | None = None
+    """Kea's ``user-context``: kept, never interpreted."""
+    comment: str | None = None
+    """Kea's ``comment``: kept, never interpreted."""
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole validated configuration."""
@@ -353,6 +433,11 @@ class Config:
     (one with defaults spelled out) make equal configs. Read-only by convention."""
     high_availability: ha_config.HAConfig | None = None
     """``[high-availability]``: the HA pair (docs/high-availability.md); None when unset."""
+    client_classes: tuple[ClientClass, ...] = ()
+    """``[[client-classes]]``, in definition order (Kea evaluates tests in this order)."""
+    class_ids: dict[str, int] = field(default_factory=dict)
+    """Class name -> id in the engine's class set: the built-ins 0..3, then every defined
+    class in order, then built-in-prefixed names that ``member()`` uses without a definition."""
 
     def subnet(self, subnet_id: int) -> Subnet4 | None:
         """The subnet with id ``subnet_id``, or None."""
@@ -365,7 +450,14 @@ class Config:
 # -- key tables (also what docs/configuration.md must document) --------------------------------
 
 TOP_KEYS = ("server", "lease-database", "global", "subnet4", "control-sockets",
-            "high-availability")
+            "high-availability", "client-classes")
+CLIENT_CLASS_KEYS = (
+    "name", "test", "only-if-required", "only-in-additional-list", "option-data", "option-def",
+    "next-server", "server-hostname", "boot-file-name", "valid-lifetime", "min-valid-lifetime",
+    "max-valid-lifetime", "user-context", "comment",
+)
+CLASS_OPTION_DEF_KEYS = ("name", "code", "type", "space", "encapsulate", "array",
+                         "record-types")
 CONTROL_SOCKET_KEYS = (
     "socket-type", "socket-name", "socket-address", "socket-port", "trust-anchor",
     "cert-file", "key-file", "cert-required", "authentication", "max-connections",
@@ -1180,11 +1272,13 @@ class _Loader:
         ha = (ha_config.parse(doc["high-availability"], p.bad, lambda t, path, allowed, where:
                               _check_keys(p, t, path, allowed, where))
               if "high-availability" in doc else None)
+        classes, class_ids = _client_classes(p, doc.get("client-classes", []))
         self.cross_checks()
         if p.lines:
             raise ConfigError(p.lines)
         return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts, defences,
-                      sockets, copy.deepcopy(doc), high_availability=ha)
+                      sockets, copy.deepcopy(doc), high_availability=ha,
+                      client_classes=classes, class_ids=class_ids)
 
     def subnet(self, t: dict[str, Any], path: str, server: ServerConfig,
                g_life: dict[str, int], g_opts: dict[int, bytes]) -> Subnet4 | None:
@@ -1462,6 +1556,139 @@ class _Loader:
                 if not prev_path.startswith(info.path + "."):
                     p.bad(f"{rpath}.{kind}", raw, f"same {kind} as {prev_path} in "
                           f"shared-network '{info.shared}'")
+
+
+def _client_classes(p: _Problems, raw: object) -> tuple[tuple[ClientClass, ...], dict[str, int]]:
+    """``[[client-classes]]``: names unique, tests parsed and compiled, ``member()`` only of
+    built-in classes or classes defined earlier (Kea: "Not defined client class")."""
+    if not isinstance(raw, list):
+        p.bad("client-classes", raw, "must be an array of tables: write [[client-classes]]")
+        return (), {}
+    ids = {name: i for i, name in enumerate(BUILTIN_CLASSES)}
+    tables: list[tuple[int, dict[str, Any], str]] = []
+    for i, t in enumerate(raw):
+        path = f"client-classes[{i}]"
+        if not isinstance(t, dict):
+            p.bad(path, t, "must be a table")
+            continue
+        name = t.get("name")
+        if name is None:
+            p.note(path, "a class needs a name")
+            continue
+        if _str(p, f"{path}.name", name) is _BAD:
+            continue
+        if name in BUILTIN_CLASSES:
+            p.bad(f"{path}.name", name, "is a built-in class")
+            continue
+        if name in ids:
+            p.bad(f"{path}.name", name, "defined twice")
+            continue
+        ids[name] = len(ids)
+        tables.append((i, t, name))
+    out: list[ClientClass] = []
+    known_dep: set[str] = set(_DEPENDS_KNOWN)
+    defined: set[str] = set(BUILTIN_CLASSES)
+    for i, t, name in tables:
+        c = _client_class(p, f"client-classes[{i}]", t, name, ids, defined, known_dep)
+        defined.add(name)
+        if c is not None:
+            out.append(c)
+            if c.depends_on_known:
+                known_dep.add(name)
+    return tuple(out), ids
+
+
+def _class_test(p: _Problems, path: str, test: str, name: str, ids: dict[str, int],
+                defined: set[str], known_dep: set[str]) -> tuple[Program | None, bool]:
+    """Parse and compile one test; (program, depends on KNOWN/UNKNOWN)."""
+    try:
+        node = parse_expression(test)
+    except ExpressionError as e:
+        p.bad(path, test, f"class '{name}': {e}")
+        return None, False
+    depends = False
+    ok = True
+    for m in members(node):
+        if m.name in defined or m.name.startswith(BUILTIN_CLASS_PREFIXES):
+            depends = depends or m.name in known_dep
+            ids.setdefault(m.name, len(ids))
+            continue
+        ok = False
+        later = " (defined later: a test may only use classes defined before it)" \
+            if m.name in ids else ""
+        p.bad(path, test, f"class '{name}': column {m.name_column}: "
+              f"Not defined client class '{m.name}'{later}")
+    if not ok:
+        return None, False
+    return compile_node(node, ids.__getitem__), depends
+
+
+def _client_class(p: _Problems, path: str, t: dict[str, Any], name: str, ids: dict[str, int],
+                  defined: set[str], known_dep: set[str]) -> ClientClass | None:
+    # Kea 2.2 accepts unknown keys in a class silently; we name them, as everywhere else.
+    _check_keys(p, t, path, CLIENT_CLASS_KEYS, "a client class")
+    before = len(p.lines)
+    test = t.get("test")
+    program, depends = None, False
+    if test is not None and _str(p, f"{path}.test", test) is not _BAD:
+        program, depends = _class_test(p, f"{path}.test", test, name, ids, defined, known_dep)
+    flags = [_bool(p, f"{path}.{key}", t[key]) if key in t else False
+             for key in ("only-if-required", "only-in-additional-list")]
+    opts = _options(p, f"{path}.option-data", t.get("option-data", {}))
+    defs = _class_option_defs(p, f"{path}.option-def", t.get("option-def", []))
+    nxt = (_ipv4(p, f"{path}.next-server", t["next-server"], unicast=False)
+           if "next-server" in t else None)
+    texts: list[Any] = []
+    for key, limit in (("server-hostname", 64), ("boot-file-name", 128)):
+        v = t.get(key)
+        if v is not None and _str(p, f"{path}.{key}", v) is not _BAD \
+                and len(v.encode("utf-8")) > limit:
+            p.bad(f"{path}.{key}", v, f"longer than the {limit}-byte header field")
+        texts.append(v)
+    life: list[Any] = [_int(p, f"{path}.{key}", t[key], 1, _MAX_LIFETIME) if key in t else None
+                       for key in ("valid-lifetime", "min-valid-lifetime",
+                                   "max-valid-lifetime")]
+    if all(isinstance(x, int) for x in life) and not life[1] <= life[0] <= life[2]:
+        p.note(path, "needs min-valid-lifetime <= valid-lifetime <= max-valid-lifetime")
+    uc = t.get("user-context")
+    if uc is not None and not isinstance(uc, dict):
+        p.bad(f"{path}.user-context", uc, "must be a table")
+    comment = t.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        p.bad(f"{path}.comment", comment, "must be a string")
+    if len(p.lines) > before:
+        return None
+    return ClientClass(
+        name=name, id=ids[name], test=test, program=program, depends_on_known=depends,
+        only_if_required=bool(flags[0] or flags[1]), options=opts, option_defs=defs,
+        next_server=nxt, server_hostname=texts[0], boot_file_name=texts[1],
+        valid_lifetime=life[0], min_valid_lifetime=life[1], max_valid_lifetime=life[2],
+        user_context=uc, comment=comment)
+
+
+def _class_option_defs(p: _Problems, path: str, raw: object) -> tuple[ClassOptionDef, ...]:
+    if not isinstance(raw, list):
+        p.bad(path, raw, "must be an array of tables")
+        return ()
+    out = []
+    for i, d in enumerate(raw):
+        dpath = f"{path}[{i}]"
+        if not isinstance(d, dict):
+            p.bad(dpath, d, "must be a table")
+            continue
+        _check_keys(p, d, dpath, CLASS_OPTION_DEF_KEYS, "an option-def")
+        code = _int(p, f"{dpath}.code", d.get("code"), 1, 254)
+        name = _str(p, f"{dpath}.name", d.get("name"))
+        typ = _str(p, f"{dpath}.type", d.get("type"))
+        if code is _BAD or name is _BAD or typ is _BAD:
+            continue
+        if code != 43 and not 224 <= code <= 254:
+            p.bad(f"{dpath}.code", code, "a class may only define option 43 or 224-254 "
+                  f"(Kea: Not allowed option definition for code '{code}' in space 'dhcp4')")
+            continue
+        out.append(ClassOptionDef(name, code, typ, str(d.get("space", "dhcp4")),
+                                  str(d.get("encapsulate", ""))))
+    return tuple(out)
 
 
 @dataclass(slots=True)

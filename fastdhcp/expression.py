@@ -323,6 +323,8 @@ class Member(Node):
 
     name: str
     """The class name (case-sensitive)."""
+    name_column: int
+    """Column of the quoted name (where Kea's "Not defined client class" points)."""
 
     @property
     def kind(self) -> Kind:
@@ -605,7 +607,7 @@ class _Parser:
                 raise self.fail("a class name in single quotes")
             self.next()
             self.expect(")")
-            return Member(col, s.text[1:-1])
+            return Member(col, s.text[1:-1], s.column)
         if w in _STRING_FUNCS:
             return self.function(col, w)
         if w in ("known", "unknown", "lcase", "ucase", "relay6", "pkt6"):
