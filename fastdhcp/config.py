@@ -376,7 +376,8 @@ class ClientClass:
     """The boolean expression as written; None for a class assigned only by a reservation,
     by ``VENDOR_CLASS_`` naming or by hooks."""
     program: Program | None = field(compare=False, repr=False)
-    """``test`` compiled for :func:`fastdhcp._classify.evaluate`; None without a test."""
+    """``test`` compiled for the cdef ``evaluate`` of ext/fastdhcp/_classify.pyx; None without
+    a test."""
     depends_on_known: bool = False
     """The test reads KNOWN/UNKNOWN (directly or through ``member()`` of a class that does):
     Kea evaluates it in pass 2, after the reservation lookup."""

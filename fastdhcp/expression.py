@@ -146,9 +146,9 @@ class Relay4(Node):
 
 PKT4_FIELDS = ("mac", "hlen", "htype", "ciaddr", "giaddr", "yiaddr", "siaddr", "msgtype",
                "transid")
-"""The ``pkt4.`` fields of Kea 2.2, in the order of :class:`fastdhcp.bytecode.Pkt4Field`."""
+"""The ``pkt4.`` fields of Kea 2.2, in the order the evaluator numbers them (OP_PKT4 operand)."""
 PKT_FIELDS = ("iface", "src", "dst", "len")
-"""The ``pkt.`` fields of Kea 2.2, in the order of :class:`fastdhcp.bytecode.PktField`."""
+"""The ``pkt.`` fields of Kea 2.2, in the order the evaluator numbers them (OP_PKT operand)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -567,7 +567,8 @@ class _Parser:
             try:
                 return Literal(col, ipaddress.ip_address(t.text).packed)
             except ValueError:
-                raise ExpressionError(col, f"Failed to convert {t.text} to an IP address")
+                raise ExpressionError(col, f"Failed to convert {t.text} to an IP address") \
+                    from None
         if t.type is not _T.NAME:
             raise self.fail("an expression", t)
         w = t.text
@@ -709,7 +710,7 @@ def parse(text: str, kind: Kind = Kind.BOOL) -> Node:
     """Parse one expression; ``kind`` is what it must be: BOOL for a class ``test``, STRING
     for a value (Kea's flex_option / flex_id use). Raises :class:`ExpressionError`."""
     p = _Parser(text)
-    if p.tok.type is _T.EOF:
+    if not text.strip():
         raise ExpressionError(1, "empty expression")
     node = p.boolean() if kind is Kind.BOOL else p.string()
     if p.tok.type is not _T.EOF:
@@ -725,7 +726,7 @@ def members(node: Node) -> list[Member]:
         n = stack.pop()
         if isinstance(n, Member):
             out.append(n)
-        for name in n.__slots__:  # type: ignore[attr-defined]
+        for name in n.__slots__:
             child = getattr(n, name)
             if isinstance(child, Node):
                 stack.append(child)
