@@ -1649,7 +1649,8 @@ def _client_class(p: _Problems, path: str, t: dict[str, Any], name: str, ids: di
     life: list[Any] = [_int(p, f"{path}.{key}", t[key], 1, _MAX_LIFETIME) if key in t else None
                        for key in ("valid-lifetime", "min-valid-lifetime",
                                    "max-valid-lifetime")]
-    if all(isinstance(x, int) for x in life) and not life[1] <= life[0] <= life[2]:
+    order = [x for x in (life[1], life[0], life[2]) if isinstance(x, int)]
+    if order != sorted(order):
         p.note(path, "needs min-valid-lifetime <= valid-lifetime <= max-valid-lifetime")
     uc = t.get("user-context")
     if uc is not None and not isinstance(uc, dict):
