@@ -64,3 +64,77 @@ REFERENCE = packet(REFERENCE_OPTIONS)
 
 BARE = packet(opt(53, b"\x01"), giaddr=0, hops=0)
 """A DISCOVER with no other option, unrelayed."""
+
+
+def client(*, o60: bytes | None = None, extra: bytes = b"", mac: str = "02005e102030",
+           giaddr: int = SRC) -> bytes:
+    """A relayed DISCOVER of one pattern's client."""
+    o = opt(53, b"\x01") + (opt(60, o60) if o60 is not None else b"") + extra
+    return packet(o, chaddr=bytes.fromhex(mac), giaddr=giaddr)
+
+
+def _rai(**subs: bytes) -> bytes:
+    codes = {"circuit": 1, "remote": 2}
+    return opt(82, tlvs({codes[k]: v for k, v in subs.items()}))
+
+
+PATTERNS: list[tuple[str, str, str, list[tuple[bytes, tuple[str, ...], bool]]]] = [
+    # (pattern, class, test, [(packet, classes already assigned, Kea's verdict)])
+    ("P1", "STB", "substring(option[60].text,0,4) == 'STB-'",
+     [(client(o60=b"STB-Amino-A140"), (), True), (client(o60=b"CPE-HGW-1"), (), False),
+      (client(o60=b"MSFT 5.0"), (), False)]),
+    ("P1", "CPE", "substring(option[60].text,0,4) == 'CPE-'",
+     [(client(o60=b"CPE-HGW-1"), (), True), (client(o60=b"MSFT 5.0"), (), False)]),
+    ("P2", "NOT_CM", "not member('VENDOR_CLASS_docsis3.0')",
+     [(client(o60=b"docsis3.0"), (), False), (client(o60=b"MSFT 5.0"), (), True),
+      (client(), (), True)]),
+    ("P3", "TR069", "option[60].text == 'dslforum.org'",
+     [(client(o60=b"dslforum.org"), (), True), (client(o60=b"udhcp 1.30"), (), False)]),
+    ("P4", "TR069_VIVSO", "vendor[3561].exists",
+     [(client(extra=opt(125, vivso(3561, {1: b"x"}))), (), True), (client(), (), False)]),
+    ("P5", "iPXE", "option[77].text == 'iPXE'",   # does not work in Kea 2.2 (binary option)
+     [(client(extra=opt(77, b"iPXE")), (), False)]),
+    ("P5b", "iPXE", "option[77].hex == 'iPXE'",
+     [(client(extra=opt(77, b"iPXE")), (), True), (client(), (), False)]),
+    ("P5", "PXE_BIOS", "option[93].hex == 0x0000 and not member('iPXE')",
+     [(client(extra=opt(93, b"\0\0")), (), True), (client(extra=opt(93, b"\0\0")), ("iPXE",),
+                                                   False),
+      (client(extra=opt(93, b"\0\x07")), (), False)]),
+    ("P5", "PXE_UEFI64",
+     "(option[93].hex == 0x0007 or option[93].hex == 0x0009) and not member('iPXE')",
+     [(client(extra=opt(93, b"\0\x07")), (), True), (client(extra=opt(93, b"\0\x09")), (), True),
+      (client(extra=opt(93, b"\0\x07")), ("iPXE",), False)]),
+    ("P6", "PXE", "substring(option[60].text,0,9) == 'PXEClient'",
+     [(client(o60=b"PXEClient:Arch:00000:UNDI:002001"), (), True),
+      (client(o60=b"MSFT 5.0"), (), False)]),
+    ("P7", "OLT1", "substring(relay4[2].hex,0,5) == 'OLT1-'",
+     [(client(extra=_rai(circuit=b"x", remote=b"OLT1-0001")), (), True),
+      (client(extra=_rai(circuit=b"x", remote=b"OLT2-0001")), (), False), (client(), (), False)]),
+    ("P7", "BUSINESS_PORT", "relay4[1].hex == 'eth0/1/2:100'",
+     [(client(extra=_rai(circuit=b"eth0/1/2:100", remote=b"OLT1-0002")), (), True),
+      (client(extra=_rai(circuit=b"eth0/1/2:101")), (), False)]),
+    ("P8", "WALLED", "member('UNKNOWN')",
+     [(client(), ("UNKNOWN",), True), (client(), ("KNOWN",), False)]),
+    ("P9", "POP_B", "pkt4.giaddr == 198.19.81.1",
+     [(client(giaddr=0xC6135101), (), True), (client(), (), False)]),
+    ("P10", "OUI_VOIP", "substring(pkt4.mac,0,3) == 0x00040d",
+     [(client(mac="00040d123456"), (), True), (client(), (), False)]),
+    ("P11", "CAM", "substring(option[host-name].text,0,4) == 'cam-'",
+     [(client(extra=opt(12, b"cam-0001")), (), True), (client(extra=opt(12, b"laptop")), (),
+                                                       False)]),
+    ("P12", "VOICE_OPTS", "option[60].exists",
+     [(client(o60=b"X"), (), True), (client(), (), False)]),
+    ("P13", "HAS_RAI", "relay4[1].exists or relay4[2].exists",
+     [(client(extra=_rai(circuit=b"c")), (), True), (client(extra=_rai(remote=b"r")), (), True),
+      (client(), (), False)]),
+    ("P14", "ONT", "substring(option[61].hex,0,5) == 0x0048575443",
+     [(client(extra=opt(61, b"\x00HWTC12345678")), (), True),
+      (client(extra=opt(61, bytes.fromhex("0102005e102030"))), (), False)]),
+    ("P15", "IOT", "substring(option[60].text,0,3) == 'iot'",
+     [(client(o60=b"iot-sensor"), (), True), (client(o60=b"MSFT 5.0"), (), False)]),
+    ("P16", "DROP", "substring(relay4[2].hex,0,7) == 'BLOCKED' or pkt4.mac == 0x02005e0006ff",
+     [(client(extra=_rai(circuit=b"c", remote=b"BLOCKED-77")), (), True),
+      (client(mac="02005e0006ff"), (), True), (client(), (), False)]),
+]
+"""The class tests of the reference's 16 ISP patterns (section 7) and the clients Kea 2.2
+sorted with them."""
