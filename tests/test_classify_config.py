@@ -163,3 +163,32 @@ def test_class_problems(body: str, needle: str) -> None:
 def test_client_classes_must_be_an_array_of_tables() -> None:
     assert any("write [[client-classes]]" in x
                for x in problems('[client-classes]\nname = "A"\n'))
+
+
+def test_docs_document_every_class_key() -> None:
+    from pathlib import Path
+
+    from fastdhcp.config import CLIENT_CLASS_KEYS
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "classification.md").read_text()
+    for key in CLIENT_CLASS_KEYS:
+        assert f"| `{key}` |" in doc, key
+
+
+def test_every_class_field_has_a_docstring() -> None:
+    import ast
+    import inspect
+
+    from fastdhcp import config as config_mod
+
+    tree = ast.parse(inspect.getsource(config_mod))
+    seen = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name in ("ClientClass", "ClassOptionDef"):
+            seen.add(node.name)
+            for i, stmt in enumerate(node.body):
+                if isinstance(stmt, ast.AnnAssign):
+                    nxt = node.body[i + 1] if i + 1 < len(node.body) else None
+                    assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), \
+                        (node.name, ast.unparse(stmt.target))
+    assert seen == {"ClientClass", "ClassOptionDef"}
