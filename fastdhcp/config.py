@@ -249,6 +249,12 @@ class Pool:
     """Last address of the range."""
     text: str
     """The range as written in the config, for messages."""
+    client_classes: tuple[str, ...] = ()
+    """Guard: only clients in one of these classes may use the pool (Kea 2.2 ``client-class``,
+    Kea 3 ``client-classes``); () = everybody. Parsed; the engine does not use it yet."""
+    required_classes: tuple[str, ...] = ()
+    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``). Parsed, not used
+    yet."""
 
     @property
     def size(self) -> int:
@@ -277,6 +283,8 @@ class Reservation:
     options: dict[int, bytes]
     """Encoded options, merged reservation > subnet > global (shared with the subnet's dict
     when the reservation sets none). Read-only by convention."""
+    client_classes: tuple[str, ...] = ()
+    """``client-classes``: classes the reserved client is put in. Parsed, not used yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +312,12 @@ class Subnet4:
     """Host reservations, in config order."""
     authoritative: bool
     """NAK requests for unknown addresses (else ignore them); defaults to server.authoritative."""
+    client_classes: tuple[str, ...] = ()
+    """Guard: only clients in one of these classes may use the subnet (Kea 2.2
+    ``client-class``, Kea 3 ``client-classes``); () = everybody. Parsed, not used yet."""
+    required_classes: tuple[str, ...] = ()
+    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``). Parsed, not used
+    yet."""
     first_ip: int = field(init=False, repr=False, compare=False)
     """Network address as host-order int (derived)."""
     last_ip: int = field(init=False, repr=False, compare=False)
@@ -484,11 +498,15 @@ DEFENCE_KEYS = (
 GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data", *DEFENCE_KEYS)
 SUBNET_KEYS = (
     "id", "subnet", "pools", "relay", "interface", "shared-network", "option-data",
-    "authoritative", "reservations", *LIFETIME_KEYS,
+    "authoritative", "reservations", *LIFETIME_KEYS, "client-class", "client-classes",
+    "require-client-classes", "evaluate-additional-classes",
 )
 RESERVATION_KEYS = (
     "hw-address", "client-id", "circuit-id", "ip-address", "hostname", "option-data",
+    "client-classes",
 )
+POOL_KEYS = ("pool", "client-class", "client-classes", "require-client-classes",
+             "evaluate-additional-classes")
 
 # Kea keys fastdhcp knows and does not support, and why: said instead of "unknown key".
 _UNSUPPORTED = {
@@ -1180,11 +1198,14 @@ def _defences(p: _Problems, t: dict[str, Any]) -> Defences:
 def _pool(p: _Problems, path: str, value: object) -> Pool | None:
     if isinstance(value, dict):
         # Kea's form { pool = "a - b" }
-        _check_keys(p, value, path, ("pool",), "a pool table")
+        _check_keys(p, value, path, POOL_KEYS, "a pool table")
         if "pool" not in value:
             p.bad(path, value, "a pool table needs 'pool' = \"first - last\"")
             return None
+        guard, required = _class_guard(p, path, value), _required_classes(p, path, value)
         path, value = f"{path}.pool", value["pool"]
+    else:
+        guard, required = (), ()
     if not isinstance(value, str):
         p.bad(path, value, "a pool is a string: 'first - last' or 'network/length'")
         return None
@@ -1212,7 +1233,40 @@ def _pool(p: _Problems, path: str, value: object) -> Pool | None:
     if last - first + 1 > _MAX_POOL:
         p.bad(path, value, f"pool has {last - first + 1} addresses; at most 2^24 (16777216)")
         return None
-    return Pool(first, last, text)
+    return Pool(first, last, text, guard, required)
+
+
+def _class_names(p: _Problems, path: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        p.bad(path, value, "must be a list of class names")
+        return ()
+    return tuple(value)
+
+
+def _class_guard(p: _Problems, path: str, t: Mapping[str, Any]) -> tuple[str, ...]:
+    """``client-class`` (Kea 2.2, one name) or ``client-classes`` (Kea 3, a list). An
+    undefined name is accepted, as Kea does: nobody matches it."""
+    if "client-class" in t and "client-classes" in t:
+        p.note(path, "give client-class (Kea 2.2) or client-classes (Kea 3), not both")
+        return ()
+    if "client-class" in t:
+        v = _str(p, f"{path}.client-class", t["client-class"])
+        return () if v is _BAD else (v,)
+    if "client-classes" in t:
+        return _class_names(p, f"{path}.client-classes", t["client-classes"])
+    return ()
+
+
+def _required_classes(p: _Problems, path: str, t: Mapping[str, Any]) -> tuple[str, ...]:
+    """``require-client-classes`` (Kea 2.2) or ``evaluate-additional-classes`` (Kea 3)."""
+    if "require-client-classes" in t and "evaluate-additional-classes" in t:
+        p.note(path, "give require-client-classes (Kea 2.2) or evaluate-additional-classes "
+                     "(Kea 3), not both")
+        return ()
+    for key in ("require-client-classes", "evaluate-additional-classes"):
+        if key in t:
+            return _class_names(p, f"{path}.{key}", t[key])
+    return ()
 
 
 def _routes(data: bytes) -> list[str]:
@@ -1382,12 +1436,14 @@ class _Loader:
             self.pools.append((pool.first, pool.last, ppath, pool.text))
 
         reservations = self.reservations(t, info, check_net, options)
+        guard, required = _class_guard(p, path, t), _required_classes(p, path, t)
         if len(p.lines) > errors_before or net is None or sid is _BAD:
             return None
         return Subnet4(
             id=sid, network=net, pools=tuple(pools), relay=tuple(relay), interface=interface,
             shared_network=shared, lifetimes=lifetimes, options=options,
             reservations=tuple(reservations), authoritative=authoritative,
+            client_classes=guard, required_classes=required,
         )
 
     def subnet_addresses(self, server: ServerConfig, relay: list[int],
@@ -1483,11 +1539,14 @@ class _Loader:
                         p.bad(f"{rpath}.hostname", hv, str(exc))
             r_opts = _options(p, f"{rpath}.option-data", r.get("option-data", {}))
             merged = dict(sorted({**options, **r_opts}.items())) if r_opts else options
+            classes = (_class_names(p, f"{rpath}.client-classes", r["client-classes"])
+                       if "client-classes" in r else ())
             if ip is _BAD or any(v is _BAD for v in idents.values()):
                 continue
             out.append(Reservation(
                 ip=ip, hw_address=idents.get("hw-address"), client_id=idents.get("client-id"),
                 circuit_id=idents.get("circuit-id"), hostname=hostname, options=merged,
+                client_classes=classes,
             ))
         return out
 

@@ -192,3 +192,46 @@ def test_every_class_field_has_a_docstring() -> None:
                     assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), \
                         (node.name, ast.unparse(stmt.target))
     assert seen == {"ClientClass", "ClassOptionDef"}
+
+
+GUARDED = """
+[[client-classes]]
+name = "STB"
+test = "option[60].exists"
+[[subnet4]]
+id = 1
+subnet = "198.19.80.0/24"
+client-class = "STB"
+require-client-classes = ["VOICE"]
+pools = [{ pool = "198.19.80.10 - 198.19.80.19", client-class = "STB" },
+         { pool = "198.19.80.20 - 198.19.80.29", client-classes = ["A", "B"], EVAL = ["R"] },
+         "198.19.80.100 - 198.19.80.199"]
+[[subnet4.reservations]]
+hw-address = "02:01:00:00:07:01"
+ip-address = "198.19.80.5"
+client-classes = ["STB", "GOLD"]
+[[subnet4]]
+id = 2
+subnet = "198.19.81.0/24"
+client-classes = ["NOWHERE"]
+"""
+
+
+def test_guards_parse_in_kea_2_and_kea_3_forms() -> None:
+    c = load(GUARDED.replace("EVAL", "evaluate-additional-classes"))
+    s1, s2 = c.subnets
+    assert (s1.client_classes, s1.required_classes) == (("STB",), ("VOICE",))
+    assert [(pl.client_classes, pl.required_classes) for pl in s1.pools] == [
+        (("STB",), ()), (("A", "B"), ("R",)), ((), ())]
+    assert s1.reservations[0].client_classes == ("STB", "GOLD")
+    assert s2.client_classes == ("NOWHERE",)   # an undefined name is accepted, as Kea does
+
+
+def test_guard_problems() -> None:
+    base = '[[subnet4]]\nid = 1\nsubnet = "198.19.80.0/24"\n'
+    assert any("not both" in x for x in problems(
+        base + 'client-class = "A"\nclient-classes = ["B"]\n'))
+    assert any("subnet4[0].client-classes" in x and "list of class names" in x
+               for x in problems(base + 'client-classes = "B"\n'))
+    assert any("subnet4[0].pools[0].client-class" in x for x in problems(
+        base + 'pools = [{ pool = "198.19.80.10 - 198.19.80.19", client-class = 5 }]\n'))
