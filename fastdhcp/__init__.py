@@ -10,7 +10,9 @@ Command line
     and export-kea: Kea's config and memfile leases, both ways).
 Configuration
     ``config`` (TOML or JSON -> frozen, validated model), ``options`` (option names, codes
-    and encoders), ``configdoc`` (the running configuration as a document).
+    and encoders), ``expression`` (client-class test expressions: Kea 2.2's language, parsed),
+    ``bytecode`` (their compiler to the evaluator's byte-code), ``configdoc`` (the running
+    configuration as a document).
 Service (the only I/O)
     ``service`` (sockets, signals, timers, the group-commit pump), ``netio`` (Linux socket
     set-up), ``limits`` (relay trust and rate limits at the edge), ``metrics`` (counters,
@@ -29,7 +31,8 @@ Names and DNS
 Decisions (sans-IO)
     ``engine`` (RFC 2131 decisions, compiled as ``_engine``), ``_bitmap`` (free-address
     bitmaps), ``_codec`` (bytes <-> Message, the reply builder), ``consts`` (message types
-    and outcomes, mirroring ``ext/fastdhcp/_consts.pxd``).
+    and outcomes, mirroring ``ext/fastdhcp/_consts.pxd``), ``_classify`` (the client-class
+    expression evaluator).
 Leases and hosts
     ``leases`` (the lease record and the store protocol), ``store`` (the LMDB lease table),
     ``commit`` (group commit), ``hosts`` (reservations added by the API); compiled:

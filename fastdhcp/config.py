@@ -30,8 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastdhcp._classify import Program
+from fastdhcp.bytecode import compile_node
 from fastdhcp.ddns import config as ddns_config
-from fastdhcp.errors import ConfigError
+from fastdhcp.errors import ConfigError, ExpressionError
+from fastdhcp.expression import members
+from fastdhcp.expression import parse as parse_expression
 from fastdhcp.ha import config as ha_config
 from fastdhcp.options import (
     decode_option,
@@ -43,6 +47,10 @@ from fastdhcp.options import (
 
 __all__ = [
     "Config",
+    "ClientClass",
+    "ClassOptionDef",
+    "BUILTIN_CLASSES",
+    "BUILTIN_CLASS_PREFIXES",
     "ServerConfig",
     "LeaseDatabaseConfig",
     "LimitsConfig",
@@ -242,6 +250,12 @@ class Pool:
     """Last address of the range."""
     text: str
     """The range as written in the config, for messages."""
+    client_classes: tuple[str, ...] = ()
+    """Guard: only clients in one of these classes may use the pool (Kea 2.2 ``client-class``,
+    Kea 3 ``client-classes``); () = everybody. Parsed; the engine does not use it yet."""
+    required_classes: tuple[str, ...] = ()
+    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``). Parsed, not used
+    yet."""
 
     @property
     def size(self) -> int:
@@ -270,6 +284,8 @@ class Reservation:
     options: dict[int, bytes]
     """Encoded options, merged reservation > subnet > global (shared with the subnet's dict
     when the reservation sets none). Read-only by convention."""
+    client_classes: tuple[str, ...] = ()
+    """``client-classes``: classes the reserved client is put in. Parsed, not used yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +313,12 @@ class Subnet4:
     """Host reservations, in config order."""
     authoritative: bool
     """NAK requests for unknown addresses (else ignore them); defaults to server.authoritative."""
+    client_classes: tuple[str, ...] = ()
+    """Guard: only clients in one of these classes may use the subnet (Kea 2.2
+    ``client-class``, Kea 3 ``client-classes``); () = everybody. Parsed, not used yet."""
+    required_classes: tuple[str, ...] = ()
+    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``). Parsed, not used
+    yet."""
     first_ip: int = field(init=False, repr=False, compare=False)
     """Network address as host-order int (derived)."""
     last_ip: int = field(init=False, repr=False, compare=False)
@@ -325,6 +347,79 @@ class Subnet4:
     def contains(self, ip: int) -> bool:
         """True if ``ip`` (host-order int) is inside the subnet prefix."""
         return self.first_ip <= ip <= self.last_ip
+
+
+# -- client classification (issue 16; docs/classification.md) ---------------------------------
+
+BUILTIN_CLASSES = ("ALL", "KNOWN", "UNKNOWN", "BOOTP")
+"""Kea 2.2's built-in classes, with their fixed ids 0..3 in :attr:`Config.class_ids`. DROP is
+special but not built-in: ``member('DROP')`` needs a class DROP defined earlier."""
+BUILTIN_CLASS_PREFIXES = ("VENDOR_CLASS_", "HA_", "AFTER_", "EXTERNAL_")
+"""Name prefixes of Kea's built-in classes; ``member()`` of such a name needs no definition."""
+_DEPENDS_KNOWN = ("KNOWN", "UNKNOWN")
+
+
+@dataclass(frozen=True, slots=True)
+class ClassOptionDef:
+    """A class-local ``option-def`` (Kea: only code 43 and 224-254 may be redefined)."""
+
+    name: str
+    """The option's name within the class."""
+    code: int
+    """43 or 224..254."""
+    type: str
+    """Kea's type name (``binary``, ``string``, ``empty`` ...)."""
+    space: str
+    """Option space (``dhcp4``)."""
+    encapsulate: str
+    """Space of the sub-options it carries, "" for none."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientClass:
+    """``[[client-classes]]``: one of Kea's client classes, its test and what it gives.
+
+    Guards, assignment and precedence land with the engine integration (docs/classification.md).
+    """
+
+    name: str
+    """Unique, case-sensitive class name (``VENDOR_CLASS_x`` names the option 60 class)."""
+    id: int
+    """The class's bit in the engine's class set (``member()`` reads it); see
+    :attr:`Config.class_ids`."""
+    test: str | None
+    """The boolean expression as written; None for a class assigned only by a reservation,
+    by ``VENDOR_CLASS_`` naming or by hooks."""
+    program: Program | None = field(compare=False, repr=False)
+    """``test`` compiled for the cdef ``evaluate`` of ext/fastdhcp/_classify.pyx; None without
+    a test."""
+    depends_on_known: bool = False
+    """The test reads KNOWN/UNKNOWN (directly or through ``member()`` of a class that does):
+    Kea evaluates it in pass 2, after the reservation lookup."""
+    only_if_required: bool = False
+    """Evaluated only when a subnet, pool or shared network requires it (Kea 3:
+    ``only-in-additional-list``)."""
+    options: dict[int, bytes] = field(default_factory=dict)
+    """``option-data``, encoded. Read-only by convention."""
+    option_defs: tuple[ClassOptionDef, ...] = ()
+    """Class-local ``option-def`` entries (43, 224-254), checked and kept; not yet used to
+    encode option-data."""
+    next_server: int | None = None
+    """siaddr for members (host-order), or None."""
+    server_hostname: str | None = None
+    """sname for members (at most 64 bytes), or None."""
+    boot_file_name: str | None = None
+    """file for members (at most 128 bytes), or None."""
+    valid_lifetime: int | None = None
+    """Lease time for members, or None (the subnet's)."""
+    min_valid_lifetime: int | None = None
+    """Lower bound on a client's requested lease time, or None."""
+    max_valid_lifetime: int | None = None
+    """Upper bound on a client's requested lease time, or None."""
+    user_context: dict[str, Any] | None = None
+    """Kea's ``user-context``: kept, never interpreted."""
+    comment: str | None = None
+    """Kea's ``comment``: kept, never interpreted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +451,11 @@ class Config:
     """``[high-availability]``: the HA pair (docs/high-availability.md); None when unset."""
     ddns: ddns_config.DdnsConfig | None = None
     """``[ddns]``: client names and DNS updates (docs/ddns.md); None when unset."""
+    client_classes: tuple[ClientClass, ...] = ()
+    """``[[client-classes]]``, in definition order (Kea evaluates tests in this order)."""
+    class_ids: dict[str, int] = field(default_factory=dict)
+    """Class name -> id in the engine's class set: the built-ins 0..3, then every defined
+    class in order, then built-in-prefixed names that ``member()`` uses without a definition."""
 
     def subnet(self, subnet_id: int) -> Subnet4 | None:
         """The subnet with id ``subnet_id``, or None."""
@@ -368,7 +468,14 @@ class Config:
 # -- key tables (also what docs/configuration.md must document) --------------------------------
 
 TOP_KEYS = ("server", "lease-database", "global", "subnet4", "control-sockets",
-            "high-availability", "ddns")
+            "high-availability", "ddns", "client-classes")
+CLIENT_CLASS_KEYS = (
+    "name", "test", "only-if-required", "only-in-additional-list", "option-data", "option-def",
+    "next-server", "server-hostname", "boot-file-name", "valid-lifetime", "min-valid-lifetime",
+    "max-valid-lifetime", "user-context", "comment",
+)
+CLASS_OPTION_DEF_KEYS = ("name", "code", "type", "space", "encapsulate", "array",
+                         "record-types")
 CONTROL_SOCKET_KEYS = (
     "socket-type", "socket-name", "socket-address", "socket-port", "trust-anchor",
     "cert-file", "key-file", "cert-required", "authentication", "max-connections",
@@ -394,11 +501,15 @@ DEFENCE_KEYS = (
 GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data", *DEFENCE_KEYS)
 SUBNET_KEYS = (
     "id", "subnet", "pools", "relay", "interface", "shared-network", "option-data",
-    "authoritative", "reservations", *LIFETIME_KEYS,
+    "authoritative", "reservations", *LIFETIME_KEYS, "client-class", "client-classes",
+    "require-client-classes", "evaluate-additional-classes",
 )
 RESERVATION_KEYS = (
     "hw-address", "client-id", "circuit-id", "ip-address", "hostname", "option-data",
+    "client-classes",
 )
+POOL_KEYS = ("pool", "client-class", "client-classes", "require-client-classes",
+             "evaluate-additional-classes")
 
 # Kea keys fastdhcp knows and does not support, and why: said instead of "unknown key".
 _UNSUPPORTED = {
@@ -1090,11 +1201,14 @@ def _defences(p: _Problems, t: dict[str, Any]) -> Defences:
 def _pool(p: _Problems, path: str, value: object) -> Pool | None:
     if isinstance(value, dict):
         # Kea's form { pool = "a - b" }
-        _check_keys(p, value, path, ("pool",), "a pool table")
+        _check_keys(p, value, path, POOL_KEYS, "a pool table")
         if "pool" not in value:
             p.bad(path, value, "a pool table needs 'pool' = \"first - last\"")
             return None
+        guard, required = _class_guard(p, path, value), _required_classes(p, path, value)
         path, value = f"{path}.pool", value["pool"]
+    else:
+        guard, required = (), ()
     if not isinstance(value, str):
         p.bad(path, value, "a pool is a string: 'first - last' or 'network/length'")
         return None
@@ -1122,7 +1236,40 @@ def _pool(p: _Problems, path: str, value: object) -> Pool | None:
     if last - first + 1 > _MAX_POOL:
         p.bad(path, value, f"pool has {last - first + 1} addresses; at most 2^24 (16777216)")
         return None
-    return Pool(first, last, text)
+    return Pool(first, last, text, guard, required)
+
+
+def _class_names(p: _Problems, path: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        p.bad(path, value, "must be a list of class names")
+        return ()
+    return tuple(value)
+
+
+def _class_guard(p: _Problems, path: str, t: Mapping[str, Any]) -> tuple[str, ...]:
+    """``client-class`` (Kea 2.2, one name) or ``client-classes`` (Kea 3, a list). An
+    undefined name is accepted, as Kea does: nobody matches it."""
+    if "client-class" in t and "client-classes" in t:
+        p.note(path, "give client-class (Kea 2.2) or client-classes (Kea 3), not both")
+        return ()
+    if "client-class" in t:
+        v = _str(p, f"{path}.client-class", t["client-class"])
+        return () if v is _BAD else (v,)
+    if "client-classes" in t:
+        return _class_names(p, f"{path}.client-classes", t["client-classes"])
+    return ()
+
+
+def _required_classes(p: _Problems, path: str, t: Mapping[str, Any]) -> tuple[str, ...]:
+    """``require-client-classes`` (Kea 2.2) or ``evaluate-additional-classes`` (Kea 3)."""
+    if "require-client-classes" in t and "evaluate-additional-classes" in t:
+        p.note(path, "give require-client-classes (Kea 2.2) or evaluate-additional-classes "
+                     "(Kea 3), not both")
+        return ()
+    for key in ("require-client-classes", "evaluate-additional-classes"):
+        if key in t:
+            return _class_names(p, f"{path}.{key}", t[key])
+    return ()
 
 
 def _routes(data: bytes) -> list[str]:
@@ -1186,11 +1333,13 @@ class _Loader:
         ddns = (ddns_config.parse(doc["ddns"], p.bad, lambda t, path, allowed, where:
                                   _check_keys(p, t, path, allowed, where))
                 if "ddns" in doc else None)
+        classes, class_ids = _client_classes(p, doc.get("client-classes", []))
         self.cross_checks()
         if p.lines:
             raise ConfigError(p.lines)
         return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts, defences,
-                      sockets, copy.deepcopy(doc), high_availability=ha, ddns=ddns)
+                      sockets, copy.deepcopy(doc), high_availability=ha, ddns=ddns,
+                      client_classes=classes, class_ids=class_ids)
 
     def subnet(self, t: dict[str, Any], path: str, server: ServerConfig,
                g_life: dict[str, int], g_opts: dict[int, bytes]) -> Subnet4 | None:
@@ -1293,12 +1442,14 @@ class _Loader:
             self.pools.append((pool.first, pool.last, ppath, pool.text))
 
         reservations = self.reservations(t, info, check_net, options)
+        guard, required = _class_guard(p, path, t), _required_classes(p, path, t)
         if len(p.lines) > errors_before or net is None or sid is _BAD:
             return None
         return Subnet4(
             id=sid, network=net, pools=tuple(pools), relay=tuple(relay), interface=interface,
             shared_network=shared, lifetimes=lifetimes, options=options,
             reservations=tuple(reservations), authoritative=authoritative,
+            client_classes=guard, required_classes=required,
         )
 
     def subnet_addresses(self, server: ServerConfig, relay: list[int],
@@ -1394,11 +1545,14 @@ class _Loader:
                         p.bad(f"{rpath}.hostname", hv, str(exc))
             r_opts = _options(p, f"{rpath}.option-data", r.get("option-data", {}))
             merged = dict(sorted({**options, **r_opts}.items())) if r_opts else options
+            classes = (_class_names(p, f"{rpath}.client-classes", r["client-classes"])
+                       if "client-classes" in r else ())
             if ip is _BAD or any(v is _BAD for v in idents.values()):
                 continue
             out.append(Reservation(
                 ip=ip, hw_address=idents.get("hw-address"), client_id=idents.get("client-id"),
                 circuit_id=idents.get("circuit-id"), hostname=hostname, options=merged,
+                client_classes=classes,
             ))
         return out
 
@@ -1468,6 +1622,140 @@ class _Loader:
                 if not prev_path.startswith(info.path + "."):
                     p.bad(f"{rpath}.{kind}", raw, f"same {kind} as {prev_path} in "
                           f"shared-network '{info.shared}'")
+
+
+def _client_classes(p: _Problems, raw: object) -> tuple[tuple[ClientClass, ...], dict[str, int]]:
+    """``[[client-classes]]``: names unique, tests parsed and compiled, ``member()`` only of
+    built-in classes or classes defined earlier (Kea: "Not defined client class")."""
+    if not isinstance(raw, list):
+        p.bad("client-classes", raw, "must be an array of tables: write [[client-classes]]")
+        return (), {}
+    ids = {name: i for i, name in enumerate(BUILTIN_CLASSES)}
+    tables: list[tuple[int, dict[str, Any], str]] = []
+    for i, t in enumerate(raw):
+        path = f"client-classes[{i}]"
+        if not isinstance(t, dict):
+            p.bad(path, t, "must be a table")
+            continue
+        name = t.get("name")
+        if name is None:
+            p.note(path, "a class needs a name")
+            continue
+        if _str(p, f"{path}.name", name) is _BAD:
+            continue
+        if name in BUILTIN_CLASSES:
+            p.bad(f"{path}.name", name, "is a built-in class")
+            continue
+        if name in ids:
+            p.bad(f"{path}.name", name, "defined twice")
+            continue
+        ids[name] = len(ids)
+        tables.append((i, t, name))
+    out: list[ClientClass] = []
+    known_dep: set[str] = set(_DEPENDS_KNOWN)
+    defined: set[str] = set(BUILTIN_CLASSES)
+    for i, t, name in tables:
+        c = _client_class(p, f"client-classes[{i}]", t, name, ids, defined, known_dep)
+        defined.add(name)
+        if c is not None:
+            out.append(c)
+            if c.depends_on_known:
+                known_dep.add(name)
+    return tuple(out), ids
+
+
+def _class_test(p: _Problems, path: str, test: str, name: str, ids: dict[str, int],
+                defined: set[str], known_dep: set[str]) -> tuple[Program | None, bool]:
+    """Parse and compile one test; (program, depends on KNOWN/UNKNOWN)."""
+    try:
+        node = parse_expression(test)
+    except ExpressionError as e:
+        p.bad(path, test, f"class '{name}': {e}")
+        return None, False
+    depends = False
+    ok = True
+    for m in members(node):
+        if m.name in defined or m.name.startswith(BUILTIN_CLASS_PREFIXES):
+            depends = depends or m.name in known_dep
+            ids.setdefault(m.name, len(ids))
+            continue
+        ok = False
+        later = " (defined later: a test may only use classes defined before it)" \
+            if m.name in ids else ""
+        p.bad(path, test, f"class '{name}': column {m.name_column}: "
+              f"Not defined client class '{m.name}'{later}")
+    if not ok:
+        return None, False
+    return compile_node(node, ids.__getitem__), depends
+
+
+def _client_class(p: _Problems, path: str, t: dict[str, Any], name: str, ids: dict[str, int],
+                  defined: set[str], known_dep: set[str]) -> ClientClass | None:
+    # Kea 2.2 accepts unknown keys in a class silently; we name them, as everywhere else.
+    _check_keys(p, t, path, CLIENT_CLASS_KEYS, "a client class")
+    before = len(p.lines)
+    test = t.get("test")
+    program, depends = None, False
+    if test is not None and _str(p, f"{path}.test", test) is not _BAD:
+        program, depends = _class_test(p, f"{path}.test", test, name, ids, defined, known_dep)
+    flags = [_bool(p, f"{path}.{key}", t[key]) if key in t else False
+             for key in ("only-if-required", "only-in-additional-list")]
+    opts = _options(p, f"{path}.option-data", t.get("option-data", {}))
+    defs = _class_option_defs(p, f"{path}.option-def", t.get("option-def", []))
+    nxt = (_ipv4(p, f"{path}.next-server", t["next-server"], unicast=False)
+           if "next-server" in t else None)
+    texts: list[Any] = []
+    for key, limit in (("server-hostname", 64), ("boot-file-name", 128)):
+        v = t.get(key)
+        if v is not None and _str(p, f"{path}.{key}", v) is not _BAD \
+                and len(v.encode("utf-8")) > limit:
+            p.bad(f"{path}.{key}", v, f"longer than the {limit}-byte header field")
+        texts.append(v)
+    life: list[Any] = [_int(p, f"{path}.{key}", t[key], 1, _MAX_LIFETIME) if key in t else None
+                       for key in ("valid-lifetime", "min-valid-lifetime",
+                                   "max-valid-lifetime")]
+    order = [x for x in (life[1], life[0], life[2]) if isinstance(x, int)]
+    if order != sorted(order):
+        p.note(path, "needs min-valid-lifetime <= valid-lifetime <= max-valid-lifetime")
+    uc = t.get("user-context")
+    if uc is not None and not isinstance(uc, dict):
+        p.bad(f"{path}.user-context", uc, "must be a table")
+    comment = t.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        p.bad(f"{path}.comment", comment, "must be a string")
+    if len(p.lines) > before:
+        return None
+    return ClientClass(
+        name=name, id=ids[name], test=test, program=program, depends_on_known=depends,
+        only_if_required=bool(flags[0] or flags[1]), options=opts, option_defs=defs,
+        next_server=nxt, server_hostname=texts[0], boot_file_name=texts[1],
+        valid_lifetime=life[0], min_valid_lifetime=life[1], max_valid_lifetime=life[2],
+        user_context=uc, comment=comment)
+
+
+def _class_option_defs(p: _Problems, path: str, raw: object) -> tuple[ClassOptionDef, ...]:
+    if not isinstance(raw, list):
+        p.bad(path, raw, "must be an array of tables")
+        return ()
+    out = []
+    for i, d in enumerate(raw):
+        dpath = f"{path}[{i}]"
+        if not isinstance(d, dict):
+            p.bad(dpath, d, "must be a table")
+            continue
+        _check_keys(p, d, dpath, CLASS_OPTION_DEF_KEYS, "an option-def")
+        code = _int(p, f"{dpath}.code", d.get("code"), 1, 254)
+        name = _str(p, f"{dpath}.name", d.get("name"))
+        typ = _str(p, f"{dpath}.type", d.get("type"))
+        if code is _BAD or name is _BAD or typ is _BAD:
+            continue
+        if code != 43 and not 224 <= code <= 254:
+            p.bad(f"{dpath}.code", code, "a class may only define option 43 or 224-254 "
+                  f"(Kea: Not allowed option definition for code '{code}' in space 'dhcp4')")
+            continue
+        out.append(ClassOptionDef(name, code, typ, str(d.get("space", "dhcp4")),
+                                  str(d.get("encapsulate", ""))))
+    return tuple(out)
 
 
 @dataclass(slots=True)

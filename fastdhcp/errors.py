@@ -51,3 +51,16 @@ class ConfigError(DHCPError):
             problems = [problems]
         self.problems: list[str] = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class ExpressionError(DHCPError, ValueError):
+    """A client-class test expression that does not parse; ``column`` is 1-based.
+
+    The message reads ``column 8: Not defined client class 'NOPE'``, the position in the
+    expression text as Kea's ``<string>:1.8`` gives it.
+    """
+
+    def __init__(self, column: int, reason: str) -> None:
+        super().__init__(f"column {column}: {reason}")
+        self.column = column
+        self.reason = reason

@@ -1,7 +1,7 @@
 """Fuzz targets for the codec and the engine, shared by ``fuzz/run.py`` (atheris) and
 ``tests/test_fuzz_smoke.py`` (bounded runs in the test suite).
 
-Two targets, each a plain function of one ``bytes`` input that raises :class:`FuzzFailure`
+Three targets, each a plain function of one ``bytes`` input that raises :class:`FuzzFailure`
 (or lets an unexpected exception escape) on a bug:
 
 ``parse``
@@ -22,6 +22,13 @@ Two targets, each a plain function of one ``bytes`` input that raises :class:`Fu
     BOOTREPLY with the request's xid and chaddr and a message type that matches the decision;
     an OFFER/ACK never hands out an address that is actively bound to another client or
     reserved for another client; every active lease lies inside a configured subnet.
+
+``classify``
+    ``parse`` + every client-class expression op (:mod:`fastdhcp.bytecode` over the compiled
+    ``_classify`` evaluator) on the accepted message. Invariants: a boolean program gives
+    TRUE, FALSE or ERROR, a string program bytes or ClassifyError; ``option[N].hex``,
+    ``.exists``, ``relay4[M].hex``, ``pkt4.mac`` and ``hexstring`` agree with the codec's
+    own getters; a substring is never longer than its input.
 
 Inputs/s depends mostly on Python overhead; the compiled modules can be built with clang's
 coverage instrumentation (``fuzz/build.sh``) so that libFuzzer sees their branches too.
@@ -517,6 +524,84 @@ class _IntNet:
         return self.lo <= ip <= self.hi
 
 
+# ----------------------------------------------------------------------------- classify target
+
+#: Expressions that together use every op of the evaluator (value probes, Kind.STRING).
+CLASSIFY_VALUES = (
+    "option[60].hex", "option[60].text", "option[55].text", "option[93].text", "option[2].text",
+    "option[82].option[1].hex", "option[82].option[2].text", "option[43].option[1].hex",
+    "relay4[1].hex", "relay4[2].text", "pkt4.mac", "pkt4.hlen", "pkt4.htype", "pkt4.ciaddr",
+    "pkt4.giaddr", "pkt4.yiaddr", "pkt4.siaddr", "pkt4.msgtype", "pkt4.transid", "pkt.iface",
+    "pkt.src", "pkt.dst", "pkt.len", "vendor.enterprise", "vendor[*].option[2].hex",
+    "vendor[3561].option[1].text", "vendor-class.enterprise", "vendor-class[*].data",
+    "vendor-class[0].data[1]", "vendor-class[3561].data[3]",
+    "substring(option[60].hex,-3,-200)", "substring(option[61].hex,2,all)",
+    "substring(option[12].hex,-1,5)", "split(option[60].hex, ':.-', 2)",
+    "split(option[12].hex, option[60].hex, 3)", "concat(option[60].hex, relay4[2].hex)",
+    "option[61].hex + option[12].hex + 'x'", "ifelse(option[77].exists, option[77].hex, 'n')",
+    "hexstring(option[82].hex, '::')", "addrtotext(option[54].hex)",
+    "addrtotext(option[60].hex)", "int8totext(option[53].hex)",
+    "uint16totext(option[57].hex)", "int16totext(option[93].hex)",
+    "uint32totext(option[51].hex)", "int32totext(option[2].hex)",
+    "uint8totext(option[53].hex)",
+)
+#: Boolean probes (Kind.BOOL).
+CLASSIFY_TESTS = (
+    "option[60].exists and not option[61].exists or relay4[1].exists",
+    "vendor[*].exists or vendor[3561].option[2].exists or vendor-class[*].exists",
+    "vendor-class[3561].exists and member('VENDOR_CLASS_docsis3.0')",
+    "member('ALL') or pkt4.htype == 1",
+    "option[82].option[5].exists",
+)
+_CLASSIFY: list[tuple[str, Any, bool]] = []
+
+
+def _classify_programs() -> list[tuple[str, Any, bool]]:
+    if not _CLASSIFY:
+        from fastdhcp.bytecode import compile_node
+        from fastdhcp.expression import Kind
+        from fastdhcp.expression import parse as parse_expr
+
+        for text in CLASSIFY_VALUES:
+            _CLASSIFY.append((text, compile_node(parse_expr(text, Kind.STRING)), False))
+        for text in CLASSIFY_TESTS:
+            _CLASSIFY.append((text, compile_node(parse_expr(text), {"ALL": 0}.__getitem__), True))
+    return _CLASSIFY
+
+
+def classify_target(data: bytes) -> None:
+    """The ``classify`` target: every evaluator op over one accepted datagram."""
+    from fastdhcp._classify import ClassifyError, ClassSet
+
+    try:
+        msg = parse(data)
+    except MalformedPacket:
+        return
+    classes = ClassSet(4)
+    classes.add(0)
+    values: dict[str, bytes | None] = {}
+    for text, prog, boolean in _classify_programs():
+        if boolean:
+            r = prog.eval(msg, b"eth0", 0xC6120001, 0xC6120002, len(data), classes)
+            _check(r in (0, 1, 2), f"{text}: result {r}")
+            continue
+        try:
+            v = prog.value(msg, b"eth0", 0xC6120001, 0xC6120002, len(data))
+        except ClassifyError:
+            values[text] = None
+            continue
+        _check(isinstance(v, bytes), f"{text}: not bytes")
+        values[text] = v
+    _check(values["option[60].hex"] == (msg.get(60) or b""), "option[60].hex vs get(60)")
+    _check(values["relay4[1].hex"] == (msg.circuit_id or b""), "relay4[1].hex vs circuit_id")
+    _check(values["pkt4.mac"] == msg.chaddr, "pkt4.mac vs chaddr")
+    _check(values["hexstring(option[82].hex, '::')"] == "::".join(
+        f"{b:02x}" for b in (msg.get(82) or b"")).encode(), "hexstring vs option 82")
+    sub = values["substring(option[61].hex,2,all)"]
+    _check(sub is not None and len(sub) <= len(msg.get(61) or b""), "substring too long")
+    _check(values["pkt.len"] == len(data).to_bytes(4, "big"), "pkt.len")
+
+
 # ----------------------------------------------------------------------------- seeds
 
 def vector_seeds(found: bool = True) -> list[bytes]:
@@ -538,10 +623,10 @@ def vector_seeds(found: bool = True) -> list[bytes]:
 
 
 def seeds(target: str, found: bool = True) -> list[bytes]:
-    """Seed inputs for ``target`` ("parse" or "engine"); ``found``: with the findings."""
+    """Seed inputs for ``target`` ("parse", "engine" or "classify"); ``found``: with the findings."""
     vecs = vector_seeds(found)
     reqs = seed_requests()
-    if target == "parse":
+    if target in ("parse", "classify"):
         return vecs + [d for _, d in reqs]
     out = [bytes((c,)) + d for c, d in reqs]
     for i, v in enumerate(vecs):
@@ -555,6 +640,8 @@ def target_function(target: str, **kw: Any) -> Callable[[bytes], None]:
         return parse_target
     if target == "engine":
         return EngineTarget(**kw)
+    if target == "classify":
+        return classify_target
     raise ValueError(f"unknown target {target!r}")
 
 

@@ -61,6 +61,8 @@ cdef enum:
     OPT_CLIENT_FQDN = 81
     OPT_RELAY_AGENT = 82
     OPT_SUBNET_SELECTION = 118
+    OPT_VIVCO = 124              # RFC 3925 vendor-identifying vendor class
+    OPT_VIVSO = 125              # RFC 3925 vendor-identifying vendor-specific information
     OPT_END = 255
 
     SUB_CIRCUIT_ID = 1
