@@ -118,3 +118,53 @@ cdef _decline_note(Engine self, dict table, object k, double now):
         table[k] = [now, 1]
     else:
         (<list>e)[1] = (<list>e)[1] + 1
+
+
+# ------------------------------------------------------------------------ hooks
+# The message steps ask these, one per decision a defence may refuse; a new defence is a new
+# check inside them (and its state above), not an edit of the steps.
+
+cdef inline bint _may_bind(Engine self, Message msg, int subnet_id, bytes key):
+    """May ``key`` be bound (a REQUEST) under the subscriber lease limit? A renewal without
+    option 82 keeps its stored subscriber and never adds to a count, so it is not checked."""
+    return not (self._sub_limit and _sub_full(self, _msg_sub(self, msg, subnet_id), key, False))
+
+
+cdef str _may_decline(Engine self, Message msg, bytes key, object lease, uint32_t ip,
+                      double now):
+    """None when ``key``'s DECLINE of ``ip`` (its binding ``lease``) is honoured, the counts
+    noted; else the reason it is ignored (nothing noted)."""
+    # Defences: a DECLINE takes an address out of service for the whole probation
+    # period on the client's word alone, so a client (or every client behind one
+    # circuit) may do it at most decline-limit times per decline-window, and at most
+    # decline-max-fraction of a pool may be set aside at once. A DECLINE past either is
+    # ignored as if never received (counted): the binding stays as it was and nothing is
+    # set aside; the client's retries are bounded by the same limit.
+    cdef tuple found
+    subkey = None
+    if self._decline_limit:
+        # The circuit (or remote id) is the one stored with the binding: a DECLINE
+        # is broadcast through the relay, but the binding's own record is the surer.
+        subkey = _rai_sub(lease.relay_info, self._sub_code)
+        if subkey is not None:
+            subkey = (self._link_of.get(lease.subnet_id, lease.subnet_id), subkey)
+        else:
+            subkey = _msg_sub(self, msg, lease.subnet_id)
+        if _decline_over(self, self._decline_by_client, key, now) or (
+                subkey is not None and _decline_over(self, self._decline_by_sub, subkey,
+                                                          now)):
+            return "decline-limit"
+    found = None
+    if self._decline_fraction < 1.0:
+        found = _bitmap_for(self, ip)
+        if found is not None:
+            first = (<PoolBitmap>found[0])._first
+            if (<dict>self._pool_declined).get(first, 0) + 1 > \
+                    <Py_ssize_t>(self._decline_fraction * (<PoolBitmap>found[0])._size):
+                return "decline-pool-cap"
+            self._pool_declined[first] = self._pool_declined.get(first, 0) + 1
+    if self._decline_limit:
+        _decline_note(self, self._decline_by_client, key, now)
+        if subkey is not None:
+            _decline_note(self, self._decline_by_sub, subkey, now)
+    return None

@@ -214,11 +214,10 @@ cdef Decision _request(Engine self, Message msg, object link, double now, bytes 
             return _drop("unknown-client")
         if res_ip and res_ip != ip:
             return _nak(self, msg, sid, "reserved-elsewhere")
-    if self._sub_limit and _sub_full(self, _msg_sub(self, msg, sel.id), key, False):
+    if not _may_bind(self, msg, sel.id, key):
         # Kea's limits hook: a REQUEST whose allocation is refused gets a DHCPNAK (the
         # client must not keep using an address the server will not bind), counted with
-        # its own reason. A renewal without option 82 keeps its stored subscriber and
-        # never adds to a count, so it is not checked.
+        # its own reason.
         return _nak(self, msg, sid, "subscriber-limit")
     info = _claim(self, ip, key, res_ip, group, now, known)
     if info is None:
@@ -346,39 +345,9 @@ cdef Decision _decline(Engine self, Message msg, object link, double now, bytes 
     lease = self._sget(ip) if ip else None
     if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
         return _drop("decline-unknown")
-    # Defences: a DECLINE takes an address out of service for the whole probation
-    # period on the client's word alone, so a client (or every client behind one
-    # circuit) may do it at most decline-limit times per decline-window, and at most
-    # decline-max-fraction of a pool may be set aside at once. A DECLINE past either is
-    # ignored as if never received (counted): the binding stays as it was and nothing is
-    # set aside; the client's retries are bounded by the same limit.
-    cdef tuple found
-    subkey = None
-    if self._decline_limit:
-        # The circuit (or remote id) is the one stored with the binding: a DECLINE
-        # is broadcast through the relay, but the binding's own record is the surer.
-        subkey = _rai_sub(lease.relay_info, self._sub_code)
-        if subkey is not None:
-            subkey = (self._link_of.get(lease.subnet_id, lease.subnet_id), subkey)
-        else:
-            subkey = _msg_sub(self, msg, lease.subnet_id)
-        if _decline_over(self, self._decline_by_client, key, now) or (
-                subkey is not None and _decline_over(self, self._decline_by_sub, subkey,
-                                                          now)):
-            return _drop("decline-limit")
-    found = None
-    if self._decline_fraction < 1.0:
-        found = _bitmap_for(self, ip)
-        if found is not None:
-            first = (<PoolBitmap>found[0])._first
-            if (<dict>self._pool_declined).get(first, 0) + 1 > \
-                    <Py_ssize_t>(self._decline_fraction * (<PoolBitmap>found[0])._size):
-                return _drop("decline-pool-cap")
-            self._pool_declined[first] = self._pool_declined.get(first, 0) + 1
-    if self._decline_limit:
-        _decline_note(self, self._decline_by_client, key, now)
-        if subkey is not None:
-            _decline_note(self, self._decline_by_sub, subkey, now)
+    cdef str refused = _may_decline(self, msg, key, lease, ip, now)
+    if refused is not None:
+        return _drop(refused)
     info = self._infos.get(lease.subnet_id)
     cdef int64_t probation = (<_SubnetInfo>info).probation if info is not None else 86400
     cdef int64_t t = <int64_t>now
