@@ -40,6 +40,10 @@ if ONLY:
         ONLY |= more
         grown = bool(more)
 
+# A module split into parts (ext/fastdhcp/engine/*.pxi for _engine, as uvloop's handles/):
+# cythonize follows `include` itself; depends= makes setuptools recompile the C on an edit too.
+PARTS = {"_engine": sorted(glob.glob(os.path.join("ext", "fastdhcp", "engine", "*.pxi")))}
+
 extensions = []
 for pyx in SOURCES:
     mod = os.path.splitext(os.path.basename(pyx))[0]
@@ -49,6 +53,7 @@ for pyx in SOURCES:
         Extension(
             f"fastdhcp.{mod}",
             [pyx],
+            depends=PARTS.get(mod, []),
             include_dirs=[os.path.join("ext", "fastdhcp")],
             extra_compile_args=cflags,
             define_macros=macros,

@@ -39,7 +39,8 @@ def _resolves(name: str) -> bool:
 
 def _texts() -> list[Path]:
     files = [*ROOT.glob("docs/*.md"), ROOT / "README.md", *ROOT.glob("bench/*.md"),
-             *PKG.rglob("*.py"), *PKG.glob("*.pyi"), *ROOT.glob("ext/fastdhcp/*.pyx")]
+             *PKG.rglob("*.py"), *PKG.glob("*.pyi"), *ROOT.glob("ext/fastdhcp/*.pyx"),
+             *ROOT.glob("ext/fastdhcp/engine/*.pxi")]
     return [f for f in files if f not in _IN_FLIGHT]
 
 
