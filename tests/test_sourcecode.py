@@ -52,3 +52,14 @@ def test_bench_reaches_shared_code_one_way() -> None:
     assert not hacks, hacks
     missing = [p.name for p in files if "\nimport _common" not in p.read_text()]
     assert not missing, missing
+
+
+def test_every_compiled_module_is_listed_and_stubbed() -> None:
+    # version-get / build-report read COMPILED_MODULES; mypy reads the .pyi: a module missing
+    # from either is a build the operator cannot see and a boundary nothing type-checks.
+    from fastdhcp.buildinfo import COMPILED_MODULES
+
+    sources = sorted(p.stem for p in (ROOT / "ext" / "fastdhcp").glob("_*.pyx"))
+    assert sorted(m.rsplit(".", 1)[1] for m in COMPILED_MODULES) == sources
+    missing = [s for s in sources if not (ROOT / "fastdhcp" / f"{s}.pyi").is_file()]
+    assert missing == []
