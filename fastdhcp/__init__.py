@@ -17,7 +17,8 @@ Service (the only I/O)
     notify), ``netio`` (Linux socket
     set-up), ``limits`` (relay trust and rate limits at the edge), ``metrics`` (counters,
     Prometheus), ``statistics`` (Kea's statistics over them), ``dhcp_state`` (dhcp-disable /
-    -enable), ``buildinfo`` (version-get), ``pathreport`` (the events the packet path reports);
+    -enable), ``buildinfo`` (version-get), ``pathreport`` (the events the packet path reports),
+    ``pathtypes`` (what the packet path needs of the service, as protocols);
     compiled: ``_packetpath`` (the per-datagram path),
     ``_sockio`` (recvmmsg/sendmmsg, the read-pace timer).
 Control and HA

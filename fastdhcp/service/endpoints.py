@@ -8,11 +8,11 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastdhcp import netio
 from fastdhcp._sockio import DatagramIO, Outgoing, PaceTimer
-from fastdhcp.engine import Link
+from fastdhcp.engine import Decision, Link
 from fastdhcp.service.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def open_endpoint(key: EndpointKey) -> Endpoint:
     return Endpoint(key, sock, Link("", netio.str_to_ip(name)), "")
 
 
-def l2_destination(ep: Endpoint, d: Any, ratelog: RateLimitedLog) -> int:
+def l2_destination(ep: Endpoint, d: Decision, ratelog: RateLimitedLog) -> int:
     """The IPv4 to send ``d.reply`` to: ``d.dest_ip``, or for a layer-2 unicast (RFC 2131 4.1)
     yiaddr once an ARP entry for it is in place (else ``d.dest_ip``, the broadcast).
 

@@ -28,7 +28,7 @@ from fastdhcp.control import commands as control_commands
 from fastdhcp.control.channel import ControlChannel
 from fastdhcp.control.table import CommandTable
 from fastdhcp.dhcp_state import DhcpServiceState, Origin
-from fastdhcp.engine import Engine, Link
+from fastdhcp.engine import Decision, Engine, Link
 from fastdhcp.errors import ConfigError, StoreError
 from fastdhcp.ha.service import HAService
 from fastdhcp.ha.table_host import CommandTableHost
@@ -36,6 +36,7 @@ from fastdhcp.hosts import HostTable
 from fastdhcp.limits import EdgeGuard
 from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector
 from fastdhcp.pathreport import Event, PathEvent, PathReport
+from fastdhcp.pathtypes import PathEndpoint
 from fastdhcp.service import endpoints
 from fastdhcp.service.endpoints import (
     Endpoint,
@@ -489,7 +490,9 @@ class Server:
                           committer.hold_many if committer is not None else None, self._l2_dest,
                           self._debug)
 
-    def _l2_dest(self, ep: Endpoint, d: Any) -> int:
+    def _l2_dest(self, ep: PathEndpoint, d: Decision) -> int:
+        # the path hands back the endpoint it read from: always one of ours
+        assert isinstance(ep, Endpoint)
         return l2_destination(ep, d, self._ratelog)
 
     def _on_readable(self, ep: Endpoint) -> None:
