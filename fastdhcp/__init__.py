@@ -14,10 +14,13 @@ Configuration
     ``bytecode`` (their compiler to the evaluator's byte-code), ``configdoc`` (the running
     configuration as a document).
 Service (the only I/O)
-    ``service`` (sockets, signals, timers, the group-commit pump), ``netio`` (Linux socket
+    ``service`` (the server, a package of one module a job: lifecycle and the read loop, the
+    sockets with read pacing and layer-2 unicast, the report drain, the stats line, systemd
+    notify), ``netio`` (Linux socket
     set-up), ``limits`` (relay trust and rate limits at the edge), ``metrics`` (counters,
     Prometheus), ``statistics`` (Kea's statistics over them), ``dhcp_state`` (dhcp-disable /
-    -enable), ``buildinfo`` (version-get), ``pathreport`` (the events the packet path reports);
+    -enable), ``buildinfo`` (version-get), ``pathreport`` (the events the packet path reports),
+    ``pathtypes`` (what the packet path needs of the service, as protocols);
     compiled: ``_packetpath`` (the per-datagram path),
     ``_sockio`` (recvmmsg/sendmmsg, the read-pace timer).
 Control and HA

@@ -1,18 +1,18 @@
 """Type stub for the compiled ``fastdhcp._packetpath`` (the service's per-datagram path)."""
 
 from collections.abc import Callable
-from typing import Any
 
-from fastdhcp._engine import Decision, Engine
+from fastdhcp._engine import Engine
 from fastdhcp._sockio import Outgoing
 from fastdhcp.metrics import Metrics
 from fastdhcp.pathreport import PathReport
+from fastdhcp.pathtypes import L2Dest, PathEndpoint, PathGuard
 
 class HeldAck:
-    endpoint: Any
+    endpoint: PathEndpoint
     out: Outgoing
     held_at: float
-    def __init__(self, endpoint: Any, out: Outgoing, held_at: float) -> None: ...
+    def __init__(self, endpoint: PathEndpoint, out: Outgoing, held_at: float) -> None: ...
 
 class PacketPath:
     def __init__(
@@ -20,11 +20,11 @@ class PacketPath:
         engine: Engine,
         metrics: Metrics,
         report: PathReport,
-        guard: Any,
+        guard: PathGuard | None,
         hold: Callable[[list[HeldAck]], None] | None,
-        l2_dest: Callable[[Any, Decision], int],
+        l2_dest: L2Dest,
         debug: bool,
     ) -> None: ...
-    def read(self, ep: Any, limit: int, now: float, t0: float) -> int: ...
-    def flush(self, ep: Any) -> None: ...
+    def read(self, ep: PathEndpoint, limit: int, now: float, t0: float) -> int: ...
+    def flush(self, ep: PathEndpoint) -> None: ...
     def deliver(self, held: list[HeldAck]) -> None: ...

@@ -24,10 +24,12 @@ from pathlib import Path
 
 __all__ = ["COMPILED_MODULES", "ModuleBuild", "build_report", "extended_version", "version"]
 
-#: The compiled modules (ext/fastdhcp/_*.pyx), import names.
+#: The compiled modules (ext/fastdhcp/_*.pyx), import names; tests/test_sourcecode.py checks
+#: that the list and the sources agree.
 COMPILED_MODULES: tuple[str, ...] = (
-    "fastdhcp._bitmap", "fastdhcp._codec", "fastdhcp._engine", "fastdhcp._leaseindex",
-    "fastdhcp._loadgen", "fastdhcp._packetpath", "fastdhcp._sockio",
+    "fastdhcp._bitmap", "fastdhcp._classify", "fastdhcp._codec", "fastdhcp._engine",
+    "fastdhcp._hostfilter",
+    "fastdhcp._leaseindex", "fastdhcp._loadgen", "fastdhcp._packetpath", "fastdhcp._sockio",
 )
 
 _CYTHON_ABI = re.compile(rb"_cython_(\d+)_(\d+)_(\d+)")

@@ -12,8 +12,9 @@ may take. :class:`EdgeGuard` does three cheap things per request, in this order:
    subnet selection and the last hop (source) is who actually talks to us. An empty list trusts
    every relay, as before this existed. Unrelayed requests are not affected.
 2. **Per-client rate** (``server.limits.client-rate``): one token bucket per client key (option 61
-   client-id, else htype + chaddr, as the engine keys clients). A single client repeating
-   itself -- a broken client, or one MAC flooding -- is cut here.
+   client-id, else htype + chaddr: ``Message.client_key``, the key the engine holds leases
+   under). A single client repeating itself -- a broken client, or one MAC flooding -- is cut
+   here.
 3. **Per-relay rate** (``server.limits.relay-rate``): one token bucket per giaddr and one per
    source address of relayed traffic (the same bucket when they are equal). A storm behind one
    relay is cut here and cannot take the capacity other relays need.
@@ -78,7 +79,6 @@ __all__ = [
     "RateLimiter",
     "RelayTrust",
     "EdgeGuard",
-    "client_key",
     "DROP_UNTRUSTED_RELAY",
     "DROP_CLIENT_RATE",
     "DROP_RELAY_RATE",
@@ -183,15 +183,6 @@ class RelayTrust:
         return False
 
 
-def client_key(msg: Message) -> bytes:
-    """The client key the engine uses: b"\\x00" + option 61 if sent, else htype + chaddr
-    (the two spaces kept apart by the first byte, htype 0 being unused)."""
-    cid = msg.client_id
-    if cid:
-        return b"\x00" + cid
-    return bytes((msg.htype,)) + msg.chaddr
-
-
 class EdgeGuard:
     """Relay trust and rate limits for one server configuration (``ServerConfig``).
 
@@ -240,7 +231,7 @@ class EdgeGuard:
             if trust is not None and not (giaddr in trust and src_ip in trust):
                 return DROP_UNTRUSTED_RELAY
         clients = self.clients
-        if clients is not None and not clients.allow(client_key(msg), now):
+        if clients is not None and not clients.allow(msg.client_key(), now):
             return DROP_CLIENT_RATE
         relays = self.relays
         if relays is not None and giaddr:

@@ -6,7 +6,7 @@ The path never calls back up into the service: it counts every event in
 a failed send, an unexpected exception, and with debug logging
 every decision) as :class:`PathEvent` in a :class:`PathReport`. The service drains the report
 after each burst it reads and each batch it sends, and writes the log lines
-(``fastdhcp.service.Server._drain``).
+(``fastdhcp.service.report_log.ReportLog.drain``).
 
 A report holds at most :data:`MAX_EVENTS` events between drains; past that they are only
 counted (``lost``): the counters are exact whatever the rate, the log lines are rate-limited

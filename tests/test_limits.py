@@ -29,7 +29,6 @@ from fastdhcp.limits import (
     EdgeGuard,
     RateLimiter,
     RelayTrust,
-    client_key,
 )
 from tests.config_builder import load_config
 from tests.service_helpers import (
@@ -206,8 +205,26 @@ def _server_cfg(text: str) -> Any:
 
 
 def test_client_key_is_client_id_else_htype_chaddr() -> None:
-    assert client_key(_msg(b"\xaa" * 6)) == b"\x01" + b"\xaa" * 6
-    assert client_key(_msg(options=[("client_id", b"\x01abcdef")])) == b"\x00\x01abcdef"
+    assert _msg(b"\xaa" * 6).client_key() == b"\x01" + b"\xaa" * 6
+    assert _msg(options=[("client_id", b"\x01abcdef")]).client_key() == b"\x01abcdef"
+    # RFC 3396: a client-id split over two instances is one key
+    split = _msg(options=[("client_id", b"\x00ab"), ("client_id", b"cd")])
+    assert split.client_key() == b"\x00abcd"
+
+
+@pytest.mark.parametrize("client_id", [None, b"\x00alpha", b"\x01\x02\x00\x00\x00\x00\x07"])
+def test_guard_and_engine_key_a_client_alike(net: Any, client_id: bytes | None) -> None:
+    # The guard's rate bucket is the one the engine's lease is held under: a client limited
+    # by the guard is the client the engine binds, not a neighbour sharing part of its key.
+    from dhcpsim import Client
+
+    c = Client(net, mac(7), client_id=client_id)
+    reply = c.dora()
+    assert reply is not None
+    lease = net.store.get(c.address)
+    assert lease is not None
+    request = _msg(mac(7), options=[("client_id", client_id)] if client_id else [])
+    assert lease.client_key == request.client_key()
 
 
 def test_guard_is_none_when_nothing_is_configured() -> None:

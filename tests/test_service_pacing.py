@@ -20,6 +20,8 @@ from service_helpers import InProcessServer, RelayClient, config_text, dhcp_opti
 
 from fastdhcp import netio, service
 from fastdhcp.config import loads
+from fastdhcp.service import endpoints
+from fastdhcp.service import server as server_module
 
 pytestmark = pytest.mark.service
 
@@ -29,8 +31,8 @@ HOUR = 3600.0
 
 def _never_by_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     """Paces of an hour whatever the arrival rate: ticks fire only when a test fires them."""
-    monkeypatch.setattr(service, "READ_PACE", HOUR)
-    monkeypatch.setattr(service, "PACE_TARGET", 10**12)
+    monkeypatch.setattr(endpoints, "READ_PACE", HOUR)
+    monkeypatch.setattr(endpoints, "PACE_TARGET", 10**12)
 
 
 def _config(tmp_path: Path, port: int, extra_server: str = "") -> Any:
@@ -100,7 +102,7 @@ def test_paced_ticks_carry_the_commits(tmp_path: Path, loop_kind: str,
             _tick(srv)
         assert not polled()
         # unpaced: the writer wakes the loop, a DORA completes with no tick at all
-        monkeypatch.setattr(service, "READ_PACE", 0.0)
+        monkeypatch.setattr(endpoints, "READ_PACE", 0.0)
         offer2, ack2 = c.dora(mac(2), 0x400)
         assert dhcp_options(ack2)["message-type"] == 5 and ack2.yiaddr == offer2.yiaddr
 
@@ -142,7 +144,7 @@ def test_paced_socket_is_read_by_ticks_then_returns_to_epoll(
         assert _state(srv) == (False, False, 5)
         # With the shipped pace, a full DORA works (the REQUEST is read by a real tick; the
         # ACK leaves on the commit).
-        monkeypatch.setattr(service, "READ_PACE", 0.001)
+        monkeypatch.setattr(endpoints, "READ_PACE", 0.001)
         offer, ack = c.dora(mac(6), 0x200)
         assert dhcp_options(ack)["message-type"] == 5 and ack.yiaddr == offer.yiaddr
         assert srv.server.metrics.internal_errors == 0
@@ -206,7 +208,7 @@ def test_switch_interval_lowered_while_serving_and_restored(tmp_path: Path,
 @pytest.mark.parametrize("loop_kind", LOOPS)
 def test_gc_freezes_while_serving_and_unfreezes_at_stop(
         tmp_path: Path, loop_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "GC_FREEZE_INTERVAL", HOUR)  # the periodic freeze by hand
+    monkeypatch.setattr(server_module, "GC_FREEZE_INTERVAL", HOUR)  # the periodic freeze by hand
     port = free_port()
     with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
         at_start = gc.get_freeze_count()
@@ -272,8 +274,8 @@ def test_pace_follows_the_arrival_rate(tmp_path: Path, loop_kind: str,
     """The next tick is PACE_TARGET datagrams away at the socket's measured arrival rate (a
     moving average), up to the longest pace. The rate is made slow here (last read moved a
     second back) so that the paces are seconds long and the check tolerates any machine."""
-    monkeypatch.setattr(service, "READ_PACE", HOUR)
-    monkeypatch.setattr(service, "PACE_TARGET", 16)
+    monkeypatch.setattr(endpoints, "READ_PACE", HOUR)
+    monkeypatch.setattr(endpoints, "PACE_TARGET", 16)
     port = free_port()
     with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
         def after(seconds_back: float, xids: range) -> tuple[float, float]:

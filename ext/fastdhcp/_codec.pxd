@@ -56,6 +56,7 @@ cdef class Message:
     cdef Py_ssize_t _sub_view(self, int sub, const unsigned char **out) except -2
     cdef uint32_t _sub_u32(self, int sub)
     cpdef bint ignore_unrelayed_agent_info(self)
+    cpdef bytes client_key(self)
 
 
 @cython.final

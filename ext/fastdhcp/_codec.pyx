@@ -452,6 +452,28 @@ cdef class Message:
         """Option 61 (RFC 2132 9.14), type byte included."""
         return self._field(F_CLIENT_ID)
 
+    cpdef bytes client_key(self):
+        """The key a client's lease and rate are held under: option 61 as sent (type byte
+        included; RFC 2131 4.2: the client identifier, when present, names the client), else
+        the htype byte followed by the first ``hlen`` bytes of chaddr.
+
+        A client-id of type 1 holding the MAC (RFC 2132 9.14) is the same key as the
+        hardware address it names, so a client that starts or stops sending 61 keeps its
+        lease. Fewer than two bytes is no key: the engine drops the request (``no-client-id``).
+        """
+        cdef const unsigned char *p
+        cdef Py_ssize_t n = self._view(OPT_CLIENT_ID, &p)
+        cdef bytes key
+        cdef char *k
+        if n > 0:  # _view has joined an option split across instances (RFC 3396)
+            return PyBytes_FromStringAndSize(<const char *>p, n)
+        n = self._buf[OFF_HLEN]
+        key = PyBytes_FromStringAndSize(NULL, n + 1)
+        k = PyBytes_AS_STRING(key)
+        k[0] = <char>self._buf[OFF_HTYPE]
+        memcpy(k + 1, self._buf + OFF_CHADDR, n)
+        return key
+
     @property
     def prl(self) -> bytes | None:
         """Option 55, the parameter request list (RFC 2132 9.8)."""

@@ -1,77 +1,10 @@
-"""The running server: sockets, signals, timers and the group-commit pump (the only I/O).
+"""The :class:`Server`: lifecycle (start, stop, signals, reload), the read loop over the
+endpoints, the group-commit callbacks, timers, and what the control channel and HA ask of it.
 
-Theory of operation
--------------------
-One non-blocking UDP socket per configured interface (``0.0.0.0:port`` + ``SO_BINDTODEVICE``,
-its :class:`~fastdhcp.engine.Link` is the interface's name and IPv4) and one per listen address
-(``Link("", address)``). Each socket is watched with ``loop.add_reader``; when it is readable
-the service drains it (up to :data:`READ_BATCH` datagrams), and for each datagram runs
-``parse -> engine.handle -> send``, in compiled code (:mod:`fastdhcp._packetpath`, which counts
-everything itself and reports the rare events, such as a malformed datagram, in a
-:class:`~fastdhcp.pathreport.PathReport` this module drains after each burst to log them):
-
-- an OFFER or NAK (no binding to commit) is sent at once;
-- an ACK whose :class:`~fastdhcp.engine.Decision` carries a ``binding`` is *held*: the service
-  gives the committer a :class:`~fastdhcp._packetpath.HeldAck` (endpoint, reply, held_at) and the
-  reply leaves only in ``on_committed``, after the writer thread has made the batch durable
-  (RFC 2131 3.1 step 4). ``on_failed`` drops those ACKs (counted), and asks the engine to roll
-  the bindings back; the clients retransmit.
-- after each drained burst the service calls ``committer.kick()``, so one burst of requests
-  becomes one group commit.
-
-Read pacing: most of the CPU a DORA costs at a few thousand per second is per wake-up, not per
-datagram (epoll, the context switch, uvloop's dispatch, cold caches: at 3,000 DORA/s perfdhcp
-a wake-up found ~3 datagrams). So after a burst that read something, the socket leaves epoll
-and is read again a pace later, by a timer; the first tick that finds nothing puts it back in
-epoll. A lone request is still answered at once; under load, a wake-up serves every datagram of
-the last pace and one ``sendmmsg`` sends their replies. The pace adapts to the socket's arrival
-rate (:func:`pace_for`): the time :data:`PACE_TARGET` datagrams take to arrive, from
-:data:`MIN_PACE` up to ``server.read-pace-ms`` (:data:`READ_PACE`): 2 ms at 3,000 DORA/s, where
-each wake-up saved is CPU saved, 0.7 ms at 11,000/s, where that already fills a read. The tick
-is a timerfd watched by the loop (``fastdhcp._sockio.PaceTimer``), not a uvloop timer, whose
-resolution is a whole millisecond.
-
-Garbage collection: every DORA leaves a few long-lived container objects (leases, held
-offers), and the default collector rescans all of them at each full collection: 30 ms stalls of
-the loop (and so of every OFFER and ACK in flight) after a few seconds at 10,000 DORA/s, longer
-as the table grows. The packet path makes no reference cycles (the collections under load find
-nothing), so the server freezes what is alive (``gc.freeze()``, O(1)) at start and every
-:data:`GC_FREEZE_INTERVAL` seconds: a collection only ever scans what was allocated since the
-last freeze. A reference cycle that becomes garbage more than one interval after it was made is
-not collected (refcounting still frees everything else).
-
-The writer thread and the loop share the GIL: the service lowers the interpreter's switch
-interval to :data:`SWITCH_INTERVAL` while it runs, so that neither waits the default 5 ms for the
-other (the writer after each fsync, the loop while the writer encodes a batch).
-
-Between parse and engine, :class:`fastdhcp.limits.EdgeGuard` (when configured) drops relayed
-requests from untrusted relays and requests over the per-client or per-relay rate, and a request
-that was not relayed has its option 82 ignored (RFC 3046 2.1/2.2,
-``Message.ignore_unrelayed_agent_info``).
-
-Malformed datagrams (``MalformedPacket``), engine drops (BOOTREPLYs among them) and any unexpected
-exception are counted by reason and logged at a bounded rate; nothing in the packet path can
-stop the loop.
-
-Where a reply goes is decided by the engine (RFC 2131 4.1, ``fastdhcp.engine.reply_destination``):
-the service
-only turns ``Decision.dest_ip/dest_port`` into a ``sendto``, and for ``Decision.l2_unicast``
-injects an ARP entry for ``yiaddr -> chaddr`` on the receiving interface and unicasts, falling
-back to the broadcast destination when it cannot (no ``CAP_NET_ADMIN``, not an interface
-socket).
-
-Timers: ``engine.reclaim`` at the time it asks for; a one-line statistics summary every
-``stats-interval`` seconds. Signals (installed by :meth:`Server.serve_forever`): SIGTERM/SIGINT
-stop intake, flush the pending commits and send their ACKs, close the store; SIGHUP reloads the
-configuration (a config that does not load is logged and the running one keeps serving).
-
-The control channel (``fastdhcp.control``) can do what the signals do: ``config-set`` and
-``config-reload`` apply a configuration as SIGHUP does (:meth:`Server.apply_config`,
-:meth:`Server.reload_from_file`, which report their problems back), ``shutdown`` stops as
-SIGTERM does once its answer has left (:meth:`Server.request_shutdown`). ``dhcp-disable``
-makes every socket read discard (``DatagramIO.discard``): one flag tested per burst, in
-Python, is all the enabled path pays; the compiled path knows nothing of it
-(:class:`fastdhcp.dhcp_state.DhcpServiceState` holds who disabled it).
+The theory of operation is in :mod:`fastdhcp.service`; the parts it uses are beside this
+module: :mod:`.endpoints` (sockets, read pacing, layer-2 unicast), :mod:`.report_log` (the
+packet path's report into the log), :mod:`.stats_line` (the periodic summary),
+:mod:`.notify` (systemd) and :mod:`.ratelog`.
 """
 
 from __future__ import annotations
@@ -81,51 +14,50 @@ import gc
 import logging
 import os
 import signal
-import socket
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastdhcp import netio
 from fastdhcp._packetpath import PacketPath
-from fastdhcp._sockio import DatagramIO, PaceTimer
+from fastdhcp.config import Config
 from fastdhcp.config import load as load_config
 from fastdhcp.control import commands as control_commands
 from fastdhcp.control.channel import ControlChannel
 from fastdhcp.control.table import CommandTable
 from fastdhcp.dhcp_state import DhcpServiceState, Origin
-from fastdhcp.engine import Engine, Link
+from fastdhcp.engine import Decision, Engine, Link
 from fastdhcp.errors import ConfigError, StoreError
 from fastdhcp.ha.service import HAService
 from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
 from fastdhcp.limits import EdgeGuard
-from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector, type_name
+from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector
 from fastdhcp.pathreport import Event, PathEvent, PathReport
+from fastdhcp.pathtypes import PathEndpoint
+from fastdhcp.service import endpoints
+from fastdhcp.service.endpoints import (
+    Endpoint,
+    EndpointKey,
+    endpoint_keys,
+    l2_destination,
+    open_endpoint,
+    pace_for,
+)
+from fastdhcp.service.notify import sd_notify
+from fastdhcp.service.ratelog import RateLimitedLog
+from fastdhcp.service.report_log import ReportLog
+from fastdhcp.service.stats_line import PoolRow, StatsLine
 from fastdhcp.statistics import Statistics
 from fastdhcp.store import GroupCommitter, LmdbLeaseStore
 
+__all__ = ["ANSWER_GRACE", "GC_FREEZE_INTERVAL", "RECLAIM_MAX_DELAY", "RECLAIM_MIN_DELAY",
+           "SWITCH_INTERVAL", "ReloadResult", "Server", "StartupError"]
+
 log = logging.getLogger("fastdhcp")
 
-#: Datagrams read from one socket per readiness callback: large enough to batch commits, small
-#: enough that one busy socket cannot starve the others or the timers.
-READ_BATCH = 128
-#: Read pacing (see the module docstring): the longest time between two reads of a socket that
-#: had datagrams at its last read; 0 = read on every epoll wake-up.
-READ_PACE = 0.002  # the default of `server.read-pace-ms`
-#: Datagrams a paced read aims to find: the pace is this over the socket's recent arrival rate,
-#: from :data:`MIN_PACE` up to the longest pace. As adaptive interrupt coalescing in a NIC: few,
-#: well-filled wake-ups at low rates, where a millisecond more is invisible to a client; short
-#: waits once a fraction of a millisecond brings enough datagrams to amortise a wake-up.
-PACE_TARGET = 16
-#: The shortest pace (seconds). The pace timer is a timerfd (fastdhcp._sockio.PaceTimer):
-#: uvloop's own timers count whole milliseconds.
-MIN_PACE = 0.0002
-#: Weight of the newest read in the arrival-rate estimate (exponential moving average).
-PACE_RATE_WEIGHT = 0.25
 #: ``sys.setswitchinterval`` while the server runs (the default 5 ms is what the loop or the
 #: writer thread could wait for the GIL, and so what an ACK or OFFER could wait for nothing).
 SWITCH_INTERVAL = 0.0005
@@ -134,8 +66,6 @@ GC_FREEZE_INTERVAL = 0.25
 #: Bounds on the delay between two reclaim passes (seconds).
 RECLAIM_MIN_DELAY = 0.05
 RECLAIM_MAX_DELAY = 60.0
-_BROADCAST = 0xFFFFFFFF
-
 
 #: Longest wait (seconds) for a command's answer to leave before what the command asked for
 #: after its answer happens anyway (shutdown, a control socket the config removed): a slow or
@@ -157,132 +87,10 @@ class ReloadResult:
     problems: tuple[str, ...] = ()
 
 
-def _startup_file(config: Any) -> str | None:
+def _startup_file(config: Config) -> str | None:
     """The file ``config`` was loaded from, or None ("<string>", "<config-set>"...)."""
     source = getattr(config, "source", None)
     return source if isinstance(source, str) and source and not source.startswith("<") else None
-
-
-class RateLimitedLog:
-    """At most ``burst`` log records per key per ``period`` seconds; counts the rest and says
-    how many were suppressed the next time the key is allowed through."""
-
-    def __init__(self, logger: logging.Logger, burst: int = 5, period: float = 10.0) -> None:
-        self._log = logger
-        self._burst = burst
-        self._period = period
-        self._state: dict[str, list[float]] = {}  # key -> [window start, count, suppressed]
-
-    def __call__(self, level: int, key: str, msg: str, *args: object, exc: bool = False) -> None:
-        now = time.monotonic()
-        st = self._state.get(key)
-        if st is None or now - st[0] >= self._period:
-            suppressed = int(st[2]) if st is not None else 0
-            st = [now, 0.0, 0.0]
-            self._state[key] = st
-            if suppressed:
-                self._log.log(level, "(%d similar messages suppressed: %s)", suppressed, key)
-        if st[1] >= self._burst:
-            st[2] += 1
-            return
-        st[1] += 1
-        if exc:
-            msg = msg + "\n" + traceback.format_exc().rstrip()
-        self._log.log(level, msg, *args)
-
-
-def sd_notify(state: str) -> bool:
-    """Send ``state`` (e.g. ``"READY=1"``) to systemd's ``$NOTIFY_SOCKET``; False if none.
-
-    The protocol is one datagram on an AF_UNIX socket; an address starting with ``@`` is in the
-    abstract namespace. The send never blocks: it runs on the event loop, and a receiver that
-    stops reading (its queue holds ~10 datagrams) would otherwise stop the server on its next
-    status line; such a message is dropped instead.
-    """
-    path = os.environ.get("NOTIFY_SOCKET")
-    if not path:
-        return False
-    addr = "\0" + path[1:] if path.startswith("@") else path
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.setblocking(False)
-            s.connect(addr)
-            s.send(state.encode())
-        return True
-    except OSError:
-        return False
-
-
-@dataclass(eq=False)
-class Endpoint:
-    """One receiving socket and the link it serves."""
-
-    key: tuple[str, str, int]  #: ("if", ifname, port) or ("addr", address, port)
-    sock: socket.socket
-    link: Any  #: fastdhcp.engine.Link
-    ifname: str  #: "" for a listen-address socket
-    arp_ok: bool = True  #: False once ARP injection failed for lack of privilege
-    arp_cache: dict[int, bytes] = field(default_factory=dict)
-    closed: bool = False
-    #: read pacing (see the module docstring): out of epoll, read again when ``timer`` fires
-    #: (or by ``pace``, a call_soon, when a read stopped at READ_BATCH)
-    paced: bool = False
-    pace: asyncio.Handle | None = None
-    timer: PaceTimer = field(init=False)
-    #: while paced: when the socket was last read (perf_counter) and its arrival rate
-    #: (datagrams per second, moving average)
-    last_read: float = 0.0
-    rate: float = 0.0
-    #: replies waiting for the end of this read burst (or commit) to leave in one sendmmsg:
-    #: (reply, dest_ip, dest_port, received_at)
-    out: list[tuple[bytes, int, int, float]] = field(default_factory=list)
-    fd: int = -1
-    io: DatagramIO = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.fd = self.sock.fileno()
-        self.io = DatagramIO(self.sock)
-        self.timer = PaceTimer()
-
-    def unpace(self) -> None:
-        """Cancel a pending paced read (the socket is closing or leaving the loop)."""
-        if self.pace is not None:
-            self.pace.cancel()
-            self.pace = None
-        self.timer.disarm()
-        self.paced = False
-
-    def close(self) -> None:
-        """Close the socket and the pace timer (after the loop stopped watching both)."""
-        self.closed = True
-        self.sock.close()
-        self.timer.close()
-
-
-def pace_for(rate: float, longest: float) -> float:
-    """The next read pace (seconds) of a socket receiving ``rate`` datagrams per second: time
-    for :data:`PACE_TARGET` datagrams, at least :data:`MIN_PACE` and at most ``longest``
-    (``longest`` itself when the rate is not known yet)."""
-    if rate <= 0.0 or longest <= MIN_PACE:
-        return longest
-    return min(max(PACE_TARGET / rate, MIN_PACE), longest)
-
-
-def _endpoint_keys(config: Any) -> list[tuple[str, str, int]]:
-    srv = config.server
-    keys = [("if", name, srv.port) for name in srv.interfaces]
-    keys += [("addr", str(a), srv.port) for a in srv.listen_addresses]
-    return keys
-
-
-def _open_endpoint(key: tuple[str, str, int]) -> Endpoint:
-    kind, name, port = key
-    if kind == "if":
-        address = netio.interface_ipv4(name)
-        sock = netio.open_interface_socket(name, port)
-        return Endpoint(key, sock, Link(name, address), name)
-    sock = netio.open_address_socket(name, port)
-    return Endpoint(key, sock, Link("", netio.str_to_ip(name)), "")
 
 
 class Server:
@@ -297,7 +105,7 @@ class Server:
     metrics endpoint), ``StoreError`` (database).
     """
 
-    def __init__(self, config: Any, *, config_path: str | None = None,
+    def __init__(self, config: Config, *, config_path: str | None = None,
                  log_level_pinned: bool = False) -> None:
         self.config = config
         #: the startup file: what SIGHUP and config-reload read, config-write writes by default
@@ -306,15 +114,17 @@ class Server:
         #: True when --log-level overrides server.log-level (a reload then leaves it alone)
         self._log_level_pinned = log_level_pinned
         self.metrics = Metrics()
-        self.store: Any = None
-        self.engine: Any = None
-        self.committer: Any = None
+        #: open between start and stop (``store`` and ``engine`` raise outside that)
+        self._store: LmdbLeaseStore | None = None
+        self._engine: Engine | None = None
+        self.committer: GroupCommitter | None = None
         self.metrics_server: MetricsServer | None = None
-        self.endpoints: dict[tuple[str, str, int], Endpoint] = {}
+        self.endpoints: dict[EndpointKey, Endpoint] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ipstr_cache: dict[int, str] = {}
         self._ratelog = RateLimitedLog(log)
-        self._report = PathReport()  # filled by the packet path, drained by _drain
+        #: the packet path's report (filled by it) and its way into the log
+        self._report_log = ReportLog(PathReport(), self._ratelog)
+        self._stats = StatsLine(self.metrics, self._pool_rows)
         #: relay trust and rate limits before the engine (None when none are configured)
         self._guard: EdgeGuard | None = EdgeGuard.from_config(config.server)
         self.metrics.limiters = self._limiter_rows
@@ -322,8 +132,6 @@ class Server:
         self._started = False
         self._closing = False
         self._closed: asyncio.Event | None = None
-        self._stats_prev: tuple[float, list[int], list[int], dict[str, int], dict[str, int],
-                                list[int], list[int]] | None = None
         self._debug = False
         self._stop_task: asyncio.Task[None] | None = None
         self._switch_prev: float | None = None
@@ -350,6 +158,20 @@ class Server:
         #: the HA service, when [high-availability] is configured (ha, cmd_ha)
         self._ha: HAService | None = None
 
+    @property
+    def engine(self) -> Engine:
+        """The engine (``StoreError`` when the server is not running)."""
+        if self._engine is None:
+            raise StoreError("the server is not running")
+        return self._engine
+
+    @property
+    def store(self) -> LmdbLeaseStore:
+        """The lease database (``StoreError`` when the server is not running)."""
+        if self._store is None:
+            raise StoreError("the server is not running")
+        return self._store
+
     # ----------------------------------------------------------------- start / stop
 
     async def start(self) -> None:
@@ -365,14 +187,14 @@ class Server:
             kwargs: dict[str, Any] = {"sync": db.sync, "create": True}
             if getattr(db, "map_size", None):
                 kwargs["map_size"] = db.map_size
-            self.store = LmdbLeaseStore(str(db.path), **kwargs)
-            self.engine = Engine(cfg, self.store)
+            self._store = LmdbLeaseStore(str(db.path), **kwargs)
+            engine = self._engine = Engine(cfg, self._store)
             self.statistics = Statistics(self)
-            self._hosts = HostTable(self.store)  # hosts (cmd_hosts)
-            self.engine.attach_hosts(self._hosts)
+            self._hosts = HostTable(self._store)  # hosts (cmd_hosts)
+            engine.attach_hosts(self._hosts)
             try:
-                for key in _endpoint_keys(cfg):
-                    ep = _open_endpoint(key)
+                for key in endpoint_keys(cfg):
+                    ep = open_endpoint(key)
                     self.endpoints[key] = ep
             except OSError as exc:
                 raise StartupError(f"cannot open sockets: {exc.strerror or exc}") from exc
@@ -380,7 +202,7 @@ class Server:
                 raise StartupError("nothing to listen on: server.interfaces and "
                                    "server.listen-addresses are both empty")
             self.committer = GroupCommitter(
-                self.store,
+                self._store,
                 self._loop,
                 self._on_committed,
                 self._on_failed,
@@ -419,7 +241,7 @@ class Server:
             self._loop.add_reader(ep.fd, self._on_readable, ep)
         self._started = True
         self._schedule("reclaim", 0.0, self._reclaim)
-        self._stats_prev = self._stats_snapshot()
+        self._stats.restart()
         self._schedule_stats()
         if GC_FREEZE_INTERVAL > 0:
             gc.collect()  # what start-up left as garbage, then the rest is out of every scan
@@ -441,18 +263,17 @@ class Server:
         for ep in self.endpoints.values():
             ep.close()
         self.endpoints.clear()
-        self.engine = None
-        if self.store is not None:
+        self._engine = None
+        if self._store is not None:
             self._close_store()
 
     def _close_store(self) -> None:
-        close = getattr(self.store, "close", None)
-        if close is not None:
+        store, self._store = self._store, None
+        if store is not None:
             try:
-                close()
+                store.close()
             except Exception:
                 log.exception("closing the lease database")
-        self.store = None
 
     async def stop(self) -> None:
         """Stop intake, flush pending commits (their ACKs are sent), close sockets and store."""
@@ -562,7 +383,7 @@ class Server:
             return ReloadResult(False, (why,))
         return self.apply_config(config)
 
-    def apply_config(self, config: Any) -> ReloadResult:
+    def apply_config(self, config: Config) -> ReloadResult:
         """:meth:`reload` ``config``, turning a refusal into its problem lines (logged; the
         running configuration keeps serving). SIGHUP, config-reload and config-set use it."""
         try:
@@ -580,7 +401,7 @@ class Server:
             return ReloadResult(False, lines)
         return ReloadResult(True)
 
-    def reload(self, config: Any) -> None:
+    def reload(self, config: Config) -> None:
         """Apply ``config`` to the running server without losing a lease.
 
         The engine is reloaded in place if it offers ``reload(config)`` (held offers survive),
@@ -605,23 +426,23 @@ class Server:
         if old.high_availability != config.high_availability:  # ha (cmd_ha)
             log.warning("reload: [high-availability] changes take effect at the next restart")
 
-        want = _endpoint_keys(config)
+        want = endpoint_keys(config)
         refused = self.check_config(config)
         if not refused.ok:
             raise StartupError(refused.problems[0])
-        new_eps: dict[tuple[str, str, int], Endpoint] = {}
+        new_eps: dict[EndpointKey, Endpoint] = {}
         try:
             for key in want:
                 if key not in self.endpoints:
-                    new_eps[key] = _open_endpoint(key)
+                    new_eps[key] = open_endpoint(key)
         except OSError as exc:
             for ep in new_eps.values():
                 ep.close()
             raise StartupError(f"cannot open sockets: {exc.strerror or exc}") from exc
 
         try:
-            assert self.engine is not None
-            self.engine.reload(config)
+            assert self._engine is not None
+            self._engine.reload(config)
         except BaseException:
             for ep in new_eps.values():
                 ep.close()
@@ -665,27 +486,32 @@ class Server:
 
     def _make_path(self) -> PacketPath:
         committer = self.committer
-        return PacketPath(self.engine, self.metrics, self._report, self._guard,
-                          committer.hold_many if committer is not None else None, self._dest_ip,
+        return PacketPath(self.engine, self.metrics, self._report_log.report, self._guard,
+                          committer.hold_many if committer is not None else None, self._l2_dest,
                           self._debug)
+
+    def _l2_dest(self, ep: PathEndpoint, d: Decision) -> int:
+        # the path hands back the endpoint it read from: always one of ours
+        assert isinstance(ep, Endpoint)
+        return l2_destination(ep, d, self._ratelog)
 
     def _on_readable(self, ep: Endpoint) -> None:
         path = self._path
         assert path is not None
         t0 = time.perf_counter()
         if self._discarding:  # dhcp-disable: one test a burst, nothing more when enabled
-            n = self._discard(ep, READ_BATCH)
+            n = self._discard(ep, endpoints.READ_BATCH)
         else:
-            n = path.read(ep, READ_BATCH, time.time(), t0)
+            n = path.read(ep, endpoints.READ_BATCH, time.time(), t0)
         ms = self.config.server.read_pace_ms
-        longest = READ_PACE if ms is None else ms / 1000.0
+        longest = endpoints.READ_PACE if ms is None else ms / 1000.0
         loop = self._loop
         assert loop is not None
         paced = bool(n and longest > 0)
         if paced and ep.paced:
             # a paced read: these datagrams arrived since the last one
             rate = n / max(t0 - ep.last_read, 1e-4)
-            ep.rate += PACE_RATE_WEIGHT * (rate - ep.rate) if ep.rate else rate
+            ep.rate += endpoints.PACE_RATE_WEIGHT * (rate - ep.rate) if ep.rate else rate
         elif paced:  # busy: leave epoll, read again by timer
             ep.paced = True
             ep.rate = 0.0  # unknown yet: the first pace is the longest
@@ -702,10 +528,10 @@ class Server:
             self._poll_committer()  # committed ACKs join this flush
         if ep.out:
             path.flush(ep)
-        self._drain()
+        self._report_log.drain()
         if paced:
             ep.last_read = t0
-            if n >= READ_BATCH:  # more may be waiting: after the other ready callbacks
+            if n >= endpoints.READ_BATCH:  # more may be waiting: after the other ready callbacks
                 ep.pace = loop.call_soon(self._on_pace, ep)
             else:
                 ep.timer.arm(pace_for(ep.rate, longest))
@@ -739,50 +565,11 @@ class Server:
             return
         self._on_readable(ep)
 
-    # The packet path's report (fastdhcp.pathreport): counted there, logged here.
-
-    def _drain(self) -> None:
-        """Write the log lines of the events the packet path reported since the last drain."""
-        events, lost = self._report.take()
-        for ev in events:
-            self._log_event(ev)
-        if lost:
-            self._ratelog(logging.INFO, "report-lost", "%d more packet-path events since the "
-                          "last drain (counted, not logged)", lost)
-
-    def _log_event(self, ev: PathEvent) -> None:
-        src = f"{self._ipstr(ev.ip)}:{ev.port}"
-        kind = ev.event
-        if kind is Event.DECISION:
-            log.debug("%s on %s from %s xid=%08x chaddr=%s -> %s", type_name(ev.message_type),
-                      ev.where, src, ev.xid, ev.chaddr.hex(":"), ev.reason)
-        elif kind is Event.MALFORMED:
-            self._ratelog(logging.INFO, "malformed", "malformed datagram from %s on %s: %s",
-                          src, ev.where, ev.reason)
-        elif kind is Event.GUARD_DROP:
-            self._ratelog(logging.INFO, ev.reason, "%s: dropped %s from %s on %s (giaddr %s, "
-                          "chaddr %s)", ev.reason, type_name(ev.message_type), src, ev.where,
-                          self._ipstr(ev.giaddr), ev.chaddr.hex(":"))
-        elif kind is Event.ENGINE_DROP:
-            self._ratelog(logging.INFO, "drop:" + ev.reason, "no reply to %s from %s on %s "
-                          "chaddr %s: %s", type_name(ev.message_type), src, ev.where,
-                          ev.chaddr.hex(":"), ev.reason)
-        elif kind is Event.INTERNAL_ERROR:
-            err = ev.error
-            self._ratelog(logging.ERROR, "internal", "unexpected error handling a datagram from "
-                          "%s on %s: %r\n%s", src, ev.where, err,
-                          "".join(traceback.format_exception(err)).rstrip() if err else "")
-        elif kind is Event.RECV_FAILED:
-            self._ratelog(logging.WARNING, "recv", "receive error on %s: %s", ev.where, ev.error)
-        elif kind is Event.SEND_FAILED:
-            self._ratelog(logging.WARNING, "send", "sending to %s on %s failed: %s", src,
-                          ev.where, os.strerror(ev.errno))
-
     def _recv_failed(self, ep: Endpoint, exc: OSError) -> None:
         """A failed receive outside the packet path (the disabled service's discard): counted
-        and reported as the path does, logged by the same _drain."""
+        and reported as the path does, logged by the same drain."""
         self.metrics.drop("recv-error")
-        self._report.add(PathEvent(Event.RECV_FAILED, ep.key[1], error=exc))
+        self._report_log.report.add(PathEvent(Event.RECV_FAILED, ep.key[1], error=exc))
 
     def _limiter_rows(self) -> list[tuple[str, int, int]]:
         """(limit, keys tracked, evictions) of each configured rate limiter (for metrics)."""
@@ -793,39 +580,6 @@ class Server:
                 if lim is not None:
                     rows.append((name, len(lim), lim.evictions))
         return rows
-
-    def _ipstr(self, ip: int) -> str:
-        s = self._ipstr_cache.get(ip)
-        if s is None:
-            if len(self._ipstr_cache) > 65536:
-                self._ipstr_cache.clear()
-            s = self._ipstr_cache[ip] = netio.ip_to_str(ip)
-        return s
-
-    def _dest_ip(self, ep: Endpoint, d: Any) -> int:
-        """The IPv4 to send ``d.reply`` to: ``d.dest_ip``, or for a layer-2 unicast (RFC 2131
-        4.1) yiaddr once an ARP entry for it is in place (else ``d.dest_ip``, the broadcast)."""
-        l2 = d.l2_unicast
-        if l2 is not None and ep.ifname and ep.arp_ok:
-            yiaddr, chaddr = l2
-            if ep.arp_cache.get(yiaddr) == chaddr:
-                return int(yiaddr)
-            try:
-                netio.inject_arp(ep.sock, ep.ifname, yiaddr, chaddr)
-            except OSError as exc:
-                if exc.errno in (1, 13):  # EPERM/EACCES: no CAP_NET_ADMIN, stop trying
-                    ep.arp_ok = False
-                    log.warning("cannot add ARP entries on %s (%s): replies to clients without "
-                                "an address are broadcast", ep.ifname, exc.strerror)
-                else:
-                    self._ratelog(logging.WARNING, "arp", "ARP entry %s on %s failed: %s",
-                                  self._ipstr(yiaddr), ep.ifname, exc)
-            else:
-                if len(ep.arp_cache) > 65536:
-                    ep.arp_cache.clear()
-                ep.arp_cache[yiaddr] = chaddr
-                return int(yiaddr)
-        return int(d.dest_ip)
 
     # ----------------------------------------------------------------- commit callbacks
 
@@ -852,7 +606,7 @@ class Server:
         m.commit_latency.observe(time.perf_counter() - tokens[0].held_at)
         assert self._path is not None
         self._path.deliver(tokens)
-        self._drain()
+        self._report_log.drain()
 
     def _on_failed(self, leases: list[Any], tokens: list[Any], exc: BaseException) -> None:
         m = self.metrics
@@ -862,8 +616,8 @@ class Server:
         self._ratelog(logging.ERROR, "commit", "group commit of %d leases failed: %s; "
                       "%d ACKs not sent (clients will retry)", len(leases), exc, len(tokens))
         try:
-            if self.engine is not None:
-                self.engine.rollback(leases)
+            if self._engine is not None:
+                self._engine.rollback(leases)
         except Exception as exc2:
             m.internal_errors += 1
             self._ratelog(logging.ERROR, "rollback", "rollback after a failed commit: %r", exc2,
@@ -918,12 +672,12 @@ class Server:
 
     # ----------------------------------------------------------------- reporting
 
-    def pool_stats(self) -> list[tuple[int, str, str, int, int]]:
+    def pool_stats(self) -> list[PoolRow]:
         """(subnet id, subnet, pool, size, used) for every pool, from ``engine.pool_stats()``."""
         return list(self._pool_rows())
 
-    def _pool_rows(self) -> Iterable[tuple[int, str, str, int, int]]:
-        engine = self.engine
+    def _pool_rows(self) -> Iterable[PoolRow]:
+        engine = self._engine
         if engine is None:
             return []
         subnets = {s.id: str(s.network) for s in self.config.subnets}
@@ -970,7 +724,7 @@ class Server:
         return await committer.run_in_writer(fn)
 
     def _lease_count(self) -> int | None:
-        store = self.store
+        store = self._store
         if store is None:
             return None
         try:
@@ -986,7 +740,7 @@ class Server:
             log.info("listening: %s port %d (link %r, server address %s)", what, port,
                      ep.link.name, netio.ip_to_str(ep.link.address))
         rows = self._pool_rows()
-        by_subnet: dict[int, list[tuple[int, str, str, int, int]]] = {}
+        by_subnet: dict[int, list[PoolRow]] = {}
         for r in rows:
             by_subnet.setdefault(r[0], []).append(r)
         for s in cfg.subnets:
@@ -1004,46 +758,9 @@ class Server:
         log.info("fastdhcp serving: %d sockets, %d subnets, client port %d",
                  len(self.endpoints), len(cfg.subnets), cfg.server.client_port)
 
-    def _stats_snapshot(self) -> tuple[float, list[int], list[int], dict[str, int],
-                                       dict[str, int], list[int], list[int]]:
-        m = self.metrics
-        return (time.monotonic(), list(m.received), list(m.sent), dict(m.dropped),
-                dict(m.malformed), list(m.offer_latency.counts), list(m.ack_latency.counts))
-
     def stats_line(self) -> str:
         """The periodic summary (rates since the last line, drops, pool use, latencies)."""
-        prev = self._stats_prev or self._stats_snapshot()
-        cur = self._stats_snapshot()
-        self._stats_prev = cur
-        dt = max(cur[0] - prev[0], 1e-9)
-
-        def rates(a: list[int], b: list[int]) -> str:
-            parts = [f"{type_name(i)} {(b[i] - a[i]) / dt:.0f}/s"
-                     for i in range(256) if b[i] != a[i]]
-            return ", ".join(parts) or "none"
-
-        def deltas(a: dict[str, int], b: dict[str, int]) -> str:
-            parts = [f"{k} {v - a.get(k, 0)}" for k, v in sorted(b.items()) if v != a.get(k, 0)]
-            return ", ".join(parts) or "none"
-
-        m = self.metrics
-        lat = []
-        for name, h, before, after in (("offer", m.offer_latency, prev[5], cur[5]),
-                                        ("ack", m.ack_latency, prev[6], cur[6])):
-            diff = [y - x for x, y in zip(before, after, strict=True)]
-            if any(diff):
-                lat.append(f"{name} p50<={h.quantile(0.5, diff) * 1e3:g}ms "
-                           f"p99<={h.quantile(0.99, diff) * 1e3:g}ms")
-        pools = []
-        try:
-            for sid, _subnet, pool, size, used in self._pool_rows():
-                pct = 100.0 * used / size if size else 0.0
-                pools.append(f"{sid}:{pool} {used}/{size} ({pct:.1f}%)")
-        except Exception:
-            pools.append("?")
-        return (f"stats: in [{rates(prev[1], cur[1])}] out [{rates(prev[2], cur[2])}] "
-                f"drops [{deltas(prev[3], cur[3])}] malformed [{deltas(prev[4], cur[4])}] "
-                f"latency [{'; '.join(lat) or 'none'}] pools [{', '.join(pools) or 'none'}]")
+        return self._stats.line()
 
     def _log_stats(self, final: bool = False) -> None:
         line = self.stats_line()
@@ -1056,10 +773,10 @@ class Server:
     # ----------------------------------------------------------------- config and server
     # commands (fastdhcp.control.cmd_config, cmd_server): what ControlTarget offers them
 
-    def check_config(self, config: Any) -> ReloadResult:
+    def check_config(self, config: Config) -> ReloadResult:
         """What :meth:`reload` would refuse in ``config`` before opening anything (config-test
         asks this after the loader's checks): ``ok`` when nothing."""
-        if not _endpoint_keys(config):
+        if not endpoint_keys(config):
             return ReloadResult(False, ("nothing to listen on: server.interfaces and "
                                         "server.listen-addresses are both empty",))
         return ReloadResult(True)
