@@ -623,7 +623,7 @@ def vector_seeds(found: bool = True) -> list[bytes]:
 
 
 def seeds(target: str, found: bool = True) -> list[bytes]:
-    """Seed inputs for ``target`` ("parse", "engine" or "classify"); ``found``: with the findings."""
+    """Seed inputs for ``target`` ("parse", "engine", "classify"); ``found``: with the findings."""
     vecs = vector_seeds(found)
     reqs = seed_requests()
     if target in ("parse", "classify"):

@@ -21,7 +21,7 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_clean() -> None:
-    proc = _run("ruff", "check", "--no-cache", "fastdhcp", "tests", "bench")
+    proc = _run("ruff", "check", "--no-cache", "fastdhcp", "tests", "bench", "fuzz")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
