@@ -421,26 +421,16 @@ cdef class Engine:
         cdef const unsigned char *b = msg._buf
         cdef const unsigned char *p
         cdef int mtype = 0
-        cdef Py_ssize_t hlen
         cdef bytes key
-        cdef char *k
-        cdef Py_ssize_t i
+        cdef object cid
         if b[OFF_OP] != 1:
             # a BOOTREPLY is not for a server; Kea counts it received, then dropped
             return _drop("bootreply")
         if msg._view(OPT_MESSAGE_TYPE, &p) == 1:
             mtype = p[0]
-        hlen = b[OFF_HLEN]
-        cid = msg._opt_bytes(OPT_CLIENT_ID)
-        if cid:
-            key = <bytes>cid
-        else:
-            # htype byte + chaddr (what Lease.client_key documents)
-            key = PyBytes_FromStringAndSize(NULL, hlen + 1)
-            k = PyBytes_AS_STRING(key)
-            k[0] = <char>b[OFF_HTYPE]
-            for i in range(hlen):
-                k[i + 1] = <char>b[OFF_CHADDR + i]
+        key = msg.client_key()  # the one definition, shared with the edge guard
+        # option 61 as sent is the key itself when present (no second copy of its bytes)
+        cid = key if msg._view(OPT_CLIENT_ID, &p) > 0 else None
         if len(key) < 2:
             return _drop("no-client-id")
         # One instance of 82 (<= 255 bytes) always fits beside 53/54/51 in 576 bytes; only a
@@ -450,7 +440,7 @@ cdef class Engine:
         if mtype == DISCOVER:
             # chaddr is made there only if a reservation may need it.
             return _discover(self, msg, link, now, key, None, cid)
-        chaddr = PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, hlen)
+        chaddr = PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, b[OFF_HLEN])
         if mtype == REQUEST:
             return _request(self, msg, link, now, key, chaddr, cid)
         if mtype == RELEASE:
