@@ -141,6 +141,17 @@ def test_rfc3011_option_118_beats_giaddr(net):
     c = relayed(net, 1, giaddr=RELAY_2)
     r = c._send(DISCOVER, subnet_selection=ip("198.18.4.0"), prl=c.prl)
     assert in_subnet(r.yiaddr, "198.18.4.0/24")
+    # RFC 3011 3: the option comes back as sent, though 118 is not in the client's PRL
+    assert 118 not in c.prl and r.options[118] == bytes((198, 18, 4, 0))
+    r = c._send(REQUEST, subnet_selection=ip("198.18.4.0"), requested_ip=r.yiaddr,
+                server_id=int.from_bytes(r.options[54], "big"), prl=c.prl)
+    assert r is not None and r.options[53] == bytes((ACK,)) and r.options[118] == bytes(
+        (198, 18, 4, 0))
+
+
+def test_option_118_not_sent_not_echoed(net):
+    r = relayed(net, 1, giaddr=RELAY_2).discover()
+    assert 118 not in r.options
 
 
 def test_rfc3527_link_selection_beats_giaddr(net):

@@ -207,6 +207,10 @@ cdef Decision _reply(Engine self, Message msg, int outcome, int mtype, uint32_t 
     cid = msg._opt_bytes(OPT_CLIENT_ID)
     if cid:
         opts.append((61, cid))  # RFC 6842
+    sel = msg._opt_bytes(OPT_SUBNET_SELECTION)
+    if sel is not None:
+        # RFC 3011 3: an identical copy to any client that sends it, asked for in 55 or not
+        opts.append((118, sel))
     rai = msg._opt_bytes(OPT_RELAY_AGENT)
     if rai is not None:
         opts.append((82, rai))  # RFC 3046 2.2: verbatim; the builder writes it last
