@@ -170,54 +170,5 @@ cdef class Engine:
     cdef _SubnetInfo _res_api_info    # and its subnet
 
     cdef list _apply(self, object config, dict keep)
-    cdef _fill(self, list bitmaps, object addrs)
-    cdef _recount(self)
-    cdef object _lease_sub(self, object lease)
-    cdef object _msg_sub(self, Message msg, int subnet_id)
-    cdef _count(self, object old, object new)
-    cdef _count_keys(self, object a, object b)
-    cdef bint _sub_full(self, object subkey, bytes key, bint offers)
-    cdef _unsub(self, _Offer offer)
-    cdef bint _decline_over(self, dict table, object k, double now)
-    cdef _decline_note(self, dict table, object k, double now)
-    cdef _rebuild(self)
-    cdef Py_ssize_t _pool_at(self, uint32_t ip)
-    cdef tuple _bitmap_for(self, uint32_t ip)
-    cdef _settle(self, uint32_t ip)
     cdef SubnetCounters _counts_for(self, object subnet_id)
-    cdef _drop_offer(self, bytes key, _Offer offer)
-    cdef _hold(self, bytes key, uint32_t ip, double expires, bint alone, object sub,
-               bint renews)
-    cdef _heap_push(self, _Offer offer)
-    cdef _Offer _heap_pop(self)
-    cdef _SubnetInfo _claim(self, uint32_t ip, bytes key, uint32_t res_ip, tuple group,
-                            double now, object known)
-    cdef tuple _allocate(self, tuple group, uint32_t hint)
-    cdef object _reservation(self, tuple group, bytes chaddr, object cid, Message msg)
-    cdef object _api_reservation(self, tuple group, bytes chaddr, object cid, object circuit)
-    cdef bint _api_reserved(self, uint32_t ip) except -1
-    cdef _host_counts(self)
-    cdef list _options(self, object src, dict options, Message msg, int64_t lease_time,
-                       _SubnetInfo info)
-    cdef list _options_slow(self, object src, dict options, bytes pkey, int64_t lease_time,
-                            _SubnetInfo info)
-    cdef uint32_t _server_id_for(self, Message msg, uint32_t giaddr, uint32_t link_address)
-    cdef tuple _sid_option(self, uint32_t sid)
-    cdef Decision _reply(self, Message msg, int outcome, int mtype, uint32_t ciaddr,
-                         uint32_t yiaddr, list opts, object binding, str reason)
-    cdef bint _relay_info_fits(self, Message msg)
-    cdef Decision _nak(self, Message msg, uint32_t sid, str reason)
-    cdef int64_t _lease_time(self, _SubnetInfo info, int64_t requested)
-    cdef _SubnetInfo _select(self, Message msg, object link)
-    cdef Decision _discover(self, Message msg, object link, double now, bytes key,
-                            bytes chaddr, object cid)
-    cdef Decision _request(self, Message msg, object link, double now, bytes key,
-                           bytes chaddr, object cid)
-    cdef Decision _bind(self, Message msg, double now, bytes key, bytes chaddr, uint32_t ip,
-                        _SubnetInfo info, object res, uint32_t sid, RequestState state,
-                        object at_ip)
-    cdef bint _ours(self, Message msg, object link)
-    cdef Decision _release(self, Message msg, object link, double now, bytes key)
-    cdef Decision _decline(self, Message msg, object link, double now, bytes key)
-    cdef Decision _inform(self, Message msg, object link, bytes key, bytes chaddr, object cid)
     cpdef Decision handle(self, Message msg, object link, double now)

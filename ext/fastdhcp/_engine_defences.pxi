@@ -1,0 +1,146 @@
+# fastdhcp._engine, part: the defences. Included by _engine.pyx (one C module: the
+# functions below are direct C calls; Cython allows no include inside a class body,
+# so the Engine's methods of this concern are functions taking the Engine first).
+#
+# Subscriber lease limit (per option 82 subscriber and link) and the DECLINE defences
+# (decline-limit per client and per subscriber within decline-window; decline-max-fraction of a
+# pool). docs/configuration.md, "Defences".
+
+
+cdef object _rai_sub(object rai, int code):
+    """Sub-option ``code`` of a stored option 82 value (RFC 3046 TLVs), or None when it is
+    absent or empty. A damaged value (a TLV running past the end) names no subscriber."""
+    cdef const unsigned char *b
+    cdef Py_ssize_t n, i = 0, ln
+    if not rai:
+        return None
+    # bytes(x) of a bytes object is x itself, but is a type call: skipped for the usual case.
+    data = rai if type(rai) is bytes else bytes(rai)
+    b = <const unsigned char *>PyBytes_AS_STRING(data)
+    n = len(data)
+    while i + 2 <= n:
+        ln = b[i + 1]
+        if i + 2 + ln > n:
+            return None
+        if b[i] == code:
+            return PyBytes_FromStringAndSize(<const char *>b + i + 2, ln) if ln else None
+        i += 2 + ln
+    return None
+
+
+cdef _recount(Engine self):
+    """Rebuild the per-subscriber lease counts and per-pool decline counts from the
+    store: one pass over its records at start-up, after a reload and after a failed
+    commit (rare events), only when a limit that needs them is configured. The lease
+    objects of the pass are dropped at once: what stays is one dict entry per subscriber
+    and one per pool, never one per lease."""
+    cdef dict subs = {}
+    cdef dict declined = {}
+    cdef int st
+    cdef tuple found
+    if self._counting:
+        for lease in self._store:
+            st = lease.state
+            if st == ST_DEFAULT and self._sub_limit:
+                k = _lease_sub(self, lease)
+                if k is not None:
+                    subs[k] = subs.get(k, 0) + 1
+            elif st == ST_DECLINED and self._decline_fraction < 1.0:
+                found = _bitmap_for(self, lease.ip)
+                if found is not None:
+                    first = (<PoolBitmap>found[0])._first
+                    declined[first] = declined.get(first, 0) + 1
+    self._sub_leases = subs
+    self._pool_declined = declined
+
+
+cdef object _lease_sub(Engine self, object lease):
+    """The subscriber a lease counts against: (link id, subscriber id) for a bound lease
+    whose stored option 82 names one, else None."""
+    if lease is None or lease.state != ST_DEFAULT:
+        return None
+    sid = _rai_sub(lease.relay_info, self._sub_code)
+    if sid is None:
+        return None
+    return (self._link_of.get(lease.subnet_id, lease.subnet_id), sid)
+
+
+cdef object _msg_sub(Engine self, Message msg, int subnet_id):
+    """The subscriber a request comes from (see ``_lease_sub``), or None."""
+    cdef const unsigned char *p
+    cdef Py_ssize_t n = msg._sub_view(self._sub_code, &p)
+    if n <= 0:
+        return None
+    return (self._link_of.get(subnet_id, subnet_id),
+            PyBytes_FromStringAndSize(<const char *>p, n))
+
+
+cdef _count(Engine self, object old, object new):
+    """Follow one record change (``old`` -> ``new``, either may be None) in the
+    subscriber counts (called only when subscriber-lease-limit is set)."""
+    _count_keys(self, _lease_sub(self, old), _lease_sub(self, new))
+
+
+cdef _count_keys(Engine self, object a, object b):
+    """``_count`` given the two records' subscribers (``_lease_sub`` of each)."""
+    if a == b:
+        return
+    cdef dict d = self._sub_leases
+    if a is not None:
+        n = d.get(a, 0) - 1
+        if n > 0:
+            d[a] = n
+        else:
+            d.pop(a, None)
+    if b is not None:
+        d[b] = d.get(b, 0) + 1
+
+
+cdef bint _sub_full(Engine self, object subkey, bytes key, bint offers):
+    """True when binding one more address for client ``key`` would take subscriber
+    ``subkey`` past subscriber-lease-limit; with ``offers``, the offers held for the
+    subscriber's other clients count too (a DISCOVER: an offer holds an address, so a
+    subscriber flooding DISCOVERs from many MACs must not hold more than its limit).
+    A client whose own binding already counts against ``subkey`` never is: renewing, or
+    moving to another address (the old one is released in ``_bind``), leaves the count
+    as it is."""
+    if subkey is None:
+        return False
+    cdef Py_ssize_t n = (<dict>self._sub_leases).get(subkey, 0)
+    if offers:
+        n += <Py_ssize_t>(<dict>self._sub_offers).get(subkey, 0)
+    if n < self._sub_limit:
+        return False
+    mine = self._sget_by_client(key)
+    return not (mine is not None and mine.client_key == key
+                and _lease_sub(self, mine) == subkey)
+
+
+cdef _unsub(Engine self, _Offer offer):
+    """The offer stops counting against its subscriber (idempotent)."""
+    if offer.sub is None:
+        return
+    cdef dict d = self._sub_offers
+    n = d.get(offer.sub, 0) - 1
+    if n > 0:
+        d[offer.sub] = n
+    else:
+        d.pop(offer.sub, None)
+    offer.sub = None
+
+
+cdef bint _decline_over(Engine self, dict table, object k, double now):
+    """True when ``k`` has used up its decline-limit in the current window."""
+    e = table.get(k)
+    if e is None or now >= <double>(<list>e)[0] + self._decline_window:
+        return False
+    return <Py_ssize_t>(<list>e)[1] >= self._decline_limit
+
+
+cdef _decline_note(Engine self, dict table, object k, double now):
+    """Count one honoured DECLINE for ``k`` (a fixed window opened by its first)."""
+    e = table.get(k)
+    if e is None or now >= <double>(<list>e)[0] + self._decline_window:
+        table[k] = [now, 1]
+    else:
+        (<list>e)[1] = (<list>e)[1] + 1

@@ -1,0 +1,419 @@
+# fastdhcp._engine, part: the RFC 2131 message steps. Included by _engine.pyx (one C module: the
+# functions below are direct C calls; Cython allows no include inside a class body,
+# so the Engine's methods of this concern are functions taking the Engine first).
+#
+# One function per message type handled (RFC 2131 4.3): DISCOVER (4.3.1, an offer commits
+# nothing), REQUEST in its four client states (4.3.2) and the binding it stages, RELEASE
+# (4.3.4), DECLINE (4.3.3) and INFORM (4.3.5).
+
+
+cdef int64_t _lease_time(Engine self, _SubnetInfo info, int64_t requested):
+    """valid-lifetime, or the client's option 51 clamped to [min, max]."""
+    if requested < 0:
+        return info.valid
+    if requested < info.min_valid:
+        return info.min_valid
+    if requested > info.max_valid:
+        return info.max_valid
+    return requested
+
+
+cdef Decision _discover(Engine self, Message msg, object link, double now, bytes key,
+                           bytes chaddr, object cid):
+    """RFC 2131 4.3.1: choose an address and hold it as an offer; commit nothing."""
+    cdef _SubnetInfo sel = _select(self, msg, link)
+    cdef _SubnetInfo info = None
+    cdef _SubnetInfo oinfo
+    cdef _Offer offer = None
+    cdef uint32_t ip = 0, res_ip = 0, hint = 0, req
+    cdef tuple found
+    cdef int st
+    cdef str how = "same-offer"
+    if sel is None:
+        return _drop("no-subnet")
+    cdef tuple group = sel.group
+    res = None
+    if sel.has_res or self._hosts_any:
+        if chaddr is None:
+            chaddr = PyBytes_FromStringAndSize(<const char *>msg._buf + OFF_CHADDR,
+                                               msg._buf[OFF_HLEN])
+        res = _reservation(self, group, chaddr, cid, msg)
+    if res is not None:
+        res_ip = res.ip
+    o = self._offers.get(key)
+    if o is not None:
+        offer = <_Offer>o
+        if offer.expires > now:
+            found = _bitmap_for(self, offer.ip)
+            if found is not None:
+                oinfo = <_SubnetInfo>found[1]
+            elif offer.ip in self._reserved:
+                oinfo = <_SubnetInfo>self._reserved[offer.ip][1]
+            elif offer.ip == res_ip and offer.ip == self._res_api_ip:
+                oinfo = self._res_api_info  # its API reservation, outside every pool
+            else:
+                oinfo = None
+            if oinfo is not None and _in_group(oinfo, group):
+                ip = offer.ip
+                info = oinfo
+        if not ip:
+            _drop_offer(self, key, offer)
+    subkey = None
+    if not ip and self._sub_limit:
+        subkey = _msg_sub(self, msg, sel.id)
+        if _sub_full(self, subkey, key, True):
+            # Kea's limits hook refuses the allocation (its lease4_select callout skips
+            # it), and a DISCOVER whose allocation is refused gets no OFFER: silence,
+            # counted. No NAK exists for a DISCOVER; the client retries with backoff.
+            return _drop("subscriber-limit")
+    cdef bint alone = True
+    lease = None
+    if not ip:
+        lease = self._sget_by_client(key)
+        if lease is not None and lease.client_key == key:
+            st = lease.state
+            if st == ST_DEFAULT:
+                alone = False
+                info = _claim(self, lease.ip, key, res_ip, group, now, _UNREAD)
+                if info is not None:
+                    ip = lease.ip
+                    alone = True
+                    how = _HOW_BINDING
+            elif st != ST_DECLINED:
+                hint = lease.ip
+    if not ip and res_ip:
+        info = _claim(self, res_ip, key, res_ip, group, now, _UNREAD)
+        if info is not None:
+            ip = res_ip
+            how = "reservation"
+        else:  # the reserved address is another client's (or declined)
+            found = self._reserved.get(res_ip)
+            if found is not None:
+                (<_SubnetInfo>found[1]).counts.conflicts += 1
+    if not ip:
+        req = <uint32_t>msg._opt_u32(OPT_REQUESTED_IP, 0)
+        if req:
+            info = _claim(self, req, key, res_ip, group, now, _UNREAD)
+            if info is not None:
+                ip = req
+                how = "requested"
+    if not ip:
+        found = _allocate(self, group, hint)
+        ip = found[0]
+        info = <_SubnetInfo>found[1]
+        if not ip:
+            sel.counts.alloc_fail += 1
+            return _drop("pool-exhausted")
+        how = "previous" if ip == hint else "allocated"
+    cdef double expires = now + info.offer_lifetime
+    if offer is not None and offer.ip == ip and self._offers.get(key) is offer:
+        if expires >= offer.at:
+            offer.expires = expires  # stays queued at offer.at (see _heap_push)
+        else:
+            # Earlier than its place in the heap (a clock stepped back): a fresh offer,
+            # queued at the new expiry; the old one is discarded when popped.
+            fresh = _Offer.__new__(_Offer)
+            (<_Offer>fresh).ip = ip
+            (<_Offer>fresh).expires = expires
+            (<_Offer>fresh).alone = offer.alone
+            (<_Offer>fresh).renews = offer.renews
+            (<_Offer>fresh).key = key
+            (<_Offer>fresh).sub = offer.sub
+            offer.sub = None  # the count moves with it, unchanged
+            (<_Offer>fresh).at = expires
+            self._offers[key] = fresh
+            _heap_push(self, <_Offer>fresh)
+    else:
+        # The offer counts against the subscriber unless the client's own binding
+        # already does (a bound client asking again takes nothing more).
+        if (subkey is not None and lease is not None and lease.client_key == key
+                and _lease_sub(self, lease) == subkey):
+            subkey = None
+        _hold(self, key, ip, expires, alone, subkey, how is _HOW_BINDING)
+    cdef int64_t lt = _lease_time(self, info, msg._opt_u32(OPT_LEASE_TIME, -1))
+    if res is not None and (res_ip == ip or not res_ip):
+        opts = _options(self, res, res.options, msg, lt, info)
+    else:
+        opts = _options(self, info, info.options, msg, lt, info)
+    cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
+                                       _link_address(link))
+    return _reply(self, msg, OUT_OFFER, OFFER, 0, ip, [_sid_option(self, sid), *opts], None,
+                  how)
+
+
+cdef Decision _request(Engine self, Message msg, object link, double now, bytes key,
+                          bytes chaddr, object cid):
+    """RFC 2131 4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING."""
+    cdef const unsigned char *b = msg._buf
+    cdef uint32_t giaddr = fd_load_be32(b + OFF_GIADDR)
+    cdef uint32_t ciaddr = fd_load_be32(b + OFF_CIADDR)
+    cdef uint32_t link_address = _link_address(link)
+    cdef uint32_t sid = _server_id_for(self, msg, giaddr, link_address)
+    cdef uint32_t server_id = <uint32_t>msg._opt_u32(OPT_SERVER_ID, 0)
+    cdef uint32_t ip, res_ip = 0
+    cdef _Offer offer = None
+    cdef _SubnetInfo sel, info, i
+    cdef RequestState state
+    if server_id:
+        # SELECTING: the client chose a server.
+        if server_id != sid and server_id != link_address and server_id != self._server_id:
+            o = self._offers.get(key)
+            if o is not None:
+                _drop_offer(self, key, <_Offer>o)
+            return _drop("other-server")
+        state = RS_SELECTING
+        ip = <uint32_t>msg._opt_u32(OPT_REQUESTED_IP, 0) or ciaddr
+        if not ip:
+            return _drop("no-requested-address")
+    else:
+        ip = <uint32_t>msg._opt_u32(OPT_REQUESTED_IP, 0)
+        if ip and not ciaddr:
+            state = RS_INIT_REBOOT
+        elif ciaddr:
+            ip = ciaddr
+            if not giaddr and not (fd_load_be16(b + OFF_FLAGS) & BROADCAST_FLAG):
+                state = RS_RENEWING
+            else:
+                state = RS_REBINDING
+        else:
+            return _drop("no-requested-address")
+    sel = _select(self, msg, link)
+    if sel is None:
+        return _drop("no-subnet")
+    cdef tuple group = sel.group
+    res = (_reservation(self, group, chaddr, cid, msg) if sel.has_res or self._hosts_any
+           else None)
+    if res is not None:
+        res_ip = res.ip
+
+    o = self._offers.get(key)
+    if o is not None:
+        offer = <_Offer>o
+        if offer.ip != ip:
+            # The client wants something else: our offer is moot.
+            _drop_offer(self, key, offer)
+            offer = None
+
+    known = _UNREAD
+    if state != RS_SELECTING:
+        if state == RS_INIT_REBOOT:
+            for i in group:
+                if i.net_first <= ip <= i.net_last:
+                    break
+            else:
+                return _nak(self, msg, sid, "wrong-network")
+        lease = self._sget(ip)
+        known = lease  # nothing is staged before _claim and _bind: reused there
+        if lease is not None and lease.client_key == key:
+            if lease.state == ST_DECLINED:
+                return _nak(self, msg, sid, "declined")
+        elif lease is not None and _is_active(lease):
+            return _nak(self, msg, sid, "not-yours")
+        elif res_ip != ip and offer is None:
+            # No record of this client at this address.
+            mine = self._sget_by_client(key)
+            known = bool(res_ip) or (mine is not None and mine.client_key == key
+                                     and mine.state == ST_DEFAULT)
+            if known or sel.authoritative:
+                return _nak(self, msg, sid, "not-yours" if known else "unknown-client")
+            return _drop("unknown-client")
+        if res_ip and res_ip != ip:
+            return _nak(self, msg, sid, "reserved-elsewhere")
+    if self._sub_limit and _sub_full(self, _msg_sub(self, msg, sel.id), key, False):
+        # Kea's limits hook: a REQUEST whose allocation is refused gets a DHCPNAK (the
+        # client must not keep using an address the server will not bind), counted with
+        # its own reason. A renewal without option 82 keeps its stored subscriber and
+        # never adds to a count, so it is not checked.
+        return _nak(self, msg, sid, "subscriber-limit")
+    info = _claim(self, ip, key, res_ip, group, now, known)
+    if info is None:
+        return _nak(self, msg, sid, "address-unavailable")
+    return _bind(self, msg, now, key, chaddr, ip, info,
+                 res if res_ip == ip or not res_ip else None, sid, state,
+                 self._claim_read)
+
+
+cdef Decision _bind(Engine self, Message msg, double now, bytes key, bytes chaddr, uint32_t ip,
+                       _SubnetInfo info, object res, uint32_t sid, RequestState state,
+                       object at_ip):
+    """Stage the binding of ``ip`` to ``key`` and build the ACK that waits for it.
+    ``at_ip`` is the store's record for ``ip`` if already read (see ``_claim``), else
+    ``_UNREAD``."""
+    cdef int64_t t = <int64_t>now
+    cdef bint renewal = False
+    o = self._offers.get(key)
+    if o is not None and (<_Offer>o).ip == ip and (<_Offer>o).alone:
+        # Offered to a client with no other binding, and every binding of this client
+        # since would have consumed the offer: nothing to end, no store read.
+        prev = None
+        renewal = (<_Offer>o).renews
+    else:
+        prev = self._sget_by_client(key)
+    if (prev is not None and prev.ip != ip and prev.client_key == key
+            and prev.state == ST_DEFAULT):
+        # One binding per client: the old address goes back (staged before the new one
+        # so the client index ends on the new address).
+        ended = _new_lease(prev.ip, key, prev.hw_address, prev.subnet_id, ST_RELEASED,
+                           t, t, prev.hostname, prev.relay_info)
+        if self._sub_limit:
+            _count(self, prev, ended)
+        self._sstage(ended)
+        _settle(self, prev.ip)
+    cdef int64_t lt = _lease_time(self, info, msg._opt_u32(OPT_LEASE_TIME, -1))
+    cdef int64_t expires
+    if lt == INFINITE:
+        expires = INFINITE
+    else:
+        # Rounded up: the binding never ends before the client's idea of its end.
+        expires = t + lt + (1 if <double>t != now else 0)
+    host = msg._opt_bytes(OPT_HOSTNAME)
+    rai = msg._opt_bytes(OPT_RELAY_AGENT)
+    if host:
+        hostname = (<bytes>host).decode("utf-8", "replace")
+    elif res is not None and res.hostname:
+        hostname = res.hostname
+    elif prev is not None and prev.ip == ip and prev.client_key == key:
+        hostname = prev.hostname  # a renewal without option 12 keeps the name it had
+    else:
+        hostname = ""
+    if rai is None:
+        # A renewal is unicast, with no relay in the path and so no option 82: the lease
+        # keeps the relay information it was bound with (audits, subscriber counts).
+        if prev is not None and prev.ip == ip and prev.client_key == key:
+            rai = prev.relay_info
+        else:
+            rai = b""
+    ipo = ip  # the address as an int, made once
+    lease = _new_lease(ipo, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname, rai)
+    if not renewal and (prev is None or prev.ip != ip or prev.client_key != key
+                        or prev.state != ST_DEFAULT):
+        info.counts.assigned += 1  # a new binding, not a renewal of this one
+    if self._sub_limit:
+        # (A previous binding ended above is at another address: the record at ip is
+        # still the one read before, if one was.)
+        # The new record's subscriber straight from what it is made of (``_lease_sub``
+        # of a DEFAULT lease: its subnet's link and its option 82's sub-option).
+        sub = _rai_sub(rai, self._sub_code)
+        _count_keys(self, 
+            _lease_sub(self, self._sget(ipo) if at_ip is _UNREAD else at_ip),
+            None if sub is None else (self._link_of.get(info.id, info.id), sub))
+    self._sstage(lease)
+    o = self._offers.pop(key, None)
+    if o is not None:
+        _unsub(self, <_Offer>o)
+        oip = ipo if (<_Offer>o).ip == ip else (<_Offer>o).ip
+        holder = self._offered.get(oip)
+        if holder is not None and (holder is key or holder == key):
+            del self._offered[oip]
+    if res is not None:
+        opts = _options(self, res, res.options, msg, lt, info)
+    else:
+        opts = _options(self, info, info.options, msg, lt, info)
+    return _reply(self, msg, OUT_ACK, ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip,
+                  [_sid_option(self, sid), *opts], lease,
+                       <str>_REQUEST_STATE_NAMES[<int>state])
+
+
+cdef Decision _release(Engine self, Message msg, object link, double now, bytes key):
+    """RFC 2131 4.3.4: end the client's binding; the record keeps affinity."""
+    if not _ours(self, msg, link):
+        return _drop("other-server")
+    o = self._offers.get(key)
+    if o is not None:
+        _drop_offer(self, key, <_Offer>o)
+    cdef uint32_t ip = fd_load_be32(msg._buf + OFF_CIADDR)
+    lease = self._sget(ip) if ip else None
+    if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
+        return _drop("release-unknown")
+    cdef int64_t t = <int64_t>now
+    ended = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED, t, t,
+                       lease.hostname, lease.relay_info)
+    if self._sub_limit:
+        _count(self, lease, ended)
+    self._sstage(ended)
+    _settle(self, ip)
+    return _silent("released")
+
+
+cdef Decision _decline(Engine self, Message msg, object link, double now, bytes key):
+    """RFC 2131 4.3.3: set the address aside for decline-probation-period."""
+    if not _ours(self, msg, link):
+        return _drop("other-server")
+    cdef uint32_t ip = <uint32_t>msg._opt_u32(OPT_REQUESTED_IP, 0)
+    lease = self._sget(ip) if ip else None
+    if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
+        return _drop("decline-unknown")
+    # Defences: a DECLINE takes an address out of service for the whole probation
+    # period on the client's word alone, so a client (or every client behind one
+    # circuit) may do it at most decline-limit times per decline-window, and at most
+    # decline-max-fraction of a pool may be set aside at once. A DECLINE past either is
+    # ignored as if never received (counted): the binding stays as it was and nothing is
+    # set aside; the client's retries are bounded by the same limit.
+    cdef tuple found
+    subkey = None
+    if self._decline_limit:
+        # The circuit (or remote id) is the one stored with the binding: a DECLINE
+        # is broadcast through the relay, but the binding's own record is the surer.
+        subkey = _rai_sub(lease.relay_info, self._sub_code)
+        if subkey is not None:
+            subkey = (self._link_of.get(lease.subnet_id, lease.subnet_id), subkey)
+        else:
+            subkey = _msg_sub(self, msg, lease.subnet_id)
+        if _decline_over(self, self._decline_by_client, key, now) or (
+                subkey is not None and _decline_over(self, self._decline_by_sub, subkey,
+                                                     now)):
+            return _drop("decline-limit")
+    found = None
+    if self._decline_fraction < 1.0:
+        found = _bitmap_for(self, ip)
+        if found is not None:
+            first = (<PoolBitmap>found[0])._first
+            if (<dict>self._pool_declined).get(first, 0) + 1 > \
+                    <Py_ssize_t>(self._decline_fraction * (<PoolBitmap>found[0])._size):
+                return _drop("decline-pool-cap")
+            self._pool_declined[first] = self._pool_declined.get(first, 0) + 1
+    if self._decline_limit:
+        _decline_note(self, self._decline_by_client, key, now)
+        if subkey is not None:
+            _decline_note(self, self._decline_by_sub, subkey, now)
+    info = self._infos.get(lease.subnet_id)
+    cdef int64_t probation = (<_SubnetInfo>info).probation if info is not None else 86400
+    cdef int64_t t = <int64_t>now
+    declined = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED, t,
+                          t + probation, lease.hostname, lease.relay_info)
+    if self._sub_limit:
+        _count(self, lease, declined)
+    self._sstage(declined)
+    o = self._offers.get(key)
+    if o is not None:
+        _drop_offer(self, key, <_Offer>o)
+    _settle(self, ip)
+    cdef SubnetCounters c = self._counts_for(lease.subnet_id)
+    c.declined += 1
+    return _silent("declined")
+
+
+cdef Decision _inform(Engine self, Message msg, object link, bytes key, bytes chaddr, object cid):
+    """RFC 2131 4.3.5: configuration only; no lease, no yiaddr, no lease-time options."""
+    cdef _SubnetInfo sel = _select(self, msg, link)
+    cdef _SubnetInfo info, i
+    cdef uint32_t ciaddr = fd_load_be32(msg._buf + OFF_CIADDR)
+    if sel is None:
+        return _drop("no-subnet")
+    cdef tuple group = sel.group
+    res = (_reservation(self, group, chaddr, cid, msg) if sel.has_res or self._hosts_any
+           else None)
+    info = sel
+    if ciaddr:
+        for i in group:
+            if i.net_first <= ciaddr <= i.net_last:
+                info = i
+                break
+    if res is not None:
+        opts = _options(self, res, res.options, msg, -1, info)
+    else:
+        opts = _options(self, info, info.options, msg, -1, info)
+    cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
+                                       _link_address(link))
+    return _reply(self, msg, OUT_ACK, ACK, ciaddr, 0, [_sid_option(self, sid), *opts], None,
+                  "inform")
