@@ -150,6 +150,7 @@ cdef class Engine:
     cdef dict _decline_by_sub         # (link id, subscriber id) -> [window start, declines]
     cdef double _decline_fraction     # decline-max-fraction, 1.0 = no cap
     cdef dict _pool_declined          # pool first address -> DECLINED leases in the pool
+    cdef object _offer_sub            # subscriber _may_offer found for this DISCOVER's offer
     cdef dict _counters               # subnet id -> SubnetCounters (ids ever configured)
     # Reservations added through the control channel (fastdhcp.hosts.HostTable): looked up in
     # the lease database per packet, only while the table holds hosts of the type asked.

@@ -545,7 +545,6 @@ cdef class Engine:
                     offer.at = offer.expires  # renewed since queued: queue it again
                     _heap_push(self, offer)
         expired = self._store.expired(<int64_t>now, limit)
-        cdef tuple found
         cdef SubnetCounters c
         for lease in expired:
             c = self._counts_for(lease.subnet_id)
@@ -555,29 +554,10 @@ cdef class Engine:
             ended = _new_lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
                                ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
                                lease.relay_info)
-            if self._sub_limit:
-                _count(self, lease, ended)
-            if self._counting:
-                if lease.state == ST_DECLINED and self._decline_fraction < 1.0:
-                    found = _bitmap_for(self, lease.ip)
-                    if found is not None:
-                        first = (<PoolBitmap>found[0])._first
-                        n = self._pool_declined.get(first, 0) - 1
-                        if n > 0:
-                            self._pool_declined[first] = n
-                        else:
-                            self._pool_declined.pop(first, None)
+            _on_record(self, lease, ended)
             self._sstage(ended)
             _settle(self, lease.ip)
-        if self._decline_limit and now >= self._decline_sweep_at:
-            # Forget clients and circuits whose decline window has ended (at most once a
-            # window), so the tables hold only recent decliners.
-            self._decline_sweep_at = now + self._decline_window
-            for table in (self._decline_by_client, self._decline_by_sub):
-                stale = [k for k, e in (<dict>table).items()
-                         if now >= <double>(<list>e)[0] + self._decline_window]
-                for k in stale:
-                    del (<dict>table)[k]
+        _on_reclaim(self, now)
         if len(expired) >= limit:
             return now
         cdef double nxt = now + 1.0
@@ -602,8 +582,7 @@ cdef class Engine:
                 _drop_offer(self, holder, <_Offer>offer)
             else:
                 del self._offered[ip]
-        if self._sub_limit:
-            _count(self, old, lease)
+        _on_record(self, old, lease)
         if _is_active(lease) and (old is None or not _is_active(old)
                                   or old.client_key != lease.client_key):
             (<SubnetCounters>self._counts_for(lease.subnet_id)).assigned += 1
@@ -618,8 +597,7 @@ cdef class Engine:
         old = self._sget(ip)
         if old is None:
             return None
-        if self._sub_limit:
-            _count(self, old, None)
+        _on_record(self, old, None)
         self._sstage(tombstone(old))
         _settle(self, ip)
         return old

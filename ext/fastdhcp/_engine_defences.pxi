@@ -7,6 +7,127 @@
 # pool). docs/configuration.md, "Defences".
 
 
+# ------------------------------------------------------------------------ the hooks
+# The message steps and the record changes call only these; each runs the defences that
+# apply, in order. A new defence is its own part file plus one line in each hook it needs.
+# Checks return None (allowed) or the refusal's reason; the step decides what a refusal is
+# (DISCOVER: no OFFER; REQUEST: a NAK; DECLINE: ignored). All are cheap when no defence is
+# configured: one flag test each.
+
+cdef str _may_offer(Engine self, Message msg, _SubnetInfo sel, bytes key):
+    """May a new offer be made to ``key`` (a DISCOVER with no offer held)? Sets
+    ``self._offer_sub``: the subscriber the offer would count against, or None."""
+    self._offer_sub = None
+    if self._sub_limit:
+        # Kea's limits hook refuses the allocation (its lease4_select callout skips it).
+        subkey = _msg_sub(self, msg, sel.id)
+        if _sub_full(self, subkey, key, True):
+            return "subscriber-limit"
+        self._offer_sub = subkey
+    return None
+
+
+cdef object _offer_counts(Engine self, object subkey, object lease, bytes key):
+    """The subscriber a new offer to ``key`` counts against: ``subkey`` (from
+    ``_may_offer``) unless the client's own binding ``lease`` already does (a bound client
+    asking again takes nothing more)."""
+    if (subkey is not None and lease is not None and lease.client_key == key
+            and _lease_sub(self, lease) == subkey):
+        return None
+    return subkey
+
+
+cdef str _may_bind(Engine self, Message msg, _SubnetInfo sel, bytes key):
+    """May ``key`` be bound (a REQUEST about to bind)?"""
+    # Kea's limits hook NAKs a REQUEST whose allocation it refuses. A renewal without
+    # option 82 keeps its stored subscriber and never adds to a count: not refused.
+    if self._sub_limit and _sub_full(self, _msg_sub(self, msg, sel.id), key, False):
+        return "subscriber-limit"
+    return None
+
+
+cdef object _decline_sub(Engine self, Message msg, object lease):
+    """The subscriber a DECLINE of ``lease`` counts against, or None. The circuit (or
+    remote id) is the one stored with the binding: a DECLINE is broadcast through the
+    relay, but the binding's own record is the surer."""
+    sub = _rai_sub(lease.relay_info, self._sub_code)
+    if sub is not None:
+        return (self._link_of.get(lease.subnet_id, lease.subnet_id), sub)
+    return _msg_sub(self, msg, lease.subnet_id)
+
+
+cdef str _may_decline(Engine self, Message msg, object lease, bytes key, double now):
+    """May ``key``'s DECLINE of its binding ``lease`` be honoured?
+
+    A DECLINE takes an address out of service for the whole probation period on the
+    client's word alone, so a client (or every client behind one circuit) may do it at most
+    decline-limit times per decline-window, and at most decline-max-fraction of a pool may
+    be set aside at once."""
+    cdef tuple found
+    if self._decline_limit:
+        subkey = _decline_sub(self, msg, lease)
+        if _decline_over(self, self._decline_by_client, key, now) or (
+                subkey is not None and _decline_over(self, self._decline_by_sub, subkey,
+                                                     now)):
+            return "decline-limit"
+    if self._decline_fraction < 1.0:
+        found = _bitmap_for(self, lease.ip)
+        if found is not None:
+            if (<dict>self._pool_declined).get((<PoolBitmap>found[0])._first, 0) + 1 > \
+                    <Py_ssize_t>(self._decline_fraction * (<PoolBitmap>found[0])._size):
+                return "decline-pool-cap"
+    return None
+
+
+cdef _on_decline(Engine self, Message msg, object lease, bytes key, double now):
+    """A DECLINE ``_may_decline`` allowed is honoured: count it in the windows."""
+    if self._decline_limit:
+        _decline_note(self, self._decline_by_client, key, now)
+        subkey = _decline_sub(self, msg, lease)
+        if subkey is not None:
+            _decline_note(self, self._decline_by_sub, subkey, now)
+
+
+cdef _on_record(Engine self, object old, object new):
+    """A record changes from ``old`` to ``new`` (either may be None): the counts the
+    defences keep follow (subscriber leases, declined leases per pool)."""
+    if self._sub_limit:
+        _count(self, old, new)
+    if self._decline_fraction < 1.0:
+        was = old is not None and old.state == ST_DECLINED
+        now_declined = new is not None and new.state == ST_DECLINED
+        if was != now_declined:
+            _pool_declined_add(self, (old if was else new).ip, -1 if was else 1)
+
+
+cdef _on_bound(Engine self, object ipo, object at_ip, object rai, _SubnetInfo info):
+    """``_on_record`` for the new DEFAULT binding of ``ipo`` made by ``_bind``, from what
+    it is made of (no lease object read back). ``at_ip`` is the record at ``ipo`` before,
+    if read (``_UNREAD`` if not); a previous binding the bind ended is at another address
+    and was followed already."""
+    if self._sub_limit:
+        # _lease_sub of a DEFAULT lease: its subnet's link and its option 82's sub-option.
+        sub = _rai_sub(rai, self._sub_code)
+        _count_keys(self,
+                    _lease_sub(self, self._sget(ipo) if at_ip is _UNREAD else at_ip),
+                    None if sub is None else (self._link_of.get(info.id, info.id), sub))
+
+
+cdef _on_reclaim(Engine self, double now):
+    """The timer (``reclaim``): forget clients and circuits whose decline window has ended
+    (at most once a window), so the tables hold only recent decliners."""
+    if self._decline_limit and now >= self._decline_sweep_at:
+        self._decline_sweep_at = now + self._decline_window
+        for table in (self._decline_by_client, self._decline_by_sub):
+            stale = [k for k, e in (<dict>table).items()
+                     if now >= <double>(<list>e)[0] + self._decline_window]
+            for k in stale:
+                del (<dict>table)[k]
+
+
+# ------------------------------------------------------------------------ the defences
+
+
 cdef object _rai_sub(object rai, int code):
     """Sub-option ``code`` of a stored option 82 value (RFC 3046 TLVs), or None when it is
     absent or empty. A damaged value (a TLV running past the end) names no subscriber."""
@@ -144,3 +265,16 @@ cdef _decline_note(Engine self, dict table, object k, double now):
         table[k] = [now, 1]
     else:
         (<list>e)[1] = (<list>e)[1] + 1
+
+
+cdef _pool_declined_add(Engine self, uint32_t ip, Py_ssize_t d):
+    """Add ``d`` to the declined count of ``ip``'s pool (none outside every pool)."""
+    cdef tuple found = _bitmap_for(self, ip)
+    if found is None:
+        return
+    first = (<PoolBitmap>found[0])._first
+    n = self._pool_declined.get(first, 0) + d
+    if n > 0:
+        self._pool_declined[first] = n
+    else:
+        self._pool_declined.pop(first, None)

@@ -59,13 +59,13 @@ cdef Decision _discover(Engine self, Message msg, object link, double now, bytes
         if not ip:
             _drop_offer(self, key, offer)
     subkey = None
-    if not ip and self._sub_limit:
-        subkey = _msg_sub(self, msg, sel.id)
-        if _sub_full(self, subkey, key, True):
-            # Kea's limits hook refuses the allocation (its lease4_select callout skips
-            # it), and a DISCOVER whose allocation is refused gets no OFFER: silence,
-            # counted. No NAK exists for a DISCOVER; the client retries with backoff.
-            return _drop("subscriber-limit")
+    if not ip:
+        # A DISCOVER refused by a defence gets no OFFER: silence, counted. No NAK exists
+        # for a DISCOVER; the client retries with backoff.
+        why = _may_offer(self, msg, sel, key)
+        if why is not None:
+            return _drop(why)
+        subkey = self._offer_sub
     cdef bint alone = True
     lease = None
     if not ip:
@@ -124,12 +124,8 @@ cdef Decision _discover(Engine self, Message msg, object link, double now, bytes
             self._offers[key] = fresh
             _heap_push(self, <_Offer>fresh)
     else:
-        # The offer counts against the subscriber unless the client's own binding
-        # already does (a bound client asking again takes nothing more).
-        if (subkey is not None and lease is not None and lease.client_key == key
-                and _lease_sub(self, lease) == subkey):
-            subkey = None
-        _hold(self, key, ip, expires, alone, subkey, how is _HOW_BINDING)
+        _hold(self, key, ip, expires, alone, _offer_counts(self, subkey, lease, key),
+              how is _HOW_BINDING)
     cdef int64_t lt = _lease_time(self, info, msg._opt_u32(OPT_LEASE_TIME, -1))
     if res is not None and (res_ip == ip or not res_ip):
         opts = _options(self, res, res.options, msg, lt, info)
@@ -219,12 +215,11 @@ cdef Decision _request(Engine self, Message msg, object link, double now, bytes 
             return _drop("unknown-client")
         if res_ip and res_ip != ip:
             return _nak(self, msg, sid, "reserved-elsewhere")
-    if self._sub_limit and _sub_full(self, _msg_sub(self, msg, sel.id), key, False):
-        # Kea's limits hook: a REQUEST whose allocation is refused gets a DHCPNAK (the
-        # client must not keep using an address the server will not bind), counted with
-        # its own reason. A renewal without option 82 keeps its stored subscriber and
-        # never adds to a count, so it is not checked.
-        return _nak(self, msg, sid, "subscriber-limit")
+    why = _may_bind(self, msg, sel, key)
+    if why is not None:
+        # A REQUEST refused by a defence gets a DHCPNAK (the client must not keep using
+        # an address the server will not bind), counted with the defence's reason.
+        return _nak(self, msg, sid, why)
     info = _claim(self, ip, key, res_ip, group, now, known)
     if info is None:
         return _nak(self, msg, sid, "address-unavailable")
@@ -255,8 +250,7 @@ cdef Decision _bind(Engine self, Message msg, double now, bytes key, bytes chadd
         # so the client index ends on the new address).
         ended = _new_lease(prev.ip, key, prev.hw_address, prev.subnet_id, ST_RELEASED,
                            t, t, prev.hostname, prev.relay_info)
-        if self._sub_limit:
-            _count(self, prev, ended)
+        _on_record(self, prev, ended)
         self._sstage(ended)
         _settle(self, prev.ip)
     cdef int64_t lt = _lease_time(self, info, msg._opt_u32(OPT_LEASE_TIME, -1))
@@ -288,15 +282,7 @@ cdef Decision _bind(Engine self, Message msg, double now, bytes key, bytes chadd
     if not renewal and (prev is None or prev.ip != ip or prev.client_key != key
                         or prev.state != ST_DEFAULT):
         info.counts.assigned += 1  # a new binding, not a renewal of this one
-    if self._sub_limit:
-        # (A previous binding ended above is at another address: the record at ip is
-        # still the one read before, if one was.)
-        # The new record's subscriber straight from what it is made of (``_lease_sub``
-        # of a DEFAULT lease: its subnet's link and its option 82's sub-option).
-        sub = _rai_sub(rai, self._sub_code)
-        _count_keys(self, 
-            _lease_sub(self, self._sget(ipo) if at_ip is _UNREAD else at_ip),
-            None if sub is None else (self._link_of.get(info.id, info.id), sub))
+    _on_bound(self, ipo, at_ip, rai, info)
     self._sstage(lease)
     o = self._offers.pop(key, None)
     if o is not None:
@@ -328,8 +314,7 @@ cdef Decision _release(Engine self, Message msg, object link, double now, bytes 
     cdef int64_t t = <int64_t>now
     ended = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED, t, t,
                        lease.hostname, lease.relay_info)
-    if self._sub_limit:
-        _count(self, lease, ended)
+    _on_record(self, lease, ended)
     self._sstage(ended)
     _settle(self, ip)
     return _silent("released")
@@ -343,46 +328,18 @@ cdef Decision _decline(Engine self, Message msg, object link, double now, bytes 
     lease = self._sget(ip) if ip else None
     if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
         return _drop("decline-unknown")
-    # Defences: a DECLINE takes an address out of service for the whole probation
-    # period on the client's word alone, so a client (or every client behind one
-    # circuit) may do it at most decline-limit times per decline-window, and at most
-    # decline-max-fraction of a pool may be set aside at once. A DECLINE past either is
-    # ignored as if never received (counted): the binding stays as it was and nothing is
-    # set aside; the client's retries are bounded by the same limit.
-    cdef tuple found
-    subkey = None
-    if self._decline_limit:
-        # The circuit (or remote id) is the one stored with the binding: a DECLINE
-        # is broadcast through the relay, but the binding's own record is the surer.
-        subkey = _rai_sub(lease.relay_info, self._sub_code)
-        if subkey is not None:
-            subkey = (self._link_of.get(lease.subnet_id, lease.subnet_id), subkey)
-        else:
-            subkey = _msg_sub(self, msg, lease.subnet_id)
-        if _decline_over(self, self._decline_by_client, key, now) or (
-                subkey is not None and _decline_over(self, self._decline_by_sub, subkey,
-                                                     now)):
-            return _drop("decline-limit")
-    found = None
-    if self._decline_fraction < 1.0:
-        found = _bitmap_for(self, ip)
-        if found is not None:
-            first = (<PoolBitmap>found[0])._first
-            if (<dict>self._pool_declined).get(first, 0) + 1 > \
-                    <Py_ssize_t>(self._decline_fraction * (<PoolBitmap>found[0])._size):
-                return _drop("decline-pool-cap")
-            self._pool_declined[first] = self._pool_declined.get(first, 0) + 1
-    if self._decline_limit:
-        _decline_note(self, self._decline_by_client, key, now)
-        if subkey is not None:
-            _decline_note(self, self._decline_by_sub, subkey, now)
+    why = _may_decline(self, msg, lease, key, now)
+    if why is not None:
+        # Ignored as if never received (counted): the binding stays as it was and
+        # nothing is set aside; the client's retries are bounded by the same defence.
+        return _drop(why)
+    _on_decline(self, msg, lease, key, now)
     info = self._infos.get(lease.subnet_id)
     cdef int64_t probation = (<_SubnetInfo>info).probation if info is not None else 86400
     cdef int64_t t = <int64_t>now
     declined = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED, t,
                           t + probation, lease.hostname, lease.relay_info)
-    if self._sub_limit:
-        _count(self, lease, declined)
+    _on_record(self, lease, declined)
     self._sstage(declined)
     o = self._offers.get(key)
     if o is not None:
