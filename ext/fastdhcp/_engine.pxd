@@ -93,6 +93,22 @@ cdef class _SubnetInfo:
     cdef list opt_list
 
 
+
+@cython.final
+cdef class _Caches:
+    # Owned by the Engine; _apply resets them all at once (see _engine.pyx).
+    cdef dict opt                     # filtered option lists (_options) by (source, PRL, lt)
+    cdef dict sid                     # server id -> its option 54 (_sid_option)
+    cdef uint32_t sid_last            # one-entry cache in front of sid
+    cdef tuple sid_last_opt
+    cdef uint32_t sel_giaddr          # one-entry cache of _select for relayed requests
+    cdef _SubnetInfo sel_info         # (giaddr, no option 118, no link selection)
+    cdef dict host                    # raw hosts record -> Reservation (bounded; ids stable
+                                      # for opt, cleared with it)
+
+    cdef reset(self)
+
+
 @cython.final
 cdef class SubnetSelector:
     cdef tuple _by_prefix             # ((mask, {network: subnet}), ...) longest prefix first
@@ -130,12 +146,7 @@ cdef class Engine:
     cdef dict _offered                # ip -> client key
     cdef list _offer_heap             # _Offer, a binary heap on (at, seq)
     cdef int64_t _seq
-    cdef dict _opt_cache
-    cdef dict _sid_cache
-    cdef uint32_t _sid_last           # one-entry cache in front of _sid_cache
-    cdef tuple _sid_last_opt
-    cdef uint32_t _sel_giaddr         # one-entry cache of _select for relayed requests
-    cdef _SubnetInfo _sel_info        # (giaddr, no option 118, no link selection)
+    cdef _Caches _caches              # every configuration-dependent cache
     cdef dict _link_of                # subnet id -> link id (smallest subnet id on its link)
     # Defences (docs/configuration.md, "Defences"): subscriber lease limit, DECLINE limits.
     cdef bint _counting               # the subscriber limit or the pool decline cap is on
@@ -163,8 +174,6 @@ cdef class Engine:
     cdef bint _hn_hw                  # ... with a hw-address
     cdef bint _hn_cid                 # ... with a client-id
     cdef bint _hn_circuit             # ... with a circuit-id
-    cdef dict _host_cache             # raw record -> Reservation (bounded; ids stable for
-                                      # _opt_cache, cleared with it)
     cdef dict _host_pending           # address -> hosts being added with it (claimed before
                                       # their commit; several when commands race for it)
     cdef uint32_t _res_api_ip         # address of the API reservation _reservation found

@@ -302,6 +302,26 @@ cdef class _SubnetInfo:
                 self.by_circuit.setdefault(bytes(r.circuit_id), r)
 
 
+
+@cython.final
+cdef class _Caches:
+    """Every cache of the engine whose entries answer for one configuration, in one place:
+    ``reset`` (``Engine._apply``, on every reload) empties them all, so a cache added here
+    cannot be left stale by a reload. (Caches held by objects that ``_apply`` makes anew,
+    _SubnetInfo's option list and the SubnetSelector's link cache, go with them.)"""
+
+    def __init__(self):
+        self.reset()
+
+    cdef reset(self):
+        self.opt = {}
+        self.sid = {}
+        self.sid_last = 0
+        self.sid_last_opt = None
+        self.sel_giaddr = 0
+        self.sel_info = None
+        self.host = {}  # its Reservations merged the old subnets' options
+
 cdef inline bint _is_active(object lease):
     cdef int st = lease.state
     return st == ST_DEFAULT or st == ST_DECLINED
@@ -339,6 +359,7 @@ cdef class Engine:
         self._sub_offers = {}
         self._pool_declined = {}
         self._counters = {}
+        self._caches = _Caches()
         self._apply(config, None)
         _rebuild(self)
         _recount(self)
@@ -415,13 +436,7 @@ cdef class Engine:
         self._pool_infos = [p[2] for p in pools]
         self._pool_texts = [p[3] for p in pools]
         self._reserved = reserved
-        self._opt_cache = {}
-        self._host_cache = {}  # its Reservations merged the old subnets' options
-        self._sid_cache = {}
-        self._sid_last = 0
-        self._sid_last_opt = None
-        self._sel_giaddr = 0
-        self._sel_info = None
+        self._caches.reset()  # every cache answers for the old configuration
         self._sub_limit = sub_limit
         self._sub_code = sub_code
         self._decline_limit = decline_limit
@@ -670,7 +685,6 @@ cdef class Engine:
         self._hreserved = hosts.reserved
         self._hfilter = <HostFilter?>hosts.filter
         self._host_pending = {}
-        self._host_cache = {}
         _host_counts(self)
         addrs = hosts.addresses()
         if len(addrs):

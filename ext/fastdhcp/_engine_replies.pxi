@@ -88,7 +88,7 @@ cdef list _options_slow(Engine self, object src, dict options, bytes pkey, int64
                            _SubnetInfo info):
     """``_options`` through the shared cache keyed by (source, PRL, lease time)."""
     ckey = (id(src), pkey, lease_time)
-    cached = self._opt_cache.get(ckey)
+    cached = self._caches.opt.get(ckey)
     if cached is not None:
         return <list>cached
     cdef list out = []
@@ -114,9 +114,9 @@ cdef list _options_slow(Engine self, object src, dict options, bytes pkey, int64
         v = options.get(code)
         if v is not None:
             out.append((code, v))
-    if len(self._opt_cache) >= CACHE_MAX:
-        self._opt_cache.clear()
-    self._opt_cache[ckey] = out
+    if len(self._caches.opt) >= CACHE_MAX:
+        self._caches.opt.clear()
+    self._caches.opt[ckey] = out
     return out
 
 
@@ -132,15 +132,15 @@ cdef uint32_t _server_id_for(Engine self, Message msg, uint32_t giaddr, uint32_t
 
 
 cdef tuple _sid_option(Engine self, uint32_t sid):
-    if sid == self._sid_last and self._sid_last_opt is not None:
-        return self._sid_last_opt  # one server id per link: no int made, no dict lookup
-    opt = self._sid_cache.get(sid)
+    if sid == self._caches.sid_last and self._caches.sid_last_opt is not None:
+        return self._caches.sid_last_opt  # one server id per link: no int made, no dict lookup
+    opt = self._caches.sid.get(sid)
     if opt is None:
         opt = (54, (<object>sid).to_bytes(4, "big"))
-        if len(self._sid_cache) < CACHE_MAX:
-            self._sid_cache[sid] = opt
-    self._sid_last = sid
-    self._sid_last_opt = <tuple>opt
+        if len(self._caches.sid) < CACHE_MAX:
+            self._caches.sid[sid] = opt
+    self._caches.sid_last = sid
+    self._caches.sid_last_opt = <tuple>opt
     return <tuple>opt
 
 

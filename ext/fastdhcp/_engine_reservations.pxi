@@ -52,14 +52,14 @@ cdef object _api_reservation(Engine self, tuple group, bytes chaddr, object cid,
             raw = self._hfind(info.id, HOST_CIRCUIT_ID, circuit)
         if raw is None:
             continue
-        r = self._host_cache.get(raw)
+        r = self._caches.host.get(raw)
         if r is None:
             r = self._hosts.engine_reservation(raw, info.options)
-            if len(self._host_cache) >= CACHE_MAX:
+            if len(self._caches.host) >= CACHE_MAX:
                 # The option cache keys on id(reservation): both go together.
-                self._host_cache.clear()
-                self._opt_cache.clear()
-            self._host_cache[raw] = r
+                self._caches.host.clear()
+                self._caches.opt.clear()
+            self._caches.host[raw] = r
         if r.ip and r.ip in self._reserved:
             continue  # its address is a config reservation's (added by a reload since)
         self._res_api_ip = r.ip

@@ -128,10 +128,10 @@ cdef _SubnetInfo _select(Engine self, Message msg, object link):
     cdef uint32_t giaddr = fd_load_be32(b + OFF_GIADDR)
     cdef bint by_relay = giaddr != 0 and not subnet_selection and not link_selection
     cdef _SubnetInfo info
-    if by_relay and giaddr == self._sel_giaddr and self._sel_info is not None:
+    if by_relay and giaddr == self._caches.sel_giaddr and self._caches.sel_info is not None:
         # Relayed, and no selector option: the subnet depends on giaddr alone, and the
         # selector does not change between reloads (_apply resets this).
-        return self._sel_info
+        return self._caches.sel_info
     s = self._selector.select(
         subnet_selection,
         link_selection,
@@ -144,8 +144,8 @@ cdef _SubnetInfo _select(Engine self, Message msg, object link):
         return None
     info = <_SubnetInfo>self._infos[s.id]
     if by_relay:
-        self._sel_giaddr = giaddr
-        self._sel_info = info
+        self._caches.sel_giaddr = giaddr
+        self._caches.sel_info = info
     return info
 
 
