@@ -360,7 +360,7 @@ class EngineTarget:
 
         self.now = 1_700_000_000.0
         self.store = self._new_store()
-        self.engine = Engine(self.config, self.store, now=lambda: self.now)
+        self.engine = Engine(self.config, self.store)
         self.history = []
         self._offer_log: dict[int, tuple[bytes, float]] = {}
         self.resets += 1

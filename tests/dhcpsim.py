@@ -201,7 +201,7 @@ class Network:
     def __init__(self, config, link: Link, *, store: MemoryLeaseStore | None = None) -> None:
         self.clock = FakeClock()
         self.store = store if store is not None else MemoryLeaseStore()
-        self.engine = Engine(config, self.store, now=self.clock)
+        self.engine = Engine(config, self.store)
         self.link = link
         self.decisions: list[Decision] = []
 

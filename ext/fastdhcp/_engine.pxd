@@ -126,7 +126,6 @@ cdef class SubnetSelector:
 cdef class Engine:
     cdef object _config
     cdef object _store
-    cdef object _clock
     cdef object _sget                 # bound store methods, looked up once
     cdef object _sget_by_client
     cdef object _sstage

@@ -331,17 +331,14 @@ cdef inline bint _is_active(object lease):
 cdef class Engine:
     """RFC 2131 server decisions over a :class:`~fastdhcp.leases.LeaseStore`.
 
-    ``Engine(config, store, *, now=time.time)``: ``now`` is the clock used only where no time
-    is passed in; every request and :meth:`reclaim` take the time as an argument so tests run
-    on a fake clock. At construction the pool bitmaps are rebuilt from
-    ``store.active_addresses()`` and every reserved address is marked used.
+    ``Engine(config, store)``. The engine has no clock: every request and :meth:`reclaim`
+    take the time as an argument, so tests run on a fake clock. At construction the pool
+    bitmaps are rebuilt from ``store.active_addresses()`` and every reserved address is
+    marked used.
     """
 
-    def __init__(self, config, store, *, now=None):
-        import time
-
+    def __init__(self, config, store):
         self._store = store
-        self._clock = now if now is not None else time.time
         self._sget = store.get
         self._sget_by_client = store.get_by_client
         self._claim_read = _UNREAD
