@@ -122,6 +122,23 @@ cdef class SubnetSelector:
                         uint32_t giaddr, uint32_t ciaddr, str link_name, uint32_t link_address)
 
 
+
+@cython.final
+cdef class Exchange:
+    # One request through the message steps (Kea's Dhcpv4Exchange): set by Engine.handle,
+    # read and written by the steps and the parts they call (_engine_exchange.pxi).
+    cdef Message msg
+    cdef object link                  # Link it arrived on
+    cdef double now
+    cdef bytes key                    # the client key (option 61, else htype + chaddr)
+    cdef bytes chaddr                 # None for a DISCOVER until a reservation needs it
+    cdef object cid                   # option 61 bytes, or None
+    cdef object claim_read            # the record _claim read for its address (or _UNREAD)
+    cdef object offer_sub             # subscriber _may_offer found for this DISCOVER's offer
+    cdef uint32_t res_api_ip          # address of the API reservation _reservation found
+    cdef _SubnetInfo res_api_info     # and its subnet
+
+
 @cython.final
 cdef class Engine:
     cdef object _config
@@ -129,7 +146,7 @@ cdef class Engine:
     cdef object _sget                 # bound store methods, looked up once
     cdef object _sget_by_client
     cdef object _sstage
-    cdef object _claim_read           # the record _claim read for its address (or _UNREAD)
+    cdef Exchange _ex                 # the request being decided (one, reused per packet)
     cdef uint32_t _server_id
     cdef int _server_port
     cdef int _client_port
@@ -160,7 +177,6 @@ cdef class Engine:
     cdef dict _decline_by_sub         # (link id, subscriber id) -> [window start, declines]
     cdef double _decline_fraction     # decline-max-fraction, 1.0 = no cap
     cdef dict _pool_declined          # pool first address -> DECLINED leases in the pool
-    cdef object _offer_sub            # subscriber _may_offer found for this DISCOVER's offer
     cdef dict _counters               # subnet id -> SubnetCounters (ids ever configured)
     # Reservations added through the control channel (fastdhcp.hosts.HostTable): looked up in
     # the lease database per packet, only while the table holds hosts of the type asked.
@@ -175,8 +191,6 @@ cdef class Engine:
     cdef bint _hn_circuit             # ... with a circuit-id
     cdef dict _host_pending           # address -> hosts being added with it (claimed before
                                       # their commit; several when commands race for it)
-    cdef uint32_t _res_api_ip         # address of the API reservation _reservation found
-    cdef _SubnetInfo _res_api_info    # and its subnet
 
     cdef list _apply(self, object config, dict keep)
     cdef SubnetCounters _counts_for(self, object subnet_id)

@@ -17,6 +17,7 @@ handles; the fields are all declared in ``_engine.pxd``):
 ``_engine.pyx`` (this file)     Lease construction, Decision, _SubnetInfo, and the Engine's
                                 public surface: ``Engine(config, store)``, ``handle``,
                                 ``reclaim``, ``reload``, ``rollback``, administration, hosts
+``_engine_exchange.pxi``        the Exchange: one request through the steps, reused
 ``_engine_selection.pxi``       subnet selection (SubnetSelector, ``_select``, ``_ours``)
 ``_engine_pools.pxi``           the pool set: bitmaps, ``_claim``, ``_allocate``, ``_settle``
 ``_engine_reservations.pxi``    reservations: the configuration's and the hosts table's
@@ -341,7 +342,8 @@ cdef class Engine:
         self._store = store
         self._sget = store.get
         self._sget_by_client = store.get_by_client
-        self._claim_read = _UNREAD
+        self._ex = Exchange.__new__(Exchange)
+        self._ex.claim_read = _UNREAD
         self._sstage = store.stage
         self._builder = ReplyBuilder()
         self._build = self._builder.build  # bound once: no method lookup per reply
@@ -520,18 +522,26 @@ cdef class Engine:
         # split one (RFC 3396) needs the trial build.
         if msg._view(OPT_RELAY_AGENT, &p) > 255 and not _relay_info_fits(self, msg):
             return _drop("relay-info-too-long")
+        cdef Exchange ex = self._ex
+        ex.msg = msg
+        ex.link = link
+        ex.now = now
+        ex.key = key
+        ex.cid = cid
+        ex.res_api_ip = 0
         if mtype == DISCOVER:
             # chaddr is made there only if a reservation may need it.
-            return _discover(self, msg, link, now, key, None, cid)
-        chaddr = PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, hlen)
+            ex.chaddr = None
+            return _discover(self, ex)
+        ex.chaddr = PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, hlen)
         if mtype == REQUEST:
-            return _request(self, msg, link, now, key, chaddr, cid)
+            return _request(self, ex)
         if mtype == RELEASE:
-            return _release(self, msg, link, now, key)
+            return _release(self, ex)
         if mtype == DECLINE:
-            return _decline(self, msg, link, now, key)
+            return _decline(self, ex)
         if mtype == INFORM:
-            return _inform(self, msg, link, key, chaddr, cid)
+            return _inform(self, ex)
         if mtype == 0:
             return _drop("bootp")
         return _drop("unexpected-type")
@@ -726,6 +736,7 @@ cdef class Engine:
 
 # ------------------------------------------------------------------------ the parts
 
+include "_engine_exchange.pxi"
 include "_engine_selection.pxi"
 include "_engine_pools.pxi"
 include "_engine_reservations.pxi"

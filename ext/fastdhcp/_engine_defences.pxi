@@ -16,14 +16,14 @@
 
 cdef str _may_offer(Engine self, Message msg, _SubnetInfo sel, bytes key):
     """May a new offer be made to ``key`` (a DISCOVER with no offer held)? Sets
-    ``self._offer_sub``: the subscriber the offer would count against, or None."""
-    self._offer_sub = None
+    ``self._ex.offer_sub``: the subscriber the offer would count against, or None."""
+    self._ex.offer_sub = None
     if self._sub_limit:
         # Kea's limits hook refuses the allocation (its lease4_select callout skips it).
         subkey = _msg_sub(self, msg, sel.id)
         if _sub_full(self, subkey, key, True):
             return "subscriber-limit"
-        self._offer_sub = subkey
+        self._ex.offer_sub = subkey
     return None
 
 

@@ -101,13 +101,13 @@ cdef _SubnetInfo _claim(Engine self, uint32_t ip, bytes key, uint32_t res_ip, tu
     cdef int st
     cdef Py_ssize_t at
     ipo = ip  # the address as an int, made once for the lookups below
-    self._claim_read = known
+    self._ex.claim_read = known
     res = self._reserved.get(ipo) if self._reserved else None
     if res is not None and ip != res_ip:
         return None
-    if (res is None and ip == res_ip and ip == self._res_api_ip
-            and self._res_api_info is not None):
-        res = (None, self._res_api_info)  # the client's own API reservation
+    if (res is None and ip == res_ip and ip == self._ex.res_api_ip
+            and self._ex.res_api_info is not None):
+        res = (None, self._ex.res_api_info)  # the client's own API reservation
     holder = self._offered.get(ipo)
     if holder is not None and (holder is key or holder == key):
         # Our own live offer: every other way to this address goes through _claim, which
@@ -126,7 +126,7 @@ cdef _SubnetInfo _claim(Engine self, uint32_t ip, bytes key, uint32_t res_ip, tu
             _drop_offer(self, holder, other)
         holder = None
     lease = self._sget(ipo) if known is _UNREAD else known
-    self._claim_read = lease
+    self._ex.claim_read = lease
     cdef bint mine = False
     if lease is not None:
         st = lease.state

@@ -13,7 +13,7 @@ cdef object _reservation(Engine self, tuple group, bytes chaddr, object cid, Mes
     cdef const unsigned char *p
     cdef Py_ssize_t n = msg._sub_view(SUB_CIRCUIT_ID, &p)
     circuit = PyBytes_FromStringAndSize(<const char *>p, n) if n >= 0 else None
-    self._res_api_ip = 0
+    self._ex.res_api_ip = 0
     for info in group:
         r = info.by_hw.get(chaddr)
         if r is None and cid:
@@ -62,8 +62,8 @@ cdef object _api_reservation(Engine self, tuple group, bytes chaddr, object cid,
             self._caches.host[raw] = r
         if r.ip and r.ip in self._reserved:
             continue  # its address is a config reservation's (added by a reload since)
-        self._res_api_ip = r.ip
-        self._res_api_info = info
+        self._ex.res_api_ip = r.ip
+        self._ex.res_api_info = info
         return r
     return None
 

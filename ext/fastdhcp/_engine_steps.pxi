@@ -18,9 +18,14 @@ cdef int64_t _lease_time(Engine self, _SubnetInfo info, int64_t requested):
     return requested
 
 
-cdef Decision _discover(Engine self, Message msg, object link, double now, bytes key,
-                           bytes chaddr, object cid):
+cdef Decision _discover(Engine self, Exchange ex):
     """RFC 2131 4.3.1: choose an address and hold it as an offer; commit nothing."""
+    cdef Message msg = ex.msg
+    link = ex.link
+    cdef double now = ex.now
+    cdef bytes key = ex.key
+    cdef bytes chaddr = ex.chaddr
+    cid = ex.cid
     cdef _SubnetInfo sel = _select(self, msg, link)
     cdef _SubnetInfo info = None
     cdef _SubnetInfo oinfo
@@ -49,8 +54,8 @@ cdef Decision _discover(Engine self, Message msg, object link, double now, bytes
                 oinfo = <_SubnetInfo>found[1]
             elif offer.ip in self._reserved:
                 oinfo = <_SubnetInfo>self._reserved[offer.ip][1]
-            elif offer.ip == res_ip and offer.ip == self._res_api_ip:
-                oinfo = self._res_api_info  # its API reservation, outside every pool
+            elif offer.ip == res_ip and offer.ip == ex.res_api_ip:
+                oinfo = ex.res_api_info  # its API reservation, outside every pool
             else:
                 oinfo = None
             if oinfo is not None and _in_group(oinfo, group):
@@ -65,7 +70,7 @@ cdef Decision _discover(Engine self, Message msg, object link, double now, bytes
         why = _may_offer(self, msg, sel, key)
         if why is not None:
             return _drop(why)
-        subkey = self._offer_sub
+        subkey = ex.offer_sub
     cdef bint alone = True
     lease = None
     if not ip:
@@ -137,9 +142,14 @@ cdef Decision _discover(Engine self, Message msg, object link, double now, bytes
                   how)
 
 
-cdef Decision _request(Engine self, Message msg, object link, double now, bytes key,
-                          bytes chaddr, object cid):
+cdef Decision _request(Engine self, Exchange ex):
     """RFC 2131 4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING."""
+    cdef Message msg = ex.msg
+    link = ex.link
+    cdef double now = ex.now
+    cdef bytes key = ex.key
+    cdef bytes chaddr = ex.chaddr
+    cid = ex.cid
     cdef const unsigned char *b = msg._buf
     cdef uint32_t giaddr = fd_load_be32(b + OFF_GIADDR)
     cdef uint32_t ciaddr = fd_load_be32(b + OFF_CIADDR)
@@ -223,17 +233,19 @@ cdef Decision _request(Engine self, Message msg, object link, double now, bytes 
     info = _claim(self, ip, key, res_ip, group, now, known)
     if info is None:
         return _nak(self, msg, sid, "address-unavailable")
-    return _bind(self, msg, now, key, chaddr, ip, info,
-                 res if res_ip == ip or not res_ip else None, sid, state,
-                 self._claim_read)
+    return _bind(self, ex, ip, info, res if res_ip == ip or not res_ip else None, sid, state)
 
 
-cdef Decision _bind(Engine self, Message msg, double now, bytes key, bytes chaddr, uint32_t ip,
-                       _SubnetInfo info, object res, uint32_t sid, RequestState state,
-                       object at_ip):
+cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, object res,
+                    uint32_t sid, RequestState state):
     """Stage the binding of ``ip`` to ``key`` and build the ACK that waits for it.
-    ``at_ip`` is the store's record for ``ip`` if already read (see ``_claim``), else
-    ``_UNREAD``."""
+    ``ex.claim_read`` is the store's record for ``ip`` if already read (see ``_claim``),
+    else ``_UNREAD``."""
+    cdef Message msg = ex.msg
+    cdef double now = ex.now
+    cdef bytes key = ex.key
+    cdef bytes chaddr = ex.chaddr
+    at_ip = ex.claim_read
     cdef int64_t t = <int64_t>now
     cdef bint renewal = False
     o = self._offers.get(key)
@@ -300,8 +312,12 @@ cdef Decision _bind(Engine self, Message msg, double now, bytes key, bytes chadd
                        <str>_REQUEST_STATE_NAMES[<int>state])
 
 
-cdef Decision _release(Engine self, Message msg, object link, double now, bytes key):
+cdef Decision _release(Engine self, Exchange ex):
     """RFC 2131 4.3.4: end the client's binding; the record keeps affinity."""
+    cdef Message msg = ex.msg
+    link = ex.link
+    cdef double now = ex.now
+    cdef bytes key = ex.key
     if not _ours(self, msg, link):
         return _drop("other-server")
     o = self._offers.get(key)
@@ -320,8 +336,12 @@ cdef Decision _release(Engine self, Message msg, object link, double now, bytes 
     return _silent("released")
 
 
-cdef Decision _decline(Engine self, Message msg, object link, double now, bytes key):
+cdef Decision _decline(Engine self, Exchange ex):
     """RFC 2131 4.3.3: set the address aside for decline-probation-period."""
+    cdef Message msg = ex.msg
+    link = ex.link
+    cdef double now = ex.now
+    cdef bytes key = ex.key
     if not _ours(self, msg, link):
         return _drop("other-server")
     cdef uint32_t ip = <uint32_t>msg._opt_u32(OPT_REQUESTED_IP, 0)
@@ -350,8 +370,13 @@ cdef Decision _decline(Engine self, Message msg, object link, double now, bytes 
     return _silent("declined")
 
 
-cdef Decision _inform(Engine self, Message msg, object link, bytes key, bytes chaddr, object cid):
+cdef Decision _inform(Engine self, Exchange ex):
     """RFC 2131 4.3.5: configuration only; no lease, no yiaddr, no lease-time options."""
+    cdef Message msg = ex.msg
+    link = ex.link
+    cdef bytes key = ex.key
+    cdef bytes chaddr = ex.chaddr
+    cid = ex.cid
     cdef _SubnetInfo sel = _select(self, msg, link)
     cdef _SubnetInfo info, i
     cdef uint32_t ciaddr = fd_load_be32(msg._buf + OFF_CIADDR)
