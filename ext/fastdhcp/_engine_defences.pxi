@@ -14,16 +14,16 @@
 # (DISCOVER: no OFFER; REQUEST: a NAK; DECLINE: ignored). All are cheap when no defence is
 # configured: one flag test each.
 
-cdef str _may_offer(Engine self, Message msg, _SubnetInfo sel, bytes key):
-    """May a new offer be made to ``key`` (a DISCOVER with no offer held)? Sets
-    ``self._ex.offer_sub``: the subscriber the offer would count against, or None."""
-    self._ex.offer_sub = None
+cdef str _may_offer(Engine self, Exchange ex, _SubnetInfo sel):
+    """May a new offer be made to the client (a DISCOVER with no offer held, ``sel`` its
+    subnet)? Sets ``ex.offer_sub``: the subscriber the offer would count against, or None."""
+    ex.offer_sub = None
     if self._sub_limit:
         # Kea's limits hook refuses the allocation (its lease4_select callout skips it).
-        subkey = _msg_sub(self, msg, sel.id)
-        if _sub_full(self, subkey, key, True):
+        subkey = _msg_sub(self, ex.msg, sel.id)
+        if _sub_full(self, subkey, ex.key, True):
             return "subscriber-limit"
-        self._ex.offer_sub = subkey
+        ex.offer_sub = subkey
     return None
 
 
@@ -37,11 +37,11 @@ cdef object _offer_counts(Engine self, object subkey, object lease, bytes key):
     return subkey
 
 
-cdef str _may_bind(Engine self, Message msg, _SubnetInfo sel, bytes key):
-    """May ``key`` be bound (a REQUEST about to bind)?"""
+cdef str _may_bind(Engine self, Exchange ex, _SubnetInfo sel):
+    """May the client be bound (a REQUEST about to bind, ``sel`` its subnet)?"""
     # Kea's limits hook NAKs a REQUEST whose allocation it refuses. A renewal without
     # option 82 keeps its stored subscriber and never adds to a count: not refused.
-    if self._sub_limit and _sub_full(self, _msg_sub(self, msg, sel.id), key, False):
+    if self._sub_limit and _sub_full(self, _msg_sub(self, ex.msg, sel.id), ex.key, False):
         return "subscriber-limit"
     return None
 
@@ -56,16 +56,18 @@ cdef object _decline_sub(Engine self, Message msg, object lease):
     return _msg_sub(self, msg, lease.subnet_id)
 
 
-cdef str _may_decline(Engine self, Message msg, object lease, bytes key, double now):
-    """May ``key``'s DECLINE of its binding ``lease`` be honoured?
+cdef str _may_decline(Engine self, Exchange ex, object lease):
+    """May the client's DECLINE of its binding ``lease`` be honoured?
 
     A DECLINE takes an address out of service for the whole probation period on the
     client's word alone, so a client (or every client behind one circuit) may do it at most
     decline-limit times per decline-window, and at most decline-max-fraction of a pool may
     be set aside at once."""
     cdef tuple found
+    cdef double now = ex.now
+    key = ex.key
     if self._decline_limit:
-        subkey = _decline_sub(self, msg, lease)
+        subkey = _decline_sub(self, ex.msg, lease)
         if _decline_over(self, self._decline_by_client, key, now) or (
                 subkey is not None and _decline_over(self, self._decline_by_sub, subkey,
                                                      now)):
@@ -79,13 +81,13 @@ cdef str _may_decline(Engine self, Message msg, object lease, bytes key, double 
     return None
 
 
-cdef _on_decline(Engine self, Message msg, object lease, bytes key, double now):
+cdef _on_decline(Engine self, Exchange ex, object lease):
     """A DECLINE ``_may_decline`` allowed is honoured: count it in the windows."""
     if self._decline_limit:
-        _decline_note(self, self._decline_by_client, key, now)
-        subkey = _decline_sub(self, msg, lease)
+        _decline_note(self, self._decline_by_client, ex.key, ex.now)
+        subkey = _decline_sub(self, ex.msg, lease)
         if subkey is not None:
-            _decline_note(self, self._decline_by_sub, subkey, now)
+            _decline_note(self, self._decline_by_sub, subkey, ex.now)
 
 
 cdef _on_record(Engine self, object old, object new):

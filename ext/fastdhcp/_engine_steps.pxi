@@ -67,7 +67,7 @@ cdef Decision _discover(Engine self, Exchange ex):
     if not ip:
         # A DISCOVER refused by a defence gets no OFFER: silence, counted. No NAK exists
         # for a DISCOVER; the client retries with backoff.
-        why = _may_offer(self, msg, sel, key)
+        why = _may_offer(self, ex, sel)
         if why is not None:
             return _drop(why)
         subkey = ex.offer_sub
@@ -225,7 +225,7 @@ cdef Decision _request(Engine self, Exchange ex):
             return _drop("unknown-client")
         if res_ip and res_ip != ip:
             return _nak(self, msg, sid, "reserved-elsewhere")
-    why = _may_bind(self, msg, sel, key)
+    why = _may_bind(self, ex, sel)
     if why is not None:
         # A REQUEST refused by a defence gets a DHCPNAK (the client must not keep using
         # an address the server will not bind), counted with the defence's reason.
@@ -348,12 +348,12 @@ cdef Decision _decline(Engine self, Exchange ex):
     lease = self._sget(ip) if ip else None
     if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
         return _drop("decline-unknown")
-    why = _may_decline(self, msg, lease, key, now)
+    why = _may_decline(self, ex, lease)
     if why is not None:
         # Ignored as if never received (counted): the binding stays as it was and
         # nothing is set aside; the client's retries are bounded by the same defence.
         return _drop(why)
-    _on_decline(self, msg, lease, key, now)
+    _on_decline(self, ex, lease)
     info = self._infos.get(lease.subnet_id)
     cdef int64_t probation = (<_SubnetInfo>info).probation if info is not None else 86400
     cdef int64_t t = <int64_t>now
