@@ -40,9 +40,9 @@ if ONLY:
         ONLY |= more
         grown = bool(more)
 
-# A module split into parts (ext/fastdhcp/engine/*.pxi for _engine, as uvloop's handles/):
+# A module split into included parts (ext/fastdhcp/_engine_*.pxi, as uvloop's handles/):
 # cythonize follows `include` itself; depends= makes setuptools recompile the C on an edit too.
-PARTS = {"_engine": sorted(glob.glob(os.path.join("ext", "fastdhcp", "engine", "*.pxi")))}
+PARTS = {"_engine": sorted(glob.glob(os.path.join("ext", "fastdhcp", "_engine_*.pxi")))}
 
 extensions = []
 for pyx in SOURCES:

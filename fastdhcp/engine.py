@@ -17,7 +17,7 @@ State, and where it lives
   subnet's offer-lifetime so that no other client is offered the same address. A repeated
   DISCOVER gets the same offer back. DISCOVER commits nothing (Kea's "fake allocation").
 * **Pool bitmaps** (memory, rebuilt at start): a bit is *used* exactly when something claims the
-  address: an active lease, a held offer, or a reservation. :meth:`Engine._settle` re-derives a
+  address: an active lease, a held offer, or a reservation. ``_settle`` re-derives a
   bit from those three whenever one of them lets go, so a bit is never freed from under a claim.
 
 Transitions (client key = option 61 if sent, else htype + chaddr)
@@ -105,7 +105,8 @@ Decision reasons (``Decision.reason``; ``Decision.kind`` is a :class:`fastdhcp.c
 
 Where the code is
 -----------------
-The per-packet path is compiled: ``ext/fastdhcp/_engine.pyx`` (declarations in ``_engine.pxd``)
+The per-packet path is compiled: ``ext/fastdhcp/_engine.pyx`` (declarations in ``_engine.pxd``;
+one part file ``_engine_<concern>.pxi`` per concern, mapped at the top of ``_engine.pyx``)
 reads requests through the codec's C-level API and allocates through ``PoolBitmap.allocate_c``.
 This module is the public face: import :class:`Engine`, :class:`Decision`, :class:`Link`,
 :class:`PoolStat`, :class:`SubnetCounters` (per-subnet event counts behind Kea's

@@ -244,3 +244,37 @@ def test_reloads_never_hand_out_a_bound_or_held_address(steps):
                     r.ip for s in cfg.subnets for r in s.reservations}
         c.history.clear()
         _check(net, clients, cfg)
+
+
+def test_reload_answers_from_the_new_options_not_the_caches():
+    """Replies filtered by the same parameter request list, on the same link and relay, are
+    cached (option lists, server id, relayed selection): a reload must empty every cache,
+    or the old configuration's options keep going out."""
+
+    def cfg(router: str, dns: str):
+        subnets = [{"id": 1, "subnet": "198.18.0.0/24", "interface": "eth0",
+                    "pools": ["198.18.0.100 - 198.18.0.103"],
+                    "option-data": {"routers": [router]}},
+                   {"id": 2, "subnet": "198.18.1.0/24", "relay": ["198.18.10.1"],
+                    "pools": ["198.18.1.100 - 198.18.1.103"],
+                    "option-data": {"routers": [router.replace(".0.", ".1.")]}}]
+        return load_config({"interfaces": ["eth0"]},
+                           global_={"valid-lifetime": 3600,
+                                    "option-data": {"domain-name-servers": [dns]}},
+                           subnets=subnets)
+
+    net = Network(cfg("198.18.0.1", "198.18.0.53"), LINK)
+    direct, relayed = Client(net, mac(1)), Client(net, mac(2), giaddr=RELAY)
+    for c, router in ((direct, "198.18.0.1"), (relayed, "198.18.1.1")):
+        r = c.dora()
+        assert r is not None and r.mtype == ACK
+        assert r.options[3] == ipaddress.IPv4Address(router).packed
+        assert r.options[6] == ipaddress.IPv4Address("198.18.0.53").packed
+    net.engine.reload(cfg("198.18.0.2", "198.18.0.54"))
+    for c, router in ((direct, "198.18.0.2"), (relayed, "198.18.1.2")):
+        r = c.renew()
+        assert r is not None and r.mtype == ACK
+        assert r.options[3] == ipaddress.IPv4Address(router).packed
+        assert r.options[6] == ipaddress.IPv4Address("198.18.0.54").packed
+        r = Client(net, mac(10 + c.mac[-1]), giaddr=c.giaddr).discover()
+        assert r is not None and r.options[3] == ipaddress.IPv4Address(router).packed

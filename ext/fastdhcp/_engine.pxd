@@ -93,6 +93,22 @@ cdef class _SubnetInfo:
     cdef list opt_list
 
 
+
+@cython.final
+cdef class _Caches:
+    # Owned by the Engine; _apply resets them all at once (see _engine.pyx).
+    cdef dict opt                     # filtered option lists (_options) by (source, PRL, lt)
+    cdef dict sid                     # server id -> its option 54 (_sid_option)
+    cdef uint32_t sid_last            # one-entry cache in front of sid
+    cdef tuple sid_last_opt
+    cdef uint32_t sel_giaddr          # one-entry cache of _select for relayed requests
+    cdef _SubnetInfo sel_info         # (giaddr, no option 118, no link selection)
+    cdef dict host                    # raw hosts record -> Reservation (bounded; ids stable
+                                      # for opt, cleared with it)
+
+    cdef reset(self)
+
+
 @cython.final
 cdef class SubnetSelector:
     cdef tuple _by_prefix             # ((mask, {network: subnet}), ...) longest prefix first
@@ -106,6 +122,23 @@ cdef class SubnetSelector:
                         uint32_t giaddr, uint32_t ciaddr, str link_name, uint32_t link_address)
 
 
+
+@cython.final
+cdef class Exchange:
+    # One request through the message steps (Kea's Dhcpv4Exchange): set by Engine.handle,
+    # read and written by the steps and the parts they call (_engine_exchange.pxi).
+    cdef Message msg
+    cdef object link                  # Link it arrived on
+    cdef double now
+    cdef bytes key                    # the client key (option 61, else htype + chaddr)
+    cdef bytes chaddr                 # None for a DISCOVER until a reservation needs it
+    cdef object cid                   # option 61 bytes, or None
+    cdef object claim_read            # the record _claim read for its address (or _UNREAD)
+    cdef object offer_sub             # subscriber _may_offer found for this DISCOVER's offer
+    cdef uint32_t res_api_ip          # address of the API reservation _reservation found
+    cdef _SubnetInfo res_api_info     # and its subnet
+
+
 @cython.final
 cdef class Engine:
     cdef object _config
@@ -113,7 +146,7 @@ cdef class Engine:
     cdef object _sget                 # bound store methods, looked up once
     cdef object _sget_by_client
     cdef object _sstage
-    cdef object _claim_read           # the record _claim read for its address (or _UNREAD)
+    cdef Exchange _ex                 # the request being decided (one, reused per packet)
     cdef uint32_t _server_id
     cdef int _server_port
     cdef int _client_port
@@ -129,12 +162,7 @@ cdef class Engine:
     cdef dict _offered                # ip -> client key
     cdef list _offer_heap             # _Offer, a binary heap on (at, seq)
     cdef int64_t _seq
-    cdef dict _opt_cache
-    cdef dict _sid_cache
-    cdef uint32_t _sid_last           # one-entry cache in front of _sid_cache
-    cdef tuple _sid_last_opt
-    cdef uint32_t _sel_giaddr         # one-entry cache of _select for relayed requests
-    cdef _SubnetInfo _sel_info        # (giaddr, no option 118, no link selection)
+    cdef _Caches _caches              # every configuration-dependent cache
     cdef dict _link_of                # subnet id -> link id (smallest subnet id on its link)
     # Defences (docs/configuration.md, "Defences"): subscriber lease limit, DECLINE limits.
     cdef bint _counting               # the subscriber limit or the pool decline cap is on
@@ -161,12 +189,8 @@ cdef class Engine:
     cdef bint _hn_hw                  # ... with a hw-address
     cdef bint _hn_cid                 # ... with a client-id
     cdef bint _hn_circuit             # ... with a circuit-id
-    cdef dict _host_cache             # raw record -> Reservation (bounded; ids stable for
-                                      # _opt_cache, cleared with it)
     cdef dict _host_pending           # address -> hosts being added with it (claimed before
                                       # their commit; several when commands race for it)
-    cdef uint32_t _res_api_ip         # address of the API reservation _reservation found
-    cdef _SubnetInfo _res_api_info    # and its subnet
 
     cdef list _apply(self, object config, dict keep)
     cdef SubnetCounters _counts_for(self, object subnet_id)

@@ -1,32 +1,35 @@
-"""The compiled RFC 2131 engine behind ``fastdhcp.engine`` (read its docstring first: the
-theory of operation, states and transitions, and what is durable when, are described there).
+"""The compiled RFC 2131 engine behind ``fastdhcp.engine`` (its docstring has the whole theory
+of operation: states, transitions, defences, what is durable when).
 
-Theory of operation, in one paragraph: ``Engine.handle`` takes one parsed request, the link it
-came in on and the time; it selects the subnet (and so the link, its shared network), finds the
-client's binding or offer, asks the pool set for an address when it needs one, lets the
-defences refuse, and returns a ``Decision`` (an Outcome, the reply bytes, where they go, and the
-Lease to commit before the reply is sent). Offers live in memory only; bindings are staged in
-the store, which the service commits before the ACK leaves. ``reclaim`` expires offers and
-leases on the clock the caller passes; ``reload`` swaps the configuration in one step (or not).
+Theory of operation, in short: ``Engine.handle(msg, link, now)`` selects the subnet, keys the
+client (option 61, else htype + chaddr), and runs the message's step, which reads the lease
+store, claims an address in the pool set, holds it in the offer table (DISCOVER: nothing
+staged) or stages a binding (REQUEST: the ``Decision.binding`` the service commits before the
+ACK leaves), and builds the reply. Three claims keep an address's bit used: an active lease, a
+held offer, a reservation; ``_settle`` re-derives the bit whenever one lets go. ``reclaim(now)``
+expires offers and leases; ``reload`` swaps the configuration, keeping offers and unchanged
+pools; ``rollback`` makes the bits follow the store after a failed commit.
 
-The engine is one cdef class split by concern into included parts (as uvloop's loop.pyx
-includes handles/), each a set of functions taking the Engine first (a direct C call, as a
-final class's cdef method is); their declarations are in ``_engine.pxd``:
+The parts (one C module; included at the end of this file, as uvloop's loop.pyx includes its
+handles; the fields are all declared in ``_engine.pxd``):
 
-- ``engine/replies.pxi``: Decision, the RFC 2131 4.1 destination, option lists, server id, NAK;
-- ``engine/select.pxi``: subnet selection and the per-subnet precomputed values;
-- ``engine/offers.pxi``: the offer table and the heap that expires it;
-- ``engine/pools.pxi``: the pool set: bitmaps, claiming and allocating an address;
-- ``engine/defences.pxi``: subscriber lease limit and DECLINE limits;
-- ``engine/hosts.pxi``: reservations, from the config and from the control channel;
-- ``engine/caches.pxi``: the per-packet caches, and the one place they are forgotten;
-- ``engine/steps.pxi``: DISCOVER, REQUEST (RequestState), bind, RELEASE, DECLINE, INFORM.
+==============================  ============================================================
+``_engine.pyx`` (this file)     Lease construction, Decision, _SubnetInfo, and the Engine's
+                                public surface: ``Engine(config, store)``, ``handle``,
+                                ``reclaim``, ``reload``, ``rollback``, administration, hosts
+``_engine_exchange.pxi``        the Exchange: one request through the steps, reused
+``_engine_selection.pxi``       subnet selection (SubnetSelector, ``_select``, ``_ours``)
+``_engine_pools.pxi``           the pool set: bitmaps, ``_claim``, ``_allocate``, ``_settle``
+``_engine_reservations.pxi``    reservations: the configuration's and the hosts table's
+``_engine_offers.pxi``          the offer table with its heap
+``_engine_defences.pxi``        subscriber lease limit, DECLINE limits and pool cap
+``_engine_replies.pxi``         ``_destination`` (RFC 2131 4.1), options, server id, ``_reply``
+``_engine_steps.pxi``           DISCOVER, REQUEST (+ ``_bind``), RELEASE, DECLINE, INFORM
+==============================  ============================================================
 
-This file keeps the Lease construction, the per-subnet counters, small helpers and the Engine's
-public surface: construction, ``handle``, ``reclaim``, ``reload``, ``rollback``, administration.
-It reads the request through the codec's C-level API (``fastdhcp/_codec.pxd``) and allocates
-through the bitmap's (``allocate_c``); everything else (the lease store, the config) is Python
-and is reached through the documented contracts.
+Cython allows ``include`` only at module level, not inside a class body: the Engine's methods of
+each concern are therefore module-level ``cdef`` functions taking the Engine first
+(``_settle(self, ip)``), direct C calls as the final class's methods were.
 """
 
 cimport cython
@@ -200,78 +203,147 @@ cdef class SubnetCounters:
                 f"reclaimed_declined={self.reclaimed_declined}, conflicts={self.conflicts})")
 
 
-cdef object _rai_sub(object rai, int code):
-    """Sub-option ``code`` of a stored option 82 value (RFC 3046 TLVs), or None when it is
-    absent or empty. A damaged value (a TLV running past the end) names no subscriber."""
-    cdef const unsigned char *b
-    cdef Py_ssize_t n, i = 0, ln
-    if not rai:
-        return None
-    # bytes(x) of a bytes object is x itself, but is a type call: skipped for the usual case.
-    data = rai if type(rai) is bytes else bytes(rai)
-    b = <const unsigned char *>PyBytes_AS_STRING(data)
-    n = len(data)
-    while i + 2 <= n:
-        ln = b[i + 1]
-        if i + 2 + ln > n:
-            return None
-        if b[i] == code:
-            return PyBytes_FromStringAndSize(<const char *>b + i + 2, ln) if ln else None
-        i += 2 + ln
-    return None
+#: Outcome members by their C value (fastdhcp/_consts.pxd OUT_*), for Decision.kind.
+cdef tuple _OUTCOMES = tuple(Outcome)
 
 
-cdef extern from "Python.h":
-    PyObject *PyTuple_GET_ITEM_borrowed "PyTuple_GET_ITEM" (object t, Py_ssize_t i)
+@cython.final
+@cython.freelist(64)
+cdef class Decision:
+    """What to do with one request. ``kind`` is a :class:`fastdhcp.consts.Outcome`: OFFER,
+    ACK or NAK with a ``reply``; SILENT for a request handled with nothing to send (RELEASE,
+    DECLINE: processed, not a drop); DROP for one refused or ignored, ``reason`` saying why.
+
+    ``reply`` (bytes or None) goes to ``dest_ip:dest_port``; ``broadcast`` means dest_ip is
+    255.255.255.255 (send out the receiving interface); ``l2_unicast`` = (yiaddr, chaddr) when
+    the service may unicast at layer 2 instead; ``binding`` is the staged lease the reply must
+    wait for (ACKs that bind); ``reason`` is the drop reason or the decision's detail.
+    """
+
+    def __init__(self, kind, reply=None, uint32_t dest_ip=0, int dest_port=0,
+                 bint broadcast=False, l2_unicast=None, binding=None, str reason=""):
+        self.outcome = int(Outcome(kind))
+        self.reply = reply
+        self.dest_ip = dest_ip
+        self.dest_port = dest_port
+        self.broadcast = broadcast
+        self.l2_unicast = l2_unicast
+        self.binding = binding
+        self.reason = reason
+
+    @property
+    def kind(self):
+        """The :class:`fastdhcp.consts.Outcome` of the request."""
+        return _OUTCOMES[self.outcome]
+
+    def __repr__(self):
+        return (f"Decision({self.kind!r}, reason={self.reason!r}, dest={self.dest_ip:#x}:"
+                f"{self.dest_port}, broadcast={self.broadcast}, l2={self.l2_unicast!r})")
 
 
-cdef inline object _link_name(object link):
-    """``link[0]``. Link is a namedtuple, a tuple subclass: plain indexing would go through
-    its Python-level ``__getitem__`` slot (a method lookup and call) per packet."""
-    if PyTuple_Check(link) and PyTuple_GET_SIZE(link) == 2:
-        return <object>PyTuple_GET_ITEM_borrowed(link, 0)
-    return link[0]
+cdef inline Decision _no_reply(int outcome, str reason):
+    cdef Decision d = Decision.__new__(Decision)
+    d.outcome = outcome
+    d.reply = None
+    d.dest_ip = 0
+    d.dest_port = 0
+    d.broadcast = False
+    d.l2_unicast = None
+    d.binding = None
+    d.reason = reason
+    return d
 
 
-cdef inline uint32_t _link_address(object link) except? 0:
-    """``link[1]`` as an address (see ``_link_name``)."""
-    if PyTuple_Check(link) and PyTuple_GET_SIZE(link) == 2:
-        return <object>PyTuple_GET_ITEM_borrowed(link, 1)
-    return link[1]
+cdef inline Decision _drop(str reason):
+    """A request refused or ignored (counted and logged as a drop, ``reason``)."""
+    return _no_reply(OUT_DROP, reason)
 
+
+cdef inline Decision _silent(str reason):
+    """A request handled as the RFC says with nothing to send (RFC 2131 4.3.3, 4.3.4)."""
+    return _no_reply(OUT_SILENT, reason)
+
+
+# ------------------------------------------------------------------------ engine state
+
+@cython.final
+cdef class _SubnetInfo:
+    """Per-subnet values precomputed once from the configuration."""
+
+    def __init__(self, subnet, bint global_authoritative):
+        lt = subnet.lifetimes
+        self.subnet = subnet
+        self.id = subnet.id
+        self.valid = lt.valid_lifetime
+        self.min_valid = (lt.min_valid_lifetime if lt.min_valid_lifetime is not None
+                          else lt.valid_lifetime)
+        self.max_valid = (lt.max_valid_lifetime if lt.max_valid_lifetime is not None
+                          else lt.valid_lifetime)
+        self.renew = lt.renew_timer
+        self.rebind = lt.rebind_timer
+        self.offer_lifetime = lt.offer_lifetime
+        self.probation = lt.decline_probation_period
+        self.net_first = int(subnet.network.network_address)
+        self.net_last = int(subnet.network.broadcast_address)
+        opts = dict(subnet.options)
+        # RFC 2132 3.3 / Kea: the subnet mask is always sent; computed when not configured.
+        opts.setdefault(1, int(subnet.network.netmask).to_bytes(4, "big"))
+        self.options = opts
+        self.bitmaps = []
+        self.authoritative = bool(global_authoritative or subnet.authoritative)
+        self.by_hw = {}
+        self.by_cid = {}
+        self.by_circuit = {}
+        for r in subnet.reservations:
+            if r.hw_address:
+                self.by_hw.setdefault(bytes(r.hw_address), r)
+            if r.client_id:
+                self.by_cid.setdefault(bytes(r.client_id), r)
+            if r.circuit_id:
+                self.by_circuit.setdefault(bytes(r.circuit_id), r)
+
+
+
+@cython.final
+cdef class _Caches:
+    """Every cache of the engine whose entries answer for one configuration, in one place:
+    ``reset`` (``Engine._apply``, on every reload) empties them all, so a cache added here
+    cannot be left stale by a reload. (Caches held by objects that ``_apply`` makes anew,
+    _SubnetInfo's option list and the SubnetSelector's link cache, go with them.)"""
+
+    def __init__(self):
+        self.reset()
+
+    cdef reset(self):
+        self.opt = {}
+        self.sid = {}
+        self.sid_last = 0
+        self.sid_last_opt = None
+        self.sel_giaddr = 0
+        self.sel_info = None
+        self.host = {}  # its Reservations merged the old subnets' options
 
 cdef inline bint _is_active(object lease):
     cdef int st = lease.state
     return st == ST_DEFAULT or st == ST_DECLINED
 
 
-# ------------------------------------------------------------------------ the parts
-# Each concern of the engine is one included file; the functions there take the Engine
-# as their first argument (a direct C call, as a final class's cdef method is).
-include "engine/replies.pxi"
-include "engine/select.pxi"
-include "engine/offers.pxi"
-include "engine/pools.pxi"
-include "engine/defences.pxi"
-include "engine/hosts.pxi"
-include "engine/caches.pxi"
-include "engine/steps.pxi"
-
-
 @cython.final
 cdef class Engine:
     """RFC 2131 server decisions over a :class:`~fastdhcp.leases.LeaseStore`.
 
-    ``Engine(config, store)``: every request and :meth:`reclaim` take the time as an argument
-    (so tests run on a fake clock); the engine keeps no clock. At construction the pool bitmaps are rebuilt from
-    ``store.active_addresses()`` and every reserved address is marked used.
+    ``Engine(config, store)``. The engine has no clock: every request and :meth:`reclaim`
+    take the time as an argument, so tests run on a fake clock. At construction the pool
+    bitmaps are rebuilt from ``store.active_addresses()`` and every reserved address is
+    marked used.
     """
 
     def __init__(self, config, store):
         self._store = store
         self._sget = store.get
         self._sget_by_client = store.get_by_client
-        self._claim_read = _UNREAD
+        self._ex = Exchange.__new__(Exchange)
+        self._ex.claim_read = _UNREAD
         self._sstage = store.stage
         self._builder = ReplyBuilder()
         self._build = self._builder.build  # bound once: no method lookup per reply
@@ -286,6 +358,7 @@ cdef class Engine:
         self._sub_offers = {}
         self._pool_declined = {}
         self._counters = {}
+        self._caches = _Caches()
         self._apply(config, None)
         _rebuild(self)
         _recount(self)
@@ -362,7 +435,7 @@ cdef class Engine:
         self._pool_infos = [p[2] for p in pools]
         self._pool_texts = [p[3] for p in pools]
         self._reserved = reserved
-        _forget_caches(self)  # they hold the old subnets' options, server ids and infos
+        self._caches.reset()  # every cache answers for the old configuration
         self._sub_limit = sub_limit
         self._sub_code = sub_code
         self._decline_limit = decline_limit
@@ -416,6 +489,8 @@ cdef class Engine:
             _settle(self, ip)
         _recount(self)
 
+    # ------------------------------------------------------------------ handle
+
     cpdef Decision handle(self, Message msg, object link, double now):
         """Decide what to answer to ``msg`` received on ``link`` at ``now`` (RFC 2131 4.3)."""
         cdef const unsigned char *b = msg._buf
@@ -437,21 +512,31 @@ cdef class Engine:
         # split one (RFC 3396) needs the trial build.
         if msg._view(OPT_RELAY_AGENT, &p) > 255 and not _relay_info_fits(self, msg):
             return _drop("relay-info-too-long")
+        cdef Exchange ex = self._ex
+        ex.msg = msg
+        ex.link = link
+        ex.now = now
+        ex.key = key
+        ex.cid = cid
+        ex.res_api_ip = 0
         if mtype == DISCOVER:
             # chaddr is made there only if a reservation may need it.
-            return _discover(self, msg, link, now, key, None, cid)
-        chaddr = PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, b[OFF_HLEN])
+            ex.chaddr = None
+            return _discover(self, ex)
+        ex.chaddr = PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, b[OFF_HLEN])
         if mtype == REQUEST:
-            return _request(self, msg, link, now, key, chaddr, cid)
+            return _request(self, ex)
         if mtype == RELEASE:
-            return _release(self, msg, link, now, key)
+            return _release(self, ex)
         if mtype == DECLINE:
-            return _decline(self, msg, link, now, key)
+            return _decline(self, ex)
         if mtype == INFORM:
-            return _inform(self, msg, link, key, chaddr, cid)
+            return _inform(self, ex)
         if mtype == 0:
             return _drop("bootp")
         return _drop("unexpected-type")
+
+    # ------------------------------------------------------------------ timers, recovery
 
     def reclaim(self, double now, Py_ssize_t limit=1000):
         """End expired bindings and declines past probation, drop stale offers.
@@ -472,7 +557,6 @@ cdef class Engine:
                     offer.at = offer.expires  # renewed since queued: queue it again
                     _heap_push(self, offer)
         expired = self._store.expired(<int64_t>now, limit)
-        cdef tuple found
         cdef SubnetCounters c
         for lease in expired:
             c = self._counts_for(lease.subnet_id)
@@ -482,35 +566,18 @@ cdef class Engine:
             ended = _new_lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
                                ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
                                lease.relay_info)
-            if self._sub_limit:
-                _count(self, lease, ended)
-            if self._counting:
-                if lease.state == ST_DECLINED and self._decline_fraction < 1.0:
-                    found = _bitmap_for(self, lease.ip)
-                    if found is not None:
-                        first = (<PoolBitmap>found[0])._first
-                        n = self._pool_declined.get(first, 0) - 1
-                        if n > 0:
-                            self._pool_declined[first] = n
-                        else:
-                            self._pool_declined.pop(first, None)
+            _on_record(self, lease, ended)
             self._sstage(ended)
             _settle(self, lease.ip)
-        if self._decline_limit and now >= self._decline_sweep_at:
-            # Forget clients and circuits whose decline window has ended (at most once a
-            # window), so the tables hold only recent decliners.
-            self._decline_sweep_at = now + self._decline_window
-            for table in (self._decline_by_client, self._decline_by_sub):
-                stale = [k for k, e in (<dict>table).items()
-                         if now >= <double>(<list>e)[0] + self._decline_window]
-                for k in stale:
-                    del (<dict>table)[k]
+        _on_reclaim(self, now)
         if len(expired) >= limit:
             return now
         cdef double nxt = now + 1.0
         if heap and (<_Offer>heap[0]).at < nxt:
             nxt = (<_Offer>heap[0]).at
         return nxt
+
+    # ------------------------------------------------------------------ administration
 
     def admin_put(self, lease):
         """Stage ``lease`` as the control channel made it (lease4-add, lease4-update) and
@@ -527,8 +594,7 @@ cdef class Engine:
                 _drop_offer(self, holder, <_Offer>offer)
             else:
                 del self._offered[ip]
-        if self._sub_limit:
-            _count(self, old, lease)
+        _on_record(self, old, lease)
         if _is_active(lease) and (old is None or not _is_active(old)
                                   or old.client_key != lease.client_key):
             (<SubnetCounters>self._counts_for(lease.subnet_id)).assigned += 1
@@ -543,8 +609,7 @@ cdef class Engine:
         old = self._sget(ip)
         if old is None:
             return None
-        if self._sub_limit:
-            _count(self, old, None)
+        _on_record(self, old, None)
         self._sstage(tombstone(old))
         _settle(self, ip)
         return old
@@ -606,6 +671,8 @@ cdef class Engine:
         """The pools' bitmaps, in address order (read-only use: tests and audits)."""
         return list(self._pool_bitmaps)
 
+    # ------------------------------------------------------------------ hosts (cmd_hosts)
+
     def attach_hosts(self, hosts):
         """Serve the reservations of ``hosts`` (a :class:`fastdhcp.hosts.HostTable`) too:
         looked up per packet after the config's, their addresses marked used in the pools'
@@ -615,7 +682,6 @@ cdef class Engine:
         self._hreserved = hosts.reserved
         self._hfilter = <HostFilter?>hosts.filter
         self._host_pending = {}
-        _forget_caches(self)
         _host_counts(self)
         addrs = hosts.addresses()
         if len(addrs):
@@ -656,3 +722,15 @@ cdef class Engine:
                 if n > 0:
                     self._host_pending[ip] = n  # another add of it is still on its way
             _settle(self, ip)
+
+
+# ------------------------------------------------------------------------ the parts
+
+include "_engine_exchange.pxi"
+include "_engine_selection.pxi"
+include "_engine_pools.pxi"
+include "_engine_reservations.pxi"
+include "_engine_offers.pxi"
+include "_engine_defences.pxi"
+include "_engine_replies.pxi"
+include "_engine_steps.pxi"

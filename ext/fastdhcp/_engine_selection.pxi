@@ -1,6 +1,11 @@
-# Part of fastdhcp._engine (included by ext/fastdhcp/_engine.pyx; declarations in
-# _engine.pxd). Subnet selection: which subnet (and so which link, its shared network) a request belongs
-# to, and the per-subnet values precomputed from the configuration.
+# fastdhcp._engine, part: subnet selection. Included by _engine.pyx (one C module: the
+# functions below are direct C calls; Cython allows no include inside a class body,
+# so the Engine's methods of this concern are functions taking the Engine first).
+#
+# Which subnet (and so which link) a request belongs to: the SubnetSelector with Kea's order
+# of selectors, the engine's one-entry cache in front of it for relayed traffic (``_select``),
+# and whether a request addressed to a server is addressed to us (``_ours``).
+
 
 @cython.final
 cdef class SubnetSelector:
@@ -89,49 +94,31 @@ cdef class SubnetSelector:
         return s
 
 
-@cython.final
-cdef class _SubnetInfo:
-    """Per-subnet values precomputed once from the configuration."""
-
-    def __init__(self, subnet, bint global_authoritative):
-        lt = subnet.lifetimes
-        self.subnet = subnet
-        self.id = subnet.id
-        self.valid = lt.valid_lifetime
-        self.min_valid = (lt.min_valid_lifetime if lt.min_valid_lifetime is not None
-                          else lt.valid_lifetime)
-        self.max_valid = (lt.max_valid_lifetime if lt.max_valid_lifetime is not None
-                          else lt.valid_lifetime)
-        self.renew = lt.renew_timer
-        self.rebind = lt.rebind_timer
-        self.offer_lifetime = lt.offer_lifetime
-        self.probation = lt.decline_probation_period
-        self.net_first = int(subnet.network.network_address)
-        self.net_last = int(subnet.network.broadcast_address)
-        opts = dict(subnet.options)
-        # RFC 2132 3.3 / Kea: the subnet mask is always sent; computed when not configured.
-        opts.setdefault(1, int(subnet.network.netmask).to_bytes(4, "big"))
-        self.options = opts
-        self.bitmaps = []
-        self.authoritative = bool(global_authoritative or subnet.authoritative)
-        self.by_hw = {}
-        self.by_cid = {}
-        self.by_circuit = {}
-        for r in subnet.reservations:
-            if r.hw_address:
-                self.by_hw.setdefault(bytes(r.hw_address), r)
-            if r.client_id:
-                self.by_cid.setdefault(bytes(r.client_id), r)
-            if r.circuit_id:
-                self.by_circuit.setdefault(bytes(r.circuit_id), r)
-
-
 cdef inline bint _in_group(_SubnetInfo info, tuple group):
     cdef object g
     for g in group:
         if g is info:
             return True
     return False
+
+
+cdef extern from "Python.h":
+    PyObject *PyTuple_GET_ITEM_borrowed "PyTuple_GET_ITEM" (object t, Py_ssize_t i)
+
+
+cdef inline object _link_name(object link):
+    """``link[0]``. Link is a namedtuple, a tuple subclass: plain indexing would go through
+    its Python-level ``__getitem__`` slot (a method lookup and call) per packet."""
+    if PyTuple_Check(link) and PyTuple_GET_SIZE(link) == 2:
+        return <object>PyTuple_GET_ITEM_borrowed(link, 0)
+    return link[0]
+
+
+cdef inline uint32_t _link_address(object link) except? 0:
+    """``link[1]`` as an address (see ``_link_name``)."""
+    if PyTuple_Check(link) and PyTuple_GET_SIZE(link) == 2:
+        return <object>PyTuple_GET_ITEM_borrowed(link, 1)
+    return link[1]
 
 
 cdef _SubnetInfo _select(Engine self, Message msg, object link):
@@ -141,10 +128,10 @@ cdef _SubnetInfo _select(Engine self, Message msg, object link):
     cdef uint32_t giaddr = fd_load_be32(b + OFF_GIADDR)
     cdef bint by_relay = giaddr != 0 and not subnet_selection and not link_selection
     cdef _SubnetInfo info
-    if by_relay and giaddr == self._sel_giaddr and self._sel_info is not None:
+    if by_relay and giaddr == self._caches.sel_giaddr and self._caches.sel_info is not None:
         # Relayed, and no selector option: the subnet depends on giaddr alone, and the
         # selector does not change between reloads (_apply resets this).
-        return self._sel_info
+        return self._caches.sel_info
     s = self._selector.select(
         subnet_selection,
         link_selection,
@@ -157,6 +144,14 @@ cdef _SubnetInfo _select(Engine self, Message msg, object link):
         return None
     info = <_SubnetInfo>self._infos[s.id]
     if by_relay:
-        self._sel_giaddr = giaddr
-        self._sel_info = info
+        self._caches.sel_giaddr = giaddr
+        self._caches.sel_info = info
     return info
+
+
+cdef bint _ours(Engine self, Message msg, object link):
+    cdef uint32_t s = <uint32_t>msg._opt_u32(OPT_SERVER_ID, 0)
+    cdef uint32_t link_address = _link_address(link)
+    return (not s or s == link_address or s == self._server_id
+            or s == _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
+                                   link_address))

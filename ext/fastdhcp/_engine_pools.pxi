@@ -1,6 +1,11 @@
-# Part of fastdhcp._engine (included by ext/fastdhcp/_engine.pyx; declarations in
-# _engine.pxd). The pool set (allocation side): the free-address bitmaps, which pool an address is in,
-# claiming an address for a client (the ownership checks) and finding a free one.
+# fastdhcp._engine, part: the pool set (allocation). Included by _engine.pyx (one C module: the
+# functions below are direct C calls; Cython allows no include inside a class body,
+# so the Engine's methods of this concern are functions taking the Engine first).
+#
+# The allocation side (Kea's AllocEngine): the pools' bitmaps, rebuilt from the store at
+# start, kept in step with every lease, offer and reservation (``_settle``); ``_claim`` decides
+# whether an address may go to a client and ``_allocate`` finds a free one next-fit.
+
 
 cdef _rebuild(Engine self):
     """Mark used every address the store shows active, and every reserved address."""
@@ -79,7 +84,7 @@ cdef _settle(Engine self, uint32_t ip):
 
 
 cdef _SubnetInfo _claim(Engine self, uint32_t ip, bytes key, uint32_t res_ip, tuple group,
-                        double now, object known):
+                           double now, object known):
     """Take ``ip`` for client ``key`` on the link ``group`` if it may have it.
 
     It may when the address lies in a pool of the link (or is the client's reservation
@@ -96,13 +101,13 @@ cdef _SubnetInfo _claim(Engine self, uint32_t ip, bytes key, uint32_t res_ip, tu
     cdef int st
     cdef Py_ssize_t at
     ipo = ip  # the address as an int, made once for the lookups below
-    self._claim_read = known
+    self._ex.claim_read = known
     res = self._reserved.get(ipo) if self._reserved else None
     if res is not None and ip != res_ip:
         return None
-    if (res is None and ip == res_ip and ip == self._res_api_ip
-            and self._res_api_info is not None):
-        res = (None, self._res_api_info)  # the client's own API reservation
+    if (res is None and ip == res_ip and ip == self._ex.res_api_ip
+            and self._ex.res_api_info is not None):
+        res = (None, self._ex.res_api_info)  # the client's own API reservation
     holder = self._offered.get(ipo)
     if holder is not None and (holder is key or holder == key):
         # Our own live offer: every other way to this address goes through _claim, which
@@ -121,7 +126,7 @@ cdef _SubnetInfo _claim(Engine self, uint32_t ip, bytes key, uint32_t res_ip, tu
             _drop_offer(self, holder, other)
         holder = None
     lease = self._sget(ipo) if known is _UNREAD else known
-    self._claim_read = lease
+    self._ex.claim_read = lease
     cdef bint mine = False
     if lease is not None:
         st = lease.state

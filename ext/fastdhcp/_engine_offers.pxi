@@ -1,6 +1,10 @@
-# Part of fastdhcp._engine (included by ext/fastdhcp/_engine.pyx; declarations in
-# _engine.pxd). The offer table: addresses held between OFFER and REQUEST (memory only), keyed by
-# client and by address, and the heap that expires them; it owns the heap.
+# fastdhcp._engine, part: the offer table. Included by _engine.pyx (one C module: the
+# functions below are direct C calls; Cython allows no include inside a class body,
+# so the Engine's methods of this concern are functions taking the Engine first).
+#
+# Addresses held between OFFER and REQUEST (memory only, offer-lifetime): ``_offers`` by
+# client, ``_offered`` by address, and the heap ``reclaim`` expires them from.
+
 
 @cython.final
 @cython.freelist(256)
@@ -28,7 +32,7 @@ cdef _drop_offer(Engine self, bytes key, _Offer offer):
 
 
 cdef _hold(Engine self, bytes key, uint32_t ip, double expires, bint alone, object sub,
-           bint renews):
+              bint renews):
     if self._sub_offers:
         # (Callers drop the client's previous offer first; this keeps the count right
         # should one ever be replaced here.)

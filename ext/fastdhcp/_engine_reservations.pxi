@@ -1,6 +1,11 @@
-# Part of fastdhcp._engine (included by ext/fastdhcp/_engine.pyx; declarations in
-# _engine.pxd). Reservations: the configured ones (per subnet) and those added through the control
-# channel (fastdhcp.hosts.HostTable), looked up per packet.
+# fastdhcp._engine, part: reservations. Included by _engine.pyx (one C module: the
+# functions below are direct C calls; Cython allows no include inside a class body,
+# so the Engine's methods of this concern are functions taking the Engine first).
+#
+# Host reservations: the configuration's (per-subnet dicts, filled by _SubnetInfo) and the
+# control channel's (fastdhcp.hosts.HostTable in the lease database, looked up only while it
+# holds hosts of the type asked).
+
 
 cdef object _reservation(Engine self, tuple group, bytes chaddr, object cid, Message msg):
     """The client's reservation on this link (hw-address, client-id, then circuit-id)."""
@@ -8,7 +13,7 @@ cdef object _reservation(Engine self, tuple group, bytes chaddr, object cid, Mes
     cdef const unsigned char *p
     cdef Py_ssize_t n = msg._sub_view(SUB_CIRCUIT_ID, &p)
     circuit = PyBytes_FromStringAndSize(<const char *>p, n) if n >= 0 else None
-    self._res_api_ip = 0
+    self._ex.res_api_ip = 0
     for info in group:
         r = info.by_hw.get(chaddr)
         if r is None and cid:
@@ -47,18 +52,18 @@ cdef object _api_reservation(Engine self, tuple group, bytes chaddr, object cid,
             raw = self._hfind(info.id, HOST_CIRCUIT_ID, circuit)
         if raw is None:
             continue
-        r = self._host_cache.get(raw)
+        r = self._caches.host.get(raw)
         if r is None:
             r = self._hosts.engine_reservation(raw, info.options)
-            if len(self._host_cache) >= CACHE_MAX:
+            if len(self._caches.host) >= CACHE_MAX:
                 # The option cache keys on id(reservation): both go together.
-                self._host_cache.clear()
-                self._opt_cache.clear()
-            self._host_cache[raw] = r
+                self._caches.host.clear()
+                self._caches.opt.clear()
+            self._caches.host[raw] = r
         if r.ip and r.ip in self._reserved:
             continue  # its address is a config reservation's (added by a reload since)
-        self._res_api_ip = r.ip
-        self._res_api_info = info
+        self._ex.res_api_ip = r.ip
+        self._ex.res_api_info = info
         return r
     return None
 

@@ -1,67 +1,10 @@
-# Part of fastdhcp._engine (included by ext/fastdhcp/_engine.pyx; declarations in
-# _engine.pxd). Replies: the Decision handed back per packet, the one RFC 2131 4.1 destination rule,
-# the option list a reply carries (filtered by the client's PRL, cached per subnet) and the
-# server identifier; `_reply` builds every OFFER/ACK/NAK through them.
-
-#: Outcome members by their C value (fastdhcp/_consts.pxd OUT_*), for Decision.kind.
-cdef tuple _OUTCOMES = tuple(Outcome)
-
-
-@cython.final
-@cython.freelist(64)
-cdef class Decision:
-    """What to do with one request. ``kind`` is a :class:`fastdhcp.consts.Outcome`: OFFER,
-    ACK or NAK with a ``reply``; SILENT for a request handled with nothing to send (RELEASE,
-    DECLINE: processed, not a drop); DROP for one refused or ignored, ``reason`` saying why.
-
-    ``reply`` (bytes or None) goes to ``dest_ip:dest_port``; ``broadcast`` means dest_ip is
-    255.255.255.255 (send out the receiving interface); ``l2_unicast`` = (yiaddr, chaddr) when
-    the service may unicast at layer 2 instead; ``binding`` is the staged lease the reply must
-    wait for (ACKs that bind); ``reason`` is the drop reason or the decision's detail.
-    """
-
-    def __init__(self, kind, reply=None, uint32_t dest_ip=0, int dest_port=0,
-                 bint broadcast=False, l2_unicast=None, binding=None, str reason=""):
-        self.outcome = int(Outcome(kind))
-        self.reply = reply
-        self.dest_ip = dest_ip
-        self.dest_port = dest_port
-        self.broadcast = broadcast
-        self.l2_unicast = l2_unicast
-        self.binding = binding
-        self.reason = reason
-
-    @property
-    def kind(self):
-        """The :class:`fastdhcp.consts.Outcome` of the request."""
-        return _OUTCOMES[self.outcome]
-
-    def __repr__(self):
-        return (f"Decision({self.kind!r}, reason={self.reason!r}, dest={self.dest_ip:#x}:"
-                f"{self.dest_port}, broadcast={self.broadcast}, l2={self.l2_unicast!r})")
-
-
-cdef inline Decision _no_reply(int outcome, str reason):
-    cdef Decision d = Decision.__new__(Decision)
-    d.outcome = outcome
-    d.reply = None
-    d.dest_ip = 0
-    d.dest_port = 0
-    d.broadcast = False
-    d.l2_unicast = None
-    d.binding = None
-    d.reason = reason
-    return d
-
-
-cdef inline Decision _drop(str reason):
-    """A request refused or ignored (counted and logged as a drop, ``reason``)."""
-    return _no_reply(OUT_DROP, reason)
-
-
-cdef inline Decision _silent(str reason):
-    """A request handled as the RFC says with nothing to send (RFC 2131 4.3.3, 4.3.4)."""
-    return _no_reply(OUT_SILENT, reason)
+# fastdhcp._engine, part: replies. Included by _engine.pyx (one C module: the
+# functions below are direct C calls; Cython allows no include inside a class body,
+# so the Engine's methods of this concern are functions taking the Engine first).
+#
+# Building a reply: the RFC 2131 4.1 destination (the one ``_destination``, a C struct, and
+# ``reply_destination`` over it for tests), option filtering by the parameter request list
+# (cached per PRL), the server identifier, and the reply itself into the reused buffer.
 
 
 cdef inline Dest _destination(int msg_type, uint32_t giaddr, uint32_t ciaddr,
@@ -113,7 +56,7 @@ cpdef tuple reply_destination(int msg_type, uint32_t giaddr, uint32_t ciaddr,
 
 
 cdef list _options(Engine self, object src, dict options, Message msg, int64_t lease_time,
-                   _SubnetInfo info):
+                      _SubnetInfo info):
     """Lease-time options plus configured options filtered by ``msg``'s PRL (cached).
 
     The subnet's own options (``src`` is ``info``) are answered from a one-entry cache in
@@ -142,10 +85,10 @@ cdef list _options(Engine self, object src, dict options, Message msg, int64_t l
 
 
 cdef list _options_slow(Engine self, object src, dict options, bytes pkey, int64_t lease_time,
-                        _SubnetInfo info):
+                           _SubnetInfo info):
     """``_options`` through the shared cache keyed by (source, PRL, lease time)."""
     ckey = (id(src), pkey, lease_time)
-    cached = self._opt_cache.get(ckey)
+    cached = self._caches.opt.get(ckey)
     if cached is not None:
         return <list>cached
     cdef list out = []
@@ -171,9 +114,9 @@ cdef list _options_slow(Engine self, object src, dict options, bytes pkey, int64
         v = options.get(code)
         if v is not None:
             out.append((code, v))
-    if len(self._opt_cache) >= CACHE_MAX:
-        self._opt_cache.clear()
-    self._opt_cache[ckey] = out
+    if len(self._caches.opt) >= CACHE_MAX:
+        self._caches.opt.clear()
+    self._caches.opt[ckey] = out
     return out
 
 
@@ -189,20 +132,20 @@ cdef uint32_t _server_id_for(Engine self, Message msg, uint32_t giaddr, uint32_t
 
 
 cdef tuple _sid_option(Engine self, uint32_t sid):
-    if sid == self._sid_last and self._sid_last_opt is not None:
-        return self._sid_last_opt  # one server id per link: no int made, no dict lookup
-    opt = self._sid_cache.get(sid)
+    if sid == self._caches.sid_last and self._caches.sid_last_opt is not None:
+        return self._caches.sid_last_opt  # one server id per link: no int made, no dict lookup
+    opt = self._caches.sid.get(sid)
     if opt is None:
         opt = (54, (<object>sid).to_bytes(4, "big"))
-        if len(self._sid_cache) < CACHE_MAX:
-            self._sid_cache[sid] = opt
-    self._sid_last = sid
-    self._sid_last_opt = <tuple>opt
+        if len(self._caches.sid) < CACHE_MAX:
+            self._caches.sid[sid] = opt
+    self._caches.sid_last = sid
+    self._caches.sid_last_opt = <tuple>opt
     return <tuple>opt
 
 
 cdef Decision _reply(Engine self, Message msg, int outcome, int mtype, uint32_t ciaddr,
-                     uint32_t yiaddr, list opts, object binding, str reason):
+                        uint32_t yiaddr, list opts, object binding, str reason):
     cdef const unsigned char *b = msg._buf
     cid = msg._opt_bytes(OPT_CLIENT_ID)
     if cid:

@@ -1,6 +1,11 @@
-# Part of fastdhcp._engine (included by ext/fastdhcp/_engine.pyx; declarations in
-# _engine.pxd). The RFC 2131 message steps: DISCOVER (offer), REQUEST (its four states, RequestState),
-# the bind that commits, RELEASE, DECLINE, INFORM; the lease time a reply grants.
+# fastdhcp._engine, part: the RFC 2131 message steps. Included by _engine.pyx (one C module: the
+# functions below are direct C calls; Cython allows no include inside a class body,
+# so the Engine's methods of this concern are functions taking the Engine first).
+#
+# One function per message type handled (RFC 2131 4.3): DISCOVER (4.3.1, an offer commits
+# nothing), REQUEST in its four client states (4.3.2) and the binding it stages, RELEASE
+# (4.3.4), DECLINE (4.3.3) and INFORM (4.3.5).
+
 
 cdef int64_t _lease_time(Engine self, _SubnetInfo info, int64_t requested):
     """valid-lifetime, or the client's option 51 clamped to [min, max]."""
@@ -13,9 +18,14 @@ cdef int64_t _lease_time(Engine self, _SubnetInfo info, int64_t requested):
     return requested
 
 
-cdef Decision _discover(Engine self, Message msg, object link, double now, bytes key,
-                        bytes chaddr, object cid):
+cdef Decision _discover(Engine self, Exchange ex):
     """RFC 2131 4.3.1: choose an address and hold it as an offer; commit nothing."""
+    cdef Message msg = ex.msg
+    link = ex.link
+    cdef double now = ex.now
+    cdef bytes key = ex.key
+    cdef bytes chaddr = ex.chaddr
+    cid = ex.cid
     cdef _SubnetInfo sel = _select(self, msg, link)
     cdef _SubnetInfo info = None
     cdef _SubnetInfo oinfo
@@ -44,8 +54,8 @@ cdef Decision _discover(Engine self, Message msg, object link, double now, bytes
                 oinfo = <_SubnetInfo>found[1]
             elif offer.ip in self._reserved:
                 oinfo = <_SubnetInfo>self._reserved[offer.ip][1]
-            elif offer.ip == res_ip and offer.ip == self._res_api_ip:
-                oinfo = self._res_api_info  # its API reservation, outside every pool
+            elif offer.ip == res_ip and offer.ip == ex.res_api_ip:
+                oinfo = ex.res_api_info  # its API reservation, outside every pool
             else:
                 oinfo = None
             if oinfo is not None and _in_group(oinfo, group):
@@ -54,13 +64,13 @@ cdef Decision _discover(Engine self, Message msg, object link, double now, bytes
         if not ip:
             _drop_offer(self, key, offer)
     subkey = None
-    if not ip and self._sub_limit:
-        subkey = _msg_sub(self, msg, sel.id)
-        if _sub_full(self, subkey, key, True):
-            # Kea's limits hook refuses the allocation (its lease4_select callout skips
-            # it), and a DISCOVER whose allocation is refused gets no OFFER: silence,
-            # counted. No NAK exists for a DISCOVER; the client retries with backoff.
-            return _drop("subscriber-limit")
+    if not ip:
+        # A DISCOVER refused by a defence gets no OFFER: silence, counted. No NAK exists
+        # for a DISCOVER; the client retries with backoff.
+        why = _may_offer(self, ex, sel)
+        if why is not None:
+            return _drop(why)
+        subkey = ex.offer_sub
     cdef bint alone = True
     lease = None
     if not ip:
@@ -119,26 +129,27 @@ cdef Decision _discover(Engine self, Message msg, object link, double now, bytes
             self._offers[key] = fresh
             _heap_push(self, <_Offer>fresh)
     else:
-        # The offer counts against the subscriber unless the client's own binding
-        # already does (a bound client asking again takes nothing more).
-        if (subkey is not None and lease is not None and lease.client_key == key
-                and _lease_sub(self, lease) == subkey):
-            subkey = None
-        _hold(self, key, ip, expires, alone, subkey, how is _HOW_BINDING)
+        _hold(self, key, ip, expires, alone, _offer_counts(self, subkey, lease, key),
+              how is _HOW_BINDING)
     cdef int64_t lt = _lease_time(self, info, msg._opt_u32(OPT_LEASE_TIME, -1))
     if res is not None and (res_ip == ip or not res_ip):
         opts = _options(self, res, res.options, msg, lt, info)
     else:
         opts = _options(self, info, info.options, msg, lt, info)
     cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
-                                            _link_address(link))
+                                       _link_address(link))
     return _reply(self, msg, OUT_OFFER, OFFER, 0, ip, [_sid_option(self, sid), *opts], None,
-                       how)
+                  how)
 
 
-cdef Decision _request(Engine self, Message msg, object link, double now, bytes key,
-                       bytes chaddr, object cid):
+cdef Decision _request(Engine self, Exchange ex):
     """RFC 2131 4.3.2: SELECTING, INIT-REBOOT, RENEWING and REBINDING."""
+    cdef Message msg = ex.msg
+    link = ex.link
+    cdef double now = ex.now
+    cdef bytes key = ex.key
+    cdef bytes chaddr = ex.chaddr
+    cid = ex.cid
     cdef const unsigned char *b = msg._buf
     cdef uint32_t giaddr = fd_load_be32(b + OFF_GIADDR)
     cdef uint32_t ciaddr = fd_load_be32(b + OFF_CIADDR)
@@ -214,25 +225,27 @@ cdef Decision _request(Engine self, Message msg, object link, double now, bytes 
             return _drop("unknown-client")
         if res_ip and res_ip != ip:
             return _nak(self, msg, sid, "reserved-elsewhere")
-    if not _may_bind(self, msg, sel.id, key):
-        # Kea's limits hook: a REQUEST whose allocation is refused gets a DHCPNAK (the
-        # client must not keep using an address the server will not bind), counted with
-        # its own reason.
-        return _nak(self, msg, sid, "subscriber-limit")
+    why = _may_bind(self, ex, sel)
+    if why is not None:
+        # A REQUEST refused by a defence gets a DHCPNAK (the client must not keep using
+        # an address the server will not bind), counted with the defence's reason.
+        return _nak(self, msg, sid, why)
     info = _claim(self, ip, key, res_ip, group, now, known)
     if info is None:
         return _nak(self, msg, sid, "address-unavailable")
-    return _bind(self, msg, now, key, chaddr, ip, info,
-                      res if res_ip == ip or not res_ip else None, sid, state,
-                      self._claim_read)
+    return _bind(self, ex, ip, info, res if res_ip == ip or not res_ip else None, sid, state)
 
 
-cdef Decision _bind(Engine self, Message msg, double now, bytes key, bytes chaddr, uint32_t ip,
-                    _SubnetInfo info, object res, uint32_t sid, RequestState state,
-                    object at_ip):
+cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, object res,
+                    uint32_t sid, RequestState state):
     """Stage the binding of ``ip`` to ``key`` and build the ACK that waits for it.
-    ``at_ip`` is the store's record for ``ip`` if already read (see ``_claim``), else
-    ``_UNREAD``."""
+    ``ex.claim_read`` is the store's record for ``ip`` if already read (see ``_claim``),
+    else ``_UNREAD``."""
+    cdef Message msg = ex.msg
+    cdef double now = ex.now
+    cdef bytes key = ex.key
+    cdef bytes chaddr = ex.chaddr
+    at_ip = ex.claim_read
     cdef int64_t t = <int64_t>now
     cdef bint renewal = False
     o = self._offers.get(key)
@@ -249,8 +262,7 @@ cdef Decision _bind(Engine self, Message msg, double now, bytes key, bytes chadd
         # so the client index ends on the new address).
         ended = _new_lease(prev.ip, key, prev.hw_address, prev.subnet_id, ST_RELEASED,
                            t, t, prev.hostname, prev.relay_info)
-        if self._sub_limit:
-            _count(self, prev, ended)
+        _on_record(self, prev, ended)
         self._sstage(ended)
         _settle(self, prev.ip)
     cdef int64_t lt = _lease_time(self, info, msg._opt_u32(OPT_LEASE_TIME, -1))
@@ -282,15 +294,7 @@ cdef Decision _bind(Engine self, Message msg, double now, bytes key, bytes chadd
     if not renewal and (prev is None or prev.ip != ip or prev.client_key != key
                         or prev.state != ST_DEFAULT):
         info.counts.assigned += 1  # a new binding, not a renewal of this one
-    if self._sub_limit:
-        # (A previous binding ended above is at another address: the record at ip is
-        # still the one read before, if one was.)
-        # The new record's subscriber straight from what it is made of (``_lease_sub``
-        # of a DEFAULT lease: its subnet's link and its option 82's sub-option).
-        sub = _rai_sub(rai, self._sub_code)
-        _count_keys(self, 
-            _lease_sub(self, self._sget(ipo) if at_ip is _UNREAD else at_ip),
-            None if sub is None else (self._link_of.get(info.id, info.id), sub))
+    _on_bound(self, ipo, at_ip, rai, info)
     self._sstage(lease)
     o = self._offers.pop(key, None)
     if o is not None:
@@ -304,20 +308,16 @@ cdef Decision _bind(Engine self, Message msg, double now, bytes key, bytes chadd
     else:
         opts = _options(self, info, info.options, msg, lt, info)
     return _reply(self, msg, OUT_ACK, ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip,
-                       [_sid_option(self, sid), *opts], lease,
+                  [_sid_option(self, sid), *opts], lease,
                        <str>_REQUEST_STATE_NAMES[<int>state])
 
 
-cdef bint _ours(Engine self, Message msg, object link):
-    cdef uint32_t s = <uint32_t>msg._opt_u32(OPT_SERVER_ID, 0)
-    cdef uint32_t link_address = _link_address(link)
-    return (not s or s == link_address or s == self._server_id
-            or s == _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
-                                        link_address))
-
-
-cdef Decision _release(Engine self, Message msg, object link, double now, bytes key):
+cdef Decision _release(Engine self, Exchange ex):
     """RFC 2131 4.3.4: end the client's binding; the record keeps affinity."""
+    cdef Message msg = ex.msg
+    link = ex.link
+    cdef double now = ex.now
+    cdef bytes key = ex.key
     if not _ours(self, msg, link):
         return _drop("other-server")
     o = self._offers.get(key)
@@ -330,31 +330,36 @@ cdef Decision _release(Engine self, Message msg, object link, double now, bytes 
     cdef int64_t t = <int64_t>now
     ended = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED, t, t,
                        lease.hostname, lease.relay_info)
-    if self._sub_limit:
-        _count(self, lease, ended)
+    _on_record(self, lease, ended)
     self._sstage(ended)
     _settle(self, ip)
     return _silent("released")
 
 
-cdef Decision _decline(Engine self, Message msg, object link, double now, bytes key):
+cdef Decision _decline(Engine self, Exchange ex):
     """RFC 2131 4.3.3: set the address aside for decline-probation-period."""
+    cdef Message msg = ex.msg
+    link = ex.link
+    cdef double now = ex.now
+    cdef bytes key = ex.key
     if not _ours(self, msg, link):
         return _drop("other-server")
     cdef uint32_t ip = <uint32_t>msg._opt_u32(OPT_REQUESTED_IP, 0)
     lease = self._sget(ip) if ip else None
     if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
         return _drop("decline-unknown")
-    cdef str refused = _may_decline(self, msg, key, lease, ip, now)
-    if refused is not None:
-        return _drop(refused)
+    why = _may_decline(self, ex, lease)
+    if why is not None:
+        # Ignored as if never received (counted): the binding stays as it was and
+        # nothing is set aside; the client's retries are bounded by the same defence.
+        return _drop(why)
+    _on_decline(self, ex, lease)
     info = self._infos.get(lease.subnet_id)
     cdef int64_t probation = (<_SubnetInfo>info).probation if info is not None else 86400
     cdef int64_t t = <int64_t>now
     declined = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED, t,
                           t + probation, lease.hostname, lease.relay_info)
-    if self._sub_limit:
-        _count(self, lease, declined)
+    _on_record(self, lease, declined)
     self._sstage(declined)
     o = self._offers.get(key)
     if o is not None:
@@ -365,8 +370,13 @@ cdef Decision _decline(Engine self, Message msg, object link, double now, bytes 
     return _silent("declined")
 
 
-cdef Decision _inform(Engine self, Message msg, object link, bytes key, bytes chaddr, object cid):
+cdef Decision _inform(Engine self, Exchange ex):
     """RFC 2131 4.3.5: configuration only; no lease, no yiaddr, no lease-time options."""
+    cdef Message msg = ex.msg
+    link = ex.link
+    cdef bytes key = ex.key
+    cdef bytes chaddr = ex.chaddr
+    cid = ex.cid
     cdef _SubnetInfo sel = _select(self, msg, link)
     cdef _SubnetInfo info, i
     cdef uint32_t ciaddr = fd_load_be32(msg._buf + OFF_CIADDR)
@@ -386,6 +396,6 @@ cdef Decision _inform(Engine self, Message msg, object link, bytes key, bytes ch
     else:
         opts = _options(self, info, info.options, msg, -1, info)
     cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
-                                            _link_address(link))
+                                       _link_address(link))
     return _reply(self, msg, OUT_ACK, ACK, ciaddr, 0, [_sid_option(self, sid), *opts], None,
-                       "inform")
+                  "inform")
