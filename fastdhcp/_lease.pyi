@@ -7,15 +7,25 @@ class Lease:
 
     __match_args__: ClassVar[tuple[str, ...]]
     __hash__: ClassVar[None]  # type: ignore[assignment]
-    ip: int
-    client_key: bytes
-    hw_address: bytes
-    subnet_id: int
-    state: int
-    issued: int
-    expires: int
-    hostname: str
-    relay_info: bytes
+    # read-only: member descriptors
+    @property
+    def ip(self) -> int: ...
+    @property
+    def client_key(self) -> bytes: ...
+    @property
+    def hw_address(self) -> bytes: ...
+    @property
+    def subnet_id(self) -> int: ...
+    @property
+    def state(self) -> int: ...
+    @property
+    def issued(self) -> int: ...
+    @property
+    def expires(self) -> int: ...
+    @property
+    def hostname(self) -> str: ...
+    @property
+    def relay_info(self) -> bytes: ...
     def __init__(
         self,
         ip: int,

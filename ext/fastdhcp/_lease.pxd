@@ -19,15 +19,16 @@ cdef struct RecHead:
 @cython.no_gc
 @cython.freelist(64)
 cdef class Lease:
-    cdef public object ip
-    cdef public object client_key
-    cdef public object hw_address
-    cdef public object subnet_id
-    cdef public object state
-    cdef public object issued
-    cdef public object expires
-    cdef public object hostname
-    cdef public object relay_info
+    # Read from Python through member descriptors (see _lease.pyx), read-only.
+    cdef object ip
+    cdef object client_key
+    cdef object hw_address
+    cdef object subnet_id
+    cdef object state
+    cdef object issued
+    cdef object expires
+    cdef object hostname
+    cdef object relay_info
 
 
 cdef inline Lease lease_new(object ip, object client_key, object hw_address, object subnet_id,
