@@ -26,8 +26,8 @@ __all__ = ["COMPILED_MODULES", "ModuleBuild", "build_report", "extended_version"
 
 #: The compiled modules (ext/fastdhcp/_*.pyx), import names.
 COMPILED_MODULES: tuple[str, ...] = (
-    "fastdhcp._bitmap", "fastdhcp._codec", "fastdhcp._engine", "fastdhcp._leaseindex",
-    "fastdhcp._loadgen", "fastdhcp._packetpath", "fastdhcp._sockio",
+    "fastdhcp._bitmap", "fastdhcp._codec", "fastdhcp._engine", "fastdhcp._lease",
+    "fastdhcp._leaseindex", "fastdhcp._loadgen", "fastdhcp._packetpath", "fastdhcp._sockio",
 )
 
 _CYTHON_ABI = re.compile(rb"_cython_(\d+)_(\d+)_(\d+)")
