@@ -39,8 +39,9 @@ Decisions (sans-IO)
 Leases and hosts
     ``leases`` (the lease record and the store protocol), ``store`` (the LMDB lease table),
     ``commit`` (group commit), ``hosts`` (reservations added by the API); compiled:
-    ``_leaseindex`` (the in-memory client and expiry indexes), ``_hostfilter`` (a Bloom
-    filter over the hosts' keys).
+    ``_lease`` (the lease record and the one codec of its LMDB record), ``_leaseindex`` (the
+    in-memory client and expiry indexes), ``_hostfilter`` (a Bloom filter over the hosts'
+    keys).
 Load
     ``loadgen`` (the relay-mode DORA load driver, compiled core ``_loadgen``).
 ``errors`` holds the one error hierarchy.

@@ -23,8 +23,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Protocol
+
+# The record and its LMDB codec are compiled (ext/fastdhcp/_lease.pyx): the engine makes one per
+# binding, the store encodes and decodes one per read and write.
+from fastdhcp._lease import Lease
+
+__all__ = ["ACTIVE_STATES", "Lease", "LeaseState", "LeaseStore", "MemoryLeaseStore", "tombstone"]
 
 
 class LeaseState(enum.IntEnum):
@@ -40,28 +45,9 @@ class LeaseState(enum.IntEnum):
     DELETED = 4
 
 
-#: States in which the address is in use and must be marked used in its pool's bitmap.
+#: States in which the address is in use and must be marked used in its pool's bitmap
+#: (:attr:`Lease.active`; the compiled modules test ST_DEFAULT and ST_DECLINED of _consts.pxd).
 ACTIVE_STATES = frozenset((LeaseState.DEFAULT, LeaseState.DECLINED))
-
-
-@dataclass(slots=True)
-class Lease:
-    """One address binding. Addresses are host-order ``int``; times are unix seconds."""
-
-    ip: int
-    client_key: bytes  #: b"\\x01"+chaddr style: option 61 if sent, else htype byte + chaddr
-    hw_address: bytes  #: chaddr[:hlen]
-    subnet_id: int
-    state: int  #: a :class:`LeaseState` value
-    issued: int  #: client last transaction time (Kea's cltt)
-    expires: int
-    hostname: str = ""
-    relay_info: bytes = b""  #: option 82 as received, for audits and per-subscriber limits
-
-    @property
-    def active(self) -> bool:
-        """True while the address is in use (bound or declined)."""
-        return self.state in ACTIVE_STATES
 
 
 def tombstone(lease: Lease) -> Lease:

@@ -5,7 +5,8 @@ every commit when ``sync=True``. It is the only durable truth (see docs/durabili
 
 - ``leases``: 4-byte big-endian IPv4 -> msgpack array
   ``[state, expires, issued, subnet_id, client_key, hw_address, hostname, relay_info]``
-  (state first so that a scan can tell an active lease from its second byte);
+  (state first so that a scan can tell an active lease from its second byte); the one codec
+  of these records is ``fastdhcp._lease`` (the index's start-up walk reads them through it too);
 - ``hosts``: reservations added through the control channel (layout in :mod:`fastdhcp.hosts`,
   which owns it; the store only moves its bytes);
 - ``meta``: ``schema-version`` (4-byte big-endian) and ``instance`` (16 random bytes naming this
@@ -37,12 +38,12 @@ import os
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import lmdb
-import msgpack
 
+from fastdhcp._lease import decode_record, encode_record, record_key, record_state
 from fastdhcp._leaseindex import LeaseIndex
 from fastdhcp.commit import GroupCommitter
 from fastdhcp.errors import StoreError
@@ -82,34 +83,12 @@ _COUNT_RANGES = 32
 #: Longest a loop read txn is reused while no batch commits (seconds).
 _READ_TXN_AGE = 0.5
 
-#: typed here once, as msgpack ships no annotations
-_packb: Callable[[object], bytes] = msgpack.Packer(
-    use_bin_type=True, unicode_errors="surrogateescape").pack
-_unpackb = msgpack.unpackb
-
-
-def _ip4(ip: int) -> bytes:
-    return ip.to_bytes(4, "big")
+#: The key of an address's record, in ``leases`` and in ``lease-extras`` alike.
+_ip4 = record_key
 
 
 def _ipstr(ip: int) -> str:
     return str(ipaddress.IPv4Address(ip))
-
-
-def _encode(lease: Lease) -> bytes:
-    # msgpack packs int subclasses (LeaseState) as ints; the fields are typed by Lease.
-    return _packb(
-        (
-            lease.state,
-            lease.expires,
-            lease.issued,
-            lease.subnet_id,
-            lease.client_key,
-            lease.hw_address,
-            lease.hostname,
-            lease.relay_info,
-        )
-    )
 
 
 def _cause(exc: BaseException) -> str:
@@ -393,24 +372,7 @@ class LmdbLeaseStore:
 
     def _decode(self, key: bytes, raw: bytes) -> Lease:
         try:
-            try:
-                rec = _unpackb(raw, use_list=False)
-            except UnicodeDecodeError:
-                # A hostname that was not UTF-8 (written with surrogateescape). Not the
-                # default: the error handler argument doubles the cost of every decode.
-                rec = _unpackb(raw, use_list=False, unicode_errors="surrogateescape")
-            (state, expires, issued, subnet_id, client_key, hw_address, hostname, relay) = rec
-            return Lease(
-                int.from_bytes(key, "big"),
-                client_key,
-                hw_address,
-                subnet_id,
-                state,
-                issued,
-                expires,
-                hostname,
-                relay,
-            )
+            return decode_record(key, raw)
         except Exception as exc:
             raise self._err(
                 f"lease record for {_ipstr(int.from_bytes(key, 'big'))} is damaged", exc
@@ -716,7 +678,7 @@ class LmdbLeaseStore:
         # Final value per key (a batch may hold an address twice: the later version wins),
         # put in key order with one putmulti call.
         final = {lease.ip: lease for lease in batch}
-        values = {_ip4(ip): _encode(x) for ip, x in final.items()
+        values = {_ip4(ip): encode_record(x) for ip, x in final.items()
                   if x.state != LeaseState.DELETED}
         gone = [_ip4(ip) for ip, x in final.items() if x.state == LeaseState.DELETED]
         with self._env.begin(write=True) as txn:
@@ -956,9 +918,9 @@ class LmdbLeaseStore:
     def declined_addresses(self) -> array[int]:
         """Every address whose newest record is DECLINED, ascending, as an ``array('I')``.
 
-        One pass over the raw records in chunks of short read transactions: a record this
-        schema writes has its state as second byte, so only the odd record is decoded (about
-        0.25 s per million records). The statistics view runs it once, at start-up, and
+        One pass over the raw records in chunks of short read transactions: the codec reads
+        the state of a record this schema writes in place, so only the odd record is decoded
+        (about 0.25 s per million records). The statistics view runs it once, at start-up, and
         follows declines and reclaims by the engine's counters from there.
         """
         declined: set[int] = set()
@@ -972,10 +934,10 @@ class LmdbLeaseStore:
                     if cur is not None:
                         for key, raw in cur.iternext():
                             n += 1
-                            if len(raw) > 1 and raw[0] == 0x98 and raw[1] <= 0x7F:
-                                if raw[1] == LeaseState.DECLINED:
-                                    declined.add(int.from_bytes(key, "big"))
-                            elif self._decode(key, raw).state == LeaseState.DECLINED:
+                            state = record_state(raw)
+                            if state is None:
+                                state = self._decode(key, raw).state
+                            if state == LeaseState.DECLINED:
                                 declined.add(int.from_bytes(key, "big"))
                             if n >= _SCAN_CHUNK:
                                 last = bytes(key)

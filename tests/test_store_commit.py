@@ -296,8 +296,7 @@ def test_disk_full_on_tmpfs_then_recovery(tiny_fs, run):
         for _ in range(200):  # bounded: 200 batches of 256 leases at most
             batch_ips = []
             for _ in range(256):
-                lease = mk(n, client=n + 7)
-                lease.hostname = "h" * 40
+                lease = Lease(*mk(n, client=n + 7).astuple()[:7], "h" * 40)
                 store.stage(lease)
                 batch_ips.append(lease.ip)
                 n += 1

@@ -41,6 +41,9 @@ from libc.string cimport memcmp
 
 from fastdhcp._bitmap cimport PoolBitmap
 from fastdhcp._codec cimport Message, ReplyBuilder, fd_load_be16, fd_load_be32
+# Leases are made in C (the cdef class's own allocation, no argument parsing): once per
+# binding. Under the engine's old name, so the call sites read as before.
+from fastdhcp._lease cimport lease_new as _new_lease
 from fastdhcp._consts cimport *
 
 from array import array
@@ -49,7 +52,7 @@ from collections import namedtuple
 
 from fastdhcp.errors import MalformedPacket
 from fastdhcp.consts import Outcome
-from fastdhcp.leases import Lease, tombstone
+from fastdhcp.leases import tombstone
 
 __all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetSelector", "reply_destination"]
 
@@ -74,105 +77,10 @@ cdef frozenset _MANAGED = frozenset((0, 50, 51, 52, 53, 54, 55, 57, 58, 59, 61, 
 #: Sent whenever configured, asked for or not (Kea's basic options).
 cdef tuple _BASIC = (3, 6, 15)
 
-cdef object _Lease = Lease
 #: "The store was not read for this address": no lease record to reuse.
 cdef object _UNREAD = object()
 #: Decision.reason of an OFFER of the client's own binding (compared by identity)
 cdef str _HOW_BINDING = "binding"
-
-# Making a Lease (a slotted dataclass) the ordinary way runs its Python-level __init__: a
-# frame and nine attribute stores, once per binding. When Lease is exactly what the check
-# below expects (nine object slots, set as given by the generated __init__), the engine
-# allocates it and fills the slots in C instead; anything else, and the ordinary call is
-# used. Either way the object is the same.
-cdef extern from *:
-    """
-    #include "structmember.h"
-    static Py_ssize_t fd_slot_offset(PyObject *descr) {
-        PyMemberDef *m;
-        if (Py_TYPE(descr) != &PyMemberDescr_Type) return -1;
-        m = ((PyMemberDescrObject *)descr)->d_member;
-        if (m->type != T_OBJECT_EX || (m->flags & READONLY)) return -1;
-        return m->offset;
-    }
-    static PyObject *fd_new_slotted(PyObject *type, const Py_ssize_t *offs, Py_ssize_t n,
-                                    PyObject **vals) {
-        PyTypeObject *tp = (PyTypeObject *)type;
-        PyObject *o = tp->tp_alloc(tp, 0);
-        Py_ssize_t i;
-        if (o == NULL) return NULL;
-        for (i = 0; i < n; i++) {
-            Py_INCREF(vals[i]);
-            *(PyObject **)((char *)o + offs[i]) = vals[i];
-        }
-        return o;
-    }
-    """
-    Py_ssize_t fd_slot_offset(object descr)
-    object fd_new_slotted(object type, const Py_ssize_t *offs, Py_ssize_t n, PyObject **vals)
-
-cdef enum:
-    LEASE_FIELDS = 9
-
-cdef Py_ssize_t _lease_offs[LEASE_FIELDS]
-cdef bint _lease_fast = False
-
-
-cdef object _new_lease(object ip, object client_key, object hw_address, object subnet_id,
-                       object state, object issued, object expires, object hostname,
-                       object relay_info):
-    """``Lease(ip, client_key, ..., relay_info)``, in C when ``_lease_fast``."""
-    cdef PyObject *vals[LEASE_FIELDS]
-    if not _lease_fast:
-        return _Lease(ip, client_key, hw_address, subnet_id, state, issued, expires,
-                      hostname, relay_info)
-    vals[0] = <PyObject *>ip
-    vals[1] = <PyObject *>client_key
-    vals[2] = <PyObject *>hw_address
-    vals[3] = <PyObject *>subnet_id
-    vals[4] = <PyObject *>state
-    vals[5] = <PyObject *>issued
-    vals[6] = <PyObject *>expires
-    vals[7] = <PyObject *>hostname
-    vals[8] = <PyObject *>relay_info
-    return fd_new_slotted(_Lease, _lease_offs, LEASE_FIELDS, vals)
-
-
-def _check_lease_fast():
-    """Turn the C path of ``_new_lease`` on when Lease is the slotted dataclass it expects
-    and a Lease made both ways compares equal field by field; return whether it is on."""
-    global _lease_fast
-    import dataclasses
-
-    _lease_fast = False
-    names = ("ip", "client_key", "hw_address", "subnet_id", "state", "issued", "expires",
-             "hostname", "relay_info")
-    if (type(_Lease) is not type or _Lease.__new__ is not object.__new__
-            or not dataclasses.is_dataclass(_Lease)
-            or tuple(f.name for f in dataclasses.fields(_Lease)) != names
-            or tuple(getattr(_Lease, "__slots__", ())) != names
-            or hasattr(_Lease, "__post_init__")
-            or _Lease.__setattr__ is not object.__setattr__
-            # the __init__ dataclass generated (a hand-written one may do more)
-            or getattr(getattr(_Lease.__init__, "__code__", None), "co_filename", "")
-            != "<string>"):
-        return False
-    for i, name in enumerate(names):
-        off = fd_slot_offset(_Lease.__dict__[name])
-        if off < 0:
-            return False
-        _lease_offs[i] = off
-    args = (3232235777, b"\x01abcdef", b"abcdef", 7, 0, 100, 200, "h", b"\x01\x01x")
-    slow = _Lease(*args)
-    _lease_fast = True
-    fast = _new_lease(args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7],
-                      args[8])
-    _lease_fast = (type(fast) is _Lease and fast == slow
-                   and all(getattr(fast, n) is getattr(slow, n) for n in names))
-    return _lease_fast
-
-
-_check_lease_fast()
 
 Link = namedtuple("Link", ["name", "address"])
 Link.__doc__ = """The socket a request arrived on: ``name`` (interface, or "" for a

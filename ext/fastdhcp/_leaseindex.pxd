@@ -6,13 +6,6 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 # ST_DEFAULT and ST_DECLINED (the states that mark an address used, ACTIVE_STATES)
 from fastdhcp._consts cimport ST_DECLINED, ST_DEFAULT
 
-cdef enum:
-    # First byte of every record this schema writes (msgpack fixarray of 8 elements), and the
-    # largest positive fixint: the state is the record's second byte when it is one.
-    REC_FIXARRAY8 = 0x98
-    REC_FIXINT_MAX = 0x7F
-
-
 cdef struct Fp:
     # 128-bit fingerprint of a client key: two independently keyed 64-bit hashes.
     uint64_t lo

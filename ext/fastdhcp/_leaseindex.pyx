@@ -39,6 +39,8 @@ from cpython.object cimport PyObject_Hash
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memset
 
+from fastdhcp._lease cimport Lease, RecHead, key_ip, read_head
+
 from operator import index as _index
 from os import urandom as _urandom
 
@@ -97,71 +99,6 @@ cdef inline uint32_t _as_ip(object ip) except? 0:
     if v < 1 or v > EXP_MAX:
         raise ValueError(f"not a leasable IPv4 address: {ip!r}")
     return <uint32_t>v
-
-
-# ------------------------------------------------------------------ record parsing (start-up)
-
-cdef inline Py_ssize_t _skip_int(const uint8_t* p, Py_ssize_t n, Py_ssize_t i,
-                                 int64_t* out) noexcept nogil:
-    """Read the msgpack int at p[i]; return the index after it, or -1 if there is none."""
-    cdef uint8_t b
-    cdef uint64_t u = 0
-    cdef Py_ssize_t width, k
-    if i >= n:
-        return -1
-    b = p[i]
-    if b <= 0x7F:
-        out[0] = b
-        return i + 1
-    if b >= 0xE0:
-        out[0] = <int64_t>(<signed char>b)
-        return i + 1
-    if 0xCC <= b <= 0xCF:
-        width = 1 << (b - 0xCC)
-    elif 0xD0 <= b <= 0xD3:
-        width = 1 << (b - 0xD0)
-    else:
-        return -1
-    if i + 1 + width > n:
-        return -1
-    for k in range(width):
-        u = (u << 8) | p[i + 1 + k]
-    if b <= 0xCF:
-        out[0] = <int64_t>u if u <= 0x7FFFFFFFFFFFFFFFULL else 0x7FFFFFFFFFFFFFFFLL
-    elif width == 1:
-        out[0] = <signed char>u
-    elif width == 2:
-        out[0] = <short>u
-    elif width == 4:
-        out[0] = <int>u
-    else:
-        out[0] = <int64_t>u
-    return i + 1 + width
-
-
-cdef inline Py_ssize_t _bin_at(const uint8_t* p, Py_ssize_t n, Py_ssize_t i,
-                               Py_ssize_t* length) noexcept nogil:
-    """Start of the msgpack bin at p[i] (its length in ``length``), or -1 if there is none."""
-    cdef Py_ssize_t head, k
-    cdef Py_ssize_t size = 0
-    if i >= n:
-        return -1
-    if p[i] == 0xC4:
-        head = 1
-    elif p[i] == 0xC5:
-        head = 2
-    elif p[i] == 0xC6:
-        head = 4
-    else:
-        return -1
-    if i + 1 + head > n:
-        return -1
-    for k in range(head):
-        size = (size << 8) | p[i + 1 + k]
-    if i + 1 + head + size > n:
-        return -1
-    length[0] = size
-    return i + 1 + head
 
 
 # ------------------------------------------------------------------ radix sort (active list)
@@ -516,16 +453,15 @@ cdef class LeaseIndex:
     def apply(self, list leases):
         """:meth:`put` for each :class:`~fastdhcp.leases.Lease` of a committed batch, in order
         (a later version of an address wins), in one atomic call."""
-        cdef object lease
+        cdef Lease lease
         cdef object state
-        cdef object key
         cdef Fp fp
         for lease in leases:
             state = lease.state
-            key = lease.client_key
-            if not PyBytes_CheckExact(key):
-                raise TypeError(f"client_key must be bytes, not {type(key).__name__}")
-            self._fp(key, &fp)
+            if not PyBytes_CheckExact(lease.client_key):
+                raise TypeError(
+                    f"client_key must be bytes, not {type(lease.client_key).__name__}")
+            self._fp(lease.client_key, &fp)
             self.put_c(_as_ip(lease.ip), fp, _as_int64(lease.expires),
                        state == ST_DEFAULT or state == ST_DECLINED)
 
@@ -695,50 +631,32 @@ cdef class LeaseIndex:
         ``leases``), keys 4-byte big-endian addresses, each address once, with
         :meth:`put_loaded`'s rule for clients with several records. Stops after ``limit`` pairs.
 
-        Reads this schema's records in place (msgpack array header, state, expires, two more
-        ints, the client key as bin) without decoding them into objects. Returns ``(count,
-        last_key, odd)``: pairs consumed, the last key (None if none), and the pairs it could not
-        read that way, for the caller to decode and :meth:`put`.
+        Reads this schema's records in place (``fastdhcp._lease``'s ``read_head``: state,
+        expires, issued, the client key) without decoding them into objects. Returns
+        ``(count, last_key, odd)``: pairs consumed, the last key (None if none), and the pairs
+        it could not read that way, for the caller to decode and :meth:`put`.
         """
-        cdef Py_ssize_t n = 0, size, pos, klen = 0
+        cdef Py_ssize_t n = 0
         cdef object key = None
         cdef object value
-        cdef const uint8_t* k
-        cdef const uint8_t* v
-        cdef int64_t expires = 0, issued = 0, skip = 0
+        cdef RecHead h
         cdef Fp fp
         cdef uint32_t ip
-        cdef uint8_t state
         cdef list odd = []
         cdef object client
         for key, value in items:
             n += 1
-            if (not PyBytes_CheckExact(key) or not PyBytes_CheckExact(value)
-                    or PyBytes_GET_SIZE(key) != 4):
+            ip = 0
+            if PyBytes_CheckExact(key) and PyBytes_CheckExact(value):
+                ip = key_ip(<const uint8_t*>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
+            if ip == 0 or not read_head(<const uint8_t*>PyBytes_AS_STRING(value),
+                                        PyBytes_GET_SIZE(value), &h):
                 odd.append((key, value))
             else:
-                k = <const uint8_t*>PyBytes_AS_STRING(key)
-                v = <const uint8_t*>PyBytes_AS_STRING(value)
-                size = PyBytes_GET_SIZE(value)
-                ip = ((<uint32_t>k[0] << 24) | (<uint32_t>k[1] << 16)
-                      | (<uint32_t>k[2] << 8) | k[3])
-                pos = -1
-                if size >= 2 and v[0] == REC_FIXARRAY8 and v[1] <= REC_FIXINT_MAX and ip != 0:
-                    state = v[1]
-                    pos = _skip_int(v, size, 2, &expires)
-                    if pos >= 0:
-                        pos = _skip_int(v, size, pos, &issued)
-                    if pos >= 0:
-                        pos = _skip_int(v, size, pos, &skip)  # subnet id
-                    if pos >= 0:
-                        pos = _bin_at(v, size, pos, &klen)
-                if pos < 0:
-                    odd.append((key, value))
-                else:
-                    client = PyBytes_FromStringAndSize(<const char*>(v + pos), klen)
-                    self._fp(client, &fp)
-                    self.load_c(ip, fp, expires, issued,
-                                state == ST_DEFAULT or state == ST_DECLINED)
+                client = PyBytes_FromStringAndSize(<const char*>h.client_key, h.client_key_len)
+                self._fp(client, &fp)
+                self.load_c(ip, fp, h.expires, h.issued,
+                            h.state == ST_DEFAULT or h.state == ST_DECLINED)
             if n >= limit:
                 break
         return n, key, odd
