@@ -20,7 +20,8 @@ Service (the only I/O)
     set-up), ``limits`` (relay trust and rate limits at the edge), ``metrics`` (counters,
     Prometheus), ``statistics`` (Kea's statistics over them), ``dhcp_state`` (dhcp-disable /
     -enable), ``buildinfo`` (version-get), ``pathreport`` (the events the packet path reports),
-    ``pathtypes`` (what the packet path needs of the service, as protocols);
+    ``pathtypes`` (what the packet path needs of the service, as protocols), ``sections`` (the
+    contract of config sections parsed elsewhere: ha, ddns);
     compiled: ``_packetpath`` (the per-datagram path),
     ``_sockio`` (recvmmsg/sendmmsg, the read-pace timer).
 Control and HA

@@ -24,13 +24,14 @@ import binascii
 import enum
 import ipaddress
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import dns.exception
 import dns.name
 import dns.tsig
+
+from fastdhcp.sections import Bad, CheckKeys, ProblemCount
 
 __all__ = [
     "ConflictMode", "DDNS_KEYS", "DdnsConfig", "DdnsDomain", "DnsServer", "DOMAIN_KEYS",
@@ -206,22 +207,8 @@ _INTS = {  # key -> (attribute, lowest, highest)
 # RFC 1035 2.3.1 letters, digits, hyphen; the prefix is one label of a generated name.
 _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
-#: ``bad(path, value, reason)`` records one problem (fastdhcp.config's ``_Problems.bad``);
-#: ``check_keys(table, path, allowed, where)`` refuses unknown keys with a "did you mean".
-Bad = Callable[[str, object, str], object]
-CheckKeys = Callable[[dict[str, Any], str, tuple[str, ...], str], None]
 
 
-class _Count:
-    """Counts the problems recorded through ``bad`` (so the caller knows whether to build)."""
-
-    def __init__(self, bad: Bad) -> None:
-        self._bad = bad
-        self.n = 0
-
-    def bad(self, path: str, value: object, reason: str) -> None:
-        self.n += 1
-        self._bad(path, value, reason)
 
 
 def parse(raw: object, bad: Bad, check_keys: CheckKeys) -> DdnsConfig | None:
@@ -230,7 +217,7 @@ def parse(raw: object, bad: Bad, check_keys: CheckKeys) -> DdnsConfig | None:
     if not isinstance(raw, dict):
         bad(path, raw, "must be a table")
         return None
-    count = _Count(bad)
+    count = ProblemCount(bad)
     check_keys(raw, path, DDNS_KEYS, "[ddns]")
     kw: dict[str, Any] = {}
     for key, attr in _BOOLS.items():
@@ -266,7 +253,7 @@ def parse(raw: object, bad: Bad, check_keys: CheckKeys) -> DdnsConfig | None:
     return DdnsConfig(**kw)
 
 
-def _conflict_mode(raw: dict[str, Any], path: str, count: _Count, kw: dict[str, Any]) -> None:
+def _conflict_mode(raw: dict[str, Any], path: str, count: ProblemCount, kw: dict[str, Any]) -> None:
     old, new = "ddns-use-conflict-resolution", "ddns-conflict-resolution-mode"
     if old in raw and new in raw:
         count.bad(f"{path}.{old}", raw[old], f"give {new} or {old} (Kea 2.2's), not both")
@@ -284,7 +271,7 @@ def _conflict_mode(raw: dict[str, Any], path: str, count: _Count, kw: dict[str, 
                       "must be one of " + ", ".join(m.value for m in ConflictMode))
 
 
-def _names(raw: dict[str, Any], path: str, count: _Count, kw: dict[str, Any]) -> None:
+def _names(raw: dict[str, Any], path: str, count: ProblemCount, kw: dict[str, Any]) -> None:
     if "ddns-generated-prefix" in raw:
         v = raw["ddns-generated-prefix"]
         if not isinstance(v, str) or not _LABEL.match(v) or len(v) > 47:
@@ -320,7 +307,7 @@ def _names(raw: dict[str, Any], path: str, count: _Count, kw: dict[str, Any]) ->
             kw["hostname_char_replacement"] = v
 
 
-def _domain_name(v: object, path: str, count: _Count) -> dns.name.Name | None:
+def _domain_name(v: object, path: str, count: ProblemCount) -> dns.name.Name | None:
     if not isinstance(v, str) or not v.strip("."):
         count.bad(path, v, "must be a domain name, e.g. 'example.net.'")
         return None
@@ -331,7 +318,7 @@ def _domain_name(v: object, path: str, count: _Count) -> dns.name.Name | None:
         return None
 
 
-def _tsig_keys(raw: object, path: str, count: _Count,
+def _tsig_keys(raw: object, path: str, count: ProblemCount,
                check_keys: CheckKeys) -> dict[str, TsigKey]:
     out: dict[str, TsigKey] = {}
     if not isinstance(raw, list):
@@ -363,7 +350,7 @@ def _tsig_keys(raw: object, path: str, count: _Count,
     return out
 
 
-def _secret(value: object, path: str, count: _Count) -> bytes | None:
+def _secret(value: object, path: str, count: ProblemCount) -> bytes | None:
     if not isinstance(value, str) or not value:
         count.bad(path, value, "must name the file holding the key's base64 secret")
         return None
@@ -384,7 +371,7 @@ def _secret(value: object, path: str, count: _Count) -> bytes | None:
     return secret
 
 
-def _domains(raw: object, path: str, keys: dict[str, TsigKey], reverse: bool, count: _Count,
+def _domains(raw: object, path: str, keys: dict[str, TsigKey], reverse: bool, count: ProblemCount,
              check_keys: CheckKeys) -> tuple[DdnsDomain, ...]:
     if not isinstance(raw, dict):
         count.bad(path, raw, "must be a table with ddns-domains")
@@ -423,7 +410,7 @@ def _domains(raw: object, path: str, keys: dict[str, TsigKey], reverse: bool, co
     return tuple(out)
 
 
-def _servers(raw: object, path: str, count: _Count,
+def _servers(raw: object, path: str, count: ProblemCount,
              check_keys: CheckKeys) -> tuple[DnsServer, ...]:
     if not isinstance(raw, list) or not raw:
         count.bad(path, raw, "must list the zone's servers, e.g. "

@@ -16,9 +16,10 @@ import enum
 import ipaddress
 import os
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from fastdhcp.sections import Bad, CheckKeys, ProblemCount
 
 __all__ = ["HAConfig", "HAMode", "HA_KEYS", "PEER_KEYS", "PeerConfig", "Role", "parse"]
 
@@ -162,10 +163,6 @@ _MS_KEYS = {  # key -> (attribute, lowest, highest)
 _BOOL_KEYS = {"sync-leases": "sync_leases", "send-lease-updates": "send_lease_updates",
               "wait-backup-ack": "wait_backup_ack"}
 
-#: ``bad(path, value, reason)`` records one problem (fastdhcp.config's ``_Problems.bad``);
-#: ``check_keys(table, path, allowed, where)`` refuses unknown keys with a "did you mean".
-Bad = Callable[[str, object, str], object]
-CheckKeys = Callable[[dict[str, Any], str, tuple[str, ...], str], None]
 
 
 def parse(raw: object, bad: Bad, check_keys: CheckKeys) -> HAConfig | None:
@@ -179,7 +176,7 @@ def parse(raw: object, bad: Bad, check_keys: CheckKeys) -> HAConfig | None:
     if not isinstance(raw, dict):
         bad(path, raw, "must be a table")
         return None
-    count = _Count(bad)
+    count = ProblemCount(bad)
     check_keys(raw, path, HA_KEYS, "[high-availability]")
     kw: dict[str, Any] = {}
     name = raw.get("this-server-name")
@@ -218,19 +215,9 @@ def parse(raw: object, bad: Bad, check_keys: CheckKeys) -> HAConfig | None:
     return HAConfig(this_server_name=name, mode=mode, peers=peers, **kw)
 
 
-class _Count:
-    """Counts the problems recorded through ``bad`` (so the caller knows whether to build)."""
-
-    def __init__(self, bad: Bad) -> None:
-        self._bad = bad
-        self.n = 0
-
-    def bad(self, path: str, value: object, reason: str) -> None:
-        self.n += 1
-        self._bad(path, value, reason)
 
 
-def _peers(raw: object, path: str, count: _Count,
+def _peers(raw: object, path: str, count: ProblemCount,
            check_keys: CheckKeys) -> tuple[PeerConfig, ...] | None:
     if not isinstance(raw, list) or not raw:
         count.bad(path, raw, "must list the servers: write [[high-availability.peers]]")
@@ -253,7 +240,8 @@ def _peers(raw: object, path: str, count: _Count,
     return tuple(out) if count.n == before else None
 
 
-def _peer(t: dict[str, Any], p: str, count: _Count, check_keys: CheckKeys) -> PeerConfig | None:
+def _peer(t: dict[str, Any], p: str, count: ProblemCount,
+          check_keys: CheckKeys) -> PeerConfig | None:
     before = count.n
     # (the clear-text password key is answered below, without echoing its value)
     check_keys({k: v for k, v in t.items() if k != "basic-auth-password"}, p, PEER_KEYS,
@@ -309,7 +297,7 @@ def _peer(t: dict[str, Any], p: str, count: _Count, check_keys: CheckKeys) -> Pe
     return PeerConfig(name=name, url=url, role=role, **kw)
 
 
-def _url(url: object, path: str, count: _Count) -> str | None:
+def _url(url: object, path: str, count: ProblemCount) -> str | None:
     if not isinstance(url, str):
         count.bad(path, url, "must be the peer's control socket URL, e.g. "
                   "'http://192.0.2.1:8000/'")
@@ -343,7 +331,7 @@ def _url(url: object, path: str, count: _Count) -> str | None:
     return parts.scheme
 
 
-def _readable(value: object, path: str, count: _Count) -> bool:
+def _readable(value: object, path: str, count: ProblemCount) -> bool:
     if not isinstance(value, str) or not value:
         count.bad(path, value, "must be a file path")
         return False
@@ -360,7 +348,7 @@ def _readable(value: object, path: str, count: _Count) -> bool:
 
 
 def _pair_checks(peers: tuple[PeerConfig, ...], name: str, mode: HAMode | None, path: str,
-                 count: _Count) -> None:
+                 count: ProblemCount) -> None:
     names = [p.name for p in peers]
     if name not in names:
         count.bad(f"{path}.this-server-name", name,
