@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Bad", "CheckKeys", "ProblemCount"]
+__all__ = ["Bad", "CheckKeys", "ProblemCount", "take_bools", "take_ints"]
 
 #: ``bad(path, value, reason)`` records one problem (fastdhcp.config's ``_Problems.bad``);
 #: ``check_keys(table, path, allowed, where)`` refuses unknown keys with a "did you mean".
@@ -27,3 +27,28 @@ class ProblemCount:
         """Record one problem (key path, the value at fault, why)."""
         self.n += 1
         self._bad(path, value, reason)
+
+
+def take_ints(raw: dict[str, Any], path: str, keys: dict[str, tuple[str, int, int]],
+              count: ProblemCount, kw: dict[str, Any]) -> None:
+    """For each ``key -> (attribute, lowest, highest)`` present in ``raw``: an integer in range
+    goes into ``kw[attribute]``, anything else (a bool included) is a problem at its path."""
+    for key, (attr, lo, hi) in keys.items():
+        if key in raw:
+            v = raw[key]
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                count.bad(f"{path}.{key}", v, f"must be an integer from {lo} to {hi}")
+            else:
+                kw[attr] = v
+
+
+def take_bools(raw: dict[str, Any], path: str, keys: dict[str, str], count: ProblemCount,
+               kw: dict[str, Any]) -> None:
+    """For each ``key -> attribute`` present in ``raw``: true or false into ``kw[attribute]``,
+    anything else a problem at its path."""
+    for key, attr in keys.items():
+        if key in raw:
+            if isinstance(raw[key], bool):
+                kw[attr] = raw[key]
+            else:
+                count.bad(f"{path}.{key}", raw[key], "must be true or false")

@@ -31,7 +31,7 @@ import dns.exception
 import dns.name
 import dns.tsig
 
-from fastdhcp.sections import Bad, CheckKeys, ProblemCount
+from fastdhcp.sections import Bad, CheckKeys, ProblemCount, take_bools, take_ints
 
 __all__ = [
     "ConflictMode", "DDNS_KEYS", "DdnsConfig", "DdnsDomain", "DnsServer", "DOMAIN_KEYS",
@@ -220,19 +220,8 @@ def parse(raw: object, bad: Bad, check_keys: CheckKeys) -> DdnsConfig | None:
     count = ProblemCount(bad)
     check_keys(raw, path, DDNS_KEYS, "[ddns]")
     kw: dict[str, Any] = {}
-    for key, attr in _BOOLS.items():
-        if key in raw:
-            if isinstance(raw[key], bool):
-                kw[attr] = raw[key]
-            else:
-                count.bad(f"{path}.{key}", raw[key], "must be true or false")
-    for key, (attr, lo, hi) in _INTS.items():
-        if key in raw:
-            v = raw[key]
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                count.bad(f"{path}.{key}", v, f"must be an integer from {lo} to {hi}")
-            else:
-                kw[attr] = v
+    take_bools(raw, path, _BOOLS, count, kw)
+    take_ints(raw, path, _INTS, count, kw)
     if "ddns-replace-client-name" in raw:
         v = raw["ddns-replace-client-name"]
         try:

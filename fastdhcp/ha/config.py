@@ -19,7 +19,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from fastdhcp.sections import Bad, CheckKeys, ProblemCount
+from fastdhcp.sections import Bad, CheckKeys, ProblemCount, take_bools, take_ints
 
 __all__ = ["HAConfig", "HAMode", "HA_KEYS", "PEER_KEYS", "PeerConfig", "Role", "parse"]
 
@@ -188,19 +188,8 @@ def parse(raw: object, bad: Bad, check_keys: CheckKeys) -> HAConfig | None:
         mode = HAMode(mode_raw)
     except ValueError:
         count.bad(f"{path}.mode", mode_raw, "must be 'load-balancing' or 'hot-standby'")
-    for key, (attr, lo, hi) in _MS_KEYS.items():
-        if key in raw:
-            v = raw[key]
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                count.bad(f"{path}.{key}", v, f"must be an integer from {lo} to {hi}")
-            else:
-                kw[attr] = v
-    for key, attr in _BOOL_KEYS.items():
-        if key in raw:
-            if not isinstance(raw[key], bool):
-                count.bad(f"{path}.{key}", raw[key], "must be true or false")
-            else:
-                kw[attr] = raw[key]
+    take_ints(raw, path, _MS_KEYS, count, kw)
+    take_bools(raw, path, _BOOL_KEYS, count, kw)
     hb = kw.get("heartbeat_delay", 10000)
     mrd = kw.get("max_response_delay", 60000)
     if mrd <= hb:
