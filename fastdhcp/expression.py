@@ -32,6 +32,7 @@ __all__ = [
     "MAX_DEPTH",
     "Kind",
     "Node",
+    "BoolNode",
     "Literal",
     "Option",
     "SubOption",
@@ -90,6 +91,15 @@ class Node:
     def kind(self) -> Kind:
         """The node's type in Kea's grammar."""
         return Kind.STRING
+
+
+@dataclass(frozen=True, slots=True)
+class BoolNode(Node):
+    """Base of the nodes whose value is a boolean (==, not, and/or, member)."""
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.BOOL
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +286,7 @@ class ToText(Node):
 
 
 @dataclass(frozen=True, slots=True)
-class Equal(Node):
+class Equal(BoolNode):
     """``a == b``: byte-for-byte equality."""
 
     left: Node
@@ -284,25 +294,17 @@ class Equal(Node):
     right: Node
     """Second operand."""
 
-    @property
-    def kind(self) -> Kind:
-        return Kind.BOOL
-
 
 @dataclass(frozen=True, slots=True)
-class Not(Node):
+class Not(BoolNode):
     """``not b``."""
 
     arg: Node
     """The operand."""
 
-    @property
-    def kind(self) -> Kind:
-        return Kind.BOOL
-
 
 @dataclass(frozen=True, slots=True)
-class Logic(Node):
+class Logic(BoolNode):
     """``a and b`` / ``a or b``; both operands always evaluated (no short-circuit)."""
 
     op: str
@@ -312,23 +314,15 @@ class Logic(Node):
     right: Node
     """Second operand."""
 
-    @property
-    def kind(self) -> Kind:
-        return Kind.BOOL
-
 
 @dataclass(frozen=True, slots=True)
-class Member(Node):
+class Member(BoolNode):
     """``member('CLASS')``: the packet is already in CLASS."""
 
     name: str
     """The class name (case-sensitive)."""
     name_column: int
     """Column of the quoted name (where Kea's "Not defined client class" points)."""
-
-    @property
-    def kind(self) -> Kind:
-        return Kind.BOOL
 
 
 # ---------------------------------------------------------------------------------- the lexer
