@@ -38,6 +38,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from fastdhcp._engine import SubnetCounters
     from fastdhcp.config import Config
     from fastdhcp.leases import Lease
     from fastdhcp.metrics import Metrics
@@ -51,7 +52,6 @@ __all__ = [
     "Sample",
     "Statistics",
     "StatisticsSource",
-    "SubnetCounts",
     "SubnetRow",
     "format_time",
 ]
@@ -140,29 +140,6 @@ KEA_SUBNET_LAZY: dict[str, Kind] = {
 #: Per-subnet statistics whose value Kea sets anew at a reconfiguration (the pools' size and
 #: a recount of the lease database): a reload forgets their reset baselines.
 _RESET_BY_RELOAD = ("total-addresses", "assigned-addresses", "declined-addresses")
-
-
-class SubnetCounts(Protocol):
-    """One subnet's event counts as the engine keeps them (``fastdhcp.engine.SubnetCounters``
-    is one): what the view reads of them, nothing more."""
-
-    @property
-    def assigned(self) -> int: ...
-
-    @property
-    def alloc_fail(self) -> int: ...
-
-    @property
-    def declined(self) -> int: ...
-
-    @property
-    def reclaimed(self) -> int: ...
-
-    @property
-    def reclaimed_declined(self) -> int: ...
-
-    @property
-    def conflicts(self) -> int: ...
 
 
 class StatisticsSource(Protocol):
@@ -264,11 +241,11 @@ class Statistics:
 
     # ------------------------------------------------------------------ raw values
 
-    def _counters(self) -> dict[int, SubnetCounts]:
+    def _counters(self) -> dict[int, SubnetCounters]:
         engine = self._src.engine
         if engine is None:
             return {}
-        counters: dict[int, SubnetCounts] = engine.subnet_counters()
+        counters: dict[int, SubnetCounters] = engine.subnet_counters()
         return counters
 
     def _raw(self) -> _Raw:
@@ -354,7 +331,7 @@ class Statistics:
             out.rows.append(SubnetRow(sid, total, assigned, in_use - declined, declined))
         return out
 
-    def _declined_now(self, sid: int, c: SubnetCounts, span: tuple[int, int] | None) -> int:
+    def _declined_now(self, sid: int, c: SubnetCounters, span: tuple[int, int] | None) -> int:
         """DECLINED leases of subnet ``sid`` now: those in the table at start-up (in the
         subnet's address range ``span``; by the engine's counts when None), plus honoured
         DECLINEs since, less declined leases reclaimed since."""
