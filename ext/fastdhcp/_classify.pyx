@@ -193,6 +193,19 @@ cdef Val _text(int code, const unsigned char *p, Py_ssize_t n, int kind) noexcep
     return _slice(out, at)
 
 
+cdef inline Val _access(int acc, int code, const unsigned char *p, Py_ssize_t n,
+                       int text_kind) noexcept:
+    """An option's (or sub-option's) value as ``.exists``, ``.hex`` or ``.text`` asks: ``n`` < 0
+    is absent (false, or the empty string)."""
+    if acc == ACC_EXISTS:
+        return _bool(n >= 0)
+    if n < 0:
+        return _empty()
+    if acc == ACC_HEX:
+        return _slice(p, n)
+    return _text(code, p, n, text_kind)
+
+
 cdef inline Py_ssize_t _vivso(Message msg, int64_t ent, const unsigned char **data) except -2:
     """The data of the first option 125 block if its enterprise is ``ent`` (0 = any); -1 if not."""
     cdef const unsigned char *p
@@ -336,14 +349,7 @@ cdef class Program:
                 x = _slice(self._pool_p + a0, a1)
             elif op == OP_OPT:
                 n = msg._view(<int>a0, &p)
-                if a1 == ACC_EXISTS:
-                    x = _bool(n >= 0)
-                elif n < 0:
-                    x = _empty()
-                elif a1 == ACC_HEX:
-                    x = _slice(p, n)
-                else:
-                    x = _text(<int>a0, p, n, <int>a2)
+                x = _access(<int>a1, <int>a0, p, n, <int>a2)
             elif op == OP_SUB or op == OP_VENDOR_SUB:
                 if op == OP_SUB:
                     # Only option 82 is unpacked into sub-options before classification (Kea
@@ -353,14 +359,7 @@ cdef class Program:
                     n = _vivso(msg, a0, &p)
                 if n >= 0:
                     n = _tlv(p, n, <int>a1, &q)
-                if a2 == ACC_EXISTS:
-                    x = _bool(n >= 0)
-                elif n < 0:
-                    x = _empty()
-                elif a2 == ACC_HEX:
-                    x = _slice(q, n)
-                else:
-                    x = _text(<int>a1, q, n, TEXT_HEX)
+                x = _access(<int>a2, <int>a1, q, n, TEXT_HEX)
             elif op == OP_PKT4:
                 if a0 == 0:
                     n = b[OFF_HLEN]
