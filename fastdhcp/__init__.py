@@ -7,7 +7,8 @@ modules, top to bottom (docs/internals.md has their contracts):
 Command line
     ``cli`` (``fastdhcp`` and ``python -m fastdhcp``, via ``__main__``), ``ctl_cli``
     (``fastdhcp ctl``), ``leases_cli`` (``fastdhcp leases``), ``demo``, ``kea`` (import-kea
-    and export-kea: Kea's config and memfile leases, both ways).
+    and export-kea: Kea's config and memfile leases, both ways; compiled: ``_memfile``, the
+    fast row rule of Kea's lease file).
 Configuration
     ``config`` (TOML or JSON -> frozen, validated model), ``options`` (option names, codes
     and encoders), ``expression`` (client-class test expressions: Kea 2.2's language, parsed),
