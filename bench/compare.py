@@ -722,8 +722,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     signal.signal(signal.SIGTERM, _on_term)
     old_rmem = None if args.no_rmem else ws.raise_rmem()
-    res["rmem"] = ("host's as found" if old_rmem is None else
-                   f"raised to {ws.RCVBUF} for the run (were {old_rmem})")
+    res["rmem"] = ("left as the host had them" if old_rmem is None else
+                   f"raised to {ws.RCVBUF:,} bytes for the run (were "
+                   + ", ".join(f"{Path(k).name} {v:,}" for k, v in old_rmem.items()) + ")")
     try:
         lab = ws.build_lab()
     except BaseException:
