@@ -48,6 +48,7 @@ def test_4039_discover_with_option_80_is_acked_with_option_80_and_a_staged_bindi
     # The ACK waits for this binding: staged (pending the group commit), not yet written.
     assert d.binding is not None and d.binding.ip == r.yiaddr
     assert d.binding.state == LeaseState.DEFAULT
+    assert d.binding.hw_address == mac(1) and d.binding.client_key == b"\x01" + mac(1)
     pending = net.store.take_pending()
     assert [lease.ip for lease in pending] == [r.yiaddr]
     assert net.engine.offered(d.binding.client_key) == 0  # no offer held

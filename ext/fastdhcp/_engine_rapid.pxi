@@ -58,6 +58,9 @@ cdef bint _rapid_wanted(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info,
 cdef Decision _rapid_ack(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, object res):
     """Bind ``ip`` as a REQUEST in SELECTING would and answer with the ACK ``_bind`` makes."""
     ex.rapid = True
+    if ex.chaddr is None:  # handle() leaves it unmade for a DISCOVER: the lease records it
+        ex.chaddr = PyBytes_FromStringAndSize(<const char *>ex.msg._buf + OFF_CHADDR,
+                                              ex.msg._buf[OFF_HLEN])
     # _allocate reads no record: whatever an earlier _claim left there is not ip's.
     ex.claim_read = _UNREAD
     cdef uint32_t sid = _server_id_for(self, ex.msg, fd_load_be32(ex.msg._buf + OFF_GIADDR),
