@@ -224,3 +224,20 @@ def test_rapid_commit_with_a_probe_due_falls_back_to_a_probed_offer():
 def test_offer_message_type_is_unchanged_for_probed_offers():
     net = make_network(subnet_extra=PING)
     assert decode_reply(_discover(net, 1, extra=b"").reply).mtype == OFFER
+
+
+def test_ping_declines_stay_within_decline_max_fraction():
+    # Four addresses, at most half on probation: a host answering for all of them cannot
+    # empty the pool.
+    net = make_network(global_extra="decline-max-fraction = 0.5", subnet_extra=PING)
+    now = net.clock.now
+    for n in range(1, 5):
+        d = _discover(net, n, extra=b"")
+        assert net.engine.ping_result(b"\x01" + mac(n), d.probe, True, now) is True
+        assert not net.engine.is_offered(d.probe)  # withdrawn in every case
+    net.commit()
+    declined = [a for a in POOL if (le := net.store.get(a)) is not None
+                and le.state == LeaseState.DECLINED]
+    assert len(declined) == 2
+    c = net.engine.subnet_counters()[1]
+    assert (c.ping_conflicts, c.declined) == (4, 2)

@@ -19,7 +19,7 @@ from fastdhcp._packetpath import HeldOffer, PacketPath
 from fastdhcp._sockio import DatagramIO
 from fastdhcp.consts import MessageType
 from fastdhcp.engine import Engine, Link
-from fastdhcp.leases import LeaseState, MemoryLeaseStore
+from fastdhcp.leases import Lease, LeaseState, MemoryLeaseStore
 from fastdhcp.metrics import Metrics
 from fastdhcp.pathreport import PathReport
 from fastdhcp.service import pingcheck
@@ -226,6 +226,21 @@ def test_a_repeat_discover_joins_the_running_probe(socks: Any) -> None:
         (offer,) = rig.replies()  # one OFFER, for the newest DISCOVER
         assert offer.xid == 2 and len(rig.icmp.sent) == 2
         assert rig.metrics.dropped.get("ping-check-repeat") == 1
+        rig.checker.close()
+    asyncio.run(body())
+
+
+def test_an_offer_withdrawn_during_its_probe_is_not_sent(socks: Any) -> None:
+    async def body() -> None:
+        rig = Rig(socks, asyncio.get_running_loop(), set())
+        rig.discover()
+        (addr,) = list(rig.checker._probes)
+        # lease4-add gives the address to another client while the probe runs.
+        rig.engine.admin_put(Lease(addr, b"\x01" + mac(9), mac(9), 1, LeaseState.DEFAULT,
+                                   int(time.time()), int(time.time()) + 3600, "", b""))
+        await asyncio.sleep(0.2)
+        assert rig.replies() == []
+        assert rig.metrics.dropped.get("ping-check-offer-gone") == 1
         rig.checker.close()
     asyncio.run(body())
 

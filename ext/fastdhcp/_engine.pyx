@@ -100,8 +100,9 @@ cdef class SubnetCounters:
 
     ``assigned``: new bindings, not renewals (Kea's cumulative-assigned-addresses);
     ``alloc_fail``: DISCOVERs that found no free address (v4-allocation-fail);
-    ``declined``: DECLINEs honoured, and offered addresses that answered a ping-check
-    (``ping_conflicts`` of them); ``rapid_commits``: DISCOVERs ACKed at once (RFC 4039);
+    ``declined``: DECLINEs honoured, and addresses ping-check set aside; ``ping_conflicts``:
+    offered addresses that answered a ping-check (set aside unless decline-max-fraction was
+    reached); ``rapid_commits``: DISCOVERs ACKed at once (RFC 4039);
     ``reclaimed``: expired leases reclaimed, declined ones
     included (reclaimed-leases); ``reclaimed_declined``: declined leases reclaimed after
     probation; ``conflicts``: a client's reserved address held by another
@@ -567,7 +568,8 @@ cdef class Engine:
         Free (``in_use`` False): the offer stands, no longer marked as probing. In use: the
         offer is withdrawn and the address set aside as DECLINED for its subnet's
         decline-probation-period (staged: the service kicks the commit), counted in the
-        subnet's ``declined`` and ``ping_conflicts``; handling the DISCOVER again then picks
+        subnet's ``declined`` and ``ping_conflicts`` (within decline-max-fraction, as a
+        DECLINE: past it the offer is only withdrawn); handling the DISCOVER again then picks
         another address. Returns False when there was nothing to do (the offer had gone, or
         the address is now bound), True otherwise."""
         return _ping_result(self, key, ip, in_use, now)

@@ -99,6 +99,9 @@ cdef bint _ping_result(Engine self, bytes key, object ipo, bint in_use, double n
     if old is not None and _is_active(old):
         return False  # bound (or declined) since: nothing to set aside
     cdef _SubnetInfo info = <_SubnetInfo>found[1]
+    info.counts.ping_conflicts += 1
+    if _pool_cap_reached(self, ip):
+        return True  # withdrawn, not set aside (decline-max-fraction): probed again if chosen
     cdef int64_t t = <int64_t>now
     # No client declined it: the record names none (Kea clears a declined lease's ids too).
     declined = _new_lease(ipo, b"", b"", info.id, ST_DECLINED, t, t + info.probation, "", b"")
@@ -106,5 +109,4 @@ cdef bint _ping_result(Engine self, bytes key, object ipo, bint in_use, double n
     self._sstage(declined)
     _settle(self, ip)
     info.counts.declined += 1
-    info.counts.ping_conflicts += 1
     return True

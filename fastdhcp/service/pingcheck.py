@@ -261,8 +261,11 @@ class PingChecker:
             del self._probes[probe.offer.ip]
 
     def _free(self, offer: HeldOffer) -> None:
-        """The address is taken as free: the offer stands and its OFFER leaves."""
-        self._engine.ping_result(offer.key, offer.ip, False, time.time())
+        """The address is taken as free: the offer stands and its OFFER leaves (unless the
+        offer went meanwhile, e.g. a reload took its pool away: the client retransmits)."""
+        if not self._engine.ping_result(offer.key, offer.ip, False, time.time()):
+            self._metrics.drop("ping-check-offer-gone")
+            return
         path = self._path
         if path is None:
             return
