@@ -6,10 +6,15 @@ tests/interop/test_rapid_ping.py)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -278,3 +283,36 @@ def test_the_real_icmp_socket_hears_loopback_answer() -> None:
 def test_checksum_is_rfc_1071() -> None:
     # RFC 1071's example words: 0001 f203 f4f5 f6f7 sum to ddf2, complemented 220d.
     assert pingcheck._checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0x220D
+
+
+_DGRAM_PROBE = """
+import sys
+import time
+sys.path.insert(0, sys.argv[1])
+from fastdhcp.service.pingcheck import IcmpSocket
+s = IcmpSocket()
+s.send(0x7F000001, 7)
+got = []
+deadline = time.monotonic() + 2.0
+while not got and time.monotonic() < deadline:
+    time.sleep(0.01)
+    got = s.receive()
+print(s.kind, [(r.source, r.seq) for r in got])
+"""
+
+
+def test_the_unprivileged_icmp_socket_where_ping_group_range_allows() -> None:
+    # net.ipv4.ping_group_range is per network namespace: a private one that allows every
+    # group gets the datagram kind, whose identifier the kernel sets and filters on.
+    if os.geteuid() != 0:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("needs root (a network namespace)")
+        pytest.skip("needs root (a network namespace)")
+    root = str(Path(__file__).resolve().parent.parent)
+    script = ("ip link set lo up && sysctl -q -w net.ipv4.ping_group_range='0 2147483647' && "
+              f"exec {shlex.quote(sys.executable)} -c {shlex.quote(_DGRAM_PROBE)} "
+              f"{shlex.quote(root)}")
+    cp = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True,
+                        timeout=30)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.strip() == f"dgram [({ip('127.0.0.1')}, 7)]", cp.stdout + cp.stderr
