@@ -204,6 +204,27 @@ def test_an_address_that_answers_is_declined_and_the_next_one_offered(socks: Any
     asyncio.run(body())
 
 
+def test_the_loop_serves_others_while_a_probe_waits(socks: Any) -> None:
+    async def body() -> None:
+        rig = Rig(socks, asyncio.get_running_loop(), set(), extra=PING + """
+[[subnet4.reservations]]
+hw-address = "02:00:00:00:00:07"
+ip-address = "198.18.0.50"
+""")
+        rig.discover(n=1, xid=1)  # a new address: probed, 2 x 20 ms
+        rig.discover(n=7, xid=2)  # a reservation: never probed
+        (first,) = rig.replies()
+        assert first.xid == 2 and first.yiaddr == ip("198.18.0.50")
+        # Answered while the first DISCOVER's probe is still running, its OFFER still held.
+        assert rig.checker.pending == 1 and rig.icmp.sent == [rig.engine.offered(
+            b"\x01" + mac(1))]
+        await asyncio.sleep(0.2)
+        (second,) = rig.replies()
+        assert second.xid == 1
+        rig.checker.close()
+    asyncio.run(body())
+
+
 def test_a_discover_is_dropped_after_max_tries_addresses_in_use(socks: Any) -> None:
     async def body() -> None:
         pool = {ip("198.18.0.100") + i for i in range(4)}
