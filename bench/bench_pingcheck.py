@@ -11,7 +11,9 @@ the namespace. Every DISCOVER is from a new client (a new address, so a
 probe each), paced at ``--rate`` per second, bounded in count and time.
 
 What it prints per mode: OFFERs received, median / p90 / p99 latency, and the median added over
-the "off" run. The added latency is reply-timeout by construction plus what the probe costs
+the "off" run. The "mixed" run shows the loop is not held up: a repeat DISCOVER from a client
+whose address is already probed is answered at once while new clients' probes wait. The added
+latency is reply-timeout by construction plus what the probe costs
 (send, timer, the OFFER's later flush); the figure to watch is that surplus.
 """
 
@@ -45,7 +47,11 @@ def _inner_setup() -> None:
         subprocess.run(argv, check=True, timeout=10)
 
 
-async def _run_mode(extra: str, n: int, rate: float) -> tuple[list[float], int, int]:
+async def _run_mode(extra: str, n: int, rate: float, mixed: bool = False
+                    ) -> tuple[dict[str, list[float]], int, int]:
+    """``n`` DISCOVERs of new clients at ``rate``; ``mixed``: the first half (not recorded)
+    makes offers, then each new client's DISCOVER is followed by a repeat from one of those,
+    whose address is probed already: latencies by kind, ``new`` and ``repeat``."""
     from dhcpsim import build_request  # tests/dhcpsim.py
 
     from fastdhcp._packetpath import PacketPath
@@ -101,9 +107,10 @@ pools = ["198.18.0.10 - 198.18.3.250"]
         path.read(ep, 64, time.time(), time.perf_counter())
         path.flush(ep)
 
-    sent: dict[int, float] = {}
-    got: list[float] = []
+    sent: dict[int, tuple[str, float]] = {}
+    got: dict[str, list[float]] = {"new": [], "repeat": [], "warm-up": []}
     done = asyncio.Event()
+    want = n + (n // 2 if mixed else 0)
 
     def reply() -> None:
         while True:
@@ -112,22 +119,31 @@ pools = ["198.18.0.10 - 198.18.3.250"]
             except BlockingIOError:
                 return
             xid = struct.unpack_from("!I", data, 4)[0]
-            t = sent.pop(xid, None)
-            if t is not None:
-                got.append(time.perf_counter() - t)
-                if len(got) >= n:
+            entry = sent.pop(xid, None)
+            if entry is not None:
+                got[entry[0]].append(time.perf_counter() - entry[1])
+                if sum(map(len, got.values())) >= want:
                     done.set()
+
+    def send(kind: str, xid: int, i: int) -> None:
+        mac = b"\x02" + (0x100000 + i).to_bytes(5, "big")
+        sent[xid] = (kind, time.perf_counter())
+        client.sendto(build_request(1, xid=xid, chaddr=mac), server.getsockname())
 
     loop.add_reader(server.fileno(), readable)
     loop.add_reader(client.fileno(), reply)
     try:
+        warm = n // 2 if mixed else 0
         for i in range(n):
-            xid = 0x10000 + i
-            mac = b"\x02" + (0x100000 + i).to_bytes(5, "big")
-            data = build_request(1, xid=xid, chaddr=mac)
-            sent[xid] = time.perf_counter()
-            client.sendto(data, server.getsockname())
-            await asyncio.sleep(1.0 / rate)
+            send("warm-up" if i < warm else "new", 0x10000 + i, i)
+            if i >= warm and mixed:
+                await asyncio.sleep(0.5 / rate)
+                send("repeat", 0x20000 + i, i - warm)  # its address probed in the warm-up
+                await asyncio.sleep(0.5 / rate)
+            else:
+                await asyncio.sleep(1.0 / rate)
+            if i == warm - 1:
+                await asyncio.sleep(0.5)  # the warm-up's probes end
         try:
             await asyncio.wait_for(done.wait(), timeout=5.0)
         except TimeoutError:
@@ -149,21 +165,33 @@ def _pct(values: list[float], q: float) -> float:
 def _inner(args: argparse.Namespace) -> int:
     _inner_setup()
     base = None
-    print(f"{args.discovers} DISCOVERs per mode at {args.rate:g}/s, every one a new client")
+    print(f"{args.discovers} DISCOVERs per mode at {args.rate:g}/s, every one a new client "
+          "(mixed: half, then one new and one repeat of an already probed client in turn)")
     print(f"{'mode':28} {'offers':>6} {'probed':>6} {'errors':>6} {'median':>9} {'p90':>9} "
           f"{'p99':>9} {'added':>9}")
-    for name, extra in MODES:
-        lat, probed, errors = asyncio.run(_run_mode(extra, args.discovers, args.rate))
-        if not lat:
-            print(f"{name:28} no OFFER received")
-            continue
-        med = statistics.median(lat)
-        if base is None:
-            base = med
-        print(f"{name:28} {len(lat):6d} {probed:6d} {errors:6d} {med * 1e3:7.3f}ms "
-              f"{_pct(lat, .9) * 1e3:7.3f}ms {_pct(lat, .99) * 1e3:7.3f}ms "
-              f"{(med - base) * 1e3:7.3f}ms")
+    runs = [(name, extra, False) for name, extra in MODES]
+    runs.append(("mixed, 100 ms", MODES[-1][1], True))
+    for name, extra, mixed in runs:
+        by_kind, probed, errors = asyncio.run(_run_mode(extra, args.discovers, args.rate, mixed))
+        for kind in ("new", "repeat"):
+            lat = by_kind[kind]
+            if kind == "repeat" and not mixed:
+                continue
+            label = f"{name}: {kind}" if mixed else name
+            if not lat:
+                print(f"{label:28} no OFFER received")
+                continue
+            med = statistics.median(lat)
+            if base is None:
+                base = med
+            _row(label, lat, probed, errors, med - base)
     return 0
+
+
+def _row(label: str, lat: list[float], probed: int, errors: int, added: float) -> None:
+    print(f"{label:28} {len(lat):6d} {probed:6d} {errors:6d} "
+          f"{statistics.median(lat) * 1e3:7.3f}ms {_pct(lat, .9) * 1e3:7.3f}ms "
+          f"{_pct(lat, .99) * 1e3:7.3f}ms {added * 1e3:7.3f}ms")
 
 
 def main() -> int:
