@@ -49,6 +49,7 @@ __all__ = [
     "Config",
     "ClientClass",
     "ClassOptionDef",
+    "FixedFields",
     "BUILTIN_CLASSES",
     "BUILTIN_CLASS_PREFIXES",
     "ServerConfig",
@@ -241,6 +242,32 @@ class Defences:
 
 
 @dataclass(frozen=True, slots=True)
+class FixedFields:
+    """The BOOTP header fields of OFFER and ACK (RFC 2131 table 3) one level sets: Kea's
+    ``next-server`` (siaddr), ``server-hostname`` (sname), ``boot-file-name`` (file). Each
+    field is independent; None (and 0.0.0.0 or "", as in Kea) = not set at this level.
+    Precedence (docs/classification.md): reservation > first class > subnet > global."""
+
+    next_server: int | None = None
+    """siaddr, host-order, or None."""
+    server_hostname: str | None = None
+    """sname (at most 64 bytes of UTF-8), or None."""
+    boot_file_name: str | None = None
+    """file (at most 128 bytes of UTF-8), or None."""
+
+    def over(self, base: FixedFields) -> FixedFields:
+        """These values where set, else ``base``'s (a subnet's over the global ones)."""
+        return FixedFields(
+            self.next_server if self.next_server else base.next_server,
+            self.server_hostname if self.server_hostname else base.server_hostname,
+            self.boot_file_name if self.boot_file_name else base.boot_file_name)
+
+    def __bool__(self) -> bool:
+        """True when any field is set."""
+        return bool(self.next_server or self.server_hostname or self.boot_file_name)
+
+
+@dataclass(frozen=True, slots=True)
 class Pool:
     """A dynamic range ``first``..``last`` (inclusive, host-order ints), 1 to 2^24 addresses."""
 
@@ -286,6 +313,9 @@ class Reservation:
     when the reservation sets none). Read-only by convention."""
     client_classes: tuple[str, ...] = ()
     """``client-classes``: classes the reserved client is put in. Parsed, not used yet."""
+    fixed: FixedFields = FixedFields()
+    """This reservation's own ``next-server`` / ``server-hostname`` / ``boot-file-name`` (not
+    merged: a class's value lies between the reservation's and the subnet's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +349,9 @@ class Subnet4:
     required_classes: tuple[str, ...] = ()
     """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``). Parsed, not used
     yet."""
+    fixed: FixedFields = FixedFields()
+    """Effective ``next-server`` / ``server-hostname`` / ``boot-file-name``: each of the
+    subnet's over [global]'s."""
     first_ip: int = field(init=False, repr=False, compare=False)
     """Network address as host-order int (derived)."""
     last_ip: int = field(init=False, repr=False, compare=False)
@@ -404,12 +437,9 @@ class ClientClass:
     option_defs: tuple[ClassOptionDef, ...] = ()
     """Class-local ``option-def`` entries (43, 224-254), checked and kept; not yet used to
     encode option-data."""
-    next_server: int | None = None
-    """siaddr for members (host-order), or None."""
-    server_hostname: str | None = None
-    """sname for members (at most 64 bytes), or None."""
-    boot_file_name: str | None = None
-    """file for members (at most 128 bytes), or None."""
+    fixed: FixedFields = FixedFields()
+    """siaddr / sname / file for members (the first class in assignment order that sets a
+    field gives it)."""
     valid_lifetime: int | None = None
     """Lease time for members, or None (the subnet's)."""
     min_valid_lifetime: int | None = None
@@ -451,6 +481,9 @@ class Config:
     """``[high-availability]``: the HA pair (docs/high-availability.md); None when unset."""
     ddns: ddns_config.DdnsConfig | None = None
     """``[ddns]``: client names and DNS updates (docs/ddns.md); None when unset."""
+    fixed: FixedFields = FixedFields()
+    """``[global]`` next-server / server-hostname / boot-file-name (each subnet holds its
+    effective copy)."""
     client_classes: tuple[ClientClass, ...] = ()
     """``[[client-classes]]``, in definition order (Kea evaluates tests in this order)."""
     class_ids: dict[str, int] = field(default_factory=dict)
@@ -498,15 +531,16 @@ DEFENCE_KEYS = (
     "subscriber-lease-limit", "subscriber-key", "decline-limit", "decline-window",
     "decline-max-fraction",
 )
-GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data", *DEFENCE_KEYS)
+FIXED_FIELD_KEYS = ("next-server", "server-hostname", "boot-file-name")
+GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data", *DEFENCE_KEYS, *FIXED_FIELD_KEYS)
 SUBNET_KEYS = (
     "id", "subnet", "pools", "relay", "interface", "shared-network", "option-data",
     "authoritative", "reservations", *LIFETIME_KEYS, "client-class", "client-classes",
-    "require-client-classes", "evaluate-additional-classes",
+    "require-client-classes", "evaluate-additional-classes", *FIXED_FIELD_KEYS,
 )
 RESERVATION_KEYS = (
     "hw-address", "client-id", "circuit-id", "ip-address", "hostname", "option-data",
-    "client-classes",
+    "client-classes", *FIXED_FIELD_KEYS,
 )
 POOL_KEYS = ("pool", "client-class", "client-classes", "require-client-classes",
              "evaluate-additional-classes")
@@ -1308,6 +1342,7 @@ class _Loader:
         g_lifetimes = _lifetimes(p, g_life, set(g_life), "global", "[global]")
         g_opts = _options(p, "global.option-data", glob_t.get("option-data", {}))
         defences = _defences(p, glob_t)
+        g_fixed = _fixed_fields(p, "global", glob_t)
 
         raw = doc.get("subnet4", [])
         if isinstance(raw, dict):
@@ -1322,7 +1357,7 @@ class _Loader:
             if not isinstance(st, dict):
                 p.bad(path, st, "must be a table")
                 continue
-            s = self.subnet(st, path, server, g_life, g_opts)
+            s = self.subnet(st, path, server, g_life, g_opts, g_fixed)
             if s is not None:
                 subnets.append(s)
                 _untrusted_relays(p, path, s, server.trusted_relays)
@@ -1339,10 +1374,11 @@ class _Loader:
             raise ConfigError(p.lines)
         return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts, defences,
                       sockets, copy.deepcopy(doc), high_availability=ha, ddns=ddns,
-                      client_classes=classes, class_ids=class_ids)
+                      client_classes=classes, class_ids=class_ids, fixed=g_fixed)
 
     def subnet(self, t: dict[str, Any], path: str, server: ServerConfig,
-               g_life: dict[str, int], g_opts: dict[int, bytes]) -> Subnet4 | None:
+               g_life: dict[str, int], g_opts: dict[int, bytes],
+               g_fixed: FixedFields) -> Subnet4 | None:
         p = self.p
         errors_before = len(p.lines)
         info = _SubnetInfo(path)
@@ -1443,13 +1479,14 @@ class _Loader:
 
         reservations = self.reservations(t, info, check_net, options)
         guard, required = _class_guard(p, path, t), _required_classes(p, path, t)
+        fields = _fixed_fields(p, path, t).over(g_fixed)
         if len(p.lines) > errors_before or net is None or sid is _BAD:
             return None
         return Subnet4(
             id=sid, network=net, pools=tuple(pools), relay=tuple(relay), interface=interface,
             shared_network=shared, lifetimes=lifetimes, options=options,
             reservations=tuple(reservations), authoritative=authoritative,
-            client_classes=guard, required_classes=required,
+            client_classes=guard, required_classes=required, fixed=fields,
         )
 
     def subnet_addresses(self, server: ServerConfig, relay: list[int],
@@ -1547,12 +1584,13 @@ class _Loader:
             merged = dict(sorted({**options, **r_opts}.items())) if r_opts else options
             classes = (_class_names(p, f"{rpath}.client-classes", r["client-classes"])
                        if "client-classes" in r else ())
+            fixed = _fixed_fields(p, rpath, r)
             if ip is _BAD or any(v is _BAD for v in idents.values()):
                 continue
             out.append(Reservation(
                 ip=ip, hw_address=idents.get("hw-address"), client_id=idents.get("client-id"),
                 circuit_id=idents.get("circuit-id"), hostname=hostname, options=merged,
-                client_classes=classes,
+                client_classes=classes, fixed=fixed,
             ))
         return out
 
@@ -1702,15 +1740,7 @@ def _client_class(p: _Problems, path: str, t: dict[str, Any], name: str, ids: di
              for key in ("only-if-required", "only-in-additional-list")]
     opts = _options(p, f"{path}.option-data", t.get("option-data", {}))
     defs = _class_option_defs(p, f"{path}.option-def", t.get("option-def", []))
-    nxt = (_ipv4(p, f"{path}.next-server", t["next-server"], unicast=False)
-           if "next-server" in t else None)
-    texts: list[Any] = []
-    for key, limit in (("server-hostname", 64), ("boot-file-name", 128)):
-        v = t.get(key)
-        if v is not None and _str(p, f"{path}.{key}", v) is not _BAD \
-                and len(v.encode("utf-8")) > limit:
-            p.bad(f"{path}.{key}", v, f"longer than the {limit}-byte header field")
-        texts.append(v)
+    fixed = _fixed_fields(p, path, t)
     life: list[Any] = [_int(p, f"{path}.{key}", t[key], 1, _MAX_LIFETIME) if key in t else None
                        for key in ("valid-lifetime", "min-valid-lifetime",
                                    "max-valid-lifetime")]
@@ -1728,9 +1758,37 @@ def _client_class(p: _Problems, path: str, t: dict[str, Any], name: str, ids: di
     return ClientClass(
         name=name, id=ids[name], test=test, program=program, depends_on_known=depends,
         only_if_required=bool(flags[0] or flags[1]), options=opts, option_defs=defs,
-        next_server=nxt, server_hostname=texts[0], boot_file_name=texts[1],
+        fixed=fixed,
         valid_lifetime=life[0], min_valid_lifetime=life[1], max_valid_lifetime=life[2],
         user_context=uc, comment=comment)
+
+
+def _fixed_fields(p: _Problems, path: str, t: Mapping[str, Any]) -> FixedFields:
+    """``next-server``, ``server-hostname``, ``boot-file-name`` of one table (global, subnet,
+    reservation, class): an address, and texts that fit their header fields (RFC 2131
+    table 3: sname 64 bytes, file 128)."""
+    nxt = None
+    if "next-server" in t:
+        v = _ipv4(p, f"{path}.next-server", t["next-server"], unicast=False)
+        if v is not _BAD:
+            if v >> 28 == 0xE or v == 0xFFFFFFFF:
+                p.bad(f"{path}.next-server", t["next-server"],
+                      "must be a unicast address (or 0.0.0.0 for none)")
+            else:
+                nxt = v
+    texts: list[str | None] = []
+    for key, limit in (("server-hostname", 64), ("boot-file-name", 128)):
+        v = t.get(key)
+        if v is not None and _str(p, f"{path}.{key}", v) is not _BAD:
+            if len(v.encode("utf-8")) > limit:
+                p.bad(f"{path}.{key}", v, f"longer than the {limit}-byte header field")
+            elif "\0" in v:
+                p.bad(f"{path}.{key}", v, "a NUL byte would end the header field early")
+            else:
+                texts.append(v)
+                continue
+        texts.append(None)
+    return FixedFields(nxt, texts[0], texts[1])
 
 
 def _class_option_defs(p: _Problems, path: str, raw: object) -> tuple[ClassOptionDef, ...]:

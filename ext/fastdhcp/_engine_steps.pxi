@@ -138,8 +138,10 @@ cdef Decision _discover(Engine self, Exchange ex):
         opts = _options(self, info, info.options, msg, lt, info)
     cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                        _link_address(link))
+    fx = _fixed_fields(self, info, res if res is not None and (res_ip == ip or not res_ip)
+                       else None, _NO_CLASSES)
     return _reply(self, msg, OUT_OFFER, OFFER, 0, ip, [_sid_option(self, sid), *opts], None,
-                  how)
+                  how, fx)
 
 
 cdef Decision _request(Engine self, Exchange ex):
@@ -309,7 +311,8 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
         opts = _options(self, info, info.options, msg, lt, info)
     return _reply(self, msg, OUT_ACK, ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip,
                   [_sid_option(self, sid), *opts], lease,
-                       <str>_REQUEST_STATE_NAMES[<int>state])
+                  <str>_REQUEST_STATE_NAMES[<int>state],
+                  _fixed_fields(self, info, res, _NO_CLASSES))
 
 
 cdef Decision _release(Engine self, Exchange ex):
@@ -397,5 +400,6 @@ cdef Decision _inform(Engine self, Exchange ex):
         opts = _options(self, info, info.options, msg, -1, info)
     cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                        _link_address(link))
+    # Kea sets the fixed fields in an INFORM's ACK too (siaddr/file for a PXE client's INFORM)
     return _reply(self, msg, OUT_ACK, ACK, ciaddr, 0, [_sid_option(self, sid), *opts], None,
-                  "inform")
+                  "inform", _fixed_fields(self, info, res, _NO_CLASSES))
