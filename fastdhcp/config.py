@@ -38,6 +38,8 @@ from fastdhcp.expression import members
 from fastdhcp.expression import parse as parse_expression
 from fastdhcp.ha import config as ha_config
 from fastdhcp.options import (
+    OptionDef,
+    custom_option_def,
     decode_option,
     encode_domain_list,
     encode_option_data,
@@ -48,7 +50,6 @@ from fastdhcp.options import (
 __all__ = [
     "Config",
     "ClientClass",
-    "ClassOptionDef",
     "FixedFields",
     "BUILTIN_CLASSES",
     "BUILTIN_CLASS_PREFIXES",
@@ -393,22 +394,6 @@ _DEPENDS_KNOWN = ("KNOWN", "UNKNOWN")
 
 
 @dataclass(frozen=True, slots=True)
-class ClassOptionDef:
-    """A class-local ``option-def`` (Kea: only code 43 and 224-254 may be redefined)."""
-
-    name: str
-    """The option's name within the class."""
-    code: int
-    """43 or 224..254."""
-    type: str
-    """Kea's type name (``binary``, ``string``, ``empty`` ...)."""
-    space: str
-    """Option space (``dhcp4``)."""
-    encapsulate: str
-    """Space of the sub-options it carries, "" for none."""
-
-
-@dataclass(frozen=True, slots=True)
 class ClientClass:
     """``[[client-classes]]``: one of Kea's client classes, its test and what it gives.
 
@@ -434,9 +419,10 @@ class ClientClass:
     ``only-in-additional-list``)."""
     options: dict[int, bytes] = field(default_factory=dict)
     """``option-data``, encoded. Read-only by convention."""
-    option_defs: tuple[ClassOptionDef, ...] = ()
-    """Class-local ``option-def`` entries (43, 224-254), checked and kept; not yet used to
-    encode option-data."""
+    option_defs: tuple[OptionDef, ...] = ()
+    """Class-local ``option-def`` entries (:func:`fastdhcp.options.custom_option_def`):
+    options 43 and 224-254, 43's sub-options, 125's per enterprise; the class's option-data
+    is encoded with them."""
     fixed: FixedFields = FixedFields()
     """siaddr / sname / file for members (the first class in assignment order that sets a
     field gives it)."""
@@ -741,9 +727,10 @@ def _identifier(p: _Problems, path: str, value: object, kind: str) -> Any:
     return data
 
 
-def _options(p: _Problems, path: str, value: object) -> dict[int, bytes]:
+def _options(p: _Problems, path: str, value: object,
+             defs: tuple[OptionDef, ...] = ()) -> dict[int, bytes]:
     try:
-        return encode_option_data(value, path)
+        return encode_option_data(value, path, defs)
     except ConfigError as exc:
         p.extend(exc.problems)
         return {}
@@ -1738,8 +1725,8 @@ def _client_class(p: _Problems, path: str, t: dict[str, Any], name: str, ids: di
         program, depends = _class_test(p, f"{path}.test", test, name, ids, defined, known_dep)
     flags = [_bool(p, f"{path}.{key}", t[key]) if key in t else False
              for key in ("only-if-required", "only-in-additional-list")]
-    opts = _options(p, f"{path}.option-data", t.get("option-data", {}))
     defs = _class_option_defs(p, f"{path}.option-def", t.get("option-def", []))
+    opts = _options(p, f"{path}.option-data", t.get("option-data", {}), defs)
     fixed = _fixed_fields(p, path, t)
     life: list[Any] = [_int(p, f"{path}.{key}", t[key], 1, _MAX_LIFETIME) if key in t else None
                        for key in ("valid-lifetime", "min-valid-lifetime",
@@ -1791,28 +1778,41 @@ def _fixed_fields(p: _Problems, path: str, t: Mapping[str, Any]) -> FixedFields:
     return FixedFields(nxt, texts[0], texts[1])
 
 
-def _class_option_defs(p: _Problems, path: str, raw: object) -> tuple[ClassOptionDef, ...]:
+def _class_option_defs(p: _Problems, path: str, raw: object) -> tuple[OptionDef, ...]:
+    """A class's ``option-def`` list: each entry checked (the key and value at fault named),
+    names and codes unique per space."""
     if not isinstance(raw, list):
         p.bad(path, raw, "must be an array of tables")
         return ()
-    out = []
+    out: list[OptionDef] = []
+    seen: dict[tuple[str, str], str] = {}  # (space, "name:x" / "code:n") -> entry path
     for i, d in enumerate(raw):
         dpath = f"{path}[{i}]"
         if not isinstance(d, dict):
             p.bad(dpath, d, "must be a table")
             continue
         _check_keys(p, d, dpath, CLASS_OPTION_DEF_KEYS, "an option-def")
-        code = _int(p, f"{dpath}.code", d.get("code"), 1, 254)
-        name = _str(p, f"{dpath}.name", d.get("name"))
-        typ = _str(p, f"{dpath}.type", d.get("type"))
-        if code is _BAD or name is _BAD or typ is _BAD:
+        if d.get("record-types"):
+            p.bad(f"{dpath}.record-types", d["record-types"],
+                  "record options are not encoded here: define the option as binary (hex)")
             continue
-        if code != 43 and not 224 <= code <= 254:
-            p.bad(f"{dpath}.code", code, "a class may only define option 43 or 224-254 "
-                  f"(Kea: Not allowed option definition for code '{code}' in space 'dhcp4')")
+        try:
+            od = custom_option_def(d.get("name"), d.get("code"), d.get("type"),
+                                   d.get("space", "dhcp4"), d.get("encapsulate", ""),
+                                   d.get("array", False))
+        except ValueError as exc:
+            key, _, reason = str(exc).partition(": ")
+            default = {"space": "dhcp4", "encapsulate": "", "array": False}.get(key)
+            p.bad(f"{dpath}.{key}", d.get(key, default), reason)
             continue
-        out.append(ClassOptionDef(name, code, typ, str(d.get("space", "dhcp4")),
-                                  str(d.get("encapsulate", ""))))
+        keys = {"name": (od.space, f"name:{od.name}"), "code": (od.space, f"code:{od.code}")}
+        clash = next(((what, seen[k]) for what, k in keys.items() if k in seen), None)
+        if clash is not None:
+            p.bad(f"{dpath}.{clash[0]}", d.get(clash[0]), f"also defined by {clash[1]} in "
+                  f"space '{od.space}'")
+            continue
+        seen.update({k: dpath for k in keys.values()})
+        out.append(od)
     return tuple(out)
 
 

@@ -915,6 +915,14 @@ cdef class ReplyBuilder:
         ``flags`` outside -1-0xFFFF or a too long ``sname``/``file``, and MalformedPacket if
         the request's option 82 alone cannot fit the reply.
         """
+        if type(options) is not list:
+            options = list(options)
+        return self.reply(request, msg_type, ciaddr, yiaddr, siaddr, <list>options, flags,
+                          sname, file)
+
+    cdef bytes reply(self, Message request, int msg_type, uint32_t ciaddr, uint32_t yiaddr,
+                     uint32_t siaddr, list options, long flags, bytes sname, bytes file):
+        """``build`` for compiled callers (the engine): a C call, ``options`` a list."""
         cdef unsigned char *buf = self._buf
         cdef const unsigned char *p
         cdef Py_ssize_t limit, pos, n, mms
@@ -936,8 +944,6 @@ cdef class ReplyBuilder:
         if mms < MIN_MAX_SIZE:
             mms = MIN_MAX_SIZE
         limit = mms - IP_UDP_HEADERS
-        if type(options) is not list:
-            options = list(options)
         pos = self._header(request, msg_type, ciaddr, yiaddr, siaddr)
         if flags >= 0:
             fd_store_be16(buf + OFF_FLAGS, <uint16_t>flags)
@@ -947,7 +953,7 @@ cdef class ReplyBuilder:
             _put_field(buf + OFF_FILE, file, FILE_LEN, "file")
         # Fast path: everything fits the options field. Option 82 values are set aside
         # (borrowed from the caller's list, alive for this call) and written last.
-        for item in <list>options:
+        for item in options:
             if type(item) is tuple and PyTuple_GET_SIZE(item) == 2:
                 code = <object>PyTuple_GET_ITEM(item, 0)
                 value = <object>PyTuple_GET_ITEM(item, 1)

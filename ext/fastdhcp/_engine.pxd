@@ -160,8 +160,7 @@ cdef class Engine:
     cdef uint32_t _server_id
     cdef int _server_port
     cdef int _client_port
-    cdef ReplyBuilder _builder
-    cdef object _build                # _builder.build, bound once
+    cdef ReplyBuilder _builder        # its C entry, reply(), builds every reply
     cdef SubnetSelector _selector
     cdef dict _infos                  # subnet id -> _SubnetInfo
     cdef list _pool_bitmaps

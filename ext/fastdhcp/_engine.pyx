@@ -259,7 +259,6 @@ cdef class Engine:
         self._ex.claim_read = _UNREAD
         self._sstage = store.stage
         self._builder = ReplyBuilder()
-        self._build = self._builder.build  # bound once: no method lookup per reply
         self._offers = {}
         self._offered = {}
         self._offer_heap = []

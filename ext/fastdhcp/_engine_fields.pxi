@@ -62,19 +62,26 @@ cdef _Fixed _res_fixed(Engine self, object res):
     return f
 
 
-cdef _Fixed _fixed_fields(Engine self, _SubnetInfo info, object res, object classes):
+cdef inline _Fixed _fixed_fields(Engine self, _SubnetInfo info, object res, object classes):
     """The siaddr / sname / file a reply carries, Kea's precedence (the part's header):
     ``info``'s values (subnet over global), each field from the first class of ``classes``
     (class ids, in assignment order) that sets it, then ``res``'s (a Reservation or None).
     None when nothing is set. The result may be the Engine's scratch _Fixed, valid until
     the next call: read it at once (``_reply`` does)."""
-    cdef _Fixed base = info.fixed
-    cdef tuple by_class = self._fx_class
+    if not self._fx_any:
+        return None  # no level sets a field: one flag test per reply, no call
     cdef _Fixed rf = None
     if res is not None and self._fx_res:
         rf = _res_fixed(self, res)
-    if by_class is None and rf is None:
-        return base  # the common case: no class or reservation sets a field
+    if self._fx_class is None and rf is None:
+        return info.fixed  # no class or reservation sets a field: the subnet's
+    return _fixed_merge(self, info.fixed, rf, classes)
+
+
+cdef _Fixed _fixed_merge(Engine self, _Fixed base, _Fixed rf, object classes):
+    """``_fixed_fields`` when a class or the reservation sets a field: merged into the
+    Engine's scratch _Fixed (or None if nothing ends up set)."""
+    cdef tuple by_class = self._fx_class
     cdef _Fixed out = self._fx_scratch
     cdef _Fixed f
     cdef Py_ssize_t n = len(by_class) if by_class is not None else 0

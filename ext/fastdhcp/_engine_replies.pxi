@@ -169,10 +169,10 @@ cdef Decision _reply(Engine self, Message msg, int outcome, int mtype, uint32_t 
     l2 = (None if not dest.l2 else
           (yiaddr, PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, 6)))
     if fx is None:
-        reply = self._build(msg, mtype, ciaddr, yiaddr, 0, opts, flags)
+        reply = self._builder.reply(msg, mtype, ciaddr, yiaddr, 0, opts, flags, None, None)
     else:  # siaddr / sname / file (_engine_fields.pxi)
-        reply = self._build(msg, mtype, ciaddr, yiaddr, fx.siaddr, opts, flags, fx.sname,
-                            fx.file)
+        reply = self._builder.reply(msg, mtype, ciaddr, yiaddr, fx.siaddr, opts, flags,
+                                    fx.sname, fx.file)
     cdef Decision d = Decision.__new__(Decision)
     d.outcome = outcome
     d.reply = reply
