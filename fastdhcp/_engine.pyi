@@ -5,6 +5,7 @@ from typing import Any, NamedTuple
 
 from fastdhcp._bitmap import PoolBitmap
 from fastdhcp._codec import Message
+from fastdhcp.config import Reservation
 from fastdhcp.consts import Outcome
 from fastdhcp.hosts import HostTable
 from fastdhcp.leases import Lease, LeaseStore
@@ -73,6 +74,15 @@ def reply_destination(
     server_port: int = ...,
     client_port: int = ...,
 ) -> tuple[int, int, bool, tuple[int, bytes] | None, bool]: ...
+
+def fixed_fields(
+    engine: Engine,
+    subnet_id: int,
+    res: Reservation | None,
+    classes: Iterable[int],
+) -> tuple[int, bytes | None, bytes | None]:
+    """``(siaddr, sname, file)`` a reply in ``subnet_id`` carries for ``res`` and the class
+    ids ``classes`` (assignment order): reservation > first class > subnet > global."""
 
 class SubnetSelector:
     def __init__(self, subnets: Sequence[Any]) -> None: ...

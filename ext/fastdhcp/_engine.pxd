@@ -72,6 +72,14 @@ cdef class SubnetCounters:
 
 
 @cython.final
+cdef class _Fixed:
+    # siaddr / sname / file of one level or one reply (_engine_fields.pxi): 0 / None = unset.
+    cdef uint32_t siaddr
+    cdef bytes sname
+    cdef bytes file
+
+
+@cython.final
 cdef class _SubnetInfo:
     cdef readonly object subnet
     cdef SubnetCounters counts        # this subnet's events (the engine's _counters[id])
@@ -108,6 +116,7 @@ cdef class _SubnetInfo:
     cdef bytes opt_prl
     cdef int64_t opt_lt
     cdef list opt_list
+    cdef _Fixed fixed                 # next-server etc.: the subnet's over global (or None)
 
 
 
@@ -172,6 +181,7 @@ cdef class _Caches:
     cdef bytes cls_prl
     cdef int64_t cls_lt
     cdef list cls_order
+    cdef dict fixed                   # id(reservation) -> (reservation, its _Fixed or None)
 
     cdef reset(self)
 
@@ -225,8 +235,7 @@ cdef class Engine:
     cdef uint32_t _server_id
     cdef int _server_port
     cdef int _client_port
-    cdef ReplyBuilder _builder
-    cdef object _build                # _builder.build, bound once
+    cdef ReplyBuilder _builder        # its C entry, reply(), builds every reply
     cdef SubnetSelector _selector
     cdef dict _infos                  # subnet id -> _SubnetInfo
     cdef list _pool_bitmaps
@@ -268,6 +277,11 @@ cdef class Engine:
     cdef bint _hn_circuit             # ... with a circuit-id
     cdef dict _host_pending           # address -> hosts being added with it (claimed before
                                       # their commit; several when commands race for it)
+    # Fixed fields (_engine_fields.pxi): what a reply's siaddr/sname/file need per packet.
+    cdef tuple _fx_class              # class id -> _Fixed or None; None: no class sets any
+    cdef bint _fx_res                 # a reservation may set one (config's, or a hosts table)
+    cdef bint _fx_any                 # some level sets one (header fields not for overload)
+    cdef _Fixed _fx_scratch           # the merged fields of the reply being built
 
     cdef list _apply(self, object config, dict keep)
     cdef SubnetCounters _counts_for(self, object subnet_id)

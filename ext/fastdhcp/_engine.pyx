@@ -26,6 +26,8 @@ handles; the fields are all declared in ``_engine.pxd``):
 ``_engine_offers.pxi``          the offer table with its heap
 ``_engine_defences.pxi``        subscriber lease limit, DECLINE limits and pool cap
 ``_engine_replies.pxi``         ``_destination`` (RFC 2131 4.1), options, server id, ``_reply``
+``_engine_fields.pxi``          siaddr / sname / file: Kea's next-server, server-hostname,
+                                boot-file-name by reservation > first class > subnet > global
 ``_engine_steps.pxi``           DISCOVER, REQUEST (+ ``_bind``), RELEASE, DECLINE, INFORM
 ``_engine_rapid.pxi``           rapid commit (RFC 4039) and ping-check's side of DISCOVER
 ==============================  ============================================================
@@ -57,7 +59,8 @@ from fastdhcp.errors import MalformedPacket
 from fastdhcp.consts import Outcome
 from fastdhcp.leases import tombstone
 
-__all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetSelector", "reply_destination"]
+__all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetSelector", "fixed_fields",
+           "reply_destination"]
 
 cdef enum:
     # How many filtered option lists / server-id options to keep (distinct PRLs are few).
@@ -218,6 +221,7 @@ cdef class _SubnetInfo:
         self.required = ()
         self.pools = []
         self.guarded = False
+        self.fixed = _fixed_of(getattr(subnet, "fixed", None))
         self.bitmaps = []
         self.authoritative = bool(global_authoritative or subnet.authoritative)
         self.by_hw = {}
@@ -259,6 +263,7 @@ cdef class _Caches:
         self.cls_prl = b""
         self.cls_lt = 0
         self.cls_order = None
+        self.fixed = {}
 
 cdef inline bint _is_active(object lease):
     cdef int st = lease.state
@@ -283,7 +288,6 @@ cdef class Engine:
         self._ex.claim_read = _UNREAD
         self._sstage = store.stage
         self._builder = ReplyBuilder()
-        self._build = self._builder.build  # bound once: no method lookup per reply
         self._offers = {}
         self._offered = {}
         self._offer_heap = []
@@ -296,6 +300,7 @@ cdef class Engine:
         self._pool_declined = {}
         self._counters = {}
         self._caches = _Caches()
+        self._fx_scratch = _Fixed.__new__(_Fixed)
         self._apply(config, None)
         _rebuild(self)
         _recount(self)
@@ -375,6 +380,11 @@ cdef class Engine:
         decline_limit = int(d.decline_limit) if d is not None else 0
         decline_window = float(d.decline_window) if d is not None else 3600.0
         decline_fraction = float(d.decline_max_fraction) if d is not None else 1.0
+        fx_class = _fixed_by_class(config)
+        fx_res = self._hosts is not None or any(
+            bool(getattr(r, "fixed", None)) for s in subnets for r in s.reservations)
+        fx_any = fx_res or fx_class is not None or any(
+            (<_SubnetInfo>i).fixed is not None for i in infos.values())
 
         # Commit point: plain assignments from here on.
         self._config = config
@@ -400,6 +410,9 @@ cdef class Engine:
         self._decline_window = decline_window
         self._decline_fraction = decline_fraction
         self._counting = sub_limit > 0 or decline_fraction < 1.0
+        self._fx_class = fx_class
+        self._fx_res = fx_res
+        self._fx_any = fx_any
         return fresh
 
     def reload(self, config):
@@ -662,6 +675,7 @@ cdef class Engine:
         looked up per packet after the config's, their addresses marked used in the pools'
         bitmaps now (one pass over the table's address index). Call once, before serving."""
         self._hosts = hosts
+        self._fx_res = self._fx_any = True  # API hosts may carry next-server etc.
         self._hfind = hosts.find
         self._hreserved = hosts.reserved
         self._hfilter = <HostFilter?>hosts.filter
@@ -718,5 +732,6 @@ include "_engine_reservations.pxi"
 include "_engine_offers.pxi"
 include "_engine_defences.pxi"
 include "_engine_replies.pxi"
+include "_engine_fields.pxi"
 include "_engine_steps.pxi"
 include "_engine_rapid.pxi"

@@ -138,7 +138,10 @@ cdef Decision _discover(Engine self, Exchange ex):
                           else None, info, ip, lt)
     cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                        _link_address(link))
-    d = _reply(self, msg, OUT_OFFER, OFFER, 0, ip, [_sid_option(self, sid), *opts], None, how)
+    fx = _fixed_fields(self, info, res if res is not None and (res_ip == ip or not res_ip)
+                       else None, _classes_of(self, ex))
+    d = _reply(self, msg, OUT_OFFER, OFFER, 0, ip, [_sid_option(self, sid), *opts], None, how,
+               fx)
     if info.ping_check:
         _probe_mark(self, ex, <Decision>d, ip, info, how)
     return d
@@ -316,10 +319,12 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
             del self._offered[oip]
     opts = _reply_options(self, ex, res, info, ip, lt)
     if ex.rapid:
-        return _rapid_reply(self, ex, ip, info, opts, sid, lease)
+        return _rapid_reply(self, ex, ip, info, opts, sid, lease,
+                            _fixed_fields(self, info, res, _classes_of(self, ex)))
     return _reply(self, msg, OUT_ACK, ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip,
                   [_sid_option(self, sid), *opts], lease,
-                       <str>_REQUEST_STATE_NAMES[<int>state])
+                  <str>_REQUEST_STATE_NAMES[<int>state],
+                  _fixed_fields(self, info, res, _classes_of(self, ex)))
 
 
 cdef Decision _release(Engine self, Exchange ex):
@@ -413,5 +418,6 @@ cdef Decision _inform(Engine self, Exchange ex):
     opts = _reply_options(self, ex, res, info, 0, -1)
     cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                        _link_address(link))
+    # Kea sets the fixed fields in an INFORM's ACK too (siaddr/file for a PXE client's INFORM)
     return _reply(self, msg, OUT_ACK, ACK, ciaddr, 0, [_sid_option(self, sid), *opts], None,
-                  "inform")
+                  "inform", _fixed_fields(self, info, res, _classes_of(self, ex)))
