@@ -145,35 +145,12 @@ class SideBySide:
         self.kns.run(["ip", "route", "add", "198.19.0.0/16", "via", "198.18.60.2"])
         self.fns.run(["ip", "route", "add", "198.19.0.0/16", "via", "198.18.61.2"])
 
-    def _popen(self, name: str, ns: Namespace, argv: list[str], env: dict[str, str]) -> None:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
-        self.cleanup.push(f"close {name} log", log.close)
-        proc = ns.popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        self.procs[name] = proc
-        self.cleanup.push(f"stop {name}", lambda: stop_process(proc, grace=10.0))
-
     def _wait_control(self, name: str, sock: Path) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                if unix_command(sock, "statistic-get", {"name": "pkt4-received"})["result"] \
-                        in (0, 3):
-                    return
-            except (OSError, ValueError):
-                pass
-            proc = self.procs[name]
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start (exit {proc.poll()}):\n"
-                                   f"{self.log(name)}")
-            time.sleep(0.1)
+        wait_control(self.procs[name], sock, self.workdir / f"{name}.log")
 
     def log(self, name: str, tail: int = 60) -> str:
         """The last lines a server wrote."""
-        try:
-            lines = (self.workdir / f"{name}.log").read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(lines[-tail:])
+        return log_tail(self.workdir / f"{name}.log", tail)
 
     # -- configurations
 
@@ -200,24 +177,13 @@ class SideBySide:
         return doc, [f.line() for f in result.unsupported]
 
     def _start_kea(self) -> None:
-        path = self.workdir / "kea-dhcp4.json"
-        path.write_text(json.dumps(self.kea_config(BASE), indent=1))
-        env = dict(os.environ, KEA_PIDFILE_DIR=str(self.workdir),
-                   KEA_LOCKFILE_DIR=str(self.workdir))
-        self._popen("kea", self.kns, ["kea-dhcp4", "-c", str(path)], env)
+        self.procs["kea"] = start_kea(self.kns, self.workdir, self.kea_config(BASE),
+                                      self.cleanup)
         self._wait_control("kea", self.kea_sock)
 
     def _start_fastdhcp(self) -> None:
-        import tomli_w
-
         doc, _ = self.fastdhcp_document(BASE)
-        path = self.workdir / "fastdhcp.toml"
-        path.write_text(tomli_w.dumps(doc))
-        env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH",
-                                                                                    ""),
-                   PYTHONUNBUFFERED="1")
-        self._popen("fastdhcp", self.fns, [sys.executable, "-m", "fastdhcp", "serve",
-                                           "--config", str(path)], env)
+        self.procs["fastdhcp"] = start_fastdhcp(self.fns, self.workdir, doc, self.cleanup)
         self._wait_control("fastdhcp", self.fast_sock)
 
     def _start_probe(self) -> None:
@@ -262,6 +228,63 @@ class SideBySide:
     def close(self) -> list[str]:
         """Stop everything, remove the namespaces; the teardown problems as text."""
         return self.cleanup.close()
+
+
+def _popen(name: str, ns: Namespace, workdir: Path, argv: list[str], env: dict[str, str],
+           cleanup: Cleanup) -> subprocess.Popen[bytes]:
+    log = open(workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+    cleanup.push(f"close {name} log", log.close)
+    proc = ns.popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+    cleanup.push(f"stop {name}", lambda: stop_process(proc, grace=10.0))
+    return proc
+
+
+def start_kea(ns: Namespace, workdir: Path, config: dict[str, Any],
+              cleanup: Cleanup) -> subprocess.Popen[bytes]:
+    """kea-dhcp4 on ``config`` (its whole document) in ``ns``, pid and lock files and its log
+    (``kea.log``) in ``workdir``; stopped by ``cleanup``."""
+    path = workdir / "kea-dhcp4.json"
+    path.write_text(json.dumps(config, indent=1))
+    env = dict(os.environ, KEA_PIDFILE_DIR=str(workdir), KEA_LOCKFILE_DIR=str(workdir))
+    return _popen("kea", ns, workdir, ["kea-dhcp4", "-c", str(path)], env, cleanup)
+
+
+def start_fastdhcp(ns: Namespace, workdir: Path, doc: dict[str, Any],
+                   cleanup: Cleanup) -> subprocess.Popen[bytes]:
+    """``fastdhcp serve`` on ``doc`` (written as TOML) in ``ns``, its log ``fastdhcp.log`` in
+    ``workdir``; stopped by ``cleanup``."""
+    import tomli_w
+
+    path = workdir / "fastdhcp.toml"
+    path.write_text(tomli_w.dumps(doc))
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               PYTHONUNBUFFERED="1")
+    return _popen("fastdhcp", ns, workdir, [sys.executable, "-m", "fastdhcp", "serve",
+                                            "--config", str(path)], env, cleanup)
+
+
+def wait_control(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> None:
+    """Until the server's control socket answers (it has read its config and opened its
+    sockets); RuntimeError with its log when it exits or takes too long."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            if unix_command(sock, "statistic-get", {"name": "pkt4-received"})["result"] \
+                    in (0, 3):
+                return
+        except (OSError, ValueError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server did not start (exit {proc.poll()}):\n{log_tail(log)}")
+        time.sleep(0.1)
+
+
+def log_tail(path: Path, tail: int = 60) -> str:
+    """The last ``tail`` lines of a log file."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-tail:])
+    except FileNotFoundError:
+        return "(no log)"
 
 
 #: What both servers run before the first pattern: one plain subnet.
