@@ -252,10 +252,14 @@ class Pool:
     """The range as written in the config, for messages."""
     client_classes: tuple[str, ...] = ()
     """Guard: only clients in one of these classes may use the pool (Kea 2.2 ``client-class``,
-    Kea 3 ``client-classes``); () = everybody. Parsed; the engine does not use it yet."""
+    Kea 3 ``client-classes``); () = everybody. Checked with the classes assigned before pool
+    selection (no required classes); a client's own reserved address is not guarded."""
     required_classes: tuple[str, ...] = ()
-    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``). Parsed, not used
-    yet."""
+    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``): evaluated after the
+    address is chosen from this pool, after the subnet's (docs/classification.md)."""
+    options: dict[int, bytes] = field(default_factory=dict)
+    """The pool's own ``option-data``, encoded: beats the subnet's and every class's, loses to
+    a reservation's. Read-only by convention."""
 
     @property
     def size(self) -> int:
@@ -272,7 +276,8 @@ class Reservation:
     """A fixed address for one client, found by exactly one identifier."""
 
     ip: int
-    """The reserved address (in the subnet; may or may not lie inside a pool)."""
+    """The reserved address (in the subnet; may or may not lie inside a pool); 0 for a
+    reservation without ``ip-address`` (the client is KNOWN and allocates from the pools)."""
     hw_address: bytes | None
     """chaddr to match (hlen bytes), or None."""
     client_id: bytes | None
@@ -285,7 +290,11 @@ class Reservation:
     """Encoded options, merged reservation > subnet > global (shared with the subnet's dict
     when the reservation sets none). Read-only by convention."""
     client_classes: tuple[str, ...] = ()
-    """``client-classes``: classes the reserved client is put in. Parsed, not used yet."""
+    """``client-classes``: classes the reserved client is put in, at the reservation lookup
+    (before the KNOWN-dependent tests; docs/classification.md)."""
+    own_options: dict[int, bytes] = field(default_factory=dict)
+    """The reservation's own ``option-data`` (``options`` without what the subnet and global
+    give): the top of the class precedence. Read-only by convention."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,10 +324,15 @@ class Subnet4:
     """NAK requests for unknown addresses (else ignore them); defaults to server.authoritative."""
     client_classes: tuple[str, ...] = ()
     """Guard: only clients in one of these classes may use the subnet (Kea 2.2
-    ``client-class``, Kea 3 ``client-classes``); () = everybody. Parsed, not used yet."""
+    ``client-class``, Kea 3 ``client-classes``); () = everybody. Checked at subnet selection,
+    with the classes of pass 1 (not KNOWN/UNKNOWN: reservations are looked up after)."""
     required_classes: tuple[str, ...] = ()
-    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``). Parsed, not used
-    yet."""
+    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``): evaluated after the
+    address is chosen, before the pool's (docs/classification.md)."""
+    own_options: dict[int, bytes] = field(default_factory=dict)
+    """The subnet's own ``option-data`` (``options`` without the global ones), subnet-mask
+    included: a class's option loses to these and beats the global ones. Read-only by
+    convention."""
     first_ip: int = field(init=False, repr=False, compare=False)
     """Network address as host-order int (derived)."""
     last_ip: int = field(init=False, repr=False, compare=False)
@@ -379,7 +393,8 @@ class ClassOptionDef:
 class ClientClass:
     """``[[client-classes]]``: one of Kea's client classes, its test and what it gives.
 
-    Guards, assignment and precedence land with the engine integration (docs/classification.md).
+    The engine assigns classes in Kea's order and applies guards and option precedence as
+    docs/classification.md describes (fixed fields and vendor options: see there too).
     """
 
     name: str
@@ -509,7 +524,7 @@ RESERVATION_KEYS = (
     "client-classes",
 )
 POOL_KEYS = ("pool", "client-class", "client-classes", "require-client-classes",
-             "evaluate-additional-classes")
+             "evaluate-additional-classes", "option-data")
 
 # Kea keys fastdhcp knows and does not support, and why: said instead of "unknown key".
 _UNSUPPORTED = {
@@ -1206,9 +1221,10 @@ def _pool(p: _Problems, path: str, value: object) -> Pool | None:
             p.bad(path, value, "a pool table needs 'pool' = \"first - last\"")
             return None
         guard, required = _class_guard(p, path, value), _required_classes(p, path, value)
+        opts = _options(p, f"{path}.option-data", value.get("option-data", {}))
         path, value = f"{path}.pool", value["pool"]
     else:
-        guard, required = (), ()
+        guard, required, opts = (), (), {}
     if not isinstance(value, str):
         p.bad(path, value, "a pool is a string: 'first - last' or 'network/length'")
         return None
@@ -1236,7 +1252,7 @@ def _pool(p: _Problems, path: str, value: object) -> Pool | None:
     if last - first + 1 > _MAX_POOL:
         p.bad(path, value, f"pool has {last - first + 1} addresses; at most 2^24 (16777216)")
         return None
-    return Pool(first, last, text, guard, required)
+    return Pool(first, last, text, guard, required, opts)
 
 
 def _class_names(p: _Problems, path: str, value: object) -> tuple[str, ...]:
@@ -1450,6 +1466,7 @@ class _Loader:
             shared_network=shared, lifetimes=lifetimes, options=options,
             reservations=tuple(reservations), authoritative=authoritative,
             client_classes=guard, required_classes=required,
+            own_options={**s_opts, 1: options[1]} if 1 in options else dict(s_opts),
         )
 
     def subnet_addresses(self, server: ServerConfig, relay: list[int],
@@ -1517,10 +1534,12 @@ class _Loader:
                 info.idents.append((rpath, kind, data, r[kind]))
             ip: Any = _BAD
             if "ip-address" not in r:
-                p.note(f"{rpath}.ip-address", "required key is missing")
+                # Kea's reservation without an address: the client is KNOWN (and gets the
+                # reservation's classes, hostname and options) but allocates from the pools.
+                ip = 0
             else:
                 ip = _ipv4(p, f"{rpath}.ip-address", r["ip-address"])
-            if ip is not _BAD and net is not None:
+            if ip is not _BAD and ip and net is not None:
                 lo, hi = int(net.network_address), int(net.broadcast_address)
                 if not lo <= ip <= hi:
                     p.bad(f"{rpath}.ip-address", r["ip-address"],
@@ -1552,7 +1571,7 @@ class _Loader:
             out.append(Reservation(
                 ip=ip, hw_address=idents.get("hw-address"), client_id=idents.get("client-id"),
                 circuit_id=idents.get("circuit-id"), hostname=hostname, options=merged,
-                client_classes=classes,
+                client_classes=classes, own_options=r_opts,
             ))
         return out
 

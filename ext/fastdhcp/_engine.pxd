@@ -5,6 +5,7 @@ cimport cython
 from libc.stdint cimport int64_t, uint32_t
 
 from fastdhcp._bitmap cimport PoolBitmap
+from fastdhcp._classify cimport ClassSet, Program
 from fastdhcp._codec cimport Message, ReplyBuilder
 from fastdhcp._hostfilter cimport HostFilter
 
@@ -61,6 +62,8 @@ cdef class SubnetCounters:
     cdef readonly int64_t reclaimed           # expired leases reclaimed (declined ones included)
     cdef readonly int64_t reclaimed_declined  # declined leases reclaimed after probation
     cdef readonly int64_t conflicts           # reserved address found held by another client
+    cdef readonly int64_t no_pools            # of alloc_fail: no pool the client's classes
+                                              # allow (Kea's v4-allocation-fail-no-pools)
 
 
 @cython.final
@@ -83,6 +86,12 @@ cdef class _SubnetInfo:
     cdef dict by_hw
     cdef dict by_cid
     cdef dict by_circuit
+    # Classification (_engine_classes.pxi): ids in the engine's class set.
+    cdef tuple guard                  # client-class(es): any of these; () = everybody
+    cdef tuple required               # require-client-classes, in order
+    cdef dict own_options             # the subnet's own option-data (+ subnet mask)
+    cdef list pools                   # _PoolInfo per bitmap, in config order
+    cdef bint guarded                 # a subnet of this link or one of its pools is guarded
     # Per-packet shortcuts (set by Engine._apply): no dict lookup by subnet id per request.
     cdef tuple group                  # this link's infos (its shared network), self first
     cdef bint has_res                 # a subnet of this link has reservations
@@ -92,6 +101,45 @@ cdef class _SubnetInfo:
     cdef int64_t opt_lt
     cdef list opt_list
 
+
+
+@cython.final
+cdef class _PoolInfo:
+    # One pool of the configuration as the engine uses it: its bitmap, subnet and classes.
+    cdef readonly object pool         # fastdhcp.config.Pool
+    cdef PoolBitmap bm
+    cdef _SubnetInfo info
+    cdef tuple guard                  # class ids: any of these; () = everybody
+    cdef tuple required               # require-client-classes ids, in order
+    cdef dict options                 # the pool's own option-data ({} if none)
+
+
+@cython.final
+cdef class _ClassDef:
+    # One [[client-classes]] entry as the engine evaluates and applies it.
+    cdef readonly int id
+    cdef readonly str name
+    cdef Program prog                 # None without a test
+    cdef dict options                 # option-data ({} if none)
+    cdef bint has_valid               # valid-lifetime set: (min, valid, max) below
+    cdef int64_t valid
+    cdef int64_t min_valid
+    cdef int64_t max_valid
+
+
+@cython.final
+cdef class _Classes:
+    # The configuration's classes, ready per packet (built by _apply, _engine_classes.pxi).
+    cdef bint active                  # any class or guard or required class configured
+    cdef int capacity                 # ids 0 .. capacity-1
+    cdef list defs                    # id -> _ClassDef or None (built-ins, undefined names)
+    cdef list pass1                   # _ClassDef with a test, not only-if-required,
+    cdef list pass2                   # ... independent of / dependent on KNOWN/UNKNOWN
+    cdef dict vendor                  # option 60 bytes -> id of VENDOR_CLASS_<bytes>
+    cdef dict ids                     # name -> id
+    cdef int drop                     # id of a defined class DROP, -1 if none
+    cdef bint any_options             # some class has option-data
+    cdef bint any_valid               # some class has valid-lifetime
 
 
 @cython.final
@@ -105,6 +153,8 @@ cdef class _Caches:
     cdef _SubnetInfo sel_info         # (giaddr, no option 118, no link selection)
     cdef dict host                    # raw hosts record -> Reservation (bounded; ids stable
                                       # for opt, cleared with it)
+    cdef dict merged                  # (reservation, pool, subnet, classes with options) ->
+                                      # merged option dict (ids stable for opt, cleared with it)
 
     cdef reset(self)
 
@@ -137,6 +187,13 @@ cdef class Exchange:
     cdef object offer_sub             # subscriber _may_offer found for this DISCOVER's offer
     cdef uint32_t res_api_ip          # address of the API reservation _reservation found
     cdef _SubnetInfo res_api_info     # and its subnet
+    # Classification (_engine_classes.pxi), when the configuration has classes:
+    cdef ClassSet classes             # the packet's classes (a bit per id)
+    cdef list class_order             # their ids in the order assigned (Kea's "first class"
+                                      # precedence walks this)
+    cdef bytes iface                  # link name as bytes for pkt.iface (cached by name)
+    cdef str iface_name
+    cdef bint no_pool                 # _allocate found no pool the classes allow
 
 
 @cython.final
@@ -156,6 +213,8 @@ cdef class Engine:
     cdef dict _infos                  # subnet id -> _SubnetInfo
     cdef list _pool_bitmaps
     cdef list _pool_infos
+    cdef list _pool_pinfos            # _PoolInfo, parallel to _pool_bitmaps
+    cdef _Classes _cls                # client classes (_engine_classes.pxi)
     cdef list _pool_texts
     cdef dict _reserved               # ip -> (Reservation, _SubnetInfo)
     cdef dict _offers                 # client key -> _Offer
