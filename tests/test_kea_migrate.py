@@ -95,13 +95,9 @@ PATTERNS: dict[str, dict[str, Any]] = json.loads(
 """The Kea JSON of ../shared/reference/kea-client-classes.md section 7, pattern by pattern."""
 PLAIN_SUBNET = [{"id": 10, "subnet": "198.19.80.0/24",
                  "pools": [{"pool": "198.19.80.10 - 198.19.80.250"}]}]
-#: What the import cannot carry yet, by pattern: Kea's always-send (P3), a reservation without
-#: an address (P8, P8b), pool-level option-data (P8b).
+#: What the import cannot carry yet, by pattern: Kea's always-send (P3).
 NOT_CARRIED = {
     "P3": ["Dhcp4.client-classes[0].option-data[0].always-send"],
-    "P8": ["Dhcp4.subnet4[0].reservations[0].ip-address"],
-    "P8b": ["Dhcp4.subnet4[0].pools[1].option-data",
-            "Dhcp4.subnet4[0].reservations[0].ip-address"],
 }
 #: Option 43 / 125 as the real Kea 2.2 sent them to the pattern's client (reference P3, P4):
 #: the import packs the class's sub-options into these bytes.
@@ -122,8 +118,9 @@ def pattern_config(name: str) -> dict[str, Any]:
 
 
 def _guards(d4: dict[str, Any]) -> dict[tuple[int, int | None], dict[str, Any]]:
-    """Every guard and required-class list of a Kea config, by (subnet id, pool index); a
-    shared network's own are given to each of its subnets (they are carried so)."""
+    """Every guard and required-class list of a Kea config, by (subnet id, pool index), with
+    the pools' option-data and the subnets' reservations; a shared network's own guards are
+    given to each of its subnets (they are carried so)."""
     out: dict[tuple[int, int | None], dict[str, Any]] = {}
     keys = ("client-class", "require-client-classes")
     nets = [({}, d4.get("subnet4", []))] + [(n, n["subnet4"]) for n in
@@ -133,7 +130,8 @@ def _guards(d4: dict[str, Any]) -> dict[tuple[int, int | None], dict[str, Any]]:
             got = {k: s.get(k, net.get(k)) for k in keys if k in s or k in net}
             out[(s["id"], None)] = got
             for j, p in enumerate(s.get("pools", [])):
-                out[(s["id"], j)] = {k: p[k] for k in keys if k in p}
+                out[(s["id"], j)] = {k: p[k] for k in (*keys, "option-data") if k in p}
+            got["reservations"] = s.get("reservations", [])
     return out
 
 

@@ -129,6 +129,8 @@ class _Exporter:
             return {"pool": p}
         out: dict[str, Any] = {"pool": p["pool"]}
         self._guard(path, p, out)
+        if p.get("option-data"):
+            out["option-data"] = _option_list(p["option-data"])
         return out
 
     def _server(self, srv: dict[str, Any], d4: dict[str, Any]) -> None:

@@ -625,24 +625,21 @@ class _Converter:
                     names = self._names(f"{p}.{key}", v)
                     if names:
                         table["require-client-classes"] = names
-            out.append(table if len(table) > 1 else text)
             for key, v in pool.items():
-                if key == "pool":
-                    continue
-                if key == "option-data" and not v:
-                    continue
+                if key == "pool" or key in _GUARD_KEYS or key in _REQUIRED_KEYS:
+                    continue  # carried above
                 if key == "option-data":
-                    self.unsupported(f"{p}.{key}", "fastdhcp has no pool-level options (set "
-                                                   "them on the subnet)")
+                    opts = self._options(f"{p}.{key}", v)
+                    if opts:
+                        table["option-data"] = _option_table(opts)
                 elif key in ("comment", "user-context"):
                     self.note(f"{p}.{key}", "a comment for people: not carried")
                 elif key == "pool-id":
                     self.note(f"{p}.{key}", "fastdhcp numbers no pools (statistics are by "
                                             "subnet)")
-                elif key in _GUARD_KEYS or key in _REQUIRED_KEYS:
-                    continue  # carried above
                 else:
                     self.unsupported(f"{p}.{key}", "no fastdhcp pool equivalent")
+            out.append(table if len(table) > 1 else text)
         return out
 
     def _unique(self, path: str, res: dict[str, Any], scope: str) -> bool:
@@ -651,7 +648,8 @@ class _Converter:
         of the two was meant is not for the import to guess."""
         kinds = [k for k in ("hw-address", "client-id", "circuit-id") if k in res]
         keys: list[tuple[str, str, str]] = [(scope, k, _ident_text(res[k])) for k in kinds]
-        keys.append(("", "ip-address", str(res["ip-address"]).strip()))
+        if "ip-address" in res:
+            keys.append(("", "ip-address", str(res["ip-address"]).strip()))
         for key in keys:
             first = self.reserved.get(key)
             if first is not None:
@@ -688,10 +686,8 @@ class _Converter:
             else:
                 self.unsupported(p, "no fastdhcp reservation equivalent")
         if "ip-address" not in out:
-            self.unsupported(f"{path}.ip-address", "a reservation without an address (options "
-                                                   "or a hostname only): fastdhcp reserves "
-                                                   "addresses")
-            return None
+            self.note(path, "a reservation without an address: the client is KNOWN (its "
+                            "classes, hostname and options apply) and gets a pool address")
         return out
 
     # ------------------------------------------------------------------ client classes
