@@ -193,18 +193,18 @@ class SideBySide:
         proc = self.probe
         self.cleanup.push("stop probe", lambda: stop_process(proc))
 
-    def configure(self, d4: dict[str, Any]) -> list[str]:
-        """Give both servers one pattern's configuration; the problems, as text (none: [])."""
-        problems = []
+    def configure_kea(self, d4: dict[str, Any]) -> None:
+        """Kea on one ``Dhcp4`` body (this lab's plumbing added); AssertionError if refused."""
         ans = unix_command(self.kea_sock, "config-set", self.kea_config(d4), timeout=30)
-        if ans.get("result") != 0:
-            problems.append(f"kea config-set: {ans.get('text')}")
+        assert ans.get("result") == 0, f"kea config-set: {ans.get('text')}"
+
+    def configure_fastdhcp(self, d4: dict[str, Any]) -> tuple[str | None, list[str]]:
+        """fastdhcp on what import-kea makes of ``d4``: (config-set's refusal or None, the
+        import's unsupported lines)."""
         doc, unsupported = self.fastdhcp_document(d4)
-        problems += [f"import-kea: {line}" for line in unsupported]
         ans = unix_command(self.fast_sock, "config-set", {"Dhcp4": doc}, timeout=30)
-        if ans.get("result") != 0:
-            problems.append(f"fastdhcp config-set: {ans.get('text')}")
-        return problems
+        refused = None if ans.get("result") == 0 else f"fastdhcp config-set: {ans.get('text')}"
+        return refused, unsupported
 
     # -- traffic
 

@@ -28,6 +28,10 @@ from typing import Any
 
 import pytest
 
+from fastdhcp.config import from_document
+from fastdhcp.kea.config_export import export
+from fastdhcp.kea.config_import import convert
+
 from .classify_lab import FAST_IP, KEA_IP, Reply, SideBySide, opt, request_bytes
 
 PATTERNS: dict[str, dict[str, Any]] = json.loads(
@@ -171,53 +175,70 @@ def _mac(pattern: int, i: int, client: Client) -> bytes:
     return bytes.fromhex(text.replace(":", ""))
 
 
-def run_pattern(side: SideBySide, name: str) -> tuple[list[str], list[str]]:
-    """Both servers on pattern ``name``: (differences fastdhcp <-> Kea, Kea <-> reference)."""
+View = dict[str, Any] | None  #: Reply.view(), or None for silence
+Answers = list[tuple[View, View]]  #: per client: (OFFER, ACK)
+
+
+def play(side: SideBySide, name: str, servers: tuple[str, ...]) -> dict[str, Answers]:
+    """Pattern ``name``'s clients against ``servers`` (their addresses), each configured
+    already: what each server answered. Every bound lease is released at the end, so that
+    the next pattern starts with free pools."""
     d4 = pattern_dhcp4(name)
-    problems = side.configure(d4)
-    assert not [p for p in problems if p.startswith("kea")], problems
     pool_of = pool_finder(d4)
     index = sorted(PATTERNS).index(name) + 1
-    diffs: list[str] = [p for p in problems if p.startswith("fastdhcp")]
-    off_ref: list[str] = []
+    out: dict[str, Answers] = {srv: [] for srv in servers}
     bound: list[tuple[str, str, bytes, Reply]] = []  # (giaddr, server, mac, ack)
     for i, c in enumerate(CLIENTS[name]):
         mac = _mac(index, i, c)
         extra = c.options + (opt(61, b"\x01" + mac) if name == "P14" and i == 1 else b"") + PRL
         xid = 0x5E000000 | index << 8 | i << 1
         disc = request_bytes(1, mac=mac, xid=xid, giaddr=c.giaddr, options=extra)
-        answers = side.exchange([(c.giaddr, KEA_IP, disc), (c.giaddr, FAST_IP, disc)])
-        offers = dict(zip((KEA_IP, FAST_IP), answers, strict=True))
-        parsed = {srv: Reply.parse(r) if r else None for srv, r in offers.items()}
-        acks: dict[str, Reply | None] = {KEA_IP: None, FAST_IP: None}
+        got = side.exchange([(c.giaddr, srv, disc) for srv in servers])
+        offers = {srv: Reply.parse(r) if r else None for srv, r in zip(servers, got, strict=True)}
+        acks: dict[str, Reply | None] = dict.fromkeys(servers)
         sends = []
-        for srv, offer in parsed.items():
+        for srv, offer in offers.items():
             if offer is not None and offer.kind == 2:
-                req = request_bytes(3, mac=mac, xid=xid + 1, giaddr=c.giaddr, options=(
-                    opt(50, bytes(map(int, offer.yiaddr.split(".")))) +
-                    opt(54, bytes(map(int, offer.server_id.split(".")))) + extra))
-                sends.append((srv, req))
+                sends.append((srv, request_bytes(3, mac=mac, xid=xid + 1, giaddr=c.giaddr,
+                                                 options=opt(50, _packed(offer.yiaddr))
+                                                 + opt(54, _packed(offer.server_id)) + extra)))
         if sends:
             got = side.exchange([(c.giaddr, srv, req) for srv, req in sends])
             for (srv, _), r in zip(sends, got, strict=True):
-                acks[srv] = Reply.parse(r) if r else None
-                if acks[srv] is not None:
-                    bound.append((c.giaddr, srv, mac, acks[srv]))  # type: ignore[arg-type]
-        kea_pool = pool_of(parsed[KEA_IP].yiaddr) if parsed[KEA_IP] else None
-        if kea_pool != c.expect:
-            off_ref.append(f"{c.what}: Kea offered from {kea_pool}, the reference {c.expect}")
-        for step, answers in (("OFFER", parsed), ("ACK", acks)):
-            k, f = (answers[s].view(pool_of) if answers[s] else None for s in (KEA_IP, FAST_IP))
-            if k != f:
-                diffs.append(f"{c.what}: {step}: {_difference(k, f)}")
-    release = []
-    for giaddr, srv, mac, ack in bound:
-        release.append((giaddr, srv, request_bytes(
-            7, mac=mac, xid=0x7E000000 | len(release), giaddr=giaddr, ciaddr=ack.yiaddr,
-            options=opt(54, bytes(map(int, ack.server_id.split(".")))))))
+                ack = acks[srv] = Reply.parse(r) if r else None
+                if ack is not None:
+                    bound.append((c.giaddr, srv, mac, ack))
+        for srv in servers:
+            o, a = offers[srv], acks[srv]
+            out[srv].append((o.view(pool_of) if o else None, a.view(pool_of) if a else None))
+    release = [(giaddr, srv, request_bytes(7, mac=mac, xid=0x7E000000 | n, giaddr=giaddr,
+                                           ciaddr=ack.yiaddr,
+                                           options=opt(54, _packed(ack.server_id))))
+               for n, (giaddr, srv, mac, ack) in enumerate(bound)]
     if release:
         side.exchange(release, wait=0)
-    return diffs, off_ref
+    return out
+
+
+def _packed(ip: str) -> bytes:
+    return bytes(map(int, ip.split(".")))
+
+
+def differences(name: str, kea: Answers, other: Answers) -> list[str]:
+    """Where ``other`` answered a client of pattern ``name`` otherwise than Kea."""
+    out = []
+    for c, k, o in zip(CLIENTS[name], kea, other, strict=True):
+        for step, kv, ov in (("OFFER", k[0], o[0]), ("ACK", k[1], o[1])):
+            if kv != ov:
+                out.append(f"{c.what}: {step}: {_difference(kv, ov)}")
+    return out
+
+
+def off_reference(name: str, kea: Answers) -> list[str]:
+    """Where Kea's OFFER came from another pool than the reference saw (a harness fault)."""
+    return [f"{c.what}: Kea offered from {k[0]['pool'] if k[0] else None}, the reference "
+            f"{c.expect}" for c, k in zip(CLIENTS[name], kea, strict=True)
+            if (k[0]["pool"] if k[0] else None) != c.expect]
 
 
 def _difference(kea: dict[str, Any] | None, fast: dict[str, Any] | None) -> str:
@@ -236,11 +257,36 @@ def test_every_pattern_has_clients() -> None:
     assert sorted(CLIENTS) == sorted(PATTERNS) and len(PATTERNS) == 18
 
 
-@pytest.mark.parametrize("name", sorted(PATTERNS, key=lambda n: (int(n[1:].rstrip("b")), n)))
+ORDER = sorted(PATTERNS, key=lambda n: (int(n[1:].rstrip("b")), n))
+
+
+@pytest.mark.parametrize("name", ORDER)
 def test_pattern_as_kea(side: SideBySide, name: str) -> None:
-    diffs, off_ref = run_pattern(side, name)
+    d4 = pattern_dhcp4(name)
+    side.configure_kea(d4)
+    refused, unsupported = side.configure_fastdhcp(d4)
+    assert refused is None, (refused, unsupported)
+    got = play(side, name, (KEA_IP, FAST_IP))
     alive = side.alive()
     assert alive == {"kea": None, "fastdhcp": None}, (alive, side.log("fastdhcp"))
-    assert not off_ref, f"Kea itself answered {name} otherwise than the reference: {off_ref}"
+    wrong = off_reference(name, got[KEA_IP])
+    assert not wrong, f"Kea itself answered {name} otherwise than the reference: {wrong}"
+    diffs = differences(name, got[KEA_IP], got[FAST_IP])
     assert not diffs, (f"{name}: fastdhcp differs from Kea:\n  " + "\n  ".join(diffs)
+                       + "".join(f"\n  (import-kea: {u})" for u in unsupported)
                        + "\n--- fastdhcp log ---\n" + side.log("fastdhcp", 30))
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_pattern_exported_back_keeps_kea_answers(side: SideBySide, name: str) -> None:
+    """The way back (issue 18): Kea on ``export-kea`` of the imported pattern answers every
+    client as Kea on the pattern itself."""
+    d4 = pattern_dhcp4(name)
+    side.configure_kea(d4)
+    before = play(side, name, (KEA_IP,))[KEA_IP]
+    back, _ = export(from_document(convert({"Dhcp4": d4}).document))
+    plumbing = ("interfaces-config", "lease-database", "hooks-libraries", "control-socket")
+    side.configure_kea({k: v for k, v in back["Dhcp4"].items() if k not in plumbing})
+    after = play(side, name, (KEA_IP,))[KEA_IP]
+    diffs = differences(name, before, after)
+    assert not diffs, f"{name}: Kea on the exported config differs:\n  " + "\n  ".join(diffs)
