@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fastdhcp.config import from_document
+from fastdhcp.config import GLOBAL_KEYS, RESERVATION_KEYS, SUBNET_KEYS, from_document
 from fastdhcp.kea import jsonc
 from fastdhcp.kea.config_export import export
 from fastdhcp.kea.config_import import FindingKind, convert
@@ -241,3 +241,45 @@ def test_cli_import_check_export_with_classes(tmp_path: Path) -> None:
     back = json.loads(back_path.read_text())["Dhcp4"]
     assert back["client-classes"] == pattern_config("P2")["Dhcp4"]["client-classes"]
     assert _guards(back) == _guards(pattern_config("P2")["Dhcp4"])
+
+
+def test_fixed_fields_at_every_level() -> None:
+    """next-server / server-hostname / boot-file-name at the global, shared-network, subnet and
+    reservation levels: carried where fastdhcp's config takes them (its key tables say where),
+    reported at their path where it does not: never dropped."""
+    fixed = {"next-server": "198.18.2.1", "server-hostname": "srv", "boot-file-name": "a.cfg"}
+    kea = {"Dhcp4": {
+        **fixed,
+        "shared-networks": [{"name": "n", "next-server": "198.18.2.4", "subnet4": [
+            {"id": 1, "subnet": "198.18.1.0/24", "boot-file-name": "s.cfg",
+             "reservations": [{"hw-address": "02:00:00:00:00:01", "ip-address": "198.18.1.5",
+                               "next-server": "198.18.2.7"}]}]}]}}
+    result = convert(kea)
+    reported = {f.path for f in result.unsupported}
+    doc = result.document
+    tables = {"Dhcp4": (GLOBAL_KEYS, doc.get("global", {})),
+              "Dhcp4.shared-networks[0]": (SUBNET_KEYS, doc["subnet4"][0]),
+              "Dhcp4.shared-networks[0].subnet4[0]": (SUBNET_KEYS, doc["subnet4"][0]),
+              "Dhcp4.shared-networks[0].subnet4[0].reservations[0]":
+                  (RESERVATION_KEYS, doc["subnet4"][0].get("reservations", [{}])[0])}
+    kea_tables = {"Dhcp4": kea["Dhcp4"], "Dhcp4.shared-networks[0]":
+                  kea["Dhcp4"]["shared-networks"][0]}
+    kea_tables["Dhcp4.shared-networks[0].subnet4[0]"] = \
+        kea_tables["Dhcp4.shared-networks[0]"]["subnet4"][0]
+    kea_tables["Dhcp4.shared-networks[0].subnet4[0].reservations[0]"] = \
+        kea_tables["Dhcp4.shared-networks[0].subnet4[0]"]["reservations"][0]
+    for path, (keys, table) in tables.items():
+        for key in (k for k in fixed if k in kea_tables[path]):
+            if key in keys:
+                assert f"{path}.{key}" not in reported
+                if path != "Dhcp4.shared-networks[0]":  # the network's, under its subnet's
+                    assert table[key] == kea_tables[path][key], (path, key)
+            else:
+                assert f"{path}.{key}" in reported, (path, key, reported)
+    if "next-server" in SUBNET_KEYS:  # the network's value reaches its subnet; the way back
+        assert doc["subnet4"][0]["next-server"] == "198.18.2.4"
+        back, _ = export(from_document(doc))
+        sub = back["Dhcp4"]["shared-networks"][0]["subnet4"][0]
+        assert (sub["next-server"], sub["boot-file-name"]) == ("198.18.2.4", "s.cfg")
+        assert back["Dhcp4"]["server-hostname"] == "srv"
+        assert sub["reservations"][0]["next-server"] == "198.18.2.7"

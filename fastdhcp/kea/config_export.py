@@ -23,6 +23,8 @@ HOOKS_DIR = "/usr/lib/x86_64-linux-gnu/kea/hooks"
 DEFAULT_LEASE_FILE = "/var/lib/kea/kea-leases4.csv"
 _LIFETIMES = ("valid-lifetime", "min-valid-lifetime", "max-valid-lifetime", "renew-timer",
               "rebind-timer", "decline-probation-period")
+#: siaddr / sname / file: the same names in Kea at the global, subnet and reservation level.
+_FIXED = ("next-server", "server-hostname", "boot-file-name")
 _LOG_SEVERITY = {"debug": "DEBUG", "info": "INFO", "warning": "WARN", "warn": "WARN",
                  "error": "ERROR"}
 
@@ -67,7 +69,7 @@ class _Exporter:
                                 "lfc-interval": 3600}
         glob = doc.get("global", {})
         for key, value in glob.items():
-            if key in _LIFETIMES:
+            if key in _LIFETIMES or key in _FIXED:
                 d4[key] = value
             elif key == "option-data":
                 d4["option-data"] = _option_list(value)
@@ -184,7 +186,7 @@ class _Exporter:
     def _subnet(self, path: str, s: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in s.items():
-            if key in ("id", "subnet", "interface", "authoritative", *_LIFETIMES):
+            if key in ("id", "subnet", "interface", "authoritative", *_LIFETIMES, *_FIXED):
                 out[key] = value
             elif key == "pools":
                 out["pools"] = [self._pool(f"{path}.pools[{j}]", p) for j, p in enumerate(value)]

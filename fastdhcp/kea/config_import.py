@@ -33,6 +33,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastdhcp import config as fd_config
 from fastdhcp.errors import ConfigError
 from fastdhcp.ha.config import HA_KEYS, PEER_KEYS
 from fastdhcp.kea.option_defs import CustomDef, encode_csv, parse_def
@@ -54,6 +55,8 @@ _REQUIRED_KEYS = ("require-client-classes", "evaluate-additional-classes")
 _CLASS_PLAIN = ("name", "test", "next-server", "server-hostname", "boot-file-name",
                 "valid-lifetime", "min-valid-lifetime", "max-valid-lifetime", "user-context",
                 "comment")
+#: siaddr / sname / file, Kea's names at every level.
+_FIXED = ("next-server", "server-hostname", "boot-file-name")
 #: Option 43 (vendor-encapsulated-options) and 125 (vivso-suboptions), the two options whose
 #: sub-options Kea takes from an option space.
 _VENDOR_43, _VIVSO = 43, 125
@@ -106,6 +109,7 @@ class _Level:
     name: str | None = None
     client_class: str | None = None  #: the network's guard, given to each of its subnets
     required: list[str] = field(default_factory=list)  #: require-client-classes, in order
+    fixed: dict[str, str] = field(default_factory=dict)  #: next-server & co., inherited
 
 
 class _Converter:
@@ -233,6 +237,9 @@ class _Converter:
                                  "fastdhcp sends no DNS updates (no kea-dhcp-ddns client)")
             else:
                 self.note(path, "DNS updates are off in Kea too: nothing to carry")
+        elif key in _FIXED:
+            if self._fixed(path, key, value, fd_config.GLOBAL_KEYS):
+                self.global_[key] = value
         elif key == "server-tag":
             self.note(path, "a config-backend tag: fastdhcp has no config backend")
         else:
@@ -256,12 +263,6 @@ class _Converter:
                 self.unsupported(path, "fastdhcp always echoes the client-id (RFC 6842)")
             else:
                 self.note(path, "true is fastdhcp's behaviour (RFC 6842)")
-        elif key in ("next-server", "server-hostname", "boot-file-name"):
-            if value in ("", "0.0.0.0", None):
-                self.note(path, "empty, as fastdhcp leaves it")
-            else:
-                self.unsupported(path, "fastdhcp does not set siaddr, sname or file "
-                                       "(use options 66 tftp-server-name and 67 boot-file-name)")
         elif key == "calculate-tee-times":
             self.note(path, "fastdhcp sends renew and rebind times at 50% and 87.5% of the "
                             "lease unless renew-timer / rebind-timer set them (RFC 2131 4.4.5)")
@@ -503,6 +504,9 @@ class _Converter:
                     level.client_class = guard[0] if guard else None
             elif key in _REQUIRED_KEYS:
                 level.required = self._names(p, v)
+            elif key in _FIXED:
+                if self._fixed(p, key, v, fd_config.SUBNET_KEYS):
+                    level.fixed[key] = v
             else:
                 self._parameter(p, key, v)
         if level.client_class is not None or level.required:
@@ -545,6 +549,7 @@ class _Converter:
         reservations: list[dict[str, Any]] = []
         guard: list[str] | None = None
         required = list(level.required)
+        fixed = dict(level.fixed)
         for key, v in s.items():
             p = f"{path}.{key}"
             if key == "id":
@@ -572,6 +577,9 @@ class _Converter:
                                         "one class list (either class), not both")
             elif key in _REQUIRED_KEYS:
                 required += [n for n in self._names(p, v) if n not in required]
+            elif key in _FIXED:
+                if self._fixed(p, key, v, fd_config.SUBNET_KEYS):
+                    fixed[key] = v
             elif key == "reservations":
                 if self._type(p, v, list, "a list of reservations"):
                     for i, r in enumerate(v):
@@ -596,6 +604,7 @@ class _Converter:
                 guard[0] if len(guard) == 1 else guard
         if required:
             out["require-client-classes"] = required
+        out.update(fixed)
         out.update(lifetimes)
         if options:
             out["option-data"] = _option_table(options)
@@ -680,8 +689,10 @@ class _Converter:
                 names = self._names(p, v)
                 if names:
                     out[key] = names
-            elif key in ("next-server", "server-hostname", "boot-file-name", "comment",
-                         "user-context"):
+            elif key in _FIXED:
+                if self._fixed(p, key, v, fd_config.RESERVATION_KEYS):
+                    out[key] = v
+            elif key in ("comment", "user-context"):
                 self._parameter(p, key, v)
             else:
                 self.unsupported(p, "no fastdhcp reservation equivalent")
@@ -689,6 +700,21 @@ class _Converter:
             self.note(path, "a reservation without an address: the client is KNOWN (its "
                             "classes, hostname and options apply) and gets a pool address")
         return out
+
+    def _fixed(self, path: str, key: str, value: Any, table: tuple[str, ...]) -> bool:
+        """True when fastdhcp's table (its key list ``table``) takes the fixed field ``key``
+        and ``value`` is a string: the caller carries it. Else reported, False."""
+        if not isinstance(value, str):
+            self.unsupported(path, f"expected a string, found {value!r}")
+            return False
+        if key in table:
+            return True
+        if value in ("", "0.0.0.0"):
+            self.note(path, "empty, as fastdhcp leaves it")
+        else:
+            self.unsupported(path, "fastdhcp does not set siaddr, sname or file here "
+                                   "(use options 66 tftp-server-name and 67 boot-file-name)")
+        return False
 
     # ------------------------------------------------------------------ client classes
 
