@@ -283,3 +283,25 @@ def test_fixed_fields_at_every_level() -> None:
         assert (sub["next-server"], sub["boot-file-name"]) == ("198.18.2.4", "s.cfg")
         assert back["Dhcp4"]["server-hostname"] == "srv"
         assert sub["reservations"][0]["next-server"] == "198.18.2.7"
+
+
+def test_class_local_binary_option_43() -> None:
+    """Reference section 6: a class redefining 43 as binary; Kea sent ``43 = de ad be ef``."""
+    kea = {"Dhcp4": {
+        "client-classes": [{"name": "VENDOR_CLASS_AcmeRaw",
+                            "option-def": [{"name": "vendor-encapsulated-options", "code": 43,
+                                            "type": "binary"}],
+                            "option-data": [{"name": "vendor-encapsulated-options",
+                                             "data": "DE:AD:BE:EF"}]}],
+        "subnet4": PLAIN_SUBNET}}
+    result = convert(kea)
+    assert not result.unsupported, [f.line() for f in result.unsupported]
+    cls = result.document["client-classes"][0]
+    assert cls["option-data"] == {"43": "deadbeef"}
+    assert cls["option-def"] == [{"name": "vendor-encapsulated-options", "code": 43,
+                                  "type": "binary"}]
+    cfg = from_document(result.document)
+    assert cfg.client_classes[0].options[43] == bytes.fromhex("deadbeef")
+    kea["Dhcp4"]["client-classes"][0]["option-data"][0]["data"] = "zz"
+    assert [f.path for f in convert(kea).unsupported] == \
+        ["Dhcp4.client-classes[0].option-data[0].data"]

@@ -820,8 +820,12 @@ class _Converter:
                                                                                     "string"):
                 self._always_send(p, e)
                 data = str(e.get("data", ""))
-                raw = (data.encode() if d43["type"] == "string" and e.get("csv-format", True)
-                       else bytes.fromhex("".join(ch for ch in data if ch not in ": ")))
+                try:
+                    raw = (data.encode() if d43["type"] == "string" and e.get("csv-format", True)
+                           else bytes.fromhex("".join(ch for ch in data if ch not in ": ")))
+                except ValueError:
+                    self.unsupported(f"{p}.data", f"{data!r}: not hex")
+                    continue
                 out[code] = (str(code), raw.hex())
             else:
                 got = self._option(p, e)
