@@ -155,6 +155,15 @@ cdef class _Caches:
                                       # for opt, cleared with it)
     cdef dict merged                  # (reservation, pool, subnet, classes with options) ->
                                       # merged option dict (ids stable for opt, cleared with it)
+    # One-entry cache of _reply_options with classes: the last reservation, pool, subnet,
+    # lease time, PRL and class list, and the option list they gave.
+    cdef list cls_out
+    cdef object cls_res
+    cdef object cls_pool
+    cdef object cls_info
+    cdef bytes cls_prl
+    cdef int64_t cls_lt
+    cdef list cls_order
 
     cdef reset(self)
 

@@ -242,6 +242,13 @@ cdef class _Caches:
         self.sel_info = None
         self.host = {}  # its Reservations merged the old subnets' options
         self.merged = {}
+        self.cls_out = None  # the one-entry cache of _reply_options (_engine_classes.pxi)
+        self.cls_res = None
+        self.cls_pool = None
+        self.cls_info = None
+        self.cls_prl = b""
+        self.cls_lt = 0
+        self.cls_order = None
 
 cdef inline bint _is_active(object lease):
     cdef int st = lease.state

@@ -261,40 +261,79 @@ cdef list _reply_options(Engine self, Exchange ex, object res, _SubnetInfo info,
     reservation > pool > subnet > classes (assignment order) > global.
 
     Without class options and pool options this is the subnet's (or the reservation's)
-    merged list, as before classes: the no-class path costs nothing more."""
+    merged list, as before classes: the no-class path costs nothing more. With them, a
+    one-entry cache answers a packet like the last one (same reservation, pool, subnet, lease
+    time, PRL and class list: clients of one kind come in runs) without building the keys of
+    the shared caches."""
     cdef Message msg = ex.msg
     cdef _Classes c = self._cls
+    cdef _Caches ca = self._caches
     cdef _PoolInfo pool = None
-    cdef _ClassDef d
+    cdef const unsigned char *p
+    cdef Py_ssize_t n
+    cdef bytes last
     cdef tuple sig = ()
+    cdef list out
+    cdef dict m
     if c.active:
         pool = _pool_of(self, ip)
         if pool is not None and not pool.options:
             pool = None
-        if c.any_options:
-            sig = tuple([cid for cid in ex.class_order
-                         if c.defs[<int>cid] is not None
-                         and (<_ClassDef>c.defs[<int>cid]).options])
-    if not sig and pool is None:
+    if not c.any_options and pool is None:
         if res is not None:
             return _options(self, res, res.options, msg, lt, info)
         return _options(self, info, info.options, msg, lt, info)
+    n = msg._view(OPT_PRL, &p)
+    if n < 0:
+        n = 0
+    last = ca.cls_prl
+    if (ca.cls_out is not None and ca.cls_res is res and ca.cls_pool is pool
+            and ca.cls_info is info and ca.cls_lt == lt and len(last) == n
+            and (n == 0 or memcmp(PyBytes_AS_STRING(last), p, n) == 0)
+            and ca.cls_order == ex.class_order):
+        return ca.cls_out
+    if c.any_options:
+        sig = tuple([cid for cid in ex.class_order
+                     if c.defs[<int>cid] is not None
+                     and (<_ClassDef>c.defs[<int>cid]).options])
+    if not sig and pool is None:
+        if res is not None:
+            out = _options(self, res, res.options, msg, lt, info)
+        else:
+            out = _options(self, info, info.options, msg, lt, info)
+    else:
+        m = _merged(self, res, pool, info, sig)
+        out = _options(self, m, m, msg, lt, info)
+    ca.cls_out = out
+    ca.cls_res = res
+    ca.cls_pool = pool
+    ca.cls_info = info
+    ca.cls_lt = lt
+    ca.cls_prl = PyBytes_FromStringAndSize(<const char *>p, n)
+    ca.cls_order = list(ex.class_order)
+    return out
+
+
+cdef dict _merged(Engine self, object res, _PoolInfo pool, _SubnetInfo info, tuple sig):
+    """The option dict of one (reservation, pool, subnet, classes with options) by Kea's
+    precedence, made once and kept (its id keys the filtered lists of ``_options``)."""
+    cdef _Classes c = self._cls
     mkey = (id(res) if res is not None else 0, id(pool) if pool is not None else 0,
             info.id, sig)
     merged = self._caches.merged.get(mkey)
-    if merged is None:
-        m = dict(self._config.options)
-        for cid in reversed(sig):
-            m.update((<_ClassDef>c.defs[<int>cid]).options)
-        m.update(info.own_options)
-        if pool is not None:
-            m.update(pool.options)
-        if res is not None:
-            m.update(res.own_options)
-        merged = m
-        if len(self._caches.merged) >= CACHE_MAX:
-            # The option cache keys on id(merged dict): both go together.
-            self._caches.merged.clear()
-            self._caches.opt.clear()
-        self._caches.merged[mkey] = merged
-    return _options(self, merged, <dict>merged, msg, lt, info)
+    if merged is not None:
+        return <dict>merged
+    cdef dict m = dict(self._config.options)
+    for cid in reversed(sig):
+        m.update((<_ClassDef>c.defs[<int>cid]).options)
+    m.update(info.own_options)
+    if pool is not None:
+        m.update(pool.options)
+    if res is not None:
+        m.update(res.own_options)
+    if len(self._caches.merged) >= CACHE_MAX:
+        # The option cache keys on id(merged dict): both go together.
+        self._caches.merged.clear()
+        self._caches.opt.clear()
+    self._caches.merged[mkey] = m
+    return m
