@@ -3,6 +3,8 @@
 from collections.abc import Callable
 
 from fastdhcp._engine import Engine
+from fastdhcp._hascope import ScopeFilter
+from fastdhcp._lease import Lease
 from fastdhcp._sockio import Outgoing
 from fastdhcp.metrics import Metrics
 from fastdhcp.pathreport import PathReport
@@ -12,7 +14,9 @@ class HeldAck:
     endpoint: PathEndpoint
     out: Outgoing
     held_at: float
-    def __init__(self, endpoint: PathEndpoint, out: Outgoing, held_at: float) -> None: ...
+    lease: Lease | None
+    def __init__(self, endpoint: PathEndpoint, out: Outgoing, held_at: float,
+                 lease: Lease | None = None) -> None: ...
 
 class PacketPath:
     def __init__(
@@ -24,6 +28,7 @@ class PacketPath:
         hold: Callable[[list[HeldAck]], None] | None,
         l2_dest: L2Dest,
         debug: bool,
+        ha: ScopeFilter | None = None,
     ) -> None: ...
     def read(self, ep: PathEndpoint, limit: int, now: float, t0: float) -> int: ...
     def flush(self, ep: PathEndpoint) -> None: ...

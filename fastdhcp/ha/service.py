@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from fastdhcp._hascope import ScopeFilter
 from fastdhcp.control.protocol import Answer
 from fastdhcp.ha import messages as m
 from fastdhcp.ha.config import HAConfig, PeerConfig
@@ -101,6 +102,9 @@ class HAService:
         self.last_update_rtt: float | None = None
         self._sync_lock = asyncio.Lock()
         self._background: set[asyncio.Future[list[set[int]]]] = set()
+        #: what the packet path answers (compiled; set here at every change, read per query)
+        self.filter = ScopeFilter()
+        self._refresh_filter()
 
     # ------------------------------------------------------------------ start / stop
 
@@ -139,6 +143,22 @@ class HAService:
     def serves(self, client_id: bytes | None, chaddr: bytes) -> bool:
         """Whether this server answers this client now (scope and state)."""
         return self.machine.serves(client_id, chaddr)
+
+    def _refresh_filter(self) -> None:
+        """Set the packet path's filter to the machine's answer (after every event that may
+        change the state, the scopes or the partner's reachability). Missed queries are kept
+        only while the partner is unavailable in a state that analyzes them: Kea's failure
+        detection, at no cost per packet otherwise."""
+        mm = self.machine
+        analyze = (mm.partner_state is HAState.UNAVAILABLE
+                   and mm.state in (mm.normal_state, HAState.COMMUNICATION_RECOVERY))
+        self.filter.set(mm.dhcp_enabled, mm.scope_count, mm.scope_mask(), analyze)
+
+    def drain_missed(self) -> None:
+        """Feed the queries the filter dropped as the partner's (kept while communication is
+        interrupted) to the failure detection: the server calls this after each burst."""
+        for q in self.filter.drain():
+            self.client_query(q.client_id, q.chaddr, q.secs)
 
     def client_query(self, client_id: bytes | None, chaddr: bytes, secs: int) -> None:
         """A query this server does not answer: Kea's failure detection counts it."""
@@ -202,10 +222,13 @@ class HAService:
                     self._batch = await self._has_batch(self._peer)
             await self._apply(step)
         await self._apply(mm.tick(self._clock()))
+        self._refresh_filter()
 
     async def _apply(self, step: Step) -> None:
         for t in step.transitions:
             self._note(t)
+        if step.transitions:
+            self._refresh_filter()
         for w in step.warnings:
             log.warning("HA: %s", w)
         for action in step.actions:
@@ -412,6 +435,7 @@ class HAService:
     def set_scopes(self, scopes: tuple[str, ...]) -> None:
         """ha-scopes (Refused for an unknown name)."""
         self.machine.set_scopes(scopes)
+        self._refresh_filter()
 
     def maintenance_notify(self, cancel: bool) -> str:
         """ha-maintenance-notify from the partner (Refused when the state does not allow)."""
@@ -458,6 +482,7 @@ class HAService:
         """A command's step: transitions logged now (a command's step has no actions)."""
         for t in step.transitions:
             self._note(t)
+        self._refresh_filter()
         for w in step.warnings:
             log.warning("HA: %s", w)
 
