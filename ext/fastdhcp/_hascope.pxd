@@ -32,5 +32,5 @@ cdef class ScopeFilter:
     cdef readonly long long disabled
     cdef list _missed
 
-    cdef int check(self, Message msg) except -1
+    cpdef int check(self, Message msg) except -1
     cdef _keep(self, Message msg, const unsigned char *b)
