@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from dhcpsim import DISCOVER, SERVER_IP, build_request, mac
 
+from fastdhcp._codec import parse as parse_msg
 from fastdhcp._hascope import ScopeFilter, lb_hash
 from fastdhcp._packetpath import PacketPath
 from fastdhcp._sockio import DatagramIO
@@ -213,3 +214,49 @@ def test_path_keeps_missed_queries_with_secs_while_analyzing(
     assert len(ep.out) == 20 - len(partner) and f.drain() == []
     f.set(True, 2, 0b10, False)
     assert f.drain() == []
+
+
+# ------------------------------------------------------------------ allocation shares
+
+
+def test_allocation_share_keeps_new_addresses_in_this_servers_half() -> None:
+    """With share i of 2, every new address is ``ip % 2 == i`` (offers, requested addresses
+    refused across the line), a lease of the other half is still renewed, and the shares of
+    two peers never meet: together they hand out the whole pool, each address once."""
+    from dhcpsim import REQUEST, ip
+
+    link = Link("eth0", SERVER_IP)
+    subnet = {**ENGINE_SUBNET, "pools": ["198.18.0.100 - 198.18.0.119"]}
+    got: dict[int, list[int]] = {}
+    for share in (0, 1):
+        engine = Engine(load_config(ENGINE_SERVER, global_=ENGINE_GLOBAL, subnets=[subnet]),
+                        MemoryLeaseStore())
+        engine.set_ha_share(share, 2)
+        got[share] = []
+        for i in range(12):
+            d = engine.handle(parse_msg(build_request(DISCOVER, xid=i, chaddr=mac(i))), link,
+                              1_800_000_000.0)
+            if d.reply is None:
+                break
+            got[share].append(int.from_bytes(d.reply[16:20], "big"))
+        # a client asking for an address of the other half is offered one of ours
+        other = ip("198.18.0.101") if share == 0 else ip("198.18.0.100")
+        d = engine.handle(parse_msg(build_request(DISCOVER, xid=99, chaddr=mac(99),
+                                                  requested_ip=other)), link, 1.8e9)
+        assert d.reply is None or int.from_bytes(d.reply[16:20], "big") % 2 == share
+        # a SELECTING REQUEST for it (which binds a free address without a share) is NAKed
+        d = engine.handle(parse_msg(build_request(REQUEST, xid=98, chaddr=mac(98),
+                                                  requested_ip=other, server_id=SERVER_IP)),
+                          link, 1.8e9)
+        assert d.binding is None and d.reason == "address-unavailable"
+    assert all(a % 2 == 0 for a in got[0]) and all(a % 2 == 1 for a in got[1])
+    assert len(got[0]) == len(got[1]) == 10  # each half of the 20-address pool, then dry
+    assert not set(got[0]) & set(got[1])
+    # a lease bound in the other half (by the partner, or before a change) is renewed as is
+    engine.set_ha_share(0, 2)
+    bound = got[1][0]
+    d = engine.handle(parse_msg(build_request(REQUEST, xid=7, chaddr=mac(0), ciaddr=bound)),
+                      link, 1.8e9 + 60)
+    assert int.from_bytes(d.reply[16:20], "big") == bound and d.binding is not None
+    with pytest.raises(ValueError, match="HA share 2 of 2"):
+        engine.set_ha_share(2, 2)

@@ -150,6 +150,8 @@ cdef _SubnetInfo _claim(Engine self, uint32_t ip, bytes key, uint32_t res_ip, tu
         info = <_SubnetInfo>res[1]
     off = ip - bm._first
     if not (bm._lvl[0][off >> 6] >> (off & 63)) & 1:
+        if not _in_share(self, ip):
+            return None  # free, but the HA partner's to hand out (no binding of ours)
         bm.allocate_c(ip)  # the hint is free: taken as is
         return info
     if res is not None:
@@ -165,9 +167,15 @@ cdef tuple _allocate(Engine self, tuple group, uint32_t hint):
     """A fresh address from the link's pools (next subnet when one is full)."""
     cdef _SubnetInfo info
     cdef PoolBitmap bm
+    cdef uint32_t ip
     for info in group:
         for bm in info.bitmaps:
-            if bm._used < bm._size:
-                return (<uint32_t>bm.allocate_c(hint if bm._first <= hint <= bm._last
-                                                else 0), info)
+            while bm._used < bm._size:
+                ip = <uint32_t>bm.allocate_c(hint if bm._first <= hint <= bm._last else 0)
+                if _in_share(self, ip):
+                    return (ip, info)
+                # the HA partner's share: left marked used here (parked) so next-fit does
+                # not meet it again; a lease change there (_settle) frees it, and it is
+                # parked again when met
+                hint = 0
     return (0, group[0])

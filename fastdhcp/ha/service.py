@@ -100,6 +100,8 @@ class HAService:
         self.transitions: list[Transition] = []
         #: round-trip seconds of the last lease update (the Prometheus gauge)
         self.last_update_rtt: float | None = None
+        #: the partner answered list-commands without BATCH_COMMAND: a Kea server
+        self._partner_kea = False
         self._sync_lock = asyncio.Lock()
         self._background: set[asyncio.Future[list[set[int]]]] = set()
         #: what the packet path answers (compiled; set here at every change, read per query)
@@ -168,6 +170,18 @@ class HAService:
             return
         mine = m_.scope_of(client_id, chaddr) == self.config.this_server_name
         m_.client_query(self._clock(), key, secs, not mine)
+
+    @property
+    def alloc_share(self) -> int | None:
+        """This server's share of each pool for new addresses (its index among the two
+        active peers, primary first; an address ``ip`` is in share ``ip % 2``), or None for
+        the whole pool: a backup, no partner, or a Kea partner (Kea allocates from the whole
+        pool; fastdhcp then does as Kea). Until the partner is known, the share: restricting
+        ourselves is always safe."""
+        if self._partner_kea or self._peer is None or self.config.partner is None:
+            return None
+        names = [p.name for p in self.config.active_peers]
+        return names.index(self.config.this_server_name)
 
     def heartbeat_answer(self) -> Answer:
         """Our answer to the partner's ``ha-heartbeat``."""
@@ -405,8 +419,11 @@ class HAService:
             answer = await peer.send(m.command("list-commands"))
         except PeerError:
             return False
-        return (answer.result == 0 and isinstance(answer.arguments, list)
-                and m.BATCH_COMMAND in answer.arguments)
+        has = (answer.result == 0 and isinstance(answer.arguments, list)
+               and m.BATCH_COMMAND in answer.arguments)
+        if peer is self._peer and answer.result == 0:
+            self._partner_kea = not has
+        return has
 
     async def _flush_backlog(self) -> bool:
         """Send the queued updates (communication-recovery -> normal state)."""

@@ -162,6 +162,8 @@ class Server:
         self._ha: HAService | None = None
         #: commit batches whose ACKs wait for the partner's acknowledgement (ha)
         self._ha_gates: set[asyncio.Future[None]] = set()
+        #: the allocation share applied to the engine (ha: None = the whole pool)
+        self._ha_share: int | None = None
 
     @property
     def engine(self) -> Engine:
@@ -490,6 +492,8 @@ class Server:
     # ----------------------------------------------------------------- packet path
 
     def _make_path(self) -> PacketPath:
+        if self._ha is not None:  # the engine may be a new one (reload)
+            self._apply_ha_share(self._ha)
         committer = self.committer
         return PacketPath(self.engine, self.metrics, self._report_log.report, self._guard,
                           committer.hold_many if committer is not None else None, self._l2_dest,
@@ -927,11 +931,22 @@ class Server:
         if conf is None:
             return
         self._ha = HAService(conf, self.ha_host)
+        self._apply_ha_share(self._ha)  # before the first packet
         await self._ha.start()
+
+    def _apply_ha_share(self, ha: HAService) -> None:
+        """Give the engine the HA allocation share (at start, after an engine change, and
+        when the partner turns out to be Kea)."""
+        share = self._ha_share = ha.alloc_share
+        self.engine.set_ha_share(share or 0, 0 if share is None else 2)
+        log.info("HA: new addresses from %s", "the whole pool" if share is None
+                 else f"allocation share {share} of 2 (address % 2 == {share})")
 
     def _ha_burst(self, ha: HAService) -> None:
         """After each burst: fold the scope filter's drop counts into the metrics and feed the
         queries it kept to the failure detection (one call a burst, none a packet)."""
+        if ha.alloc_share != self._ha_share:
+            self._apply_ha_share(ha)
         f = ha.filter
         if f.not_for_us:
             self.metrics.drop("ha-not-for-us", f.take_not_for_us())
