@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -73,11 +74,12 @@ class Partner:
 
 
 @contextmanager
-def served(tmp: Path, partner: Partner) -> Iterator[tuple[InProcessServer, Listener, int]]:
+def served(tmp: Path, partner: Partner,
+           metrics: str | None = None) -> Iterator[tuple[InProcessServer, Listener, int]]:
     port, http = free_port(), free_tcp_port()
     peers = [("server1", f"http://127.0.0.1:{free_tcp_port()}/", "primary"),
              ("server2", f"http://127.0.0.1:{http}/", "secondary")]
-    text = control_config_text(tmp / "db", port, tmp / "ctl.sock") + ha_toml(
+    text = control_config_text(tmp / "db", port, tmp / "ctl.sock", metrics=metrics) + ha_toml(
         "server1", "load-balancing", peers, heartbeat_delay=100, max_response_delay=400,
         max_ack_delay=1000, max_unacked_clients=0, sync_leases=False)
     with ExitStack() as stack:
@@ -143,10 +145,29 @@ def test_scope_filter_and_ack_gate(tmp_path: Path, batch: bool) -> None:
         assert srv.server.store.get(int(ipaddress.IPv4Address(offer.yiaddr))) is not None
 
 
+def scrape(mport: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read()
+    out = {}
+    for line in text.decode().splitlines():
+        if line.startswith("fastdhcp_ha_"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
 def test_partner_down_acks_after_the_local_commit_alone(tmp_path: Path) -> None:
     partner = Partner(batch=True)
-    with served(tmp_path, partner) as (srv, lst, port), RelayClient(port, timeout=2.0) as rc:
+    mport = free_tcp_port()
+    with served(tmp_path, partner, f"127.0.0.1:{mport}") as (srv, lst, port), \
+            RelayClient(port, timeout=2.0) as rc:
         wait_state(srv, S.LOAD_BALANCING)
+        _, ack = rc.dora(macs(0, 1, start=500)[0], 0x4F0)  # one update: its round trip
+        g = scrape(mport)
+        assert g['fastdhcp_ha_state{state="load-balancing"}'] == 1
+        assert g['fastdhcp_ha_state{state="waiting"}'] == 0
+        assert g['fastdhcp_ha_partner_state{state="load-balancing"}'] == 1
+        assert g["fastdhcp_ha_unsent_updates"] == 0
+        assert 0 < g["fastdhcp_ha_update_rtt_seconds"] < 5
         srv.call(lst.stop())  # the partner is gone
         wait_state(srv, S.PARTNER_DOWN)
         ha = srv.server.ha
@@ -160,3 +181,7 @@ def test_partner_down_acks_after_the_local_commit_alone(tmp_path: Path) -> None:
         assert len(leased) == 4
         assert ha.machine.unsent_update_count == before + 4
         assert len(partner.updates) == seen  # nothing was sent
+        g = scrape(mport)
+        assert g['fastdhcp_ha_state{state="partner-down"}'] == 1
+        assert g['fastdhcp_ha_partner_state{state="unavailable"}'] == 1
+        assert g["fastdhcp_ha_unsent_updates"] == before + 4

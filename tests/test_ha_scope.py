@@ -216,6 +216,17 @@ def test_path_keeps_missed_queries_with_secs_while_analyzing(
     assert f.drain() == []
 
 
+def test_standby_keeps_every_query_while_analyzing(
+        socks: tuple[socket.socket, socket.socket]) -> None:
+    # a hot-standby standby serves no scope: every query is the primary's, and with the
+    # primary unreachable every one counts for the failure detection
+    macs, data = _discovers(6, secs=3)
+    f = ScopeFilter()
+    f.set(True, 1, 0, True)
+    _, ep = _run(socks, f, data)
+    assert ep.out == [] and [q.chaddr for q in f.drain()] == macs
+
+
 # ------------------------------------------------------------------ allocation shares
 
 

@@ -143,26 +143,20 @@ cdef class ScopeFilter:
         cdef const unsigned char *p
         cdef const unsigned char *b
         cdef Py_ssize_t n
-        cdef int idx
         if not self.enabled:
             self.disabled += 1
             return HA_DISABLED
         if self.mask == (1u << self.servers) - 1:  # every scope (partner-down): no hash
             return HA_PASS
-        if self.mask == 0:
-            self.not_for_us += 1
-            return HA_NOT_FOR_US
-        n = msg._view(OPT_CLIENT_ID, &p)
         b = msg._buf
-        if n <= 0:
-            p = b + OFF_CHADDR
-            n = min(<Py_ssize_t>b[OFF_HLEN], <Py_ssize_t>_CHADDR_LEN)
-            if n == 0:  # nothing to hash: only a server of every scope answers (above)
-                self.not_for_us += 1
-                return HA_NOT_FOR_US
-        idx = pearson(p, n) % self.servers
-        if self.mask & (1u << idx):
-            return HA_PASS
+        if self.mask:  # (none served, as a hot-standby standby: nothing to hash)
+            n = msg._view(OPT_CLIENT_ID, &p)
+            if n <= 0:
+                p = b + OFF_CHADDR
+                n = min(<Py_ssize_t>b[OFF_HLEN], <Py_ssize_t>_CHADDR_LEN)
+            # nothing to hash (n == 0): only a server of every scope answers (above)
+            if n > 0 and self.mask & (1u << (pearson(p, n) % self.servers)):
+                return HA_PASS
         self.not_for_us += 1
         if self.analyze and len(self._missed) < 4096:  # bounded between two drains
             self._keep(msg, b)

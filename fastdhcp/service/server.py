@@ -33,11 +33,12 @@ from fastdhcp.engine import Decision, Engine, Link
 from fastdhcp.errors import ConfigError, StoreError
 from fastdhcp.ha.messages import HALease
 from fastdhcp.ha.service import HAService
+from fastdhcp.ha.state import HAState
 from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
 from fastdhcp.leases import Lease
 from fastdhcp.limits import EdgeGuard
-from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector
+from fastdhcp.metrics import HAGauges, Metrics, MetricsServer, ServerCollector
 from fastdhcp.pathreport import Event, PathEvent, PathReport
 from fastdhcp.pathtypes import PathEndpoint
 from fastdhcp.service import endpoints
@@ -224,6 +225,8 @@ class Server:
                             lambda: self._on_loop(self._pool_rows) or [],
                             lambda: self._on_loop(self._lease_count),
                             lambda: self._on_loop(self._kea_values),
+                            (lambda: self._on_loop(self._ha_gauges))
+                            if cfg.high_availability is not None else None,
                         ),
                         cfg.server.metrics,
                     )
@@ -933,6 +936,14 @@ class Server:
         self._ha = HAService(conf, self.ha_host)
         self._apply_ha_share(self._ha)  # before the first packet
         await self._ha.start()
+
+    def _ha_gauges(self) -> HAGauges | None:
+        ha = self._ha
+        if ha is None:
+            return None
+        mm = ha.machine
+        return HAGauges(tuple(s.value for s in HAState), mm.state.value,
+                        mm.partner_state.value, mm.unsent_update_count, ha.last_update_rtt)
 
     def _apply_ha_share(self, ha: HAService) -> None:
         """Give the engine the HA allocation share (at start, after an engine change, and

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -66,6 +67,7 @@ ROLES = {"load-balancing": ("primary", "secondary"), "hot-standby": ("primary", 
 @dataclass
 class PairLab:
     servers: tuple[Namespace, Namespace]
+    ifnames: tuple[str, str]  #: each server's end of the link
     relay: Namespace
     cleanup: Cleanup
 
@@ -85,7 +87,7 @@ def build_pair_lab(tag: str) -> PairLab:
             relay.run(["ip", "link", "set", port.ifname, "master", "br0"])
         relay.run(["ip", "addr", "add", f"{RELAY_IP}/24", "dev", "br0"])
         relay.run(["ip", "link", "set", "br0", "up"])
-        return PairLab((ns1, ns2), relay, cleanup)
+        return PairLab((ns1, ns2), (f"f{tag}h1", f"f{tag}h2"), relay, cleanup)
     except BaseException:
         cleanup.close()
         raise
@@ -138,7 +140,9 @@ class Client:
 class Relay:
     """Relays the test's clients' queries to both servers; gathers the replies by xid."""
 
-    def __init__(self, ns: Namespace) -> None:
+    def __init__(self, ns: Namespace, grace: float = 0.2) -> None:
+        #: how long to wait for a second answer once every query has one
+        self.grace = grace
         self.sock = socket_in(ns, (RELAY_IP, 67))
         self.sock.settimeout(0.05)
         self.targets = list(SERVER_IPS)
@@ -173,7 +177,7 @@ class Relay:
             if pkt.xid in want:
                 got.setdefault(pkt.xid, []).append((src, pkt))
             if grace is None and want <= set(got):
-                grace = min(end, time.monotonic() + 0.2)  # a second answer would come now
+                grace = min(end, time.monotonic() + self.grace)  # a second answer comes now
         return got
 
     def dora(self, clients: list[Client], secs: int = 0) -> dict[int, list[tuple[str, Any]]]:
@@ -347,8 +351,108 @@ mode = "{mode}"
 {timers}
 {peers}"""
 
+KEA = shutil.which("kea-dhcp4")
+CA = shutil.which("kea-ctrl-agent")
+HOOKS = Path("/usr/lib/x86_64-linux-gnu/kea/hooks")
 
-def wait_states(servers: list[Fastdhcp], want: str, timeout: float = 40.0) -> None:
+
+class KeaPeer:
+    """kea-dhcp4 2.2 (HA + lease_cmds hooks, memfile persisted) and its kea-ctrl-agent (the
+    peer URL, basic auth) in the namespace of server ``index``."""
+
+    def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path, ifname: str) -> None:
+        self.ns = ns
+        self.index = index
+        self.ip = SERVER_IPS[index]
+        self.name = f"server{index + 1}"
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.sock = self.dir / "kea4.sock"
+        self.procs: list[subprocess.Popen] = []
+        ha = {"this-server-name": self.name, "mode": mode, **TIMERS,
+              "peers": [{"name": f"server{i + 1}", "url": f"http://{ip}:{HTTP_PORT}/",
+                         "role": ROLES[mode][i], "auto-failover": True,
+                         "basic-auth-user": "ha", "basic-auth-password": PASSWORD}
+                        for i, ip in enumerate(SERVER_IPS)]}
+        dhcp = {"Dhcp4": {
+            "interfaces-config": {"interfaces": [ifname], "dhcp-socket-type": "udp"},
+            "control-socket": {"socket-type": "unix", "socket-name": str(self.sock)},
+            "lease-database": {"type": "memfile", "persist": True, "lfc-interval": 0,
+                               "name": str(self.dir / "leases.csv")},
+            "valid-lifetime": 600, "renew-timer": 150, "rebind-timer": 300,
+            "multi-threading": {"enable-multi-threading": False},
+            "hooks-libraries": [
+                {"library": str(HOOKS / "libdhcp_lease_cmds.so")},
+                {"library": str(HOOKS / "libdhcp_ha.so"),
+                 "parameters": {"high-availability": [ha]}}],
+            "subnet4": [{"id": 1, "subnet": "198.18.5.0/24",
+                         "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}],
+                         "relay": {"ip-addresses": [RELAY_IP]},
+                         "option-data": [{"name": "routers", "data": "198.18.5.1"}]}],
+            "loggers": [{"name": "kea-dhcp4", "severity": "INFO",
+                         "output_options": [{"output": str(self.dir / "kea.log")}]}],
+        }}
+        ca = {"Control-agent": {
+            "http-host": self.ip, "http-port": HTTP_PORT,
+            "authentication": {"type": "basic", "realm": "kea",
+                               "clients": [{"user": "ha", "password": PASSWORD}]},
+            "control-sockets": {"dhcp4": {"socket-type": "unix",
+                                          "socket-name": str(self.sock)}},
+            "loggers": [{"name": "kea-ctrl-agent", "severity": "WARN",
+                         "output_options": [{"output": str(self.dir / "ca.log")}]}],
+        }}
+        (self.dir / "kea.json").write_text(json.dumps(dhcp))
+        (self.dir / "ca.json").write_text(json.dumps(ca))
+
+    def start(self) -> None:
+        env = dict(os.environ, KEA_PIDFILE_DIR=str(self.dir), KEA_LOCKFILE_DIR=str(self.dir))
+        assert KEA is not None and CA is not None
+        for argv in ([KEA, "-c", str(self.dir / "kea.json")],
+                     [CA, "-c", str(self.dir / "ca.json")]):
+            self.procs.append(self.ns.popen(argv, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, env=env))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert all(p.poll() is None for p in self.procs), f"Kea exited\n{self.log()}"
+            try:
+                if self.sock.exists() and unix_command(self.sock, "status-get",
+                                                       timeout=2)["result"] == 0:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"Kea did not start\n{self.log()}")
+
+    def kill(self) -> None:
+        for p in self.procs:
+            stop_process(p, sig=signal.SIGKILL)
+        self.procs = []
+
+    def stop(self) -> None:
+        for p in self.procs:
+            stop_process(p, grace=10.0)
+        self.procs = []
+
+    def state(self) -> str:
+        st = unix_command(self.sock, "status-get", timeout=5)["arguments"]
+        return str(st["high-availability"][0]["ha-servers"]["local"]["state"])
+
+    def leases(self) -> dict[str, str]:
+        ans = unix_command(self.sock, "lease4-get-all", timeout=10)
+        return {x["ip-address"]: x["hw-address"].lower()
+                for x in (ans.get("arguments") or {}).get("leases", []) if x["state"] == 0}
+
+    def log(self) -> str:
+        try:
+            return (self.dir / "kea.log").read_text(errors="replace")[-6000:]
+        except FileNotFoundError:
+            return "(no log)"
+
+
+Server = Fastdhcp | KeaPeer
+
+
+def wait_states(servers: list[Server], want: str, timeout: float = 40.0) -> None:
     deadline = time.monotonic() + timeout
     seen: list[str] = []
     while time.monotonic() < deadline:
@@ -383,75 +487,119 @@ def pair_lab(interop_ready: None) -> Iterator[PairLab]:
         assert not errors, errors
 
 
-def test_fastdhcp_pair_load_balancing_failover_and_recovery(pair_lab: PairLab,
-                                                            tmp_path: Path) -> None:
-    servers = [Fastdhcp(pair_lab.servers[i], i, "load-balancing", tmp_path / f"s{i + 1}")
-               for i in range(2)]
+def failover(servers: list[Server], relay: Relay, mode: str, victim: int, *, n: int = 40,
+             one_at_a_time: bool = False) -> None:
+    """The whole life of a pair (the module docstring): start-up, the mode's normal state,
+    SIGKILL ``servers[victim]`` under relayed DORA and renewals with a rising secs, the
+    survivor serving every client in partner-down, the victim back, synced, normal again.
+    ``one_at_a_time``: one client's DORA after the other (a pair that shares a pool without
+    allocation shares, as with a Kea peer, may give one address to two clients whose
+    DISCOVERs race; each ACK waits for the partner's update, so sequential clients cannot)."""
+    for s in servers:
+        s.start()
+    wait_states(servers, mode)
+
+    def scope_server(c: Client) -> str:
+        return SERVER_IPS[scope_of(c) if mode == "load-balancing" else 0]
+
+    def dora(cs: list[Client], secs: int = 0) -> dict[int, list[tuple[str, Any]]]:
+        if not one_at_a_time:
+            return relay.dora(cs, secs)
+        out: dict[int, list[tuple[str, Any]]] = {}
+        for c in cs:
+            out.update(relay.dora([c], secs))
+        return out
+
+    # the normal state: one OFFER and one ACK each, from the server of the client's scope
+    first = clients(n, 0)
+    offers = dora(first)
+    for c in first:
+        got = offers.get(c.xid, [])
+        assert len(got) == 1, (c.mac.hex(), got)
+        assert got[0][0] == scope_server(c)
+        assert len(c.acks) == 1 and c.server == scope_server(c), c
+    assert {c.server for c in first} == {scope_server(c) for c in first}
+    if mode == "load-balancing":
+        assert {c.server for c in first} == set(SERVER_IPS)  # both scopes served
+    acked = {c.ip: c.mac.hex(":") for c in first}
+    assert len(acked) == n  # no address on two clients
+    for s in servers:  # each server's table: its own leases and the partner's updates
+        table = s.leases()
+        missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
+        assert not missing, (s.name, missing)
+
+    # failover: the victim dies; renewals and new clients with a rising secs
+    survivor = servers[1 - victim]
+    servers[victim].kill()
+    late = clients(n // 2, 100)
+    pending = first + late
+    secs = 0
+    deadline = time.monotonic() + 40
+    while pending and time.monotonic() < deadline:
+        secs += 1
+        olds = [c for c in pending if c.ip is not None]
+        news = [c for c in pending if c.ip is None]
+        before = {id(c): len(c.acks) for c in pending}
+        if olds:
+            relay.renew(olds, secs)
+        if news:
+            dora(news, secs)
+        pending = [c for c in pending if len(c.acks) == before[id(c)]]
+        time.sleep(0.3)
+    assert not pending, (f"{len(pending)} clients not served by the survivor",
+                         survivor.state(), survivor.log())
+    assert survivor.state() == "partner-down"
+    for c in first:  # every ACK since came from the survivor, each client kept its address
+        assert c.acks[1:] and all(src == survivor.ip for src, _ in c.acks[1:]), c
+        assert {ip for _, ip in c.acks} == {c.ip}, c
+    acked.update({c.ip: c.mac.hex(":") for c in late})
+    assert len(acked) == n + n // 2  # no address on two clients
+    table = survivor.leases()
+    missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
+    assert not missing, ("ACKed leases missing from the survivor", missing)
+    no_address_twice(table, "survivor")
+
+    # recovery: the victim restarts on its own table, syncs, both back to the normal state
+    servers[victim].start()
+    wait_states(servers, mode, timeout=60)
+    back = servers[victim].leases()
+    missing = {ip: hw for ip, hw in acked.items() if back.get(ip) != hw}
+    assert not missing, ("leases of the outage missing after the sync", missing)
+    no_address_twice(back, f"{servers[victim].name} after the sync")
+    fresh = clients(n // 4, 200)
+    offers = dora(fresh)
+    for c in fresh:
+        assert len(offers.get(c.xid, [])) == 1 and c.server == scope_server(c), c
+    assert not {c.ip for c in fresh} & set(acked)
+
+
+@pytest.mark.parametrize("mode,victim", [("load-balancing", 1), ("hot-standby", 0)],
+                         ids=["lb-secondary-dies", "hs-primary-dies"])
+def test_fastdhcp_pair(pair_lab: PairLab, tmp_path: Path, mode: str, victim: int) -> None:
+    servers: list[Server] = [Fastdhcp(pair_lab.servers[i], i, mode, tmp_path / f"s{i + 1}")
+                             for i in range(2)]
     relay = Relay(pair_lab.relay)
     try:
+        failover(servers, relay, mode, victim)
+    finally:
+        relay.close()
         for s in servers:
-            s.start()
-        wait_states(servers, "load-balancing")
+            s.stop()
 
-        # load-balancing: one OFFER and one ACK each, from the server of the client's scope
-        first = clients(40, 0)
-        offers = relay.dora(first)
-        for c in first:
-            got = offers.get(c.xid, [])
-            assert len(got) == 1, (c.mac.hex(), got)
-            assert got[0][0] == SERVER_IPS[scope_of(c)]
-            assert len(c.acks) == 1 and c.server == SERVER_IPS[scope_of(c)], c
-        assert {c.server for c in first} == set(SERVER_IPS)  # both scopes served
-        acked = {c.ip: c.mac.hex(":") for c in first}
-        for s in servers:  # each server's table: its own leases and the partner's updates
-            table = s.leases()
-            missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
-            assert not missing, (s.name, missing)
 
-        # failover: server2 dies; renewals and new clients with a rising secs
-        servers[1].kill()
-        late = clients(20, 100)
-        everyone = first + late
-        pending = list(everyone)
-        secs = 0
-        deadline = time.monotonic() + 40
-        while pending and time.monotonic() < deadline:
-            secs += 1
-            olds = [c for c in pending if c.ip is not None]
-            news = [c for c in pending if c.ip is None]
-            before = {id(c): len(c.acks) for c in pending}
-            if olds:
-                relay.renew(olds, secs)
-            if news:
-                relay.dora(news, secs)
-            pending = [c for c in pending if len(c.acks) == before[id(c)]]
-            time.sleep(0.3)
-        assert not pending, (f"{len(pending)} clients not served by the survivor",
-                             servers[0].state(), servers[0].log())
-        assert servers[0].state() == "partner-down"
-        # every ACK of the failover came from the survivor, each client kept its address
-        for c in first:
-            assert [a for a in c.acks[1:]] and all(src == SERVER_IPS[0] for src, _ in c.acks[1:])
-            assert {ip for _, ip in c.acks} == {c.ip}, c
-        acked.update({c.ip: c.mac.hex(":") for c in late})
-        survivor = servers[0].leases()
-        missing = {ip: hw for ip, hw in acked.items() if survivor.get(ip) != hw}
-        assert not missing, ("ACKed leases missing from the survivor", missing)
-        no_address_twice(survivor, "survivor")
-        no_address_twice(servers[1].leases(), "the dead server's table")
-
-        # recovery: server2 restarts on its own table, syncs, both back to load-balancing
-        servers[1].start()
-        wait_states(servers, "load-balancing", timeout=60)
-        back = servers[1].leases()
-        missing = {ip: hw for ip, hw in acked.items() if back.get(ip) != hw}
-        assert not missing, ("leases of the outage missing after the sync", missing)
-        no_address_twice(back, "server2 after the sync")
-        fresh = clients(16, 200)
-        offers = relay.dora(fresh)
-        for c in fresh:
-            assert len(offers.get(c.xid, [])) == 1 and c.server == SERVER_IPS[scope_of(c)], c
-        assert not set(c.ip for c in fresh) & set(acked)
+@pytest.mark.parametrize("victim", [1, 0], ids=["kea-dies", "fastdhcp-dies"])
+def test_fastdhcp_and_kea_pair(pair_lab: PairLab, tmp_path: Path, victim: int) -> None:
+    """fastdhcp (server1, primary) and a real Kea 2.2 (server2, secondary), load-balancing."""
+    if KEA is None or CA is None or not (HOOKS / "libdhcp_ha.so").exists():
+        pytest.fail("kea-dhcp4, kea-ctrl-agent and the HA hook are needed (Debian "
+                    "kea-dhcp4-server, kea-ctrl-agent)")
+    mode = "load-balancing"
+    servers: list[Server] = [
+        Fastdhcp(pair_lab.servers[0], 0, mode, tmp_path / "s1"),
+        KeaPeer(pair_lab.servers[1], 1, mode, tmp_path / "s2", pair_lab.ifnames[1])]
+    relay = Relay(pair_lab.relay, grace=0.05)
+    try:
+        failover(servers, relay, mode, victim, n=16, one_at_a_time=True)
     finally:
         relay.close()
         for s in servers:
