@@ -15,6 +15,7 @@ import bisect
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client.core import (
@@ -173,6 +174,17 @@ PoolRows = Callable[[], Iterable[tuple[int, str, str, int, int]]]
 KeaValues = Callable[[], "dict[str, int] | None"]
 
 
+@dataclass(frozen=True, slots=True)
+class HAGauges:
+    """What the HA gauges show, read on the loop at scrape time (fastdhcp.ha.service)."""
+
+    states: tuple[str, ...]  #: every HA state name (each a series of the state sets)
+    state: str  #: this server's state
+    partner_state: str  #: the partner's last known state ("unavailable" when not in touch)
+    unsent_updates: int  #: unsent-update-count
+    update_rtt: float | None  #: seconds of the last lease update to the partner
+
+
 class ServerCollector(Collector):
     """Exposes a :class:`Metrics` (and pool use read at scrape time) as Prometheus families."""
 
@@ -182,11 +194,13 @@ class ServerCollector(Collector):
         pool_rows: PoolRows,
         leases: Callable[[], int | None] | None = None,
         kea: KeaValues | None = None,
+        ha: Callable[[], HAGauges | None] | None = None,
     ) -> None:
         self._m = metrics
         self._pool_rows = pool_rows
         self._leases = leases
         self._kea = kea
+        self._ha = ha
 
     def describe(self) -> Iterable[Metric]:
         # No describe-time work: collect() reads live engine state, which must not run when
@@ -322,6 +336,32 @@ class ServerCollector(Collector):
                 )
         if self._kea is not None:
             yield from _kea_families(self._kea)
+        if self._ha is not None:
+            yield from _ha_families(self._ha)
+
+
+def _ha_families(ha: Callable[[], HAGauges | None]) -> Iterator[Metric]:
+    """The HA state sets (1 for the current state, 0 for the others), unsent updates and the
+    last update's round trip."""
+    try:
+        g = ha()
+    except Exception:  # as the pool rows: a scrape must not fail the page
+        g = None
+    if g is None:
+        return
+    for name, doc, now in (
+            ("fastdhcp_ha_state", "This server's HA state (1: the current one)", g.state),
+            ("fastdhcp_ha_partner_state", "The partner's last known HA state (1: the current "
+             "one)", g.partner_state)):
+        fam = GaugeMetricFamily(name, doc, labels=["state"])
+        for st in g.states:
+            fam.add_metric([st], 1 if st == now else 0)
+        yield fam
+    yield GaugeMetricFamily("fastdhcp_ha_unsent_updates", "Lease changes not sent to the "
+                            "partner (Kea's unsent-update-count)", value=g.unsent_updates)
+    if g.update_rtt is not None:
+        yield GaugeMetricFamily("fastdhcp_ha_update_rtt_seconds", "Round trip of the last "
+                                "lease update to the partner", value=g.update_rtt)
 
 
 def _kea_families(kea: KeaValues) -> Iterator[Metric]:

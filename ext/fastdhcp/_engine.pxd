@@ -264,6 +264,10 @@ cdef class Engine:
     cdef double _decline_fraction     # decline-max-fraction, 1.0 = no cap
     cdef dict _pool_declined          # pool first address -> DECLINED leases in the pool
     cdef dict _counters               # subnet id -> SubnetCounters (ids ever configured)
+    # HA allocation share (docs/high-availability.md): a new address only where
+    # ip % _share_count == _share_index; _share_count 0 = the whole pool (no HA pair)
+    cdef uint32_t _share_index
+    cdef uint32_t _share_count
     # Reservations added through the control channel (fastdhcp.hosts.HostTable): looked up in
     # the lease database per packet, only while the table holds hosts of the type asked.
     cdef object _hosts                # the HostTable, or None

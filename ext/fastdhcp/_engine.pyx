@@ -295,6 +295,8 @@ cdef class Engine:
         self._decline_by_client = {}
         self._decline_by_sub = {}
         self._decline_sweep_at = 0.0
+        self._share_index = 0
+        self._share_count = 0
         self._sub_leases = {}
         self._sub_offers = {}
         self._pool_declined = {}
@@ -667,6 +669,17 @@ cdef class Engine:
     def pool_bitmaps(self):
         """The pools' bitmaps, in address order (read-only use: tests and audits)."""
         return list(self._pool_bitmaps)
+
+    # ------------------------------------------------------------------ HA share (ha)
+
+    def set_ha_share(self, int index, int count):
+        """Allocate new addresses only from share ``index`` of ``count`` (an address is in
+        share ``ip % count``), or from the whole pool with ``count`` 0. Renewals of a bound
+        lease are not affected. Set by the server for an HA pair of fastdhcp peers."""
+        if count < 0 or count > 64 or (count and not 0 <= index < count):
+            raise ValueError(f"HA share {index} of {count}")
+        self._share_index = index
+        self._share_count = count
 
     # ------------------------------------------------------------------ hosts (cmd_hosts)
 
