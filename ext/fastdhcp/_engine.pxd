@@ -178,6 +178,10 @@ cdef class Engine:
     cdef double _decline_fraction     # decline-max-fraction, 1.0 = no cap
     cdef dict _pool_declined          # pool first address -> DECLINED leases in the pool
     cdef dict _counters               # subnet id -> SubnetCounters (ids ever configured)
+    cdef object _ddns                 # names.decide bound to [ddns], or None (_engine_fqdn)
+    cdef bint _ddns_gen               # names are generated for requests without 81 / 12
+    cdef bint _ddns_renew             # ddns-update-on-renew
+    cdef public dict ddns_pending     # address -> (lease, previous): DNS owed at its commit
     # Reservations added through the control channel (fastdhcp.hosts.HostTable): looked up in
     # the lease database per packet, only while the table holds hosts of the type asked.
     cdef object _hosts                # the HostTable, or None

@@ -25,6 +25,7 @@ handles; the fields are all declared in ``_engine.pxd``):
 ``_engine_defences.pxi``        subscriber lease limit, DECLINE limits and pool cap
 ``_engine_replies.pxi``         ``_destination`` (RFC 2131 4.1), options, server id, ``_reply``
 ``_engine_steps.pxi``           DISCOVER, REQUEST (+ ``_bind``), RELEASE, DECLINE, INFORM
+``_engine_fqdn.pxi``            client names: option 81 / 12 in replies, DNS owed per binding
 ==============================  ============================================================
 
 Cython allows ``include`` only at module level, not inside a class body: the Engine's methods of
@@ -44,6 +45,7 @@ from fastdhcp._codec cimport Message, ReplyBuilder, fd_load_be16, fd_load_be32
 # Leases are made in C (the cdef class's own allocation, no argument parsing): once per
 # binding. Under the engine's old name, so the call sites read as before.
 from fastdhcp._lease cimport lease_new as _new_lease
+from fastdhcp._lease cimport Lease, lease_fqdn
 from fastdhcp._consts cimport *
 
 from array import array
@@ -266,6 +268,7 @@ cdef class Engine:
         self._sub_offers = {}
         self._pool_declined = {}
         self._counters = {}
+        self.ddns_pending = {}
         self._caches = _Caches()
         self._apply(config, None)
         _rebuild(self)
@@ -329,6 +332,16 @@ cdef class Engine:
         decline_limit = int(d.decline_limit) if d is not None else 0
         decline_window = float(d.decline_window) if d is not None else 3600.0
         decline_fraction = float(d.decline_max_fraction) if d is not None else 1.0
+        dd = getattr(config, "ddns", None)
+        ddns = None
+        ddns_gen = False
+        if dd is not None:
+            from functools import partial
+            from fastdhcp.ddns.config import ReplaceClientName
+            from fastdhcp.ddns.names import decide
+            ddns = partial(decide, cfg=dd)
+            ddns_gen = dd.replace_client_name in (ReplaceClientName.ALWAYS,
+                                                  ReplaceClientName.WHEN_NOT_PRESENT)
 
         # Commit point: plain assignments from here on.
         self._config = config
@@ -350,6 +363,9 @@ cdef class Engine:
         self._decline_window = decline_window
         self._decline_fraction = decline_fraction
         self._counting = sub_limit > 0 or decline_fraction < 1.0
+        self._ddns = ddns
+        self._ddns_gen = ddns is not None and ddns_gen
+        self._ddns_renew = ddns is not None and dd.update_on_renew
         return fresh
 
     def reload(self, config):
@@ -471,9 +487,10 @@ cdef class Engine:
             c.reclaimed += 1
             if lease.state == ST_DECLINED:
                 c.reclaimed_declined += 1
-            ended = _new_lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
-                               ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
-                               lease.relay_info)
+            ended = lease_fqdn(_new_lease(lease.ip, lease.client_key, lease.hw_address,
+                                          lease.subnet_id, ST_EXPIRED, lease.issued,
+                                          lease.expires, lease.hostname, lease.relay_info),
+                               lease.fqdn_fwd, lease.fqdn_rev)  # its names go (ddns.feed)
             _on_record(self, lease, ended)
             self._sstage(ended)
             _settle(self, lease.ip)
@@ -642,3 +659,4 @@ include "_engine_offers.pxi"
 include "_engine_defences.pxi"
 include "_engine_replies.pxi"
 include "_engine_steps.pxi"
+include "_engine_fqdn.pxi"
