@@ -33,7 +33,8 @@ Names and DNS
     ``ddns`` (option 81/12 name policy, RFC 4701 DHCID, RFC 4703 updates and the update
     worker thread: fastdhcp.ddns.config, fastdhcp.ddns.names, fastdhcp.ddns.dhcid,
     fastdhcp.ddns.updates, fastdhcp.ddns.transport, fastdhcp.ddns.stats,
-    fastdhcp.ddns.worker; not yet wired into the engine and the service).
+    fastdhcp.ddns.worker; fastdhcp.ddns.feed and fastdhcp.ddns.runner turn committed leases
+    into name changes for the service).
 Decisions (sans-IO)
     ``engine`` (RFC 2131 decisions, compiled as ``_engine``), ``_bitmap`` (free-address
     bitmaps), ``_codec`` (bytes <-> Message, the reply builder), ``consts`` (message types

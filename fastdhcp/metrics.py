@@ -389,12 +389,14 @@ class MetricsServer:
     """The Prometheus HTTP endpoint (``prometheus_client.start_http_server``) with its own
     registry, on its own daemon thread."""
 
-    def __init__(self, collector: Collector, address: str) -> None:
+    def __init__(self, collector: Collector, address: str, *more: Collector) -> None:
         from prometheus_client import start_http_server
 
         host, port = parse_address(address)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(collector)
+        for c in more:  # e.g. fastdhcp.ddns.stats.DdnsCollector (update counters)
+            self.registry.register(c)
         self._httpd: Any
         self._thread: threading.Thread
         self._httpd, self._thread = start_http_server(port, addr=host, registry=self.registry)

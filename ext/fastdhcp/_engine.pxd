@@ -268,6 +268,10 @@ cdef class Engine:
     # ip % _share_count == _share_index; _share_count 0 = the whole pool (no HA pair)
     cdef uint32_t _share_index
     cdef uint32_t _share_count
+    cdef object _ddns                 # names.decide bound to [ddns], or None (_engine_fqdn)
+    cdef bint _ddns_gen               # names are generated for requests without 81 / 12
+    cdef bint _ddns_renew             # ddns-update-on-renew
+    cdef public dict ddns_pending     # address -> (lease, previous): DNS owed at its commit
     # Reservations added through the control channel (fastdhcp.hosts.HostTable): looked up in
     # the lease database per packet, only while the table holds hosts of the type asked.
     cdef object _hosts                # the HostTable, or None

@@ -30,6 +30,7 @@ handles; the fields are all declared in ``_engine.pxd``):
                                 boot-file-name by reservation > first class > subnet > global
 ``_engine_steps.pxi``           DISCOVER, REQUEST (+ ``_bind``), RELEASE, DECLINE, INFORM
 ``_engine_rapid.pxi``           rapid commit (RFC 4039) and ping-check's side of DISCOVER
+``_engine_fqdn.pxi``            client names: option 81 / 12 in replies, DNS owed per binding
 ==============================  ============================================================
 
 Cython allows ``include`` only at module level, not inside a class body: the Engine's methods of
@@ -49,6 +50,7 @@ from fastdhcp._codec cimport Message, ReplyBuilder, fd_load_be16, fd_load_be32
 # Leases are made in C (the cdef class's own allocation, no argument parsing): once per
 # binding. Under the engine's old name, so the call sites read as before.
 from fastdhcp._lease cimport lease_new as _new_lease
+from fastdhcp._lease cimport Lease, lease_fqdn
 from fastdhcp._consts cimport *
 
 from array import array
@@ -301,6 +303,7 @@ cdef class Engine:
         self._sub_offers = {}
         self._pool_declined = {}
         self._counters = {}
+        self.ddns_pending = {}
         self._caches = _Caches()
         self._fx_scratch = _Fixed.__new__(_Fixed)
         self._apply(config, None)
@@ -387,6 +390,16 @@ cdef class Engine:
             bool(getattr(r, "fixed", None)) for s in subnets for r in s.reservations)
         fx_any = fx_res or fx_class is not None or any(
             (<_SubnetInfo>i).fixed is not None for i in infos.values())
+        dd = getattr(config, "ddns", None)
+        ddns = None
+        ddns_gen = False
+        if dd is not None:
+            from functools import partial
+            from fastdhcp.ddns.config import ReplaceClientName
+            from fastdhcp.ddns.names import decide
+            ddns = partial(decide, cfg=dd)
+            ddns_gen = dd.replace_client_name in (ReplaceClientName.ALWAYS,
+                                                  ReplaceClientName.WHEN_NOT_PRESENT)
 
         # Commit point: plain assignments from here on.
         self._config = config
@@ -415,6 +428,9 @@ cdef class Engine:
         self._fx_class = fx_class
         self._fx_res = fx_res
         self._fx_any = fx_any
+        self._ddns = ddns
+        self._ddns_gen = ddns is not None and ddns_gen
+        self._ddns_renew = ddns is not None and dd.update_on_renew
         return fresh
 
     def reload(self, config):
@@ -541,9 +557,10 @@ cdef class Engine:
             c.reclaimed += 1
             if lease.state == ST_DECLINED:
                 c.reclaimed_declined += 1
-            ended = _new_lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
-                               ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
-                               lease.relay_info)
+            ended = lease_fqdn(_new_lease(lease.ip, lease.client_key, lease.hw_address,
+                                          lease.subnet_id, ST_EXPIRED, lease.issued,
+                                          lease.expires, lease.hostname, lease.relay_info),
+                               lease.fqdn_fwd, lease.fqdn_rev)  # its names go (ddns.feed)
             _on_record(self, lease, ended)
             self._sstage(ended)
             _settle(self, lease.ip)
@@ -748,3 +765,4 @@ include "_engine_replies.pxi"
 include "_engine_fields.pxi"
 include "_engine_steps.pxi"
 include "_engine_rapid.pxi"
+include "_engine_fqdn.pxi"

@@ -140,8 +140,10 @@ cdef Decision _discover(Engine self, Exchange ex):
                                        _link_address(link))
     fx = _fixed_fields(self, info, res if res is not None and (res_ip == ip or not res_ip)
                        else None, _classes_of(self, ex))
-    d = _reply(self, msg, OUT_OFFER, OFFER, 0, ip, [_sid_option(self, sid), *opts], None, how,
-               fx)
+    opts = [_sid_option(self, sid), *opts]
+    if self._ddns is not None:
+        opts = _fqdn_options(opts, _fqdn_decision(self, msg, ip))
+    d = _reply(self, msg, OUT_OFFER, OFFER, 0, ip, opts, None, how, fx)
     if info.ping_check:
         _probe_mark(self, ex, <Decision>d, ip, info, how)
     return d
@@ -272,8 +274,9 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
             and prev.state == ST_DEFAULT):
         # One binding per client: the old address goes back (staged before the new one
         # so the client index ends on the new address).
-        ended = _new_lease(prev.ip, key, prev.hw_address, prev.subnet_id, ST_RELEASED,
-                           t, t, prev.hostname, prev.relay_info)
+        ended = lease_fqdn(_new_lease(prev.ip, key, prev.hw_address, prev.subnet_id,
+                                      ST_RELEASED, t, t, prev.hostname, prev.relay_info),
+                           prev.fqdn_fwd, prev.fqdn_rev)
         _on_record(self, prev, ended)
         self._sstage(ended)
         _settle(self, prev.ip)
@@ -288,7 +291,10 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
         expires = t + lt + (1 if <double>t != now else 0)
     host = msg._opt_bytes(OPT_HOSTNAME)
     rai = msg._opt_bytes(OPT_RELAY_AGENT)
-    if host:
+    nd = _fqdn_decision(self, msg, ip) if self._ddns is not None else None
+    if nd is not None and nd.fqdn is not None:
+        hostname = nd.fqdn.to_text()  # the FQDN, as Kea's lease records hold it
+    elif host:
         hostname = (<bytes>host).decode("utf-8", "replace")
     elif res is not None and res.hostname:
         hostname = res.hostname
@@ -305,10 +311,14 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
             rai = b""
     ipo = ip  # the address as an int, made once
     lease = _new_lease(ipo, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname, rai)
+    if nd is not None:
+        lease_fqdn(lease, nd.forward, nd.reverse)
     if not renewal and (prev is None or prev.ip != ip or prev.client_key != key
                         or prev.state != ST_DEFAULT):
         info.counts.assigned += 1  # a new binding, not a renewal of this one
     _on_bound(self, ipo, at_ip, rai, info)
+    if self._ddns is not None:
+        _fqdn_note(self, lease, prev, ip, key)
     self._sstage(lease)
     o = self._offers.pop(key, None)
     if o is not None:
@@ -317,14 +327,15 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
         holder = self._offered.get(oip)
         if holder is not None and (holder is key or holder == key):
             del self._offered[oip]
-    opts = _reply_options(self, ex, res, info, ip, lt)
+    # a new list: _reply_options may answer with a cached one
+    opts = [_sid_option(self, sid), *_reply_options(self, ex, res, info, ip, lt)]
+    if nd is not None:
+        opts = _fqdn_options(opts, nd)
+    fx = _fixed_fields(self, info, res, _classes_of(self, ex))
     if ex.rapid:
-        return _rapid_reply(self, ex, ip, info, opts, sid, lease,
-                            _fixed_fields(self, info, res, _classes_of(self, ex)))
-    return _reply(self, msg, OUT_ACK, ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip,
-                  [_sid_option(self, sid), *opts], lease,
-                  <str>_REQUEST_STATE_NAMES[<int>state],
-                  _fixed_fields(self, info, res, _classes_of(self, ex)))
+        return _rapid_reply(self, ex, ip, info, opts, lease, fx)
+    return _reply(self, msg, OUT_ACK, ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip, opts,
+                  lease, <str>_REQUEST_STATE_NAMES[<int>state], fx)
 
 
 cdef Decision _release(Engine self, Exchange ex):
@@ -343,8 +354,9 @@ cdef Decision _release(Engine self, Exchange ex):
     if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
         return _drop("release-unknown")
     cdef int64_t t = <int64_t>now
-    ended = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED, t, t,
-                       lease.hostname, lease.relay_info)
+    ended = lease_fqdn(_new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED,
+                                  t, t, lease.hostname, lease.relay_info),
+                       lease.fqdn_fwd, lease.fqdn_rev)  # its names go (ddns.feed)
     _on_record(self, lease, ended)
     self._sstage(ended)
     _settle(self, ip)
@@ -372,8 +384,9 @@ cdef Decision _decline(Engine self, Exchange ex):
     info = self._infos.get(lease.subnet_id)
     cdef int64_t probation = (<_SubnetInfo>info).probation if info is not None else 86400
     cdef int64_t t = <int64_t>now
-    declined = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED, t,
-                          t + probation, lease.hostname, lease.relay_info)
+    declined = lease_fqdn(_new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED,
+                                     t, t + probation, lease.hostname, lease.relay_info),
+                          lease.fqdn_fwd, lease.fqdn_rev)
     _on_record(self, lease, declined)
     self._sstage(declined)
     o = self._offers.get(key)

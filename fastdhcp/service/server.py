@@ -28,6 +28,8 @@ from fastdhcp.control import commands as control_commands
 from fastdhcp.control.channel import ControlChannel
 from fastdhcp.control.cmd_leases import client_id_of
 from fastdhcp.control.table import CommandTable
+from fastdhcp.ddns.runner import DdnsRunner
+from fastdhcp.ddns.stats import DdnsCollector
 from fastdhcp.dhcp_state import DhcpServiceState, Origin
 from fastdhcp.engine import Decision, Engine, Link
 from fastdhcp.errors import ConfigError, StoreError
@@ -168,6 +170,8 @@ class Server:
         self._ha_gates: set[asyncio.Future[None]] = set()
         #: the allocation share applied to the engine (ha: None = the whole pool)
         self._ha_share: int | None = None
+        #: client names and DNS updates, when [ddns] is configured (fastdhcp.ddns.runner)
+        self.ddns: DdnsRunner | None = None
 
     @property
     def engine(self) -> Engine:
@@ -203,6 +207,7 @@ class Server:
             self.statistics = Statistics(self)
             self._hosts = HostTable(self._store)  # hosts (cmd_hosts)
             engine.attach_hosts(self._hosts)
+            self.ddns = DdnsRunner.follow(None, cfg.ddns, engine.ddns_pending)
             try:
                 for key in endpoint_keys(cfg):
                     ep = open_endpoint(key)
@@ -219,6 +224,7 @@ class Server:
                 self._on_failed,
                 batch_size=db.batch_size,
                 max_wait=db.max_wait_ms / 1000.0,
+                on_batch=self._on_batch,
             )
             if cfg.server.metrics:
                 try:
@@ -232,6 +238,8 @@ class Server:
                             if cfg.high_availability is not None else None,
                         ),
                         cfg.server.metrics,
+                        DdnsCollector(lambda: self.ddns.stats if self.ddns is not None
+                                      else None),
                     )
                 except (OSError, ValueError) as exc:
                     why = getattr(exc, "strerror", None) or exc
@@ -273,6 +281,9 @@ class Server:
             except Exception:
                 log.exception("closing the committer after a failed start")
             self.committer = None
+        if self.ddns is not None:
+            self.ddns.stop()
+            self.ddns = None
         for ep in self.endpoints.values():
             ep.close()
         self.endpoints.clear()
@@ -320,6 +331,9 @@ class Server:
             log.exception("flushing pending commits at shutdown")
         finally:
             self.committer = None
+            if self.ddns is not None:
+                self.ddns.stop()  # after the flush: its removals and adds were queued
+                self.ddns = None
             for ep in self.endpoints.values():
                 ep.close()
             if self.metrics_server is not None:
@@ -482,6 +496,7 @@ class Server:
                 except OSError as exc:
                     log.warning("reload: %s", exc)
         self.config = config
+        self.ddns = DdnsRunner.follow(self.ddns, config.ddns, self._engine.ddns_pending)
         self._guard = EdgeGuard.from_config(config.server, self._guard)
         if old.server.log_level != config.server.log_level and not self._log_level_pinned:
             logging.getLogger().setLevel(config.server.log_level.upper())
@@ -649,7 +664,14 @@ class Server:
         self._path.deliver(tokens)
         self._report_log.drain()
 
+    def _on_batch(self, batch: list[Any]) -> None:
+        # after the ACKs of a durable batch: what it owes DNS is queued, never waited for
+        if self.ddns is not None:
+            self.ddns.committed(batch)
+
     def _on_failed(self, leases: list[Any], tokens: list[Any], exc: BaseException) -> None:
+        if self.ddns is not None:
+            self.ddns.failed(leases)
         m = self.metrics
         m.commit_failures += 1
         m.acks_lost += len(tokens)
