@@ -6,7 +6,7 @@ from fastdhcp._engine import Engine
 from fastdhcp._sockio import Outgoing
 from fastdhcp.metrics import Metrics
 from fastdhcp.pathreport import PathReport
-from fastdhcp.pathtypes import L2Dest, PathEndpoint, PathGuard
+from fastdhcp.pathtypes import L2Dest, LeaseQueryHandler, PathEndpoint, PathGuard
 
 class HeldAck:
     endpoint: PathEndpoint
@@ -24,6 +24,7 @@ class PacketPath:
         hold: Callable[[list[HeldAck]], None] | None,
         l2_dest: L2Dest,
         debug: bool,
+        leasequery: LeaseQueryHandler | None = None,
     ) -> None: ...
     def read(self, ep: PathEndpoint, limit: int, now: float, t0: float) -> int: ...
     def flush(self, ep: PathEndpoint) -> None: ...

@@ -27,7 +27,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from fastdhcp.statistics import Kind, kind_of
 
-#: DHCP message type names (RFC 2132 9.6, RFC 3203, RFC 4388), lower case as label values.
+#: DHCP message type names (RFC 2132 9.6, RFC 3203, RFC 4388, RFC 6926), lower case as label
+#: values.
 MESSAGE_TYPES: dict[int, str] = {
     0: "bootp",
     1: "discover",
@@ -43,6 +44,8 @@ MESSAGE_TYPES: dict[int, str] = {
     11: "leaseunassigned",
     12: "leaseunknown",
     13: "leaseactive",
+    14: "bulkleasequery",
+    15: "leasequerydone",
 }
 
 #: Latency buckets in seconds: 50 us .. 5 s (receive to send, commit).
@@ -125,6 +128,16 @@ class Metrics:
         #: datagrams read and thrown away while the DHCP service was disabled (dhcp-disable);
         #: not drops: Kea does not count them in pkt4-receive-drop either
         self.disabled_discards = 0
+        #: RFC 6926 bulk leasequery over TCP (fastdhcp.service.leasequery_tcp): connections
+        #: accepted / refused (not a requester, or over max-requester-connections), open now,
+        #: queries served, reply messages sent (DHCPLEASEACTIVE, DHCPLEASEUNASSIGNED and
+        #: DHCPLEASEQUERYDONE), and connections closed as idle
+        self.bulk_connections = 0
+        self.bulk_refused = 0
+        self.bulk_open = 0
+        self.bulk_queries = 0
+        self.bulk_replies = 0
+        self.bulk_idle_closed = 0
         self.offer_latency = Histogram(LATENCY_BUCKETS)
         self.ack_latency = Histogram(LATENCY_BUCKETS)
         self.commit_latency = Histogram(LATENCY_BUCKETS)
@@ -226,8 +239,20 @@ class ServerCollector(Collector):
             ("fastdhcp_reload_failures", "Configuration reloads rejected", m.reload_failures),
             ("fastdhcp_disabled_discards", "Datagrams discarded while the DHCP service was "
              "disabled (dhcp-disable)", m.disabled_discards),
+            ("fastdhcp_bulk_leasequery_connections", "Bulk leasequery (RFC 6926) TCP "
+             "connections accepted", m.bulk_connections),
+            ("fastdhcp_bulk_leasequery_refused", "Bulk leasequery connections refused (not a "
+             "requester, or too many)", m.bulk_refused),
+            ("fastdhcp_bulk_leasequery_queries", "Bulk leasequery queries served",
+             m.bulk_queries),
+            ("fastdhcp_bulk_leasequery_replies", "Bulk leasequery reply messages sent",
+             m.bulk_replies),
+            ("fastdhcp_bulk_leasequery_idle_closed", "Bulk leasequery connections closed as "
+             "idle (max-requester-idle-time)", m.bulk_idle_closed),
         ):
             yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily("fastdhcp_bulk_leasequery_open",
+                                "Bulk leasequery connections open now", value=m.bulk_open)
         for name, doc, h in (
             ("fastdhcp_offer_latency_seconds", "DISCOVER received to OFFER sent", m.offer_latency),
             ("fastdhcp_ack_latency_seconds", "REQUEST received to ACK sent (includes the commit)",

@@ -28,6 +28,7 @@ cdef class PacketPath:
     cdef object guard             # fastdhcp.limits.EdgeGuard | None
     cdef object hold              # takes a list of held ACK tokens (GroupCommitter.hold_many)
     cdef bint debug
+    cdef object leasequery        # (endpoint, Message, src_ip, now, t0) -> Outgoing | None
     cdef list received            # metrics.received / metrics.sent: counts by message type
     cdef list sent
     cdef object offer_latency     # metrics.offer_latency / ack_latency (Histogram)
