@@ -39,6 +39,7 @@ from fastdhcp.leases import Lease, LeaseState, MemoryLeaseStore
 from fastdhcp.metrics import Metrics
 from fastdhcp.pathreport import PathReport
 from fastdhcp.service.leasequery_tcp import BulkLeaseQueryServer
+from fastdhcp.statistics import Statistics
 
 LQ = MessageType.LEASEQUERY
 NOW = 1_000_000.0
@@ -488,3 +489,52 @@ def test_bulk_bad_frame_closes_the_connection() -> None:
             await srv.close()
     asyncio.run(run())
     assert sum(m.malformed.values()) == 1
+
+
+# ------------------------------------------------------------------------------ statistics
+
+@dataclasses.dataclass
+class _Source:
+    config: Config
+    engine: Engine
+    store: MemoryLeaseStore
+    metrics: Metrics
+
+
+def test_kea_statistics_count_the_answers() -> None:
+    store = _store(_lease(0))
+    cfg = _cfg()
+    h, m = _handler(store, cfg)
+    for q in (_query(ciaddr=_lease(0).ip), _query(ciaddr=ip("198.18.0.101")),
+              _query(ciaddr=ip("198.18.0.50")), _query(ciaddr=1, giaddr=OTHER_RELAY)):
+        m.received[LQ] += 1  # as the packet path counts it
+        out = h(_Ep(), q, RELAY_IP, NOW, 0.0)
+        if out is not None:
+            m.sent[out.message_type] += 1  # as the flush counts it
+    v = Statistics(_Source(cfg, Engine(cfg, store), store, m)).raw_values()
+    assert v["pkt4-lease-query-received"] == 4 and v["pkt4-unknown-received"] == 0
+    assert (v["pkt4-lease-query-response-active-sent"],
+            v["pkt4-lease-query-response-unassigned-sent"],
+            v["pkt4-lease-query-response-unknown-sent"]) == (1, 1, 1)
+    assert v["pkt4-receive-drop"] == 1  # the stranger's query
+    plain = make_config()
+    v = Statistics(_Source(plain, Engine(plain, store), store, m)).raw_values()
+    assert "pkt4-lease-query-received" not in v and v["pkt4-unknown-received"] == 4
+
+
+def test_docs_document_every_key() -> None:
+    from pathlib import Path
+
+    from fastdhcp.leasequery.config import ADVANCED_KEYS, LEASEQUERY_KEYS
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    conf, page = (docs / "configuration.md").read_text(), (docs / "leasequery.md").read_text()
+    for key in ADVANCED_KEYS + ("requesters",):
+        assert f"`{key}`" in conf and f"| `{key}` |" in page, key
+    assert "advanced" in LEASEQUERY_KEYS and "`[leasequery]`" in conf
+    d = BulkConfig()
+    for key, default in (("lease-query-tcp-port", d.port),
+                         ("max-requester-connections", d.max_connections),
+                         ("max-requester-idle-time", d.idle_time),
+                         ("max-leases-per-fetch", d.page_size),
+                         ("max-concurrent-queries", d.max_concurrent)):
+        assert f"| `{key}` | `{default}` |" in page, key
