@@ -22,7 +22,7 @@ from fastdhcp._sockio import DatagramIO
 from fastdhcp.config import Config
 from fastdhcp.consts import MessageType
 from fastdhcp.engine import Engine, Link
-from fastdhcp.errors import ConfigError, MalformedPacket
+from fastdhcp.errors import ConfigError
 from fastdhcp.leasequery.config import BulkConfig, LeaseQueryConfig
 from fastdhcp.leasequery.lookup import sends_client_id
 from fastdhcp.leasequery.udp import UdpLeaseQuery
@@ -343,8 +343,10 @@ def test_framing() -> None:
         got += r.feed(stream[i:i + 7])
     assert got == [a, b] and r.pending == 0
     assert r.feed(b"\x00") == [] and r.pending == 1
-    with pytest.raises(MalformedPacket):
-        r.feed(b"\x00")
+    # a zero length: the frames before it are served, nothing after it
+    assert r.feed(b"\x05" + b) == [b] and r.pending == 0
+    assert r.feed(frame(b) + b"\x00\x00" + frame(a)) == [b] and r.error == "zero-length frame"
+    assert r.feed(frame(a)) == []
     with pytest.raises(ValueError):
         frame(b"")
     with pytest.raises(ValueError):

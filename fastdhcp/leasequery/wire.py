@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from fastdhcp._codec import Message
 from fastdhcp.consts import MessageType
-from fastdhcp.errors import MalformedPacket
 
 __all__ = [
     "DhcpState", "FrameReader", "Opt", "Query", "QueryKind", "Refusal", "Status", "SUB_RELAY_ID",
@@ -255,16 +254,21 @@ def frame(message: bytes) -> bytes:
 
 class FrameReader:
     """Splits a TCP byte stream into its messages (RFC 6926 5.1). Holds at most one partial
-    message (< 64 KiB + 2). A zero length cannot frame a DHCP message: :class:`MalformedPacket`,
-    after which the stream has no boundaries left to trust (the connection is closed)."""
+    message (< 64 KiB + 2). A zero length cannot frame a DHCP message: the reader stops there
+    and sets :attr:`error`, since the stream has no boundaries left to trust (the caller
+    serves the messages before it, then closes the connection)."""
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "error")
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        #: why the stream cannot be read further (None while it can)
+        self.error: str | None = None
 
     def feed(self, data: bytes) -> list[bytes]:
-        """The whole messages completed by ``data``, in order."""
+        """The whole messages completed by ``data``, in order (none once :attr:`error`)."""
+        if self.error is not None:
+            return []
         buf = self._buf
         buf += data
         out: list[bytes] = []
@@ -272,8 +276,9 @@ class FrameReader:
         while len(buf) - i >= 2:
             n = (buf[i] << 8) | buf[i + 1]
             if n == 0:
+                self.error = "zero-length frame"
                 del buf[:]
-                raise MalformedPacket("zero-length frame")
+                return out
             if len(buf) - i - 2 < n:
                 break
             out.append(bytes(buf[i + 2:i + 2 + n]))

@@ -185,12 +185,7 @@ class BulkLeaseQueryServer:
                 return
             if not data:
                 return
-            try:
-                messages = frames.feed(data)
-            except MalformedPacket as exc:
-                self.metrics.bad(f"bulk leasequery: {exc.reason}")
-                return
-            for raw in messages:
+            for raw in frames.feed(data):
                 try:
                     msg = parse(raw)
                 except MalformedPacket as exc:
@@ -208,6 +203,9 @@ class BulkLeaseQueryServer:
                                                        f"more than {limit} queries at once")])
                     continue
                 conn.queue.put_nowait(q if isinstance(q, Query) else _Refused(msg.xid, q))
+            if frames.error is not None:
+                self.metrics.bad(f"bulk leasequery: {frames.error}")
+                return
 
     async def _serve(self, conn: _Connection) -> None:
         while True:
