@@ -540,3 +540,28 @@ def test_docs_document_every_key() -> None:
                          ("max-leases-per-fetch", d.page_size),
                          ("max-concurrent-queries", d.max_concurrent)):
         assert f"| `{key}` | `{default}` |" in page, key
+
+
+def test_bulk_answers_what_was_asked_before_a_half_close_or_a_bad_frame() -> None:
+    m = Metrics()
+
+    async def run() -> None:
+        srv, port = await _started(_bulk_cfg(), _store(_lease(0), _lease(1)), m)
+        try:
+            for tail in (b"", b"\x00\x00"):  # a half-close, then a zero-length frame
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(frame(_bulk(xid=1)) + tail)
+                if not tail:
+                    w.write_eof()
+                frames, got = FrameReader(), []
+                while True:
+                    data = await asyncio.wait_for(r.read(65536), 5)
+                    if not data:
+                        break
+                    got += [parse(f).message_type for f in frames.feed(data)]
+                assert got == [13, 13, 15], tail
+                w.close()
+        finally:
+            await srv.close()
+    asyncio.run(run())
+    assert sum(m.malformed.values()) == 1

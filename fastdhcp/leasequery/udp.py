@@ -73,6 +73,11 @@ class UdpLeaseQuery:
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def reconfigure(self, config: Config) -> None:
+        """Answer from ``config``'s subnets, pools and server id from now on (a reload); the
+        requesters stay those the server started with ([leasequery] needs a restart)."""
+        self.config = config
+
     def __call__(self, ep: Any, msg: Message, src_ip: int, now: float,
                  t0: float) -> Outgoing | None:
         q = udp_query(msg)

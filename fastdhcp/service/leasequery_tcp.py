@@ -106,6 +106,11 @@ class BulkLeaseQueryServer:
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
 
+    def reconfigure(self, config: Config) -> None:
+        """Use ``config``'s subnets and server id from now on (a reload); the listener and its
+        limits stay those it started with ([leasequery] needs a restart)."""
+        self.config = config
+
     @property
     def sockname(self) -> tuple[str, int] | None:
         """The bound address (the port when 0 was asked, in tests), or None when stopped."""
@@ -184,6 +189,8 @@ class BulkLeaseQueryServer:
                 log.info("bulk leasequery: %s idle for %g s, closed", conn.peer, idle)
                 return
             if not data:
+                # the requester has sent all it will (a half-close): answer what it asked
+                await conn.queue.join()
                 return
             for raw in frames.feed(data):
                 try:
@@ -205,6 +212,7 @@ class BulkLeaseQueryServer:
                 conn.queue.put_nowait(q if isinstance(q, Query) else _Refused(msg.xid, q))
             if frames.error is not None:
                 self.metrics.bad(f"bulk leasequery: {frames.error}")
+                await conn.queue.join()  # the queries framed before it are answered
                 return
 
     async def _serve(self, conn: _Connection) -> None:
@@ -220,6 +228,7 @@ class BulkLeaseQueryServer:
                 self.metrics.bulk_queries += 1
             finally:
                 conn.running = False
+                conn.queue.task_done()
 
     async def _send(self, conn: _Connection, messages: list[bytes]) -> None:
         conn.writer.write(b"".join(frame(x) for x in messages))

@@ -482,6 +482,9 @@ class Server:
         if old.server.log_level != config.server.log_level and not self._log_level_pinned:
             logging.getLogger().setLevel(config.server.log_level.upper())
             self._debug = log.isEnabledFor(logging.DEBUG)
+        for lq in (self._lq_udp, self._lq_bulk):
+            if lq is not None:
+                lq.reconfigure(config)  # new subnets and pools; the requesters stay
         self._path = self._make_path()  # the engine, the guard or the log level may be new
         self.configured_at = time.monotonic()
         self._reconfigure_control(config.control_sockets)
