@@ -9,7 +9,7 @@ from fastdhcp._lease import Lease
 from fastdhcp._sockio import Outgoing
 from fastdhcp.metrics import Metrics
 from fastdhcp.pathreport import PathReport
-from fastdhcp.pathtypes import L2Dest, PathEndpoint, PathGuard
+from fastdhcp.pathtypes import L2Dest, LeaseQueryHandler, PathEndpoint, PathGuard
 
 class HeldAck:
     endpoint: PathEndpoint
@@ -40,8 +40,12 @@ class PacketPath:
         hold: Callable[[list[HeldAck]], None] | None,
         l2_dest: L2Dest,
         debug: bool,
+<<<<<<< HEAD
         probe: Callable[[list[HeldOffer]], None] | None = ...,
         ha: ScopeFilter | None = ...,
+=======
+        leasequery: LeaseQueryHandler | None = None,
+>>>>>>> wip/leasequery
     ) -> None: ...
     def read(self, ep: PathEndpoint, limit: int, now: float, t0: float) -> int: ...
     def flush(self, ep: PathEndpoint) -> None: ...

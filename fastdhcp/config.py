@@ -37,6 +37,7 @@ from fastdhcp.errors import ConfigError, ExpressionError
 from fastdhcp.expression import members
 from fastdhcp.expression import parse as parse_expression
 from fastdhcp.ha import config as ha_config
+from fastdhcp.leasequery import config as lq_config
 from fastdhcp.options import (
     OptionDef,
     custom_option_def,
@@ -506,9 +507,14 @@ class Config:
     """``[high-availability]``: the HA pair (docs/high-availability.md); None when unset."""
     ddns: ddns_config.DdnsConfig | None = None
     """``[ddns]``: client names and DNS updates (docs/ddns.md); None when unset."""
+<<<<<<< HEAD
     fixed: FixedFields = FixedFields()
     """``[global]`` next-server / server-hostname / boot-file-name (each subnet holds its
     effective copy)."""
+=======
+    leasequery: lq_config.LeaseQueryConfig | None = None
+    """``[leasequery]``: RFC 4388 / RFC 6926 leasequery (docs/leasequery.md); None: off."""
+>>>>>>> wip/leasequery
     client_classes: tuple[ClientClass, ...] = ()
     """``[[client-classes]]``, in definition order (Kea evaluates tests in this order)."""
     class_ids: dict[str, int] = field(default_factory=dict)
@@ -526,7 +532,7 @@ class Config:
 # -- key tables (also what docs/configuration.md must document) --------------------------------
 
 TOP_KEYS = ("server", "lease-database", "global", "subnet4", "control-sockets",
-            "high-availability", "ddns", "client-classes")
+            "high-availability", "ddns", "client-classes", "leasequery")
 CLIENT_CLASS_KEYS = (
     "name", "test", "only-if-required", "only-in-additional-list", "option-data", "option-def",
     "next-server", "server-hostname", "boot-file-name", "valid-lifetime", "min-valid-lifetime",
@@ -1433,13 +1439,21 @@ class _Loader:
         ddns = (ddns_config.parse(doc["ddns"], p.bad, lambda t, path, allowed, where:
                                   _check_keys(p, t, path, allowed, where))
                 if "ddns" in doc else None)
+        lq = (lq_config.parse(doc["leasequery"], p.bad, lambda t, path, allowed, where:
+                              _check_keys(p, t, path, allowed, where))
+              if "leasequery" in doc else None)
         classes, class_ids = _client_classes(p, doc.get("client-classes", []))
         self.cross_checks()
         if p.lines:
             raise ConfigError(p.lines)
         return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts, defences,
+<<<<<<< HEAD
                       sockets, copy.deepcopy(doc), high_availability=ha, ddns=ddns,
                       client_classes=classes, class_ids=class_ids, fixed=g_fixed)
+=======
+                      sockets, copy.deepcopy(doc), high_availability=ha, ddns=ddns, leasequery=lq,
+                      client_classes=classes, class_ids=class_ids)
+>>>>>>> wip/leasequery
 
     def subnet(self, t: dict[str, Any], path: str, server: ServerConfig,
                g_life: dict[str, int], g_opts: dict[int, bytes],

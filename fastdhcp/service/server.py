@@ -22,6 +22,7 @@ from typing import Any
 
 from fastdhcp import netio
 from fastdhcp._packetpath import PacketPath
+from fastdhcp._sockio import Outgoing
 from fastdhcp.config import Config
 from fastdhcp.config import load as load_config
 from fastdhcp.control import commands as control_commands
@@ -38,7 +39,11 @@ from fastdhcp.ha.service import HAService
 from fastdhcp.ha.state import HAState
 from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
+<<<<<<< HEAD
 from fastdhcp.leases import Lease
+=======
+from fastdhcp.leasequery.udp import UdpLeaseQuery
+>>>>>>> wip/leasequery
 from fastdhcp.limits import EdgeGuard
 from fastdhcp.metrics import HAGauges, Metrics, MetricsServer, ServerCollector
 from fastdhcp.pathreport import Event, PathEvent, PathReport
@@ -52,6 +57,7 @@ from fastdhcp.service.endpoints import (
     open_endpoint,
     pace_for,
 )
+from fastdhcp.service.leasequery_tcp import BulkLeaseQueryServer
 from fastdhcp.service.notify import sd_notify
 from fastdhcp.service.pingcheck import PingChecker
 from fastdhcp.service.ratelog import RateLimitedLog
@@ -164,6 +170,7 @@ class Server:
         self.statistics: Statistics | None = None
         #: the HA service, when [high-availability] is configured (ha, cmd_ha)
         self._ha: HAService | None = None
+<<<<<<< HEAD
         #: ping-check's prober, made when a subnet first enables it (kept across reloads)
         self._ping: PingChecker | None = None
         #: commit batches whose ACKs wait for the partner's acknowledgement (ha)
@@ -172,6 +179,12 @@ class Server:
         self._ha_share: int | None = None
         #: client names and DNS updates, when [ddns] is configured (fastdhcp.ddns.runner)
         self.ddns: DdnsRunner | None = None
+=======
+        #: leasequery (docs/leasequery.md): the DHCPLEASEQUERY handler the path calls, and the
+        #: bulk leasequery TCP listener, when [leasequery] configures them
+        self._lq_udp: UdpLeaseQuery | None = None
+        self._lq_bulk: BulkLeaseQueryServer | None = None
+>>>>>>> wip/leasequery
 
     @property
     def engine(self) -> Engine:
@@ -249,6 +262,7 @@ class Server:
             except OSError as exc:
                 raise StartupError(f"control socket: {exc.strerror or exc}") from exc
             await self._start_ha()  # ha (cmd_ha)
+            await self._start_leasequery()
         except BaseException:
             await self._abort_start()
             raise
@@ -270,6 +284,7 @@ class Server:
         self._log_startup()
 
     async def _abort_start(self) -> None:
+        await self._stop_leasequery()
         await self._stop_ha()  # ha (cmd_ha)
         await self.control.close()
         if self.metrics_server is not None:
@@ -314,6 +329,7 @@ class Server:
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        await self._stop_leasequery()
         await self._stop_ha()  # ha (cmd_ha): no more heartbeats nor updates to the partner
         await self.control.close()  # no command starts while the commits are flushed
         for ep in self.endpoints.values():
@@ -455,6 +471,8 @@ class Server:
             log.warning("reload: server.metrics changes take effect at the next restart")
         if old.high_availability != config.high_availability:  # ha (cmd_ha)
             log.warning("reload: [high-availability] changes take effect at the next restart")
+        if old.leasequery != config.leasequery:
+            log.warning("reload: [leasequery] changes take effect at the next restart")
 
         want = endpoint_keys(config)
         refused = self.check_config(config)
@@ -501,6 +519,9 @@ class Server:
         if old.server.log_level != config.server.log_level and not self._log_level_pinned:
             logging.getLogger().setLevel(config.server.log_level.upper())
             self._debug = log.isEnabledFor(logging.DEBUG)
+        for lq in (self._lq_udp, self._lq_bulk):
+            if lq is not None:
+                lq.reconfigure(config)  # new subnets and pools; the requesters stay
         self._path = self._make_path()  # the engine, the guard or the log level may be new
         self.configured_at = time.monotonic()
         self._reconfigure_control(config.control_sockets)
@@ -521,6 +542,7 @@ class Server:
         committer = self.committer
         path = PacketPath(self.engine, self.metrics, self._report_log.report, self._guard,
                           committer.hold_many if committer is not None else None, self._l2_dest,
+<<<<<<< HEAD
                           self._debug, probe=self._ping_sink(),
                           ha=self._ha.filter if self._ha is not None else None)
         if self._ping is not None:
@@ -540,6 +562,9 @@ class Server:
     def _kick_commit(self) -> None:
         if self.committer is not None:
             self.committer.kick()
+=======
+                          self._debug, self._lq_udp)
+>>>>>>> wip/leasequery
 
     def _l2_dest(self, ep: PathEndpoint, d: Decision) -> int:
         # the path hands back the endpoint it read from: always one of ours
@@ -974,6 +999,42 @@ class Server:
     def ha_host(self) -> CommandTableHost:
         """The partner's leases are stored through this server's lease commands."""
         return CommandTableHost(self)
+
+    async def _start_leasequery(self) -> None:
+        lq = self.config.leasequery
+        if lq is None:
+            return
+        self._lq_udp = UdpLeaseQuery(self.config, self.store, self.metrics, self._lq_send)
+        if lq.bulk.enabled:
+            bulk = BulkLeaseQueryServer(self.config, self.store, self.metrics)
+            try:
+                await bulk.start()
+            except OSError as exc:
+                raise StartupError(f"bulk leasequery on {lq.bulk.address}:{lq.bulk.port}: "
+                                   f"{exc.strerror or exc}") from exc
+            self._lq_bulk = bulk
+
+    async def _stop_leasequery(self) -> None:
+        udp, self._lq_udp = self._lq_udp, None
+        bulk, self._lq_bulk = self._lq_bulk, None
+        if udp is not None:
+            await udp.close()
+        if bulk is not None:
+            await bulk.close()
+
+    def _lq_send(self, ep: Endpoint, item: Outgoing) -> None:
+        # a leasequery answered after a scan: it leaves as the burst's replies do
+        path = self._path
+        if path is None or ep.closed:
+            self.metrics.drop("socket-closed")
+            return
+        ep.out.append(item)
+        path.flush(ep)
+
+    @property
+    def leasequery_bulk(self) -> BulkLeaseQueryServer | None:
+        """The bulk leasequery listener, when one runs."""
+        return self._lq_bulk
 
     async def _start_ha(self) -> None:
         conf = self.config.high_availability
