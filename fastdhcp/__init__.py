@@ -27,15 +27,11 @@ Service (the only I/O)
     ``_sockio`` (recvmmsg/sendmmsg, the read-pace timer).
 Control and HA
     ``control`` (Kea's command table and its Unix and HTTP transports), ``ha`` (Kea's HA
-<<<<<<< HEAD
     protocol with a partner); compiled: ``_hascope`` (the load-balancing hash and the scope
     filter the packet path asks per query).
-=======
-    protocol with a partner).
 Leasequery
     ``leasequery`` (RFC 4388 over UDP, routed to it by the packet path; RFC 6926 messages and
     framing; the bulk listener is the service's fastdhcp.service.leasequery_tcp).
->>>>>>> wip/leasequery
 Names and DNS
     ``ddns`` (option 81/12 name policy, RFC 4701 DHCID, RFC 4703 updates and the update
     worker thread: fastdhcp.ddns.config, fastdhcp.ddns.names, fastdhcp.ddns.dhcid,

@@ -40,12 +40,9 @@ class PacketPath:
         hold: Callable[[list[HeldAck]], None] | None,
         l2_dest: L2Dest,
         debug: bool,
-<<<<<<< HEAD
         probe: Callable[[list[HeldOffer]], None] | None = ...,
         ha: ScopeFilter | None = ...,
-=======
-        leasequery: LeaseQueryHandler | None = None,
->>>>>>> wip/leasequery
+        leasequery: LeaseQueryHandler | None = ...,
     ) -> None: ...
     def read(self, ep: PathEndpoint, limit: int, now: float, t0: float) -> int: ...
     def flush(self, ep: PathEndpoint) -> None: ...

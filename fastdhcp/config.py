@@ -507,14 +507,11 @@ class Config:
     """``[high-availability]``: the HA pair (docs/high-availability.md); None when unset."""
     ddns: ddns_config.DdnsConfig | None = None
     """``[ddns]``: client names and DNS updates (docs/ddns.md); None when unset."""
-<<<<<<< HEAD
     fixed: FixedFields = FixedFields()
     """``[global]`` next-server / server-hostname / boot-file-name (each subnet holds its
     effective copy)."""
-=======
     leasequery: lq_config.LeaseQueryConfig | None = None
     """``[leasequery]``: RFC 4388 / RFC 6926 leasequery (docs/leasequery.md); None: off."""
->>>>>>> wip/leasequery
     client_classes: tuple[ClientClass, ...] = ()
     """``[[client-classes]]``, in definition order (Kea evaluates tests in this order)."""
     class_ids: dict[str, int] = field(default_factory=dict)
@@ -1447,13 +1444,8 @@ class _Loader:
         if p.lines:
             raise ConfigError(p.lines)
         return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts, defences,
-<<<<<<< HEAD
-                      sockets, copy.deepcopy(doc), high_availability=ha, ddns=ddns,
-                      client_classes=classes, class_ids=class_ids, fixed=g_fixed)
-=======
                       sockets, copy.deepcopy(doc), high_availability=ha, ddns=ddns, leasequery=lq,
-                      client_classes=classes, class_ids=class_ids)
->>>>>>> wip/leasequery
+                      client_classes=classes, class_ids=class_ids, fixed=g_fixed)
 
     def subnet(self, t: dict[str, Any], path: str, server: ServerConfig,
                g_life: dict[str, int], g_opts: dict[int, bytes],

@@ -129,7 +129,6 @@ class Metrics:
         #: datagrams read and thrown away while the DHCP service was disabled (dhcp-disable);
         #: not drops: Kea does not count them in pkt4-receive-drop either
         self.disabled_discards = 0
-<<<<<<< HEAD
         #: DISCOVERs answered with a rapid-commit ACK (RFC 4039), counted by the packet path
         self.rapid_commits = 0
         #: ping-check (fastdhcp.service.pingcheck): addresses probed, found in use (declined),
@@ -140,7 +139,6 @@ class Metrics:
         self.ping_free = 0
         self.ping_errors = 0
         self.ping_gave_up = 0
-=======
         #: RFC 6926 bulk leasequery over TCP (fastdhcp.service.leasequery_tcp): connections
         #: accepted / refused (not a requester, or over max-requester-connections), open now,
         #: queries served, reply messages sent (DHCPLEASEACTIVE, DHCPLEASEUNASSIGNED and
@@ -151,7 +149,6 @@ class Metrics:
         self.bulk_queries = 0
         self.bulk_replies = 0
         self.bulk_idle_closed = 0
->>>>>>> wip/leasequery
         self.offer_latency = Histogram(LATENCY_BUCKETS)
         self.ack_latency = Histogram(LATENCY_BUCKETS)
         self.commit_latency = Histogram(LATENCY_BUCKETS)
@@ -266,7 +263,6 @@ class ServerCollector(Collector):
             ("fastdhcp_reload_failures", "Configuration reloads rejected", m.reload_failures),
             ("fastdhcp_disabled_discards", "Datagrams discarded while the DHCP service was "
              "disabled (dhcp-disable)", m.disabled_discards),
-<<<<<<< HEAD
             ("fastdhcp_rapid_commits", "DISCOVERs answered with a rapid-commit ACK (RFC 4039)",
              m.rapid_commits),
             ("fastdhcp_ping_checks", "Addresses probed by ping-check before an OFFER",
@@ -279,7 +275,6 @@ class ServerCollector(Collector):
              m.ping_errors),
             ("fastdhcp_ping_gave_up", "DISCOVERs dropped after too many addresses in use",
              m.ping_gave_up),
-=======
             ("fastdhcp_bulk_leasequery_connections", "Bulk leasequery (RFC 6926) TCP "
              "connections accepted", m.bulk_connections),
             ("fastdhcp_bulk_leasequery_refused", "Bulk leasequery connections refused (not a "
@@ -290,7 +285,6 @@ class ServerCollector(Collector):
              m.bulk_replies),
             ("fastdhcp_bulk_leasequery_idle_closed", "Bulk leasequery connections closed as "
              "idle (max-requester-idle-time)", m.bulk_idle_closed),
->>>>>>> wip/leasequery
         ):
             yield CounterMetricFamily(name, doc, value=value)
         yield GaugeMetricFamily("fastdhcp_bulk_leasequery_open",

@@ -42,11 +42,8 @@ cdef class PacketPath:
     cdef object hold              # takes a list of held ACK tokens (GroupCommitter.hold_many)
     cdef object probe             # takes a list of HeldOffer (the service's ping-check), or None
     cdef bint debug
-<<<<<<< HEAD
     cdef ScopeFilter ha           # the HA scope filter, or None
-=======
     cdef object leasequery        # (endpoint, Message, src_ip, now, t0) -> Outgoing | None
->>>>>>> wip/leasequery
     cdef list received            # metrics.received / metrics.sent: counts by message type
     cdef list sent
     cdef object offer_latency     # metrics.offer_latency / ack_latency (Histogram)

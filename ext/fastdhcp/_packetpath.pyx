@@ -31,11 +31,8 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport uint32_t
 
 from fastdhcp._codec cimport Message, fd_load_be32, parse
-<<<<<<< HEAD
-from fastdhcp._consts cimport ACK, DISCOVER, NAK, OFF_GIADDR, OFF_OP, OFFER, OPT_MESSAGE_TYPE
-=======
-from fastdhcp._consts cimport ACK, LEASEQUERY, NAK, OFF_GIADDR, OFF_OP, OFFER, OPT_MESSAGE_TYPE
->>>>>>> wip/leasequery
+from fastdhcp._consts cimport ACK, DISCOVER, LEASEQUERY, NAK, OFF_GIADDR, OFF_OP, OFFER
+from fastdhcp._consts cimport OPT_MESSAGE_TYPE
 from fastdhcp._consts cimport OUT_ACK, OUT_DROP, OUT_NAK, OUT_OFFER
 from fastdhcp._engine cimport Decision, Engine
 from fastdhcp._hascope cimport HA_PASS, ScopeFilter
@@ -107,29 +104,20 @@ cdef class PacketPath:
     :class:`fastdhcp.metrics.Metrics`, ``report`` its :class:`fastdhcp.pathreport.PathReport`,
     ``guard`` an :class:`fastdhcp.limits.EdgeGuard` or None, ``hold`` takes the burst's
     :class:`HeldAck` list (``GroupCommitter.hold_many``), ``l2_dest(endpoint, decision)`` gives
-<<<<<<< HEAD
     the address to send a layer-2 unicast reply to, ``debug`` reports every decision;
     ``probe`` takes the burst's :class:`HeldOffer` list (None: an OFFER marked for a probe is
     sent at once, as without ping-check). ``ha`` (a :class:`fastdhcp._hascope.ScopeFilter`, or
     None without HA) drops, before the engine, the queries this server of an HA pair must not
     answer; it counts them itself (the service folds its counts into the metrics after each
-    burst).
-    """
-
-    def __init__(self, Engine engine, metrics, report, guard, hold, l2_dest, bint debug,
-                 probe=None, ScopeFilter ha=None):
-=======
-    the address to send a layer-2 unicast reply to, ``debug`` reports every decision.
-    ``leasequery(endpoint, msg, src_ip, now, t0)``, when given, answers each DHCPLEASEQUERY
-    (RFC 4388) instead of the engine, returning the reply to queue or None
+    burst). ``leasequery(endpoint, msg, src_ip, now, t0)``, when given, answers each
+    DHCPLEASEQUERY (RFC 4388) instead of the engine, returning the reply to queue or None
     (:class:`fastdhcp.leasequery.udp.UdpLeaseQuery`); without it the engine drops them
     (``unexpected-type``) as before. Leasequery is rare: one integer compare per datagram is
     all DORA pays for the route.
     """
 
     def __init__(self, Engine engine, metrics, report, guard, hold, l2_dest, bint debug,
-                 leasequery=None):
->>>>>>> wip/leasequery
+                 probe=None, ScopeFilter ha=None, leasequery=None):
         cdef Py_ssize_t i
         self.engine = engine
         self.metrics = metrics
@@ -139,11 +127,8 @@ cdef class PacketPath:
         self.probe = probe
         self.l2_dest = l2_dest
         self.debug = debug
-<<<<<<< HEAD
         self.ha = ha
-=======
         self.leasequery = leasequery
->>>>>>> wip/leasequery
         self.received = metrics.received
         self.sent = metrics.sent
         self.offer_latency = metrics.offer_latency

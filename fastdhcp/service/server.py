@@ -39,11 +39,8 @@ from fastdhcp.ha.service import HAService
 from fastdhcp.ha.state import HAState
 from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
-<<<<<<< HEAD
 from fastdhcp.leases import Lease
-=======
 from fastdhcp.leasequery.udp import UdpLeaseQuery
->>>>>>> wip/leasequery
 from fastdhcp.limits import EdgeGuard
 from fastdhcp.metrics import HAGauges, Metrics, MetricsServer, ServerCollector
 from fastdhcp.pathreport import Event, PathEvent, PathReport
@@ -170,7 +167,6 @@ class Server:
         self.statistics: Statistics | None = None
         #: the HA service, when [high-availability] is configured (ha, cmd_ha)
         self._ha: HAService | None = None
-<<<<<<< HEAD
         #: ping-check's prober, made when a subnet first enables it (kept across reloads)
         self._ping: PingChecker | None = None
         #: commit batches whose ACKs wait for the partner's acknowledgement (ha)
@@ -179,12 +175,10 @@ class Server:
         self._ha_share: int | None = None
         #: client names and DNS updates, when [ddns] is configured (fastdhcp.ddns.runner)
         self.ddns: DdnsRunner | None = None
-=======
         #: leasequery (docs/leasequery.md): the DHCPLEASEQUERY handler the path calls, and the
         #: bulk leasequery TCP listener, when [leasequery] configures them
         self._lq_udp: UdpLeaseQuery | None = None
         self._lq_bulk: BulkLeaseQueryServer | None = None
->>>>>>> wip/leasequery
 
     @property
     def engine(self) -> Engine:
@@ -542,9 +536,9 @@ class Server:
         committer = self.committer
         path = PacketPath(self.engine, self.metrics, self._report_log.report, self._guard,
                           committer.hold_many if committer is not None else None, self._l2_dest,
-<<<<<<< HEAD
                           self._debug, probe=self._ping_sink(),
-                          ha=self._ha.filter if self._ha is not None else None)
+                          ha=self._ha.filter if self._ha is not None else None,
+                          leasequery=self._lq_udp)
         if self._ping is not None:
             self._ping.attach(path, self.config.subnets)
         return path
@@ -562,9 +556,6 @@ class Server:
     def _kick_commit(self) -> None:
         if self.committer is not None:
             self.committer.kick()
-=======
-                          self._debug, self._lq_udp)
->>>>>>> wip/leasequery
 
     def _l2_dest(self, ep: PathEndpoint, d: Decision) -> int:
         # the path hands back the endpoint it read from: always one of ours
