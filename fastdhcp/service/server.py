@@ -39,8 +39,8 @@ from fastdhcp.ha.service import HAService
 from fastdhcp.ha.state import HAState
 from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
-from fastdhcp.leases import Lease
 from fastdhcp.leasequery.udp import UdpLeaseQuery
+from fastdhcp.leases import Lease
 from fastdhcp.limits import EdgeGuard
 from fastdhcp.metrics import HAGauges, Metrics, MetricsServer, ServerCollector
 from fastdhcp.pathreport import Event, PathEvent, PathReport
