@@ -22,9 +22,9 @@ server's socket really got; a fresh server and lease file for every run.
 3. every server at half of fastdhcp's maximum (latency there);
 4. optionally (``--profile``) one py-spy run of fastdhcp at that rate, with per-thread CPU.
 
-Time: the full run (defaults) is about 20 minutes on this machine (9 perfdhcp runs of 20 s,
-3 x ~17 probes of 8 s, 9 half-rate runs, each with a server start); ``--quick`` (1 run each,
-3 s probes, 1 bisection at a 2,000/s step, no RESULTS.md) about 3.
+Time: the full run (defaults) is about 17-20 minutes on this machine (9 perfdhcp runs of
+20 s, 3 x ~17 probes of 8 s, 9 half-rate runs, each with a server start, ~4 s); ``--quick``
+(1 run each, 3 s probes, 1 bisection to a 2,000/s gap, RESULTS.md untouched) took 111 s.
 
 Writes ``OUT/compare.json`` (every run), ``OUT/compare.png`` (achieved vs offered rate, latency
 percentiles vs rate, CPU per DORA vs rate) and, unless ``--quick`` or ``--no-results-md``, the
@@ -649,8 +649,8 @@ def run_all(args: argparse.Namespace, lab: ws.BenchLab, res: dict[str, Any]) -> 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run: 5 s perfdhcp, 3 s steps, 1 run each, no bisection, "
-                         "RESULTS.md untouched")
+                    help="smoke run (~2 min): 5 s perfdhcp, 3 s probes, 1 run each, one "
+                         "bisection to a 2,000/s gap, RESULTS.md untouched")
     ap.add_argument("--servers", default="kea,kea-mt,fastdhcp",
                     help="comma list of kea (single-threaded), kea-mt, fastdhcp, "
                          "fastdhcp-nosync")

