@@ -191,3 +191,17 @@ def test_address_is_the_leased_one() -> None:
     assert o.yiaddr == a.yiaddr == c.address
     assert a.options[12].startswith(b"myhost-198-18-0-")
     assert ip("198.18.0.100") <= c.address <= ip("198.18.0.103")
+
+
+def test_a_reload_answers_with_the_new_ddns_settings() -> None:
+    from dhcpsim import make_config
+    net = make_network(more=ddns())
+    _, _, a = dora(net, 1, extra=opt81(S | E, wire("host1")))
+    assert a.options[81][3:] == wire("host1", "example", "net", full=True)
+    net.engine.reload(make_config(more='[ddns]\nddns-qualifying-suffix = "other.org."\n'))
+    c = Client(net, mac(1))
+    c._send(3, ciaddr=a.yiaddr, extra=opt81(S | E, wire("host1")))  # the same question
+    assert c.last.options[81][3:] == wire("host1", "other", "org", full=True)
+    net.engine.reload(make_config())
+    c._send(3, ciaddr=a.yiaddr, extra=opt81(S | E, wire("host1")))
+    assert 81 not in c.last.options  # [ddns] gone: option 81 is not answered

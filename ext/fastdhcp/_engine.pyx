@@ -269,6 +269,7 @@ cdef class Engine:
         self._pool_declined = {}
         self._counters = {}
         self.ddns_pending = {}
+        self._ddns_cache = {}
         self._caches = _Caches()
         self._apply(config, None)
         _rebuild(self)
@@ -364,6 +365,7 @@ cdef class Engine:
         self._decline_fraction = decline_fraction
         self._counting = sub_limit > 0 or decline_fraction < 1.0
         self._ddns = ddns
+        self._ddns_cache = {}  # its decisions were the old [ddns]'s
         self._ddns_gen = ddns is not None and ddns_gen
         self._ddns_renew = ddns is not None and dd.update_on_renew
         return fresh
