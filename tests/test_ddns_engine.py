@@ -205,3 +205,19 @@ def test_a_reload_answers_with_the_new_ddns_settings() -> None:
     net.engine.reload(make_config())
     c._send(3, ciaddr=a.yiaddr, extra=opt81(S | E, wire("host1")))
     assert 81 not in c.last.options  # [ddns] gone: option 81 is not answered
+
+
+def test_a_rapid_commit_ack_carries_option_81_and_owes_the_add() -> None:
+    from dhcpsim import DISCOVER, build_request, decode_reply
+
+    from fastdhcp._codec import parse
+    net = make_network(subnet_extra="rapid-commit = true", more=ddns())
+    data = build_request(DISCOVER, xid=7, chaddr=mac(1), prl=bytes((1, 3, 51, 54)),
+                         extra=opt(80, b"") + opt81(S | E, wire("fast")))
+    d = net.engine.handle(parse(data), net.link, net.clock.now)
+    r = decode_reply(d.reply)
+    assert r.mtype == ACK and r.options[80] == b""
+    assert r.options[81] == bytes((S | E, 255, 255)) + wire("fast", "example", "net", full=True)
+    assert (d.binding.hostname, d.binding.fqdn_fwd, d.binding.fqdn_rev) == (
+        "fast.example.net.", True, True)
+    assert net.engine.ddns_pending[r.yiaddr][0] is d.binding
