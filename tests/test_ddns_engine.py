@@ -191,3 +191,33 @@ def test_address_is_the_leased_one() -> None:
     assert o.yiaddr == a.yiaddr == c.address
     assert a.options[12].startswith(b"myhost-198-18-0-")
     assert ip("198.18.0.100") <= c.address <= ip("198.18.0.103")
+
+
+def test_a_reload_answers_with_the_new_ddns_settings() -> None:
+    from dhcpsim import make_config
+    net = make_network(more=ddns())
+    _, _, a = dora(net, 1, extra=opt81(S | E, wire("host1")))
+    assert a.options[81][3:] == wire("host1", "example", "net", full=True)
+    net.engine.reload(make_config(more='[ddns]\nddns-qualifying-suffix = "other.org."\n'))
+    c = Client(net, mac(1))
+    c._send(3, ciaddr=a.yiaddr, extra=opt81(S | E, wire("host1")))  # the same question
+    assert c.last.options[81][3:] == wire("host1", "other", "org", full=True)
+    net.engine.reload(make_config())
+    c._send(3, ciaddr=a.yiaddr, extra=opt81(S | E, wire("host1")))
+    assert 81 not in c.last.options  # [ddns] gone: option 81 is not answered
+
+
+def test_a_rapid_commit_ack_carries_option_81_and_owes_the_add() -> None:
+    from dhcpsim import DISCOVER, build_request, decode_reply
+
+    from fastdhcp._codec import parse
+    net = make_network(subnet_extra="rapid-commit = true", more=ddns())
+    data = build_request(DISCOVER, xid=7, chaddr=mac(1), prl=bytes((1, 3, 51, 54)),
+                         extra=opt(80, b"") + opt81(S | E, wire("fast")))
+    d = net.engine.handle(parse(data), net.link, net.clock.now)
+    r = decode_reply(d.reply)
+    assert r.mtype == ACK and r.options[80] == b""
+    assert r.options[81] == bytes((S | E, 255, 255)) + wire("fast", "example", "net", full=True)
+    assert (d.binding.hostname, d.binding.fqdn_fwd, d.binding.fqdn_rev) == (
+        "fast.example.net.", True, True)
+    assert net.engine.ddns_pending[r.yiaddr][0] is d.binding

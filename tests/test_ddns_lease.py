@@ -71,3 +71,11 @@ def test_the_flags_take_part_in_equality_and_pickling() -> None:
     assert a != b
     assert pickle.loads(pickle.dumps(a)) == a
     assert pickle.loads(pickle.dumps(a)).fqdn_rev is True
+
+
+def test_kea_csv_export_carries_the_record_flags() -> None:
+    from fastdhcp.kea.memfile import HEADER, format_row
+    row = dict(zip(HEADER, format_row(_lease(True, False)), strict=True))
+    assert (row["fqdn_fwd"], row["fqdn_rev"], row["hostname"]) == ("1", "0", "host1.example.net.")
+    row = dict(zip(HEADER, format_row(_lease(False, False)), strict=True))
+    assert (row["fqdn_fwd"], row["fqdn_rev"]) == ("0", "0")

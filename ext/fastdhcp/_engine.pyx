@@ -304,6 +304,7 @@ cdef class Engine:
         self._pool_declined = {}
         self._counters = {}
         self.ddns_pending = {}
+        self._ddns_cache = {}
         self._caches = _Caches()
         self._fx_scratch = _Fixed.__new__(_Fixed)
         self._apply(config, None)
@@ -429,6 +430,7 @@ cdef class Engine:
         self._fx_res = fx_res
         self._fx_any = fx_any
         self._ddns = ddns
+        self._ddns_cache = {}  # its decisions were the old [ddns]'s
         self._ddns_gen = ddns is not None and ddns_gen
         self._ddns_renew = ddns is not None and dd.update_on_renew
         return fresh

@@ -5,5 +5,6 @@ Modules, each one job, lower ones first: ``config`` (the ``[ddns]`` table), ``dh
 4701 records), ``names`` (the name policy: options 81 and 12 in, the name, the answer and the
 updates owed out; pure), ``updates`` (RFC 4703 transactions as update messages; sans-IO),
 ``transport`` (one exchange: UDP, TCP on truncation, TSIG), ``stats`` (Kea D2's counters and
-their Prometheus families), ``worker`` (the bounded queue and its thread).
+their Prometheus families), ``worker`` (the bounded queue and its thread), ``feed`` (committed
+leases -> name changes), ``runner`` (worker and feed as the service holds them).
 """
