@@ -55,6 +55,7 @@ __all__ = [
     "ServerConfig",
     "LeaseDatabaseConfig",
     "LimitsConfig",
+    "PingCheck",
     "Lifetimes",
     "Defences",
     "Pool",
@@ -242,6 +243,24 @@ class Defences:
 
 
 @dataclass(frozen=True, slots=True)
+class PingCheck:
+    """Conflict detection before an OFFER (ISC dhcpd's ping-check; Kea 2.6's ping_check hook
+    names), from ``[global]``, overridden per subnet key by key. Off by default."""
+
+    enabled: bool = False
+    """``enable-ping-check``: send ICMP echo requests to a new candidate address before it is
+    offered; an address that answers is declined for decline-probation-period."""
+    min_ping_requests: int = 1
+    """``min-ping-requests``: echo requests that must go unanswered before the address is
+    offered (sent one after the other, each waiting reply-timeout)."""
+    reply_timeout_ms: int = 100
+    """``reply-timeout``: milliseconds to wait for an echo reply after each request."""
+    ping_cltt_secs: int = 60
+    """``ping-cltt-secs``: an address offered back to its previous client is not checked if
+    that client's lease was last seen (its CLTT) less than this many seconds ago."""
+
+
+@dataclass(frozen=True, slots=True)
 class Pool:
     """A dynamic range ``first``..``last`` (inclusive, host-order ints), 1 to 2^24 addresses."""
 
@@ -314,6 +333,11 @@ class Subnet4:
     """Host reservations, in config order."""
     authoritative: bool
     """NAK requests for unknown addresses (else ignore them); defaults to server.authoritative."""
+    rapid_commit: bool = False
+    """``rapid-commit`` (RFC 4039): a DISCOVER carrying option 80 is answered with an ACK (after
+    the binding's group commit) instead of an OFFER; [global]'s value unless set here."""
+    ping_check: PingCheck = PingCheck()
+    """Conflict detection before an OFFER (the ping-check keys: [global]'s, overridden here)."""
     client_classes: tuple[str, ...] = ()
     """Guard: only clients in one of these classes may use the subnet (Kea 2.2
     ``client-class``, Kea 3 ``client-classes``); () = everybody. Parsed, not used yet."""
@@ -501,11 +525,12 @@ DEFENCE_KEYS = (
     "subscriber-lease-limit", "subscriber-key", "decline-limit", "decline-window",
     "decline-max-fraction",
 )
-GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data", *DEFENCE_KEYS)
+PING_CHECK_KEYS = ("enable-ping-check", "min-ping-requests", "reply-timeout", "ping-cltt-secs")
+GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data", *DEFENCE_KEYS, "rapid-commit", *PING_CHECK_KEYS)
 SUBNET_KEYS = (
     "id", "subnet", "pools", "relay", "interface", "shared-network", "option-data",
     "authoritative", "reservations", *LIFETIME_KEYS, "client-class", "client-classes",
-    "require-client-classes", "evaluate-additional-classes",
+    "require-client-classes", "evaluate-additional-classes", "rapid-commit", *PING_CHECK_KEYS,
 )
 RESERVATION_KEYS = (
     "hw-address", "client-id", "circuit-id", "ip-address", "hostname", "option-data",
@@ -516,6 +541,8 @@ POOL_KEYS = ("pool", "client-class", "client-classes", "require-client-classes",
 
 # Kea keys fastdhcp knows and does not support, and why: said instead of "unknown key".
 _UNSUPPORTED = {
+    "ping-channel-threads": "fastdhcp sends and reads its ping-check probes on the event loop "
+                            "(one non-blocking ICMP socket), with no thread pool to size",
     "flex-id": "fastdhcp has no flex_id hook, so a flex-id reservation could never match a "
                "client (use hw-address, client-id or circuit-id)",
 }
@@ -562,6 +589,9 @@ _SIZE_UNITS = {
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 _HEX_SEP = re.compile(r"[\s:.-]")
 
+# Kea's ping_check key that has no meaning here: refused with its reason wherever it is written.
+_PING_UNSUPPORTED = ("ping-channel-threads",)
+
 _BAD = object()  # a value that failed to parse (its problem is already recorded)
 
 
@@ -597,7 +627,7 @@ def _check_keys(p: _Problems, table: Mapping[str, Any], path: str, allowed: tupl
         alias = _ALIASES.get(key.lower().replace("_", "-"))
         if alias in allowed:
             close = [alias]
-        if key in _UNSUPPORTED and allowed is RESERVATION_KEYS:
+        if key in _UNSUPPORTED and (allowed is RESERVATION_KEYS or key in _PING_UNSUPPORTED):
             reason += f": {_UNSUPPORTED[key]}"
         elif key in LIMITS_KEYS:  # exact name of a [server.limits] key: say where it goes
             reason += f"; '{key}' belongs in [server.limits], not in {where}"
@@ -1289,6 +1319,32 @@ def _addresses_in(options: dict[int, bytes], code: int) -> list[int]:
     return [int.from_bytes(data[i:i + 4], "big") for i in range(0, len(data) - 3, 4)]
 
 
+def _ping_values(p: _Problems, t: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The ping-check keys set in one table (valid ones only), by PingCheck field name."""
+    out: dict[str, Any] = {}
+    if "enable-ping-check" in t:
+        out["enabled"] = _bool(p, f"{path}.enable-ping-check", t["enable-ping-check"])
+    # At most 10 requests of at most 10 s: a held DISCOVER waits their product, and a client
+    # retransmits after ~4 s (RFC 2131 4.1), so larger values only lose DISCOVERs.
+    if "min-ping-requests" in t:
+        out["min_ping_requests"] = _int(p, f"{path}.min-ping-requests", t["min-ping-requests"],
+                                        1, 10)
+    if "reply-timeout" in t:
+        out["reply_timeout_ms"] = _int(p, f"{path}.reply-timeout", t["reply-timeout"], 1, 10000)
+    if "ping-cltt-secs" in t:
+        out["ping_cltt_secs"] = _int(p, f"{path}.ping-cltt-secs", t["ping-cltt-secs"], 0,
+                                     _MAX_LIFETIME)
+    return {k: v for k, v in out.items() if v is not _BAD}
+
+
+def _rapid_value(p: _Problems, t: Mapping[str, Any], path: str, default: bool) -> bool:
+    """``rapid-commit`` of one table, else ``default`` (also when the value is bad)."""
+    if "rapid-commit" not in t:
+        return default
+    v = _bool(p, f"{path}.rapid-commit", t["rapid-commit"])
+    return default if v is _BAD else bool(v)
+
+
 class _Loader:
     """One load: the problem list and the cross-subnet indexes it checks against."""
 
@@ -1297,6 +1353,8 @@ class _Loader:
         self.pools: list[tuple[int, int, str, str]] = []  # first, last, path, text
         self.res_ips: dict[int, str] = {}
         self.infos: list[_SubnetInfo] = []
+        self.g_rapid = False  # [global] rapid-commit and ping-check keys, set by run
+        self.g_ping: dict[str, Any] = {}
 
     def run(self, doc: dict[str, Any], source: str) -> Config:
         p = self.p
@@ -1311,6 +1369,8 @@ class _Loader:
         g_lifetimes = _lifetimes(p, g_life, set(g_life), "global", "[global]")
         g_opts = _options(p, "global.option-data", glob_t.get("option-data", {}))
         defences = _defences(p, glob_t)
+        self.g_rapid = _rapid_value(p, glob_t, "global", False)
+        self.g_ping = _ping_values(p, glob_t, "global")
 
         raw = doc.get("subnet4", [])
         if isinstance(raw, dict):
@@ -1415,6 +1475,8 @@ class _Loader:
             av = _bool(p, f"{path}.authoritative", t["authoritative"])
             authoritative = authoritative if av is _BAD else av
 
+        rapid = _rapid_value(p, t, path, self.g_rapid)
+        ping = PingCheck(**{**self.g_ping, **_ping_values(p, t, path)})
         local = _lifetime_values(p, t, path)
         lifetimes = _lifetimes(p, {**g_life, **local}, set(local), path, "[global]")
 
@@ -1455,7 +1517,7 @@ class _Loader:
             id=sid, network=net, pools=tuple(pools), relay=tuple(relay), interface=interface,
             shared_network=shared, lifetimes=lifetimes, options=options,
             reservations=tuple(reservations), authoritative=authoritative,
-            client_classes=guard, required_classes=required,
+            rapid_commit=rapid, ping_check=ping, client_classes=guard, required_classes=required,
         )
 
     def subnet_addresses(self, server: ServerConfig, relay: list[int],

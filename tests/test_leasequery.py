@@ -281,7 +281,7 @@ def test_packet_path_routes_leasequery_to_the_handler() -> None:
             calls.append(src)
             return h(e, msg, RELAY_IP, now, t0)  # loopback stands in for the relay's address
         path = PacketPath(Engine(cfg, store), m, PathReport(), None, None, lambda e, d: 0,
-                          False, handler)
+                          False, leasequery=handler)
         peer.sendto(build_request(LQ, xid=1, chaddr=b"", ciaddr=ip("198.18.0.100"),
                                   giaddr=RELAY_IP), server.getsockname())
         time.sleep(0.05)

@@ -37,6 +37,8 @@ cdef class Decision:
     cdef public object l2_unicast     # tuple[int, bytes] | None
     cdef public object binding        # Lease | None
     cdef public str reason
+    cdef public uint32_t probe        # an OFFER to send only once this address is found free
+                                      # by ICMP echo (ping-check); 0 = send at once
 
 
 @cython.final
@@ -49,6 +51,7 @@ cdef class _Offer:
     cdef bytes key                    # the client it is held for
     cdef double at                    # its key in Engine._offer_heap (<= expires)
     cdef int64_t seq                  # ties in the heap: queued first, popped first
+    cdef bint probing                 # held while ping-check probes its address
 
 
 @cython.final
@@ -61,6 +64,8 @@ cdef class SubnetCounters:
     cdef readonly int64_t reclaimed           # expired leases reclaimed (declined ones included)
     cdef readonly int64_t reclaimed_declined  # declined leases reclaimed after probation
     cdef readonly int64_t conflicts           # reserved address found held by another client
+    cdef readonly int64_t rapid_commits       # DISCOVERs ACKed at once (RFC 4039)
+    cdef readonly int64_t ping_conflicts      # offered addresses that answered a ping-check
 
 
 @cython.final
@@ -75,6 +80,9 @@ cdef class _SubnetInfo:
     cdef object rebind                # int | None
     cdef double offer_lifetime
     cdef int64_t probation
+    cdef bint rapid_commit            # rapid-commit (RFC 4039)
+    cdef bint ping_check              # enable-ping-check
+    cdef int64_t ping_cltt            # ping-cltt-secs
     cdef uint32_t net_first
     cdef uint32_t net_last
     cdef dict options
@@ -137,6 +145,7 @@ cdef class Exchange:
     cdef object offer_sub             # subscriber _may_offer found for this DISCOVER's offer
     cdef uint32_t res_api_ip          # address of the API reservation _reservation found
     cdef _SubnetInfo res_api_info     # and its subnet
+    cdef bint rapid                   # a DISCOVER _bind answers with a rapid-commit ACK
 
 
 @cython.final

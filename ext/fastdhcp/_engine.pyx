@@ -25,6 +25,7 @@ handles; the fields are all declared in ``_engine.pxd``):
 ``_engine_defences.pxi``        subscriber lease limit, DECLINE limits and pool cap
 ``_engine_replies.pxi``         ``_destination`` (RFC 2131 4.1), options, server id, ``_reply``
 ``_engine_steps.pxi``           DISCOVER, REQUEST (+ ``_bind``), RELEASE, DECLINE, INFORM
+``_engine_rapid.pxi``           rapid commit (RFC 4039) and ping-check's side of DISCOVER
 ==============================  ============================================================
 
 Cython allows ``include`` only at module level, not inside a class body: the Engine's methods of
@@ -99,7 +100,10 @@ cdef class SubnetCounters:
 
     ``assigned``: new bindings, not renewals (Kea's cumulative-assigned-addresses);
     ``alloc_fail``: DISCOVERs that found no free address (v4-allocation-fail);
-    ``declined``: DECLINEs honoured; ``reclaimed``: expired leases reclaimed, declined ones
+    ``declined``: DECLINEs honoured, and addresses ping-check set aside; ``ping_conflicts``:
+    offered addresses that answered a ping-check (set aside unless decline-max-fraction was
+    reached); ``rapid_commits``: DISCOVERs ACKed at once (RFC 4039);
+    ``reclaimed``: expired leases reclaimed, declined ones
     included (reclaimed-leases); ``reclaimed_declined``: declined leases reclaimed after
     probation; ``conflicts``: a client's reserved address held by another
     (v4-reservation-conflicts).
@@ -108,7 +112,8 @@ cdef class SubnetCounters:
     def __repr__(self):
         return (f"SubnetCounters(assigned={self.assigned}, alloc_fail={self.alloc_fail}, "
                 f"declined={self.declined}, reclaimed={self.reclaimed}, "
-                f"reclaimed_declined={self.reclaimed_declined}, conflicts={self.conflicts})")
+                f"reclaimed_declined={self.reclaimed_declined}, conflicts={self.conflicts}, "
+                f"rapid_commits={self.rapid_commits}, ping_conflicts={self.ping_conflicts})")
 
 
 #: Outcome members by their C value (fastdhcp/_consts.pxd OUT_*), for Decision.kind.
@@ -125,7 +130,9 @@ cdef class Decision:
     ``reply`` (bytes or None) goes to ``dest_ip:dest_port``; ``broadcast`` means dest_ip is
     255.255.255.255 (send out the receiving interface); ``l2_unicast`` = (yiaddr, chaddr) when
     the service may unicast at layer 2 instead; ``binding`` is the staged lease the reply must
-    wait for (ACKs that bind); ``reason`` is the drop reason or the decision's detail.
+    wait for (ACKs that bind); ``reason`` is the drop reason or the decision's detail;
+    ``probe`` (an OFFER's yiaddr, else 0) asks the service to check that address with ICMP
+    echo first and to tell :meth:`Engine.ping_result` what it found (ping-check).
     """
 
     def __init__(self, kind, reply=None, uint32_t dest_ip=0, int dest_port=0,
@@ -191,6 +198,9 @@ cdef class _SubnetInfo:
         self.rebind = lt.rebind_timer
         self.offer_lifetime = lt.offer_lifetime
         self.probation = lt.decline_probation_period
+        self.rapid_commit = subnet.rapid_commit
+        self.ping_check = subnet.ping_check.enabled
+        self.ping_cltt = subnet.ping_check.ping_cltt_secs
         self.net_first = int(subnet.network.network_address)
         self.net_last = int(subnet.network.broadcast_address)
         opts = dict(subnet.options)
@@ -427,6 +437,7 @@ cdef class Engine:
         ex.key = key
         ex.cid = cid
         ex.res_api_ip = 0
+        ex.rapid = False
         if mtype == DISCOVER:
             # chaddr is made there only if a reservation may need it.
             ex.chaddr = None
@@ -551,6 +562,18 @@ cdef class Engine:
         read-only): the statistics view reads them when asked."""
         return dict(self._counters)
 
+    def ping_result(self, bytes key, ip, bint in_use, double now):
+        """What the ping-check of ``ip``, offered to ``key`` (a Decision's ``probe``), found.
+
+        Free (``in_use`` False): the offer stands, no longer marked as probing. In use: the
+        offer is withdrawn and the address set aside as DECLINED for its subnet's
+        decline-probation-period (staged: the service kicks the commit), counted in the
+        subnet's ``declined`` and ``ping_conflicts`` (within decline-max-fraction, as a
+        DECLINE: past it the offer is only withdrawn); handling the DISCOVER again then picks
+        another address. Returns False when there was nothing to do (the offer had gone, or
+        the address is now bound), True otherwise."""
+        return _ping_result(self, key, ip, in_use, now)
+
     def offered(self, bytes key):
         """The address currently held for client ``key`` (0 if none); for tests and audits."""
         o = self._offers.get(key)
@@ -642,3 +665,4 @@ include "_engine_offers.pxi"
 include "_engine_defences.pxi"
 include "_engine_replies.pxi"
 include "_engine_steps.pxi"
+include "_engine_rapid.pxi"

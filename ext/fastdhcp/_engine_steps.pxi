@@ -110,6 +110,8 @@ cdef Decision _discover(Engine self, Exchange ex):
             sel.counts.alloc_fail += 1
             return _drop("pool-exhausted")
         how = "previous" if ip == hint else "allocated"
+    if info.rapid_commit and _rapid_wanted(self, ex, ip, info, how):
+        return _rapid_ack(self, ex, ip, info, res if res_ip == ip or not res_ip else None)
     cdef double expires = now + info.offer_lifetime
     if offer is not None and offer.ip == ip and self._offers.get(key) is offer:
         if expires >= offer.at:
@@ -138,8 +140,10 @@ cdef Decision _discover(Engine self, Exchange ex):
         opts = _options(self, info, info.options, msg, lt, info)
     cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                        _link_address(link))
-    return _reply(self, msg, OUT_OFFER, OFFER, 0, ip, [_sid_option(self, sid), *opts], None,
-                  how)
+    d = _reply(self, msg, OUT_OFFER, OFFER, 0, ip, [_sid_option(self, sid), *opts], None, how)
+    if info.ping_check:
+        _probe_mark(self, ex, <Decision>d, ip, info, how)
+    return d
 
 
 cdef Decision _request(Engine self, Exchange ex):
@@ -307,6 +311,8 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
         opts = _options(self, res, res.options, msg, lt, info)
     else:
         opts = _options(self, info, info.options, msg, lt, info)
+    if ex.rapid:
+        return _rapid_reply(self, ex, ip, info, opts, sid, lease)
     return _reply(self, msg, OUT_ACK, ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip,
                   [_sid_option(self, sid), *opts], lease,
                        <str>_REQUEST_STATE_NAMES[<int>state])
