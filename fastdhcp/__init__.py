@@ -27,7 +27,8 @@ Service (the only I/O)
     ``_sockio`` (recvmmsg/sendmmsg, the read-pace timer).
 Control and HA
     ``control`` (Kea's command table and its Unix and HTTP transports), ``ha`` (Kea's HA
-    protocol with a partner).
+    protocol with a partner); compiled: ``_hascope`` (the load-balancing hash and the scope
+    filter the packet path asks per query).
 Leasequery
     ``leasequery`` (RFC 4388 over UDP, routed to it by the packet path; RFC 6926 messages and
     framing; the bulk listener is the service's fastdhcp.service.leasequery_tcp).
@@ -35,7 +36,8 @@ Names and DNS
     ``ddns`` (option 81/12 name policy, RFC 4701 DHCID, RFC 4703 updates and the update
     worker thread: fastdhcp.ddns.config, fastdhcp.ddns.names, fastdhcp.ddns.dhcid,
     fastdhcp.ddns.updates, fastdhcp.ddns.transport, fastdhcp.ddns.stats,
-    fastdhcp.ddns.worker; not yet wired into the engine and the service).
+    fastdhcp.ddns.worker; fastdhcp.ddns.feed and fastdhcp.ddns.runner turn committed leases
+    into name changes for the service).
 Decisions (sans-IO)
     ``engine`` (RFC 2131 decisions, compiled as ``_engine``), ``_bitmap`` (free-address
     bitmaps), ``_codec`` (bytes <-> Message, the reply builder), ``consts`` (message types

@@ -4,6 +4,8 @@ from collections.abc import Callable
 
 from fastdhcp._codec import Message
 from fastdhcp._engine import Engine
+from fastdhcp._hascope import ScopeFilter
+from fastdhcp._lease import Lease
 from fastdhcp._sockio import Outgoing
 from fastdhcp.metrics import Metrics
 from fastdhcp.pathreport import PathReport
@@ -13,7 +15,9 @@ class HeldAck:
     endpoint: PathEndpoint
     out: Outgoing
     held_at: float
-    def __init__(self, endpoint: PathEndpoint, out: Outgoing, held_at: float) -> None: ...
+    lease: Lease | None
+    def __init__(self, endpoint: PathEndpoint, out: Outgoing, held_at: float,
+                 lease: Lease | None = None) -> None: ...
 
 class HeldOffer:
     endpoint: PathEndpoint
@@ -37,7 +41,8 @@ class PacketPath:
         l2_dest: L2Dest,
         debug: bool,
         probe: Callable[[list[HeldOffer]], None] | None = ...,
-        leasequery: LeaseQueryHandler | None = None,
+        ha: ScopeFilter | None = ...,
+        leasequery: LeaseQueryHandler | None = ...,
     ) -> None: ...
     def read(self, ep: PathEndpoint, limit: int, now: float, t0: float) -> int: ...
     def flush(self, ep: PathEndpoint) -> None: ...

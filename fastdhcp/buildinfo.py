@@ -28,6 +28,7 @@ __all__ = ["COMPILED_MODULES", "ModuleBuild", "build_report", "extended_version"
 #: that the list and the sources agree.
 COMPILED_MODULES: tuple[str, ...] = (
     "fastdhcp._bitmap", "fastdhcp._classify", "fastdhcp._codec", "fastdhcp._engine",
+    "fastdhcp._hascope",
     "fastdhcp._hostfilter", "fastdhcp._lease", "fastdhcp._leaseindex", "fastdhcp._loadgen",
     "fastdhcp._memfile", "fastdhcp._packetpath", "fastdhcp._sockio",
 )
