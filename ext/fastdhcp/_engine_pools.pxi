@@ -156,6 +156,8 @@ cdef _SubnetInfo _claim(Engine self, uint32_t ip, bytes key, uint32_t res_ip, tu
         info = <_SubnetInfo>res[1]
     off = ip - bm._first
     if not (bm._lvl[0][off >> 6] >> (off & 63)) & 1:
+        if not _in_share(self, ip):
+            return None  # free, but the HA partner's to hand out (no binding of ours)
         bm.allocate_c(ip)  # the hint is free: taken as is
         return info
     if res is not None:
@@ -183,14 +185,20 @@ cdef tuple _allocate(Engine self, tuple group, uint32_t hint):
     cdef PoolBitmap bm
     cdef bint classes = self._cls.active
     cdef bint any_pool = False
+    cdef uint32_t ip
     for info in group:
         for pi in info.pools:
             if classes and pi.guard and not _allowed(self._ex.classes, pi.guard):
                 continue
             any_pool = True
             bm = pi.bm
-            if bm._used < bm._size:
-                return (<uint32_t>bm.allocate_c(hint if bm._first <= hint <= bm._last
-                                                else 0), info)
+            while bm._used < bm._size:
+                ip = <uint32_t>bm.allocate_c(hint if bm._first <= hint <= bm._last else 0)
+                if _in_share(self, ip):
+                    return (ip, info)
+                # the HA partner's share: left marked used here (parked) so next-fit does
+                # not meet it again; a lease change there (_settle) frees it, and it is
+                # parked again when met
+                hint = 0
     self._ex.no_pool = not any_pool
     return (0, group[0])
