@@ -6,7 +6,9 @@ mostly Kea's), so that what Kea gets is what fastdhcp ran, key for key. Subnets 
 ``option-data`` lists (an option given by code as ``csv-format: false`` hex); the lease
 database becomes Kea's memfile naming the lease file written by
 ``fastdhcp leases export --format kea-csv``; HA and the lease commands become the hook
-libraries Kea needs for them. What Kea 2.2 cannot express is listed, as on the way in.
+libraries Kea needs for them; client classes and their guards go back under Kea 2.2's names
+(``client-class``, ``require-client-classes``, ``only-if-required``). What Kea 2.2 cannot
+express is listed, as on the way in.
 """
 
 from __future__ import annotations
