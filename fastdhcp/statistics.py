@@ -74,7 +74,7 @@ _SENT = {2: "offer", 5: "ack", 6: "nak"}
 #: bad or unsupported request, a relay or rate guard, an internal error) is a receive drop.
 NOT_RECEIVE_DROPS: frozenset[str] = frozenset({
     "release-unknown", "decline-unknown",
-    "no-subnet", "pool-exhausted", "unknown-client", "no-requested-address",
+    "no-subnet", "pool-exhausted", "no-allowed-pool", "unknown-client", "no-requested-address",
     "dhcp-disabled", "disabled",
     "send-error", "commit-failed", "socket-closed", "recv-error",
 })

@@ -119,6 +119,7 @@ cdef class _ClassDef:
     # One [[client-classes]] entry as the engine evaluates and applies it.
     cdef readonly int id
     cdef readonly str name
+    cdef readonly object cls          # the fastdhcp.config.ClientClass (fixed fields etc.)
     cdef Program prog                 # None without a test
     cdef dict options                 # option-data ({} if none)
     cdef bint has_valid               # valid-lifetime set: (min, valid, max) below
