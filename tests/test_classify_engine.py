@@ -219,9 +219,9 @@ def test_p7_option_82_remote_id_and_circuit_id_to_pools() -> None:
     assert net.engine.last_classes() == ["ALL", "OLT1", "UNKNOWN"]
     both = offer(net, 2, relay_info=relay_agent_info(circuit_id=b"eth0/1/2:100",
                                                      remote_id=b"OLT1-0002"))
-    # In both classes: Kea 2.2's iterative allocator went on after .20 (.21, OLT1 pool);
-    # fastdhcp takes the first allowed pool in config order (docs/classification.md).
-    assert addr(both) == "198.19.80.10"
+    # In both classes: Kea 2.2's iterative allocator goes on after the last address handed
+    # out in the subnet (.20): .21 from the OLT1 pool, not the BUSINESS_PORT pool's .10.
+    assert addr(both) == "198.19.80.21"
     assert net.engine.last_classes() == ["ALL", "OLT1", "BUSINESS_PORT", "UNKNOWN"]
     assert addr(offer(net, 3, relay_info=relay_agent_info(remote_id=b"OLT2-0001"))) \
         == "198.19.80.100"
@@ -831,3 +831,12 @@ def test_the_patterns_in_the_docs_load() -> None:
         text = block.split("```")[0].strip("\n")
         assert text in played  # the config the tests above play, word for word
         assert loads(HEAD + text).client_classes
+
+
+def test_a_client_in_two_classes_on_a_fresh_server_gets_the_lowest_eligible_address() -> None:
+    net = network(P7)
+    both = relay_agent_info(circuit_id=b"eth0/1/2:100", remote_id=b"OLT1-0002")
+    assert addr(offer(net, 1, relay_info=both)) == "198.19.80.10"  # reference section 3
+    assert addr(offer(net, 2, relay_info=relay_agent_info(remote_id=b"OLT1-0001"))) \
+        == "198.19.80.20"
+    assert addr(offer(net, 3, relay_info=both)) == "198.19.80.21"
