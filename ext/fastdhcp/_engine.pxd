@@ -38,6 +38,8 @@ cdef class Decision:
     cdef public object l2_unicast     # tuple[int, bytes] | None
     cdef public object binding        # Lease | None
     cdef public str reason
+    cdef public uint32_t probe        # an OFFER to send only once this address is found free
+                                      # by ICMP echo (ping-check); 0 = send at once
 
 
 @cython.final
@@ -50,6 +52,7 @@ cdef class _Offer:
     cdef bytes key                    # the client it is held for
     cdef double at                    # its key in Engine._offer_heap (<= expires)
     cdef int64_t seq                  # ties in the heap: queued first, popped first
+    cdef bint probing                 # held while ping-check probes its address
 
 
 @cython.final
@@ -62,8 +65,18 @@ cdef class SubnetCounters:
     cdef readonly int64_t reclaimed           # expired leases reclaimed (declined ones included)
     cdef readonly int64_t reclaimed_declined  # declined leases reclaimed after probation
     cdef readonly int64_t conflicts           # reserved address found held by another client
+    cdef readonly int64_t rapid_commits       # DISCOVERs ACKed at once (RFC 4039)
+    cdef readonly int64_t ping_conflicts      # offered addresses that answered a ping-check
     cdef readonly int64_t no_pools            # of alloc_fail: no pool the client's classes
                                               # allow (Kea's v4-allocation-fail-no-pools)
+
+
+@cython.final
+cdef class _Fixed:
+    # siaddr / sname / file of one level or one reply (_engine_fields.pxi): 0 / None = unset.
+    cdef uint32_t siaddr
+    cdef bytes sname
+    cdef bytes file
 
 
 @cython.final
@@ -78,6 +91,9 @@ cdef class _SubnetInfo:
     cdef object rebind                # int | None
     cdef double offer_lifetime
     cdef int64_t probation
+    cdef bint rapid_commit            # rapid-commit (RFC 4039)
+    cdef bint ping_check              # enable-ping-check
+    cdef int64_t ping_cltt            # ping-cltt-secs
     cdef uint32_t net_first
     cdef uint32_t net_last
     cdef dict options
@@ -102,6 +118,7 @@ cdef class _SubnetInfo:
     cdef bytes opt_prl
     cdef int64_t opt_lt
     cdef list opt_list
+    cdef _Fixed fixed                 # next-server etc.: the subnet's over global (or None)
 
 
 
@@ -167,6 +184,7 @@ cdef class _Caches:
     cdef bytes cls_prl
     cdef int64_t cls_lt
     cdef list cls_order
+    cdef dict fixed                   # id(reservation) -> (reservation, its _Fixed or None)
 
     cdef reset(self)
 
@@ -199,6 +217,7 @@ cdef class Exchange:
     cdef object offer_sub             # subscriber _may_offer found for this DISCOVER's offer
     cdef uint32_t res_api_ip          # address of the API reservation _reservation found
     cdef _SubnetInfo res_api_info     # and its subnet
+    cdef bint rapid                   # a DISCOVER _bind answers with a rapid-commit ACK
     # Classification (_engine_classes.pxi), when the configuration has classes:
     cdef ClassSet classes             # the packet's classes (a bit per id)
     cdef list class_order             # their ids in the order assigned (Kea's "first class"
@@ -219,8 +238,7 @@ cdef class Engine:
     cdef uint32_t _server_id
     cdef int _server_port
     cdef int _client_port
-    cdef ReplyBuilder _builder
-    cdef object _build                # _builder.build, bound once
+    cdef ReplyBuilder _builder        # its C entry, reply(), builds every reply
     cdef SubnetSelector _selector
     cdef dict _infos                  # subnet id -> _SubnetInfo
     cdef list _pool_bitmaps
@@ -249,6 +267,14 @@ cdef class Engine:
     cdef double _decline_fraction     # decline-max-fraction, 1.0 = no cap
     cdef dict _pool_declined          # pool first address -> DECLINED leases in the pool
     cdef dict _counters               # subnet id -> SubnetCounters (ids ever configured)
+    # HA allocation share (docs/high-availability.md): a new address only where
+    # ip % _share_count == _share_index; _share_count 0 = the whole pool (no HA pair)
+    cdef uint32_t _share_index
+    cdef uint32_t _share_count
+    cdef object _ddns                 # names.decide bound to [ddns], or None (_engine_fqdn)
+    cdef bint _ddns_gen               # names are generated for requests without 81 / 12
+    cdef bint _ddns_renew             # ddns-update-on-renew
+    cdef public dict ddns_pending     # address -> (lease, previous): DNS owed at its commit
     # Reservations added through the control channel (fastdhcp.hosts.HostTable): looked up in
     # the lease database per packet, only while the table holds hosts of the type asked.
     cdef object _hosts                # the HostTable, or None
@@ -262,6 +288,11 @@ cdef class Engine:
     cdef bint _hn_circuit             # ... with a circuit-id
     cdef dict _host_pending           # address -> hosts being added with it (claimed before
                                       # their commit; several when commands race for it)
+    # Fixed fields (_engine_fields.pxi): what a reply's siaddr/sname/file need per packet.
+    cdef tuple _fx_class              # class id -> _Fixed or None; None: no class sets any
+    cdef bint _fx_res                 # a reservation may set one (config's, or a hosts table)
+    cdef bint _fx_any                 # some level sets one (header fields not for overload)
+    cdef _Fixed _fx_scratch           # the merged fields of the reply being built
 
     cdef list _apply(self, object config, dict keep)
     cdef SubnetCounters _counts_for(self, object subnet_id)

@@ -26,7 +26,11 @@ handles; the fields are all declared in ``_engine.pxd``):
 ``_engine_offers.pxi``          the offer table with its heap
 ``_engine_defences.pxi``        subscriber lease limit, DECLINE limits and pool cap
 ``_engine_replies.pxi``         ``_destination`` (RFC 2131 4.1), options, server id, ``_reply``
+``_engine_fields.pxi``          siaddr / sname / file: Kea's next-server, server-hostname,
+                                boot-file-name by reservation > first class > subnet > global
 ``_engine_steps.pxi``           DISCOVER, REQUEST (+ ``_bind``), RELEASE, DECLINE, INFORM
+``_engine_rapid.pxi``           rapid commit (RFC 4039) and ping-check's side of DISCOVER
+``_engine_fqdn.pxi``            client names: option 81 / 12 in replies, DNS owed per binding
 ==============================  ============================================================
 
 Cython allows ``include`` only at module level, not inside a class body: the Engine's methods of
@@ -46,6 +50,7 @@ from fastdhcp._codec cimport Message, ReplyBuilder, fd_load_be16, fd_load_be32
 # Leases are made in C (the cdef class's own allocation, no argument parsing): once per
 # binding. Under the engine's old name, so the call sites read as before.
 from fastdhcp._lease cimport lease_new as _new_lease
+from fastdhcp._lease cimport Lease, lease_fqdn
 from fastdhcp._consts cimport *
 
 from array import array
@@ -56,7 +61,8 @@ from fastdhcp.errors import MalformedPacket
 from fastdhcp.consts import Outcome
 from fastdhcp.leases import tombstone
 
-__all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetSelector", "reply_destination"]
+__all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetSelector", "fixed_fields",
+           "reply_destination"]
 
 cdef enum:
     # How many filtered option lists / server-id options to keep (distinct PRLs are few).
@@ -101,7 +107,10 @@ cdef class SubnetCounters:
 
     ``assigned``: new bindings, not renewals (Kea's cumulative-assigned-addresses);
     ``alloc_fail``: DISCOVERs that found no free address (v4-allocation-fail);
-    ``declined``: DECLINEs honoured; ``reclaimed``: expired leases reclaimed, declined ones
+    ``declined``: DECLINEs honoured, and addresses ping-check set aside; ``ping_conflicts``:
+    offered addresses that answered a ping-check (set aside unless decline-max-fraction was
+    reached); ``rapid_commits``: DISCOVERs ACKed at once (RFC 4039);
+    ``reclaimed``: expired leases reclaimed, declined ones
     included (reclaimed-leases); ``reclaimed_declined``: declined leases reclaimed after
     probation; ``conflicts``: a client's reserved address held by another
     (v4-reservation-conflicts); ``no_pools``: of ``alloc_fail``, DISCOVERs whose classes
@@ -112,6 +121,7 @@ cdef class SubnetCounters:
         return (f"SubnetCounters(assigned={self.assigned}, alloc_fail={self.alloc_fail}, "
                 f"declined={self.declined}, reclaimed={self.reclaimed}, "
                 f"reclaimed_declined={self.reclaimed_declined}, conflicts={self.conflicts}, "
+                f"rapid_commits={self.rapid_commits}, ping_conflicts={self.ping_conflicts}, "
                 f"no_pools={self.no_pools})")
 
 
@@ -129,7 +139,9 @@ cdef class Decision:
     ``reply`` (bytes or None) goes to ``dest_ip:dest_port``; ``broadcast`` means dest_ip is
     255.255.255.255 (send out the receiving interface); ``l2_unicast`` = (yiaddr, chaddr) when
     the service may unicast at layer 2 instead; ``binding`` is the staged lease the reply must
-    wait for (ACKs that bind); ``reason`` is the drop reason or the decision's detail.
+    wait for (ACKs that bind); ``reason`` is the drop reason or the decision's detail;
+    ``probe`` (an OFFER's yiaddr, else 0) asks the service to check that address with ICMP
+    echo first and to tell :meth:`Engine.ping_result` what it found (ping-check).
     """
 
     def __init__(self, kind, reply=None, uint32_t dest_ip=0, int dest_port=0,
@@ -195,6 +207,9 @@ cdef class _SubnetInfo:
         self.rebind = lt.rebind_timer
         self.offer_lifetime = lt.offer_lifetime
         self.probation = lt.decline_probation_period
+        self.rapid_commit = subnet.rapid_commit
+        self.ping_check = subnet.ping_check.enabled
+        self.ping_cltt = subnet.ping_check.ping_cltt_secs
         self.net_first = int(subnet.network.network_address)
         self.net_last = int(subnet.network.broadcast_address)
         opts = dict(subnet.options)
@@ -210,6 +225,7 @@ cdef class _SubnetInfo:
         self.guarded = False
         self.pools_guarded = False
         self.cursor = 0
+        self.fixed = _fixed_of(getattr(subnet, "fixed", None))
         self.bitmaps = []
         self.authoritative = bool(global_authoritative or subnet.authoritative)
         self.by_hw = {}
@@ -251,6 +267,7 @@ cdef class _Caches:
         self.cls_prl = b""
         self.cls_lt = 0
         self.cls_order = None
+        self.fixed = {}
 
 cdef inline bint _is_active(object lease):
     cdef int st = lease.state
@@ -275,7 +292,6 @@ cdef class Engine:
         self._ex.claim_read = _UNREAD
         self._sstage = store.stage
         self._builder = ReplyBuilder()
-        self._build = self._builder.build  # bound once: no method lookup per reply
         self._offers = {}
         self._offered = {}
         self._offer_heap = []
@@ -283,11 +299,15 @@ cdef class Engine:
         self._decline_by_client = {}
         self._decline_by_sub = {}
         self._decline_sweep_at = 0.0
+        self._share_index = 0
+        self._share_count = 0
         self._sub_leases = {}
         self._sub_offers = {}
         self._pool_declined = {}
         self._counters = {}
+        self.ddns_pending = {}
         self._caches = _Caches()
+        self._fx_scratch = _Fixed.__new__(_Fixed)
         self._apply(config, None)
         _rebuild(self)
         _recount(self)
@@ -368,6 +388,21 @@ cdef class Engine:
         decline_limit = int(d.decline_limit) if d is not None else 0
         decline_window = float(d.decline_window) if d is not None else 3600.0
         decline_fraction = float(d.decline_max_fraction) if d is not None else 1.0
+        fx_class = _fixed_by_class(config)
+        fx_res = self._hosts is not None or any(
+            bool(getattr(r, "fixed", None)) for s in subnets for r in s.reservations)
+        fx_any = fx_res or fx_class is not None or any(
+            (<_SubnetInfo>i).fixed is not None for i in infos.values())
+        dd = getattr(config, "ddns", None)
+        ddns = None
+        ddns_gen = False
+        if dd is not None:
+            from functools import partial
+            from fastdhcp.ddns.config import ReplaceClientName
+            from fastdhcp.ddns.names import decide
+            ddns = partial(decide, cfg=dd)
+            ddns_gen = dd.replace_client_name in (ReplaceClientName.ALWAYS,
+                                                  ReplaceClientName.WHEN_NOT_PRESENT)
 
         # Commit point: plain assignments from here on.
         self._config = config
@@ -393,6 +428,12 @@ cdef class Engine:
         self._decline_window = decline_window
         self._decline_fraction = decline_fraction
         self._counting = sub_limit > 0 or decline_fraction < 1.0
+        self._fx_class = fx_class
+        self._fx_res = fx_res
+        self._fx_any = fx_any
+        self._ddns = ddns
+        self._ddns_gen = ddns is not None and ddns_gen
+        self._ddns_renew = ddns is not None and dd.update_on_renew
         return fresh
 
     def reload(self, config):
@@ -470,6 +511,7 @@ cdef class Engine:
         ex.key = key
         ex.cid = cid
         ex.res_api_ip = 0
+        ex.rapid = False
         if self._cls.active and _classify_early(self, ex):
             # Kea's step 5: a member of DROP is dropped silently, counted in
             # pkt4-receive-drop.
@@ -518,9 +560,10 @@ cdef class Engine:
             c.reclaimed += 1
             if lease.state == ST_DECLINED:
                 c.reclaimed_declined += 1
-            ended = _new_lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
-                               ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
-                               lease.relay_info)
+            ended = lease_fqdn(_new_lease(lease.ip, lease.client_key, lease.hw_address,
+                                          lease.subnet_id, ST_EXPIRED, lease.issued,
+                                          lease.expires, lease.hostname, lease.relay_info),
+                               lease.fqdn_fwd, lease.fqdn_rev)  # its names go (ddns.feed)
             _on_record(self, lease, ended)
             self._sstage(ended)
             _settle(self, lease.ip)
@@ -598,6 +641,18 @@ cdef class Engine:
         read-only): the statistics view reads them when asked."""
         return dict(self._counters)
 
+    def ping_result(self, bytes key, ip, bint in_use, double now):
+        """What the ping-check of ``ip``, offered to ``key`` (a Decision's ``probe``), found.
+
+        Free (``in_use`` False): the offer stands, no longer marked as probing. In use: the
+        offer is withdrawn and the address set aside as DECLINED for its subnet's
+        decline-probation-period (staged: the service kicks the commit), counted in the
+        subnet's ``declined`` and ``ping_conflicts`` (within decline-max-fraction, as a
+        DECLINE: past it the offer is only withdrawn); handling the DISCOVER again then picks
+        another address. Returns False when there was nothing to do (the offer had gone, or
+        the address is now bound), True otherwise."""
+        return _ping_result(self, key, ip, in_use, now)
+
     def last_classes(self):
         """The classes of the last request handled, in the order they were assigned (Kea's
         DHCP4_CLASS_ASSIGNED list, required classes included); [] when the configuration has
@@ -635,6 +690,17 @@ cdef class Engine:
         """The pools' bitmaps, in address order (read-only use: tests and audits)."""
         return list(self._pool_bitmaps)
 
+    # ------------------------------------------------------------------ HA share (ha)
+
+    def set_ha_share(self, int index, int count):
+        """Allocate new addresses only from share ``index`` of ``count`` (an address is in
+        share ``ip % count``), or from the whole pool with ``count`` 0. Renewals of a bound
+        lease are not affected. Set by the server for an HA pair of fastdhcp peers."""
+        if count < 0 or count > 64 or (count and not 0 <= index < count):
+            raise ValueError(f"HA share {index} of {count}")
+        self._share_index = index
+        self._share_count = count
+
     # ------------------------------------------------------------------ hosts (cmd_hosts)
 
     def attach_hosts(self, hosts):
@@ -642,6 +708,7 @@ cdef class Engine:
         looked up per packet after the config's, their addresses marked used in the pools'
         bitmaps now (one pass over the table's address index). Call once, before serving."""
         self._hosts = hosts
+        self._fx_res = self._fx_any = True  # API hosts may carry next-server etc.
         self._hfind = hosts.find
         self._hreserved = hosts.reserved
         self._hfilter = <HostFilter?>hosts.filter
@@ -698,4 +765,7 @@ include "_engine_reservations.pxi"
 include "_engine_offers.pxi"
 include "_engine_defences.pxi"
 include "_engine_replies.pxi"
+include "_engine_fields.pxi"
 include "_engine_steps.pxi"
+include "_engine_rapid.pxi"
+include "_engine_fqdn.pxi"

@@ -156,6 +156,8 @@ cdef _SubnetInfo _claim(Engine self, uint32_t ip, bytes key, uint32_t res_ip, tu
         info = <_SubnetInfo>res[1]
     off = ip - bm._first
     if not (bm._lvl[0][off >> 6] >> (off & 63)) & 1:
+        if not _in_share(self, ip):
+            return None  # free, but the HA partner's to hand out (no binding of ours)
         bm.allocate_c(ip)  # the hint is free: taken as is
         return info
     if res is not None:
@@ -195,22 +197,35 @@ cdef tuple _allocate(Engine self, tuple group, uint32_t hint):
                 continue
             any_pool = True
             bm = pi.bm
-            if bm._used < bm._size:
-                return (<uint32_t>bm.allocate_c(hint if bm._first <= hint <= bm._last
-                                                else 0), info)
+            while bm._used < bm._size:
+                ip = <uint32_t>bm.allocate_c(hint if bm._first <= hint <= bm._last else 0)
+                if _in_share(self, ip):
+                    return (ip, info)
+                # the HA partner's share: left marked used here (parked) so next-fit does
+                # not meet it again; a lease change there (_settle) frees it, and it is
+                # parked again when met
+                hint = 0
     self._ex.no_pool = not any_pool
     return (0, group[0])
 
 
-cdef uint32_t _take_from(PoolBitmap bm, uint32_t at) except? 0:
-    """The first free address of ``bm`` at or after ``at``, taken; 0 if none."""
+cdef uint32_t _take_from(Engine self, PoolBitmap bm, uint32_t at) except? 0:
+    """The first free address of ``bm`` at or after ``at`` in this server's HA share, taken;
+    0 if none (addresses of the partner's share met on the way stay parked, as in
+    ``_allocate``)."""
     cdef int64_t r
-    if bm._used >= bm._size or at > bm._last:
-        return 0
-    r = bm._find_from(at - bm._first if at > bm._first else 0)
-    if r < 0:
-        return 0
-    return <uint32_t>bm.allocate_c(bm._first + r)
+    cdef uint32_t ip
+    while bm._used < bm._size and at <= bm._last:
+        r = bm._find_from(at - bm._first if at > bm._first else 0)
+        if r < 0:
+            return 0
+        ip = <uint32_t>bm.allocate_c(bm._first + r)
+        if _in_share(self, ip):
+            return ip
+        if ip == bm._last:
+            return 0
+        at = ip + 1
+    return 0
 
 
 cdef uint32_t _allocate_guarded(Engine self, _SubnetInfo info, uint32_t hint,
@@ -232,7 +247,7 @@ cdef uint32_t _allocate_guarded(Engine self, _SubnetInfo info, uint32_t hint,
     any_pool[0] = True
     for i in range(n):
         bm = (<_PoolInfo>allowed[i]).bm
-        if (hint and bm._first <= hint <= bm._last
+        if (hint and bm._first <= hint <= bm._last and _in_share(self, hint)
                 and not (bm._lvl[0][(hint - bm._first) >> 6] >> ((hint - bm._first) & 63)) & 1):
             info.cursor = <uint32_t>bm.allocate_c(hint)
             return info.cursor
@@ -240,11 +255,11 @@ cdef uint32_t _allocate_guarded(Engine self, _SubnetInfo info, uint32_t hint,
             k = i
     ip = 0
     if k >= 0 and cur < (<_PoolInfo>allowed[k]).bm._last:
-        ip = _take_from((<_PoolInfo>allowed[k]).bm, cur + 1)
+        ip = _take_from(self, (<_PoolInfo>allowed[k]).bm, cur + 1)
     for i in range(n):
         if ip:
             break
-        ip = _take_from((<_PoolInfo>allowed[(k + 1 + i) % n if k >= 0 else i]).bm, 0)
+        ip = _take_from(self, (<_PoolInfo>allowed[(k + 1 + i) % n if k >= 0 else i]).bm, 0)
     if ip:
         info.cursor = ip
     return ip
