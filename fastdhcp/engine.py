@@ -98,6 +98,13 @@ no PRL still get a usable configuration); then the client identifier echoed (RFC
 option 82 echoed verbatim, last (RFC 3046 2.2). The filtered list is cached per (option source,
 PRL bytes, lease time).
 
+Client classes (docs/classification.md): when the configuration has any, every request is
+classified in Kea's order into the Exchange's class set and ordered class list (ALL,
+VENDOR_CLASS_, pass 1, DROP, subnet guards, reservation lookup with KNOWN/UNKNOWN, pass 2,
+pool guards, required classes); class options sit between the subnet's and the global ones,
+the first class with a valid-lifetime gives the lease time. ``Engine.last_classes()`` shows
+the last request's list.
+
 Decision reasons (``Decision.reason``; ``Decision.kind`` is a :class:`fastdhcp.consts.Outcome`)
 --------------------------------------------------------------------------------------------
 * offer: ``binding``, ``reservation``, ``requested``, ``previous``, ``allocated``,
@@ -108,8 +115,10 @@ Decision reasons (``Decision.reason``; ``Decision.kind`` is a :class:`fastdhcp.c
   ``reserved-elsewhere``, ``address-unavailable``;
 * drop: ``bootreply``, ``bootp``, ``unexpected-type``, ``no-client-id``,
   ``relay-info-too-long`` (option 82 cannot be echoed within the size limit), ``no-subnet``,
-  ``pool-exhausted``, ``other-server``, ``no-requested-address``, ``unknown-client``,
-  ``release-unknown``, ``decline-unknown`` (counted in ``fastdhcp_dropped_total``);
+  ``pool-exhausted``, ``no-allowed-pool`` (the request's classes allow no pool of the link),
+  ``class-drop`` (a member of class DROP), ``other-server``, ``no-requested-address``,
+  ``unknown-client``, ``release-unknown``, ``decline-unknown`` (counted in
+  ``fastdhcp_dropped_total``);
 * silent (processed, nothing to send, never a drop: RFC 2131 4.3.3, 4.3.4): ``released``,
   ``declined``;
 * defences: ``subscriber-limit`` (a DISCOVER dropped, or a REQUEST NAKed), ``decline-limit``

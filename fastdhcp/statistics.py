@@ -80,7 +80,7 @@ _LEASEQUERY_SENT = {MessageType.LEASEUNASSIGNED: "unassigned", MessageType.LEASE
 #: bad or unsupported request, a relay or rate guard, an internal error) is a receive drop.
 NOT_RECEIVE_DROPS: frozenset[str] = frozenset({
     "release-unknown", "decline-unknown",
-    "no-subnet", "pool-exhausted", "unknown-client", "no-requested-address",
+    "no-subnet", "pool-exhausted", "no-allowed-pool", "unknown-client", "no-requested-address",
     "dhcp-disabled", "disabled",
     "send-error", "commit-failed", "socket-closed", "recv-error",
 })

@@ -219,9 +219,9 @@ def test_p7_option_82_remote_id_and_circuit_id_to_pools() -> None:
     assert net.engine.last_classes() == ["ALL", "OLT1", "UNKNOWN"]
     both = offer(net, 2, relay_info=relay_agent_info(circuit_id=b"eth0/1/2:100",
                                                      remote_id=b"OLT1-0002"))
-    # In both classes: Kea 2.2's iterative allocator went on after .20 (.21, OLT1 pool);
-    # fastdhcp takes the first allowed pool in config order (docs/classification.md).
-    assert addr(both) == "198.19.80.10"
+    # In both classes: Kea 2.2's iterative allocator goes on after the last address handed
+    # out in the subnet (.20): .21 from the OLT1 pool, not the BUSINESS_PORT pool's .10.
+    assert addr(both) == "198.19.80.21"
     assert net.engine.last_classes() == ["ALL", "OLT1", "BUSINESS_PORT", "UNKNOWN"]
     assert addr(offer(net, 3, relay_info=relay_agent_info(remote_id=b"OLT2-0001"))) \
         == "198.19.80.100"
@@ -575,7 +575,7 @@ def test_no_allowed_pool_is_no_offer_counted_as_kea_does() -> None:
     net = network(ONLY_STB)
     src = _Source(net)
     d, r = discover(net, 1, vendor=b"MSFT 5.0")
-    assert r is None and d.reason == "pool-exhausted"
+    assert r is None and d.reason == "no-allowed-pool"
     c = net.engine.subnet_counters()[10]
     assert (c.alloc_fail, c.no_pools) == (1, 1)
     v = {name: s.value for name, s in Statistics(src).get_all().items()}  # type: ignore[arg-type]
@@ -728,3 +728,115 @@ option-data = { ntp-servers = ["198.18.9.123"] }
     for reply in (first, again):
         ntp = [o for o in reply["DHCP"].options if isinstance(o, tuple) and o[0] == "NTP_server"]
         assert ntp and ntp[0][1] == "198.18.9.123"
+
+
+def test_reserved_classes_in_a_shared_network_come_after_known_without_a_rerun() -> None:
+    shared = 'id = 10\nshared-network = "n1"\nrelay = ["198.19.80.1"]\n'
+    net = network(ORDER.replace("id = 10\n", shared) + """
+[[subnet4]]
+id = 12
+subnet = "198.19.82.0/24"
+shared-network = "n1"
+relay = ["198.19.80.1"]
+pools = ["198.19.82.10 - 198.19.82.250"]
+""")
+    offer(net, 1, vendor=b"v")
+    # J is not re-evaluated with F_no_test: Kea re-runs pass 1 only outside shared networks.
+    assert net.engine.last_classes() == ["ALL", "A", "KNOWN", "F_no_test", "C_known"]
+
+
+def test_a_run_time_error_leaves_the_class_unassigned() -> None:
+    net = network("""
+[[client-classes]]
+name = "ADDR"
+test = "addrtotext(option[60].hex) == '1.2.3.4'"
+""" + SUBNET_10 + """
+pools = [
+  { pool = "198.19.80.10 - 198.19.80.19", client-class = "ADDR" },
+  { pool = "198.19.80.100 - 198.19.80.199" },
+]
+""")
+    assert addr(offer(net, 1, vendor=b"\x01\x02\x03\x04")) == "198.19.80.10"
+    assert addr(offer(net, 2, vendor=b"\x01\x02\x03\x04\x05")) == "198.19.80.100"  # error
+    assert net.engine.last_classes() == ["ALL", "UNKNOWN"]
+
+
+def test_inform_gets_the_class_options() -> None:
+    net = network(P9)
+    d, r = net.exchange(request_bytes(1, 8, giaddr=RELAY_B, ciaddr=ip("198.19.81.77")))
+    assert r is not None and r.mtype == ACK and ip4(r, 42) == "198.18.50.123"
+    d, r = net.exchange(request_bytes(2, 8, giaddr=RELAY_A, ciaddr=ip("198.19.80.77")))
+    assert r is not None and 42 not in r.options
+
+
+def test_reload_switches_classes_on_and_off() -> None:
+    plain = loads(HEAD + SUBNET_10 + 'pools = ["198.19.80.10 - 198.19.80.199"]\n')
+    classed = loads(HEAD + P6)
+    net = Network(plain, Link("", SERVER))
+    assert addr(offer(net, 1, vendor=b"PXEClient:a")) == "198.19.80.10"
+    net.engine.reload(classed)  # the pool changed: a fresh bitmap over the store and offers
+    assert addr(offer(net, 2, vendor=b"PXEClient:b")) == "198.19.80.11"
+    assert addr(offer(net, 3, vendor=b"MSFT 5.0")) == "198.19.80.100"
+    net.engine.reload(plain)
+    assert addr(offer(net, 4, vendor=b"MSFT 5.0")) not in {"198.19.80.10", "198.19.80.11"}
+    assert net.engine.last_classes() == []
+
+
+def test_an_api_host_s_classes_and_options(tmp_path: Path) -> None:
+    from fastdhcp.hosts import Host, HostTable, IdentifierType
+    from fastdhcp.store import LmdbLeaseStore
+
+    store = LmdbLeaseStore(tmp_path / "db", sync=False, create=True, map_size=1 << 24)
+    try:
+        net = Network(loads(HEAD + """
+[[client-classes]]
+name = "H"
+option-data = { domain-name-servers = ["198.18.0.2"], ntp-servers = ["198.18.0.123"] }
+""" + SUBNET_10 + """
+pools = [
+  { pool = "198.19.80.10 - 198.19.80.19", client-class = "H" },
+  { pool = "198.19.80.100 - 198.19.80.199" },
+]
+"""), Link("", SERVER), store=store)
+        table = HostTable(store)
+        host = Host(10, IdentifierType.HW_ADDRESS, mac(1), 0, "h1",
+                    {6: bytes((198, 18, 0, 7))}, client_classes=("H",))
+        table.written(store.host_write(table.add_fn(host)))
+        net.engine.attach_hosts(table)
+        r = offer(net, 1)
+        assert addr(r) == "198.19.80.10"  # the H pool, through the host's class
+        assert ip4(r, 6) == "198.18.0.7" and ip4(r, 42) == "198.18.0.123"  # host > class
+        assert net.engine.last_classes() == ["ALL", "H", "KNOWN"]
+        assert addr(offer(net, 2)) == "198.19.80.100"
+    finally:
+        store.close()
+
+
+def test_a_held_offer_from_a_pool_no_longer_allowed_is_replaced() -> None:
+    net = network(P1)
+    assert addr(offer(net, 1, vendor=b"STB-1")) == "198.19.80.10"
+    assert addr(offer(net, 1, vendor=b"STB-1")) == "198.19.80.10"  # the same offer
+    assert addr(offer(net, 1, vendor=b"MSFT 5.0")) == "198.19.80.100"
+    assert not net.engine.is_offered(ip("198.19.80.10"))
+
+
+def test_the_patterns_in_the_docs_load() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "classification.md").read_text()
+    section = doc[doc.index("## ISP patterns as TOML"):doc.index("## Order and precedence")]
+    blocks = section.split("```toml\n")[1:]
+    played = {c.strip("\n") for c in (P1, P2, P6, P7, _walled(False), _walled(True), P9, P10,
+                                      P11, P12, P13, P14, P15, P16)}
+    assert len(blocks) == len(played) == 14
+    for block in blocks:
+        text = block.split("```")[0].strip("\n")
+        assert text in played  # the config the tests above play, word for word
+        assert loads(HEAD + text).client_classes
+
+
+def test_a_client_in_two_classes_on_a_fresh_server_gets_the_lowest_eligible_address() -> None:
+    net = network(P7)
+    both = relay_agent_info(circuit_id=b"eth0/1/2:100", remote_id=b"OLT1-0002")
+    assert addr(offer(net, 1, relay_info=both)) == "198.19.80.10"  # reference section 3
+    assert addr(offer(net, 2, relay_info=relay_agent_info(remote_id=b"OLT1-0001"))) \
+        == "198.19.80.20"
+    assert addr(offer(net, 3, relay_info=both)) == "198.19.80.21"

@@ -107,7 +107,9 @@ cdef class _SubnetInfo:
     cdef tuple required               # require-client-classes, in order
     cdef dict own_options             # the subnet's own option-data (+ subnet mask)
     cdef list pools                   # _PoolInfo per bitmap, in config order
-    cdef bint guarded                 # a subnet of this link or one of its pools is guarded
+    cdef bint guarded                 # a subnet of this link has a guard
+    cdef bint pools_guarded           # one of its pools has a guard (_allocate_guarded)
+    cdef uint32_t cursor              # last address _allocate_guarded handed out here
     # Per-packet shortcuts (set by Engine._apply): no dict lookup by subnet id per request.
     cdef tuple group                  # this link's infos (its shared network), self first
     cdef bint has_res                 # a subnet of this link has reservations
@@ -136,6 +138,7 @@ cdef class _ClassDef:
     # One [[client-classes]] entry as the engine evaluates and applies it.
     cdef readonly int id
     cdef readonly str name
+    cdef readonly object cls          # the fastdhcp.config.ClientClass (fixed fields etc.)
     cdef Program prog                 # None without a test
     cdef dict options                 # option-data ({} if none)
     cdef bint has_valid               # valid-lifetime set: (min, valid, max) below

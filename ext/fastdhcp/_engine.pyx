@@ -223,6 +223,8 @@ cdef class _SubnetInfo:
         self.required = ()
         self.pools = []
         self.guarded = False
+        self.pools_guarded = False
+        self.cursor = 0
         self.fixed = _fixed_of(getattr(subnet, "fixed", None))
         self.bitmaps = []
         self.authoritative = bool(global_authoritative or subnet.authoritative)
@@ -368,6 +370,7 @@ cdef class Engine:
                 pinfo.required = _ids_of(cls.ids, p.required_classes)
                 pinfo.options = dict(p.options)
                 info.pools.append(pinfo)
+                info.pools_guarded = info.pools_guarded or bool(pinfo.guard)
                 pools.append((p.first, bm, info, p.text, pinfo))
         pools.sort(key=lambda x: x[0])
         for sid, g in groups.items():

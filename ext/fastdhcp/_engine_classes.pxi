@@ -78,6 +78,7 @@ cdef _Classes _make_classes(object config):
         d = _ClassDef.__new__(_ClassDef)
         d.id = cc.id
         d.name = cc.name
+        d.cls = cc
         d.prog = cc.program
         d.options = dict(cc.options)
         d.has_valid = cc.valid_lifetime is not None

@@ -187,6 +187,11 @@ cdef tuple _allocate(Engine self, tuple group, uint32_t hint):
     cdef bint any_pool = False
     cdef uint32_t ip
     for info in group:
+        if info.pools_guarded:
+            ip = _allocate_guarded(self, info, hint, &any_pool)
+            if ip:
+                return (ip, info)
+            continue
         for pi in info.pools:
             if classes and pi.guard and not _allowed(self._ex.classes, pi.guard):
                 continue
@@ -202,3 +207,59 @@ cdef tuple _allocate(Engine self, tuple group, uint32_t hint):
                 hint = 0
     self._ex.no_pool = not any_pool
     return (0, group[0])
+
+
+cdef uint32_t _take_from(Engine self, PoolBitmap bm, uint32_t at) except? 0:
+    """The first free address of ``bm`` at or after ``at`` in this server's HA share, taken;
+    0 if none (addresses of the partner's share met on the way stay parked, as in
+    ``_allocate``)."""
+    cdef int64_t r
+    cdef uint32_t ip
+    while bm._used < bm._size and at <= bm._last:
+        r = bm._find_from(at - bm._first if at > bm._first else 0)
+        if r < 0:
+            return 0
+        ip = <uint32_t>bm.allocate_c(bm._first + r)
+        if _in_share(self, ip):
+            return ip
+        if ip == bm._last:
+            return 0
+        at = ip + 1
+    return 0
+
+
+cdef uint32_t _allocate_guarded(Engine self, _SubnetInfo info, uint32_t hint,
+                                bint *any_pool) except? 0:
+    """A fresh address of a subnet with guarded pools, as Kea 2.2's iterative allocator
+    walks them: after the last address handed out in the subnet (``info.cursor``), through
+    the pools the request's classes allow in config order, wrapping round; from the first
+    allowed pool's start when the cursor is in none of them. So a client in two classes gets
+    the next address wherever the last went (reference section 3, pattern P7), not a
+    preferred pool. ``hint`` (the client's previous address) is tried first."""
+    cdef _PoolInfo pi
+    cdef PoolBitmap bm
+    cdef Py_ssize_t i, k = -1, n
+    cdef uint32_t ip, cur = info.cursor
+    cdef list allowed = [pi for pi in info.pools if _allowed(self._ex.classes, pi.guard)]
+    n = len(allowed)
+    if n == 0:
+        return 0
+    any_pool[0] = True
+    for i in range(n):
+        bm = (<_PoolInfo>allowed[i]).bm
+        if (hint and bm._first <= hint <= bm._last and _in_share(self, hint)
+                and not (bm._lvl[0][(hint - bm._first) >> 6] >> ((hint - bm._first) & 63)) & 1):
+            info.cursor = <uint32_t>bm.allocate_c(hint)
+            return info.cursor
+        if k < 0 and bm._first <= cur <= bm._last:
+            k = i
+    ip = 0
+    if k >= 0 and cur < (<_PoolInfo>allowed[k]).bm._last:
+        ip = _take_from(self, (<_PoolInfo>allowed[k]).bm, cur + 1)
+    for i in range(n):
+        if ip:
+            break
+        ip = _take_from(self, (<_PoolInfo>allowed[(k + 1 + i) % n if k >= 0 else i]).bm, 0)
+    if ip:
+        info.cursor = ip
+    return ip

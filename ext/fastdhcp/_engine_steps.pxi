@@ -54,7 +54,10 @@ cdef Decision _discover(Engine self, Exchange ex):
                 oinfo = ex.res_api_info  # its API reservation, outside every pool
             else:
                 oinfo = None
-            if oinfo is not None and _in_group(oinfo, group):
+            if (oinfo is not None and _in_group(oinfo, group)
+                    and (found is None or offer.ip == res_ip
+                         or _pool_allowed(self, _pool_at(self, offer.ip)))):
+                # (an offer from a pool the request's classes no longer allow is dropped)
                 ip = offer.ip
                 info = oinfo
         if not ip:
@@ -106,6 +109,7 @@ cdef Decision _discover(Engine self, Exchange ex):
             sel.counts.alloc_fail += 1
             if ex.no_pool:
                 sel.counts.no_pools += 1
+                return _drop("no-allowed-pool")
             return _drop("pool-exhausted")
         how = "previous" if ip == hint else "allocated"
     if info.rapid_commit and _rapid_wanted(self, ex, ip, info, how):
