@@ -4,16 +4,20 @@ from collections.abc import Callable
 
 from fastdhcp._codec import Message
 from fastdhcp._engine import Engine
+from fastdhcp._hascope import ScopeFilter
+from fastdhcp._lease import Lease
 from fastdhcp._sockio import Outgoing
 from fastdhcp.metrics import Metrics
 from fastdhcp.pathreport import PathReport
-from fastdhcp.pathtypes import L2Dest, PathEndpoint, PathGuard
+from fastdhcp.pathtypes import L2Dest, LeaseQueryHandler, PathEndpoint, PathGuard
 
 class HeldAck:
     endpoint: PathEndpoint
     out: Outgoing
     held_at: float
-    def __init__(self, endpoint: PathEndpoint, out: Outgoing, held_at: float) -> None: ...
+    lease: Lease | None
+    def __init__(self, endpoint: PathEndpoint, out: Outgoing, held_at: float,
+                 lease: Lease | None = None) -> None: ...
 
 class HeldOffer:
     endpoint: PathEndpoint
@@ -37,6 +41,8 @@ class PacketPath:
         l2_dest: L2Dest,
         debug: bool,
         probe: Callable[[list[HeldOffer]], None] | None = ...,
+        ha: ScopeFilter | None = ...,
+        leasequery: LeaseQueryHandler | None = ...,
     ) -> None: ...
     def read(self, ep: PathEndpoint, limit: int, now: float, t0: float) -> int: ...
     def flush(self, ep: PathEndpoint) -> None: ...

@@ -15,6 +15,7 @@ import bisect
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client.core import (
@@ -27,7 +28,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from fastdhcp.statistics import Kind, kind_of
 
-#: DHCP message type names (RFC 2132 9.6, RFC 3203, RFC 4388), lower case as label values.
+#: DHCP message type names (RFC 2132 9.6, RFC 3203, RFC 4388, RFC 6926), lower case as label
+#: values.
 MESSAGE_TYPES: dict[int, str] = {
     0: "bootp",
     1: "discover",
@@ -43,6 +45,8 @@ MESSAGE_TYPES: dict[int, str] = {
     11: "leaseunassigned",
     12: "leaseunknown",
     13: "leaseactive",
+    14: "bulkleasequery",
+    15: "leasequerydone",
 }
 
 #: Latency buckets in seconds: 50 us .. 5 s (receive to send, commit).
@@ -135,6 +139,16 @@ class Metrics:
         self.ping_free = 0
         self.ping_errors = 0
         self.ping_gave_up = 0
+        #: RFC 6926 bulk leasequery over TCP (fastdhcp.service.leasequery_tcp): connections
+        #: accepted / refused (not a requester, or over max-requester-connections), open now,
+        #: queries served, reply messages sent (DHCPLEASEACTIVE, DHCPLEASEUNASSIGNED and
+        #: DHCPLEASEQUERYDONE), and connections closed as idle
+        self.bulk_connections = 0
+        self.bulk_refused = 0
+        self.bulk_open = 0
+        self.bulk_queries = 0
+        self.bulk_replies = 0
+        self.bulk_idle_closed = 0
         self.offer_latency = Histogram(LATENCY_BUCKETS)
         self.ack_latency = Histogram(LATENCY_BUCKETS)
         self.commit_latency = Histogram(LATENCY_BUCKETS)
@@ -173,6 +187,17 @@ PoolRows = Callable[[], Iterable[tuple[int, str, str, int, int]]]
 KeaValues = Callable[[], "dict[str, int] | None"]
 
 
+@dataclass(frozen=True, slots=True)
+class HAGauges:
+    """What the HA gauges show, read on the loop at scrape time (fastdhcp.ha.service)."""
+
+    states: tuple[str, ...]  #: every HA state name (each a series of the state sets)
+    state: str  #: this server's state
+    partner_state: str  #: the partner's last known state ("unavailable" when not in touch)
+    unsent_updates: int  #: unsent-update-count
+    update_rtt: float | None  #: seconds of the last lease update to the partner
+
+
 class ServerCollector(Collector):
     """Exposes a :class:`Metrics` (and pool use read at scrape time) as Prometheus families."""
 
@@ -182,11 +207,13 @@ class ServerCollector(Collector):
         pool_rows: PoolRows,
         leases: Callable[[], int | None] | None = None,
         kea: KeaValues | None = None,
+        ha: Callable[[], HAGauges | None] | None = None,
     ) -> None:
         self._m = metrics
         self._pool_rows = pool_rows
         self._leases = leases
         self._kea = kea
+        self._ha = ha
 
     def describe(self) -> Iterable[Metric]:
         # No describe-time work: collect() reads live engine state, which must not run when
@@ -248,8 +275,20 @@ class ServerCollector(Collector):
              m.ping_errors),
             ("fastdhcp_ping_gave_up", "DISCOVERs dropped after too many addresses in use",
              m.ping_gave_up),
+            ("fastdhcp_bulk_leasequery_connections", "Bulk leasequery (RFC 6926) TCP "
+             "connections accepted", m.bulk_connections),
+            ("fastdhcp_bulk_leasequery_refused", "Bulk leasequery connections refused (not a "
+             "requester, or too many)", m.bulk_refused),
+            ("fastdhcp_bulk_leasequery_queries", "Bulk leasequery queries served",
+             m.bulk_queries),
+            ("fastdhcp_bulk_leasequery_replies", "Bulk leasequery reply messages sent",
+             m.bulk_replies),
+            ("fastdhcp_bulk_leasequery_idle_closed", "Bulk leasequery connections closed as "
+             "idle (max-requester-idle-time)", m.bulk_idle_closed),
         ):
             yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily("fastdhcp_bulk_leasequery_open",
+                                "Bulk leasequery connections open now", value=m.bulk_open)
         for name, doc, h in (
             ("fastdhcp_offer_latency_seconds", "DISCOVER received to OFFER sent", m.offer_latency),
             ("fastdhcp_ack_latency_seconds", "REQUEST received to ACK sent (includes the commit)",
@@ -322,6 +361,32 @@ class ServerCollector(Collector):
                 )
         if self._kea is not None:
             yield from _kea_families(self._kea)
+        if self._ha is not None:
+            yield from _ha_families(self._ha)
+
+
+def _ha_families(ha: Callable[[], HAGauges | None]) -> Iterator[Metric]:
+    """The HA state sets (1 for the current state, 0 for the others), unsent updates and the
+    last update's round trip."""
+    try:
+        g = ha()
+    except Exception:  # as the pool rows: a scrape must not fail the page
+        g = None
+    if g is None:
+        return
+    for name, doc, now in (
+            ("fastdhcp_ha_state", "This server's HA state (1: the current one)", g.state),
+            ("fastdhcp_ha_partner_state", "The partner's last known HA state (1: the current "
+             "one)", g.partner_state)):
+        fam = GaugeMetricFamily(name, doc, labels=["state"])
+        for st in g.states:
+            fam.add_metric([st], 1 if st == now else 0)
+        yield fam
+    yield GaugeMetricFamily("fastdhcp_ha_unsent_updates", "Lease changes not sent to the "
+                            "partner (Kea's unsent-update-count)", value=g.unsent_updates)
+    if g.update_rtt is not None:
+        yield GaugeMetricFamily("fastdhcp_ha_update_rtt_seconds", "Round trip of the last "
+                                "lease update to the partner", value=g.update_rtt)
 
 
 def _kea_families(kea: KeaValues) -> Iterator[Metric]:
@@ -349,12 +414,14 @@ class MetricsServer:
     """The Prometheus HTTP endpoint (``prometheus_client.start_http_server``) with its own
     registry, on its own daemon thread."""
 
-    def __init__(self, collector: Collector, address: str) -> None:
+    def __init__(self, collector: Collector, address: str, *more: Collector) -> None:
         from prometheus_client import start_http_server
 
         host, port = parse_address(address)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(collector)
+        for c in more:  # e.g. fastdhcp.ddns.stats.DdnsCollector (update counters)
+            self.registry.register(c)
         self._httpd: Any
         self._thread: threading.Thread
         self._httpd, self._thread = start_http_server(port, addr=host, registry=self.registry)

@@ -27,6 +27,13 @@ cdef str _may_offer(Engine self, Exchange ex, _SubnetInfo sel):
     return None
 
 
+cdef inline bint _in_share(Engine self, uint32_t ip) noexcept:
+    """May ``ip`` be newly allocated by this server (its HA allocation share, set by
+    ``set_ha_share``)? Two fastdhcp peers so never hand one address to two clients, even
+    when both serve every client in a split brain (docs/high-availability.md)."""
+    return self._share_count == 0 or ip % self._share_count == self._share_index
+
+
 cdef object _offer_counts(Engine self, object subkey, object lease, bytes key):
     """The subscriber a new offer to ``key`` counts against: ``subkey`` (from
     ``_may_offer``) unless the client's own binding ``lease`` already does (a bound client

@@ -69,12 +69,12 @@ cdef Decision _rapid_ack(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info
 
 
 cdef Decision _rapid_reply(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, list opts,
-                           uint32_t sid, object lease):
-    """The ACK of a rapid commit: ``_bind``'s, with option 80 (empty, RFC 4039 sec. 4)."""
+                           object lease, _Fixed fx):
+    """The ACK of a rapid commit: ``_bind``'s (``opts`` its own list, server id first), with
+    option 80 (empty, RFC 4039 sec. 4)."""
     info.counts.rapid_commits += 1
     opts.append((OPT_RAPID_COMMIT, b""))
-    return _reply(self, ex.msg, OUT_ACK, ACK, 0, ip, [_sid_option(self, sid), *opts], lease,
-                  "rapid-commit")
+    return _reply(self, ex.msg, OUT_ACK, ACK, 0, ip, opts, lease, "rapid-commit", fx)
 
 
 cdef bint _ping_result(Engine self, bytes key, object ipo, bint in_use, double now):

@@ -5,6 +5,7 @@ from libc.stdint cimport uint32_t
 
 from fastdhcp._codec cimport Message
 from fastdhcp._engine cimport Engine
+from fastdhcp._hascope cimport ScopeFilter
 from fastdhcp._sockio cimport Outgoing
 
 
@@ -17,6 +18,7 @@ cdef class HeldAck:
     cdef readonly object endpoint  # the service's Endpoint the ACK leaves from
     cdef readonly Outgoing out
     cdef readonly double held_at   # monotonic
+    cdef readonly object lease     # the binding (fastdhcp._lease.Lease) it acknowledges
 
 
 @cython.final
@@ -40,6 +42,8 @@ cdef class PacketPath:
     cdef object hold              # takes a list of held ACK tokens (GroupCommitter.hold_many)
     cdef object probe             # takes a list of HeldOffer (the service's ping-check), or None
     cdef bint debug
+    cdef ScopeFilter ha           # the HA scope filter, or None
+    cdef object leasequery        # (endpoint, Message, src_ip, now, t0) -> Outgoing | None
     cdef list received            # metrics.received / metrics.sent: counts by message type
     cdef list sent
     cdef object offer_latency     # metrics.offer_latency / ack_latency (Histogram)

@@ -31,9 +31,11 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport uint32_t
 
 from fastdhcp._codec cimport Message, fd_load_be32, parse
-from fastdhcp._consts cimport ACK, DISCOVER, NAK, OFF_GIADDR, OFF_OP, OFFER, OPT_MESSAGE_TYPE
+from fastdhcp._consts cimport ACK, DISCOVER, LEASEQUERY, NAK, OFF_GIADDR, OFF_OP, OFFER
+from fastdhcp._consts cimport OPT_MESSAGE_TYPE
 from fastdhcp._consts cimport OUT_ACK, OUT_DROP, OUT_NAK, OUT_OFFER
 from fastdhcp._engine cimport Decision, Engine
+from fastdhcp._hascope cimport HA_PASS, ScopeFilter
 from fastdhcp._sockio cimport DatagramIO, Outgoing, RECV_BATCH, RECV_SIZE
 from fastdhcp._sysnet cimport CLOCK_MONOTONIC, MSG_TRUNC, clock_gettime, ntohl, ntohs, timespec
 
@@ -56,14 +58,16 @@ cdef inline int _reply_type(int outcome) noexcept:
 @cython.freelist(128)
 cdef class HeldAck:
     """An ACK held until its binding's group commit is durable (RFC 2131 3.1 step 4): the
-    endpoint it leaves from, the reply, and the monotonic time it was held (commit latency).
+    endpoint it leaves from, the reply, the monotonic time it was held (commit latency) and
+    the binding it acknowledges (an HA pair sends it to the partner before the ACK leaves).
     The committer keeps these in the order they were held; the batch they join is the batch
     whose durable commit releases them (fastdhcp.commit)."""
 
-    def __init__(self, endpoint, Outgoing out, double held_at):
+    def __init__(self, endpoint, Outgoing out, double held_at, lease=None):
         self.endpoint = endpoint
         self.out = out
         self.held_at = held_at
+        self.lease = lease
 
 
 @cython.final
@@ -102,11 +106,18 @@ cdef class PacketPath:
     :class:`HeldAck` list (``GroupCommitter.hold_many``), ``l2_dest(endpoint, decision)`` gives
     the address to send a layer-2 unicast reply to, ``debug`` reports every decision;
     ``probe`` takes the burst's :class:`HeldOffer` list (None: an OFFER marked for a probe is
-    sent at once, as without ping-check).
+    sent at once, as without ping-check). ``ha`` (a :class:`fastdhcp._hascope.ScopeFilter`, or
+    None without HA) drops, before the engine, the queries this server of an HA pair must not
+    answer; it counts them itself (the service folds its counts into the metrics after each
+    burst). ``leasequery(endpoint, msg, src_ip, now, t0)``, when given, answers each
+    DHCPLEASEQUERY (RFC 4388) instead of the engine, returning the reply to queue or None
+    (:class:`fastdhcp.leasequery.udp.UdpLeaseQuery`); without it the engine drops them
+    (``unexpected-type``) as before. Leasequery is rare: one integer compare per datagram is
+    all DORA pays for the route.
     """
 
     def __init__(self, Engine engine, metrics, report, guard, hold, l2_dest, bint debug,
-                 probe=None):
+                 probe=None, ScopeFilter ha=None, leasequery=None):
         cdef Py_ssize_t i
         self.engine = engine
         self.metrics = metrics
@@ -116,6 +127,8 @@ cdef class PacketPath:
         self.probe = probe
         self.l2_dest = l2_dest
         self.debug = debug
+        self.ha = ha
+        self.leasequery = leasequery
         self.received = metrics.received
         self.sent = metrics.sent
         self.offer_latency = metrics.offer_latency
@@ -217,12 +230,21 @@ cdef class PacketPath:
             if msg._view(OPT_MESSAGE_TYPE, &p) == 1:
                 mtype = p[0]
             self.received[mtype] += 1
+            if mtype == LEASEQUERY and self.leasequery is not None:
+                # before the edge guard: its per-client rates and relay trust are for clients;
+                # the handler applies the leasequery allow-list (giaddr and source address)
+                item = self.leasequery(ep, msg, src_ip, now, t0)
+                if item is not None:
+                    out.append(item)
+                return
             if self.guard is not None:
                 why = self.guard.check(msg, src_ip, t0)  # t0: monotonic
                 if why is not None:
                     self.metrics.drop(why)
                     self._event(Event.GUARD_DROP, where, src_ip, src_port, msg, why)
                     return
+            if self.ha is not None and self.ha.check(msg) != HA_PASS:
+                return  # Kea's HA: silently, before any allocation (kea-ha.md section 5)
             if msg.ignore_unrelayed_agent_info():  # RFC 3046 2.1 (see there)
                 self.metrics.agent_info_ignored += 1
         except Exception as exc:
@@ -257,7 +279,7 @@ cdef class PacketPath:
             item = Outgoing(d.reply, dest, d.dest_port, _reply_type(d.outcome), t0)
             if d.binding is not None:
                 # RFC 2131 3.1 step 4: this ACK leaves only once its binding is durable
-                held.append(HeldAck(ep, item, _monotonic()))
+                held.append(HeldAck(ep, item, _monotonic(), d.binding))
                 if mtype == DISCOVER:
                     self.metrics.rapid_commits += 1  # RFC 4039: an ACK to a DISCOVER
             elif d.probe and self.probe is not None:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from fastdhcp._hascope import ScopeFilter
 from fastdhcp.control.protocol import Answer
 from fastdhcp.ha import messages as m
 from fastdhcp.ha.config import HAConfig, PeerConfig
@@ -99,8 +100,13 @@ class HAService:
         self.transitions: list[Transition] = []
         #: round-trip seconds of the last lease update (the Prometheus gauge)
         self.last_update_rtt: float | None = None
+        #: the partner answered list-commands without BATCH_COMMAND: a Kea server
+        self._partner_kea = False
         self._sync_lock = asyncio.Lock()
         self._background: set[asyncio.Future[list[set[int]]]] = set()
+        #: what the packet path answers (compiled; set here at every change, read per query)
+        self.filter = ScopeFilter()
+        self._refresh_filter()
 
     # ------------------------------------------------------------------ start / stop
 
@@ -140,6 +146,22 @@ class HAService:
         """Whether this server answers this client now (scope and state)."""
         return self.machine.serves(client_id, chaddr)
 
+    def _refresh_filter(self) -> None:
+        """Set the packet path's filter to the machine's answer (after every event that may
+        change the state, the scopes or the partner's reachability). Missed queries are kept
+        only while the partner is unavailable in a state that analyzes them: Kea's failure
+        detection, at no cost per packet otherwise."""
+        mm = self.machine
+        analyze = (mm.partner_state is HAState.UNAVAILABLE
+                   and mm.state in (mm.normal_state, HAState.COMMUNICATION_RECOVERY))
+        self.filter.set(mm.dhcp_enabled, mm.scope_count, mm.scope_mask(), analyze)
+
+    def drain_missed(self) -> None:
+        """Feed the queries the filter dropped as the partner's (kept while communication is
+        interrupted) to the failure detection: the server calls this after each burst."""
+        for q in self.filter.drain():
+            self.client_query(q.client_id, q.chaddr, q.secs)
+
     def client_query(self, client_id: bytes | None, chaddr: bytes, secs: int) -> None:
         """A query this server does not answer: Kea's failure detection counts it."""
         m_ = self.machine
@@ -148,6 +170,18 @@ class HAService:
             return
         mine = m_.scope_of(client_id, chaddr) == self.config.this_server_name
         m_.client_query(self._clock(), key, secs, not mine)
+
+    @property
+    def alloc_share(self) -> int | None:
+        """This server's share of each pool for new addresses (its index among the two
+        active peers, primary first; an address ``ip`` is in share ``ip % 2``), or None for
+        the whole pool: a backup, no partner, or a Kea partner (Kea allocates from the whole
+        pool; fastdhcp then does as Kea). Until the partner is known, the share: restricting
+        ourselves is always safe."""
+        if self._partner_kea or self._peer is None or self.config.partner is None:
+            return None
+        names = [p.name for p in self.config.active_peers]
+        return names.index(self.config.this_server_name)
 
     def heartbeat_answer(self) -> Answer:
         """Our answer to the partner's ``ha-heartbeat``."""
@@ -202,10 +236,13 @@ class HAService:
                     self._batch = await self._has_batch(self._peer)
             await self._apply(step)
         await self._apply(mm.tick(self._clock()))
+        self._refresh_filter()
 
     async def _apply(self, step: Step) -> None:
         for t in step.transitions:
             self._note(t)
+        if step.transitions:
+            self._refresh_filter()
         for w in step.warnings:
             log.warning("HA: %s", w)
         for action in step.actions:
@@ -382,8 +419,11 @@ class HAService:
             answer = await peer.send(m.command("list-commands"))
         except PeerError:
             return False
-        return (answer.result == 0 and isinstance(answer.arguments, list)
-                and m.BATCH_COMMAND in answer.arguments)
+        has = (answer.result == 0 and isinstance(answer.arguments, list)
+               and m.BATCH_COMMAND in answer.arguments)
+        if peer is self._peer and answer.result == 0:
+            self._partner_kea = not has
+        return has
 
     async def _flush_backlog(self) -> bool:
         """Send the queued updates (communication-recovery -> normal state)."""
@@ -412,6 +452,7 @@ class HAService:
     def set_scopes(self, scopes: tuple[str, ...]) -> None:
         """ha-scopes (Refused for an unknown name)."""
         self.machine.set_scopes(scopes)
+        self._refresh_filter()
 
     def maintenance_notify(self, cancel: bool) -> str:
         """ha-maintenance-notify from the partner (Refused when the state does not allow)."""
@@ -458,6 +499,7 @@ class HAService:
         """A command's step: transitions logged now (a command's step has no actions)."""
         for t in step.transitions:
             self._note(t)
+        self._refresh_filter()
         for w in step.warnings:
             log.warning("HA: %s", w)
 

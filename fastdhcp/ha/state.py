@@ -218,6 +218,20 @@ class HAStateMachine:
             return len(self._scopes) == len(self._names)
         return scope in self._scopes
 
+    @property
+    def scope_count(self) -> int:
+        """How many scopes the clients are spread over: the peers in load-balancing (the
+        hash modulo), one in hot-standby (every client is the primary's)."""
+        return 1 if self.config.mode is HAMode.HOT_STANDBY else len(self._names)
+
+    def scope_mask(self) -> int:
+        """The served scopes as bits, bit i for the peer of index i (primary first): what
+        :meth:`serves` answers, for the packet path's compiled filter."""
+        if self.state not in _SERVING:
+            return 0
+        return sum(1 << i for i, name in enumerate(self._names[:self.scope_count])
+                   if name in self._scopes)
+
     def communication_interrupted(self, now: float) -> bool:
         """No good contact for more than max-response-delay."""
         base = self._last_ok if self._last_ok is not None else self._since

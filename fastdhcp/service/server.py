@@ -22,19 +22,27 @@ from typing import Any
 
 from fastdhcp import netio
 from fastdhcp._packetpath import PacketPath
+from fastdhcp._sockio import Outgoing
 from fastdhcp.config import Config
 from fastdhcp.config import load as load_config
 from fastdhcp.control import commands as control_commands
 from fastdhcp.control.channel import ControlChannel
+from fastdhcp.control.cmd_leases import client_id_of
 from fastdhcp.control.table import CommandTable
+from fastdhcp.ddns.runner import DdnsRunner
+from fastdhcp.ddns.stats import DdnsCollector
 from fastdhcp.dhcp_state import DhcpServiceState, Origin
 from fastdhcp.engine import Decision, Engine, Link
 from fastdhcp.errors import ConfigError, StoreError
+from fastdhcp.ha.messages import HALease
 from fastdhcp.ha.service import HAService
+from fastdhcp.ha.state import HAState
 from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
+from fastdhcp.leasequery.udp import UdpLeaseQuery
+from fastdhcp.leases import Lease
 from fastdhcp.limits import EdgeGuard
-from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector
+from fastdhcp.metrics import HAGauges, Metrics, MetricsServer, ServerCollector
 from fastdhcp.pathreport import Event, PathEvent, PathReport
 from fastdhcp.pathtypes import PathEndpoint
 from fastdhcp.service import endpoints
@@ -46,6 +54,7 @@ from fastdhcp.service.endpoints import (
     open_endpoint,
     pace_for,
 )
+from fastdhcp.service.leasequery_tcp import BulkLeaseQueryServer
 from fastdhcp.service.notify import sd_notify
 from fastdhcp.service.pingcheck import PingChecker
 from fastdhcp.service.ratelog import RateLimitedLog
@@ -160,6 +169,16 @@ class Server:
         self._ha: HAService | None = None
         #: ping-check's prober, made when a subnet first enables it (kept across reloads)
         self._ping: PingChecker | None = None
+        #: commit batches whose ACKs wait for the partner's acknowledgement (ha)
+        self._ha_gates: set[asyncio.Future[None]] = set()
+        #: the allocation share applied to the engine (ha: None = the whole pool)
+        self._ha_share: int | None = None
+        #: client names and DNS updates, when [ddns] is configured (fastdhcp.ddns.runner)
+        self.ddns: DdnsRunner | None = None
+        #: leasequery (docs/leasequery.md): the DHCPLEASEQUERY handler the path calls, and the
+        #: bulk leasequery TCP listener, when [leasequery] configures them
+        self._lq_udp: UdpLeaseQuery | None = None
+        self._lq_bulk: BulkLeaseQueryServer | None = None
 
     @property
     def engine(self) -> Engine:
@@ -195,6 +214,7 @@ class Server:
             self.statistics = Statistics(self)
             self._hosts = HostTable(self._store)  # hosts (cmd_hosts)
             engine.attach_hosts(self._hosts)
+            self.ddns = DdnsRunner.follow(None, cfg.ddns, engine.ddns_pending)
             try:
                 for key in endpoint_keys(cfg):
                     ep = open_endpoint(key)
@@ -211,6 +231,7 @@ class Server:
                 self._on_failed,
                 batch_size=db.batch_size,
                 max_wait=db.max_wait_ms / 1000.0,
+                on_batch=self._on_batch,
             )
             if cfg.server.metrics:
                 try:
@@ -220,8 +241,12 @@ class Server:
                             lambda: self._on_loop(self._pool_rows) or [],
                             lambda: self._on_loop(self._lease_count),
                             lambda: self._on_loop(self._kea_values),
+                            (lambda: self._on_loop(self._ha_gauges))
+                            if cfg.high_availability is not None else None,
                         ),
                         cfg.server.metrics,
+                        DdnsCollector(lambda: self.ddns.stats if self.ddns is not None
+                                      else None),
                     )
                 except (OSError, ValueError) as exc:
                     why = getattr(exc, "strerror", None) or exc
@@ -231,6 +256,7 @@ class Server:
             except OSError as exc:
                 raise StartupError(f"control socket: {exc.strerror or exc}") from exc
             await self._start_ha()  # ha (cmd_ha)
+            await self._start_leasequery()
         except BaseException:
             await self._abort_start()
             raise
@@ -252,6 +278,7 @@ class Server:
         self._log_startup()
 
     async def _abort_start(self) -> None:
+        await self._stop_leasequery()
         await self._stop_ha()  # ha (cmd_ha)
         await self.control.close()
         if self.metrics_server is not None:
@@ -263,6 +290,9 @@ class Server:
             except Exception:
                 log.exception("closing the committer after a failed start")
             self.committer = None
+        if self.ddns is not None:
+            self.ddns.stop()
+            self.ddns = None
         for ep in self.endpoints.values():
             ep.close()
         self.endpoints.clear()
@@ -293,6 +323,7 @@ class Server:
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        await self._stop_leasequery()
         await self._stop_ha()  # ha (cmd_ha): no more heartbeats nor updates to the partner
         await self.control.close()  # no command starts while the commits are flushed
         for ep in self.endpoints.values():
@@ -310,6 +341,9 @@ class Server:
             log.exception("flushing pending commits at shutdown")
         finally:
             self.committer = None
+            if self.ddns is not None:
+                self.ddns.stop()  # after the flush: its removals and adds were queued
+                self.ddns = None
             for ep in self.endpoints.values():
                 ep.close()
             if self.metrics_server is not None:
@@ -431,6 +465,8 @@ class Server:
             log.warning("reload: server.metrics changes take effect at the next restart")
         if old.high_availability != config.high_availability:  # ha (cmd_ha)
             log.warning("reload: [high-availability] changes take effect at the next restart")
+        if old.leasequery != config.leasequery:
+            log.warning("reload: [leasequery] changes take effect at the next restart")
 
         want = endpoint_keys(config)
         refused = self.check_config(config)
@@ -472,10 +508,14 @@ class Server:
                 except OSError as exc:
                     log.warning("reload: %s", exc)
         self.config = config
+        self.ddns = DdnsRunner.follow(self.ddns, config.ddns, self._engine.ddns_pending)
         self._guard = EdgeGuard.from_config(config.server, self._guard)
         if old.server.log_level != config.server.log_level and not self._log_level_pinned:
             logging.getLogger().setLevel(config.server.log_level.upper())
             self._debug = log.isEnabledFor(logging.DEBUG)
+        for lq in (self._lq_udp, self._lq_bulk):
+            if lq is not None:
+                lq.reconfigure(config)  # new subnets and pools; the requesters stay
         self._path = self._make_path()  # the engine, the guard or the log level may be new
         self.configured_at = time.monotonic()
         self._reconfigure_control(config.control_sockets)
@@ -491,10 +531,14 @@ class Server:
     # ----------------------------------------------------------------- packet path
 
     def _make_path(self) -> PacketPath:
+        if self._ha is not None:  # the engine may be a new one (reload)
+            self._apply_ha_share(self._ha)
         committer = self.committer
         path = PacketPath(self.engine, self.metrics, self._report_log.report, self._guard,
                           committer.hold_many if committer is not None else None, self._l2_dest,
-                          self._debug, self._ping_sink())
+                          self._debug, probe=self._ping_sink(),
+                          ha=self._ha.filter if self._ha is not None else None,
+                          leasequery=self._lq_udp)
         if self._ping is not None:
             self._ping.attach(path, self.config.subnets)
         return path
@@ -526,6 +570,8 @@ class Server:
             n = self._discard(ep, endpoints.READ_BATCH)
         else:
             n = path.read(ep, endpoints.READ_BATCH, time.time(), t0)
+            if self._ha is not None:
+                self._ha_burst(self._ha)
         ms = self.config.server.read_pace_ms
         longest = endpoints.READ_PACE if ms is None else ms / 1000.0
         loop = self._loop
@@ -627,11 +673,21 @@ class Server:
             return
         m.commit_batch.observe(len(tokens))
         m.commit_latency.observe(time.perf_counter() - tokens[0].held_at)
+        if self.config.high_availability is not None:  # ha (cmd_ha): the partner first
+            self._ha_gate(tokens)
+            return
         assert self._path is not None
         self._path.deliver(tokens)
         self._report_log.drain()
 
+    def _on_batch(self, batch: list[Any]) -> None:
+        # after the ACKs of a durable batch: what it owes DNS is queued, never waited for
+        if self.ddns is not None:
+            self.ddns.committed(batch)
+
     def _on_failed(self, leases: list[Any], tokens: list[Any], exc: BaseException) -> None:
+        if self.ddns is not None:
+            self.ddns.failed(leases)
         m = self.metrics
         m.commit_failures += 1
         m.acks_lost += len(tokens)
@@ -935,20 +991,133 @@ class Server:
         """The partner's leases are stored through this server's lease commands."""
         return CommandTableHost(self)
 
+    async def _start_leasequery(self) -> None:
+        lq = self.config.leasequery
+        if lq is None:
+            return
+        self._lq_udp = UdpLeaseQuery(self.config, self.store, self.metrics, self._lq_send)
+        if lq.bulk.enabled:
+            bulk = BulkLeaseQueryServer(self.config, self.store, self.metrics)
+            try:
+                await bulk.start()
+            except OSError as exc:
+                raise StartupError(f"bulk leasequery on {lq.bulk.address}:{lq.bulk.port}: "
+                                   f"{exc.strerror or exc}") from exc
+            self._lq_bulk = bulk
+
+    async def _stop_leasequery(self) -> None:
+        udp, self._lq_udp = self._lq_udp, None
+        bulk, self._lq_bulk = self._lq_bulk, None
+        if udp is not None:
+            await udp.close()
+        if bulk is not None:
+            await bulk.close()
+
+    def _lq_send(self, ep: Endpoint, item: Outgoing) -> None:
+        # a leasequery answered after a scan: it leaves as the burst's replies do
+        path = self._path
+        if path is None or ep.closed:
+            self.metrics.drop("socket-closed")
+            return
+        ep.out.append(item)
+        path.flush(ep)
+
+    @property
+    def leasequery_bulk(self) -> BulkLeaseQueryServer | None:
+        """The bulk leasequery listener, when one runs."""
+        return self._lq_bulk
+
     async def _start_ha(self) -> None:
         conf = self.config.high_availability
         if conf is None:
             return
         self._ha = HAService(conf, self.ha_host)
+        self._apply_ha_share(self._ha)  # before the first packet
         await self._ha.start()
+
+    def _ha_gauges(self) -> HAGauges | None:
+        ha = self._ha
+        if ha is None:
+            return None
+        mm = ha.machine
+        return HAGauges(tuple(s.value for s in HAState), mm.state.value,
+                        mm.partner_state.value, mm.unsent_update_count, ha.last_update_rtt)
+
+    def _apply_ha_share(self, ha: HAService) -> None:
+        """Give the engine the HA allocation share (at start, after an engine change, and
+        when the partner turns out to be Kea)."""
+        share = self._ha_share = ha.alloc_share
+        self.engine.set_ha_share(share or 0, 0 if share is None else 2)
+        log.info("HA: new addresses from %s", "the whole pool" if share is None
+                 else f"allocation share {share} of 2 (address % 2 == {share})")
+
+    def _ha_burst(self, ha: HAService) -> None:
+        """After each burst: fold the scope filter's drop counts into the metrics and feed the
+        queries it kept to the failure detection (one call a burst, none a packet)."""
+        if ha.alloc_share != self._ha_share:
+            self._apply_ha_share(ha)
+        f = ha.filter
+        if f.not_for_us:
+            self.metrics.drop("ha-not-for-us", f.take_not_for_us())
+        if f.disabled:
+            self.metrics.drop("dhcp-disabled", f.take_disabled())
+        if f.analyze:
+            ha.drain_missed()
+
+    def _ha_gate(self, tokens: list[Any]) -> None:
+        """The ACK gate of an HA server: one ``lease_changed`` per committed batch; the ACKs
+        of the addresses the partner did not acknowledge are not sent (Kea's treatment: the
+        client retries). With the HA service stopped (shutdown) no ACK leaves: the partner
+        cannot hear of these leases any more, and the lease stays durable here."""
+        ha = self._ha
+        if ha is None:
+            self.metrics.drop("ha-stopped", len(tokens))
+            return
+        leases = [ha_lease(t.lease) for t in tokens if t.lease is not None]
+        task = asyncio.ensure_future(self._ha_release(ha, tokens, leases))
+        self._ha_gates.add(task)
+        task.add_done_callback(self._ha_gates.discard)
+
+    async def _ha_release(self, ha: HAService, tokens: list[Any],
+                          leases: list[HALease]) -> None:
+        try:
+            refused = await ha.lease_changed(leases) if leases else frozenset()
+        except asyncio.CancelledError:
+            self.metrics.drop("ha-stopped", len(tokens))
+            raise
+        except Exception:  # a bug: no ACK without the partner's word (the client retries)
+            log.exception("HA: lease updates of a commit batch failed")
+            self.metrics.drop("ha-update-failed", len(tokens))
+            return
+        if refused:
+            keep = [t for t in tokens if t.lease is None or t.lease.ip not in refused]
+            self.metrics.drop("ha-update-failed", len(tokens) - len(keep))
+            tokens = keep
+        path = self._path
+        if path is None or not tokens:
+            return
+        path.deliver(tokens)
+        self._report_log.drain()
 
     async def _stop_ha(self) -> None:
         ha, self._ha = self._ha, None
+        for task in list(self._ha_gates):  # their ACKs wait for a partner we stop talking to
+            task.cancel()
+        if self._ha_gates:
+            await asyncio.gather(*self._ha_gates, return_exceptions=True)
         if ha is not None:
             try:
                 await ha.stop()
             except Exception:
                 log.exception("stopping the HA service")
+
+
+def ha_lease(lease: Lease) -> HALease:
+    """A committed binding as HA peers exchange it (kea-ha.md section 4): cltt = issued,
+    the client-id with its type byte when the client sent one."""
+    expires, issued = lease.expires, lease.issued
+    return HALease(lease.ip, lease.hw_address, max(expires - issued, 0), issued,
+                   lease.subnet_id, client_id_of(lease), lease.hostname.lower())
 
 
 async def _answer_sent(answering: asyncio.Task[Any] | None) -> None:

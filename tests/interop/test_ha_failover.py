@@ -1,0 +1,606 @@
+"""An HA pair in network namespaces, each server a real ``fastdhcp serve`` process (or Kea 2.2
+with its control agent), on one bridged link with a relay address; the test plays the relay
+(giaddr 198.18.4.10, hops 1) and sends every query to both servers, as a relay configured
+with two servers does::
+
+    ha1 [198.18.4.1] --+                      pool 198.18.5.10 - 198.18.5.250 (subnet 1,
+                       +-- br0 [198.18.4.10]  selected by giaddr = relay 198.18.4.10)
+    ha2 [198.18.4.2] --+   (relay namespace)
+
+Each server's HTTP control socket (basic auth) is its peer URL; the Unix control socket is how
+the test reads states and leases. What is checked, across the whole life of the pair:
+
+- start-up: both reach the mode's normal state (the secondary syncs from the primary);
+- load-balancing: every client gets exactly one OFFER and one ACK, from the server whose scope
+  the RFC 3074 hash puts it in; both scopes are served; every ACKed lease is in both tables;
+- failover: SIGKILL one server while relayed DORA and renewals run with a rising ``secs``;
+  the survivor goes to partner-down and serves every client;
+- recovery: the dead one restarts on its own lease table, syncs from the survivor, and the
+  pair returns to load-balancing;
+- always: no ACKed lease is missing from the survivor, no address is bound to two clients in
+  either table.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scapy.layers.dhcp import BOOTP, DHCP
+
+from fastdhcp._hascope import lb_hash
+from tests.control_helpers import unix_command
+
+from .netns import CMD_TIMEOUT, Cleanup, Namespace, create_namespace, create_veth, run, stop_process
+
+pytestmark = pytest.mark.interop
+
+REPO = Path(__file__).resolve().parents[2]
+RELAY_IP = "198.18.4.10"
+SERVER_IPS = ("198.18.4.1", "198.18.4.2")
+HTTP_PORT = 8001
+POOL = ("198.18.5.10", "198.18.5.250")
+PASSWORD = "ha-pair-secret"
+#: Kea's timers shrunk so that a failover takes seconds: max-response-delay 2 s after the
+#: last contact, then 3 distinct clients with secs > 1 s (max-unacked-clients 2, + 1)
+TIMERS = {"heartbeat-delay": 500, "max-response-delay": 2000, "max-ack-delay": 1000,
+          "max-unacked-clients": 2, "sync-timeout": 20000}
+ROLES = {"load-balancing": ("primary", "secondary"), "hot-standby": ("primary", "standby")}
+
+
+# ------------------------------------------------------------------ the topology
+
+
+@dataclass
+class PairLab:
+    servers: tuple[Namespace, Namespace]
+    ifnames: tuple[str, str]  #: each server's end of the link
+    relay: Namespace
+    cleanup: Cleanup
+
+
+def build_pair_lab(tag: str) -> PairLab:
+    """Three namespaces: the two servers' ends bridged in the relay's, the bridge holding the
+    relay address."""
+    cleanup = Cleanup()
+    try:
+        ns1 = create_namespace(f"fd{tag}-ha1", cleanup)
+        ns2 = create_namespace(f"fd{tag}-ha2", cleanup)
+        relay = create_namespace(f"fd{tag}-hab", cleanup)
+        relay.run(["ip", "link", "add", "br0", "type", "bridge"])
+        for i, ns in enumerate((ns1, ns2)):
+            _, port = create_veth(ns, f"f{tag}h{i + 1}", f"{SERVER_IPS[i]}/24",
+                                  relay, f"f{tag}b{i + 1}", None, cleanup)
+            relay.run(["ip", "link", "set", port.ifname, "master", "br0"])
+        relay.run(["ip", "addr", "add", f"{RELAY_IP}/24", "dev", "br0"])
+        relay.run(["ip", "link", "set", "br0", "up"])
+        return PairLab((ns1, ns2), (f"f{tag}h1", f"f{tag}h2"), relay, cleanup)
+    except BaseException:
+        cleanup.close()
+        raise
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_CLONE_NEWNET = 0x40000000
+
+
+def socket_in(ns: Namespace, addr: tuple[str, int]) -> socket.socket:
+    """A UDP socket bound in namespace ``ns`` (made by a short-lived thread that enters the
+    namespace: a socket keeps the namespace it was made in, the test process stays out)."""
+    out: list[socket.socket | BaseException] = []
+
+    def work() -> None:
+        try:
+            fd = os.open(f"/var/run/netns/{ns.name}", os.O_RDONLY)
+            try:
+                if _libc.setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns")
+            finally:
+                os.close(fd)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(addr)
+            out.append(s)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            out.append(exc)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    if isinstance(out[0], BaseException):
+        raise out[0]
+    return out[0]
+
+
+# ------------------------------------------------------------------ the relay (the test)
+
+
+@dataclass
+class Client:
+    mac: bytes
+    xid: int
+    ip: str | None = None
+    server: str | None = None  #: who ACKed it last
+    acks: list[tuple[str, str]] = field(default_factory=list)  #: (server, address)
+
+
+class Relay:
+    """Relays the test's clients' queries to both servers; gathers the replies by xid."""
+
+    def __init__(self, ns: Namespace, grace: float = 0.2) -> None:
+        #: how long to wait for a second answer once every query has one
+        self.grace = grace
+        self.sock = socket_in(ns, (RELAY_IP, 67))
+        self.sock.settimeout(0.05)
+        self.targets = list(SERVER_IPS)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _build(self, kind: str, c: Client, secs: int, options: list[Any],
+               ciaddr: str = "0.0.0.0") -> bytes:
+        opts: list[Any] = [("message-type", kind), *options,
+                           ("relay_agent_information", b"\x01\x06port-1"), "end"]
+        return bytes(BOOTP(op=1, htype=1, hlen=6, hops=1, xid=c.xid, secs=secs, ciaddr=ciaddr,
+                           giaddr=RELAY_IP, chaddr=c.mac + bytes(10)) / DHCP(options=opts))
+
+    def round(self, queries: list[tuple[Client, bytes]], wait: float = 1.0
+              ) -> dict[int, list[tuple[str, Any]]]:
+        """Send each query to every server; the replies by xid, (server, BOOTP) each, until
+        every query has one and a grace for a second one passed, or ``wait`` elapsed."""
+        want = {c.xid for c, _ in queries}
+        for _, data in queries:
+            for t in self.targets:
+                self.sock.sendto(data, (t, 67))
+        got: dict[int, list[tuple[str, Any]]] = {}
+        end = time.monotonic() + wait
+        grace: float | None = None
+        while time.monotonic() < (grace or end):
+            try:
+                data, (src, _) = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            pkt = BOOTP(data)
+            if pkt.xid in want:
+                got.setdefault(pkt.xid, []).append((src, pkt))
+            if grace is None and want <= set(got):
+                grace = min(end, time.monotonic() + self.grace)  # a second answer comes now
+        return got
+
+    def dora(self, clients: list[Client], secs: int = 0) -> dict[int, list[tuple[str, Any]]]:
+        """DISCOVER to both, then REQUEST the offered address from the offerer; returns the
+        OFFERs by xid (the ACKs are recorded on each client)."""
+        offers = self.round([(c, self._build("discover", c, secs, [])) for c in clients])
+        reqs = []
+        for c in clients:
+            for _src, o in offers.get(c.xid, [])[:1]:
+                sid = _opt(o, "server_id")
+                reqs.append((c, self._build("request", c, secs, [
+                    ("server_id", sid), ("requested_addr", o.yiaddr)])))
+        self._acks(self.round(reqs), clients)
+        return offers
+
+    def renew(self, clients: list[Client], secs: int) -> None:
+        """A relayed REBINDING-style REQUEST (ciaddr set, no server id) to both servers."""
+        self._acks(self.round([(c, self._build("request", c, secs, [], ciaddr=c.ip or ""))
+                               for c in clients]), clients)
+
+    @staticmethod
+    def _acks(replies: dict[int, list[tuple[str, Any]]], clients: list[Client]) -> None:
+        for c in clients:
+            for src, pkt in replies.get(c.xid, []):
+                if _opt(pkt, "message-type") == 5:
+                    c.acks.append((src, pkt.yiaddr))
+                    c.ip, c.server = pkt.yiaddr, src
+
+
+def _opt(pkt: Any, name: str) -> Any:
+    for o in pkt[DHCP].options:
+        if isinstance(o, tuple) and o[0] == name:
+            return o[1]
+    return None
+
+
+def clients(n: int, start: int) -> list[Client]:
+    return [Client(bytes([0x02, 0x4a, 0, 0, (start + i) >> 8, (start + i) & 255]),
+                   0x4A000000 + ((start + i) << 4)) for i in range(n)]
+
+
+def scope_of(c: Client) -> int:
+    """0: the primary's scope, 1: the secondary's (the hash both peers compute)."""
+    return lb_hash(c.mac) % 2
+
+
+# ------------------------------------------------------------------ the servers
+
+
+class Fastdhcp:
+    """``fastdhcp serve`` in its namespace, HA with the other, its own lease table."""
+
+    def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path) -> None:
+        self.ns = ns
+        self.index = index
+        self.ip = SERVER_IPS[index]
+        self.name = f"server{index + 1}"
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.sock = self.dir / "ctl.sock"
+        self.db = self.dir / "db"
+        self.proc: subprocess.Popen | None = None
+        (self.dir / "ha.pw").write_text(PASSWORD + "\n")
+        self.config = self.dir / "fastdhcp.toml"
+        self.config.write_text(fastdhcp_config(self, mode))
+        self._log: Any = None
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        self._log = open(self.dir / "stderr.log", "ab")
+        self.proc = self.ns.popen([sys.executable, "-m", "fastdhcp", "serve", "--config",
+                                   str(self.config)], stdout=self._log,
+                                  stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"{self.name} exited\n{self.log()}"
+            if self.sock.exists():
+                try:
+                    if unix_command(self.sock, "status-get", timeout=2)["result"] == 0:
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        raise AssertionError(f"{self.name} did not start\n{self.log()}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        stop_process(self.proc, sig=signal.SIGKILL)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, grace=10.0)
+            self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def state(self) -> str:
+        st = unix_command(self.sock, "status-get", timeout=5)["arguments"]
+        return str(st["high-availability"][0]["ha-servers"]["local"]["state"])
+
+    def leases(self) -> dict[str, str]:
+        """address -> hw-address of every bound lease, read from the LMDB table (works with
+        the server running or dead)."""
+        cp = run([sys.executable, "-m", "fastdhcp", "leases", "--db", str(self.db), "--json",
+                  "list"], timeout=CMD_TIMEOUT)
+        out = {}
+        for rec in json.loads(cp.stdout):
+            state = rec.get("state")
+            if state in (0, "default", "DEFAULT", "bound"):
+                out[rec.get("address") or rec["ip"]] = str(
+                    rec.get("hw-address") or rec.get("hw_address")).lower()
+        return out
+
+    def log(self) -> str:
+        try:
+            return (self.dir / "stderr.log").read_text(errors="replace")[-6000:]
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def fastdhcp_config(s: Fastdhcp, mode: str) -> str:
+    q = json.dumps
+    peers = ""
+    for i, ip in enumerate(SERVER_IPS):
+        peers += f"""
+[[high-availability.peers]]
+name = "server{i + 1}"
+url = "http://{ip}:{HTTP_PORT}/"
+role = "{ROLES[mode][i]}"
+basic-auth-user = "ha"
+basic-auth-password-file = {q(str(s.dir / "ha.pw"))}
+"""
+    timers = "\n".join(f"{k} = {v}" for k, v in TIMERS.items())
+    return f"""
+[server]
+listen-addresses = ["{s.ip}"]
+port = 67
+
+[lease-database]
+path = {q(str(s.db))}
+sync = true
+
+[global]
+valid-lifetime = 600
+renew-timer = 150
+rebind-timer = 300
+
+[[subnet4]]
+id = 1
+subnet = "198.18.5.0/24"
+pools = ["{POOL[0]} - {POOL[1]}"]
+relay = ["{RELAY_IP}"]
+option-data = {{ routers = ["198.18.5.1"] }}
+
+[[control-sockets]]
+socket-type = "unix"
+socket-name = {q(str(s.sock))}
+
+[[control-sockets]]
+socket-type = "http"
+socket-address = "{s.ip}"
+socket-port = {HTTP_PORT}
+authentication = {{ type = "basic", directory = {q(str(s.dir))}, clients = [
+    {{ user = "ha", password-file = "ha.pw" }} ] }}
+
+[high-availability]
+this-server-name = "{s.name}"
+mode = "{mode}"
+{timers}
+{peers}"""
+
+KEA = shutil.which("kea-dhcp4")
+CA = shutil.which("kea-ctrl-agent")
+HOOKS = Path("/usr/lib/x86_64-linux-gnu/kea/hooks")
+
+
+class KeaPeer:
+    """kea-dhcp4 2.2 (HA + lease_cmds hooks, memfile persisted) and its kea-ctrl-agent (the
+    peer URL, basic auth) in the namespace of server ``index``."""
+
+    def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path, ifname: str) -> None:
+        self.ns = ns
+        self.index = index
+        self.ip = SERVER_IPS[index]
+        self.name = f"server{index + 1}"
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.sock = self.dir / "kea4.sock"
+        self.procs: list[subprocess.Popen] = []
+        ha = {"this-server-name": self.name, "mode": mode, **TIMERS,
+              "peers": [{"name": f"server{i + 1}", "url": f"http://{ip}:{HTTP_PORT}/",
+                         "role": ROLES[mode][i], "auto-failover": True,
+                         "basic-auth-user": "ha", "basic-auth-password": PASSWORD}
+                        for i, ip in enumerate(SERVER_IPS)]}
+        dhcp = {"Dhcp4": {
+            "interfaces-config": {"interfaces": [ifname], "dhcp-socket-type": "udp"},
+            "control-socket": {"socket-type": "unix", "socket-name": str(self.sock)},
+            "lease-database": {"type": "memfile", "persist": True, "lfc-interval": 0,
+                               "name": str(self.dir / "leases.csv")},
+            "valid-lifetime": 600, "renew-timer": 150, "rebind-timer": 300,
+            "multi-threading": {"enable-multi-threading": False},
+            "hooks-libraries": [
+                {"library": str(HOOKS / "libdhcp_lease_cmds.so")},
+                {"library": str(HOOKS / "libdhcp_ha.so"),
+                 "parameters": {"high-availability": [ha]}}],
+            "subnet4": [{"id": 1, "subnet": "198.18.5.0/24",
+                         "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}],
+                         "relay": {"ip-addresses": [RELAY_IP]},
+                         "option-data": [{"name": "routers", "data": "198.18.5.1"}]}],
+            "loggers": [{"name": "kea-dhcp4", "severity": "INFO",
+                         "output_options": [{"output": str(self.dir / "kea.log")}]}],
+        }}
+        ca = {"Control-agent": {
+            "http-host": self.ip, "http-port": HTTP_PORT,
+            "authentication": {"type": "basic", "realm": "kea",
+                               "clients": [{"user": "ha", "password": PASSWORD}]},
+            "control-sockets": {"dhcp4": {"socket-type": "unix",
+                                          "socket-name": str(self.sock)}},
+            "loggers": [{"name": "kea-ctrl-agent", "severity": "WARN",
+                         "output_options": [{"output": str(self.dir / "ca.log")}]}],
+        }}
+        (self.dir / "kea.json").write_text(json.dumps(dhcp))
+        (self.dir / "ca.json").write_text(json.dumps(ca))
+
+    def start(self) -> None:
+        env = dict(os.environ, KEA_PIDFILE_DIR=str(self.dir), KEA_LOCKFILE_DIR=str(self.dir))
+        assert KEA is not None and CA is not None
+        for argv in ([KEA, "-c", str(self.dir / "kea.json")],
+                     [CA, "-c", str(self.dir / "ca.json")]):
+            self.procs.append(self.ns.popen(argv, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, env=env))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert all(p.poll() is None for p in self.procs), f"Kea exited\n{self.log()}"
+            try:
+                if self.sock.exists() and unix_command(self.sock, "status-get",
+                                                       timeout=2)["result"] == 0:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"Kea did not start\n{self.log()}")
+
+    def kill(self) -> None:
+        for p in self.procs:
+            stop_process(p, sig=signal.SIGKILL)
+        self.procs = []
+
+    def stop(self) -> None:
+        for p in self.procs:
+            stop_process(p, grace=10.0)
+        self.procs = []
+
+    def state(self) -> str:
+        st = unix_command(self.sock, "status-get", timeout=5)["arguments"]
+        return str(st["high-availability"][0]["ha-servers"]["local"]["state"])
+
+    def leases(self) -> dict[str, str]:
+        ans = unix_command(self.sock, "lease4-get-all", timeout=10)
+        return {x["ip-address"]: x["hw-address"].lower()
+                for x in (ans.get("arguments") or {}).get("leases", []) if x["state"] == 0}
+
+    def log(self) -> str:
+        try:
+            return (self.dir / "kea.log").read_text(errors="replace")[-6000:]
+        except FileNotFoundError:
+            return "(no log)"
+
+
+Server = Fastdhcp | KeaPeer
+
+
+def wait_states(servers: list[Server], want: str, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        seen = [s.state() for s in servers]
+        if all(x == want for x in seen):
+            return
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {s.name}\n{s.log()}" for s in servers)
+    raise AssertionError(f"states {seen}, not all {want}\n{logs}")
+
+
+def no_address_twice(table: dict[str, str], who: str) -> None:
+    """One address per client in ``table`` (address -> hw): no client twice, and (being a
+    dict keyed by address) no address twice."""
+    by_hw: dict[str, list[str]] = {}
+    for ip, hw in table.items():
+        by_hw.setdefault(hw, []).append(ip)
+    doubled = {hw: ips for hw, ips in by_hw.items() if len(ips) > 1}
+    assert not doubled, f"{who}: clients with two addresses: {doubled}"
+
+
+# ------------------------------------------------------------------ the tests
+
+
+@pytest.fixture
+def pair_lab(interop_ready: None) -> Iterator[PairLab]:
+    lab = build_pair_lab(str(os.getpid()))
+    try:
+        yield lab
+    finally:
+        errors = lab.cleanup.close()
+        assert not errors, errors
+
+
+def failover(servers: list[Server], relay: Relay, mode: str, victim: int, *, n: int = 40,
+             one_at_a_time: bool = False) -> None:
+    """The whole life of a pair (the module docstring): start-up, the mode's normal state,
+    SIGKILL ``servers[victim]`` under relayed DORA and renewals with a rising secs, the
+    survivor serving every client in partner-down, the victim back, synced, normal again.
+    ``one_at_a_time``: one client's DORA after the other (a pair that shares a pool without
+    allocation shares, as with a Kea peer, may give one address to two clients whose
+    DISCOVERs race; each ACK waits for the partner's update, so sequential clients cannot)."""
+    for s in servers:
+        s.start()
+    wait_states(servers, mode)
+
+    def scope_server(c: Client) -> str:
+        return SERVER_IPS[scope_of(c) if mode == "load-balancing" else 0]
+
+    def dora(cs: list[Client], secs: int = 0) -> dict[int, list[tuple[str, Any]]]:
+        if not one_at_a_time:
+            return relay.dora(cs, secs)
+        out: dict[int, list[tuple[str, Any]]] = {}
+        for c in cs:
+            out.update(relay.dora([c], secs))
+        return out
+
+    # the normal state: one OFFER and one ACK each, from the server of the client's scope
+    first = clients(n, 0)
+    offers = dora(first)
+    for c in first:
+        got = offers.get(c.xid, [])
+        assert len(got) == 1, (c.mac.hex(), got)
+        assert got[0][0] == scope_server(c)
+        assert len(c.acks) == 1 and c.server == scope_server(c), c
+    assert {c.server for c in first} == {scope_server(c) for c in first}
+    if mode == "load-balancing":
+        assert {c.server for c in first} == set(SERVER_IPS)  # both scopes served
+    acked = {c.ip: c.mac.hex(":") for c in first}
+    assert len(acked) == n  # no address on two clients
+    for s in servers:  # each server's table: its own leases and the partner's updates
+        table = s.leases()
+        missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
+        assert not missing, (s.name, missing)
+
+    # failover: the victim dies; renewals and new clients with a rising secs
+    survivor = servers[1 - victim]
+    servers[victim].kill()
+    late = clients(n // 2, 100)
+    pending = first + late
+    secs = 0
+    deadline = time.monotonic() + 40
+    while pending and time.monotonic() < deadline:
+        secs += 1
+        olds = [c for c in pending if c.ip is not None]
+        news = [c for c in pending if c.ip is None]
+        before = {id(c): len(c.acks) for c in pending}
+        if olds:
+            relay.renew(olds, secs)
+        if news:
+            dora(news, secs)
+        pending = [c for c in pending if len(c.acks) == before[id(c)]]
+        time.sleep(0.3)
+    assert not pending, (f"{len(pending)} clients not served by the survivor",
+                         survivor.state(), survivor.log())
+    assert survivor.state() == "partner-down"
+    for c in first:  # every ACK since came from the survivor, each client kept its address
+        assert c.acks[1:] and all(src == survivor.ip for src, _ in c.acks[1:]), c
+        assert {ip for _, ip in c.acks} == {c.ip}, c
+    acked.update({c.ip: c.mac.hex(":") for c in late})
+    assert len(acked) == n + n // 2  # no address on two clients
+    table = survivor.leases()
+    missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
+    assert not missing, ("ACKed leases missing from the survivor", missing)
+    no_address_twice(table, "survivor")
+
+    # recovery: the victim restarts on its own table, syncs, both back to the normal state
+    servers[victim].start()
+    wait_states(servers, mode, timeout=60)
+    back = servers[victim].leases()
+    missing = {ip: hw for ip, hw in acked.items() if back.get(ip) != hw}
+    assert not missing, ("leases of the outage missing after the sync", missing)
+    no_address_twice(back, f"{servers[victim].name} after the sync")
+    fresh = clients(n // 4, 200)
+    offers = dora(fresh)
+    for c in fresh:
+        assert len(offers.get(c.xid, [])) == 1 and c.server == scope_server(c), c
+    assert not {c.ip for c in fresh} & set(acked)
+
+
+@pytest.mark.parametrize("mode,victim", [("load-balancing", 1), ("hot-standby", 0)],
+                         ids=["lb-secondary-dies", "hs-primary-dies"])
+def test_fastdhcp_pair(pair_lab: PairLab, tmp_path: Path, mode: str, victim: int) -> None:
+    servers: list[Server] = [Fastdhcp(pair_lab.servers[i], i, mode, tmp_path / f"s{i + 1}")
+                             for i in range(2)]
+    relay = Relay(pair_lab.relay)
+    try:
+        failover(servers, relay, mode, victim)
+    finally:
+        relay.close()
+        for s in servers:
+            s.stop()
+
+
+@pytest.mark.parametrize("victim", [1, 0], ids=["kea-dies", "fastdhcp-dies"])
+def test_fastdhcp_and_kea_pair(pair_lab: PairLab, tmp_path: Path, victim: int) -> None:
+    """fastdhcp (server1, primary) and a real Kea 2.2 (server2, secondary), load-balancing."""
+    if KEA is None or CA is None or not (HOOKS / "libdhcp_ha.so").exists():
+        pytest.fail("kea-dhcp4, kea-ctrl-agent and the HA hook are needed (Debian "
+                    "kea-dhcp4-server, kea-ctrl-agent)")
+    mode = "load-balancing"
+    servers: list[Server] = [
+        Fastdhcp(pair_lab.servers[0], 0, mode, tmp_path / "s1"),
+        KeaPeer(pair_lab.servers[1], 1, mode, tmp_path / "s2", pair_lab.ifnames[1])]
+    relay = Relay(pair_lab.relay, grace=0.05)
+    try:
+        failover(servers, relay, mode, victim, n=16, one_at_a_time=True)
+    finally:
+        relay.close()
+        for s in servers:
+            s.stop()

@@ -1,0 +1,187 @@
+"""The HA layer in the running server's packet path (docs/high-availability.md): a real server
+on loopback, relayed DORA, a scripted partner (tests/ha_helpers.Listener) that reports
+load-balancing and answers lease updates as told.
+
+- the scope filter: the partner's clients get no OFFER; ours do;
+- the ACK gate: an ACK leaves only after the partner acknowledged the lease's update (one
+  lease4-update per lease to a Kea-like partner, one batch per commit to a fastdhcp-like one);
+  a rejected update means no ACK (Kea's treatment), and the lease is still durable here;
+- partner-down: the partner gone, every client is served and ACKed after the local commit
+  alone, each change counted in unsent-update-count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fastdhcp._hascope import lb_hash
+from fastdhcp.config import loads
+from fastdhcp.control.protocol import Answer, Request, Result, success
+from fastdhcp.ha import messages as m
+from fastdhcp.ha.state import HAState
+from tests.control_helpers import control_config_text
+from tests.ha_helpers import Listener, ha_toml
+from tests.service_helpers import (
+    InProcessServer,
+    RelayClient,
+    dhcp_options,
+    free_port,
+    free_tcp_port,
+    mac,
+)
+
+pytestmark = pytest.mark.service
+
+S = HAState
+
+
+class Partner:
+    """server2, scripted: its state, and what it answers to lease updates."""
+
+    def __init__(self, batch: bool) -> None:
+        self.state = S.LOAD_BALANCING
+        self.batch = batch
+        self.update_result = Result.SUCCESS
+        self.updates: list[dict[str, Any]] = []  # every lease the server sent, in order
+
+    async def dispatch(self, req: Request) -> Answer:
+        a: Any = req.arguments or {}
+        if req.command == "ha-heartbeat":
+            return m.heartbeat_answer(self.state, time.time(), ("server2",), 0)
+        if req.command == "list-commands":
+            return success(arguments=["ha-heartbeat", "lease4-update"]
+                           + ([m.BATCH_COMMAND] if self.batch else []))
+        if req.command == "lease4-update":
+            self.updates.append(a)
+            if self.update_result != Result.SUCCESS:
+                return Answer(self.update_result, "forced error")
+            return success("IPv4 lease updated.")
+        if req.command == m.BATCH_COMMAND:
+            self.updates.extend(a.get("leases", []))
+            if self.update_result != Result.SUCCESS:
+                return Answer(self.update_result, "forced error")
+            return success("applied", {"failed-leases": []})
+        return Answer(Result.UNSUPPORTED, f"'{req.command}' command not supported.")
+
+
+@contextmanager
+def served(tmp: Path, partner: Partner,
+           metrics: str | None = None) -> Iterator[tuple[InProcessServer, Listener, int]]:
+    port, http = free_port(), free_tcp_port()
+    peers = [("server1", f"http://127.0.0.1:{free_tcp_port()}/", "primary"),
+             ("server2", f"http://127.0.0.1:{http}/", "secondary")]
+    text = control_config_text(tmp / "db", port, tmp / "ctl.sock", metrics=metrics) + ha_toml(
+        "server1", "load-balancing", peers, heartbeat_delay=100, max_response_delay=400,
+        max_ack_delay=1000, max_unacked_clients=0, sync_leases=False)
+    with ExitStack() as stack:
+        lst = Listener(partner.dispatch, "127.0.0.1", http)
+        srv = stack.enter_context(InProcessServer(loads(text)))
+        srv.call(lst.start())
+        stack.callback(lambda: srv.call(lst.stop()))
+        yield srv, lst, port
+
+
+def wait_state(srv: InProcessServer, want: HAState, timeout: float = 8.0) -> None:
+    async def poll() -> None:
+        end = asyncio.get_running_loop().time() + timeout
+        ha = srv.server.ha
+        assert ha is not None
+        while ha.state is not want:
+            assert asyncio.get_running_loop().time() < end, f"{ha.state} instead of {want}"
+            await asyncio.sleep(0.02)
+    srv.call(poll(), timeout + 5)
+
+
+def macs(scope: int, n: int, start: int = 0) -> list[bytes]:
+    """n MACs the load-balancing hash puts in server ``scope`` (0 primary, 1 secondary)."""
+    out = []
+    i = start
+    while len(out) < n:
+        if lb_hash(mac(i)) % 2 == scope:
+            out.append(mac(i))
+        i += 1
+    return out
+
+
+def _ip(n: int | str) -> str:
+    return str(ipaddress.IPv4Address(n))
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["kea-like", "fastdhcp-like"])
+def test_scope_filter_and_ack_gate(tmp_path: Path, batch: bool) -> None:
+    partner = Partner(batch)
+    with served(tmp_path, partner) as (srv, _lst, port), RelayClient(port, timeout=1.5) as rc:
+        wait_state(srv, S.LOAD_BALANCING)
+        ours, theirs = macs(0, 4), macs(1, 2)
+        # ours: DORA, and the partner heard of each lease before its ACK
+        for i, hw in enumerate(ours[:2]):
+            _, ack = rc.dora(hw, 0x100 + 16 * i)
+            assert ack.yiaddr != "0.0.0.0"
+            got = [u for u in partner.updates if u["ip-address"] == ack.yiaddr]
+            assert got and got[-1]["hw-address"] == hw.hex(":"), partner.updates
+        # theirs: dropped before the engine, silently, counted
+        for i, hw in enumerate(theirs):
+            with pytest.raises(TimeoutError):
+                rc.exchange("discover", hw, 0x200 + i)
+        assert srv.server.metrics.dropped.get("ha-not-for-us") == len(theirs)
+        # a rejected update: the OFFER comes, the ACK does not (the lease is durable here)
+        partner.update_result = Result.ERROR
+        offer = rc.exchange("discover", ours[2], 0x300)
+        with pytest.raises(TimeoutError):
+            rc.exchange("request", ours[2], 0x301, options=[
+                ("server_id", dhcp_options(offer)["server_id"]),
+                ("requested_addr", offer.yiaddr)])
+        assert srv.server.metrics.dropped.get("ha-update-failed", 0) >= 1
+        assert any(u["ip-address"] == offer.yiaddr for u in partner.updates)
+        assert srv.server.store.get(int(ipaddress.IPv4Address(offer.yiaddr))) is not None
+
+
+def scrape(mport: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10).read()
+    out = {}
+    for line in text.decode().splitlines():
+        if line.startswith("fastdhcp_ha_"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def test_partner_down_acks_after_the_local_commit_alone(tmp_path: Path) -> None:
+    partner = Partner(batch=True)
+    mport = free_tcp_port()
+    with served(tmp_path, partner, f"127.0.0.1:{mport}") as (srv, lst, port), \
+            RelayClient(port, timeout=2.0) as rc:
+        wait_state(srv, S.LOAD_BALANCING)
+        _, ack = rc.dora(macs(0, 1, start=500)[0], 0x4F0)  # one update: its round trip
+        g = scrape(mport)
+        assert g['fastdhcp_ha_state{state="load-balancing"}'] == 1
+        assert g['fastdhcp_ha_state{state="waiting"}'] == 0
+        assert g['fastdhcp_ha_partner_state{state="load-balancing"}'] == 1
+        assert g["fastdhcp_ha_unsent_updates"] == 0
+        assert 0 < g["fastdhcp_ha_update_rtt_seconds"] < 5
+        srv.call(lst.stop())  # the partner is gone
+        wait_state(srv, S.PARTNER_DOWN)
+        ha = srv.server.ha
+        assert ha is not None and ha.filter.mask == 0b11
+        before = ha.machine.unsent_update_count
+        seen = len(partner.updates)
+        leased = set()
+        for i, hw in enumerate(macs(0, 2) + macs(1, 2, start=100)):  # both scopes now
+            _, ack = rc.dora(hw, 0x400 + 16 * i)
+            leased.add(ack.yiaddr)
+        assert len(leased) == 4
+        assert ha.machine.unsent_update_count == before + 4
+        assert len(partner.updates) == seen  # nothing was sent
+        g = scrape(mport)
+        assert g['fastdhcp_ha_state{state="partner-down"}'] == 1
+        assert g['fastdhcp_ha_partner_state{state="unavailable"}'] == 1
+        assert g["fastdhcp_ha_unsent_updates"] == before + 4
