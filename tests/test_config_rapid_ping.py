@@ -76,3 +76,26 @@ def test_ping_channel_threads_is_refused_with_its_reason():
     (line,) = _problems("ping-channel-threads = 0")
     assert line.startswith("global.ping-channel-threads: value 0: unknown key: ")
     assert "event loop" in line and "thread pool" in line
+
+
+def test_import_kea_carries_the_ping_check_hook(tmp_path, capsys):
+    import json
+
+    from fastdhcp.cli import main
+    from fastdhcp.config import load
+
+    kea = tmp_path / "kea.json"
+    kea.write_text(json.dumps({"Dhcp4": {
+        "subnet4": [{"id": 1, "subnet": "192.0.2.0/24",
+                     "pools": [{"pool": "192.0.2.100 - 192.0.2.200"}]}],
+        "hooks-libraries": [{"library": "/usr/lib/kea/hooks/libdhcp_ping_check.so",
+                             "parameters": {"min-ping-requests": 2, "reply-timeout": 250,
+                                            "ping-cltt-secs": 30,
+                                            "ping-channel-threads": 4}}]}}))
+    out = tmp_path / "out.toml"
+    assert main(["import-kea", "--config", str(kea), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "hooks-libraries[0].parameters.ping-channel-threads" in err  # a note, not carried
+    (s,) = load(str(out)).subnets
+    # Loaded, Kea's hook checks by default: so does the imported config.
+    assert s.ping_check == PingCheck(True, 2, 250, 30)

@@ -241,3 +241,17 @@ def test_ping_declines_stay_within_decline_max_fraction():
     assert len(declined) == 2
     c = net.engine.subnet_counters()[1]
     assert (c.ping_conflicts, c.declined) == (4, 2)
+
+
+def test_option_80_stays_in_the_rapid_ack_only():
+    # The reply options are cached per (source, PRL, lease time): the rapid ACK's option 80
+    # must not leak into the next reply built from the same cache.
+    net = make_network(subnet_extra="rapid-commit = true")
+    for n in (1, 2):
+        assert decode_reply(_discover(net, n).reply).options[80] == b""
+    net.commit()
+    offer = decode_reply(_discover(net, 3, extra=b"").reply)
+    assert offer.mtype == OFFER and 80 not in offer.options
+    c = Client(net, mac(3))
+    ack = c.select(offer)
+    assert ack.mtype == ACK and 80 not in ack.options

@@ -435,8 +435,25 @@ class _Converter:
             self.note(path, f"{lib}: its commands are built into fastdhcp's control channel")
         elif "libdhcp_ha" in lib:
             self._ha(f"{path}.parameters", hook.get("parameters"))
+        elif "libdhcp_ping_check" in lib:
+            self._ping_check(f"{path}.parameters", hook.get("parameters"))
         else:
             self.unsupported(path, f"{lib}: a hook library fastdhcp has no equivalent for")
+
+    def _ping_check(self, path: str, params: Any) -> None:
+        """Kea 2.6's ping_check hook -> the [global] ping-check keys (same names). Loaded, the
+        hook checks unless told not to: ``enable-ping-check`` is written out either way."""
+        params = params if isinstance(params, dict) else {}
+        self.global_["enable-ping-check"] = params.get("enable-ping-check", True)
+        for key, value in params.items():
+            if key in ("enable-ping-check", "min-ping-requests", "reply-timeout",
+                       "ping-cltt-secs"):
+                self.global_[key] = value
+            elif key == "ping-channel-threads":
+                self.note(f"{path}.{key}", "fastdhcp probes from its event loop, with no "
+                                           "thread pool to size")
+            else:
+                self.unsupported(f"{path}.{key}", "no fastdhcp ping-check equivalent")
 
     def _ha(self, path: str, params: Any) -> None:
         rels = params.get("high-availability") if isinstance(params, dict) else None
