@@ -7,7 +7,8 @@ modules, top to bottom (docs/internals.md has their contracts):
 Command line
     ``cli`` (``fastdhcp`` and ``python -m fastdhcp``, via ``__main__``), ``ctl_cli``
     (``fastdhcp ctl``), ``leases_cli`` (``fastdhcp leases``), ``demo``, ``kea`` (import-kea
-    and export-kea: Kea's config and memfile leases, both ways).
+    and export-kea: Kea's config and memfile leases, both ways; compiled: ``_memfile``, the
+    fast row rule of Kea's lease file).
 Configuration
     ``config`` (TOML or JSON -> frozen, validated model), ``options`` (option names, codes
     and encoders), ``expression`` (client-class test expressions: Kea 2.2's language, parsed),
@@ -16,7 +17,7 @@ Configuration
 Service (the only I/O)
     ``service`` (the server, a package of one module a job: lifecycle and the read loop, the
     sockets with read pacing and layer-2 unicast, the report drain, the stats line, systemd
-    notify), ``netio`` (Linux socket
+    notify, ping-check's ICMP probes), ``netio`` (Linux socket
     set-up), ``limits`` (relay trust and rate limits at the edge), ``metrics`` (counters,
     Prometheus), ``statistics`` (Kea's statistics over them), ``dhcp_state`` (dhcp-disable /
     -enable), ``buildinfo`` (version-get), ``pathreport`` (the events the packet path reports),

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 
+from fastdhcp._codec import Message
 from fastdhcp._engine import Engine
 from fastdhcp._sockio import Outgoing
 from fastdhcp.metrics import Metrics
@@ -14,6 +15,17 @@ class HeldAck:
     held_at: float
     def __init__(self, endpoint: PathEndpoint, out: Outgoing, held_at: float) -> None: ...
 
+class HeldOffer:
+    endpoint: PathEndpoint
+    out: Outgoing
+    msg: Message
+    key: bytes
+    ip: int
+    held_at: float
+    tries: int
+    def __init__(self, endpoint: PathEndpoint, out: Outgoing, msg: Message, key: bytes,
+                 ip: int, held_at: float, tries: int = ...) -> None: ...
+
 class PacketPath:
     def __init__(
         self,
@@ -24,7 +36,9 @@ class PacketPath:
         hold: Callable[[list[HeldAck]], None] | None,
         l2_dest: L2Dest,
         debug: bool,
+        probe: Callable[[list[HeldOffer]], None] | None = ...,
     ) -> None: ...
     def read(self, ep: PathEndpoint, limit: int, now: float, t0: float) -> int: ...
     def flush(self, ep: PathEndpoint) -> None: ...
     def deliver(self, held: list[HeldAck]) -> None: ...
+    def redo(self, offer: HeldOffer, now: float) -> int: ...

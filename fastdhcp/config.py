@@ -56,6 +56,7 @@ __all__ = [
     "ServerConfig",
     "LeaseDatabaseConfig",
     "LimitsConfig",
+    "PingCheck",
     "Lifetimes",
     "Defences",
     "Pool",
@@ -269,6 +270,24 @@ class FixedFields:
 
 
 @dataclass(frozen=True, slots=True)
+class PingCheck:
+    """Conflict detection before an OFFER (ISC dhcpd's ping-check; Kea 2.6's ping_check hook
+    names), from ``[global]``, overridden per subnet key by key. Off by default."""
+
+    enabled: bool = False
+    """``enable-ping-check``: send ICMP echo requests to a new candidate address before it is
+    offered; an address that answers is declined for decline-probation-period."""
+    min_ping_requests: int = 1
+    """``min-ping-requests``: echo requests that must go unanswered before the address is
+    offered (sent one after the other, each waiting reply-timeout)."""
+    reply_timeout_ms: int = 100
+    """``reply-timeout``: milliseconds to wait for an echo reply after each request."""
+    ping_cltt_secs: int = 60
+    """``ping-cltt-secs``: an address offered back to its previous client is not checked if
+    that client's lease was last seen (its CLTT) less than this many seconds ago."""
+
+
+@dataclass(frozen=True, slots=True)
 class Pool:
     """A dynamic range ``first``..``last`` (inclusive, host-order ints), 1 to 2^24 addresses."""
 
@@ -280,10 +299,14 @@ class Pool:
     """The range as written in the config, for messages."""
     client_classes: tuple[str, ...] = ()
     """Guard: only clients in one of these classes may use the pool (Kea 2.2 ``client-class``,
-    Kea 3 ``client-classes``); () = everybody. Parsed; the engine does not use it yet."""
+    Kea 3 ``client-classes``); () = everybody. Checked with the classes assigned before pool
+    selection (no required classes); a client's own reserved address is not guarded."""
     required_classes: tuple[str, ...] = ()
-    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``). Parsed, not used
-    yet."""
+    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``): evaluated after the
+    address is chosen from this pool, after the subnet's (docs/classification.md)."""
+    options: dict[int, bytes] = field(default_factory=dict)
+    """The pool's own ``option-data``, encoded: beats the subnet's and every class's, loses to
+    a reservation's. Read-only by convention."""
 
     @property
     def size(self) -> int:
@@ -300,7 +323,8 @@ class Reservation:
     """A fixed address for one client, found by exactly one identifier."""
 
     ip: int
-    """The reserved address (in the subnet; may or may not lie inside a pool)."""
+    """The reserved address (in the subnet; may or may not lie inside a pool); 0 for a
+    reservation without ``ip-address`` (the client is KNOWN and allocates from the pools)."""
     hw_address: bytes | None
     """chaddr to match (hlen bytes), or None."""
     client_id: bytes | None
@@ -313,7 +337,11 @@ class Reservation:
     """Encoded options, merged reservation > subnet > global (shared with the subnet's dict
     when the reservation sets none). Read-only by convention."""
     client_classes: tuple[str, ...] = ()
-    """``client-classes``: classes the reserved client is put in. Parsed, not used yet."""
+    """``client-classes``: classes the reserved client is put in, at the reservation lookup
+    (before the KNOWN-dependent tests; docs/classification.md)."""
+    own_options: dict[int, bytes] = field(default_factory=dict)
+    """The reservation's own ``option-data`` (``options`` without what the subnet and global
+    give): the top of the class precedence. Read-only by convention."""
     fixed: FixedFields = FixedFields()
     """This reservation's own ``next-server`` / ``server-hostname`` / ``boot-file-name`` (not
     merged: a class's value lies between the reservation's and the subnet's)."""
@@ -344,12 +372,22 @@ class Subnet4:
     """Host reservations, in config order."""
     authoritative: bool
     """NAK requests for unknown addresses (else ignore them); defaults to server.authoritative."""
+    rapid_commit: bool = False
+    """``rapid-commit`` (RFC 4039): a DISCOVER carrying option 80 is answered with an ACK (after
+    the binding's group commit) instead of an OFFER; [global]'s value unless set here."""
+    ping_check: PingCheck = PingCheck()
+    """Conflict detection before an OFFER (the ping-check keys: [global]'s, overridden here)."""
     client_classes: tuple[str, ...] = ()
     """Guard: only clients in one of these classes may use the subnet (Kea 2.2
-    ``client-class``, Kea 3 ``client-classes``); () = everybody. Parsed, not used yet."""
+    ``client-class``, Kea 3 ``client-classes``); () = everybody. Checked at subnet selection,
+    with the classes of pass 1 (not KNOWN/UNKNOWN: reservations are looked up after)."""
     required_classes: tuple[str, ...] = ()
-    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``). Parsed, not used
-    yet."""
+    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``): evaluated after the
+    address is chosen, before the pool's (docs/classification.md)."""
+    own_options: dict[int, bytes] = field(default_factory=dict)
+    """The subnet's own ``option-data`` (``options`` without the global ones), subnet-mask
+    included: a class's option loses to these and beats the global ones. Read-only by
+    convention."""
     fixed: FixedFields = FixedFields()
     """Effective ``next-server`` / ``server-hostname`` / ``boot-file-name``: each of the
     subnet's over [global]'s."""
@@ -397,7 +435,8 @@ _DEPENDS_KNOWN = ("KNOWN", "UNKNOWN")
 class ClientClass:
     """``[[client-classes]]``: one of Kea's client classes, its test and what it gives.
 
-    Guards, assignment and precedence land with the engine integration (docs/classification.md).
+    The engine assigns classes in Kea's order and applies guards and option precedence as
+    docs/classification.md describes (fixed fields and vendor options: see there too).
     """
 
     name: str
@@ -518,21 +557,26 @@ DEFENCE_KEYS = (
     "decline-max-fraction",
 )
 FIXED_FIELD_KEYS = ("next-server", "server-hostname", "boot-file-name")
-GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data", *DEFENCE_KEYS, *FIXED_FIELD_KEYS)
+PING_CHECK_KEYS = ("enable-ping-check", "min-ping-requests", "reply-timeout", "ping-cltt-secs")
+GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data", *DEFENCE_KEYS, "rapid-commit", *PING_CHECK_KEYS,
+               *FIXED_FIELD_KEYS)
 SUBNET_KEYS = (
     "id", "subnet", "pools", "relay", "interface", "shared-network", "option-data",
     "authoritative", "reservations", *LIFETIME_KEYS, "client-class", "client-classes",
-    "require-client-classes", "evaluate-additional-classes", *FIXED_FIELD_KEYS,
+    "require-client-classes", "evaluate-additional-classes", "rapid-commit", *PING_CHECK_KEYS,
+    *FIXED_FIELD_KEYS,
 )
 RESERVATION_KEYS = (
     "hw-address", "client-id", "circuit-id", "ip-address", "hostname", "option-data",
     "client-classes", *FIXED_FIELD_KEYS,
 )
 POOL_KEYS = ("pool", "client-class", "client-classes", "require-client-classes",
-             "evaluate-additional-classes")
+             "evaluate-additional-classes", "option-data")
 
 # Kea keys fastdhcp knows and does not support, and why: said instead of "unknown key".
 _UNSUPPORTED = {
+    "ping-channel-threads": "fastdhcp sends and reads its ping-check probes on the event loop "
+                            "(one non-blocking ICMP socket), with no thread pool to size",
     "flex-id": "fastdhcp has no flex_id hook, so a flex-id reservation could never match a "
                "client (use hw-address, client-id or circuit-id)",
 }
@@ -579,6 +623,9 @@ _SIZE_UNITS = {
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 _HEX_SEP = re.compile(r"[\s:.-]")
 
+# Kea's ping_check key that has no meaning here: refused with its reason wherever it is written.
+_PING_UNSUPPORTED = ("ping-channel-threads",)
+
 _BAD = object()  # a value that failed to parse (its problem is already recorded)
 
 
@@ -614,7 +661,7 @@ def _check_keys(p: _Problems, table: Mapping[str, Any], path: str, allowed: tupl
         alias = _ALIASES.get(key.lower().replace("_", "-"))
         if alias in allowed:
             close = [alias]
-        if key in _UNSUPPORTED and allowed is RESERVATION_KEYS:
+        if key in _UNSUPPORTED and (allowed is RESERVATION_KEYS or key in _PING_UNSUPPORTED):
             reason += f": {_UNSUPPORTED[key]}"
         elif key in LIMITS_KEYS:  # exact name of a [server.limits] key: say where it goes
             reason += f"; '{key}' belongs in [server.limits], not in {where}"
@@ -1227,9 +1274,10 @@ def _pool(p: _Problems, path: str, value: object) -> Pool | None:
             p.bad(path, value, "a pool table needs 'pool' = \"first - last\"")
             return None
         guard, required = _class_guard(p, path, value), _required_classes(p, path, value)
+        opts = _options(p, f"{path}.option-data", value.get("option-data", {}))
         path, value = f"{path}.pool", value["pool"]
     else:
-        guard, required = (), ()
+        guard, required, opts = (), (), {}
     if not isinstance(value, str):
         p.bad(path, value, "a pool is a string: 'first - last' or 'network/length'")
         return None
@@ -1257,7 +1305,7 @@ def _pool(p: _Problems, path: str, value: object) -> Pool | None:
     if last - first + 1 > _MAX_POOL:
         p.bad(path, value, f"pool has {last - first + 1} addresses; at most 2^24 (16777216)")
         return None
-    return Pool(first, last, text, guard, required)
+    return Pool(first, last, text, guard, required, opts)
 
 
 def _class_names(p: _Problems, path: str, value: object) -> tuple[str, ...]:
@@ -1307,6 +1355,32 @@ def _addresses_in(options: dict[int, bytes], code: int) -> list[int]:
     return [int.from_bytes(data[i:i + 4], "big") for i in range(0, len(data) - 3, 4)]
 
 
+def _ping_values(p: _Problems, t: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The ping-check keys set in one table (valid ones only), by PingCheck field name."""
+    out: dict[str, Any] = {}
+    if "enable-ping-check" in t:
+        out["enabled"] = _bool(p, f"{path}.enable-ping-check", t["enable-ping-check"])
+    # At most 10 requests of at most 10 s: a held DISCOVER waits their product, and a client
+    # retransmits after ~4 s (RFC 2131 4.1), so larger values only lose DISCOVERs.
+    if "min-ping-requests" in t:
+        out["min_ping_requests"] = _int(p, f"{path}.min-ping-requests", t["min-ping-requests"],
+                                        1, 10)
+    if "reply-timeout" in t:
+        out["reply_timeout_ms"] = _int(p, f"{path}.reply-timeout", t["reply-timeout"], 1, 10000)
+    if "ping-cltt-secs" in t:
+        out["ping_cltt_secs"] = _int(p, f"{path}.ping-cltt-secs", t["ping-cltt-secs"], 0,
+                                     _MAX_LIFETIME)
+    return {k: v for k, v in out.items() if v is not _BAD}
+
+
+def _rapid_value(p: _Problems, t: Mapping[str, Any], path: str, default: bool) -> bool:
+    """``rapid-commit`` of one table, else ``default`` (also when the value is bad)."""
+    if "rapid-commit" not in t:
+        return default
+    v = _bool(p, f"{path}.rapid-commit", t["rapid-commit"])
+    return default if v is _BAD else bool(v)
+
+
 class _Loader:
     """One load: the problem list and the cross-subnet indexes it checks against."""
 
@@ -1315,6 +1389,8 @@ class _Loader:
         self.pools: list[tuple[int, int, str, str]] = []  # first, last, path, text
         self.res_ips: dict[int, str] = {}
         self.infos: list[_SubnetInfo] = []
+        self.g_rapid = False  # [global] rapid-commit and ping-check keys, set by run
+        self.g_ping: dict[str, Any] = {}
 
     def run(self, doc: dict[str, Any], source: str) -> Config:
         p = self.p
@@ -1330,6 +1406,8 @@ class _Loader:
         g_opts = _options(p, "global.option-data", glob_t.get("option-data", {}))
         defences = _defences(p, glob_t)
         g_fixed = _fixed_fields(p, "global", glob_t)
+        self.g_rapid = _rapid_value(p, glob_t, "global", False)
+        self.g_ping = _ping_values(p, glob_t, "global")
 
         raw = doc.get("subnet4", [])
         if isinstance(raw, dict):
@@ -1432,6 +1510,8 @@ class _Loader:
             av = _bool(p, f"{path}.authoritative", t["authoritative"])
             authoritative = authoritative if av is _BAD else av
 
+        rapid = _rapid_value(p, t, path, self.g_rapid)
+        ping = PingCheck(**{**self.g_ping, **_ping_values(p, t, path)})
         local = _lifetime_values(p, t, path)
         lifetimes = _lifetimes(p, {**g_life, **local}, set(local), path, "[global]")
 
@@ -1473,7 +1553,9 @@ class _Loader:
             id=sid, network=net, pools=tuple(pools), relay=tuple(relay), interface=interface,
             shared_network=shared, lifetimes=lifetimes, options=options,
             reservations=tuple(reservations), authoritative=authoritative,
-            client_classes=guard, required_classes=required, fixed=fields,
+            rapid_commit=rapid, ping_check=ping, client_classes=guard, required_classes=required,
+            own_options={**s_opts, 1: options[1]} if 1 in options else dict(s_opts),
+            fixed=fields,
         )
 
     def subnet_addresses(self, server: ServerConfig, relay: list[int],
@@ -1541,10 +1623,12 @@ class _Loader:
                 info.idents.append((rpath, kind, data, r[kind]))
             ip: Any = _BAD
             if "ip-address" not in r:
-                p.note(f"{rpath}.ip-address", "required key is missing")
+                # Kea's reservation without an address: the client is KNOWN (and gets the
+                # reservation's classes, hostname and options) but allocates from the pools.
+                ip = 0
             else:
                 ip = _ipv4(p, f"{rpath}.ip-address", r["ip-address"])
-            if ip is not _BAD and net is not None:
+            if ip is not _BAD and ip and net is not None:
                 lo, hi = int(net.network_address), int(net.broadcast_address)
                 if not lo <= ip <= hi:
                     p.bad(f"{rpath}.ip-address", r["ip-address"],
@@ -1577,7 +1661,7 @@ class _Loader:
             out.append(Reservation(
                 ip=ip, hw_address=idents.get("hw-address"), client_id=idents.get("client-id"),
                 circuit_id=idents.get("circuit-id"), hostname=hostname, options=merged,
-                client_classes=classes, fixed=fixed,
+                client_classes=classes, own_options=r_opts, fixed=fixed,
             ))
         return out
 

@@ -330,7 +330,8 @@ class HostTable:
         else:
             opts = subnet_options
         return Reservation(ip, ident if kind == 0 else None, ident if kind == 3 else None,
-                           ident if kind == 2 else None, hostname, opts, fixed=fixed)
+                           ident if kind == 2 else None, hostname, opts,
+                           own_options=dict(own) if own else {}, fixed=fixed)
 
     def addresses(self) -> array[int]:
         """Every address reserved here, ascending, as an ``array('I')`` (the bitmaps mark

@@ -125,6 +125,16 @@ class Metrics:
         #: datagrams read and thrown away while the DHCP service was disabled (dhcp-disable);
         #: not drops: Kea does not count them in pkt4-receive-drop either
         self.disabled_discards = 0
+        #: DISCOVERs answered with a rapid-commit ACK (RFC 4039), counted by the packet path
+        self.rapid_commits = 0
+        #: ping-check (fastdhcp.service.pingcheck): addresses probed, found in use (declined),
+        #: found free, probes that could not be sent (the OFFER left unprobed), DISCOVERs given
+        #: up after too many addresses in use
+        self.ping_checks = 0
+        self.ping_conflicts = 0
+        self.ping_free = 0
+        self.ping_errors = 0
+        self.ping_gave_up = 0
         self.offer_latency = Histogram(LATENCY_BUCKETS)
         self.ack_latency = Histogram(LATENCY_BUCKETS)
         self.commit_latency = Histogram(LATENCY_BUCKETS)
@@ -226,6 +236,18 @@ class ServerCollector(Collector):
             ("fastdhcp_reload_failures", "Configuration reloads rejected", m.reload_failures),
             ("fastdhcp_disabled_discards", "Datagrams discarded while the DHCP service was "
              "disabled (dhcp-disable)", m.disabled_discards),
+            ("fastdhcp_rapid_commits", "DISCOVERs answered with a rapid-commit ACK (RFC 4039)",
+             m.rapid_commits),
+            ("fastdhcp_ping_checks", "Addresses probed by ping-check before an OFFER",
+             m.ping_checks),
+            ("fastdhcp_ping_conflicts", "Probed addresses that answered (declined)",
+             m.ping_conflicts),
+            ("fastdhcp_ping_free", "Probed addresses that did not answer (offered)",
+             m.ping_free),
+            ("fastdhcp_ping_errors", "Probes that could not be sent (OFFER sent unprobed)",
+             m.ping_errors),
+            ("fastdhcp_ping_gave_up", "DISCOVERs dropped after too many addresses in use",
+             m.ping_gave_up),
         ):
             yield CounterMetricFamily(name, doc, value=value)
         for name, doc, h in (

@@ -294,6 +294,9 @@ class Statistics:
                 # Kea 2.2 counts -classes with every failure that had pools to try: a packet
                 # is always in a class there (ALL), observed on a real server.
                 fails["classes"] += c.alloc_fail
+                # A subnet with pools none of which the client's classes allow: Kea's
+                # allocator made no attempt, -no-pools too (its source; not observed).
+                fails["no-pools"] += c.no_pools
         v["cumulative-assigned-addresses"] = sum(c.assigned for c in counters.values())
         v["declined-addresses"] = declined_total
         v["reclaimed-declined-addresses"] = sum(c.reclaimed_declined for c in counters.values())
@@ -327,6 +330,8 @@ class Statistics:
                 name = p + "v4-allocation-fail" + k
                 v[name] = fail if k in ("", "-" + kind) or (
                     k == "-classes" and kind != "no-pools") else 0
+                if k == "-no-pools" and kind != "no-pools" and sc is not None:
+                    v[name] = sc.no_pools
                 out.lazy.add(name)
             out.rows.append(SubnetRow(sid, total, assigned, in_use - declined, declined))
         return out

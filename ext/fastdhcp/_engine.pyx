@@ -19,6 +19,8 @@ handles; the fields are all declared in ``_engine.pxd``):
                                 ``reclaim``, ``reload``, ``rollback``, administration, hosts
 ``_engine_exchange.pxi``        the Exchange: one request through the steps, reused
 ``_engine_selection.pxi``       subnet selection (SubnetSelector, ``_select``, ``_ours``)
+``_engine_classes.pxi``         client classes: Kea's order of assignment, guards, required
+                                classes, class options and lifetimes
 ``_engine_pools.pxi``           the pool set: bitmaps, ``_claim``, ``_allocate``, ``_settle``
 ``_engine_reservations.pxi``    reservations: the configuration's and the hosts table's
 ``_engine_offers.pxi``          the offer table with its heap
@@ -27,6 +29,7 @@ handles; the fields are all declared in ``_engine.pxd``):
 ``_engine_fields.pxi``          siaddr / sname / file: Kea's next-server, server-hostname,
                                 boot-file-name by reservation > first class > subnet > global
 ``_engine_steps.pxi``           DISCOVER, REQUEST (+ ``_bind``), RELEASE, DECLINE, INFORM
+``_engine_rapid.pxi``           rapid commit (RFC 4039) and ping-check's side of DISCOVER
 ==============================  ============================================================
 
 Cython allows ``include`` only at module level, not inside a class body: the Engine's methods of
@@ -102,16 +105,22 @@ cdef class SubnetCounters:
 
     ``assigned``: new bindings, not renewals (Kea's cumulative-assigned-addresses);
     ``alloc_fail``: DISCOVERs that found no free address (v4-allocation-fail);
-    ``declined``: DECLINEs honoured; ``reclaimed``: expired leases reclaimed, declined ones
+    ``declined``: DECLINEs honoured, and addresses ping-check set aside; ``ping_conflicts``:
+    offered addresses that answered a ping-check (set aside unless decline-max-fraction was
+    reached); ``rapid_commits``: DISCOVERs ACKed at once (RFC 4039);
+    ``reclaimed``: expired leases reclaimed, declined ones
     included (reclaimed-leases); ``reclaimed_declined``: declined leases reclaimed after
     probation; ``conflicts``: a client's reserved address held by another
-    (v4-reservation-conflicts).
+    (v4-reservation-conflicts); ``no_pools``: of ``alloc_fail``, DISCOVERs whose classes
+    allowed no pool of the link (v4-allocation-fail-no-pools).
     """
 
     def __repr__(self):
         return (f"SubnetCounters(assigned={self.assigned}, alloc_fail={self.alloc_fail}, "
                 f"declined={self.declined}, reclaimed={self.reclaimed}, "
-                f"reclaimed_declined={self.reclaimed_declined}, conflicts={self.conflicts})")
+                f"reclaimed_declined={self.reclaimed_declined}, conflicts={self.conflicts}, "
+                f"rapid_commits={self.rapid_commits}, ping_conflicts={self.ping_conflicts}, "
+                f"no_pools={self.no_pools})")
 
 
 #: Outcome members by their C value (fastdhcp/_consts.pxd OUT_*), for Decision.kind.
@@ -128,7 +137,9 @@ cdef class Decision:
     ``reply`` (bytes or None) goes to ``dest_ip:dest_port``; ``broadcast`` means dest_ip is
     255.255.255.255 (send out the receiving interface); ``l2_unicast`` = (yiaddr, chaddr) when
     the service may unicast at layer 2 instead; ``binding`` is the staged lease the reply must
-    wait for (ACKs that bind); ``reason`` is the drop reason or the decision's detail.
+    wait for (ACKs that bind); ``reason`` is the drop reason or the decision's detail;
+    ``probe`` (an OFFER's yiaddr, else 0) asks the service to check that address with ICMP
+    echo first and to tell :meth:`Engine.ping_result` what it found (ping-check).
     """
 
     def __init__(self, kind, reply=None, uint32_t dest_ip=0, int dest_port=0,
@@ -194,12 +205,22 @@ cdef class _SubnetInfo:
         self.rebind = lt.rebind_timer
         self.offer_lifetime = lt.offer_lifetime
         self.probation = lt.decline_probation_period
+        self.rapid_commit = subnet.rapid_commit
+        self.ping_check = subnet.ping_check.enabled
+        self.ping_cltt = subnet.ping_check.ping_cltt_secs
         self.net_first = int(subnet.network.network_address)
         self.net_last = int(subnet.network.broadcast_address)
         opts = dict(subnet.options)
         # RFC 2132 3.3 / Kea: the subnet mask is always sent; computed when not configured.
         opts.setdefault(1, int(subnet.network.netmask).to_bytes(4, "big"))
         self.options = opts
+        own = dict(subnet.own_options)
+        own.setdefault(1, opts[1])
+        self.own_options = own
+        self.guard = ()
+        self.required = ()
+        self.pools = []
+        self.guarded = False
         self.fixed = _fixed_of(getattr(subnet, "fixed", None))
         self.bitmaps = []
         self.authoritative = bool(global_authoritative or subnet.authoritative)
@@ -234,6 +255,14 @@ cdef class _Caches:
         self.sel_giaddr = 0
         self.sel_info = None
         self.host = {}  # its Reservations merged the old subnets' options
+        self.merged = {}
+        self.cls_out = None  # the one-entry cache of _reply_options (_engine_classes.pxi)
+        self.cls_res = None
+        self.cls_pool = None
+        self.cls_info = None
+        self.cls_prl = b""
+        self.cls_lt = 0
+        self.cls_order = None
         self.fixed = {}
 
 cdef inline bint _is_active(object lease):
@@ -311,22 +340,39 @@ cdef class Engine:
             if c is None:
                 c = counters[sid] = SubnetCounters.__new__(SubnetCounters)
             (<_SubnetInfo>si).counts = <SubnetCounters>c
+        cdef _Classes cls = _make_classes(config)
+        cdef _PoolInfo pinfo
         pools = []
         cdef list fresh = []
         for s in subnets:
             info = <_SubnetInfo>infos[s.id]
+            info.guard = _ids_of(cls.ids, s.client_classes)
+            info.required = _ids_of(cls.ids, s.required_classes)
             for p in s.pools:
                 bm = keep.get((p.first, p.last)) if keep is not None else None
                 if bm is None:
                     bm = PoolBitmap(p.first, p.last)
                     fresh.append(bm)
                 info.bitmaps.append(bm)
-                pools.append((p.first, bm, info, p.text))
+                pinfo = _PoolInfo.__new__(_PoolInfo)
+                pinfo.pool = p
+                pinfo.bm = bm
+                pinfo.info = info
+                pinfo.guard = _ids_of(cls.ids, p.client_classes)
+                pinfo.required = _ids_of(cls.ids, p.required_classes)
+                pinfo.options = dict(p.options)
+                info.pools.append(pinfo)
+                pools.append((p.first, bm, info, p.text, pinfo))
         pools.sort(key=lambda x: x[0])
+        for sid, g in groups.items():
+            # Guards of a link's subnets filter its group per packet (_guarded_group).
+            (<_SubnetInfo>infos[sid]).guarded = any((<_SubnetInfo>i).guard for i in g)
+        cdef ClassSet class_set = ClassSet(cls.capacity)
         cdef dict reserved = {}
         for s in subnets:
             for r in s.reservations:
-                reserved.setdefault(r.ip, (r, infos[s.id]))
+                if r.ip:  # (a reservation without an address reserves none)
+                    reserved.setdefault(r.ip, (r, infos[s.id]))
         d = getattr(config, "defences", None)
         sub_limit = int(d.subscriber_lease_limit) if d is not None else 0
         sub_code = SUB_REMOTE_ID if d is not None and d.subscriber_key == "remote-id" \
@@ -352,6 +398,10 @@ cdef class Engine:
         self._pool_bitmaps = [p[1] for p in pools]
         self._pool_infos = [p[2] for p in pools]
         self._pool_texts = [p[3] for p in pools]
+        self._pool_pinfos = [p[4] for p in pools]
+        self._cls = cls
+        self._ex.classes = class_set
+        self._ex.class_order = []
         self._reserved = reserved
         self._caches.reset()  # every cache answers for the old configuration
         self._sub_limit = sub_limit
@@ -440,6 +490,11 @@ cdef class Engine:
         ex.key = key
         ex.cid = cid
         ex.res_api_ip = 0
+        ex.rapid = False
+        if self._cls.active and _classify_early(self, ex):
+            # Kea's step 5: a member of DROP is dropped silently, counted in
+            # pkt4-receive-drop.
+            return _drop("class-drop")
         if mtype == DISCOVER:
             # chaddr is made there only if a reservation may need it.
             ex.chaddr = None
@@ -564,6 +619,27 @@ cdef class Engine:
         read-only): the statistics view reads them when asked."""
         return dict(self._counters)
 
+    def ping_result(self, bytes key, ip, bint in_use, double now):
+        """What the ping-check of ``ip``, offered to ``key`` (a Decision's ``probe``), found.
+
+        Free (``in_use`` False): the offer stands, no longer marked as probing. In use: the
+        offer is withdrawn and the address set aside as DECLINED for its subnet's
+        decline-probation-period (staged: the service kicks the commit), counted in the
+        subnet's ``declined`` and ``ping_conflicts`` (within decline-max-fraction, as a
+        DECLINE: past it the offer is only withdrawn); handling the DISCOVER again then picks
+        another address. Returns False when there was nothing to do (the offer had gone, or
+        the address is now bound), True otherwise."""
+        return _ping_result(self, key, ip, in_use, now)
+
+    def last_classes(self):
+        """The classes of the last request handled, in the order they were assigned (Kea's
+        DHCP4_CLASS_ASSIGNED list, required classes included); [] when the configuration has
+        no classes. For tests, logs and the side-by-side comparison with Kea."""
+        if not self._cls.active or self._ex.class_order is None:
+            return []
+        names = {i: n for n, i in self._cls.ids.items()}
+        return [names[i] for i in self._ex.class_order]
+
     def offered(self, bytes key):
         """The address currently held for client ``key`` (0 if none); for tests and audits."""
         o = self._offers.get(key)
@@ -650,6 +726,7 @@ cdef class Engine:
 
 include "_engine_exchange.pxi"
 include "_engine_selection.pxi"
+include "_engine_classes.pxi"
 include "_engine_pools.pxi"
 include "_engine_reservations.pxi"
 include "_engine_offers.pxi"
@@ -657,3 +734,4 @@ include "_engine_defences.pxi"
 include "_engine_replies.pxi"
 include "_engine_fields.pxi"
 include "_engine_steps.pxi"
+include "_engine_rapid.pxi"

@@ -11,11 +11,6 @@
 # whose levels set none costs one flag test and one pointer read.
 
 
-#: The packet's classes, in assignment order, for the steps' calls: none until the engine
-#: assigns classes (the Exchange's class list replaces this where the steps call).
-cdef tuple _NO_CLASSES = ()
-
-
 @cython.final
 cdef class _Fixed:
     """siaddr / sname / file of one level, or of a reply (0 / None = not set)."""

@@ -7,17 +7,6 @@
 # (4.3.4), DECLINE (4.3.3) and INFORM (4.3.5).
 
 
-cdef int64_t _lease_time(Engine self, _SubnetInfo info, int64_t requested):
-    """valid-lifetime, or the client's option 51 clamped to [min, max]."""
-    if requested < 0:
-        return info.valid
-    if requested < info.min_valid:
-        return info.min_valid
-    if requested > info.max_valid:
-        return info.max_valid
-    return requested
-
-
 cdef Decision _discover(Engine self, Exchange ex):
     """RFC 2131 4.3.1: choose an address and hold it as an offer; commit nothing."""
     cdef Message msg = ex.msg
@@ -37,12 +26,19 @@ cdef Decision _discover(Engine self, Exchange ex):
     if sel is None:
         return _drop("no-subnet")
     cdef tuple group = sel.group
+    if self._cls.active:
+        group = _guarded_group(self, ex, sel)
+        if group is None:
+            return _drop("no-subnet")
+        sel = <_SubnetInfo>group[0]
     res = None
     if sel.has_res or self._hosts_any:
         if chaddr is None:
             chaddr = PyBytes_FromStringAndSize(<const char *>msg._buf + OFF_CHADDR,
                                                msg._buf[OFF_HLEN])
         res = _reservation(self, group, chaddr, cid, msg)
+    if self._cls.active and _classify_known(self, ex, res, group):
+        return _drop("class-drop")
     if res is not None:
         res_ip = res.ip
     o = self._offers.get(key)
@@ -108,8 +104,12 @@ cdef Decision _discover(Engine self, Exchange ex):
         info = <_SubnetInfo>found[1]
         if not ip:
             sel.counts.alloc_fail += 1
+            if ex.no_pool:
+                sel.counts.no_pools += 1
             return _drop("pool-exhausted")
         how = "previous" if ip == hint else "allocated"
+    if info.rapid_commit and _rapid_wanted(self, ex, ip, info, how):
+        return _rapid_ack(self, ex, ip, info, res if res_ip == ip or not res_ip else None)
     cdef double expires = now + info.offer_lifetime
     if offer is not None and offer.ip == ip and self._offers.get(key) is offer:
         if expires >= offer.at:
@@ -131,17 +131,20 @@ cdef Decision _discover(Engine self, Exchange ex):
     else:
         _hold(self, key, ip, expires, alone, _offer_counts(self, subkey, lease, key),
               how is _HOW_BINDING)
+    if self._cls.active:
+        _classify_required(self, ex, info, _pool_of(self, ip))
     cdef int64_t lt = _lease_time(self, info, msg._opt_u32(OPT_LEASE_TIME, -1))
-    if res is not None and (res_ip == ip or not res_ip):
-        opts = _options(self, res, res.options, msg, lt, info)
-    else:
-        opts = _options(self, info, info.options, msg, lt, info)
+    opts = _reply_options(self, ex, res if res is not None and (res_ip == ip or not res_ip)
+                          else None, info, ip, lt)
     cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                        _link_address(link))
     fx = _fixed_fields(self, info, res if res is not None and (res_ip == ip or not res_ip)
-                       else None, _NO_CLASSES)
-    return _reply(self, msg, OUT_OFFER, OFFER, 0, ip, [_sid_option(self, sid), *opts], None,
-                  how, fx)
+                       else None, ex.class_order)
+    d = _reply(self, msg, OUT_OFFER, OFFER, 0, ip, [_sid_option(self, sid), *opts], None, how,
+               fx)
+    if info.ping_check:
+        _probe_mark(self, ex, <Decision>d, ip, info, how)
+    return d
 
 
 cdef Decision _request(Engine self, Exchange ex):
@@ -189,8 +192,15 @@ cdef Decision _request(Engine self, Exchange ex):
     if sel is None:
         return _drop("no-subnet")
     cdef tuple group = sel.group
+    if self._cls.active:
+        group = _guarded_group(self, ex, sel)
+        if group is None:
+            return _drop("no-subnet")
+        sel = <_SubnetInfo>group[0]
     res = (_reservation(self, group, chaddr, cid, msg) if sel.has_res or self._hosts_any
            else None)
+    if self._cls.active and _classify_known(self, ex, res, group):
+        return _drop("class-drop")
     if res is not None:
         res_ip = res.ip
 
@@ -267,6 +277,8 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
         _on_record(self, prev, ended)
         self._sstage(ended)
         _settle(self, prev.ip)
+    if self._cls.active:
+        _classify_required(self, ex, info, _pool_of(self, ip))
     cdef int64_t lt = _lease_time(self, info, msg._opt_u32(OPT_LEASE_TIME, -1))
     cdef int64_t expires
     if lt == INFINITE:
@@ -305,14 +317,13 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
         holder = self._offered.get(oip)
         if holder is not None and (holder is key or holder == key):
             del self._offered[oip]
-    if res is not None:
-        opts = _options(self, res, res.options, msg, lt, info)
-    else:
-        opts = _options(self, info, info.options, msg, lt, info)
+    opts = _reply_options(self, ex, res, info, ip, lt)
+    fx = _fixed_fields(self, info, res, ex.class_order)
+    if ex.rapid:
+        return _rapid_reply(self, ex, ip, info, opts, sid, lease, fx)
     return _reply(self, msg, OUT_ACK, ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip,
                   [_sid_option(self, sid), *opts], lease,
-                  <str>_REQUEST_STATE_NAMES[<int>state],
-                  _fixed_fields(self, info, res, _NO_CLASSES))
+                  <str>_REQUEST_STATE_NAMES[<int>state], fx)
 
 
 cdef Decision _release(Engine self, Exchange ex):
@@ -386,20 +397,26 @@ cdef Decision _inform(Engine self, Exchange ex):
     if sel is None:
         return _drop("no-subnet")
     cdef tuple group = sel.group
+    if self._cls.active:
+        group = _guarded_group(self, ex, sel)
+        if group is None:
+            return _drop("no-subnet")
+        sel = <_SubnetInfo>group[0]
     res = (_reservation(self, group, chaddr, cid, msg) if sel.has_res or self._hosts_any
            else None)
+    if self._cls.active and _classify_known(self, ex, res, group):
+        return _drop("class-drop")
     info = sel
     if ciaddr:
         for i in group:
             if i.net_first <= ciaddr <= i.net_last:
                 info = i
                 break
-    if res is not None:
-        opts = _options(self, res, res.options, msg, -1, info)
-    else:
-        opts = _options(self, info, info.options, msg, -1, info)
+    if self._cls.active:
+        _classify_required(self, ex, info, None)
+    opts = _reply_options(self, ex, res, info, 0, -1)
     cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                        _link_address(link))
     # Kea sets the fixed fields in an INFORM's ACK too (siaddr/file for a PXE client's INFORM)
     return _reply(self, msg, OUT_ACK, ACK, ciaddr, 0, [_sid_option(self, sid), *opts], None,
-                  "inform", _fixed_fields(self, info, res, _NO_CLASSES))
+                  "inform", _fixed_fields(self, info, res, ex.class_order))

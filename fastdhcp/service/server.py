@@ -47,6 +47,7 @@ from fastdhcp.service.endpoints import (
     pace_for,
 )
 from fastdhcp.service.notify import sd_notify
+from fastdhcp.service.pingcheck import PingChecker
 from fastdhcp.service.ratelog import RateLimitedLog
 from fastdhcp.service.report_log import ReportLog
 from fastdhcp.service.stats_line import PoolRow, StatsLine
@@ -157,6 +158,8 @@ class Server:
         self.statistics: Statistics | None = None
         #: the HA service, when [high-availability] is configured (ha, cmd_ha)
         self._ha: HAService | None = None
+        #: ping-check's prober, made when a subnet first enables it (kept across reloads)
+        self._ping: PingChecker | None = None
 
     @property
     def engine(self) -> Engine:
@@ -294,6 +297,9 @@ class Server:
         await self.control.close()  # no command starts while the commits are flushed
         for ep in self.endpoints.values():
             self._unwatch(ep)
+        if self._ping is not None:
+            self._ping.close()
+            self._ping = None
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -486,9 +492,26 @@ class Server:
 
     def _make_path(self) -> PacketPath:
         committer = self.committer
-        return PacketPath(self.engine, self.metrics, self._report_log.report, self._guard,
+        path = PacketPath(self.engine, self.metrics, self._report_log.report, self._guard,
                           committer.hold_many if committer is not None else None, self._l2_dest,
-                          self._debug)
+                          self._debug, self._ping_sink())
+        if self._ping is not None:
+            self._ping.attach(path, self.config.subnets)
+        return path
+
+    def _ping_sink(self) -> Callable[[list[Any]], None] | None:
+        """The packet path's ``probe`` sink: the PingChecker (made at the first configuration
+        that enables ping-check), or None while no subnet has it on."""
+        if not any(s.ping_check.enabled for s in self.config.subnets):
+            return None
+        if self._ping is None:
+            assert self._loop is not None
+            self._ping = PingChecker(self._loop, self.metrics, self.engine, self._kick_commit)
+        return self._ping.submit
+
+    def _kick_commit(self) -> None:
+        if self.committer is not None:
+            self.committer.kick()
 
     def _l2_dest(self, ep: PathEndpoint, d: Decision) -> int:
         # the path hands back the endpoint it read from: always one of ours
