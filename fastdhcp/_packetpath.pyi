@@ -12,10 +12,10 @@ from fastdhcp.pathtypes import L2Dest, PathEndpoint, PathGuard
 
 class HeldAck:
     endpoint: PathEndpoint
-    out: Outgoing
+    out: Outgoing | None
     held_at: float
     lease: Lease | None
-    def __init__(self, endpoint: PathEndpoint, out: Outgoing, held_at: float,
+    def __init__(self, endpoint: PathEndpoint, out: Outgoing | None, held_at: float,
                  lease: Lease | None = None) -> None: ...
 
 class PacketPath:

@@ -52,21 +52,26 @@ class Partner:
         self.batch = batch
         self.update_result = Result.SUCCESS
         self.updates: list[dict[str, Any]] = []  # every lease the server sent, in order
+        self.deletes: list[dict[str, Any]] = []
 
     async def dispatch(self, req: Request) -> Answer:
         a: Any = req.arguments or {}
         if req.command == "ha-heartbeat":
             return m.heartbeat_answer(self.state, time.time(), ("server2",), 0)
         if req.command == "list-commands":
-            return success(arguments=["ha-heartbeat", "lease4-update"]
+            return success(arguments=["ha-heartbeat", "lease4-update", "lease4-del"]
                            + ([m.BATCH_COMMAND] if self.batch else []))
         if req.command == "lease4-update":
             self.updates.append(a)
             if self.update_result != Result.SUCCESS:
                 return Answer(self.update_result, "forced error")
             return success("IPv4 lease updated.")
+        if req.command == "lease4-del":
+            self.deletes.append(a)
+            return success("IPv4 lease deleted.")
         if req.command == m.BATCH_COMMAND:
             self.updates.extend(a.get("leases", []))
+            self.deletes.extend(a.get("deleted-leases", []))
             if self.update_result != Result.SUCCESS:
                 return Answer(self.update_result, "forced error")
             return success("applied", {"failed-leases": []})
@@ -185,3 +190,33 @@ def test_partner_down_acks_after_the_local_commit_alone(tmp_path: Path) -> None:
         assert g['fastdhcp_ha_state{state="partner-down"}'] == 1
         assert g['fastdhcp_ha_partner_state{state="unavailable"}'] == 1
         assert g["fastdhcp_ha_unsent_updates"] == before + 4
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["kea-like", "fastdhcp-like"])
+def test_release_and_decline_reach_the_partner(tmp_path: Path, batch: bool) -> None:
+    partner = Partner(batch)
+    with served(tmp_path, partner) as (srv, _lst, port), RelayClient(port, timeout=1.5) as rc:
+        wait_state(srv, S.LOAD_BALANCING)
+        a, b = macs(0, 2, start=300)
+        _, ack_a = rc.dora(a, 0x600)
+        _, ack_b = rc.dora(b, 0x610)
+        sid = dhcp_options(ack_a)["server_id"]
+        rc.send_raw(rc.build("release", a, 0x620, ciaddr=ack_a.yiaddr,
+                             options=[("server_id", sid)]))
+        rc.send_raw(rc.build("decline", b, 0x630, options=[
+            ("server_id", sid), ("requested_addr", ack_b.yiaddr)]))
+
+        async def told() -> None:
+            end = asyncio.get_running_loop().time() + 5
+            while not (any(d["ip-address"] == ack_a.yiaddr for d in partner.deletes)
+                       and any(u["ip-address"] == ack_b.yiaddr and u["state"] == 1
+                               for u in partner.updates)):
+                assert asyncio.get_running_loop().time() < end, (partner.deletes,
+                                                                 partner.updates)
+                await asyncio.sleep(0.02)
+        srv.call(told(), 10)
+        gone = next(d for d in partner.deletes if d["ip-address"] == ack_a.yiaddr)
+        assert gone["hw-address"] == a.hex(":")  # the full lease, as Kea deletes it
+        dec = [u for u in partner.updates if u["ip-address"] == ack_b.yiaddr][-1]
+        assert dec["hw-address"] == "" and "client-id" not in dec  # Kea's declined lease
+        assert srv.server.metrics.dropped.get("ha-update-failed", 0) == 0
