@@ -18,6 +18,7 @@ their runs (before, after, before, ...) several times and compare the lowest med
 
 from __future__ import annotations
 
+import json
 import time
 
 import _common  # noqa: F401  (the repo root and tests/ on sys.path: bench/_common.py)
@@ -55,12 +56,12 @@ option-data = { routers = ["10.0.0.1"], broadcast-address = "10.15.255.255" }
 """
 
 
-def _packets(config, n: int, relay_info: bool, hosts=None, chaddr=mac
+def _packets(config, n: int, relay_info: bool, hosts=None, chaddr=mac, extra: bytes = b""
              ) -> tuple[list[bytes], list[bytes]]:
     rai = relay_agent_info(circuit_id=b"ge-0/0/1.100", remote_id=b"cpe") if relay_info else None
     discovers = [
         build_request(DISCOVER, xid=k, chaddr=chaddr(k), prl=PRL, giaddr=RELAY, hops=1,
-                      relay_info=rai)
+                      relay_info=rai, extra=extra)
         for k in range(n)
     ]
     twin = Engine(config, MemoryLeaseStore())
@@ -72,16 +73,17 @@ def _packets(config, n: int, relay_info: bool, hosts=None, chaddr=mac
         offered = int.from_bytes(d.reply[16:20], "big")
         requests.append(
             build_request(REQUEST, xid=k, chaddr=chaddr(k), prl=PRL, giaddr=RELAY, hops=1,
-                          requested_ip=offered, server_id=SERVER_IP, relay_info=rai)
+                          requested_ip=offered, server_id=SERVER_IP, relay_info=rai,
+                          extra=extra)
         )
     return discovers, requests
 
 
 def _dora_bench(benchmark, relay_info: bool, global_extra: str = "", hosts=None,
-                chaddr=mac) -> None:
-    config = make_config(global_extra=global_extra, more=CONFIG_MORE)
+                chaddr=mac, more: str = CONFIG_MORE, extra: bytes = b"") -> None:
+    config = make_config(global_extra=global_extra, more=more)
     n = PER_ROUND * (ROUNDS + 1)
-    discovers, requests = _packets(config, n, relay_info, hosts, chaddr)
+    discovers, requests = _packets(config, n, relay_info, hosts, chaddr, extra)
     store = MemoryLeaseStore()
     engine = Engine(config, store)
     if hosts is not None:
@@ -154,6 +156,67 @@ def test_renew(benchmark):
     per = benchmark.stats.stats.median / n * 1e6
     benchmark.extra_info["per_renew_us"] = round(per, 2)
     print(f"\n{benchmark.name}: median {per:.2f} us per renewal")
+
+
+# -- client classes: the reference's 16 ISP patterns loaded, this traffic matching some ------
+
+#: What the classes give in the patterns run (the tests come from tests/classify_packets.py).
+_CLASS_EXTRA = {
+    "STB": 'option-data = { domain-name-servers = ["198.18.10.53"] }',
+    "POP_B": 'option-data = { ntp-servers = ["198.18.50.123"] }',
+    "WALLED": "valid-lifetime = 300",
+    "IOT": "valid-lifetime = 600",
+    "VOICE_OPTS": "only-if-required = true\n"
+                  'option-data = { tftp-server-name = "voice.isp.example" }',
+}
+
+
+def _pattern_classes() -> str:
+    from classify_packets import PATTERNS
+
+    out, seen = [], set()
+    for pat, name, test, _ in PATTERNS:
+        if name in seen or pat == "P5":  # P5b's iPXE (P5's does not work in Kea 2.2)
+            continue
+        seen.add(name)
+        # A JSON string is a TOML basic string.
+        out.append(f"[[client-classes]]\nname = {json.dumps(name)}\ntest = {json.dumps(test)}\n"
+                   f"{_CLASS_EXTRA.get(name, '')}\n")
+    return "".join(out)
+
+
+def _classified_subnet(guards: bool) -> str:
+    """Subnet 9 as CONFIG_MORE, its pool split in two halves: with ``guards`` the first is
+    the STB pool, the subnet is guarded by HAS_RAI (P13) and requires VOICE_OPTS (P12)."""
+    g = ', client-class = "STB"' if guards else ""
+    return f"""
+[[subnet4]]
+id = 9
+subnet = "10.0.0.0/12"
+pools = [{{ pool = "10.0.0.10 - 10.7.255.254"{g} }}, "10.8.0.0 - 10.15.255.254"]
+relay = ["198.18.20.1"]
+option-data = {{ routers = ["10.0.0.1"], broadcast-address = "10.15.255.255" }}
+""" + ('client-class = "HAS_RAI"\nrequire-client-classes = ["VOICE_OPTS"]\n' if guards else "")
+
+
+#: Every request of both runs: an STB (option 60) behind a relay adding option 82.
+_STB = bytes((60, 9)) + b"STB-Amino"
+
+
+@pytest.mark.benchmark(group="engine", timer=time.process_time)
+def test_dora_relayed_option82_stb_no_classes(benchmark):
+    """The reference for the patterns run: the same traffic (option 60, option 82), the same
+    two pools, no class configured."""
+    _dora_bench(benchmark, relay_info=True, more=_classified_subnet(False), extra=_STB)
+
+
+@pytest.mark.benchmark(group="engine", timer=time.process_time)
+def test_dora_relayed_option82_stb_16_patterns(benchmark):
+    """The 20 class tests of the 16 patterns evaluated per request (pass 1, pass 2), the
+    subnet guarded (HAS_RAI), the STB pool guarded, STB's DNS option, WALLED's lifetime and
+    the required VOICE_OPTS's option 66 in every reply."""
+    _dora_bench(benchmark, relay_info=True, more=_classified_subnet(True) + _pattern_classes(),
+                extra=_STB)
 
 
 # -- reservations added through the API (fastdhcp.hosts): a million of them in LMDB ---------

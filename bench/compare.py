@@ -4,23 +4,35 @@
 Root only (namespaces, port 67). Topology and per-run method: ``bench/wholeserver.py``. In one
 run, for each server (``--servers``), every measurement on a fresh server and empty database:
 
+Kea at its best (issue 19): WARN logging; single-threaded (``kea``) and multi-threaded
+(``kea-mt``: ``--kea-threads``, ``--kea-queue``), the better of the two per figure, and the
+output says which won; the same receive buffer as fastdhcp's (16 MiB in effect: the host's
+net.core.rmem_default and rmem_max raised for the run and put back after; ``--no-rmem``
+leaves them, and the output then says the buffers differ), each run recording the buffer the
+server's socket really got; a fresh server and lease file for every run.
+
 1. fixed rate both sustain: ``perfdhcp -4 -g single -l RELAY -r 3000 -R 100000 -p 20 -W 1000000
    -d 1 -s 1 SERVER``, ACKs counted over the period; server CPU per DORA, drops, perfdhcp's
    average delays (median of ``--repeat`` runs, servers interleaved);
-2. rate sweep with the project's driver (``fastdhcp.loadgen``, open loop): steps (``--rates``),
-   the servers interleaved at each step, ``--repeat`` runs per step; a server leaves the sweep
-   at the first step whose median drops exceed 1 %; then ``--refine`` bisection steps between
-   its last passing and first failing rate. Recorded per step: ACKs/s, drops, OFFER and ACK
-   latency p50/p90/p99/p99.9, server CPU per DORA, leases held at the end;
+2. maximum rate with the project's driver (``fastdhcp.loadgen``, open loop): ``--bisections``
+   (3) independent bisections per server between 0 and its ``--ceiling``, down to
+   ``--min-step``; a probe passes at <= 1 % drops. The servers are interleaved probe by probe.
+   A server's maximum is the median of its bisections, with their spread. Recorded per probe:
+   ACKs/s, drops, OFFER and ACK latency p50/p90/p99/p99.9, server CPU per DORA, leases;
 3. every server at half of fastdhcp's maximum (latency there);
 4. optionally (``--profile``) one py-spy run of fastdhcp at that rate, with per-thread CPU.
+
+Time: the full run (defaults) is about 20 minutes on this machine (9 perfdhcp runs of 20 s,
+3 x ~17 probes of 8 s, 9 half-rate runs, each with a server start); ``--quick`` (1 run each,
+3 s probes, 1 bisection at a 2,000/s step, no RESULTS.md) about 3.
 
 Writes ``OUT/compare.json`` (every run), ``OUT/compare.png`` (achieved vs offered rate, latency
 percentiles vs rate, CPU per DORA vs rate) and, unless ``--quick`` or ``--no-results-md``, the
 generated part of the "## Whole server" section of ``bench/RESULTS.md``.
 
-Usage: sudo python3 bench/compare.py [--quick] [--servers kea,fastdhcp] [--out DIR]
-         [--repeat N] [--rates 2000,4000,...] [--step-seconds S] [--profile]
+Usage: sudo python3 bench/compare.py [--quick] [--servers kea,kea-mt,fastdhcp] [--out DIR]
+         [--repeat N] [--bisections N] [--ceiling kea=16000,...] [--step-seconds S]
+         [--kea-threads N] [--kea-queue N] [--no-rmem] [--profile]
 Ctrl-C (or SIGTERM) at any point stops the servers and removes the namespaces.
 """
 
@@ -49,8 +61,11 @@ BEGIN = "<!-- bench/compare.py: generated, begin -->"
 END = "<!-- bench/compare.py: generated, end -->"
 PCTS = ("p50", "p90", "p99", "p99.9")
 MAX_DROP = 0.01
-DEFAULT_RATES = ",".join(str(r) for r in [2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000,
-                                          18000, 20000, 24000, 28000, 32000])
+#: Upper ends of the bisections (offered DORA/s): above each server's best figure so far
+#: (fastdhcp 32,000, Kea 9,500: issue 19), so a bisection that reaches one says so.
+DEFAULT_CEILINGS = "kea=16000,kea-mt=16000,fastdhcp=64000,fastdhcp-nosync=64000"
+#: Mid-points are rounded to this (DORA/s).
+ROUND_TO = 100
 
 
 # ----------------------------------------------------------------------------- aggregation
@@ -76,7 +91,114 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def passes(m: dict[str, Any]) -> bool:
     """A step is sustained when at most 1 % of the started exchanges were not ACKed."""
-    return m["drop_ratio"] <= MAX_DROP and not m.get("crashes")
+    return m["drop_ratio"] <= MAX_DROP and not m.get("crashes") and not m.get("crashed")
+
+
+class Bisection:
+    """One search for a server's maximum rate: ``lo`` passes (0 at the start), ``hi`` is
+    taken to fail (the ceiling at the start); probe the mid-point until the gap is at most
+    ``min_step``. The result is ``lo``; ``capped`` when every probe passed (the maximum may
+    be above the ceiling)."""
+
+    def __init__(self, ceiling: int, min_step: int) -> None:
+        if ceiling <= 0 or min_step <= 0:
+            raise ValueError("ceiling and min_step must be positive")
+        self.lo, self.hi, self.min_step = 0, ceiling, min_step
+        self.ceiling = ceiling
+        self.probes: list[tuple[int, bool]] = []
+
+    def next_rate(self) -> int | None:
+        """The rate to probe next, or None when the search is over."""
+        if self.hi - self.lo <= self.min_step:
+            return None
+        mid = int(round((self.lo + self.hi) / 2 / ROUND_TO)) * ROUND_TO
+        if mid <= self.lo or mid >= self.hi:
+            return None
+        return mid
+
+    def record(self, rate: int, ok: bool) -> None:
+        """The outcome of the probe at ``rate``."""
+        self.probes.append((rate, ok))
+        if ok:
+            self.lo = max(self.lo, rate)
+        else:
+            self.hi = min(self.hi, rate)
+
+    @property
+    def capped(self) -> bool:
+        return bool(self.probes) and all(ok for _, ok in self.probes)
+
+    def result(self) -> dict[str, Any]:
+        """The bisection's maximum and its probes, for compare.json."""
+        return {"max_rate": self.lo, "first_failing_rate": self.hi if not self.capped else None,
+                "capped": self.capped, "ceiling": self.ceiling,
+                "probes": [[r, ok] for r, ok in self.probes]}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, lowest and highest of ``values`` (the figure and its spread)."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
+
+
+def parse_ceilings(text: str, servers: list[str]) -> dict[str, int]:
+    """``kind=rate,...`` -> rate per server (every server of ``servers`` needs one)."""
+    out: dict[str, int] = {}
+    for item in text.split(","):
+        if not item:
+            continue
+        kind, sep, rate = item.partition("=")
+        if not sep or not rate.isdigit() or int(rate) <= 0:
+            raise ValueError(f"--ceiling: {item!r} is not SERVER=RATE")
+        out[kind] = int(rate)
+    missing = [k for k in servers if k not in out]
+    if missing:
+        raise ValueError(f"--ceiling: no rate for {', '.join(missing)}")
+    return out
+
+
+def is_kea(kind: str) -> bool:
+    return kind.startswith("kea")
+
+
+def summarize(res: dict[str, Any], servers: list[str]) -> dict[str, Any]:
+    """Per server: maximum (median of its bisections, with the spread), ACKs/s at it, CPU per
+    DORA at the fixed rate; and ``kea_best``: which Kea configuration gave Kea's best maximum
+    (highest) and best CPU per DORA (lowest), the figures the comparison uses."""
+    summ: dict[str, Any] = {}
+    for kind in servers:
+        found = res.get("bisections", {}).get(kind, [])
+        maxes = [b["max_rate"] for b in found]
+        med = spread(maxes) if maxes else None
+        at = [s["acks_per_s"] for s in res.get("sweep", {}).get(kind, [])
+              if med and s["rate"] == med["median"] and passes(s)]
+        fx = res.get("fixed", {}).get(kind)
+        cpu = fx["cpu_us_per_dora"] if fx else None
+        summ[kind] = {
+            "max_rate": med["median"] if med else None, "max_spread": med,
+            "max_capped": any(b["capped"] for b in found),
+            "max_acks_per_s": statistics.median(at) if at else None,
+            "cpu_us_at_fixed": cpu, "dora_per_cpu_s": 1e6 / cpu if cpu else None,
+        }
+    keas = [k for k in servers if is_kea(k)]
+    rated = [k for k in keas if summ[k]["max_rate"] is not None]
+    cpud = [k for k in keas if summ[k]["cpu_us_at_fixed"] is not None]
+    if keas:
+        summ["kea_best"] = {
+            "max_rate": max(rated, key=lambda k: summ[k]["max_rate"]) if rated else None,
+            "cpu_us_at_fixed": min(cpud, key=lambda k: summ[k]["cpu_us_at_fixed"])
+            if cpud else None,
+            "configs": {k: kea_label(k, res.get("args", {})) for k in keas},
+        }
+    return summ
+
+
+def kea_label(kind: str, args: dict[str, Any]) -> str:
+    """How a Kea kind was configured, for the output."""
+    if kind == "kea-mt":
+        return (f"multi-threaded (thread-pool-size {args.get('kea_threads', 2)}, "
+                f"packet-queue-size {args.get('kea_queue', 64)})")
+    return "single-threaded"
 
 
 # ----------------------------------------------------------------------------- profile summary
@@ -166,9 +288,10 @@ def render_markdown(res: dict[str, Any]) -> str:
              f"`perf` (relay, giaddr {ws.RELAY_IP}); one subnet {ws.SUBNET}, pool "
              f"{ws.POOL_FIRST} - {ws.POOL_LAST} ({ws.POOL_SIZE:,} addresses), "
              f"{a['clients']:,} distinct clients. Kea 2.2: memfile `persist: true`, "
-             "single-threaded, WARN logging, UDP sockets (no fsync: page cache only). fastdhcp: "
-             "LMDB `sync = true` (fsync before every ACK batch), log level warning. A fresh "
-             "server on an empty lease database for every run. Server CPU = utime + stime of "
+             f"{_kea_configs(res)}, WARN logging, UDP sockets (no fsync: page cache only). "
+             "fastdhcp: LMDB `sync = true` (fsync before every ACK batch), log level warning. "
+             "A fresh server on an empty lease database (a new Kea lease file) for every run. "
+             f"{_rcvbuf_line(res)} Server CPU = utime + stime of "
              "the server process (/proc/PID/stat, every thread) over the load; drops = "
              "exchanges started and not ACKed; leases = addresses bound at the end of the run.",
              ""]
@@ -192,18 +315,40 @@ def render_markdown(res: dict[str, Any]) -> str:
                 f"| {m['load_before']:.1f} |")
         lines += ["", "Command: `" + shlex.join(r0["command"]) + "` (in `perf`).", ""]
     sweeps = res.get("sweep", {})
+    found = res.get("bisections")
+    if found:
+        lines += [f"**Maximum rate: {a['bisections']} bisection(s) per server**, project "
+                  f"driver, open loop, {a['step_seconds']:g} s per probe, each probe one run on "
+                  "a fresh server, the servers interleaved probe by probe; a probe passes at "
+                  f"<= 1 % drops; each bisection runs from 0 to the server's ceiling down to a "
+                  f"{a['min_step']:,}/s gap. The maximum is the median of the bisections:", "",
+                  "| server | each bisection's maximum, DORA/s | **median** | spread (min-max) |",
+                  "|---|---|---|---|"]
+        for kind, bs in found.items():
+            if not bs:
+                continue
+            sp = spread([b["max_rate"] for b in bs])
+            each = ", ".join(f"{b['max_rate']:,}" + (" (ceiling)" if b["capped"] else "")
+                             for b in bs)
+            lines.append(f"| {kind} | {each} | **{sp['median']:,.0f}** "
+                         f"| {sp['min']:,.0f}-{sp['max']:,.0f} ({sp['max'] - sp['min']:,.0f}) |")
+        lines.append("")
     if sweeps:
-        lines += [f"**Rate sweep, project driver, open loop, {a['step_seconds']:g} s per step**"
-                  f" (median of {a['repeat']} per step; servers interleaved per step; a server "
-                  "stops at the first step above 1 % drops, then bisection steps):", "",
-                  "| server | offered/s | ACKs/s | drops | server CPU us/DORA | "
+        if found:
+            lines += ["Every probe:", ""]
+        else:
+            lines += [f"**Rate sweep, project driver, open loop, {a['step_seconds']:g} s per "
+                      f"step** (median of {a['repeat']} per step; servers interleaved per step; "
+                      "a server stops at the first step above 1 % drops, then bisection "
+                      "steps):", ""]
+        lines += ["| server | offered/s | ACKs/s | drops | server CPU us/DORA | "
                   "OFFER p50/p90/p99/p99.9 ms | ACK p50/p90/p99/p99.9 ms | leases | load avg |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for kind, steps in sweeps.items():
-            for m in sorted(steps, key=lambda s: s["rate"]):
+            for m in sorted(steps, key=lambda s: (s["rate"], s.get("bisection", 0))):
                 mark = "" if passes(m) else " ✗"
-                if m.get("crashes"):
-                    mark += f" (server crashed in {m['crashes']} of {m['runs']})"
+                if m.get("crashes") or m.get("crashed"):
+                    mark += f" (server crashed in {m.get('crashes', 1)} of {m.get('runs', 1)})"
                 lines.append(
                     f"| {kind} | {m['rate']:,}{mark} | {m['acks_per_s']:,.0f} "
                     f"| {m['drop_ratio']:.2%} | {m['cpu_us_per_dora']:.1f} "
@@ -224,20 +369,7 @@ def render_markdown(res: dict[str, Any]) -> str:
                          f"| {m['cpu_us_per_dora']:.1f} | {_lat(m['offer_ms'])} "
                          f"| {_lat(m['ack_ms'])} |")
         lines.append("")
-    s = res.get("summary", {})
-    if s:
-        lines += ["**Summary** (fastdhcp / Kea):", "",
-                  "| figure | fastdhcp | Kea | fastdhcp/Kea |", "|---|---|---|---|"]
-        for label, key, fmt in (
-                ("max sustained DORA/s (<= 1 % drops, driver)", "max_rate", "{:,.0f}"),
-                ("ACKs/s at that rate", "max_acks_per_s", "{:,.0f}"),
-                ("server CPU us per DORA at 3,000/s (perfdhcp)", "cpu_us_at_fixed", "{:.1f}"),
-                ("DORA per server CPU-second at 3,000/s", "dora_per_cpu_s", "{:,.0f}")):
-            f, k = s.get("fastdhcp", {}).get(key), s.get("kea", {}).get(key)
-            ratio = f"{f / k:.2f}" if f and k else "-"
-            lines.append(f"| {label} | {fmt.format(f) if f is not None else '-'} "
-                         f"| {fmt.format(k) if k is not None else '-'} | {ratio} |")
-        lines.append("")
+    lines += render_summary(res.get("summary", {}))
     prof = res.get("profile")
     if prof:
         lines += [f"**Where fastdhcp spends its time** at {prof['rate']:,}/s "
@@ -258,6 +390,83 @@ def render_markdown(res: dict[str, Any]) -> str:
     lines += [f"Raw runs: `{out}/compare.json`; plot: `{out}/compare.png`.", "",
               END]
     return "\n".join(lines)
+
+
+def _kea_configs(res: dict[str, Any]) -> str:
+    keas = [k for k in str(res["args"].get("servers", "kea")).split(",") if is_kea(k)]
+    return " and ".join(f"{kea_label(k, res['args'])} (`{k}`)" for k in keas) or "not run"
+
+
+def _rcvbuf_line(res: dict[str, Any]) -> str:
+    """What the receive buffers were: the run's rmem setting and each server's socket."""
+    got: dict[str, set[int]] = {}
+    for r in res.get("runs", []):
+        if r.get("rcvbuf_bytes"):
+            got.setdefault(r["server"], set()).add(r["rcvbuf_bytes"])
+    if "rmem" not in res and not got:
+        return ("Receive buffers: fastdhcp forces 8 MiB (16 MiB in effect), Kea had the host's "
+                "rmem_default "
+                "(this run predates the equal-buffer setting).")
+    per = "; ".join(f"{k} {', '.join(f'{v // 1024:,} KiB' for v in sorted(vs))}"
+                    for k, vs in got.items())
+    same = len({v for vs in got.values() for v in vs}) == 1
+    return (f"Receive buffers: net.core.rmem_default/rmem_max {res.get('rmem', '?')}; the "
+            f"servers' sockets had (ss -m) {per or '?'}"
+            + (" (the same for all)." if same else " (they differ: read the Kea figures "
+               "with that in mind)."))
+
+
+def render_summary(s: dict[str, Any]) -> list[str]:
+    """The summary table: fastdhcp against Kea's best configuration per figure (which one
+    is named), each Kea configuration's own figures, and the spread of the maxima."""
+    if not s:
+        return []
+    best = s.get("kea_best") or {"max_rate": "kea" if "kea" in s else None,
+                                 "cpu_us_at_fixed": "kea" if "kea" in s else None,
+                                 "configs": {"kea": "single-threaded"} if "kea" in s else {}}
+    keas = list(best.get("configs", {}))
+    lines = ["**Summary** (fastdhcp / Kea at its best: for each figure the better Kea "
+             "configuration, named):", "",
+             "| figure | fastdhcp | Kea best | Kea config | fastdhcp/Kea |"
+             + "".join(f" {k} |" for k in keas),
+             "|---|---|---|---|---|" + "---|" * len(keas)]
+
+    def cell(kind: str | None, key: str, fmt: str) -> str:
+        v = s.get(kind or "", {}).get(key) if kind else None
+        if v is None:
+            return "-"
+        text = fmt.format(v)
+        sp = s[kind].get("max_spread") if key == "max_rate" else None
+        if sp and sp.get("n", 1) > 1:
+            text += f" ({sp['min']:,.0f}-{sp['max']:,.0f})"
+        if key == "max_rate" and s[kind].get("max_capped"):
+            text += " (at the ceiling)"
+        return text
+
+    for label, key, fmt, pick in (
+            ("max sustained DORA/s (<= 1 % drops, driver; median, spread)", "max_rate",
+             "{:,.0f}", "max_rate"),
+            ("ACKs/s at that rate", "max_acks_per_s", "{:,.0f}", "max_rate"),
+            ("server CPU us per DORA at 3,000/s (perfdhcp)", "cpu_us_at_fixed", "{:.1f}",
+             "cpu_us_at_fixed"),
+            ("DORA per server CPU-second at 3,000/s", "dora_per_cpu_s", "{:,.0f}",
+             "cpu_us_at_fixed")):
+        k = best.get(pick)
+        f, kv = s.get("fastdhcp", {}).get(key), s.get(k or "", {}).get(key) if k else None
+        ratio = f"{f / kv:.2f}" if f and kv else "-"
+        lines.append(f"| {label} | {cell('fastdhcp', key, fmt)} | {cell(k, key, fmt)} "
+                     f"| {k or '-'} | {ratio} |" + "".join(f" {cell(x, key, fmt)} |"
+                                                          for x in keas))
+    lines.append("")
+    if best.get("max_rate"):
+        configs = best.get("configs", {})
+        won = best["max_rate"]
+        lines += [f"Kea's best configuration by maximum rate: `{won}`, "
+                  f"{configs.get(won, '?')}"
+                  + (f"; by CPU per DORA: `{best['cpu_us_at_fixed']}`, "
+                     f"{configs.get(best['cpu_us_at_fixed'], '?')}"
+                     if best.get("cpu_us_at_fixed") else "") + ".", ""]
+    return lines
 
 
 def write_section(md_path: Path, block: str) -> None:
@@ -292,7 +501,8 @@ def plot(res: dict[str, Any], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"fastdhcp": "tab:blue", "kea": "tab:orange"}
+    colors = {"fastdhcp": "tab:blue", "kea": "tab:orange", "kea-mt": "tab:red",
+              "fastdhcp-nosync": "tab:cyan"}
     fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
     ax1, ax2, ax3 = axes
     top = 0
@@ -350,15 +560,18 @@ def describe(m: dict[str, Any]) -> str:
             f"CPU {m['cpu_us_per_dora']:6.1f} us/DORA ({m['server_cores']:.2f} cores) "
             f"ACK p50/p99 {_ms(m['ack_ms'].get('p50', m['ack_ms'].get('avg')))}/"
             f"{_ms(m['ack_ms'].get('p99', m['ack_ms'].get('max')))} ms "
-            f"leases {m['leases']} fsync {m['fsync_ms']:.1f} ms load {m['load_before']:.1f}")
+            f"leases {m['leases']} fsync {m['fsync_ms']:.1f} ms rcvbuf "
+            f"{m.get('rcvbuf_bytes', 0) // 1024} KiB load {m['load_before']:.1f}")
 
 
 def run_all(args: argparse.Namespace, lab: ws.BenchLab, res: dict[str, Any]) -> None:
     servers = [s for s in args.servers.split(",") if s]
     runs: list[dict[str, Any]] = res["runs"]
+    tuning = ws.KeaTuning(args.kea_threads, args.kea_queue)
 
     def seg(kind: str, tool: str, rate: int, seconds: float, **kw: Any) -> dict[str, Any]:
-        m = ws.run_segment(lab, kind, tool, rate, seconds, args.clients, keep=args.keep, **kw)
+        m = ws.run_segment(lab, kind, tool, rate, seconds, args.clients, keep=args.keep,
+                           kea=tuning, **kw)
         m["phase"] = res["_phase"]
         runs.append(m)
         log(describe(m))
@@ -374,52 +587,37 @@ def run_all(args: argparse.Namespace, lab: ws.BenchLab, res: dict[str, Any]) -> 
                 per[kind].append(seg(kind, "perfdhcp", args.fixed_rate, args.fixed_seconds))
         res["fixed"] = {k: median_run(v) for k, v in per.items()}
 
-    # 2. sweep, interleaved per step
+    # 2. maximum rate: bisections, the servers interleaved probe by probe
     res["_phase"] = "sweep"
-    rates = [int(r) for r in args.rates.split(",") if r]
+    ceilings = parse_ceilings(args.ceiling, servers)
     sweep: dict[str, list[dict[str, Any]]] = {k: [] for k in servers}
-    last_ok: dict[str, int] = {k: 0 for k in servers}
-    first_bad: dict[str, int | None] = {k: None for k in servers}
-    active = list(servers)
-    for rate in rates:
-        if not active:
-            break
-        log(f"sweep step {rate}/s for {', '.join(active)}")
-        per = {k: [] for k in active}
-        for _ in range(args.repeat):
-            for kind in active:
-                per[kind].append(seg(kind, "loadgen", rate, args.step_seconds))
-        for kind in list(active):
-            m = median_run(per[kind])
-            sweep[kind].append(m)
-            if passes(m):
-                last_ok[kind] = rate
-            else:
-                first_bad[kind] = rate
-                active.remove(kind)
-    for kind in servers:
-        lo, hi = last_ok[kind], first_bad[kind]
-        for _ in range(args.refine):
-            if hi is None or hi - lo <= args.min_step:
+    found: dict[str, list[dict[str, Any]]] = {k: [] for k in servers}
+    for round_no in range(args.bisections):
+        searches = {k: Bisection(ceilings[k], args.min_step) for k in servers}
+        while True:
+            todo = [(k, r) for k, b in searches.items() if (r := b.next_rate()) is not None]
+            if not todo:
                 break
-            mid = int(round((lo + hi) / 2 / 100.0) * 100)
-            if mid in (lo, hi):
-                break
-            log(f"refine {kind} at {mid}/s (between {lo} and {hi})")
-            m = median_run([seg(kind, "loadgen", mid, args.step_seconds)
-                            for _ in range(args.repeat)])
-            sweep[kind].append(m)
-            if passes(m):
-                lo = mid
-            else:
-                hi = mid
-        last_ok[kind] = lo
+            log(f"bisection {round_no + 1}/{args.bisections}: "
+                + ", ".join(f"{k} at {r}/s" for k, r in todo))
+            for kind, rate in todo:
+                m = seg(kind, "loadgen", rate, args.step_seconds)
+                m["bisection"] = round_no + 1
+                sweep[kind].append(m)
+                searches[kind].record(rate, passes(m))
+        for kind, b in searches.items():
+            found[kind].append(b.result())
+            log(f"bisection {round_no + 1}: {kind} max {b.lo}/s"
+                + (" (every probe passed: raise --ceiling)" if b.capped else ""))
     res["sweep"] = sweep
+    res["bisections"] = found
+    max_of = {k: (statistics.median(b["max_rate"] for b in v) if v else 0)
+              for k, v in found.items()}
 
     # 3. latency at half of fastdhcp's maximum
     half_rate = 0
-    if "fastdhcp" in servers and last_ok["fastdhcp"]:
-        half_rate = int(round(last_ok["fastdhcp"] / 2 / 100.0) * 100)
+    if "fastdhcp" in servers and max_of["fastdhcp"]:
+        half_rate = int(round(max_of["fastdhcp"] / 2 / ROUND_TO)) * ROUND_TO
         res["_phase"] = "half"
         log(f"half of fastdhcp's maximum: {half_rate}/s")
         per = {k: [] for k in servers}
@@ -444,20 +642,7 @@ def run_all(args: argparse.Namespace, lab: ws.BenchLab, res: dict[str, Any]) -> 
                               "cpu_us_per_dora": last["cpu_us_per_dora"],
                               "drop_ratio": last["drop_ratio"]}
 
-    # summary
-    summ: dict[str, dict[str, Any]] = {}
-    for kind in servers:
-        best = [s for s in sweep[kind] if s["rate"] == last_ok[kind]]
-        fx = res.get("fixed", {}).get(kind)
-        summ[kind] = {
-            "max_rate": last_ok[kind] or None,
-            "max_acks_per_s": best[0]["acks_per_s"] if best else None,
-            "first_failing_rate": first_bad[kind],
-            "cpu_us_at_fixed": fx["cpu_us_per_dora"] if fx else None,
-            "dora_per_cpu_s": 1e6 / fx["cpu_us_per_dora"] if fx and fx["cpu_us_per_dora"] else
-            None,
-        }
-    res["summary"] = summ
+    res["summary"] = summarize(res, servers)
     res.pop("_phase", None)
 
 
@@ -466,15 +651,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 5 s perfdhcp, 3 s steps, 1 run each, no bisection, "
                          "RESULTS.md untouched")
-    ap.add_argument("--servers", default="kea,fastdhcp", help="comma list of kea, fastdhcp")
+    ap.add_argument("--servers", default="kea,kea-mt,fastdhcp",
+                    help="comma list of kea (single-threaded), kea-mt, fastdhcp, "
+                         "fastdhcp-nosync")
     ap.add_argument("--out", default=str(ws.REPO / "bench" / "results"),
                     help="directory for compare.json, compare.png (default bench/results)")
     ap.add_argument("--repeat", type=int, default=None, help="runs per step (default 3)")
-    ap.add_argument("--rates", default=DEFAULT_RATES, help="sweep steps, offered DORA/s")
+    ap.add_argument("--bisections", type=int, default=None,
+                    help="bisections per server for its maximum (default 3; --quick 1)")
+    ap.add_argument("--ceiling", default=DEFAULT_CEILINGS,
+                    help=f"upper end of each server's bisection (default {DEFAULT_CEILINGS})")
     ap.add_argument("--step-seconds", type=float, default=None, help="default 8")
-    ap.add_argument("--refine", type=int, default=None,
-                    help="bisection steps after the first failing rate (default 2)")
-    ap.add_argument("--min-step", type=int, default=400, help="stop bisecting below this gap")
+    ap.add_argument("--min-step", type=int, default=None,
+                    help="stop bisecting at this gap, DORA/s (default 500; --quick 2000)")
+    ap.add_argument("--kea-threads", type=int, default=2,
+                    help="kea-mt: thread-pool-size (default 2: the cores here)")
+    ap.add_argument("--kea-queue", type=int, default=64,
+                    help="kea-mt: packet-queue-size (default 64, Kea's own)")
+    ap.add_argument("--no-rmem", action="store_true",
+                    help="leave net.core.rmem_default/rmem_max as they are (Kea then has a "
+                         "smaller receive buffer than fastdhcp; the output says so)")
     ap.add_argument("--fixed-rate", type=int, default=3000, help="perfdhcp rate; 0 skips it")
     ap.add_argument("--fixed-seconds", type=int, default=None, help="default 20")
     ap.add_argument("--clients", type=int, default=100_000)
@@ -502,11 +698,16 @@ def main(argv: list[str] | None = None) -> int:
     q = args.quick
     args.repeat = args.repeat or (1 if q else 3)
     args.step_seconds = args.step_seconds or (3.0 if q else 8.0)
-    args.refine = (0 if q else 2) if args.refine is None else args.refine
+    args.bisections = args.bisections or (1 if q else 3)
+    args.min_step = args.min_step or (2000 if q else 500)
     args.fixed_seconds = args.fixed_seconds or (5 if q else 20)
     for s in args.servers.split(","):
         if s and s not in ws.SERVERS:
-            ap.error(f"unknown server {s!r} (kea, fastdhcp)")
+            ap.error(f"unknown server {s!r} ({', '.join(ws.SERVERS)})")
+    try:
+        parse_ceilings(args.ceiling, [s for s in args.servers.split(",") if s])
+    except ValueError as exc:
+        ap.error(str(exc))
     if os.geteuid() != 0:
         print("compare.py needs root (network namespaces, port 67)", file=sys.stderr)
         return 2
@@ -520,7 +721,16 @@ def main(argv: list[str] | None = None) -> int:
         "args": vars(args), "runs": [], "_phase": None,
     }
     signal.signal(signal.SIGTERM, _on_term)
-    lab = ws.build_lab()
+    old_rmem = None if args.no_rmem else ws.raise_rmem()
+    res["rmem"] = ("left as the host had them" if old_rmem is None else
+                   f"raised to {ws.RCVBUF:,} bytes for the run (were "
+                   + ", ".join(f"{Path(k).name} {v:,}" for k, v in old_rmem.items()) + ")")
+    try:
+        lab = ws.build_lab()
+    except BaseException:
+        if old_rmem is not None:
+            ws.restore_rmem(old_rmem)
+        raise
     log(f"lab fd{lab.tag}-srv / fd{lab.tag}-perf up; load average {res['load_start']:.1f}")
     t0 = time.monotonic()
     interrupted = False
@@ -533,6 +743,8 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         log(f"failed: {exc!r}: tearing down")
     finally:
+        if old_rmem is not None:
+            ws.restore_rmem(old_rmem)
         problems = lab.close()
         for p in problems:
             print(f"teardown: {p}", file=sys.stderr)

@@ -47,9 +47,28 @@ DNS = ("198.18.0.53", "198.18.0.54")
 DOMAIN = "bench.example"
 VALID, RENEW, REBIND = 3600, 900, 1800
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SERVERS = ("kea", "fastdhcp", "fastdhcp-nosync")
-"""``fastdhcp-nosync`` (``sync = false``, MDB_NOSYNC) is not in the default comparison: it
-separates the cost of the fsyncs from the rest of the server."""
+SERVERS = ("kea", "kea-mt", "fastdhcp", "fastdhcp-nosync")
+"""``kea`` is Kea single-threaded, ``kea-mt`` Kea with its multi-threading (:class:`KeaTuning`);
+the comparison takes the better of the two. ``fastdhcp-nosync`` (``sync = false``,
+MDB_NOSYNC) is not in the default comparison: it separates the cost of the fsyncs from the
+rest of the server."""
+#: The receive buffer fastdhcp's socket has: it asks for 8 MiB (fastdhcp.netio.RCVBUF) and
+#: the kernel doubles what a setsockopt asks for (socket(7)), so `ss -m` shows rb16777216;
+#: a socket that sets nothing, as Kea's, gets net.core.rmem_default as it is. With
+#: :func:`raise_rmem` Kea gets the same 16 MiB (the first smoke run, with the default at
+#: 8 MiB, showed Kea 8,192 KiB against fastdhcp's 16,384).
+RCVBUF = 2 * 8 * 1024 * 1024
+_RMEM = ("/proc/sys/net/core/rmem_default", "/proc/sys/net/core/rmem_max")
+
+
+@dataclass(frozen=True)
+class KeaTuning:
+    """Kea's ``multi-threading`` map for ``kea-mt``: ``thread-pool-size`` threads (0: Kea's
+    default, one per core) and ``packet-queue-size`` packets queued per thread pool (Kea's
+    DHCPv4 default: 64)."""
+
+    threads: int = 2
+    queue: int = 64
 
 
 @dataclass
@@ -79,11 +98,12 @@ def build_lab() -> BenchLab:
         perf = netns.create_namespace(f"fd{tag}-perf", cleanup)
         netns.create_veth(srv, f"f{tag}s0", f"{SERVER_IP}/{LINK_PREFIX}",
                           perf, f"f{tag}p0", f"{RELAY_IP}/{LINK_PREFIX}", cleanup)
-        # Socket buffers are left as they are: net.core.rmem_* are not per namespace (not
-        # writable in one), and the host's are not ours to change. fastdhcp and the driver
-        # force 8 MiB receive buffers (SO_RCVBUFFORCE); Kea and perfdhcp keep rmem_default,
-        # so an overloaded Kea drops at its socket, and a starved perfdhcp can drop a burst
-        # of replies at its own: both are counted separately (udp_rcvbuf_errors).
+        # Socket buffers: net.core.rmem_* are not per namespace (not writable in one).
+        # fastdhcp and the driver force 8 MiB (16 MiB in effect, RCVBUF); Kea and perfdhcp
+        # take rmem_default, which compare.py raises to the same for the run
+        # (raise_rmem) unless told not to. Each run records the buffer the server's socket
+        # really has (Server.rcvbuf), and drops at either socket are counted separately
+        # (udp_rcvbuf_errors).
         return BenchLab(tag, srv, perf, cleanup)
     except BaseException:
         cleanup.close()
@@ -119,12 +139,50 @@ def fastdhcp_config(workdir: Path, sync: bool = True) -> str:
     ])
 
 
-def kea_config(workdir: Path, ifname: str) -> dict[str, Any]:
-    """Kea 2.2 at its fastest: single-threaded, memfile (persist, no LFC), WARN logging, UDP
-    sockets (all traffic is relayed), the same subnet, pool, timers and options."""
+def raise_rmem(size: int = RCVBUF) -> dict[str, int]:
+    """Raise the host's net.core.rmem_default and rmem_max to at least ``size``, so that Kea's
+    socket gets the receive buffer fastdhcp forces; returns the previous values for
+    :func:`restore_rmem` (the host's sysctls: restore them however the run ends)."""
+    old = {path: int(Path(path).read_text()) for path in _RMEM}
+    for path in reversed(_RMEM):  # max first: a default above max is capped by it
+        if old[path] < size:
+            Path(path).write_text(str(size))
+    return old
+
+
+def restore_rmem(old: dict[str, int]) -> None:
+    """Put back what :func:`raise_rmem` found."""
+    for path in _RMEM:  # default first: it must not exceed the max being lowered
+        Path(path).write_text(str(old[path]))
+
+
+def parse_rcvbuf(ss_output: str, addr: str) -> int:
+    """The receive buffer (``skmem:(...,rb<bytes>,...)``) of the UDP socket bound to
+    ``addr`` (``ip:port``) in ``ss -H -uln -m`` output (a socket's line, then its skmem line);
+    the largest when several are bound there, 0 when there is none."""
+    found = 0
+    lines = ss_output.splitlines()
+    for i, line in enumerate(lines):
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != addr:
+            continue
+        m = re.search(r"skmem:\([^)]*?\brb(\d+)", " ".join(lines[i:i + 2]))
+        if m:
+            found = max(found, int(m.group(1)))
+    return found
+
+
+def kea_config(workdir: Path, ifname: str, tuning: KeaTuning | None = None) -> dict[str, Any]:
+    """Kea 2.2 at its fastest: memfile (persist, no LFC) in ``workdir`` (a fresh lease file
+    per run), WARN logging, UDP sockets (all traffic is relayed), the same subnet, pool,
+    timers and options; single-threaded, or with ``tuning`` multi-threaded."""
+    mt: dict[str, Any] = {"enable-multi-threading": False}
+    if tuning is not None:
+        mt = {"enable-multi-threading": True, "thread-pool-size": tuning.threads,
+              "packet-queue-size": tuning.queue}
     return {"Dhcp4": {
         "interfaces-config": {"interfaces": [ifname], "dhcp-socket-type": "udp"},
-        "multi-threading": {"enable-multi-threading": False},
+        "multi-threading": mt,
         "lease-database": {"type": "memfile", "persist": True,
                            "name": str(workdir / "kea-leases4.csv"), "lfc-interval": 0},
         "valid-lifetime": VALID,
@@ -143,10 +201,12 @@ def kea_config(workdir: Path, ifname: str) -> dict[str, Any]:
 class Server:
     """One server process in ``srv`` on a fresh temp dir (removed by :meth:`stop`)."""
 
-    def __init__(self, kind: str, lab: BenchLab, keep: bool = False) -> None:
+    def __init__(self, kind: str, lab: BenchLab, keep: bool = False,
+                 kea: KeaTuning | None = None) -> None:
         if kind not in SERVERS:
             raise ValueError(f"unknown server {kind!r}")
         self.kind = kind
+        self.kea = kea or KeaTuning()
         self.lab = lab
         self.keep = keep
         self.dir = Path(tempfile.mkdtemp(prefix=f"fdcompare-{kind}-"))
@@ -165,7 +225,9 @@ class Server:
                        + os.environ.get("PYTHONPATH", ""))
         else:
             cfg = self.dir / "kea-dhcp4.json"
-            cfg.write_text(json.dumps(kea_config(self.dir, f"f{self.lab.tag}s0"), indent=2))
+            tuning = self.kea if self.kind == "kea-mt" else None
+            cfg.write_text(json.dumps(kea_config(self.dir, f"f{self.lab.tag}s0", tuning),
+                                      indent=2))
             argv = [shutil.which("kea-dhcp4") or "/usr/sbin/kea-dhcp4", "-c", str(cfg)]
             env = dict(os.environ, KEA_PIDFILE_DIR=str(self.dir), KEA_LOCKFILE_DIR=str(self.dir))
         self._log = open(self.log_path, "ab")
@@ -210,6 +272,11 @@ class Server:
             f = raw.rsplit(")", 1)[1].split()
             out[int(tid)] = (name, int(f[11]) / CLK_TCK, int(f[12]) / CLK_TCK)
         return out
+
+    def rcvbuf(self) -> int:
+        """The receive buffer the kernel gave the server's socket (bytes, ``ss -m``)."""
+        out = self.lab.srv.run(["ss", "-H", "-uln", "-m"], check=False).stdout
+        return parse_rcvbuf(out, f"{SERVER_IP}:67")
 
     def socket_drops(self) -> int:
         """Datagrams the kernel dropped at port-67 sockets in ``srv`` (receive buffer full)."""
@@ -363,18 +430,20 @@ def run_loadgen(lab: BenchLab, rate: int, seconds: float, clients: int) -> tuple
 
 
 def run_segment(lab: BenchLab, kind: str, tool: str, rate: int, seconds: float, clients: int,
-                *, keep: bool = False, profile: Path | None = None) -> dict[str, Any]:
+                *, keep: bool = False, profile: Path | None = None,
+                kea: KeaTuning | None = None) -> dict[str, Any]:
     """One measurement on a fresh server and empty database; see the module docstring.
 
     ``profile``: also run ``py-spy record --native`` on the server during the load (raw
     collapsed stacks written there); the CPU figures of such a run include py-spy's sampling
     and are marked ``profiled``.
     """
-    srv = Server(kind, lab, keep=keep)
+    srv = Server(kind, lab, keep=keep, kea=kea)
     spy = None
     try:
         fsync_ms = fsync_probe_ms(srv.dir)
         srv.start()
+        rcvbuf = srv.rcvbuf()
         drops0 = srv.socket_drops()
         rcv0 = {"srv": udp_rcvbuf_errors(lab.srv), "perf": udp_rcvbuf_errors(lab.perf)}
         load0 = os.getloadavg()[0]
@@ -406,7 +475,7 @@ def run_segment(lab: BenchLab, kind: str, tool: str, rate: int, seconds: float, 
             "server_cores": cpu / seconds, "socket_drops": max(0, srv.socket_drops() - drops0),
             "rcvbuf_errors_srv": udp_rcvbuf_errors(lab.srv) - rcv0["srv"],
             "rcvbuf_errors_tool": udp_rcvbuf_errors(lab.perf) - rcv0["perf"],
-            "fsync_ms": fsync_ms,
+            "fsync_ms": fsync_ms, "rcvbuf_bytes": rcvbuf,
             # Per thread (the loop is the main thread, named like the process): user and
             # system CPU seconds over the load, so the split loop/writer, user/kernel is known.
             "threads": [{"tid": tid, "name": name, "user_s": u - threads0.get(tid, (0, 0, 0))[1],

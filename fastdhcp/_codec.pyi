@@ -106,6 +106,9 @@ class ReplyBuilder:
         siaddr: int,
         options: Iterable[tuple[int, bytes]],
         flags: int = -1,
+        sname: bytes | None = None,
+        file: bytes | None = None,
     ) -> bytes:
         """RFC 2131 table 3 reply: 53 first, options in order, 82 last, end, >= 300 bytes;
-        ``flags`` replaces the request's flags unless -1."""
+        ``flags`` replaces the request's flags unless -1; ``sname``/``file`` fill those
+        header fields, which are then never used for option overload (52)."""

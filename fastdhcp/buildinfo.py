@@ -30,7 +30,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "fastdhcp._bitmap", "fastdhcp._classify", "fastdhcp._codec", "fastdhcp._engine",
     "fastdhcp._hascope",
     "fastdhcp._hostfilter", "fastdhcp._lease", "fastdhcp._leaseindex", "fastdhcp._loadgen",
-    "fastdhcp._packetpath", "fastdhcp._sockio",
+    "fastdhcp._memfile", "fastdhcp._packetpath", "fastdhcp._sockio",
 )
 
 _CYTHON_ABI = re.compile(rb"_cython_(\d+)_(\d+)_(\d+)")

@@ -114,6 +114,7 @@ class GroupCommitter:
         on_failed: Callable[[list[Lease], list[Any], BaseException], None],
         batch_size: int = 256,
         max_wait: float = 0.002,
+        on_batch: Callable[[list[Lease]], None] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -123,6 +124,8 @@ class GroupCommitter:
         self._loop = loop
         self._on_committed = on_committed
         self._on_failed = on_failed
+        #: called on the loop with each durable batch, after its ACKs left (the DDNS feed)
+        self._on_batch = on_batch
         self.batch_size = batch_size
         self.max_wait = max_wait
         # Stores that can tell how much is staged let kick() ignore datagram batches that
@@ -340,6 +343,11 @@ class GroupCommitter:
             except Exception:
                 log.exception("store.committed failed")
             self._deliver(tokens)
+            if self._on_batch is not None:
+                try:
+                    self._on_batch(batch)
+                except Exception:
+                    log.exception("on_batch callback failed")
             _resolve(job.waiters, None)
         else:
             self.failures += 1

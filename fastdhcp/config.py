@@ -37,7 +37,10 @@ from fastdhcp.errors import ConfigError, ExpressionError
 from fastdhcp.expression import members
 from fastdhcp.expression import parse as parse_expression
 from fastdhcp.ha import config as ha_config
+from fastdhcp.leasequery import config as lq_config
 from fastdhcp.options import (
+    OptionDef,
+    custom_option_def,
     decode_option,
     encode_domain_list,
     encode_option_data,
@@ -48,12 +51,13 @@ from fastdhcp.options import (
 __all__ = [
     "Config",
     "ClientClass",
-    "ClassOptionDef",
+    "FixedFields",
     "BUILTIN_CLASSES",
     "BUILTIN_CLASS_PREFIXES",
     "ServerConfig",
     "LeaseDatabaseConfig",
     "LimitsConfig",
+    "PingCheck",
     "Lifetimes",
     "Defences",
     "Pool",
@@ -241,6 +245,50 @@ class Defences:
 
 
 @dataclass(frozen=True, slots=True)
+class PingCheck:
+    """Conflict detection before an OFFER (ISC dhcpd's ping-check; Kea 2.6's ping_check hook
+    names), from ``[global]``, overridden per subnet key by key. Off by default."""
+
+    enabled: bool = False
+    """``enable-ping-check``: send ICMP echo requests to a new candidate address before it is
+    offered; an address that answers is declined for decline-probation-period."""
+    min_ping_requests: int = 1
+    """``min-ping-requests``: echo requests that must go unanswered before the address is
+    offered (sent one after the other, each waiting reply-timeout)."""
+    reply_timeout_ms: int = 100
+    """``reply-timeout``: milliseconds to wait for an echo reply after each request."""
+    ping_cltt_secs: int = 60
+    """``ping-cltt-secs``: an address offered back to its previous client is not checked if
+    that client's lease was last seen (its CLTT) less than this many seconds ago."""
+
+
+@dataclass(frozen=True, slots=True)
+class FixedFields:
+    """The BOOTP header fields of OFFER and ACK (RFC 2131 table 3) one level sets: Kea's
+    ``next-server`` (siaddr), ``server-hostname`` (sname), ``boot-file-name`` (file). Each
+    field is independent; None (and 0.0.0.0 or "", as in Kea) = not set at this level.
+    Precedence (docs/classification.md): reservation > first class > subnet > global."""
+
+    next_server: int | None = None
+    """siaddr, host-order, or None."""
+    server_hostname: str | None = None
+    """sname (at most 64 bytes of UTF-8), or None."""
+    boot_file_name: str | None = None
+    """file (at most 128 bytes of UTF-8), or None."""
+
+    def over(self, base: FixedFields) -> FixedFields:
+        """These values where set, else ``base``'s (a subnet's over the global ones)."""
+        return FixedFields(
+            self.next_server if self.next_server else base.next_server,
+            self.server_hostname if self.server_hostname else base.server_hostname,
+            self.boot_file_name if self.boot_file_name else base.boot_file_name)
+
+    def __bool__(self) -> bool:
+        """True when any field is set."""
+        return bool(self.next_server or self.server_hostname or self.boot_file_name)
+
+
+@dataclass(frozen=True, slots=True)
 class Pool:
     """A dynamic range ``first``..``last`` (inclusive, host-order ints), 1 to 2^24 addresses."""
 
@@ -252,10 +300,14 @@ class Pool:
     """The range as written in the config, for messages."""
     client_classes: tuple[str, ...] = ()
     """Guard: only clients in one of these classes may use the pool (Kea 2.2 ``client-class``,
-    Kea 3 ``client-classes``); () = everybody. Parsed; the engine does not use it yet."""
+    Kea 3 ``client-classes``); () = everybody. Checked with the classes assigned before pool
+    selection (no required classes); a client's own reserved address is not guarded."""
     required_classes: tuple[str, ...] = ()
-    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``). Parsed, not used
-    yet."""
+    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``): evaluated after the
+    address is chosen from this pool, after the subnet's (docs/classification.md)."""
+    options: dict[int, bytes] = field(default_factory=dict)
+    """The pool's own ``option-data``, encoded: beats the subnet's and every class's, loses to
+    a reservation's. Read-only by convention."""
 
     @property
     def size(self) -> int:
@@ -272,7 +324,8 @@ class Reservation:
     """A fixed address for one client, found by exactly one identifier."""
 
     ip: int
-    """The reserved address (in the subnet; may or may not lie inside a pool)."""
+    """The reserved address (in the subnet; may or may not lie inside a pool); 0 for a
+    reservation without ``ip-address`` (the client is KNOWN and allocates from the pools)."""
     hw_address: bytes | None
     """chaddr to match (hlen bytes), or None."""
     client_id: bytes | None
@@ -285,7 +338,14 @@ class Reservation:
     """Encoded options, merged reservation > subnet > global (shared with the subnet's dict
     when the reservation sets none). Read-only by convention."""
     client_classes: tuple[str, ...] = ()
-    """``client-classes``: classes the reserved client is put in. Parsed, not used yet."""
+    """``client-classes``: classes the reserved client is put in, at the reservation lookup
+    (before the KNOWN-dependent tests; docs/classification.md)."""
+    own_options: dict[int, bytes] = field(default_factory=dict)
+    """The reservation's own ``option-data`` (``options`` without what the subnet and global
+    give): the top of the class precedence. Read-only by convention."""
+    fixed: FixedFields = FixedFields()
+    """This reservation's own ``next-server`` / ``server-hostname`` / ``boot-file-name`` (not
+    merged: a class's value lies between the reservation's and the subnet's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,12 +373,25 @@ class Subnet4:
     """Host reservations, in config order."""
     authoritative: bool
     """NAK requests for unknown addresses (else ignore them); defaults to server.authoritative."""
+    rapid_commit: bool = False
+    """``rapid-commit`` (RFC 4039): a DISCOVER carrying option 80 is answered with an ACK (after
+    the binding's group commit) instead of an OFFER; [global]'s value unless set here."""
+    ping_check: PingCheck = PingCheck()
+    """Conflict detection before an OFFER (the ping-check keys: [global]'s, overridden here)."""
     client_classes: tuple[str, ...] = ()
     """Guard: only clients in one of these classes may use the subnet (Kea 2.2
-    ``client-class``, Kea 3 ``client-classes``); () = everybody. Parsed, not used yet."""
+    ``client-class``, Kea 3 ``client-classes``); () = everybody. Checked at subnet selection,
+    with the classes of pass 1 (not KNOWN/UNKNOWN: reservations are looked up after)."""
     required_classes: tuple[str, ...] = ()
-    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``). Parsed, not used
-    yet."""
+    """``require-client-classes`` (Kea 3 ``evaluate-additional-classes``): evaluated after the
+    address is chosen, before the pool's (docs/classification.md)."""
+    own_options: dict[int, bytes] = field(default_factory=dict)
+    """The subnet's own ``option-data`` (``options`` without the global ones), subnet-mask
+    included: a class's option loses to these and beats the global ones. Read-only by
+    convention."""
+    fixed: FixedFields = FixedFields()
+    """Effective ``next-server`` / ``server-hostname`` / ``boot-file-name``: each of the
+    subnet's over [global]'s."""
     first_ip: int = field(init=False, repr=False, compare=False)
     """Network address as host-order int (derived)."""
     last_ip: int = field(init=False, repr=False, compare=False)
@@ -360,26 +433,11 @@ _DEPENDS_KNOWN = ("KNOWN", "UNKNOWN")
 
 
 @dataclass(frozen=True, slots=True)
-class ClassOptionDef:
-    """A class-local ``option-def`` (Kea: only code 43 and 224-254 may be redefined)."""
-
-    name: str
-    """The option's name within the class."""
-    code: int
-    """43 or 224..254."""
-    type: str
-    """Kea's type name (``binary``, ``string``, ``empty`` ...)."""
-    space: str
-    """Option space (``dhcp4``)."""
-    encapsulate: str
-    """Space of the sub-options it carries, "" for none."""
-
-
-@dataclass(frozen=True, slots=True)
 class ClientClass:
     """``[[client-classes]]``: one of Kea's client classes, its test and what it gives.
 
-    Guards, assignment and precedence land with the engine integration (docs/classification.md).
+    The engine assigns classes in Kea's order and applies guards and option precedence as
+    docs/classification.md describes (fixed fields and vendor options: see there too).
     """
 
     name: str
@@ -401,15 +459,13 @@ class ClientClass:
     ``only-in-additional-list``)."""
     options: dict[int, bytes] = field(default_factory=dict)
     """``option-data``, encoded. Read-only by convention."""
-    option_defs: tuple[ClassOptionDef, ...] = ()
-    """Class-local ``option-def`` entries (43, 224-254), checked and kept; not yet used to
-    encode option-data."""
-    next_server: int | None = None
-    """siaddr for members (host-order), or None."""
-    server_hostname: str | None = None
-    """sname for members (at most 64 bytes), or None."""
-    boot_file_name: str | None = None
-    """file for members (at most 128 bytes), or None."""
+    option_defs: tuple[OptionDef, ...] = ()
+    """Class-local ``option-def`` entries (:func:`fastdhcp.options.custom_option_def`):
+    options 43 and 224-254, 43's sub-options, 125's per enterprise; the class's option-data
+    is encoded with them."""
+    fixed: FixedFields = FixedFields()
+    """siaddr / sname / file for members (the first class in assignment order that sets a
+    field gives it)."""
     valid_lifetime: int | None = None
     """Lease time for members, or None (the subnet's)."""
     min_valid_lifetime: int | None = None
@@ -451,6 +507,11 @@ class Config:
     """``[high-availability]``: the HA pair (docs/high-availability.md); None when unset."""
     ddns: ddns_config.DdnsConfig | None = None
     """``[ddns]``: client names and DNS updates (docs/ddns.md); None when unset."""
+    fixed: FixedFields = FixedFields()
+    """``[global]`` next-server / server-hostname / boot-file-name (each subnet holds its
+    effective copy)."""
+    leasequery: lq_config.LeaseQueryConfig | None = None
+    """``[leasequery]``: RFC 4388 / RFC 6926 leasequery (docs/leasequery.md); None: off."""
     client_classes: tuple[ClientClass, ...] = ()
     """``[[client-classes]]``, in definition order (Kea evaluates tests in this order)."""
     class_ids: dict[str, int] = field(default_factory=dict)
@@ -468,7 +529,7 @@ class Config:
 # -- key tables (also what docs/configuration.md must document) --------------------------------
 
 TOP_KEYS = ("server", "lease-database", "global", "subnet4", "control-sockets",
-            "high-availability", "ddns", "client-classes")
+            "high-availability", "ddns", "client-classes", "leasequery")
 CLIENT_CLASS_KEYS = (
     "name", "test", "only-if-required", "only-in-additional-list", "option-data", "option-def",
     "next-server", "server-hostname", "boot-file-name", "valid-lifetime", "min-valid-lifetime",
@@ -498,21 +559,27 @@ DEFENCE_KEYS = (
     "subscriber-lease-limit", "subscriber-key", "decline-limit", "decline-window",
     "decline-max-fraction",
 )
-GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data", *DEFENCE_KEYS)
+PING_CHECK_KEYS = ("enable-ping-check", "min-ping-requests", "reply-timeout", "ping-cltt-secs")
+FIXED_FIELD_KEYS = ("next-server", "server-hostname", "boot-file-name")
+GLOBAL_KEYS = (*LIFETIME_KEYS, "option-data", *DEFENCE_KEYS, "rapid-commit", *PING_CHECK_KEYS,
+               *FIXED_FIELD_KEYS)
 SUBNET_KEYS = (
     "id", "subnet", "pools", "relay", "interface", "shared-network", "option-data",
     "authoritative", "reservations", *LIFETIME_KEYS, "client-class", "client-classes",
-    "require-client-classes", "evaluate-additional-classes",
+    "require-client-classes", "evaluate-additional-classes", "rapid-commit", *PING_CHECK_KEYS,
+    *FIXED_FIELD_KEYS,
 )
 RESERVATION_KEYS = (
     "hw-address", "client-id", "circuit-id", "ip-address", "hostname", "option-data",
-    "client-classes",
+    "client-classes", *FIXED_FIELD_KEYS,
 )
 POOL_KEYS = ("pool", "client-class", "client-classes", "require-client-classes",
-             "evaluate-additional-classes")
+             "evaluate-additional-classes", "option-data")
 
 # Kea keys fastdhcp knows and does not support, and why: said instead of "unknown key".
 _UNSUPPORTED = {
+    "ping-channel-threads": "fastdhcp sends and reads its ping-check probes on the event loop "
+                            "(one non-blocking ICMP socket), with no thread pool to size",
     "flex-id": "fastdhcp has no flex_id hook, so a flex-id reservation could never match a "
                "client (use hw-address, client-id or circuit-id)",
 }
@@ -559,6 +626,9 @@ _SIZE_UNITS = {
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 _HEX_SEP = re.compile(r"[\s:.-]")
 
+# Kea's ping_check key that has no meaning here: refused with its reason wherever it is written.
+_PING_UNSUPPORTED = ("ping-channel-threads",)
+
 _BAD = object()  # a value that failed to parse (its problem is already recorded)
 
 
@@ -594,7 +664,7 @@ def _check_keys(p: _Problems, table: Mapping[str, Any], path: str, allowed: tupl
         alias = _ALIASES.get(key.lower().replace("_", "-"))
         if alias in allowed:
             close = [alias]
-        if key in _UNSUPPORTED and allowed is RESERVATION_KEYS:
+        if key in _UNSUPPORTED and (allowed is RESERVATION_KEYS or key in _PING_UNSUPPORTED):
             reason += f": {_UNSUPPORTED[key]}"
         elif key in LIMITS_KEYS:  # exact name of a [server.limits] key: say where it goes
             reason += f"; '{key}' belongs in [server.limits], not in {where}"
@@ -707,9 +777,10 @@ def _identifier(p: _Problems, path: str, value: object, kind: str) -> Any:
     return data
 
 
-def _options(p: _Problems, path: str, value: object) -> dict[int, bytes]:
+def _options(p: _Problems, path: str, value: object,
+             defs: tuple[OptionDef, ...] = ()) -> dict[int, bytes]:
     try:
-        return encode_option_data(value, path)
+        return encode_option_data(value, path, defs)
     except ConfigError as exc:
         p.extend(exc.problems)
         return {}
@@ -1206,9 +1277,10 @@ def _pool(p: _Problems, path: str, value: object) -> Pool | None:
             p.bad(path, value, "a pool table needs 'pool' = \"first - last\"")
             return None
         guard, required = _class_guard(p, path, value), _required_classes(p, path, value)
+        opts = _options(p, f"{path}.option-data", value.get("option-data", {}))
         path, value = f"{path}.pool", value["pool"]
     else:
-        guard, required = (), ()
+        guard, required, opts = (), (), {}
     if not isinstance(value, str):
         p.bad(path, value, "a pool is a string: 'first - last' or 'network/length'")
         return None
@@ -1236,7 +1308,7 @@ def _pool(p: _Problems, path: str, value: object) -> Pool | None:
     if last - first + 1 > _MAX_POOL:
         p.bad(path, value, f"pool has {last - first + 1} addresses; at most 2^24 (16777216)")
         return None
-    return Pool(first, last, text, guard, required)
+    return Pool(first, last, text, guard, required, opts)
 
 
 def _class_names(p: _Problems, path: str, value: object) -> tuple[str, ...]:
@@ -1286,6 +1358,32 @@ def _addresses_in(options: dict[int, bytes], code: int) -> list[int]:
     return [int.from_bytes(data[i:i + 4], "big") for i in range(0, len(data) - 3, 4)]
 
 
+def _ping_values(p: _Problems, t: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The ping-check keys set in one table (valid ones only), by PingCheck field name."""
+    out: dict[str, Any] = {}
+    if "enable-ping-check" in t:
+        out["enabled"] = _bool(p, f"{path}.enable-ping-check", t["enable-ping-check"])
+    # At most 10 requests of at most 10 s: a held DISCOVER waits their product, and a client
+    # retransmits after ~4 s (RFC 2131 4.1), so larger values only lose DISCOVERs.
+    if "min-ping-requests" in t:
+        out["min_ping_requests"] = _int(p, f"{path}.min-ping-requests", t["min-ping-requests"],
+                                        1, 10)
+    if "reply-timeout" in t:
+        out["reply_timeout_ms"] = _int(p, f"{path}.reply-timeout", t["reply-timeout"], 1, 10000)
+    if "ping-cltt-secs" in t:
+        out["ping_cltt_secs"] = _int(p, f"{path}.ping-cltt-secs", t["ping-cltt-secs"], 0,
+                                     _MAX_LIFETIME)
+    return {k: v for k, v in out.items() if v is not _BAD}
+
+
+def _rapid_value(p: _Problems, t: Mapping[str, Any], path: str, default: bool) -> bool:
+    """``rapid-commit`` of one table, else ``default`` (also when the value is bad)."""
+    if "rapid-commit" not in t:
+        return default
+    v = _bool(p, f"{path}.rapid-commit", t["rapid-commit"])
+    return default if v is _BAD else bool(v)
+
+
 class _Loader:
     """One load: the problem list and the cross-subnet indexes it checks against."""
 
@@ -1294,6 +1392,8 @@ class _Loader:
         self.pools: list[tuple[int, int, str, str]] = []  # first, last, path, text
         self.res_ips: dict[int, str] = {}
         self.infos: list[_SubnetInfo] = []
+        self.g_rapid = False  # [global] rapid-commit and ping-check keys, set by run
+        self.g_ping: dict[str, Any] = {}
 
     def run(self, doc: dict[str, Any], source: str) -> Config:
         p = self.p
@@ -1308,6 +1408,9 @@ class _Loader:
         g_lifetimes = _lifetimes(p, g_life, set(g_life), "global", "[global]")
         g_opts = _options(p, "global.option-data", glob_t.get("option-data", {}))
         defences = _defences(p, glob_t)
+        self.g_rapid = _rapid_value(p, glob_t, "global", False)
+        self.g_ping = _ping_values(p, glob_t, "global")
+        g_fixed = _fixed_fields(p, "global", glob_t)
 
         raw = doc.get("subnet4", [])
         if isinstance(raw, dict):
@@ -1322,7 +1425,7 @@ class _Loader:
             if not isinstance(st, dict):
                 p.bad(path, st, "must be a table")
                 continue
-            s = self.subnet(st, path, server, g_life, g_opts)
+            s = self.subnet(st, path, server, g_life, g_opts, g_fixed)
             if s is not None:
                 subnets.append(s)
                 _untrusted_relays(p, path, s, server.trusted_relays)
@@ -1333,16 +1436,20 @@ class _Loader:
         ddns = (ddns_config.parse(doc["ddns"], p.bad, lambda t, path, allowed, where:
                                   _check_keys(p, t, path, allowed, where))
                 if "ddns" in doc else None)
+        lq = (lq_config.parse(doc["leasequery"], p.bad, lambda t, path, allowed, where:
+                              _check_keys(p, t, path, allowed, where))
+              if "leasequery" in doc else None)
         classes, class_ids = _client_classes(p, doc.get("client-classes", []))
         self.cross_checks()
         if p.lines:
             raise ConfigError(p.lines)
         return Config(server, db, tuple(subnets), source, g_lifetimes, g_opts, defences,
-                      sockets, copy.deepcopy(doc), high_availability=ha, ddns=ddns,
-                      client_classes=classes, class_ids=class_ids)
+                      sockets, copy.deepcopy(doc), high_availability=ha, ddns=ddns, leasequery=lq,
+                      client_classes=classes, class_ids=class_ids, fixed=g_fixed)
 
     def subnet(self, t: dict[str, Any], path: str, server: ServerConfig,
-               g_life: dict[str, int], g_opts: dict[int, bytes]) -> Subnet4 | None:
+               g_life: dict[str, int], g_opts: dict[int, bytes],
+               g_fixed: FixedFields) -> Subnet4 | None:
         p = self.p
         errors_before = len(p.lines)
         info = _SubnetInfo(path)
@@ -1409,6 +1516,8 @@ class _Loader:
             av = _bool(p, f"{path}.authoritative", t["authoritative"])
             authoritative = authoritative if av is _BAD else av
 
+        rapid = _rapid_value(p, t, path, self.g_rapid)
+        ping = PingCheck(**{**self.g_ping, **_ping_values(p, t, path)})
         local = _lifetime_values(p, t, path)
         lifetimes = _lifetimes(p, {**g_life, **local}, set(local), path, "[global]")
 
@@ -1443,13 +1552,16 @@ class _Loader:
 
         reservations = self.reservations(t, info, check_net, options)
         guard, required = _class_guard(p, path, t), _required_classes(p, path, t)
+        fields = _fixed_fields(p, path, t).over(g_fixed)
         if len(p.lines) > errors_before or net is None or sid is _BAD:
             return None
         return Subnet4(
             id=sid, network=net, pools=tuple(pools), relay=tuple(relay), interface=interface,
             shared_network=shared, lifetimes=lifetimes, options=options,
             reservations=tuple(reservations), authoritative=authoritative,
-            client_classes=guard, required_classes=required,
+            rapid_commit=rapid, ping_check=ping, client_classes=guard, required_classes=required,
+            own_options={**s_opts, 1: options[1]} if 1 in options else dict(s_opts),
+            fixed=fields,
         )
 
     def subnet_addresses(self, server: ServerConfig, relay: list[int],
@@ -1517,10 +1629,12 @@ class _Loader:
                 info.idents.append((rpath, kind, data, r[kind]))
             ip: Any = _BAD
             if "ip-address" not in r:
-                p.note(f"{rpath}.ip-address", "required key is missing")
+                # Kea's reservation without an address: the client is KNOWN (and gets the
+                # reservation's classes, hostname and options) but allocates from the pools.
+                ip = 0
             else:
                 ip = _ipv4(p, f"{rpath}.ip-address", r["ip-address"])
-            if ip is not _BAD and net is not None:
+            if ip is not _BAD and ip and net is not None:
                 lo, hi = int(net.network_address), int(net.broadcast_address)
                 if not lo <= ip <= hi:
                     p.bad(f"{rpath}.ip-address", r["ip-address"],
@@ -1547,12 +1661,13 @@ class _Loader:
             merged = dict(sorted({**options, **r_opts}.items())) if r_opts else options
             classes = (_class_names(p, f"{rpath}.client-classes", r["client-classes"])
                        if "client-classes" in r else ())
+            fixed = _fixed_fields(p, rpath, r)
             if ip is _BAD or any(v is _BAD for v in idents.values()):
                 continue
             out.append(Reservation(
                 ip=ip, hw_address=idents.get("hw-address"), client_id=idents.get("client-id"),
                 circuit_id=idents.get("circuit-id"), hostname=hostname, options=merged,
-                client_classes=classes,
+                client_classes=classes, own_options=r_opts, fixed=fixed,
             ))
         return out
 
@@ -1700,17 +1815,9 @@ def _client_class(p: _Problems, path: str, t: dict[str, Any], name: str, ids: di
         program, depends = _class_test(p, f"{path}.test", test, name, ids, defined, known_dep)
     flags = [_bool(p, f"{path}.{key}", t[key]) if key in t else False
              for key in ("only-if-required", "only-in-additional-list")]
-    opts = _options(p, f"{path}.option-data", t.get("option-data", {}))
     defs = _class_option_defs(p, f"{path}.option-def", t.get("option-def", []))
-    nxt = (_ipv4(p, f"{path}.next-server", t["next-server"], unicast=False)
-           if "next-server" in t else None)
-    texts: list[Any] = []
-    for key, limit in (("server-hostname", 64), ("boot-file-name", 128)):
-        v = t.get(key)
-        if v is not None and _str(p, f"{path}.{key}", v) is not _BAD \
-                and len(v.encode("utf-8")) > limit:
-            p.bad(f"{path}.{key}", v, f"longer than the {limit}-byte header field")
-        texts.append(v)
+    opts = _options(p, f"{path}.option-data", t.get("option-data", {}), defs)
+    fixed = _fixed_fields(p, path, t)
     life: list[Any] = [_int(p, f"{path}.{key}", t[key], 1, _MAX_LIFETIME) if key in t else None
                        for key in ("valid-lifetime", "min-valid-lifetime",
                                    "max-valid-lifetime")]
@@ -1728,33 +1835,74 @@ def _client_class(p: _Problems, path: str, t: dict[str, Any], name: str, ids: di
     return ClientClass(
         name=name, id=ids[name], test=test, program=program, depends_on_known=depends,
         only_if_required=bool(flags[0] or flags[1]), options=opts, option_defs=defs,
-        next_server=nxt, server_hostname=texts[0], boot_file_name=texts[1],
+        fixed=fixed,
         valid_lifetime=life[0], min_valid_lifetime=life[1], max_valid_lifetime=life[2],
         user_context=uc, comment=comment)
 
 
-def _class_option_defs(p: _Problems, path: str, raw: object) -> tuple[ClassOptionDef, ...]:
+def _fixed_fields(p: _Problems, path: str, t: Mapping[str, Any]) -> FixedFields:
+    """``next-server``, ``server-hostname``, ``boot-file-name`` of one table (global, subnet,
+    reservation, class): an address, and texts that fit their header fields (RFC 2131
+    table 3: sname 64 bytes, file 128)."""
+    nxt = None
+    if "next-server" in t:
+        v = _ipv4(p, f"{path}.next-server", t["next-server"], unicast=False)
+        if v is not _BAD:
+            if v >> 28 == 0xE or v == 0xFFFFFFFF:
+                p.bad(f"{path}.next-server", t["next-server"],
+                      "must be a unicast address (or 0.0.0.0 for none)")
+            else:
+                nxt = v
+    texts: list[str | None] = []
+    for key, limit in (("server-hostname", 64), ("boot-file-name", 128)):
+        v = t.get(key)
+        if v is not None and _str(p, f"{path}.{key}", v) is not _BAD:
+            if len(v.encode("utf-8")) > limit:
+                p.bad(f"{path}.{key}", v, f"longer than the {limit}-byte header field")
+            elif "\0" in v:
+                p.bad(f"{path}.{key}", v, "a NUL byte would end the header field early")
+            else:
+                texts.append(v)
+                continue
+        texts.append(None)
+    return FixedFields(nxt, texts[0], texts[1])
+
+
+def _class_option_defs(p: _Problems, path: str, raw: object) -> tuple[OptionDef, ...]:
+    """A class's ``option-def`` list: each entry checked (the key and value at fault named),
+    names and codes unique per space."""
     if not isinstance(raw, list):
         p.bad(path, raw, "must be an array of tables")
         return ()
-    out = []
+    out: list[OptionDef] = []
+    seen: dict[tuple[str, str], str] = {}  # (space, "name:x" / "code:n") -> entry path
     for i, d in enumerate(raw):
         dpath = f"{path}[{i}]"
         if not isinstance(d, dict):
             p.bad(dpath, d, "must be a table")
             continue
         _check_keys(p, d, dpath, CLASS_OPTION_DEF_KEYS, "an option-def")
-        code = _int(p, f"{dpath}.code", d.get("code"), 1, 254)
-        name = _str(p, f"{dpath}.name", d.get("name"))
-        typ = _str(p, f"{dpath}.type", d.get("type"))
-        if code is _BAD or name is _BAD or typ is _BAD:
+        if d.get("record-types"):
+            p.bad(f"{dpath}.record-types", d["record-types"],
+                  "record options are not encoded here: define the option as binary (hex)")
             continue
-        if code != 43 and not 224 <= code <= 254:
-            p.bad(f"{dpath}.code", code, "a class may only define option 43 or 224-254 "
-                  f"(Kea: Not allowed option definition for code '{code}' in space 'dhcp4')")
+        try:
+            od = custom_option_def(d.get("name"), d.get("code"), d.get("type"),
+                                   d.get("space", "dhcp4"), d.get("encapsulate", ""),
+                                   d.get("array", False))
+        except ValueError as exc:
+            key, _, reason = str(exc).partition(": ")
+            default = {"space": "dhcp4", "encapsulate": "", "array": False}.get(key)
+            p.bad(f"{dpath}.{key}", d.get(key, default), reason)
             continue
-        out.append(ClassOptionDef(name, code, typ, str(d.get("space", "dhcp4")),
-                                  str(d.get("encapsulate", ""))))
+        keys = {"name": (od.space, f"name:{od.name}"), "code": (od.space, f"code:{od.code}")}
+        clash = next(((what, seen[k]) for what, k in keys.items() if k in seen), None)
+        if clash is not None:
+            p.bad(f"{dpath}.{clash[0]}", d.get(clash[0]), f"also defined by {clash[1]} in "
+                  f"space '{od.space}'")
+            continue
+        seen.update({k: dpath for k in keys.values()})
+        out.append(od)
     return tuple(out)
 
 

@@ -13,7 +13,8 @@ __all__ = ["MessageType", "Outcome"]
 
 
 class MessageType(enum.IntEnum):
-    """DHCP message types, option 53 (RFC 2132 9.6; RFC 4388 for the leasequery ones)."""
+    """DHCP message types, option 53 (RFC 2132 9.6; RFC 4388 and RFC 6926 for the
+    leasequery ones)."""
 
     DISCOVER = 1
     OFFER = 2
@@ -27,6 +28,8 @@ class MessageType(enum.IntEnum):
     LEASEUNASSIGNED = 11
     LEASEUNKNOWN = 12
     LEASEACTIVE = 13
+    BULKLEASEQUERY = 14  #: RFC 6926, over TCP only
+    LEASEQUERYDONE = 15  #: RFC 6926: the last reply of a bulk query
 
 
 class Outcome(enum.IntEnum):

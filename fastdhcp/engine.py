@@ -67,6 +67,17 @@ Defences (``[global]`` keys, all off by default; docs/configuration.md)
   ``decline-max-fraction`` of a pool on probation at once (per-pool counts, rebuilt like the
   subscriber counts). A DECLINE past either is ignored: nothing is set aside, the binding stays.
 
+Rapid commit and ping-check (both off by default; docs/rapid-commit-and-ping-check.md)
+------------------------------------------------------------------------------------
+* **Rapid commit** (RFC 4039, ``rapid-commit``): a DISCOVER with option 80 is bound as a
+  REQUEST in SELECTING would be and answered with an ACK carrying option 80, its binding
+  staged in ``Decision.binding`` like any ACK's; no offer is held.
+* **Ping-check** (``enable-ping-check``): an OFFER of an address that is not the client's
+  binding, reservation or already-probed offer carries ``Decision.probe``; the service probes
+  it and reports through :meth:`Engine.ping_result` (free: the offer stands; in use: DECLINED
+  for the probation period, within ``decline-max-fraction``, and the DISCOVER is handled
+  again). A DISCOVER whose address needs a probe gets that OFFER even with option 80.
+
 What is durable when
 --------------------
 ``store.stage(lease)`` makes a change visible at once and puts it in the open batch. An ACK's
@@ -91,7 +102,8 @@ Decision reasons (``Decision.reason``; ``Decision.kind`` is a :class:`fastdhcp.c
 --------------------------------------------------------------------------------------------
 * offer: ``binding``, ``reservation``, ``requested``, ``previous``, ``allocated``,
   ``same-offer`` (how the address was chosen);
-* ack: ``selecting``, ``init-reboot``, ``renewing``, ``rebinding``, ``inform``;
+* ack: ``selecting``, ``init-reboot``, ``renewing``, ``rebinding``, ``inform``,
+  ``rapid-commit`` (a DISCOVER's, RFC 4039);
 * nak: ``wrong-network``, ``not-yours``, ``unknown-client`` (authoritative only), ``declined``,
   ``reserved-elsewhere``, ``address-unavailable``;
 * drop: ``bootreply``, ``bootp``, ``unexpected-type``, ``no-client-id``,

@@ -34,7 +34,7 @@ from typing import Any
 import msgpack
 
 from fastdhcp._hostfilter import HostFilter
-from fastdhcp.config import Reservation
+from fastdhcp.config import FixedFields, Reservation
 from fastdhcp.options import decode_option, option_name
 from fastdhcp.store import LmdbLeaseStore
 
@@ -322,6 +322,7 @@ class HostTable:
         the engine uses (the engine calls it once per host it meets, then caches)."""
         rec = _unpackb_tuple(raw)
         kind, ident, ip, hostname, own = rec[3], rec[4], rec[5], rec[6], rec[7]
+        fixed = FixedFields(rec[9] or None, rec[10] or None, rec[11] or None)
         if own:
             merged = dict(subnet_options)
             merged.update(own)
@@ -329,7 +330,8 @@ class HostTable:
         else:
             opts = subnet_options
         return Reservation(ip, ident if kind == 0 else None, ident if kind == 3 else None,
-                           ident if kind == 2 else None, hostname, opts)
+                           ident if kind == 2 else None, hostname, opts,
+                           own_options=dict(own) if own else {}, fixed=fixed)
 
     def addresses(self) -> array[int]:
         """Every address reserved here, ascending, as an ``array('I')`` (the bitmaps mark

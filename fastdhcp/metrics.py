@@ -28,7 +28,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from fastdhcp.statistics import Kind, kind_of
 
-#: DHCP message type names (RFC 2132 9.6, RFC 3203, RFC 4388), lower case as label values.
+#: DHCP message type names (RFC 2132 9.6, RFC 3203, RFC 4388, RFC 6926), lower case as label
+#: values.
 MESSAGE_TYPES: dict[int, str] = {
     0: "bootp",
     1: "discover",
@@ -44,6 +45,8 @@ MESSAGE_TYPES: dict[int, str] = {
     11: "leaseunassigned",
     12: "leaseunknown",
     13: "leaseactive",
+    14: "bulkleasequery",
+    15: "leasequerydone",
 }
 
 #: Latency buckets in seconds: 50 us .. 5 s (receive to send, commit).
@@ -126,6 +129,26 @@ class Metrics:
         #: datagrams read and thrown away while the DHCP service was disabled (dhcp-disable);
         #: not drops: Kea does not count them in pkt4-receive-drop either
         self.disabled_discards = 0
+        #: DISCOVERs answered with a rapid-commit ACK (RFC 4039), counted by the packet path
+        self.rapid_commits = 0
+        #: ping-check (fastdhcp.service.pingcheck): addresses probed, found in use (declined),
+        #: found free, probes that could not be sent (the OFFER left unprobed), DISCOVERs given
+        #: up after too many addresses in use
+        self.ping_checks = 0
+        self.ping_conflicts = 0
+        self.ping_free = 0
+        self.ping_errors = 0
+        self.ping_gave_up = 0
+        #: RFC 6926 bulk leasequery over TCP (fastdhcp.service.leasequery_tcp): connections
+        #: accepted / refused (not a requester, or over max-requester-connections), open now,
+        #: queries served, reply messages sent (DHCPLEASEACTIVE, DHCPLEASEUNASSIGNED and
+        #: DHCPLEASEQUERYDONE), and connections closed as idle
+        self.bulk_connections = 0
+        self.bulk_refused = 0
+        self.bulk_open = 0
+        self.bulk_queries = 0
+        self.bulk_replies = 0
+        self.bulk_idle_closed = 0
         self.offer_latency = Histogram(LATENCY_BUCKETS)
         self.ack_latency = Histogram(LATENCY_BUCKETS)
         self.commit_latency = Histogram(LATENCY_BUCKETS)
@@ -240,8 +263,32 @@ class ServerCollector(Collector):
             ("fastdhcp_reload_failures", "Configuration reloads rejected", m.reload_failures),
             ("fastdhcp_disabled_discards", "Datagrams discarded while the DHCP service was "
              "disabled (dhcp-disable)", m.disabled_discards),
+            ("fastdhcp_rapid_commits", "DISCOVERs answered with a rapid-commit ACK (RFC 4039)",
+             m.rapid_commits),
+            ("fastdhcp_ping_checks", "Addresses probed by ping-check before an OFFER",
+             m.ping_checks),
+            ("fastdhcp_ping_conflicts", "Probed addresses that answered (declined)",
+             m.ping_conflicts),
+            ("fastdhcp_ping_free", "Probed addresses that did not answer (offered)",
+             m.ping_free),
+            ("fastdhcp_ping_errors", "Probes that could not be sent (OFFER sent unprobed)",
+             m.ping_errors),
+            ("fastdhcp_ping_gave_up", "DISCOVERs dropped after too many addresses in use",
+             m.ping_gave_up),
+            ("fastdhcp_bulk_leasequery_connections", "Bulk leasequery (RFC 6926) TCP "
+             "connections accepted", m.bulk_connections),
+            ("fastdhcp_bulk_leasequery_refused", "Bulk leasequery connections refused (not a "
+             "requester, or too many)", m.bulk_refused),
+            ("fastdhcp_bulk_leasequery_queries", "Bulk leasequery queries served",
+             m.bulk_queries),
+            ("fastdhcp_bulk_leasequery_replies", "Bulk leasequery reply messages sent",
+             m.bulk_replies),
+            ("fastdhcp_bulk_leasequery_idle_closed", "Bulk leasequery connections closed as "
+             "idle (max-requester-idle-time)", m.bulk_idle_closed),
         ):
             yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily("fastdhcp_bulk_leasequery_open",
+                                "Bulk leasequery connections open now", value=m.bulk_open)
         for name, doc, h in (
             ("fastdhcp_offer_latency_seconds", "DISCOVER received to OFFER sent", m.offer_latency),
             ("fastdhcp_ack_latency_seconds", "REQUEST received to ACK sent (includes the commit)",
@@ -367,12 +414,14 @@ class MetricsServer:
     """The Prometheus HTTP endpoint (``prometheus_client.start_http_server``) with its own
     registry, on its own daemon thread."""
 
-    def __init__(self, collector: Collector, address: str) -> None:
+    def __init__(self, collector: Collector, address: str, *more: Collector) -> None:
         from prometheus_client import start_http_server
 
         host, port = parse_address(address)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(collector)
+        for c in more:  # e.g. fastdhcp.ddns.stats.DdnsCollector (update counters)
+            self.registry.register(c)
         self._httpd: Any
         self._thread: threading.Thread
         self._httpd, self._thread = start_http_server(port, addr=host, registry=self.registry)

@@ -33,6 +33,9 @@ from fastdhcp.errors import ConfigError
 __all__ = [
     "OptionDef",
     "OPTION_DEFS",
+    "DHCP4_SPACE",
+    "VENDOR_ENCAPSULATED_SPACE",
+    "custom_option_def",
     "SERVER_CONTROLLED",
     "option_def",
     "option_name",
@@ -74,6 +77,11 @@ class OptionDef:
     """May exceed 255 bytes: the reply builder splits it into instances per RFC 3396."""
     rfc: str = "RFC 2132"
     """Where the option is defined."""
+    space: str = "dhcp4"
+    """Kea's option space: ``dhcp4`` for options, ``vendor-encapsulated-options-space`` (or
+    the space option 43 encapsulates) for 43's sub-options, ``vendor-<enterprise>`` for 125's."""
+    encapsulate: str = ""
+    """The space whose sub-options the option carries (option 43 defined ``empty``), or ""."""
 
 
 _IP = "ipv4-address"
@@ -313,11 +321,14 @@ def encode_option(key: str | int, value: object) -> tuple[int, bytes]:
         raise ConfigError(_line(f"option-data.{key}", value, str(exc))) from None
 
 
-def encode_option_data(mapping: object, path: str = "option-data") -> dict[int, bytes]:
+def encode_option_data(mapping: object, path: str = "option-data",
+                       defs: tuple[OptionDef, ...] = ()) -> dict[int, bytes]:
     """Encode a whole ``option-data`` table into ``{code: payload}``, sorted by code.
 
-    Every bad entry is reported (one ``ConfigError`` with a line each); an option named twice
-    (by name and by code) is a problem too.
+    ``defs`` are a client class's own definitions (:func:`custom_option_def`): options 43 and
+    224-254 of space ``dhcp4`` by their names and types, and the sub-options of 43 and 125
+    (see :func:`_encode`). Every bad entry is reported (one ``ConfigError`` with a line each);
+    an option named twice (by name and by code) is a problem too.
     """
     if not isinstance(mapping, dict):
         hint = (" (Kea's list of { name, data } entries is written here as name = value)"
@@ -330,7 +341,7 @@ def encode_option_data(mapping: object, path: str = "option-data") -> dict[int, 
     problems: list[str] = []
     for key, value in mapping.items():
         try:
-            code, payload = _encode(key, value)
+            code, payload = _encode(key, value, defs)
         except _Bad as exc:
             problems.append(_line(f"{path}.{key}", value, str(exc)))
             continue
@@ -350,11 +361,27 @@ def _line(path: str, value: object, reason: str) -> str:
     return f"{path}: value {format_value(value)}: {reason}"
 
 
-def _encode(key: str | int, value: object) -> tuple[int, bytes]:
-    code, d, by_code = _resolve(key)
+def _encode(key: str | int, value: object,
+            defs: tuple[OptionDef, ...] = ()) -> tuple[int, bytes]:
+    """One option-data entry. Besides a value of its type, option 43 takes a table of
+    sub-option = value (RFC 2132 8.4: code, length, data each) and option 125 a table of
+    enterprise number = table of sub-options (RFC 3925 3); a sub-option is named by a class's
+    definition in the matching space, or given by code with hex data."""
+    local = _local_def(key, defs)
+    if local is None:
+        code, d, by_code = _resolve(key)
+        # a class's definition of this code (by its standard name or number) redefines it
+        local = _local_def(code, defs)
+    if local is not None:
+        code, d, by_code = local.code, local, False
     if code in SERVER_CONTROLLED:
         raise _Bad(f"option {code} cannot be set in option-data: {SERVER_CONTROLLED[code]}")
-    if by_code or d is None or d.type == "binary":
+    limit = _MAX_LONG  # 43 and 125 may span instances (RFC 3396)
+    if code == 43 and (isinstance(value, dict) or (d is not None and d.type == "empty")):
+        payload = _enc_vendor_encapsulated(value, d, defs)
+    elif code == 125 and isinstance(value, dict):
+        payload = _enc_vivso(value, defs)
+    elif by_code or d is None or d.type == "binary":
         payload = _hex(value)
         limit = _MAX_LONG
     else:
@@ -591,6 +618,138 @@ def encode_classless_routes(routes: list[tuple[int, int, int]]) -> bytes:
 
 def _enc_classless(d: OptionDef, value: object) -> bytes:
     return encode_classless_routes([_route(item) for item in _items(d, value)])
+
+
+# -- vendor options (RFC 2132 8.4, RFC 3925) and class-local definitions -----------------------
+
+DHCP4_SPACE = "dhcp4"
+VENDOR_ENCAPSULATED_SPACE = "vendor-encapsulated-options-space"
+"""Kea's space of option 43's sub-options (unless a class's 43 encapsulates another)."""
+_VENDOR_SPACE = re.compile(r"^vendor-([0-9]+)$")
+#: Types a class-local definition may have (Kea's names; "empty" only for 43 encapsulating).
+_DEF_TYPES = ("binary", "string", "fqdn", "ipv4-address", "boolean", "uint8", "uint16",
+              "uint32", "int32", "empty")
+
+
+def custom_option_def(name: object, code: object, type_: object, space: object = DHCP4_SPACE,
+                      encapsulate: object = "", array: object = False) -> OptionDef:
+    """A client class's ``option-def`` entry as an :class:`OptionDef`, checked.
+
+    Space ``dhcp4``: only codes 43 and 224-254 (Kea: other codes are standard options); 43
+    may be ``type = "empty"`` with ``encapsulate`` naming its sub-options' space. Space
+    ``vendor-encapsulated-options-space`` (or any space a 43 encapsulates): 43's sub-options,
+    codes 1-254. Space ``vendor-<enterprise>``: 125's sub-options for that enterprise, codes
+    1-254. Raises ``ValueError("key: reason")`` naming the entry's key at fault.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError("name: an option definition needs a name")
+    if not isinstance(space, str) or not space:
+        raise ValueError("space: must be a space name, e.g. 'vendor-encapsulated-options-space'")
+    if isinstance(code, bool) or not isinstance(code, int) or not 1 <= code <= 254:
+        raise ValueError("code: must be an integer 1 to 254")
+    if space == DHCP4_SPACE:
+        if code != 43 and not 224 <= code <= 254:
+            raise ValueError(
+                f"code: a class may only define option 43 or 224-254 (Kea: Not allowed option "
+                f"definition for code '{code}' in space 'dhcp4')")
+        std = _BY_NAME.get(name)
+        if std is not None and std.code != code:
+            raise ValueError(f"name: '{name}' is option {std.code}'s name")
+    else:
+        m = _VENDOR_SPACE.match(space)
+        if m is not None and not 1 <= int(m.group(1)) <= 0xFFFFFFFF:
+            raise ValueError("space: the enterprise number of vendor-<enterprise> must be 1 to "
+                             "4294967295")
+    if type_ not in _DEF_TYPES:
+        raise ValueError(f"type: {format_value(type_)} is not one of {', '.join(_DEF_TYPES)}")
+    if not isinstance(encapsulate, str):
+        raise ValueError("encapsulate: must be a space name")
+    if encapsulate and not (space == DHCP4_SPACE and code == 43 and type_ == "empty"):
+        raise ValueError("encapsulate: only option 43 of type 'empty' carries another space's "
+                         "sub-options here")
+    if type_ == "empty" and not (space == DHCP4_SPACE and code == 43):
+        raise ValueError("type: 'empty' is for option 43 carrying sub-options (with "
+                         "encapsulate)")
+    if not isinstance(array, bool):
+        raise ValueError("array: must be true or false")
+    if array and type_ in ("binary", "string", "empty"):
+        raise ValueError(f"array: an array of {type_} has no item boundaries (Kea has none)")
+    return OptionDef(code, name, str(type_), array=array, space=space,
+                     encapsulate=encapsulate or (VENDOR_ENCAPSULATED_SPACE
+                                                 if type_ == "empty" else ""),
+                     long=code == 43)
+
+
+def _local_def(key: object, defs: tuple[OptionDef, ...]) -> OptionDef | None:
+    """A class's own dhcp4 definition named ``key`` (or of code ``key``), or None."""
+    for d in defs:
+        if d.space == DHCP4_SPACE and (d.name == key or str(d.code) == str(key).strip()):
+            return d
+    return None  # (a class's names come first: they may be any of its own)
+
+
+def _sub_options(value: object, space: str, defs: tuple[OptionDef, ...], what: str) -> bytes:
+    """A table of sub-option = value as TLVs (code, length, data), in the table's order."""
+    if not isinstance(value, dict) or not value:
+        raise _Bad(f"{what}: must be a table of sub-option name (of an option-def in space "
+                   f"'{space}') or code = value")
+    by_name = {d.name: d for d in defs if d.space == space}
+    by_code = {d.code: d for d in defs if d.space == space}
+    out = bytearray()
+    seen: set[int] = set()
+    for key, item in value.items():
+        if str(key).strip().isdecimal():
+            code = int(key)
+            if not 1 <= code <= 254:
+                raise _Bad(f"{what}: sub-option code {code} is not 1 to 254")
+            d = by_code.get(code)
+        else:
+            d = by_name.get(str(key))
+            if d is None:
+                close = difflib.get_close_matches(str(key), list(by_name), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise _Bad(f"{what}: sub-option '{key}' has no option-def in space "
+                           f"'{space}'{hint} (or give it by code with hex data)")
+            code = d.code
+        if code in seen:
+            raise _Bad(f"{what}: sub-option {code} given twice")
+        seen.add(code)
+        try:
+            data = _hex(item) if d is None or d.type == "binary" else _ENCODERS[d.type](d, item)
+        except _Bad as exc:
+            raise _Bad(f"{what}: sub-option {key} = {format_value(item)}: {exc}") from None
+        if len(data) > _MAX_SHORT:
+            raise _Bad(f"{what}: sub-option {key} encodes to {len(data)} bytes, more than the "
+                       f"{_MAX_SHORT} its length byte can say")
+        out += bytes((code, len(data))) + data
+    return bytes(out)
+
+
+def _enc_vendor_encapsulated(value: object, d: OptionDef | None,
+                             defs: tuple[OptionDef, ...]) -> bytes:
+    """Option 43 from sub-options (RFC 2132 8.4: "encapsulated vendor-specific options")."""
+    space = d.encapsulate if d is not None and d.encapsulate else VENDOR_ENCAPSULATED_SPACE
+    return _sub_options(value, space, defs, "vendor-encapsulated-options")
+
+
+def _enc_vivso(value: object, defs: tuple[OptionDef, ...]) -> bytes:
+    """Option 125 (RFC 3925 3): per enterprise, its 4-byte number, a length byte, and its
+    sub-options (space ``vendor-<enterprise>``), enterprises in the table's order."""
+    assert isinstance(value, dict)
+    if not value:
+        raise _Bad("vivso-suboptions: give at least one enterprise number = { sub-options }")
+    out = bytearray()
+    for ent, subs in value.items():
+        text = str(ent).strip()
+        if not text.isdecimal() or not 1 <= int(text) <= 0xFFFFFFFF:
+            raise _Bad(f"vivso-suboptions: '{ent}' is not an enterprise number 1 to 4294967295")
+        data = _sub_options(subs, f"vendor-{int(text)}", defs, f"vivso-suboptions.{text}")
+        if len(data) > _MAX_SHORT:
+            raise _Bad(f"vivso-suboptions.{text}: the enterprise's sub-options take "
+                       f"{len(data)} bytes, more than the {_MAX_SHORT} of its data-len byte "
+                       "(RFC 3925 3)")
+        out += struct.pack(">IB", int(text), len(data)) + data
+    return bytes(out)
 
 
 _ENCODERS = {

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from fastdhcp._engine import Decision, Link
     from fastdhcp._sockio import DatagramIO, Outgoing
 
-__all__ = ["L2Dest", "PathEndpoint", "PathGuard"]
+__all__ = ["L2Dest", "LeaseQueryHandler", "PathEndpoint", "PathGuard"]
 
 
 class PathEndpoint(Protocol):
@@ -49,3 +49,9 @@ class PathGuard(Protocol):
 
 #: The layer-2 unicast destination of a reply: (endpoint, decision) -> IPv4 to send to.
 L2Dest = Callable[["PathEndpoint", "Decision"], int]
+
+
+#: The DHCPLEASEQUERY (RFC 4388) handler: (endpoint, query, source address, wall clock,
+#: monotonic receive time) -> the reply to queue now, or None
+#: (:class:`fastdhcp.leasequery.udp.UdpLeaseQuery`).
+LeaseQueryHandler = Callable[["PathEndpoint", "Message", int, float, float], "Outgoing | None"]

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fastdhcp.consts import MessageType
+
 if TYPE_CHECKING:
     from fastdhcp._engine import SubnetCounters
     from fastdhcp.config import Config
@@ -62,6 +64,10 @@ _RECEIVED = {1: "discover", 2: "offer", 3: "request", 4: "decline", 5: "ack", 6:
              7: "release", 8: "inform"}
 #: Replies with a ``pkt4-<name>-sent`` statistic.
 _SENT = {2: "offer", 5: "ack", 6: "nak"}
+#: RFC 4388 answers with a ``pkt4-lease-query-response-<name>-sent`` statistic (Kea's
+#: lease_query hook; shown when ``[leasequery]`` is configured).
+_LEASEQUERY_SENT = {MessageType.LEASEUNASSIGNED: "unassigned", MessageType.LEASEUNKNOWN: "unknown",
+                    MessageType.LEASEACTIVE: "active"}
 
 #: Reasons counted in ``Metrics.dropped`` that Kea does not count in ``pkt4-receive-drop``
 #: (a real Kea 2.2 counted none of these cases: a RELEASE or DECLINE of an unknown lease is
@@ -263,6 +269,13 @@ class Statistics:
         v["pkt4-sent"] = sum(sent)
         for code, name in _SENT.items():
             v[f"pkt4-{name}-sent"] = sent[code]
+        if src.config.leasequery is not None:
+            # Kea's lease_query hook makes these at load: a DHCPLEASEQUERY is its own
+            # statistic there, no longer an unknown one
+            v["pkt4-lease-query-received"] = received[MessageType.LEASEQUERY]
+            v["pkt4-unknown-received"] -= received[MessageType.LEASEQUERY]
+            for code, name in _LEASEQUERY_SENT.items():
+                v[f"pkt4-lease-query-response-{name}-sent"] = sent[code]
         v["pkt4-parse-failed"] = malformed
         v["pkt4-receive-drop"] = malformed + sum(
             n for reason, n in m.dropped.items() if reason not in NOT_RECEIVE_DROPS)
@@ -294,6 +307,9 @@ class Statistics:
                 # Kea 2.2 counts -classes with every failure that had pools to try: a packet
                 # is always in a class there (ALL), observed on a real server.
                 fails["classes"] += c.alloc_fail
+                # A subnet with pools none of which the client's classes allow: Kea's
+                # allocator made no attempt, -no-pools too (its source; not observed).
+                fails["no-pools"] += c.no_pools
         v["cumulative-assigned-addresses"] = sum(c.assigned for c in counters.values())
         v["declined-addresses"] = declined_total
         v["reclaimed-declined-addresses"] = sum(c.reclaimed_declined for c in counters.values())
@@ -327,6 +343,8 @@ class Statistics:
                 name = p + "v4-allocation-fail" + k
                 v[name] = fail if k in ("", "-" + kind) or (
                     k == "-classes" and kind != "no-pools") else 0
+                if k == "-no-pools" and kind != "no-pools" and sc is not None:
+                    v[name] = sc.no_pools
                 out.lazy.add(name)
             out.rows.append(SubnetRow(sid, total, assigned, in_use - declined, declined))
         return out

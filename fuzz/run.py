@@ -57,7 +57,8 @@ def load_targets(atheris: Any, native: Path | None) -> Any:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--target", choices=("parse", "engine", "classify"), required=True)
+    ap.add_argument("--target", choices=("parse", "engine", "classify", "leasequery"),
+                    required=True)
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--store", choices=("memory", "lmdb"), default="memory")
     ap.add_argument("--native", choices=("auto", "on", "off"), default="auto")

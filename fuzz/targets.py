@@ -623,9 +623,13 @@ def vector_seeds(found: bool = True) -> list[bytes]:
 
 
 def seeds(target: str, found: bool = True) -> list[bytes]:
-    """Seed inputs for ``target`` ("parse", "engine", "classify"); ``found``: with the findings."""
+    """Seed inputs for ``target`` ("parse", "engine", "classify", "leasequery"); ``found``:
+    with the findings."""
     vecs = vector_seeds(found)
     reqs = seed_requests()
+    if target == "leasequery":
+        from fuzz.leasequery_target import leasequery_seeds
+        return leasequery_seeds(vecs + [d for _, d in reqs])
     if target in ("parse", "classify"):
         return vecs + [d for _, d in reqs]
     out = [bytes((c,)) + d for c, d in reqs]
@@ -642,6 +646,9 @@ def target_function(target: str, **kw: Any) -> Callable[[bytes], None]:
         return EngineTarget(**kw)
     if target == "classify":
         return classify_target
+    if target == "leasequery":  # RFC 6926 framing + leasequery queries (leasequery_target.py)
+        from fuzz.leasequery_target import LeaseQueryTarget
+        return LeaseQueryTarget()
     raise ValueError(f"unknown target {target!r}")
 
 

@@ -51,7 +51,8 @@ option-def = [{ name = "acs", code = 43, type = "binary" }]
 name = "VENDOR_CLASS_docsis3.0"
 ''')
     stb, voice, vc = c.client_classes
-    assert (stb.name, stb.id, stb.next_server, stb.server_hostname, stb.boot_file_name) == (
+    assert (stb.name, stb.id, stb.fixed.next_server, stb.fixed.server_hostname,
+            stb.fixed.boot_file_name) == (
         "STB", 4, 0xC6121445, "tftp1", "cm-100M.cfg")
     assert (stb.valid_lifetime, stb.min_valid_lifetime, stb.max_valid_lifetime) == (600, 300, 900)
     assert stb.options == {6: bytes([198, 18, 10, 53])}
@@ -184,14 +185,14 @@ def test_every_class_field_has_a_docstring() -> None:
     tree = ast.parse(inspect.getsource(config_mod))
     seen = set()
     for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name in ("ClientClass", "ClassOptionDef"):
+        if isinstance(node, ast.ClassDef) and node.name == "ClientClass":
             seen.add(node.name)
             for i, stmt in enumerate(node.body):
                 if isinstance(stmt, ast.AnnAssign):
                     nxt = node.body[i + 1] if i + 1 < len(node.body) else None
                     assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), \
                         (node.name, ast.unparse(stmt.target))
-    assert seen == {"ClientClass", "ClassOptionDef"}
+    assert seen == {"ClientClass"}
 
 
 GUARDED = """

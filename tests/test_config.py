@@ -388,8 +388,6 @@ def test_each_problem_names_path_value_and_reason(text, path, value, reason):
     ("[[subnet4]]\nsubnet = \"192.0.2.0/24\"",
      "subnet4[0].id: required key is missing (a stable subnet id, 1 to 4294967294)"),
     ("[[subnet4]]\nid = 1", "subnet4[0].subnet: required key is missing (e.g. '192.0.2.0/24')"),
-    (SUB + '[[subnet4.reservations]]\nhw-address = "aa:bb:cc:dd:ee:ff"',
-     "subnet4[0].reservations[0].ip-address: required key is missing"),
     (SUB + '[[subnet4.reservations]]\nip-address = "192.0.2.5"',
      "subnet4[0].reservations[0]: a reservation needs exactly one of hw-address, client-id, "
      "circuit-id (found 0)"),

@@ -164,7 +164,7 @@ def _run(socks: tuple[socket.socket, socket.socket], f: ScopeFilter,
     engine = Engine(load_config(ENGINE_SERVER, global_=ENGINE_GLOBAL, subnets=[subnet]),
                     MemoryLeaseStore())
     path = PacketPath(engine, Metrics(), PathReport(), None, lambda held: None,
-                      lambda ep, d: 0, False, f)
+                      lambda ep, d: 0, False, ha=f)
     ep = Ep(server)
     for d in datagrams:
         peer.sendto(d, server.getsockname())

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fastdhcp.config import GLOBAL_KEYS, RESERVATION_KEYS, SUBNET_KEYS, from_document
 from fastdhcp.kea import jsonc
+from fastdhcp.kea.config_export import export
+from fastdhcp.kea.config_import import FindingKind, convert
 from fastdhcp.kea.lease_import import ImportError_, SubnetRange, import_leases
 from fastdhcp.kea.memfile import HEADER
 from fastdhcp.store import LmdbLeaseStore
+from tests.kea_helpers import kea_check, need_kea
+from tests.service_helpers import ROOT
 
 NET = [SubnetRange(1, 0xC0000200, 0xC00002FF)]  # 192.0.2.0/24
 
@@ -75,3 +86,222 @@ def test_later_row_wins_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert len(store) == 20
         lease = store.get(0xC0000205)
         assert lease is not None and lease.expires == 1900009999
+
+
+# -- client classes (issue 18): the reference's 18 ISP pattern configs, import and back ---------
+
+PATTERNS: dict[str, dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "vectors" / "kea_class_patterns.json").read_text())
+"""The Kea JSON of ../shared/reference/kea-client-classes.md section 7, pattern by pattern."""
+PLAIN_SUBNET = [{"id": 10, "subnet": "198.19.80.0/24",
+                 "pools": [{"pool": "198.19.80.10 - 198.19.80.250"}]}]
+#: What the import cannot carry yet, by pattern: Kea's always-send (P3).
+NOT_CARRIED = {
+    "P3": ["Dhcp4.client-classes[0].option-data[0].always-send"],
+}
+#: Option 43 / 125 as the real Kea 2.2 sent them to the pattern's client (reference P3, P4):
+#: the import packs the class's sub-options into these bytes.
+KEA_SENT = {
+    "P3": (43, "012168747470733a2f2f6163732e6973702e6578616d706c653a373534372f63776d70"
+               "0206504c414e2d41"),
+    "P4": (125, "00000de9230b2168747470733a2f2f6163732e6973702e6578616d706c653a373534372f"
+                "63776d70"),
+}
+
+
+def pattern_config(name: str) -> dict[str, Any]:
+    """The whole Kea config of one pattern (a plain subnet where the pattern gives none)."""
+    d4: dict[str, Any] = {"valid-lifetime": 3600, **PATTERNS[name]}
+    if "subnet4" not in d4 and "shared-networks" not in d4:
+        d4["subnet4"] = PLAIN_SUBNET
+    return {"Dhcp4": d4}
+
+
+def _guards(d4: dict[str, Any]) -> dict[tuple[int, int | None], dict[str, Any]]:
+    """Every guard and required-class list of a Kea config, by (subnet id, pool index), with
+    the pools' option-data and the subnets' reservations; a shared network's own guards are
+    given to each of its subnets (they are carried so)."""
+    out: dict[tuple[int, int | None], dict[str, Any]] = {}
+    keys = ("client-class", "require-client-classes")
+    nets = [({}, d4.get("subnet4", []))] + [(n, n["subnet4"]) for n in
+                                             d4.get("shared-networks", [])]
+    for net, subnets in nets:
+        for s in subnets:
+            got = {k: s.get(k, net.get(k)) for k in keys if k in s or k in net}
+            out[(s["id"], None)] = got
+            for j, p in enumerate(s.get("pools", [])):
+                out[(s["id"], j)] = {k: p[k] for k in (*keys, "option-data") if k in p}
+            got["reservations"] = s.get("reservations", [])
+    return out
+
+
+def _wire(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(e.get("name", e.get("code"))): e for e in entries}
+
+
+@pytest.mark.parametrize("name", sorted(PATTERNS))
+def test_pattern_classes_round_trip(name: str) -> None:
+    kea = pattern_config(name)
+    result = convert(kea)
+    assert sorted(f.path for f in result.unsupported) == sorted(NOT_CARRIED.get(name, [])), \
+        [f.line() for f in result.unsupported]
+    cfg = from_document(result.document)  # what check-config runs
+    assert [c.name for c in cfg.client_classes] == \
+        [c["name"] for c in kea["Dhcp4"]["client-classes"]]
+    back, findings = export(cfg)
+    assert not [f for f in findings if f.kind is FindingKind.UNSUPPORTED]
+    d4 = back["Dhcp4"]
+    assert _guards(d4) == _guards(kea["Dhcp4"])
+    for orig, got in zip(kea["Dhcp4"]["client-classes"], d4["client-classes"], strict=True):
+        plain = {k: v for k, v in orig.items() if k not in ("option-data", "option-def")}
+        assert {k: v for k, v in got.items() if k not in ("option-data", "option-def")} == plain
+        if name in KEA_SENT:  # sub-options of a space: packed into the bytes Kea sent
+            code, hexdata = KEA_SENT[name]
+            assert [(e["code"], e["data"]) for e in got["option-data"]] == [(code, hexdata)]
+        else:
+            assert _wire(got.get("option-data", [])) == _wire(orig.get("option-data", []))
+
+
+def test_pattern_exports_pass_kea_check(tmp_path: Path) -> None:
+    """Kea's own verdict (``kea-dhcp4 -t``) on every exported pattern config."""
+    need_kea()
+    for name in sorted(PATTERNS):
+        back, _ = export(from_document(convert(pattern_config(name)).document))
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(back))
+        cp = kea_check(path)
+        assert cp.returncode == 0, (name, cp.stdout[-2000:], cp.stderr[-2000:])
+
+
+def test_class_guards_and_kea3_names() -> None:
+    kea = {"Dhcp4": {
+        "client-classes": [{"name": "A", "test": "option[60].exists",
+                            "only-in-additional-list": True, "comment": "kept"},
+                           {"name": "B"}],
+        "shared-networks": [{"name": "net", "client-class": "A",
+                             "require-client-classes": ["B"],
+                             "subnet4": [{"id": 1, "subnet": "198.18.1.0/24",
+                                          "evaluate-additional-classes": ["A"],
+                                          "pools": [{"pool": "198.18.1.10-198.18.1.20",
+                                                     "client-classes": ["A", "B"]}],
+                                          "reservations": [{"hw-address": "02:00:00:00:00:01",
+                                                            "ip-address": "198.18.1.5",
+                                                            "client-classes": ["B"]}]}]}]}}
+    result = convert(kea)
+    assert not result.unsupported, [f.line() for f in result.unsupported]
+    s = result.document["subnet4"][0]
+    assert (s["client-class"], s["require-client-classes"]) == ("A", ["B", "A"])
+    assert s["pools"] == [{"pool": "198.18.1.10 - 198.18.1.20", "client-classes": ["A", "B"]}]
+    assert s["reservations"][0]["client-classes"] == ["B"]
+    assert result.document["client-classes"][0] == {
+        "name": "A", "test": "option[60].exists", "only-if-required": True, "comment": "kept"}
+    cfg = from_document(result.document)
+    assert cfg.subnets[0].required_classes == ("B", "A")
+    back, findings = export(cfg)
+    # a Kea 2.2 pool guard names one class: the list of two is reported at its path
+    assert [f.path for f in findings if f.kind is FindingKind.UNSUPPORTED] == \
+        ["subnet4[0].pools[0].client-classes"]
+    assert back["Dhcp4"]["client-classes"][0]["only-if-required"] is True
+
+
+def test_sub_option_without_definition_is_reported() -> None:
+    kea = {"Dhcp4": {
+        "client-classes": [{"name": "V", "test": "vendor[4491].exists",
+                            "option-data": [{"name": "vivso-suboptions", "data": "4491"},
+                                            {"name": "tftp", "space": "vendor-4491",
+                                             "data": "x"},
+                                            {"code": 9, "space": "cwmp", "data": "y"}]}],
+        "subnet4": PLAIN_SUBNET}}
+    got = {f.path: f.reason for f in convert(kea).unsupported}
+    assert set(got) == {"Dhcp4.client-classes[0].option-data[1]",
+                        "Dhcp4.client-classes[0].option-data[2]"}
+    assert "no option-def of that space" in got["Dhcp4.client-classes[0].option-data[1]"]
+
+
+def test_cli_import_check_export_with_classes(tmp_path: Path) -> None:
+    """The commands an operator runs, on pattern P2 (a VENDOR_CLASS_ guard in a shared
+    network, next-server and boot-file-name from the class)."""
+    src = tmp_path / "kea.json"
+    src.write_text(json.dumps(pattern_config("P2")))
+    toml_path, back_path = tmp_path / "fastdhcp.toml", tmp_path / "back.json"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "fastdhcp", *args], capture_output=True,
+                              text=True, timeout=120, check=False,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    cp = cli("import-kea", "--config", str(src), "--out", str(toml_path), "--db",
+             str(tmp_path / "db"))
+    assert cp.returncode == 0, cp.stderr
+    doc = tomllib.loads(toml_path.read_text())
+    assert doc["client-classes"][0]["next-server"] == "198.18.20.69"
+    assert cli("check-config", "--config", str(toml_path)).returncode == 0
+    cp = cli("export-kea", "--config", str(toml_path), "--out", str(back_path))
+    assert cp.returncode == 0, cp.stderr
+    back = json.loads(back_path.read_text())["Dhcp4"]
+    assert back["client-classes"] == pattern_config("P2")["Dhcp4"]["client-classes"]
+    assert _guards(back) == _guards(pattern_config("P2")["Dhcp4"])
+
+
+def test_fixed_fields_at_every_level() -> None:
+    """next-server / server-hostname / boot-file-name at the global, shared-network, subnet and
+    reservation levels: carried where fastdhcp's config takes them (its key tables say where),
+    reported at their path where it does not: never dropped."""
+    fixed = {"next-server": "198.18.2.1", "server-hostname": "srv", "boot-file-name": "a.cfg"}
+    kea = {"Dhcp4": {
+        **fixed,
+        "shared-networks": [{"name": "n", "next-server": "198.18.2.4", "subnet4": [
+            {"id": 1, "subnet": "198.18.1.0/24", "boot-file-name": "s.cfg",
+             "reservations": [{"hw-address": "02:00:00:00:00:01", "ip-address": "198.18.1.5",
+                               "next-server": "198.18.2.7"}]}]}]}}
+    result = convert(kea)
+    reported = {f.path for f in result.unsupported}
+    doc = result.document
+    tables = {"Dhcp4": (GLOBAL_KEYS, doc.get("global", {})),
+              "Dhcp4.shared-networks[0]": (SUBNET_KEYS, doc["subnet4"][0]),
+              "Dhcp4.shared-networks[0].subnet4[0]": (SUBNET_KEYS, doc["subnet4"][0]),
+              "Dhcp4.shared-networks[0].subnet4[0].reservations[0]":
+                  (RESERVATION_KEYS, doc["subnet4"][0].get("reservations", [{}])[0])}
+    kea_tables = {"Dhcp4": kea["Dhcp4"], "Dhcp4.shared-networks[0]":
+                  kea["Dhcp4"]["shared-networks"][0]}
+    kea_tables["Dhcp4.shared-networks[0].subnet4[0]"] = \
+        kea_tables["Dhcp4.shared-networks[0]"]["subnet4"][0]
+    kea_tables["Dhcp4.shared-networks[0].subnet4[0].reservations[0]"] = \
+        kea_tables["Dhcp4.shared-networks[0].subnet4[0]"]["reservations"][0]
+    for path, (keys, table) in tables.items():
+        for key in (k for k in fixed if k in kea_tables[path]):
+            if key in keys:
+                assert f"{path}.{key}" not in reported
+                if path != "Dhcp4.shared-networks[0]":  # the network's, under its subnet's
+                    assert table[key] == kea_tables[path][key], (path, key)
+            else:
+                assert f"{path}.{key}" in reported, (path, key, reported)
+    if "next-server" in SUBNET_KEYS:  # the network's value reaches its subnet; the way back
+        assert doc["subnet4"][0]["next-server"] == "198.18.2.4"
+        back, _ = export(from_document(doc))
+        sub = back["Dhcp4"]["shared-networks"][0]["subnet4"][0]
+        assert (sub["next-server"], sub["boot-file-name"]) == ("198.18.2.4", "s.cfg")
+        assert back["Dhcp4"]["server-hostname"] == "srv"
+        assert sub["reservations"][0]["next-server"] == "198.18.2.7"
+
+
+def test_class_local_binary_option_43() -> None:
+    """Reference section 6: a class redefining 43 as binary; Kea sent ``43 = de ad be ef``."""
+    kea = {"Dhcp4": {
+        "client-classes": [{"name": "VENDOR_CLASS_AcmeRaw",
+                            "option-def": [{"name": "vendor-encapsulated-options", "code": 43,
+                                            "type": "binary"}],
+                            "option-data": [{"name": "vendor-encapsulated-options",
+                                             "data": "DE:AD:BE:EF"}]}],
+        "subnet4": PLAIN_SUBNET}}
+    result = convert(kea)
+    assert not result.unsupported, [f.line() for f in result.unsupported]
+    cls = result.document["client-classes"][0]
+    assert cls["option-data"] == {"43": "deadbeef"}
+    assert cls["option-def"] == [{"name": "vendor-encapsulated-options", "code": 43,
+                                  "type": "binary"}]
+    cfg = from_document(result.document)
+    assert cfg.client_classes[0].options[43] == bytes.fromhex("deadbeef")
+    kea["Dhcp4"]["client-classes"][0]["option-data"][0]["data"] = "zz"
+    assert [f.path for f in convert(kea).unsupported] == \
+        ["Dhcp4.client-classes[0].option-data[0].data"]

@@ -264,12 +264,110 @@ def test_option_def_it_cannot_encode_is_unsupported(
     "192.0.2.13,02:00:00:00:00:04,,0,1900000000,1,0,0,,0,",
     "192.0.2.14,2:0:0:0:0:5,,3600,100,1,0,0,,3,",  # 1-digit hex: only the checked path
     '192.0.2.15,02:00:00:00:00:06,,3600,1900000000,1,0,0,,0,{ "a": 1 }',
+    "010.0.2.16,02:00:00:00:00:07,,3600,1900000000,1,0,0,,0,",  # inet_aton: octal 8.0.2.16
+    "192.0.2.17,02:AB:cd:00:00:08,01:FF:ee,0036,+1900000000,01,false,true,h\u00e9,3,",
+    "192.0.2.18,02:00:00:00:00:09,,3600,100,1,0,0,x,0,",  # expire < valid: issued 0
+    "255.255.255.255,02:00:00:00:00:0a,,4294967295,9223372036854775807,4294967295,1,1,,0,",
 ])
 def test_fast_row_path_builds_what_the_checked_rule_builds(row: str) -> None:
     from fastdhcp.kea.memfile import _parse_checked, parse_row
 
     fields = row.split(",")
     assert parse_row(fields, 11) == _parse_checked(fields, 11)
+    wider = [*fields, "7"]  # Kea 2.6's pool_id: read by neither rule
+    assert parse_row(wider, 12) == _parse_checked(wider, 12)
+
+
+def test_fast_rule_takes_the_rows_kea_writes_and_leaves_the_rest() -> None:
+    # The compiled rule must really take Kea's usual rows (else the speed is gone, unseen),
+    # and leave every form it does not read exactly as the checked rule to that rule.
+    from fastdhcp import _memfile
+    from fastdhcp.kea.memfile import _STATE_BY_DIGIT, KeaLease
+
+    def fast(row: str, width: int = 11) -> KeaLease | None:
+        kl: KeaLease | None = _memfile.parse_fast(row, width, _STATE_BY_DIGIT, KeaLease)
+        return kl
+
+    kl = fast("192.0.2.10,02:00:00:00:00:01,01:02:00:00:00:00:01,3600,1900000000,1,1,0,h1,1,")
+    assert kl is not None and kl.fqdn_fwd and not kl.fqdn_rev and kl.valid_lifetime == 3600
+    assert kl.lease.state is LeaseState.DECLINED and kl.lease.issued == 1899996400
+    assert fast("192.0.2.10,02:00:00:00:00:01,,3600,1900000000,1,0,0,,0,,7", 12) is not None
+    for row in ["010.0.2.16,02:00:00:00:00:07,,3600,1900000000,1,0,0,,0,",
+                "192.0.2.11,02:00:00:00:00:02,,3600,1900000000,1,0,0,a&#x2cb,0,",
+                "192.0.2.11,02:00:00:00:00:02,,3600,1900000000,1,0,0,,0,{}",
+                "192.0.2.11,2:0:0:0:0:2,,3600,1900000000,1,0,0,,0,",
+                "192.0.2.11,02:00:00:00:00:02,,+3600,1900000000,1,0,0,,0,",
+                "192.0.2.11,02:00:00:00:00:02,,3600,1900000000,1,0,0,,0",
+                "192.0.2.11,02:00:00:00:00:02,,3600,1900000000,1,0,0,,0,,",
+                "192.0.2.11,02:00:00:00:00:0g,,3600,1900000000,1,0,0,,0,",
+                "192.0.2.11,02:00:00:00:00:02,01,3600,1900000000,1,0,0,,0,",
+                "192.0.2.256,02:00:00:00:00:02,,3600,1900000000,1,0,0,,0,",
+                "192.0.2.11,02:00:00:00:00:02,,3600,1900000000,4294967296,0,0,,0,",
+                "192.0.2.11,02:00:00:00:00:02,,3600,1900000000,1,0,0,,4,"]:
+        assert fast(row) is None, row
+
+
+def test_read_rows_applies_fast_and_checked_rows_in_file_order() -> None:
+    # The compiled reader against a model: parse_row on each line, applied in order.
+    from fastdhcp.kea.memfile import BadLine, KeaLease, parse_row, read_rows
+    from fastdhcp.leases import Lease
+
+    rows = [
+        "192.0.2.1,02:00:00:00:00:01,,3600,1900000001,1,1,1,a,0,",  # fast, flagged
+        "192.0.2.2,02:00:00:00:00:02,,3600,1900000002,1,0,0,b&#x2c,0,",  # checked
+        "",
+        "192.0.2.3,02:00:00:00:00:03,,3600,1900000003,1,0,0,,0,{\"k\": 1}",  # checked, context
+        "192.0.2.1,02:00:00:00:00:11,,3600,1900000011,1,0,0,a2,0,",  # replaces 1, no flags
+        "192.0.2.4,02:00:00:00:00:zz,,3600,1900000004,1,0,0,,0,",  # bad: line 7
+        "192.0.2.3,02:00:00:00:00:03,,0,1900000003,1,0,0,,0,",  # deletes 3 (and its context)
+        "192.0.2.5,02:00:00:00:00:05,,3600,1900000005,1,0,1,e,2,\r",
+        "192.0.2.2,02:00:00:00:00:02,,3600,1900000012,1,0,0,b2,1,",  # replaces 2
+        "192.0.2.6,02:00:00:00:00:06,,0,1900000006,1,0,0,,0,",  # deletes nothing
+    ]
+    data = (",".join(HEADER) + "\n" + "\n".join(rows)).encode()
+    leases: dict[int, Lease] = {}
+    extras: dict[int, KeaLease] = {}
+    bad: list[tuple[int, str]] = []
+    counts = read_rows(data, data.index(b"\n") + 1, 2, 11, leases, extras,
+                       lambda n, exc: bad.append((n, exc.field)))
+    want: dict[int, KeaLease] = {}
+    replaced = deleted = 0
+    for line in rows:
+        if not line:
+            continue
+        try:
+            kl = parse_row(line.rstrip("\r").split(","), 11)
+        except BadLine:
+            continue
+        if kl.valid_lifetime == 0:
+            deleted += want.pop(kl.lease.ip, None) is not None
+            continue
+        replaced += kl.lease.ip in want
+        want[kl.lease.ip] = kl
+    assert bad == [(7, "hwaddr")]
+    assert (counts.rows, counts.replaced, counts.deleted) == (9, replaced, deleted) == (9, 2, 1)
+    assert leases == {ip: kl.lease for ip, kl in want.items()}
+    assert extras == {ip: kl for ip, kl in want.items()
+                      if kl.fqdn_fwd or kl.fqdn_rev or kl.user_context is not None}
+    assert sorted(ip & 0xFF for ip in extras) == [5]
+
+
+def test_fqdn_flags_and_user_context_reach_the_extras_table(tmp_path: Path) -> None:
+    from fastdhcp.control.lease_extras import LeaseExtras
+
+    f = _csv(tmp_path / "l.csv", [
+        "192.0.2.10,02:00:00:00:00:01,,3600,1900000000,1,1,0,h,0,",
+        '192.0.2.11,02:00:00:00:00:02,,3600,1900000000,1,0,0,,0,{ "a": 1 }',
+        "192.0.2.12,02:00:00:00:00:03,,3600,1900000000,1,0,1,,0,",
+        "192.0.2.12,02:00:00:00:00:03,,3600,1900000100,1,0,0,,0,"])  # later, no flags
+    import_leases([str(f)], str(tmp_path / "db"), NET)
+    with LmdbLeaseStore(str(tmp_path / "db"), readonly=True) as store:
+        got = {k: store.extras_get(0xC0000200 + k) for k in (10, 11, 12)}
+    assert LeaseExtras.decode(got[10] or b"") == LeaseExtras(b"\x01\x02\0\0\0\0\x01",
+                                                             None, True, False)
+    assert LeaseExtras.decode(got[11] or b"") == LeaseExtras(b"\x01\x02\0\0\0\0\x02",
+                                                             {"a": 1}, False, False)
+    assert got[12] is None
 
 
 @pytest.mark.parametrize(("row", "field"), [

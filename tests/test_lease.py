@@ -31,12 +31,14 @@ def test_fields_defaults_keywords_and_repr() -> None:
     assert (a.hostname, a.relay_info) == ("", b"")
     b = Lease(ip=IP, client_key=b"\x01abcdef", hw_address=b"abcdef", subnet_id=7, state=0,
               issued=100, expires=200, hostname="h", relay_info=b"\x01\x01x")
-    assert b.astuple() == (IP, b"\x01abcdef", b"abcdef", 7, 0, 100, 200, "h", b"\x01\x01x")
+    assert b.astuple() == (IP, b"\x01abcdef", b"abcdef", 7, 0, 100, 200, "h", b"\x01\x01x",
+                           False, False)
     assert repr(b) == ("Lease(ip=3232235777, client_key=b'\\x01abcdef', hw_address=b'abcdef', "
                        "subnet_id=7, state=0, issued=100, expires=200, hostname='h', "
-                       "relay_info=b'\\x01\\x01x')")
+                       "relay_info=b'\\x01\\x01x', fqdn_fwd=False, fqdn_rev=False)")
     assert Lease.__match_args__ == ("ip", "client_key", "hw_address", "subnet_id", "state",
-                                    "issued", "expires", "hostname", "relay_info")
+                                    "issued", "expires", "hostname", "relay_info", "fqdn_fwd",
+                                    "fqdn_rev")
     with pytest.raises(TypeError):
         Lease(IP, b"k", b"", 1, 0, 1)  # type: ignore[call-arg]
 
@@ -124,7 +126,7 @@ def test_other_field_types_are_written_as_msgpack_writes_them(fields: tuple) -> 
     assert encode_record(lease) == raw
     assert decode_record(record_key(IP), raw).astuple() == (
         IP, bytes(ck) if isinstance(ck, bytearray) else ck, hw, subnet, state, issued,
-        expires, host, relay)
+        expires, host, relay, False, False)
 
 
 def test_records_in_other_forms_decode_as_msgpack_reads_them() -> None:

@@ -66,7 +66,10 @@ cdef class ReplyBuilder:
 
     cdef Py_ssize_t _header(self, Message request, int msg_type, uint32_t ciaddr,
                             uint32_t yiaddr, uint32_t siaddr) noexcept
-    cdef bytes _slow(self, Message request, int msg_type, list items, Py_ssize_t limit)
+    cdef bytes reply(self, Message request, int msg_type, uint32_t ciaddr, uint32_t yiaddr,
+                     uint32_t siaddr, list options, long flags, bytes sname, bytes file)
+    cdef bytes _slow(self, Message request, int msg_type, list items, Py_ssize_t limit,
+                     int fields)
 
 
 cpdef Message parse(object data)

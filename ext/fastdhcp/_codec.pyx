@@ -764,6 +764,17 @@ cdef inline int _check_code(int code) except -1:
     return 0
 
 
+cdef inline int _put_field(unsigned char *dst, bytes value, Py_ssize_t size,
+                           str name) except -1:
+    """A header text field (sname, file): the value, zero-padded to ``size`` (the header was
+    zeroed)."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value)
+    if n > size:
+        raise ValueError(f"{name} is {n} bytes, the header field holds {size}")
+    memcpy(dst, PyBytes_AS_STRING(value), n)
+    return 0
+
+
 cdef list _normalize(object options):
     """(code, bytes) pairs in write order: 53 dropped (msg_type decides it), 82 moved last."""
     cdef list head = []
@@ -885,7 +896,8 @@ cdef class ReplyBuilder:
         return OFF_OPTIONS + 3
 
     def build(self, Message request not None, int msg_type, uint32_t ciaddr, uint32_t yiaddr,
-              uint32_t siaddr, object options, long flags=-1) -> bytes:
+              uint32_t siaddr, object options, long flags=-1, bytes sname=None,
+              bytes file=None) -> bytes:
         """Build a reply to ``request`` (RFC 2131 4.3, table 3) and return it as bytes.
 
         Option 53 (``msg_type``) first, then ``options`` ((code, value) pairs) in the given
@@ -895,10 +907,22 @@ cdef class ReplyBuilder:
         not fit is dropped (never 53, 54, 51 or 82). Padded to 300 bytes (RFC 1542).
         ``flags`` (0-0xFFFF) replaces the request's flags in the reply; -1 (the default) copies
         them (e.g. a DHCPNAK through a relay sets the broadcast bit, RFC 2131 4.1).
-        Raises ValueError for a code outside 1-254 or 52, ``msg_type`` outside 1-255 or
-        ``flags`` outside -1-0xFFFF, and MalformedPacket if the request's option 82 alone
-        cannot fit the reply.
+        ``sname`` (at most 64 bytes) and ``file`` (at most 128) fill those header fields
+        (server-hostname, boot-file-name; zero-padded, RFC 2131 table 3); a field that carries
+        a value is never used for overload (RFC 2131 4.1: only fields not holding their own
+        contents may carry options), so only the empty ones are.
+        Raises ValueError for a code outside 1-254 or 52, ``msg_type`` outside 1-255,
+        ``flags`` outside -1-0xFFFF or a too long ``sname``/``file``, and MalformedPacket if
+        the request's option 82 alone cannot fit the reply.
         """
+        if type(options) is not list:
+            options = list(options)
+        return self.reply(request, msg_type, ciaddr, yiaddr, siaddr, <list>options, flags,
+                          sname, file)
+
+    cdef bytes reply(self, Message request, int msg_type, uint32_t ciaddr, uint32_t yiaddr,
+                     uint32_t siaddr, list options, long flags, bytes sname, bytes file):
+        """``build`` for compiled callers (the engine): a C call, ``options`` a list."""
         cdef unsigned char *buf = self._buf
         cdef const unsigned char *p
         cdef Py_ssize_t limit, pos, n, mms
@@ -906,6 +930,8 @@ cdef class ReplyBuilder:
         cdef int n82 = 0
         cdef PyObject *ra[4]
         cdef object value, item
+        # Header fields that carry their own contents, so cannot be overloaded.
+        cdef int fields = ((OVERLOAD_SNAME if sname else 0) | (OVERLOAD_FILE if file else 0))
         if msg_type < 1 or msg_type > 255:
             raise ValueError(f"message type {msg_type} is not 1-255")
         if flags < -1 or flags > 0xFFFF:
@@ -918,14 +944,16 @@ cdef class ReplyBuilder:
         if mms < MIN_MAX_SIZE:
             mms = MIN_MAX_SIZE
         limit = mms - IP_UDP_HEADERS
-        if type(options) is not list:
-            options = list(options)
         pos = self._header(request, msg_type, ciaddr, yiaddr, siaddr)
         if flags >= 0:
             fd_store_be16(buf + OFF_FLAGS, <uint16_t>flags)
+        if sname is not None:
+            _put_field(buf + OFF_SNAME, sname, SNAME_LEN, "sname")
+        if file is not None:
+            _put_field(buf + OFF_FILE, file, FILE_LEN, "file")
         # Fast path: everything fits the options field. Option 82 values are set aside
         # (borrowed from the caller's list, alive for this call) and written last.
-        for item in <list>options:
+        for item in options:
             if type(item) is tuple and PyTuple_GET_SIZE(item) == 2:
                 code = <object>PyTuple_GET_ITEM(item, 0)
                 value = <object>PyTuple_GET_ITEM(item, 1)
@@ -933,7 +961,7 @@ cdef class ReplyBuilder:
                 code, value = item
             if code == OPT_RELAY_AGENT:
                 if n82 == 4 or type(value) is not bytes:
-                    return self._slow(request, msg_type, _normalize(options), limit)
+                    return self._slow(request, msg_type, _normalize(options), limit, fields)
                 ra[n82] = <PyObject *>value
                 n82 += 1
                 continue
@@ -941,15 +969,15 @@ cdef class ReplyBuilder:
                 continue
             _check_code(code)
             if type(value) is not bytes:
-                return self._slow(request, msg_type, _normalize(options), limit)
+                return self._slow(request, msg_type, _normalize(options), limit, fields)
             n = PyBytes_GET_SIZE(value)
             if pos + _encoded_len(n) + 1 > limit:
-                return self._slow(request, msg_type, _normalize(options), limit)
+                return self._slow(request, msg_type, _normalize(options), limit, fields)
             pos = _put(buf, pos, code, <const unsigned char *>PyBytes_AS_STRING(value), n)
         for i in range(n82):
             n = PyBytes_GET_SIZE(<object>ra[i])
             if pos + _encoded_len(n) + 1 > limit:
-                return self._slow(request, msg_type, _normalize(options), limit)
+                return self._slow(request, msg_type, _normalize(options), limit, fields)
             pos = _put(buf, pos, OPT_RELAY_AGENT,
                        <const unsigned char *>PyBytes_AS_STRING(<object>ra[i]), n)
         buf[pos] = OPT_END
@@ -960,8 +988,10 @@ cdef class ReplyBuilder:
         self._len = pos
         return PyBytes_FromStringAndSize(<const char *>buf, pos)
 
-    cdef bytes _slow(self, Message request, int msg_type, list items, Py_ssize_t limit):
-        """The reply does not fit the options field: overload file/sname, then drop."""
+    cdef bytes _slow(self, Message request, int msg_type, list items, Py_ssize_t limit,
+                     int fields):
+        """The reply does not fit the options field: overload file/sname (those of them not in
+        ``fields``, the OVERLOAD_* bits of the fields carrying a value), then drop."""
         cdef unsigned char *buf = self._buf
         cdef Py_ssize_t pos, fpos, spos, main_cap
         cdef int overload = 0
@@ -973,7 +1003,9 @@ cdef class ReplyBuilder:
             if plan[3]:
                 # With overload the options field also carries 52 (3 bytes); file and sname
                 # each keep one byte for their end option.
-                over = _layout(items, main_cap - 3, FILE_LEN - 1, SNAME_LEN - 1)
+                over = _layout(items, main_cap - 3,
+                               0 if fields & OVERLOAD_FILE else FILE_LEN - 1,
+                               0 if fields & OVERLOAD_SNAME else SNAME_LEN - 1)
                 if over[1] or over[2]:
                     plan = over
             if not any(c in _REQUIRED for c in plan[3]):

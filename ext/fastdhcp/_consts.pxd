@@ -3,7 +3,7 @@
 # one request. fastdhcp/consts.py mirrors the closed sets as IntEnums for Python;
 # tests/test_consts.py reads this file and checks that the two agree value for value.
 
-# Message types (RFC 2132 9.6; 10-13 are RFC 4388 leasequery).
+# Message types (RFC 2132 9.6; 10-13 are RFC 4388 leasequery, 14-15 RFC 6926 bulk).
 cdef enum:
     DISCOVER = 1
     OFFER = 2
@@ -17,6 +17,8 @@ cdef enum:
     LEASEUNASSIGNED = 11
     LEASEUNKNOWN = 12
     LEASEACTIVE = 13
+    BULKLEASEQUERY = 14
+    LEASEQUERYDONE = 15
 
 # Wire layout (RFC 2131 section 2, figure 1) and option codes (RFC 2132 and later).
 cdef enum:
@@ -58,6 +60,7 @@ cdef enum:
     OPT_MAX_SIZE = 57
     OPT_VENDOR_CLASS = 60
     OPT_CLIENT_ID = 61
+    OPT_RAPID_COMMIT = 80        # RFC 4039, length 0
     OPT_CLIENT_FQDN = 81
     OPT_RELAY_AGENT = 82
     OPT_SUBNET_SELECTION = 118

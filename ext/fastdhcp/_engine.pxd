@@ -5,6 +5,7 @@ cimport cython
 from libc.stdint cimport int64_t, uint32_t
 
 from fastdhcp._bitmap cimport PoolBitmap
+from fastdhcp._classify cimport ClassSet, Program
 from fastdhcp._codec cimport Message, ReplyBuilder
 from fastdhcp._hostfilter cimport HostFilter
 
@@ -37,6 +38,8 @@ cdef class Decision:
     cdef public object l2_unicast     # tuple[int, bytes] | None
     cdef public object binding        # Lease | None
     cdef public str reason
+    cdef public uint32_t probe        # an OFFER to send only once this address is found free
+                                      # by ICMP echo (ping-check); 0 = send at once
 
 
 @cython.final
@@ -49,6 +52,7 @@ cdef class _Offer:
     cdef bytes key                    # the client it is held for
     cdef double at                    # its key in Engine._offer_heap (<= expires)
     cdef int64_t seq                  # ties in the heap: queued first, popped first
+    cdef bint probing                 # held while ping-check probes its address
 
 
 @cython.final
@@ -61,6 +65,18 @@ cdef class SubnetCounters:
     cdef readonly int64_t reclaimed           # expired leases reclaimed (declined ones included)
     cdef readonly int64_t reclaimed_declined  # declined leases reclaimed after probation
     cdef readonly int64_t conflicts           # reserved address found held by another client
+    cdef readonly int64_t rapid_commits       # DISCOVERs ACKed at once (RFC 4039)
+    cdef readonly int64_t ping_conflicts      # offered addresses that answered a ping-check
+    cdef readonly int64_t no_pools            # of alloc_fail: no pool the client's classes
+                                              # allow (Kea's v4-allocation-fail-no-pools)
+
+
+@cython.final
+cdef class _Fixed:
+    # siaddr / sname / file of one level or one reply (_engine_fields.pxi): 0 / None = unset.
+    cdef uint32_t siaddr
+    cdef bytes sname
+    cdef bytes file
 
 
 @cython.final
@@ -75,6 +91,9 @@ cdef class _SubnetInfo:
     cdef object rebind                # int | None
     cdef double offer_lifetime
     cdef int64_t probation
+    cdef bint rapid_commit            # rapid-commit (RFC 4039)
+    cdef bint ping_check              # enable-ping-check
+    cdef int64_t ping_cltt            # ping-cltt-secs
     cdef uint32_t net_first
     cdef uint32_t net_last
     cdef dict options
@@ -83,6 +102,12 @@ cdef class _SubnetInfo:
     cdef dict by_hw
     cdef dict by_cid
     cdef dict by_circuit
+    # Classification (_engine_classes.pxi): ids in the engine's class set.
+    cdef tuple guard                  # client-class(es): any of these; () = everybody
+    cdef tuple required               # require-client-classes, in order
+    cdef dict own_options             # the subnet's own option-data (+ subnet mask)
+    cdef list pools                   # _PoolInfo per bitmap, in config order
+    cdef bint guarded                 # a subnet of this link or one of its pools is guarded
     # Per-packet shortcuts (set by Engine._apply): no dict lookup by subnet id per request.
     cdef tuple group                  # this link's infos (its shared network), self first
     cdef bint has_res                 # a subnet of this link has reservations
@@ -91,7 +116,47 @@ cdef class _SubnetInfo:
     cdef bytes opt_prl
     cdef int64_t opt_lt
     cdef list opt_list
+    cdef _Fixed fixed                 # next-server etc.: the subnet's over global (or None)
 
+
+
+@cython.final
+cdef class _PoolInfo:
+    # One pool of the configuration as the engine uses it: its bitmap, subnet and classes.
+    cdef readonly object pool         # fastdhcp.config.Pool
+    cdef PoolBitmap bm
+    cdef _SubnetInfo info
+    cdef tuple guard                  # class ids: any of these; () = everybody
+    cdef tuple required               # require-client-classes ids, in order
+    cdef dict options                 # the pool's own option-data ({} if none)
+
+
+@cython.final
+cdef class _ClassDef:
+    # One [[client-classes]] entry as the engine evaluates and applies it.
+    cdef readonly int id
+    cdef readonly str name
+    cdef Program prog                 # None without a test
+    cdef dict options                 # option-data ({} if none)
+    cdef bint has_valid               # valid-lifetime set: (min, valid, max) below
+    cdef int64_t valid
+    cdef int64_t min_valid
+    cdef int64_t max_valid
+
+
+@cython.final
+cdef class _Classes:
+    # The configuration's classes, ready per packet (built by _apply, _engine_classes.pxi).
+    cdef bint active                  # any class or guard or required class configured
+    cdef int capacity                 # ids 0 .. capacity-1
+    cdef list defs                    # id -> _ClassDef or None (built-ins, undefined names)
+    cdef list pass1                   # _ClassDef with a test, not only-if-required,
+    cdef list pass2                   # ... independent of / dependent on KNOWN/UNKNOWN
+    cdef dict vendor                  # option 60 bytes -> id of VENDOR_CLASS_<bytes>
+    cdef dict ids                     # name -> id
+    cdef int drop                     # id of a defined class DROP, -1 if none
+    cdef bint any_options             # some class has option-data
+    cdef bint any_valid               # some class has valid-lifetime
 
 
 @cython.final
@@ -105,6 +170,18 @@ cdef class _Caches:
     cdef _SubnetInfo sel_info         # (giaddr, no option 118, no link selection)
     cdef dict host                    # raw hosts record -> Reservation (bounded; ids stable
                                       # for opt, cleared with it)
+    cdef dict merged                  # (reservation, pool, subnet, classes with options) ->
+                                      # merged option dict (ids stable for opt, cleared with it)
+    # One-entry cache of _reply_options with classes: the last reservation, pool, subnet,
+    # lease time, PRL and class list, and the option list they gave.
+    cdef list cls_out
+    cdef object cls_res
+    cdef object cls_pool
+    cdef object cls_info
+    cdef bytes cls_prl
+    cdef int64_t cls_lt
+    cdef list cls_order
+    cdef dict fixed                   # id(reservation) -> (reservation, its _Fixed or None)
 
     cdef reset(self)
 
@@ -137,6 +214,14 @@ cdef class Exchange:
     cdef object offer_sub             # subscriber _may_offer found for this DISCOVER's offer
     cdef uint32_t res_api_ip          # address of the API reservation _reservation found
     cdef _SubnetInfo res_api_info     # and its subnet
+    cdef bint rapid                   # a DISCOVER _bind answers with a rapid-commit ACK
+    # Classification (_engine_classes.pxi), when the configuration has classes:
+    cdef ClassSet classes             # the packet's classes (a bit per id)
+    cdef list class_order             # their ids in the order assigned (Kea's "first class"
+                                      # precedence walks this)
+    cdef bytes iface                  # link name as bytes for pkt.iface (cached by name)
+    cdef str iface_name
+    cdef bint no_pool                 # _allocate found no pool the classes allow
 
 
 @cython.final
@@ -150,12 +235,13 @@ cdef class Engine:
     cdef uint32_t _server_id
     cdef int _server_port
     cdef int _client_port
-    cdef ReplyBuilder _builder
-    cdef object _build                # _builder.build, bound once
+    cdef ReplyBuilder _builder        # its C entry, reply(), builds every reply
     cdef SubnetSelector _selector
     cdef dict _infos                  # subnet id -> _SubnetInfo
     cdef list _pool_bitmaps
     cdef list _pool_infos
+    cdef list _pool_pinfos            # _PoolInfo, parallel to _pool_bitmaps
+    cdef _Classes _cls                # client classes (_engine_classes.pxi)
     cdef list _pool_texts
     cdef dict _reserved               # ip -> (Reservation, _SubnetInfo)
     cdef dict _offers                 # client key -> _Offer
@@ -182,6 +268,10 @@ cdef class Engine:
     # ip % _share_count == _share_index; _share_count 0 = the whole pool (no HA pair)
     cdef uint32_t _share_index
     cdef uint32_t _share_count
+    cdef object _ddns                 # names.decide bound to [ddns], or None (_engine_fqdn)
+    cdef bint _ddns_gen               # names are generated for requests without 81 / 12
+    cdef bint _ddns_renew             # ddns-update-on-renew
+    cdef public dict ddns_pending     # address -> (lease, previous): DNS owed at its commit
     # Reservations added through the control channel (fastdhcp.hosts.HostTable): looked up in
     # the lease database per packet, only while the table holds hosts of the type asked.
     cdef object _hosts                # the HostTable, or None
@@ -195,6 +285,11 @@ cdef class Engine:
     cdef bint _hn_circuit             # ... with a circuit-id
     cdef dict _host_pending           # address -> hosts being added with it (claimed before
                                       # their commit; several when commands race for it)
+    # Fixed fields (_engine_fields.pxi): what a reply's siaddr/sname/file need per packet.
+    cdef tuple _fx_class              # class id -> _Fixed or None; None: no class sets any
+    cdef bint _fx_res                 # a reservation may set one (config's, or a hosts table)
+    cdef bint _fx_any                 # some level sets one (header fields not for overload)
+    cdef _Fixed _fx_scratch           # the merged fields of the reply being built
 
     cdef list _apply(self, object config, dict keep)
     cdef SubnetCounters _counts_for(self, object subnet_id)

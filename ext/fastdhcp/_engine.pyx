@@ -19,12 +19,18 @@ handles; the fields are all declared in ``_engine.pxd``):
                                 ``reclaim``, ``reload``, ``rollback``, administration, hosts
 ``_engine_exchange.pxi``        the Exchange: one request through the steps, reused
 ``_engine_selection.pxi``       subnet selection (SubnetSelector, ``_select``, ``_ours``)
+``_engine_classes.pxi``         client classes: Kea's order of assignment, guards, required
+                                classes, class options and lifetimes
 ``_engine_pools.pxi``           the pool set: bitmaps, ``_claim``, ``_allocate``, ``_settle``
 ``_engine_reservations.pxi``    reservations: the configuration's and the hosts table's
 ``_engine_offers.pxi``          the offer table with its heap
 ``_engine_defences.pxi``        subscriber lease limit, DECLINE limits and pool cap
 ``_engine_replies.pxi``         ``_destination`` (RFC 2131 4.1), options, server id, ``_reply``
+``_engine_fields.pxi``          siaddr / sname / file: Kea's next-server, server-hostname,
+                                boot-file-name by reservation > first class > subnet > global
 ``_engine_steps.pxi``           DISCOVER, REQUEST (+ ``_bind``), RELEASE, DECLINE, INFORM
+``_engine_rapid.pxi``           rapid commit (RFC 4039) and ping-check's side of DISCOVER
+``_engine_fqdn.pxi``            client names: option 81 / 12 in replies, DNS owed per binding
 ==============================  ============================================================
 
 Cython allows ``include`` only at module level, not inside a class body: the Engine's methods of
@@ -44,6 +50,7 @@ from fastdhcp._codec cimport Message, ReplyBuilder, fd_load_be16, fd_load_be32
 # Leases are made in C (the cdef class's own allocation, no argument parsing): once per
 # binding. Under the engine's old name, so the call sites read as before.
 from fastdhcp._lease cimport lease_new as _new_lease
+from fastdhcp._lease cimport Lease, lease_fqdn
 from fastdhcp._consts cimport *
 
 from array import array
@@ -54,7 +61,8 @@ from fastdhcp.errors import MalformedPacket
 from fastdhcp.consts import Outcome
 from fastdhcp.leases import tombstone
 
-__all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetSelector", "reply_destination"]
+__all__ = ["Decision", "Engine", "Link", "PoolStat", "SubnetSelector", "fixed_fields",
+           "reply_destination"]
 
 cdef enum:
     # How many filtered option lists / server-id options to keep (distinct PRLs are few).
@@ -99,16 +107,22 @@ cdef class SubnetCounters:
 
     ``assigned``: new bindings, not renewals (Kea's cumulative-assigned-addresses);
     ``alloc_fail``: DISCOVERs that found no free address (v4-allocation-fail);
-    ``declined``: DECLINEs honoured; ``reclaimed``: expired leases reclaimed, declined ones
+    ``declined``: DECLINEs honoured, and addresses ping-check set aside; ``ping_conflicts``:
+    offered addresses that answered a ping-check (set aside unless decline-max-fraction was
+    reached); ``rapid_commits``: DISCOVERs ACKed at once (RFC 4039);
+    ``reclaimed``: expired leases reclaimed, declined ones
     included (reclaimed-leases); ``reclaimed_declined``: declined leases reclaimed after
     probation; ``conflicts``: a client's reserved address held by another
-    (v4-reservation-conflicts).
+    (v4-reservation-conflicts); ``no_pools``: of ``alloc_fail``, DISCOVERs whose classes
+    allowed no pool of the link (v4-allocation-fail-no-pools).
     """
 
     def __repr__(self):
         return (f"SubnetCounters(assigned={self.assigned}, alloc_fail={self.alloc_fail}, "
                 f"declined={self.declined}, reclaimed={self.reclaimed}, "
-                f"reclaimed_declined={self.reclaimed_declined}, conflicts={self.conflicts})")
+                f"reclaimed_declined={self.reclaimed_declined}, conflicts={self.conflicts}, "
+                f"rapid_commits={self.rapid_commits}, ping_conflicts={self.ping_conflicts}, "
+                f"no_pools={self.no_pools})")
 
 
 #: Outcome members by their C value (fastdhcp/_consts.pxd OUT_*), for Decision.kind.
@@ -125,7 +139,9 @@ cdef class Decision:
     ``reply`` (bytes or None) goes to ``dest_ip:dest_port``; ``broadcast`` means dest_ip is
     255.255.255.255 (send out the receiving interface); ``l2_unicast`` = (yiaddr, chaddr) when
     the service may unicast at layer 2 instead; ``binding`` is the staged lease the reply must
-    wait for (ACKs that bind); ``reason`` is the drop reason or the decision's detail.
+    wait for (ACKs that bind); ``reason`` is the drop reason or the decision's detail;
+    ``probe`` (an OFFER's yiaddr, else 0) asks the service to check that address with ICMP
+    echo first and to tell :meth:`Engine.ping_result` what it found (ping-check).
     """
 
     def __init__(self, kind, reply=None, uint32_t dest_ip=0, int dest_port=0,
@@ -191,12 +207,23 @@ cdef class _SubnetInfo:
         self.rebind = lt.rebind_timer
         self.offer_lifetime = lt.offer_lifetime
         self.probation = lt.decline_probation_period
+        self.rapid_commit = subnet.rapid_commit
+        self.ping_check = subnet.ping_check.enabled
+        self.ping_cltt = subnet.ping_check.ping_cltt_secs
         self.net_first = int(subnet.network.network_address)
         self.net_last = int(subnet.network.broadcast_address)
         opts = dict(subnet.options)
         # RFC 2132 3.3 / Kea: the subnet mask is always sent; computed when not configured.
         opts.setdefault(1, int(subnet.network.netmask).to_bytes(4, "big"))
         self.options = opts
+        own = dict(subnet.own_options)
+        own.setdefault(1, opts[1])
+        self.own_options = own
+        self.guard = ()
+        self.required = ()
+        self.pools = []
+        self.guarded = False
+        self.fixed = _fixed_of(getattr(subnet, "fixed", None))
         self.bitmaps = []
         self.authoritative = bool(global_authoritative or subnet.authoritative)
         self.by_hw = {}
@@ -230,6 +257,15 @@ cdef class _Caches:
         self.sel_giaddr = 0
         self.sel_info = None
         self.host = {}  # its Reservations merged the old subnets' options
+        self.merged = {}
+        self.cls_out = None  # the one-entry cache of _reply_options (_engine_classes.pxi)
+        self.cls_res = None
+        self.cls_pool = None
+        self.cls_info = None
+        self.cls_prl = b""
+        self.cls_lt = 0
+        self.cls_order = None
+        self.fixed = {}
 
 cdef inline bint _is_active(object lease):
     cdef int st = lease.state
@@ -254,7 +290,6 @@ cdef class Engine:
         self._ex.claim_read = _UNREAD
         self._sstage = store.stage
         self._builder = ReplyBuilder()
-        self._build = self._builder.build  # bound once: no method lookup per reply
         self._offers = {}
         self._offered = {}
         self._offer_heap = []
@@ -268,7 +303,9 @@ cdef class Engine:
         self._sub_offers = {}
         self._pool_declined = {}
         self._counters = {}
+        self.ddns_pending = {}
         self._caches = _Caches()
+        self._fx_scratch = _Fixed.__new__(_Fixed)
         self._apply(config, None)
         _rebuild(self)
         _recount(self)
@@ -308,22 +345,39 @@ cdef class Engine:
             if c is None:
                 c = counters[sid] = SubnetCounters.__new__(SubnetCounters)
             (<_SubnetInfo>si).counts = <SubnetCounters>c
+        cdef _Classes cls = _make_classes(config)
+        cdef _PoolInfo pinfo
         pools = []
         cdef list fresh = []
         for s in subnets:
             info = <_SubnetInfo>infos[s.id]
+            info.guard = _ids_of(cls.ids, s.client_classes)
+            info.required = _ids_of(cls.ids, s.required_classes)
             for p in s.pools:
                 bm = keep.get((p.first, p.last)) if keep is not None else None
                 if bm is None:
                     bm = PoolBitmap(p.first, p.last)
                     fresh.append(bm)
                 info.bitmaps.append(bm)
-                pools.append((p.first, bm, info, p.text))
+                pinfo = _PoolInfo.__new__(_PoolInfo)
+                pinfo.pool = p
+                pinfo.bm = bm
+                pinfo.info = info
+                pinfo.guard = _ids_of(cls.ids, p.client_classes)
+                pinfo.required = _ids_of(cls.ids, p.required_classes)
+                pinfo.options = dict(p.options)
+                info.pools.append(pinfo)
+                pools.append((p.first, bm, info, p.text, pinfo))
         pools.sort(key=lambda x: x[0])
+        for sid, g in groups.items():
+            # Guards of a link's subnets filter its group per packet (_guarded_group).
+            (<_SubnetInfo>infos[sid]).guarded = any((<_SubnetInfo>i).guard for i in g)
+        cdef ClassSet class_set = ClassSet(cls.capacity)
         cdef dict reserved = {}
         for s in subnets:
             for r in s.reservations:
-                reserved.setdefault(r.ip, (r, infos[s.id]))
+                if r.ip:  # (a reservation without an address reserves none)
+                    reserved.setdefault(r.ip, (r, infos[s.id]))
         d = getattr(config, "defences", None)
         sub_limit = int(d.subscriber_lease_limit) if d is not None else 0
         sub_code = SUB_REMOTE_ID if d is not None and d.subscriber_key == "remote-id" \
@@ -331,6 +385,21 @@ cdef class Engine:
         decline_limit = int(d.decline_limit) if d is not None else 0
         decline_window = float(d.decline_window) if d is not None else 3600.0
         decline_fraction = float(d.decline_max_fraction) if d is not None else 1.0
+        fx_class = _fixed_by_class(config)
+        fx_res = self._hosts is not None or any(
+            bool(getattr(r, "fixed", None)) for s in subnets for r in s.reservations)
+        fx_any = fx_res or fx_class is not None or any(
+            (<_SubnetInfo>i).fixed is not None for i in infos.values())
+        dd = getattr(config, "ddns", None)
+        ddns = None
+        ddns_gen = False
+        if dd is not None:
+            from functools import partial
+            from fastdhcp.ddns.config import ReplaceClientName
+            from fastdhcp.ddns.names import decide
+            ddns = partial(decide, cfg=dd)
+            ddns_gen = dd.replace_client_name in (ReplaceClientName.ALWAYS,
+                                                  ReplaceClientName.WHEN_NOT_PRESENT)
 
         # Commit point: plain assignments from here on.
         self._config = config
@@ -344,6 +413,10 @@ cdef class Engine:
         self._pool_bitmaps = [p[1] for p in pools]
         self._pool_infos = [p[2] for p in pools]
         self._pool_texts = [p[3] for p in pools]
+        self._pool_pinfos = [p[4] for p in pools]
+        self._cls = cls
+        self._ex.classes = class_set
+        self._ex.class_order = []
         self._reserved = reserved
         self._caches.reset()  # every cache answers for the old configuration
         self._sub_limit = sub_limit
@@ -352,6 +425,12 @@ cdef class Engine:
         self._decline_window = decline_window
         self._decline_fraction = decline_fraction
         self._counting = sub_limit > 0 or decline_fraction < 1.0
+        self._fx_class = fx_class
+        self._fx_res = fx_res
+        self._fx_any = fx_any
+        self._ddns = ddns
+        self._ddns_gen = ddns is not None and ddns_gen
+        self._ddns_renew = ddns is not None and dd.update_on_renew
         return fresh
 
     def reload(self, config):
@@ -429,6 +508,11 @@ cdef class Engine:
         ex.key = key
         ex.cid = cid
         ex.res_api_ip = 0
+        ex.rapid = False
+        if self._cls.active and _classify_early(self, ex):
+            # Kea's step 5: a member of DROP is dropped silently, counted in
+            # pkt4-receive-drop.
+            return _drop("class-drop")
         if mtype == DISCOVER:
             # chaddr is made there only if a reservation may need it.
             ex.chaddr = None
@@ -473,9 +557,10 @@ cdef class Engine:
             c.reclaimed += 1
             if lease.state == ST_DECLINED:
                 c.reclaimed_declined += 1
-            ended = _new_lease(lease.ip, lease.client_key, lease.hw_address, lease.subnet_id,
-                               ST_EXPIRED, lease.issued, lease.expires, lease.hostname,
-                               lease.relay_info)
+            ended = lease_fqdn(_new_lease(lease.ip, lease.client_key, lease.hw_address,
+                                          lease.subnet_id, ST_EXPIRED, lease.issued,
+                                          lease.expires, lease.hostname, lease.relay_info),
+                               lease.fqdn_fwd, lease.fqdn_rev)  # its names go (ddns.feed)
             _on_record(self, lease, ended)
             self._sstage(ended)
             _settle(self, lease.ip)
@@ -553,6 +638,27 @@ cdef class Engine:
         read-only): the statistics view reads them when asked."""
         return dict(self._counters)
 
+    def ping_result(self, bytes key, ip, bint in_use, double now):
+        """What the ping-check of ``ip``, offered to ``key`` (a Decision's ``probe``), found.
+
+        Free (``in_use`` False): the offer stands, no longer marked as probing. In use: the
+        offer is withdrawn and the address set aside as DECLINED for its subnet's
+        decline-probation-period (staged: the service kicks the commit), counted in the
+        subnet's ``declined`` and ``ping_conflicts`` (within decline-max-fraction, as a
+        DECLINE: past it the offer is only withdrawn); handling the DISCOVER again then picks
+        another address. Returns False when there was nothing to do (the offer had gone, or
+        the address is now bound), True otherwise."""
+        return _ping_result(self, key, ip, in_use, now)
+
+    def last_classes(self):
+        """The classes of the last request handled, in the order they were assigned (Kea's
+        DHCP4_CLASS_ASSIGNED list, required classes included); [] when the configuration has
+        no classes. For tests, logs and the side-by-side comparison with Kea."""
+        if not self._cls.active or self._ex.class_order is None:
+            return []
+        names = {i: n for n, i in self._cls.ids.items()}
+        return [names[i] for i in self._ex.class_order]
+
     def offered(self, bytes key):
         """The address currently held for client ``key`` (0 if none); for tests and audits."""
         o = self._offers.get(key)
@@ -599,6 +705,7 @@ cdef class Engine:
         looked up per packet after the config's, their addresses marked used in the pools'
         bitmaps now (one pass over the table's address index). Call once, before serving."""
         self._hosts = hosts
+        self._fx_res = self._fx_any = True  # API hosts may carry next-server etc.
         self._hfind = hosts.find
         self._hreserved = hosts.reserved
         self._hfilter = <HostFilter?>hosts.filter
@@ -649,9 +756,13 @@ cdef class Engine:
 
 include "_engine_exchange.pxi"
 include "_engine_selection.pxi"
+include "_engine_classes.pxi"
 include "_engine_pools.pxi"
 include "_engine_reservations.pxi"
 include "_engine_offers.pxi"
 include "_engine_defences.pxi"
 include "_engine_replies.pxi"
+include "_engine_fields.pxi"
 include "_engine_steps.pxi"
+include "_engine_rapid.pxi"
+include "_engine_fqdn.pxi"

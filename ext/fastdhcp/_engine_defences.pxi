@@ -79,13 +79,23 @@ cdef str _may_decline(Engine self, Exchange ex, object lease):
                 subkey is not None and _decline_over(self, self._decline_by_sub, subkey,
                                                      now)):
             return "decline-limit"
-    if self._decline_fraction < 1.0:
-        found = _bitmap_for(self, lease.ip)
-        if found is not None:
-            if (<dict>self._pool_declined).get((<PoolBitmap>found[0])._first, 0) + 1 > \
-                    <Py_ssize_t>(self._decline_fraction * (<PoolBitmap>found[0])._size):
-                return "decline-pool-cap"
+    if _pool_cap_reached(self, lease.ip):
+        return "decline-pool-cap"
     return None
+
+
+cdef bint _pool_cap_reached(Engine self, uint32_t ip):
+    """Would declining ``ip`` put more than decline-max-fraction of its pool on probation?
+    (A DECLINE's rule, and ping-check's: an address answering an echo is set aside only
+    within the same cap, so a host answering for the whole pool cannot empty it.)"""
+    cdef tuple found
+    if self._decline_fraction >= 1.0:
+        return False
+    found = _bitmap_for(self, ip)
+    if found is None:
+        return False
+    return (<dict>self._pool_declined).get((<PoolBitmap>found[0])._first, 0) + 1 > \
+        <Py_ssize_t>(self._decline_fraction * (<PoolBitmap>found[0])._size)
 
 
 cdef _on_decline(Engine self, Exchange ex, object lease):

@@ -44,6 +44,7 @@ cdef _hold(Engine self, bytes key, uint32_t ip, double expires, bint alone, obje
     offer.expires = expires
     offer.alone = alone
     offer.renews = renews
+    offer.probing = False  # ping-check marks it (_probe_mark) once the OFFER is built
     offer.key = key
     if sub is not None:
         offer.sub = sub

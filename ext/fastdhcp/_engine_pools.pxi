@@ -115,7 +115,8 @@ cdef _SubnetInfo _claim(Engine self, uint32_t ip, bytes key, uint32_t res_ip, tu
         o = self._offers.get(key)
         if o is not None and (<_Offer>o).ip == ip:
             at = _pool_at(self, ip)
-            if at >= 0 and _in_group(<_SubnetInfo>self._pool_infos[at], group):
+            if (at >= 0 and _in_group(<_SubnetInfo>self._pool_infos[at], group)
+                    and (res is not None or _pool_allowed(self, at))):
                 return <_SubnetInfo>self._pool_infos[at]
     if holder is not None and holder != key:
         o = self._offers.get(holder)
@@ -142,6 +143,11 @@ cdef _SubnetInfo _claim(Engine self, uint32_t ip, bytes key, uint32_t res_ip, tu
         if res is not None and _in_group(<_SubnetInfo>res[1], group):
             return <_SubnetInfo>res[1]
         return None
+    if res is None and not _pool_allowed(self, at):
+        # A pool whose guard the client does not pass (its classes changed since, for a
+        # renewal): Kea's "outside the allowed pools", a DISCOVER allocates elsewhere and a
+        # REQUEST is NAKed. A client's own reserved address is not guarded.
+        return None
     bm = <PoolBitmap>self._pool_bitmaps[at]
     info = <_SubnetInfo>self._pool_infos[at]
     if not _in_group(info, group):
@@ -163,13 +169,29 @@ cdef _SubnetInfo _claim(Engine self, uint32_t ip, bytes key, uint32_t res_ip, tu
     return None  # used by something we cannot name: leave it alone
 
 
+cdef inline bint _pool_allowed(Engine self, Py_ssize_t at):
+    """Whether the packet's classes pass the guard of pool ``at`` (always, without classes)."""
+    if not self._cls.active:
+        return True
+    return _allowed(self._ex.classes, (<_PoolInfo>self._pool_pinfos[at]).guard)
+
+
 cdef tuple _allocate(Engine self, tuple group, uint32_t hint):
-    """A fresh address from the link's pools (next subnet when one is full)."""
+    """A fresh address from the link's pools the packet's classes allow, in config order
+    (next subnet when one is full). On failure ``ex.no_pool`` tells whether no pool was
+    allowed at all (Kea's v4-allocation-fail-no-pools)."""
     cdef _SubnetInfo info
+    cdef _PoolInfo pi
     cdef PoolBitmap bm
+    cdef bint classes = self._cls.active
+    cdef bint any_pool = False
     cdef uint32_t ip
     for info in group:
-        for bm in info.bitmaps:
+        for pi in info.pools:
+            if classes and pi.guard and not _allowed(self._ex.classes, pi.guard):
+                continue
+            any_pool = True
+            bm = pi.bm
             while bm._used < bm._size:
                 ip = <uint32_t>bm.allocate_c(hint if bm._first <= hint <= bm._last else 0)
                 if _in_share(self, ip):
@@ -178,4 +200,5 @@ cdef tuple _allocate(Engine self, tuple group, uint32_t hint):
                 # not meet it again; a lease change there (_settle) frees it, and it is
                 # parked again when met
                 hint = 0
+    self._ex.no_pool = not any_pool
     return (0, group[0])

@@ -145,7 +145,8 @@ cdef tuple _sid_option(Engine self, uint32_t sid):
 
 
 cdef Decision _reply(Engine self, Message msg, int outcome, int mtype, uint32_t ciaddr,
-                        uint32_t yiaddr, list opts, object binding, str reason):
+                        uint32_t yiaddr, list opts, object binding, str reason,
+                        _Fixed fx=None):
     cdef const unsigned char *b = msg._buf
     cid = msg._opt_bytes(OPT_CLIENT_ID)
     if cid:
@@ -167,7 +168,11 @@ cdef Decision _reply(Engine self, Message msg, int outcome, int mtype, uint32_t 
         flags = fd_load_be16(b + OFF_FLAGS) | BROADCAST_FLAG
     l2 = (None if not dest.l2 else
           (yiaddr, PyBytes_FromStringAndSize(<const char *>b + OFF_CHADDR, 6)))
-    reply = self._build(msg, mtype, ciaddr, yiaddr, 0, opts, flags)
+    if fx is None:
+        reply = self._builder.reply(msg, mtype, ciaddr, yiaddr, 0, opts, flags, None, None)
+    else:  # siaddr / sname / file (_engine_fields.pxi)
+        reply = self._builder.reply(msg, mtype, ciaddr, yiaddr, fx.siaddr, opts, flags,
+                                    fx.sname, fx.file)
     cdef Decision d = Decision.__new__(Decision)
     d.outcome = outcome
     d.reply = reply
@@ -189,9 +194,12 @@ cdef bint _relay_info_fits(Engine self, Message msg):
     binding staged), with the builder itself as the judge.
     """
     try:
+        # With sname/file configured somewhere they may be unavailable for overload: judge
+        # with both taken (the reply's own fields are not known yet).
         self._builder.build(msg, OFFER, 0, 0, 0,
                             [(54, b"\0\0\0\0"), (51, b"\0\0\0\0"),
-                             (82, msg._opt_bytes(OPT_RELAY_AGENT))])
+                             (82, msg._opt_bytes(OPT_RELAY_AGENT))], -1,
+                            b"-" if self._fx_any else None, b"-" if self._fx_any else None)
     except MalformedPacket:
         return False
     return True

@@ -56,8 +56,9 @@ cdef object _api_reservation(Engine self, tuple group, bytes chaddr, object cid,
         if r is None:
             r = self._hosts.engine_reservation(raw, info.options)
             if len(self._caches.host) >= CACHE_MAX:
-                # The option cache keys on id(reservation): both go together.
+                # The option caches key on id(reservation): they all go together.
                 self._caches.host.clear()
+                self._caches.merged.clear()
                 self._caches.opt.clear()
             self._caches.host[raw] = r
         if r.ip and r.ip in self._reserved:

@@ -7,17 +7,6 @@
 # (4.3.4), DECLINE (4.3.3) and INFORM (4.3.5).
 
 
-cdef int64_t _lease_time(Engine self, _SubnetInfo info, int64_t requested):
-    """valid-lifetime, or the client's option 51 clamped to [min, max]."""
-    if requested < 0:
-        return info.valid
-    if requested < info.min_valid:
-        return info.min_valid
-    if requested > info.max_valid:
-        return info.max_valid
-    return requested
-
-
 cdef Decision _discover(Engine self, Exchange ex):
     """RFC 2131 4.3.1: choose an address and hold it as an offer; commit nothing."""
     cdef Message msg = ex.msg
@@ -37,12 +26,19 @@ cdef Decision _discover(Engine self, Exchange ex):
     if sel is None:
         return _drop("no-subnet")
     cdef tuple group = sel.group
+    if self._cls.active:
+        group = _guarded_group(self, ex, sel)
+        if group is None:
+            return _drop("no-subnet")
+        sel = <_SubnetInfo>group[0]
     res = None
     if sel.has_res or self._hosts_any:
         if chaddr is None:
             chaddr = PyBytes_FromStringAndSize(<const char *>msg._buf + OFF_CHADDR,
                                                msg._buf[OFF_HLEN])
         res = _reservation(self, group, chaddr, cid, msg)
+    if self._cls.active and _classify_known(self, ex, res, group):
+        return _drop("class-drop")
     if res is not None:
         res_ip = res.ip
     o = self._offers.get(key)
@@ -108,8 +104,12 @@ cdef Decision _discover(Engine self, Exchange ex):
         info = <_SubnetInfo>found[1]
         if not ip:
             sel.counts.alloc_fail += 1
+            if ex.no_pool:
+                sel.counts.no_pools += 1
             return _drop("pool-exhausted")
         how = "previous" if ip == hint else "allocated"
+    if info.rapid_commit and _rapid_wanted(self, ex, ip, info, how):
+        return _rapid_ack(self, ex, ip, info, res if res_ip == ip or not res_ip else None)
     cdef double expires = now + info.offer_lifetime
     if offer is not None and offer.ip == ip and self._offers.get(key) is offer:
         if expires >= offer.at:
@@ -131,15 +131,22 @@ cdef Decision _discover(Engine self, Exchange ex):
     else:
         _hold(self, key, ip, expires, alone, _offer_counts(self, subkey, lease, key),
               how is _HOW_BINDING)
+    if self._cls.active:
+        _classify_required(self, ex, info, _pool_of(self, ip))
     cdef int64_t lt = _lease_time(self, info, msg._opt_u32(OPT_LEASE_TIME, -1))
-    if res is not None and (res_ip == ip or not res_ip):
-        opts = _options(self, res, res.options, msg, lt, info)
-    else:
-        opts = _options(self, info, info.options, msg, lt, info)
+    opts = _reply_options(self, ex, res if res is not None and (res_ip == ip or not res_ip)
+                          else None, info, ip, lt)
     cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                        _link_address(link))
-    return _reply(self, msg, OUT_OFFER, OFFER, 0, ip, [_sid_option(self, sid), *opts], None,
-                  how)
+    fx = _fixed_fields(self, info, res if res is not None and (res_ip == ip or not res_ip)
+                       else None, _classes_of(self, ex))
+    opts = [_sid_option(self, sid), *opts]
+    if self._ddns is not None:
+        opts = _fqdn_options(opts, _fqdn_decision(self, msg, ip))
+    d = _reply(self, msg, OUT_OFFER, OFFER, 0, ip, opts, None, how, fx)
+    if info.ping_check:
+        _probe_mark(self, ex, <Decision>d, ip, info, how)
+    return d
 
 
 cdef Decision _request(Engine self, Exchange ex):
@@ -187,8 +194,15 @@ cdef Decision _request(Engine self, Exchange ex):
     if sel is None:
         return _drop("no-subnet")
     cdef tuple group = sel.group
+    if self._cls.active:
+        group = _guarded_group(self, ex, sel)
+        if group is None:
+            return _drop("no-subnet")
+        sel = <_SubnetInfo>group[0]
     res = (_reservation(self, group, chaddr, cid, msg) if sel.has_res or self._hosts_any
            else None)
+    if self._cls.active and _classify_known(self, ex, res, group):
+        return _drop("class-drop")
     if res is not None:
         res_ip = res.ip
 
@@ -260,11 +274,14 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
             and prev.state == ST_DEFAULT):
         # One binding per client: the old address goes back (staged before the new one
         # so the client index ends on the new address).
-        ended = _new_lease(prev.ip, key, prev.hw_address, prev.subnet_id, ST_RELEASED,
-                           t, t, prev.hostname, prev.relay_info)
+        ended = lease_fqdn(_new_lease(prev.ip, key, prev.hw_address, prev.subnet_id,
+                                      ST_RELEASED, t, t, prev.hostname, prev.relay_info),
+                           prev.fqdn_fwd, prev.fqdn_rev)
         _on_record(self, prev, ended)
         self._sstage(ended)
         _settle(self, prev.ip)
+    if self._cls.active:
+        _classify_required(self, ex, info, _pool_of(self, ip))
     cdef int64_t lt = _lease_time(self, info, msg._opt_u32(OPT_LEASE_TIME, -1))
     cdef int64_t expires
     if lt == INFINITE:
@@ -274,7 +291,10 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
         expires = t + lt + (1 if <double>t != now else 0)
     host = msg._opt_bytes(OPT_HOSTNAME)
     rai = msg._opt_bytes(OPT_RELAY_AGENT)
-    if host:
+    nd = _fqdn_decision(self, msg, ip) if self._ddns is not None else None
+    if nd is not None and nd.fqdn is not None:
+        hostname = nd.fqdn.to_text()  # the FQDN, as Kea's lease records hold it
+    elif host:
         hostname = (<bytes>host).decode("utf-8", "replace")
     elif res is not None and res.hostname:
         hostname = res.hostname
@@ -291,10 +311,14 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
             rai = b""
     ipo = ip  # the address as an int, made once
     lease = _new_lease(ipo, key, chaddr, info.id, ST_DEFAULT, t, expires, hostname, rai)
+    if nd is not None:
+        lease_fqdn(lease, nd.forward, nd.reverse)
     if not renewal and (prev is None or prev.ip != ip or prev.client_key != key
                         or prev.state != ST_DEFAULT):
         info.counts.assigned += 1  # a new binding, not a renewal of this one
     _on_bound(self, ipo, at_ip, rai, info)
+    if self._ddns is not None:
+        _fqdn_note(self, lease, prev, ip, key)
     self._sstage(lease)
     o = self._offers.pop(key, None)
     if o is not None:
@@ -303,13 +327,15 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
         holder = self._offered.get(oip)
         if holder is not None and (holder is key or holder == key):
             del self._offered[oip]
-    if res is not None:
-        opts = _options(self, res, res.options, msg, lt, info)
-    else:
-        opts = _options(self, info, info.options, msg, lt, info)
-    return _reply(self, msg, OUT_ACK, ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip,
-                  [_sid_option(self, sid), *opts], lease,
-                       <str>_REQUEST_STATE_NAMES[<int>state])
+    # a new list: _reply_options may answer with a cached one
+    opts = [_sid_option(self, sid), *_reply_options(self, ex, res, info, ip, lt)]
+    if nd is not None:
+        opts = _fqdn_options(opts, nd)
+    fx = _fixed_fields(self, info, res, _classes_of(self, ex))
+    if ex.rapid:
+        return _rapid_reply(self, ex, ip, info, opts, lease, fx)
+    return _reply(self, msg, OUT_ACK, ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip, opts,
+                  lease, <str>_REQUEST_STATE_NAMES[<int>state], fx)
 
 
 cdef Decision _release(Engine self, Exchange ex):
@@ -328,8 +354,9 @@ cdef Decision _release(Engine self, Exchange ex):
     if lease is None or lease.client_key != key or lease.state != ST_DEFAULT:
         return _drop("release-unknown")
     cdef int64_t t = <int64_t>now
-    ended = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED, t, t,
-                       lease.hostname, lease.relay_info)
+    ended = lease_fqdn(_new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_RELEASED,
+                                  t, t, lease.hostname, lease.relay_info),
+                       lease.fqdn_fwd, lease.fqdn_rev)  # its names go (ddns.feed)
     _on_record(self, lease, ended)
     self._sstage(ended)
     _settle(self, ip)
@@ -357,8 +384,9 @@ cdef Decision _decline(Engine self, Exchange ex):
     info = self._infos.get(lease.subnet_id)
     cdef int64_t probation = (<_SubnetInfo>info).probation if info is not None else 86400
     cdef int64_t t = <int64_t>now
-    declined = _new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED, t,
-                          t + probation, lease.hostname, lease.relay_info)
+    declined = lease_fqdn(_new_lease(ip, key, lease.hw_address, lease.subnet_id, ST_DECLINED,
+                                     t, t + probation, lease.hostname, lease.relay_info),
+                          lease.fqdn_fwd, lease.fqdn_rev)
     _on_record(self, lease, declined)
     self._sstage(declined)
     o = self._offers.get(key)
@@ -383,19 +411,26 @@ cdef Decision _inform(Engine self, Exchange ex):
     if sel is None:
         return _drop("no-subnet")
     cdef tuple group = sel.group
+    if self._cls.active:
+        group = _guarded_group(self, ex, sel)
+        if group is None:
+            return _drop("no-subnet")
+        sel = <_SubnetInfo>group[0]
     res = (_reservation(self, group, chaddr, cid, msg) if sel.has_res or self._hosts_any
            else None)
+    if self._cls.active and _classify_known(self, ex, res, group):
+        return _drop("class-drop")
     info = sel
     if ciaddr:
         for i in group:
             if i.net_first <= ciaddr <= i.net_last:
                 info = i
                 break
-    if res is not None:
-        opts = _options(self, res, res.options, msg, -1, info)
-    else:
-        opts = _options(self, info, info.options, msg, -1, info)
+    if self._cls.active:
+        _classify_required(self, ex, info, None)
+    opts = _reply_options(self, ex, res, info, 0, -1)
     cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                        _link_address(link))
+    # Kea sets the fixed fields in an INFORM's ACK too (siaddr/file for a PXE client's INFORM)
     return _reply(self, msg, OUT_ACK, ACK, ciaddr, 0, [_sid_option(self, sid), *opts], None,
-                  "inform")
+                  "inform", _fixed_fields(self, info, res, _classes_of(self, ex)))

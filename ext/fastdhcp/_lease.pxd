@@ -9,6 +9,12 @@ cdef enum:
     # largest positive fixint: the state is the record's second byte when it is one.
     REC_FIXARRAY8 = 0x98
     REC_FIXINT_MAX = 0x7F
+    # A record of a lease with DNS updates owed (fqdn_fwd or fqdn_rev set) has a ninth
+    # element, the flags int (bit 1 forward, bit 2 reverse); every other record keeps the
+    # eight, so records written before the flags existed read unchanged.
+    REC_FIXARRAY9 = 0x99
+    REC_FQDN_FWD = 1
+    REC_FQDN_REV = 2
 
 
 cdef struct RecHead:
@@ -36,6 +42,8 @@ cdef class Lease:
     cdef object expires
     cdef object hostname
     cdef object relay_info
+    cdef object fqdn_fwd
+    cdef object fqdn_rev
 
 
 cdef inline Lease lease_new(object ip, object client_key, object hw_address, object subnet_id,
@@ -52,6 +60,15 @@ cdef inline Lease lease_new(object ip, object client_key, object hw_address, obj
     x.expires = expires
     x.hostname = hostname
     x.relay_info = relay_info
+    x.fqdn_fwd = False
+    x.fqdn_rev = False
+    return x
+
+
+cdef inline Lease lease_fqdn(Lease x, bint fwd, bint rev):
+    """``x`` with its DNS update flags set (a lease just made, not yet shared)."""
+    x.fqdn_fwd = True if fwd else False
+    x.fqdn_rev = True if rev else False
     return x
 
 
@@ -149,7 +166,7 @@ cdef inline Py_ssize_t _head_at(const uint8_t* p, Py_ssize_t n, RecHead* out,
     # the int64 range (saturated in `out`).
     cdef Py_ssize_t pos
     cdef bint b1, b2, b3
-    if n < 2 or p[0] != REC_FIXARRAY8 or p[1] > REC_FIXINT_MAX:
+    if n < 2 or (p[0] != REC_FIXARRAY8 and p[0] != REC_FIXARRAY9) or p[1] > REC_FIXINT_MAX:
         return -1
     out.state = p[1]
     pos = _int_at(p, n, 2, &out.expires, &b1)

@@ -4,7 +4,10 @@
 Record layout (schema version 1, ``fastdhcp.store.SCHEMA_VERSION``): key, the address as 4
 bytes big-endian; value, the msgpack array ``[state, expires, issued, subnet_id, client_key,
 hw_address, hostname, relay_info]`` with ints in their shortest form, bytes as bin, the
-hostname as str (UTF-8, surrogateescape). State comes first so that a scan can tell an active
+hostname as str (UTF-8, surrogateescape); a lease that owes DNS updates (``fqdn_fwd`` or
+``fqdn_rev``, fastdhcp.ddns) has a ninth element, the flags int (1 forward, 2 reverse), so that
+its records can be withdrawn on release and expiry. Records without it (every record written
+before the flags existed, and every lease without DNS updates) read with both flags False. State comes first so that a scan can tell an active
 record from its second byte. Everything that reads or writes a record goes through here: the
 store (:func:`encode_record`, :func:`decode_record`), the lease index's start-up walk
 (``read_head`` and ``key_ip``, C level) and the statistics' scan (:func:`record_state`).
@@ -57,7 +60,7 @@ cdef enum:
     INT_MAX_SIZE = 9
 
 cdef tuple _FIELDS = ("ip", "client_key", "hw_address", "subnet_id", "state", "issued",
-                      "expires", "hostname", "relay_info")
+                      "expires", "hostname", "relay_info", "fqdn_fwd", "fqdn_rev")
 
 #: msgpack as the codec's fallback, set as the layout requires (bin type for bytes, str8).
 _packb = msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape").pack
@@ -73,7 +76,8 @@ cdef class Lease:
     ``client_key``: b"\\x01"+chaddr style: option 61 if sent, else htype byte + chaddr;
     ``hw_address``: chaddr[:hlen]; ``state``: a :class:`~fastdhcp.leases.LeaseState` value;
     ``issued``: client last transaction time (Kea's cltt); ``relay_info``: option 82 as
-    received, for audits and per-subscriber limits.
+    received, for audits and per-subscriber limits; ``fqdn_fwd`` / ``fqdn_rev``: the server
+    owes the forward (A) / reverse (PTR) DNS update of ``hostname`` (Kea's names; RFC 4702).
 
     Read-only once made (a staged lease is shared by the store's overlay, its index and the
     reply waiting for it: make a new one). Compared field by field (``==``), unhashable (as
@@ -85,7 +89,7 @@ cdef class Lease:
     __match_args__ = _FIELDS
 
     def __init__(self, ip, client_key, hw_address, subnet_id, state, issued, expires,
-                 hostname="", relay_info=b""):
+                 hostname="", relay_info=b"", fqdn_fwd=False, fqdn_rev=False):
         self.ip = ip
         self.client_key = client_key
         self.hw_address = hw_address
@@ -95,6 +99,8 @@ cdef class Lease:
         self.expires = expires
         self.hostname = hostname
         self.relay_info = relay_info
+        self.fqdn_fwd = fqdn_fwd
+        self.fqdn_rev = fqdn_rev
 
     @property
     def active(self):
@@ -102,9 +108,10 @@ cdef class Lease:
         return self.state == ST_DEFAULT or self.state == ST_DECLINED
 
     def astuple(self):
-        """The nine fields in declaration order."""
+        """The eleven fields in declaration order."""
         return (self.ip, self.client_key, self.hw_address, self.subnet_id, self.state,
-                self.issued, self.expires, self.hostname, self.relay_info)
+                self.issued, self.expires, self.hostname, self.relay_info, self.fqdn_fwd,
+                self.fqdn_rev)
 
     def __richcmp__(self, other, int op):
         if op != Py_EQ and op != Py_NE:
@@ -117,7 +124,8 @@ cdef class Lease:
                            and a.hw_address == b.hw_address and a.subnet_id == b.subnet_id
                            and a.state == b.state and a.issued == b.issued
                            and a.expires == b.expires and a.hostname == b.hostname
-                           and a.relay_info == b.relay_info))
+                           and a.relay_info == b.relay_info and a.fqdn_fwd == b.fqdn_fwd
+                           and a.fqdn_rev == b.fqdn_rev))
         return same if op == Py_EQ else not same
 
     __hash__ = None
@@ -126,7 +134,8 @@ cdef class Lease:
         return (f"Lease(ip={self.ip!r}, client_key={self.client_key!r}, "
                 f"hw_address={self.hw_address!r}, subnet_id={self.subnet_id!r}, "
                 f"state={self.state!r}, issued={self.issued!r}, expires={self.expires!r}, "
-                f"hostname={self.hostname!r}, relay_info={self.relay_info!r})")
+                f"hostname={self.hostname!r}, relay_info={self.relay_info!r}, "
+                f"fqdn_fwd={self.fqdn_fwd!r}, fqdn_rev={self.fqdn_rev!r})")
 
     def __reduce__(self):
         return (Lease, self.astuple())
@@ -136,7 +145,7 @@ cdef class Lease:
 # CPython 3.11 specializes a Python-level read of (LOAD_ATTR_SLOT, as for __slots__), 11 ns
 # where the properties Cython makes for `cdef readonly` take 26 ns; the store reads five or six
 # per lease staged. The offsets are the C compiler's (offsetof the object struct).
-cdef PyMemberDef _members[9]
+cdef PyMemberDef _members[11]
 cdef list _member_names = [name.encode() for name in _FIELDS]
 
 
@@ -149,7 +158,8 @@ cdef extern from *:
         offsetof(FdLease, hw_address), offsetof(FdLease, subnet_id), \\
         offsetof(FdLease, state), offsetof(FdLease, issued), \\
         offsetof(FdLease, expires), offsetof(FdLease, hostname), \\
-        offsetof(FdLease, relay_info)})[i])
+        offsetof(FdLease, relay_info), offsetof(FdLease, fqdn_fwd), \\
+        offsetof(FdLease, fqdn_rev)})[i])
     """
     Py_ssize_t FD_LEASE_OFFSET(int i)
 
@@ -157,7 +167,7 @@ cdef extern from *:
 cdef int _add_members() except -1:
     cdef PyTypeObject* tp = <PyTypeObject*>Lease
     cdef int i
-    for i in range(9):
+    for i in range(11):
         _members[i].name = <const char*>(<bytes>_member_names[i])
         _members[i].type = T_OBJECT_EX
         _members[i].offset = FD_LEASE_OFFSET(i)
@@ -190,7 +200,8 @@ def record_state(bytes raw not None):
     """The state of a record as this schema writes it (its second byte), or None for a record
     in another form (decode it)."""
     cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(raw)
-    if PyBytes_GET_SIZE(raw) >= 2 and p[0] == REC_FIXARRAY8 and p[1] <= REC_FIXINT_MAX:
+    if (PyBytes_GET_SIZE(raw) >= 2 and (p[0] == REC_FIXARRAY8 or p[0] == REC_FIXARRAY9)
+            and p[1] <= REC_FIXINT_MAX):
         return p[1]
     return None
 
@@ -201,17 +212,23 @@ def decode_record(bytes key not None, bytes raw not None):
     cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(raw)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
     cdef Py_ssize_t pos, hw_len = 0, host_len = 0, relay_len = 0
-    cdef Py_ssize_t hw_at, host_at, relay_at
+    cdef Py_ssize_t hw_at, host_at, relay_at, end
+    cdef int64_t fq = 0
     cdef RecHead h
-    cdef bint big = False
+    cdef bint big = False, big2 = False
     cdef uint32_t ip = key_ip(<const uint8_t*>PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))
     pos = _head_at(p, n, &h, &big)
     if pos >= 0:
         hw_at = _raw_at(p, n, pos, False, &hw_len)
         host_at = -1 if hw_at < 0 else _raw_at(p, n, hw_at + hw_len, True, &host_len)
         relay_at = -1 if host_at < 0 else _raw_at(p, n, host_at + host_len, False, &relay_len)
-        if relay_at >= 0 and relay_at + relay_len == n and not big and ip != 0:
-            return lease_new(
+        end = relay_at + relay_len if relay_at >= 0 else -1
+        if end >= 0 and p[0] == REC_FIXARRAY9:
+            end = _int_at(p, n, end, &fq, &big2)
+            if fq < 0 or fq > (REC_FQDN_FWD | REC_FQDN_REV) or big2:
+                end = -1
+        if end == n and not big and ip != 0:
+            return lease_fqdn(lease_new(
                 PyLong_FromUnsignedLong(ip),
                 PyBytes_FromStringAndSize(<const char*>h.client_key, h.client_key_len),
                 PyBytes_FromStringAndSize(<const char*>(p + hw_at), hw_len),
@@ -222,7 +239,7 @@ def decode_record(bytes key not None, bytes raw not None):
                 # as msgpack's strict decode, or its surrogateescape retry when not UTF-8
                 PyUnicode_DecodeUTF8(<const char*>(p + host_at), host_len, "surrogateescape"),
                 PyBytes_FromStringAndSize(<const char*>(p + relay_at), relay_len),
-            )
+            ), fq & REC_FQDN_FWD, fq & REC_FQDN_REV)
     return _decode_other(key, raw)
 
 
@@ -234,9 +251,16 @@ cdef Lease _decode_other(bytes key, bytes raw):
         # A hostname that was not UTF-8 (written with surrogateescape). Not the default:
         # the error handler argument doubles the cost of every msgpack decode.
         rec = _unpackb(raw, use_list=False, unicode_errors="surrogateescape")
+    fq = 0
+    if len(rec) == 9:  # a lease with DNS update flags (see the module docstring)
+        fq = rec[8]
+        if type(fq) is not int or not 0 <= fq <= (REC_FQDN_FWD | REC_FQDN_REV):
+            raise ValueError(f"fqdn flags {fq!r}")
+        rec = rec[:8]
     (state, expires, issued, subnet_id, client_key, hw_address, hostname, relay) = rec
-    return lease_new(int.from_bytes(key, "big"), client_key, hw_address, subnet_id, state,
-                     issued, expires, hostname, relay)
+    return lease_fqdn(lease_new(int.from_bytes(key, "big"), client_key, hw_address, subnet_id,
+                                state, issued, expires, hostname, relay),
+                      fq & REC_FQDN_FWD, fq & REC_FQDN_REV)
 
 
 # ------------------------------------------------------------------ writing
@@ -334,6 +358,8 @@ def encode_record(Lease lease not None):
     cdef int64_t state = 0, expires = 0, issued = 0, subnet_id = 0
     cdef object ck = lease.client_key, hw = lease.hw_address, relay = lease.relay_info
     cdef object host = lease.hostname
+    cdef int64_t fq = ((REC_FQDN_FWD if lease.fqdn_fwd else 0)
+                       | (REC_FQDN_REV if lease.fqdn_rev else 0))
     cdef const char* host_p
     cdef Py_ssize_t host_len = 0, size, n
     cdef uint8_t ints[4 * INT_MAX_SIZE]
@@ -356,19 +382,24 @@ def encode_record(Lease lease not None):
             n += _put_int(ints + n, expires)
             n += _put_int(ints + n, issued)
             n += _put_int(ints + n, subnet_id)
-            size = (1 + n + _raw_size(PyBytes_GET_SIZE(ck), False)
+            size = (1 + n + (1 if fq else 0) + _raw_size(PyBytes_GET_SIZE(ck), False)
                     + _raw_size(PyBytes_GET_SIZE(hw), False) + _raw_size(host_len, True)
                     + _raw_size(PyBytes_GET_SIZE(relay), False))
             out = PyBytes_FromStringAndSize(NULL, size)
             o = <uint8_t*>PyBytes_AS_STRING(out)
-            o[0] = REC_FIXARRAY8
+            o[0] = REC_FIXARRAY9 if fq else REC_FIXARRAY8
             memcpy(o + 1, ints, n)
             n += 1
             n += _put_raw(o + n, PyBytes_AS_STRING(ck), PyBytes_GET_SIZE(ck), False)
             n += _put_raw(o + n, PyBytes_AS_STRING(hw), PyBytes_GET_SIZE(hw), False)
             n += _put_raw(o + n, host_p, host_len, True)
             n += _put_raw(o + n, PyBytes_AS_STRING(relay), PyBytes_GET_SIZE(relay), False)
+            if fq:
+                o[n] = <uint8_t>fq  # a positive fixint (at most 3)
             return out
     # msgpack packs int subclasses (LeaseState) as ints; the fields are typed by Lease.
+    if fq:
+        return _packb((lease.state, lease.expires, lease.issued, lease.subnet_id, ck, hw, host,
+                       relay, fq))
     return _packb((lease.state, lease.expires, lease.issued, lease.subnet_id, ck, hw, host,
                    relay))

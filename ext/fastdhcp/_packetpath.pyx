@@ -20,7 +20,10 @@ an address (RFC 2131 4.1: an ARP entry, then yiaddr), a callable given at constr
 Semantics are those the service documents (``fastdhcp/service.py``): an OFFER or NAK is queued
 as an :class:`fastdhcp._sockio.Outgoing` on the endpoint's ``out`` list and leaves with the
 burst's ``sendmmsg``; an ACK that carries a binding is held, as a :class:`HeldAck`, until its
-group commit is durable. Times are ``CLOCK_MONOTONIC`` (Python's ``time.perf_counter``).
+group commit is durable; an OFFER whose decision asks for a ``probe`` (ping-check) is held, as
+a :class:`HeldOffer`, by the ``probe`` sink the service gives (fastdhcp.service.pingcheck),
+which sends it once the address is found free or hands it back to :meth:`PacketPath.redo`.
+Times are ``CLOCK_MONOTONIC`` (Python's ``time.perf_counter``).
 """
 
 cimport cython
@@ -28,8 +31,9 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport uint32_t
 
 from fastdhcp._codec cimport Message, fd_load_be32, parse
-from fastdhcp._consts cimport ACK, DECLINE, NAK, OFF_CIADDR, OFF_GIADDR, OFF_OP, OFFER
-from fastdhcp._consts cimport OPT_MESSAGE_TYPE, OPT_REQUESTED_IP, RELEASE
+from fastdhcp._consts cimport ACK, DECLINE, DISCOVER, LEASEQUERY, NAK, OFF_CIADDR
+from fastdhcp._consts cimport OFF_GIADDR, OFF_OP, OFFER, OPT_MESSAGE_TYPE, OPT_REQUESTED_IP
+from fastdhcp._consts cimport RELEASE
 from fastdhcp._consts cimport OUT_ACK, OUT_DROP, OUT_NAK, OUT_OFFER, OUT_SILENT
 from fastdhcp._engine cimport Decision, Engine
 from fastdhcp._hascope cimport HA_PASS, ScopeFilter
@@ -69,6 +73,26 @@ cdef class HeldAck:
         self.lease = lease
 
 
+@cython.final
+@cython.freelist(32)
+cdef class HeldOffer:
+    """An OFFER held while ping-check probes its address (``Decision.probe``): the endpoint it
+    leaves from, the reply, the DISCOVER it answers (handled again by :meth:`PacketPath.redo`
+    if the address is in use), its client key, the address, the monotonic time it was held,
+    and how many addresses of this DISCOVER were found in use before (the service bounds
+    them)."""
+
+    def __init__(self, endpoint, Outgoing out, Message msg, bytes key, uint32_t ip,
+                 double held_at, int tries=0):
+        self.endpoint = endpoint
+        self.out = out
+        self.msg = msg
+        self.key = key
+        self.ip = ip
+        self.held_at = held_at
+        self.tries = tries
+
+
 cdef inline double _monotonic() noexcept:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -83,23 +107,31 @@ cdef class PacketPath:
     :class:`fastdhcp.metrics.Metrics`, ``report`` its :class:`fastdhcp.pathreport.PathReport`,
     ``guard`` an :class:`fastdhcp.limits.EdgeGuard` or None, ``hold`` takes the burst's
     :class:`HeldAck` list (``GroupCommitter.hold_many``), ``l2_dest(endpoint, decision)`` gives
-    the address to send a layer-2 unicast reply to, ``debug`` reports every decision.
-    ``ha`` (a :class:`fastdhcp._hascope.ScopeFilter`, or None without HA) drops, before the
-    engine, the queries this server of an HA pair must not answer; it counts them itself (the
-    service folds its counts into the metrics after each burst).
+    the address to send a layer-2 unicast reply to, ``debug`` reports every decision;
+    ``probe`` takes the burst's :class:`HeldOffer` list (None: an OFFER marked for a probe is
+    sent at once, as without ping-check). ``ha`` (a :class:`fastdhcp._hascope.ScopeFilter`, or
+    None without HA) drops, before the engine, the queries this server of an HA pair must not
+    answer; it counts them itself (the service folds its counts into the metrics after each
+    burst). ``leasequery(endpoint, msg, src_ip, now, t0)``, when given, answers each
+    DHCPLEASEQUERY (RFC 4388) instead of the engine, returning the reply to queue or None
+    (:class:`fastdhcp.leasequery.udp.UdpLeaseQuery`); without it the engine drops them
+    (``unexpected-type``) as before. Leasequery is rare: one integer compare per datagram is
+    all DORA pays for the route.
     """
 
     def __init__(self, Engine engine, metrics, report, guard, hold, l2_dest, bint debug,
-                 ScopeFilter ha=None):
+                 probe=None, ScopeFilter ha=None, leasequery=None):
         cdef Py_ssize_t i
         self.engine = engine
         self.metrics = metrics
         self.report = report
         self.guard = guard
         self.hold = hold
+        self.probe = probe
         self.l2_dest = l2_dest
         self.debug = debug
         self.ha = ha
+        self.leasequery = leasequery
         self.received = metrics.received
         self.sent = metrics.sent
         self.offer_latency = metrics.offer_latency
@@ -119,6 +151,7 @@ cdef class PacketPath:
         cdef DatagramIO io = <DatagramIO?>ep.io
         cdef list out = ep.out
         cdef list held = []
+        cdef list probes = []
         cdef object link = ep.link
         cdef str where = ep.key[1]
         cdef int n = 0, got, i
@@ -137,7 +170,7 @@ cdef class PacketPath:
                     continue
                 size = min(<size_t>io.rmsgs[i].msg_len, <size_t>RECV_SIZE)
                 data = PyBytes_FromStringAndSize(<char*>io.riov[i].iov_base, size)
-                self._datagram(ep, where, link, out, held, data,
+                self._datagram(ep, where, link, out, held, probes, data,
                                ntohl(io.raddr[i].sin_addr.s_addr), ntohs(io.raddr[i].sin_port),
                                now, t0)
             n += got
@@ -145,7 +178,30 @@ cdef class PacketPath:
                 break
         if held:
             self.hold(held)
+        if probes:
+            self.probe(probes)
         return n
+
+    cpdef int redo(self, HeldOffer offer, double now) except -1:
+        """Handle the DISCOVER of ``offer`` again (its address was found in use and declined):
+        the new decision is queued, held or probed as a received one is (the burst's ``hold``
+        and ``probe`` called, the endpoint flushed). Returns 1 if it made a reply, else 0."""
+        ep = offer.endpoint
+        cdef list held = []
+        cdef list probes = []
+        cdef list out = ep.out
+        cdef Py_ssize_t before = len(out)
+        cdef int made
+        self._decide(ep, ep.key[1], ep.link, out, held, probes, offer.msg, DISCOVER, 0, 0, now,
+                     offer.out.received_at, offer.tries + 1)
+        made = 1 if held or probes or len(out) > before else 0
+        if held:
+            self.hold(held)
+        if probes:
+            self.probe(probes)
+        if ep.out:
+            self.flush(ep)
+        return made
 
     cdef _event(self, object kind, str where, uint32_t src_ip, int src_port, Message msg,
                 str reason):
@@ -161,15 +217,12 @@ cdef class PacketPath:
                                   msg.xid, msg.chaddr, fd_load_be32(msg._buf + OFF_GIADDR),
                                   reason))
 
-    cdef _datagram(self, object ep, str where, object link, list out, list held, bytes data,
-                   uint32_t src_ip, int src_port, double now, double t0):
-        """One datagram: parse, decide, queue the reply or hold it. Never raises."""
+    cdef _datagram(self, object ep, str where, object link, list out, list held, list probes,
+                   bytes data, uint32_t src_ip, int src_port, double now, double t0):
+        """One datagram: parse, guard, then ``_decide``. Never raises."""
         cdef Message msg = None
-        cdef Decision d
         cdef const unsigned char *p
         cdef int mtype = 0
-        cdef uint32_t dest
-        cdef Outgoing item
         try:
             try:
                 msg = parse(data)
@@ -180,6 +233,13 @@ cdef class PacketPath:
             if msg._view(OPT_MESSAGE_TYPE, &p) == 1:
                 mtype = p[0]
             self.received[mtype] += 1
+            if mtype == LEASEQUERY and self.leasequery is not None:
+                # before the edge guard: its per-client rates and relay trust are for clients;
+                # the handler applies the leasequery allow-list (giaddr and source address)
+                item = self.leasequery(ep, msg, src_ip, now, t0)
+                if item is not None:
+                    out.append(item)
+                return
             if self.guard is not None:
                 why = self.guard.check(msg, src_ip, t0)  # t0: monotonic
                 if why is not None:
@@ -190,6 +250,24 @@ cdef class PacketPath:
                 return  # Kea's HA: silently, before any allocation (kea-ha.md section 5)
             if msg.ignore_unrelayed_agent_info():  # RFC 3046 2.1 (see there)
                 self.metrics.agent_info_ignored += 1
+        except Exception as exc:
+            self.metrics.internal_errors += 1
+            self.metrics.drop("internal-error")
+            self.report.add(PathEvent(Event.INTERNAL_ERROR, where, src_ip, src_port,
+                                      error=exc))
+            return
+        self._decide(ep, where, link, out, held, probes, msg, mtype, src_ip, src_port, now, t0,
+                     0)
+
+    cdef _decide(self, object ep, str where, object link, list out, list held, list probes,
+                 Message msg, int mtype, uint32_t src_ip, int src_port, double now, double t0,
+                 int tries):
+        """Decide on a parsed, guarded ``msg``: queue the reply, hold it (ACK: commit;
+        OFFER: probe) or count the drop. Never raises."""
+        cdef Decision d
+        cdef uint32_t dest
+        cdef Outgoing item
+        try:
             d = self.engine.handle(msg, link, now)
             if self.debug:
                 self._event(Event.DECISION, where, src_ip, src_port, msg,
@@ -213,6 +291,12 @@ cdef class PacketPath:
             if d.binding is not None:
                 # RFC 2131 3.1 step 4: this ACK leaves only once its binding is durable
                 held.append(HeldAck(ep, item, _monotonic(), d.binding))
+                if mtype == DISCOVER:
+                    self.metrics.rapid_commits += 1  # RFC 4039: an ACK to a DISCOVER
+            elif d.probe and self.probe is not None:
+                # ping-check: this OFFER leaves once its address is found free
+                probes.append(HeldOffer(ep, item, msg, msg.client_key(), d.probe,
+                                        _monotonic(), tries))
             else:
                 out.append(item)
         except Exception as exc:

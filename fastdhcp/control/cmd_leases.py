@@ -84,8 +84,9 @@ def lease_json(lease: Lease, extras: LeaseExtras | None = None) -> dict[str, Any
         out["client-id"] = cid.hex(":")
     issued, expires = lease.issued, lease.expires
     out["cltt"] = issued
-    out["fqdn-fwd"] = extras is not None and extras.fqdn_fwd
-    out["fqdn-rev"] = extras is not None and extras.fqdn_rev
+    # the record's flags (DNS updates the engine owes), else lease4-add's
+    out["fqdn-fwd"] = bool(lease.fqdn_fwd) or (extras is not None and extras.fqdn_fwd)
+    out["fqdn-rev"] = bool(lease.fqdn_rev) or (extras is not None and extras.fqdn_rev)
     out["hostname"] = lease.hostname.lower()
     out["hw-address"] = lease.hw_address.hex(":")
     out["ip-address"] = inet_ntoa(lease.ip.to_bytes(4, "big"))

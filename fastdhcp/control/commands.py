@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastdhcp.control import cmd_config, cmd_ha, cmd_hosts, cmd_leases, cmd_server, cmd_stats
+from fastdhcp.control import (
+    cmd_config,
+    cmd_ddns,
+    cmd_ha,
+    cmd_hosts,
+    cmd_leases,
+    cmd_server,
+    cmd_stats,
+)
 from fastdhcp.control.protocol import Answer, Caller, success
 from fastdhcp.control.table import CommandTable
 from fastdhcp.control.target import ControlTarget
@@ -34,6 +42,8 @@ def build() -> CommandTable:
     cmd_leases.register(table)
     # ------------------------------------------------------------------ hosts (cmd_hosts)
     cmd_hosts.register(table)
+    # ------------------------------------------------------------------ ddns (cmd_ddns)
+    cmd_ddns.register(table)
     # ------------------------------------------------------------------ ha (cmd_ha)
     cmd_ha.register(table)
     return table

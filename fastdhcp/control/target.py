@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from fastdhcp.config import Config
     from fastdhcp.control.channel import ControlChannel
     from fastdhcp.control.table import CommandTable
+    from fastdhcp.ddns.runner import DdnsRunner
     from fastdhcp.dhcp_state import DhcpServiceState, Origin
     from fastdhcp.engine import Engine
     from fastdhcp.ha.service import HAHost, HAService
@@ -125,6 +126,12 @@ class ControlTarget(Protocol):
     async def run_in_writer(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` in the store's one writer thread, between two lease batches; return
         what it returned (durable by then if it committed), or raise what it raised."""
+
+    # ------------------------------------------------------------------ ddns (cmd_ddns)
+
+    @property
+    def ddns(self) -> DdnsRunner | None:
+        """The DNS update worker and its feed (``[ddns]``), or None when not configured."""
 
     # ------------------------------------------------------------------ ha (cmd_ha)
 

@@ -23,6 +23,8 @@ HOOKS_DIR = "/usr/lib/x86_64-linux-gnu/kea/hooks"
 DEFAULT_LEASE_FILE = "/var/lib/kea/kea-leases4.csv"
 _LIFETIMES = ("valid-lifetime", "min-valid-lifetime", "max-valid-lifetime", "renew-timer",
               "rebind-timer", "decline-probation-period")
+#: siaddr / sname / file: the same names in Kea at the global, subnet and reservation level.
+_FIXED = ("next-server", "server-hostname", "boot-file-name")
 _LOG_SEVERITY = {"debug": "DEBUG", "info": "INFO", "warning": "WARN", "warn": "WARN",
                  "error": "ERROR"}
 
@@ -67,7 +69,7 @@ class _Exporter:
                                 "lfc-interval": 3600}
         glob = doc.get("global", {})
         for key, value in glob.items():
-            if key in _LIFETIMES:
+            if key in _LIFETIMES or key in _FIXED:
                 d4[key] = value
             elif key == "option-data":
                 d4["option-data"] = _option_list(value)
@@ -87,8 +89,51 @@ class _Exporter:
                                            "kea-ctrl-agent listening at its own peer url")
         d4["hooks-libraries"] = hooks
         self._control(doc.get("control-sockets", []), d4)
+        classes = [self._client_class(f"client-classes[{i}]", c)
+                   for i, c in enumerate(doc.get("client-classes", []))]
+        if classes:
+            d4["client-classes"] = classes
         self._subnets(doc.get("subnet4", []), d4)
         return {"Dhcp4": d4}
+
+    def _client_class(self, path: str, c: dict[str, Any]) -> dict[str, Any]:
+        """A class as Kea 2.2 writes it: Kea 3's only-in-additional-list as only-if-required,
+        option-data as Kea's list (43 / 125 packed by the import stay hex, csv-format false)."""
+        out: dict[str, Any] = {}
+        for key, value in c.items():
+            if key in ("only-if-required", "only-in-additional-list"):
+                if value:
+                    out["only-if-required"] = True
+            elif key == "option-data":
+                out["option-data"] = _option_list(value)
+            elif key == "option-def":
+                out["option-def"] = [dict(d) for d in value]
+            else:
+                out[key] = value
+        return out
+
+    def _guard(self, path: str, t: dict[str, Any], out: dict[str, Any]) -> None:
+        """client-class / client-classes -> Kea 2.2's one ``client-class``; required classes
+        -> ``require-client-classes``."""
+        names = ([t["client-class"]] if "client-class" in t
+                 else list(t.get("client-classes", [])))
+        if len(names) == 1:
+            out["client-class"] = names[0]
+        elif names:
+            self.unsupported(f"{path}.client-classes", f"{names!r}: a Kea 2.2 guard names one "
+                                                       "class (Kea 3 takes a list)")
+        for key in ("require-client-classes", "evaluate-additional-classes"):
+            if t.get(key):
+                out["require-client-classes"] = list(t[key])
+
+    def _pool(self, path: str, p: str | dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(p, dict):
+            return {"pool": p}
+        out: dict[str, Any] = {"pool": p["pool"]}
+        self._guard(path, p, out)
+        if p.get("option-data"):
+            out["option-data"] = _option_list(p["option-data"])
+        return out
 
     def _server(self, srv: dict[str, Any], d4: dict[str, Any]) -> None:
         interfaces = list(srv.get("interfaces", []))
@@ -141,11 +186,13 @@ class _Exporter:
     def _subnet(self, path: str, s: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in s.items():
-            if key in ("id", "subnet", "interface", "authoritative", *_LIFETIMES):
+            if key in ("id", "subnet", "interface", "authoritative", *_LIFETIMES, *_FIXED):
                 out[key] = value
             elif key == "pools":
-                out["pools"] = [{"pool": p["pool"] if isinstance(p, dict) else p}
-                                for p in value]
+                out["pools"] = [self._pool(f"{path}.pools[{j}]", p) for j, p in enumerate(value)]
+            elif key in ("client-class", "client-classes", "require-client-classes",
+                         "evaluate-additional-classes"):
+                continue  # below, once
             elif key == "relay":
                 ips = value.get("ip-addresses", []) if isinstance(value, dict) else value
                 out["relay"] = {"ip-addresses": list(ips)}
@@ -159,6 +206,7 @@ class _Exporter:
                 self.note(f"{path}.{key}", "Kea 2.2 holds no offers: not written")
             else:
                 self.unsupported(f"{path}.{key}", "no Kea 2.2 equivalent")
+        self._guard(path, s, out)
         return out
 
     def _reservation(self, r: dict[str, Any]) -> dict[str, Any]:

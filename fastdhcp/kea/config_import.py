@@ -14,8 +14,13 @@ Every Kea key is accounted for, with its JSON path (``Dhcp4.subnet4[2].pools[0].
 - a :attr:`FindingKind.NOTE`: not carried because fastdhcp does the same without a setting, or
   the setting is Kea's default behaviour anyway (``lfc-interval``: LMDB has no lease file to
   compact). Written as comments at the top of the TOML file;
-- :attr:`FindingKind.UNSUPPORTED`: a behaviour fastdhcp does not have (a hook library, client
-  classes, ``always-send``). The command exits 1 unless ``--allow-unsupported``.
+- :attr:`FindingKind.UNSUPPORTED`: a behaviour fastdhcp does not have (a hook library,
+  ``always-send``). The command exits 1 unless ``--allow-unsupported``.
+
+Client classes (``client-classes``, the ``client-class`` / ``require-client-classes`` guards,
+reservation ``client-classes``) carry over key for key; option-data in an option space
+(sub-options of a class-local option 43, or of option 125 in ``vendor-<enterprise>``) is packed
+into the bytes Kea sends, as hex of option 43 or 125 (fastdhcp has no option spaces).
 
 Nothing is dropped silently and nothing is guessed: a value that cannot be carried exactly is
 unsupported, not approximated.
@@ -28,6 +33,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastdhcp import config as fd_config
 from fastdhcp.errors import ConfigError
 from fastdhcp.ha.config import HA_KEYS, PEER_KEYS
 from fastdhcp.kea.option_defs import CustomDef, encode_csv, parse_def
@@ -41,6 +47,19 @@ _LIFETIMES = ("valid-lifetime", "min-valid-lifetime", "max-valid-lifetime", "ren
               "rebind-timer", "offer-lifetime", "decline-probation-period")
 _LOG_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARN": "warning", "WARNING": "warning",
                "ERROR": "error", "FATAL": "error", "NONE": "error"}
+#: A guard: Kea 2.2's one class name, Kea 3's list (either class admits).
+_GUARD_KEYS = ("client-class", "client-classes")
+#: Required classes: Kea 2.2's name, Kea 3's.
+_REQUIRED_KEYS = ("require-client-classes", "evaluate-additional-classes")
+#: Class keys carried as they are (config.py checks them again).
+_CLASS_PLAIN = ("name", "test", "next-server", "server-hostname", "boot-file-name",
+                "valid-lifetime", "min-valid-lifetime", "max-valid-lifetime", "user-context",
+                "comment")
+#: siaddr / sname / file, Kea's names at every level.
+_FIXED = ("next-server", "server-hostname", "boot-file-name")
+#: Option 43 (vendor-encapsulated-options) and 125 (vivso-suboptions), the two options whose
+#: sub-options Kea takes from an option space.
+_VENDOR_43, _VIVSO = 43, 125
 #: Kea's T1/T2 percentages when calculate-tee-times is on, and fastdhcp's fixed ones.
 _TEE_DEFAULTS = {"t1-percent": 0.5, "t2-percent": 0.875}
 
@@ -88,6 +107,9 @@ class _Level:
     interface: str | None = None
     relay: list[str] | None = None
     name: str | None = None
+    client_class: str | None = None  #: the network's guard, given to each of its subnets
+    required: list[str] = field(default_factory=list)  #: require-client-classes, in order
+    fixed: dict[str, str] = field(default_factory=dict)  #: next-server & co., inherited
 
 
 class _Converter:
@@ -107,6 +129,10 @@ class _Converter:
         self.reserved: dict[tuple[str, str, str], str] = {}
         #: Kea's option-def entries fastdhcp can encode, by name and by code.
         self.defs: dict[str | int, CustomDef] = {}
+        #: Sub-option definitions of other option spaces (``cwmp``, ``vendor-3561``): space ->
+        #: name or code -> definition.
+        self.space_defs: dict[str, dict[str | int, CustomDef]] = {}
+        self.classes: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ findings
 
@@ -154,6 +180,8 @@ class _Converter:
             doc["control-sockets"] = self.control_sockets
         if self.ha is not None:
             doc["high-availability"] = self.ha
+        if self.classes:
+            doc["client-classes"] = self.classes
         doc["subnet4"] = self.subnets
         return doc
 
@@ -169,6 +197,10 @@ class _Converter:
             if self._type(path, value, list, "a list of subnets"):
                 for i, s in enumerate(value):
                     self._subnet(f"{path}[{i}]", s, _Level())
+        elif key == "client-classes":
+            if self._type(path, value, list, "a list of client classes"):
+                for i, c in enumerate(value):
+                    self._client_class(f"{path}[{i}]", c)
         elif key == "shared-networks":
             if self._type(path, value, list, "a list of shared networks"):
                 for i, net in enumerate(value):
@@ -205,6 +237,9 @@ class _Converter:
                                  "fastdhcp sends no DNS updates (no kea-dhcp-ddns client)")
             else:
                 self.note(path, "DNS updates are off in Kea too: nothing to carry")
+        elif key in _FIXED:
+            if self._fixed(path, key, value, fd_config.GLOBAL_KEYS):
+                self.global_[key] = value
         elif key == "server-tag":
             self.note(path, "a config-backend tag: fastdhcp has no config backend")
         else:
@@ -228,12 +263,6 @@ class _Converter:
                 self.unsupported(path, "fastdhcp always echoes the client-id (RFC 6842)")
             else:
                 self.note(path, "true is fastdhcp's behaviour (RFC 6842)")
-        elif key in ("next-server", "server-hostname", "boot-file-name"):
-            if value in ("", "0.0.0.0", None):
-                self.note(path, "empty, as fastdhcp leaves it")
-            else:
-                self.unsupported(path, "fastdhcp does not set siaddr, sname or file "
-                                       "(use options 66 tftp-server-name and 67 boot-file-name)")
         elif key == "calculate-tee-times":
             self.note(path, "fastdhcp sends renew and rebind times at 50% and 87.5% of the "
                             "lease unless renew-timer / rebind-timer set them (RFC 2131 4.4.5)")
@@ -245,10 +274,8 @@ class _Converter:
                                        "and 87.5% (set renew-timer / rebind-timer instead)")
         elif key in ("client-class", "require-client-classes", "evaluate-additional-classes",
                      "client-classes"):
-            if value:
-                self.unsupported(path, "fastdhcp has no client classification yet")
-            else:
-                self.note(path, "empty")
+            # carried where Kea allows them (subnet, pool, shared network, reservation)
+            self.unsupported(path, "not a place Kea or fastdhcp takes a class guard")
         elif key.startswith("ddns-") or key.startswith("hostname-char-"):
             if self.ddns_on:
                 self.unsupported(path, "fastdhcp sends no DNS updates")
@@ -471,8 +498,21 @@ class _Converter:
                     level.interface = v
             elif key == "relay":
                 level.relay = self._relay(p, v)
+            elif key in _GUARD_KEYS:
+                guard = self._guard(p, key, v)
+                if guard is not None:
+                    level.client_class = guard[0] if guard else None
+            elif key in _REQUIRED_KEYS:
+                level.required = self._names(p, v)
+            elif key in _FIXED:
+                if self._fixed(p, key, v, fd_config.SUBNET_KEYS):
+                    level.fixed[key] = v
             else:
                 self._parameter(p, key, v)
+        if level.client_class is not None or level.required:
+            self.note(path, "the shared network's client-class and require-client-classes "
+                            "are carried on each of its subnets (fastdhcp has no shared-network "
+                            "table; the network's required classes come first, as in Kea)")
         subnets = net.get("subnet4", [])
         if self._type(f"{path}.subnet4", subnets, list, "a list of subnets"):
             for i, s in enumerate(subnets):
@@ -507,6 +547,9 @@ class _Converter:
         interface = level.interface
         authoritative = level.authoritative
         reservations: list[dict[str, Any]] = []
+        guard: list[str] | None = None
+        required = list(level.required)
+        fixed = dict(level.fixed)
         for key, v in s.items():
             p = f"{path}.{key}"
             if key == "id":
@@ -526,6 +569,17 @@ class _Converter:
                 interface = v
             elif key == "authoritative":
                 authoritative = v
+            elif key in _GUARD_KEYS:
+                guard = self._guard(p, key, v)
+                if guard and level.client_class is not None and guard != [level.client_class]:
+                    self.unsupported(p, f"{v!r} inside a shared network guarded by "
+                                        f"{level.client_class!r}: fastdhcp's subnet guard is "
+                                        "one class list (either class), not both")
+            elif key in _REQUIRED_KEYS:
+                required += [n for n in self._names(p, v) if n not in required]
+            elif key in _FIXED:
+                if self._fixed(p, key, v, fd_config.SUBNET_KEYS):
+                    fixed[key] = v
             elif key == "reservations":
                 if self._type(p, v, list, "a list of reservations"):
                     for i, r in enumerate(v):
@@ -543,6 +597,14 @@ class _Converter:
             out["relay"] = relay
         if authoritative is not None:
             out["authoritative"] = authoritative
+        if guard is None and level.client_class is not None:
+            guard = [level.client_class]
+        if guard:
+            out["client-class" if len(guard) == 1 else "client-classes"] = \
+                guard[0] if len(guard) == 1 else guard
+        if required:
+            out["require-client-classes"] = required
+        out.update(fixed)
         out.update(lifetimes)
         if options:
             out["option-data"] = _option_table(options)
@@ -550,8 +612,9 @@ class _Converter:
             out["reservations"] = reservations
         self.subnets.append(out)
 
-    def _pools(self, path: str, value: Any) -> list[str]:
-        out: list[str] = []
+    def _pools(self, path: str, value: Any) -> list[str | dict[str, Any]]:
+        """Plain pools as strings; a pool with a guard or required classes as a table."""
+        out: list[str | dict[str, Any]] = []
         if not self._type(path, value, list, "a list of pools"):
             return out
         for i, pool in enumerate(value):
@@ -559,24 +622,33 @@ class _Converter:
             if not isinstance(pool, dict) or not isinstance(pool.get("pool"), str):
                 self.unsupported(p, "expected a map with a pool")
                 continue
-            out.append(" - ".join(x.strip() for x in pool["pool"].split("-")))
+            text = " - ".join(x.strip() for x in pool["pool"].split("-"))
+            table: dict[str, Any] = {"pool": text}
             for key, v in pool.items():
-                if key == "pool":
-                    continue
-                if key == "option-data" and not v:
-                    continue
+                if key in _GUARD_KEYS:
+                    guard = self._guard(f"{p}.{key}", key, v)
+                    if guard:
+                        table["client-class" if len(guard) == 1 else "client-classes"] = \
+                            guard[0] if len(guard) == 1 else guard
+                elif key in _REQUIRED_KEYS:
+                    names = self._names(f"{p}.{key}", v)
+                    if names:
+                        table["require-client-classes"] = names
+            for key, v in pool.items():
+                if key == "pool" or key in _GUARD_KEYS or key in _REQUIRED_KEYS:
+                    continue  # carried above
                 if key == "option-data":
-                    self.unsupported(f"{p}.{key}", "fastdhcp has no pool-level options (set "
-                                                   "them on the subnet)")
+                    opts = self._options(f"{p}.{key}", v)
+                    if opts:
+                        table["option-data"] = _option_table(opts)
                 elif key in ("comment", "user-context"):
                     self.note(f"{p}.{key}", "a comment for people: not carried")
                 elif key == "pool-id":
                     self.note(f"{p}.{key}", "fastdhcp numbers no pools (statistics are by "
                                             "subnet)")
-                elif key in ("client-class", "require-client-classes"):
-                    self._parameter(f"{p}.{key}", key, v)
                 else:
                     self.unsupported(f"{p}.{key}", "no fastdhcp pool equivalent")
+            out.append(table if len(table) > 1 else text)
         return out
 
     def _unique(self, path: str, res: dict[str, Any], scope: str) -> bool:
@@ -585,7 +657,8 @@ class _Converter:
         of the two was meant is not for the import to guess."""
         kinds = [k for k in ("hw-address", "client-id", "circuit-id") if k in res]
         keys: list[tuple[str, str, str]] = [(scope, k, _ident_text(res[k])) for k in kinds]
-        keys.append(("", "ip-address", str(res["ip-address"]).strip()))
+        if "ip-address" in res:
+            keys.append(("", "ip-address", str(res["ip-address"]).strip()))
         for key in keys:
             first = self.reserved.get(key)
             if first is not None:
@@ -613,18 +686,209 @@ class _Converter:
                                     "client-id or circuit-id")
                 return None
             elif key == "client-classes":
-                self._parameter(p, key, v)
-            elif key in ("next-server", "server-hostname", "boot-file-name", "comment",
-                         "user-context"):
+                names = self._names(p, v)
+                if names:
+                    out[key] = names
+            elif key in _FIXED:
+                if self._fixed(p, key, v, fd_config.RESERVATION_KEYS):
+                    out[key] = v
+            elif key in ("comment", "user-context"):
                 self._parameter(p, key, v)
             else:
                 self.unsupported(p, "no fastdhcp reservation equivalent")
         if "ip-address" not in out:
-            self.unsupported(f"{path}.ip-address", "a reservation without an address (options "
-                                                   "or a hostname only): fastdhcp reserves "
-                                                   "addresses")
-            return None
+            self.note(path, "a reservation without an address: the client is KNOWN (its "
+                            "classes, hostname and options apply) and gets a pool address")
         return out
+
+    def _fixed(self, path: str, key: str, value: Any, table: tuple[str, ...]) -> bool:
+        """True when fastdhcp's table (its key list ``table``) takes the fixed field ``key``
+        and ``value`` is a string: the caller carries it. Else reported, False."""
+        if not isinstance(value, str):
+            self.unsupported(path, f"expected a string, found {value!r}")
+            return False
+        if key in table:
+            return True
+        if value in ("", "0.0.0.0"):
+            self.note(path, "empty, as fastdhcp leaves it")
+        else:
+            self.unsupported(path, "fastdhcp does not set siaddr, sname or file here "
+                                   "(use options 66 tftp-server-name and 67 boot-file-name)")
+        return False
+
+    # ------------------------------------------------------------------ client classes
+
+    def _names(self, path: str, value: Any) -> list[str]:
+        """A list of class names (require-client-classes, a reservation's client-classes)."""
+        if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+            return list(value)
+        self.unsupported(path, f"expected a list of class names, found {value!r}")
+        return []
+
+    def _guard(self, path: str, key: str, value: Any) -> list[str] | None:
+        """``client-class`` (one name, "" = none) or ``client-classes`` (Kea 3, a list)."""
+        if key == "client-class":
+            if not isinstance(value, str):
+                self.unsupported(path, f"expected a class name, found {value!r}")
+                return None
+            return [value] if value else []
+        return self._names(path, value)
+
+    def _client_class(self, path: str, c: Any) -> None:  # noqa: C901 - a table
+        if not self._type(path, c, dict, "a map"):
+            return
+        out: dict[str, Any] = {}
+        local: dict[int, dict[str, Any]] = {}  # class-local option-def by code
+        for key, v in c.items():
+            p = f"{path}.{key}"
+            if key in _CLASS_PLAIN:
+                out[key] = v
+            elif key in ("only-if-required", "only-in-additional-list"):
+                if self._type(p, v, bool, "true or false") and v:
+                    out["only-if-required"] = True
+            elif key == "option-def":
+                if self._type(p, v, list, "a list of option definitions"):
+                    for i, d in enumerate(v):
+                        if isinstance(d, dict) and isinstance(d.get("code"), int):
+                            local[d["code"]] = d
+                        else:
+                            self.unsupported(f"{p}[{i}]", "expected a map with a code")
+            elif key != "option-data":
+                self.unsupported(p, "no fastdhcp client-class equivalent")
+        defs = self._class_defs(f"{path}.option-def", local)
+        if defs:
+            out["option-def"] = defs
+        opts = self._class_options(f"{path}.option-data", c.get("option-data", []), local)
+        if opts:
+            out["option-data"] = _option_table(opts)
+        if "name" not in out:
+            self.unsupported(f"{path}.name", "a class needs a name")
+            return
+        self.classes.append(out)
+
+    def _class_defs(self, path: str, local: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+        """The class-local definitions fastdhcp keeps (config.py checks the codes); one that
+        encapsulates an option space is not kept: its option is packed into hex here."""
+        out = []
+        for i, (code, d) in enumerate(local.items()):
+            if d.get("encapsulate"):
+                self.note(f"{path}[{i}]", f"option {code} encapsulates space "
+                          f"{d['encapsulate']!r}: its sub-options are packed into option "
+                          f"{code} as hex (fastdhcp has no option spaces)")
+                continue
+            out.append({k: v for k, v in d.items() if k not in ("comment", "user-context")})
+        return out
+
+    def _class_options(self, path: str, value: Any, local: dict[int, dict[str, Any]]
+                       ) -> dict[int, tuple[str, Any]]:
+        """A class's option-data: dhcp4 options as everywhere (a class-local binary or string
+        definition of 43 / 224-254 encodes its data), sub-options of other spaces packed into
+        the option 43 or 125 that carries them."""
+        out: dict[int, tuple[str, Any]] = {}
+        if not self._type(path, value, list, "a list of options"):
+            return out
+        subs: dict[str, list[tuple[str, int, bytes]]] = {}  # space -> (path, code, payload)
+        carriers: list[tuple[str, int, str]] = []  # (path, 43 or 125, space)
+        for i, e in enumerate(value):
+            p = f"{path}[{i}]"
+            if not isinstance(e, dict):
+                self.unsupported(p, "expected a map")
+                continue
+            space = e.get("space", "dhcp4")
+            if space != "dhcp4":
+                sub = self._sub_option(p, str(space), e)
+                if sub is not None:
+                    subs.setdefault(str(space), []).append((p, sub[0], sub[1]))
+                continue
+            code = e.get("code")
+            if code is None and e.get("name") in ("vendor-encapsulated-options",
+                                                  "vivso-suboptions"):
+                code = _VENDOR_43 if e["name"] == "vendor-encapsulated-options" else _VIVSO
+            d43 = local.get(code) if isinstance(code, int) else None
+            if code == _VENDOR_43 and d43 is not None and d43.get("encapsulate"):
+                self._always_send(p, e)
+                carriers.append((p, _VENDOR_43, str(d43["encapsulate"])))
+            elif code == _VIVSO and e.get("csv-format", True) is not False:
+                self._always_send(p, e)
+                ent = str(e.get("data", "")).strip()
+                if not ent.isdecimal():
+                    self.unsupported(f"{p}.data", f"{ent!r}: vivso-suboptions takes the "
+                                                  "enterprise number")
+                    continue
+                carriers.append((p, _VIVSO, f"vendor-{int(ent)}"))
+            elif isinstance(code, int) and d43 is not None and d43.get("type") in ("binary",
+                                                                                    "string"):
+                self._always_send(p, e)
+                data = str(e.get("data", ""))
+                try:
+                    raw = (data.encode() if d43["type"] == "string" and e.get("csv-format", True)
+                           else bytes.fromhex("".join(ch for ch in data if ch not in ": ")))
+                except ValueError:
+                    self.unsupported(f"{p}.data", f"{data!r}: not hex")
+                    continue
+                out[code] = (str(code), raw.hex())
+            else:
+                got = self._option(p, e)
+                if got is not None:
+                    out[got[0]] = (got[1], got[2])
+        for _, carrier, space in carriers:
+            packed = b"".join(bytes((c, len(v))) + v
+                              for _, c, v in sorted(subs.pop(space, []), key=lambda x: x[1]))
+            if carrier == _VIVSO:
+                enterprise = int(space.removeprefix("vendor-"))
+                packed = enterprise.to_bytes(4, "big") + bytes((len(packed),)) + packed
+            out[carrier] = (str(carrier), packed.hex())
+        for space, entries in subs.items():
+            for p, _, _ in entries:
+                self.unsupported(p, f"a sub-option of space {space!r}, which no option of "
+                                    "this class carries")
+        return out
+
+    def _always_send(self, p: str, e: dict[str, Any]) -> None:
+        if e.get("always-send"):
+            self.unsupported(f"{p}.always-send", "fastdhcp sends an option only when the "
+                                                 "client's parameter request list asks for it")
+
+    def _sub_option(self, p: str, space: str, e: dict[str, Any]) -> tuple[int, bytes] | None:
+        """One sub-option (code, payload) of ``space``, from its global definition."""
+        defs = self.space_defs.get(space, {})
+        name, code = e.get("name"), e.get("code")
+        d = defs.get(name) if isinstance(name, str) else None
+        if d is None and isinstance(code, int):
+            d = defs.get(code)
+        if e.get("always-send") and space.startswith("vendor-"):
+            # Kea needs always-send on vendor sub-options: there is no way to request them
+            # (reference §6); fastdhcp sends the whole 125 when the client asks for 125.
+            self.note(f"{p}.always-send", "packed into option 125, which fastdhcp sends when "
+                                          "the client's parameter request list has 125")
+        data = e.get("data", "")
+        if not isinstance(data, str):
+            self.unsupported(f"{p}.data", "expected a string")
+            return None
+        if e.get("csv-format", True) is False:
+            try:
+                raw = bytes.fromhex("".join(ch for ch in data if ch not in ": "))
+            except ValueError:
+                self.unsupported(f"{p}.data", f"{data!r}: not hex")
+                return None
+            if not isinstance(code, int) and d is None:
+                self.unsupported(p, f"sub-option {name!r} of space {space!r}: no definition "
+                                    "gives its code")
+                return None
+            return (code if isinstance(code, int) else d.code), raw  # type: ignore[union-attr]
+        if d is None:
+            self.unsupported(p, f"sub-option {name or code!r} of space {space!r}: no "
+                                "option-def of that space defines it")
+            return None
+        try:
+            raw = encode_csv(d, data)
+        except ValueError as exc:
+            self.unsupported(f"{p}.data", f"{data!r}: {exc}")
+            return None
+        if len(raw) > 255:
+            self.unsupported(f"{p}.data", "longer than 255 bytes")
+            return None
+        return d.code, raw
 
     # ------------------------------------------------------------------ options
 
@@ -632,6 +896,18 @@ class _Converter:
         if not self._type(path, value, list, "a list of option definitions"):
             return
         for i, entry in enumerate(value):
+            space = entry.get("space", "dhcp4") if isinstance(entry, dict) else "dhcp4"
+            if space != "dhcp4":
+                # a sub-option of another space: defined for its uses, packed where used
+                d, problems = parse_def({k: v for k, v in entry.items() if k != "space"})
+                for key, reason in problems:
+                    self.unsupported(f"{path}[{i}]" + (f".{key}" if key else ""), reason)
+                if d is not None:
+                    self.space_defs.setdefault(str(space), {}).update({d.name: d, d.code: d})
+                    self.note(f"{path}[{i}]", f"sub-option {d.name!r} ({d.code}) of space "
+                              f"{space!r}: each use is packed into the option carrying the "
+                              "space, in hex")
+                continue
             d, problems = parse_def(entry)
             for key, reason in problems:
                 self.unsupported(f"{path}[{i}]" + (f".{key}" if key else ""), reason)

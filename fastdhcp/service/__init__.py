@@ -3,7 +3,8 @@
 The package, by job: :mod:`.server` (:class:`Server`: lifecycle, reload, the read loop, commit
 callbacks, timers), :mod:`.endpoints` (sockets, read pacing, layer-2 unicast),
 :mod:`.report_log` (the packet path's report into the log), :mod:`.stats_line` (the periodic
-summary), :mod:`.notify` (systemd), :mod:`.ratelog` (bounded log rates).
+summary), :mod:`.notify` (systemd), :mod:`.ratelog` (bounded log rates), :mod:`.pingcheck`
+(ping-check: ICMP probes of held OFFERs' addresses).
 
 Theory of operation
 -------------------

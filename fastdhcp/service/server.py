@@ -22,12 +22,15 @@ from typing import Any
 
 from fastdhcp import netio
 from fastdhcp._packetpath import PacketPath
+from fastdhcp._sockio import Outgoing
 from fastdhcp.config import Config
 from fastdhcp.config import load as load_config
 from fastdhcp.control import commands as control_commands
 from fastdhcp.control.channel import ControlChannel
 from fastdhcp.control.cmd_leases import client_id_of
 from fastdhcp.control.table import CommandTable
+from fastdhcp.ddns.runner import DdnsRunner
+from fastdhcp.ddns.stats import DdnsCollector
 from fastdhcp.dhcp_state import DhcpServiceState, Origin
 from fastdhcp.engine import Decision, Engine, Link
 from fastdhcp.errors import ConfigError, StoreError
@@ -36,6 +39,7 @@ from fastdhcp.ha.service import HAService
 from fastdhcp.ha.state import HAState
 from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
+from fastdhcp.leasequery.udp import UdpLeaseQuery
 from fastdhcp.leases import Lease, LeaseState
 from fastdhcp.limits import EdgeGuard
 from fastdhcp.metrics import HAGauges, Metrics, MetricsServer, ServerCollector
@@ -50,7 +54,9 @@ from fastdhcp.service.endpoints import (
     open_endpoint,
     pace_for,
 )
+from fastdhcp.service.leasequery_tcp import BulkLeaseQueryServer
 from fastdhcp.service.notify import sd_notify
+from fastdhcp.service.pingcheck import PingChecker
 from fastdhcp.service.ratelog import RateLimitedLog
 from fastdhcp.service.report_log import ReportLog
 from fastdhcp.service.stats_line import PoolRow, StatsLine
@@ -161,10 +167,18 @@ class Server:
         self.statistics: Statistics | None = None
         #: the HA service, when [high-availability] is configured (ha, cmd_ha)
         self._ha: HAService | None = None
+        #: ping-check's prober, made when a subnet first enables it (kept across reloads)
+        self._ping: PingChecker | None = None
         #: commit batches whose ACKs wait for the partner's acknowledgement (ha)
         self._ha_gates: set[asyncio.Future[None]] = set()
         #: the allocation share applied to the engine (ha: None = the whole pool)
         self._ha_share: int | None = None
+        #: client names and DNS updates, when [ddns] is configured (fastdhcp.ddns.runner)
+        self.ddns: DdnsRunner | None = None
+        #: leasequery (docs/leasequery.md): the DHCPLEASEQUERY handler the path calls, and the
+        #: bulk leasequery TCP listener, when [leasequery] configures them
+        self._lq_udp: UdpLeaseQuery | None = None
+        self._lq_bulk: BulkLeaseQueryServer | None = None
 
     @property
     def engine(self) -> Engine:
@@ -200,6 +214,7 @@ class Server:
             self.statistics = Statistics(self)
             self._hosts = HostTable(self._store)  # hosts (cmd_hosts)
             engine.attach_hosts(self._hosts)
+            self.ddns = DdnsRunner.follow(None, cfg.ddns, engine.ddns_pending)
             try:
                 for key in endpoint_keys(cfg):
                     ep = open_endpoint(key)
@@ -216,6 +231,7 @@ class Server:
                 self._on_failed,
                 batch_size=db.batch_size,
                 max_wait=db.max_wait_ms / 1000.0,
+                on_batch=self._on_batch,
             )
             if cfg.server.metrics:
                 try:
@@ -229,6 +245,8 @@ class Server:
                             if cfg.high_availability is not None else None,
                         ),
                         cfg.server.metrics,
+                        DdnsCollector(lambda: self.ddns.stats if self.ddns is not None
+                                      else None),
                     )
                 except (OSError, ValueError) as exc:
                     why = getattr(exc, "strerror", None) or exc
@@ -238,6 +256,7 @@ class Server:
             except OSError as exc:
                 raise StartupError(f"control socket: {exc.strerror or exc}") from exc
             await self._start_ha()  # ha (cmd_ha)
+            await self._start_leasequery()
         except BaseException:
             await self._abort_start()
             raise
@@ -259,6 +278,7 @@ class Server:
         self._log_startup()
 
     async def _abort_start(self) -> None:
+        await self._stop_leasequery()
         await self._stop_ha()  # ha (cmd_ha)
         await self.control.close()
         if self.metrics_server is not None:
@@ -270,6 +290,9 @@ class Server:
             except Exception:
                 log.exception("closing the committer after a failed start")
             self.committer = None
+        if self.ddns is not None:
+            self.ddns.stop()
+            self.ddns = None
         for ep in self.endpoints.values():
             ep.close()
         self.endpoints.clear()
@@ -300,10 +323,14 @@ class Server:
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        await self._stop_leasequery()
         await self._stop_ha()  # ha (cmd_ha): no more heartbeats nor updates to the partner
         await self.control.close()  # no command starts while the commits are flushed
         for ep in self.endpoints.values():
             self._unwatch(ep)
+        if self._ping is not None:
+            self._ping.close()
+            self._ping = None
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -314,6 +341,9 @@ class Server:
             log.exception("flushing pending commits at shutdown")
         finally:
             self.committer = None
+            if self.ddns is not None:
+                self.ddns.stop()  # after the flush: its removals and adds were queued
+                self.ddns = None
             for ep in self.endpoints.values():
                 ep.close()
             if self.metrics_server is not None:
@@ -435,6 +465,8 @@ class Server:
             log.warning("reload: server.metrics changes take effect at the next restart")
         if old.high_availability != config.high_availability:  # ha (cmd_ha)
             log.warning("reload: [high-availability] changes take effect at the next restart")
+        if old.leasequery != config.leasequery:
+            log.warning("reload: [leasequery] changes take effect at the next restart")
 
         want = endpoint_keys(config)
         refused = self.check_config(config)
@@ -476,10 +508,14 @@ class Server:
                 except OSError as exc:
                     log.warning("reload: %s", exc)
         self.config = config
+        self.ddns = DdnsRunner.follow(self.ddns, config.ddns, self._engine.ddns_pending)
         self._guard = EdgeGuard.from_config(config.server, self._guard)
         if old.server.log_level != config.server.log_level and not self._log_level_pinned:
             logging.getLogger().setLevel(config.server.log_level.upper())
             self._debug = log.isEnabledFor(logging.DEBUG)
+        for lq in (self._lq_udp, self._lq_bulk):
+            if lq is not None:
+                lq.reconfigure(config)  # new subnets and pools; the requesters stay
         self._path = self._make_path()  # the engine, the guard or the log level may be new
         self.configured_at = time.monotonic()
         self._reconfigure_control(config.control_sockets)
@@ -498,9 +534,28 @@ class Server:
         if self._ha is not None:  # the engine may be a new one (reload)
             self._apply_ha_share(self._ha)
         committer = self.committer
-        return PacketPath(self.engine, self.metrics, self._report_log.report, self._guard,
+        path = PacketPath(self.engine, self.metrics, self._report_log.report, self._guard,
                           committer.hold_many if committer is not None else None, self._l2_dest,
-                          self._debug, self._ha.filter if self._ha is not None else None)
+                          self._debug, probe=self._ping_sink(),
+                          ha=self._ha.filter if self._ha is not None else None,
+                          leasequery=self._lq_udp)
+        if self._ping is not None:
+            self._ping.attach(path, self.config.subnets)
+        return path
+
+    def _ping_sink(self) -> Callable[[list[Any]], None] | None:
+        """The packet path's ``probe`` sink: the PingChecker (made at the first configuration
+        that enables ping-check), or None while no subnet has it on."""
+        if not any(s.ping_check.enabled for s in self.config.subnets):
+            return None
+        if self._ping is None:
+            assert self._loop is not None
+            self._ping = PingChecker(self._loop, self.metrics, self.engine, self._kick_commit)
+        return self._ping.submit
+
+    def _kick_commit(self) -> None:
+        if self.committer is not None:
+            self.committer.kick()
 
     def _l2_dest(self, ep: PathEndpoint, d: Decision) -> int:
         # the path hands back the endpoint it read from: always one of ours
@@ -625,7 +680,14 @@ class Server:
         self._path.deliver(tokens)
         self._report_log.drain()
 
+    def _on_batch(self, batch: list[Any]) -> None:
+        # after the ACKs of a durable batch: what it owes DNS is queued, never waited for
+        if self.ddns is not None:
+            self.ddns.committed(batch)
+
     def _on_failed(self, leases: list[Any], tokens: list[Any], exc: BaseException) -> None:
+        if self.ddns is not None:
+            self.ddns.failed(leases)
         m = self.metrics
         m.commit_failures += 1
         acks = sum(1 for t in tokens if t.out is not None)  # (ha: a RELEASE holds no reply)
@@ -929,6 +991,42 @@ class Server:
     def ha_host(self) -> CommandTableHost:
         """The partner's leases are stored through this server's lease commands."""
         return CommandTableHost(self)
+
+    async def _start_leasequery(self) -> None:
+        lq = self.config.leasequery
+        if lq is None:
+            return
+        self._lq_udp = UdpLeaseQuery(self.config, self.store, self.metrics, self._lq_send)
+        if lq.bulk.enabled:
+            bulk = BulkLeaseQueryServer(self.config, self.store, self.metrics)
+            try:
+                await bulk.start()
+            except OSError as exc:
+                raise StartupError(f"bulk leasequery on {lq.bulk.address}:{lq.bulk.port}: "
+                                   f"{exc.strerror or exc}") from exc
+            self._lq_bulk = bulk
+
+    async def _stop_leasequery(self) -> None:
+        udp, self._lq_udp = self._lq_udp, None
+        bulk, self._lq_bulk = self._lq_bulk, None
+        if udp is not None:
+            await udp.close()
+        if bulk is not None:
+            await bulk.close()
+
+    def _lq_send(self, ep: Endpoint, item: Outgoing) -> None:
+        # a leasequery answered after a scan: it leaves as the burst's replies do
+        path = self._path
+        if path is None or ep.closed:
+            self.metrics.drop("socket-closed")
+            return
+        ep.out.append(item)
+        path.flush(ep)
+
+    @property
+    def leasequery_bulk(self) -> BulkLeaseQueryServer | None:
+        """The bulk leasequery listener, when one runs."""
+        return self._lq_bulk
 
     async def _start_ha(self) -> None:
         conf = self.config.high_availability

@@ -59,7 +59,7 @@ template:
 zone:
   - domain: {zone}
   - domain: {rzone}
-"""
+{more_zones}"""
 _ZONEFILE = """\
 $TTL 300
 @ SOA ns.{zone} hostmaster.{zone} 1 3600 900 604800 300
@@ -76,6 +76,7 @@ class Knot:
     ip: str  #: knotd's address
     prefix: str  #: "198.19.<o>." (host addresses for leases: prefix + "100" ...)
     secret: bytes  #: the TSIG secret (raw)
+    extra_zones: tuple[str, ...] = ()  #: more zones served (a DHCP subnet's reverse zone)
     proc: subprocess.Popen | None = None
     cleanup: Cleanup = field(default_factory=Cleanup, repr=False)
 
@@ -104,7 +105,7 @@ class Knot:
         while time.monotonic() < end:
             if proc.poll() is not None:
                 raise RuntimeError(f"knotd exited with {proc.returncode}:\n{self.log()}")
-            if self.soa(ZONE) and self.soa(self.reverse_zone):
+            if all(self.soa(z) for z in (ZONE, self.reverse_zone, *self.extra_zones)):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"knotd did not answer within 10 s:\n{self.log()}")
@@ -141,8 +142,9 @@ class Knot:
         return self.cleanup.close()
 
 
-def start_knot(base: Path) -> Knot:
-    """Build the namespace and veth of the module docstring and start knotd in it."""
+def start_knot(base: Path, extra_zones: tuple[str, ...] = ()) -> Knot:
+    """Build the namespace and veth of the module docstring and start knotd in it, serving
+    ``extra_zones`` too (updatable with the same key)."""
     tag = str(os.getpid())
     octet = os.getpid() % 250 + 1
     prefix = f"198.19.{octet}."
@@ -161,11 +163,12 @@ def start_knot(base: Path) -> Knot:
         ns.run(["ip", "addr", "add", f"{prefix}2/24", "dev", there])
         ns.run(["ip", "link", "set", there, "up"])
         secret = os.urandom(32)
-        knot = Knot(ns, work, f"{prefix}2", prefix, secret, cleanup=cleanup)
+        knot = Knot(ns, work, f"{prefix}2", prefix, secret, extra_zones, cleanup=cleanup)
         (work / "knot.conf").write_text(_CONF.format(
             dir=work, ip=knot.ip, key=KEY_NAME, secret=base64.b64encode(secret).decode(),
-            zone=ZONE, rzone=knot.reverse_zone))
-        for zone in (ZONE, knot.reverse_zone):
+            zone=ZONE, rzone=knot.reverse_zone,
+            more_zones="".join(f"  - domain: {z}\n" for z in extra_zones)))
+        for zone in (ZONE, knot.reverse_zone, *extra_zones):
             (work / "zones" / f"{zone}zone").write_text(_ZONEFILE.format(zone=ZONE))
         knot.start()
         return knot
