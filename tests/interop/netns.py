@@ -285,8 +285,8 @@ def sweep_stale() -> list[str]:
     names = run(["ip", "netns", "list"]).stdout.split()
     etc = os.listdir("/etc/netns") if os.path.isdir("/etc/netns") else []
     for name in sorted(set(names) | set(etc)):
-        m = re.fullmatch(r"fd(\d+)-(srv|cli|relay|rcli|perf|dns|ksrv|fsrv|crel|csrv|ccli|ha1|ha2|hab)",
-                         name)
+        m = re.fullmatch(
+            r"fd(\d+)-(srv|cli|relay|rcli|perf|dns|ksrv|fsrv|crel|csrv|ccli|ha1|ha2|hab)", name)
         if not m or os.path.exists(f"/proc/{m.group(1)}"):
             continue
         if name in names:
