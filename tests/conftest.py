@@ -16,12 +16,14 @@ fixtures: it loads the compiled engine, which the linters' and docs' tests do no
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 from config_builder import load_config
 from fakeclock import FakeClock
+from path_rig import udp_pair
 
 if TYPE_CHECKING:
     from dhcpsim import Network
@@ -48,3 +50,10 @@ def net() -> Network:
     from dhcpsim import make_network
 
     return make_network()
+
+
+@pytest.fixture
+def socks() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A bound (server, peer) UDP pair on loopback (path_rig.udp_pair)."""
+    with udp_pair() as pair:
+        yield pair

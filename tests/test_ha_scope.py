@@ -10,16 +10,15 @@ import json
 import random
 import socket
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dhcpsim import DISCOVER, SERVER_IP, build_request, mac
+from path_rig import Ep
 
 from fastdhcp._codec import parse as parse_msg
 from fastdhcp._hascope import ScopeFilter, lb_hash
 from fastdhcp._packetpath import PacketPath
-from fastdhcp._sockio import DatagramIO
 from fastdhcp.engine import Engine, Link
 from fastdhcp.ha.hash import server_index
 from fastdhcp.ha.state import HAState, HAStateMachine
@@ -131,25 +130,6 @@ def test_set_refuses_a_bad_scope_count() -> None:
 # ------------------------------------------------------------------ in the packet path
 
 
-@pytest.fixture
-def socks() -> Iterator[tuple[socket.socket, socket.socket]]:
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    server.bind(("127.0.0.1", 0))
-    server.setblocking(False)
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind(("127.0.0.1", 0))
-    yield server, peer
-    server.close()
-    peer.close()
-
-
-class Ep:
-    def __init__(self, sock: socket.socket) -> None:
-        self.io = DatagramIO(sock)
-        self.link = Link("eth0", SERVER_IP)
-        self.key = ("addr", "127.0.0.1", 0)
-        self.out: list[object] = []
-        self.closed = False
 
 
 def _with_secs(data: bytes, secs: int) -> bytes:

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from dhcpsim import SERVER_IP, build_request, ip, mac, make_config, relay_agent_info
+from path_rig import Ep
 
 from fastdhcp._codec import parse
 from fastdhcp._packetpath import HeldAck, PacketPath
-from fastdhcp._sockio import DatagramIO, Outgoing
+from fastdhcp._sockio import Outgoing
 from fastdhcp.consts import MessageType
 from fastdhcp.engine import Engine, Link
 from fastdhcp.leases import MemoryLeaseStore
@@ -30,21 +28,6 @@ L2_DEST = 0x7F000001  # what the test's l2_dest answers for a layer-2 unicast
 def _reply(mtype: int, pad: int = 0) -> bytes:
     """A reply as the codec lays it out: option 53 first, at offset 240."""
     return b"\x02" + bytes(235) + b"\x63\x82\x53\x63" + bytes((53, 1, mtype, 255)) + bytes(pad)
-
-
-@dataclass
-class Ep:
-    """What the path reads of the service's Endpoint."""
-
-    sock: socket.socket
-    link: Any = field(default_factory=lambda: Link("eth0", SERVER_IP))
-    key: tuple[str, str, int] = ("addr", "127.0.0.1", 0)
-    out: list[Any] = field(default_factory=list)
-    closed: bool = False
-    io: DatagramIO = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.io = DatagramIO(self.sock)
 
 
 class Owner:
@@ -68,19 +51,6 @@ class Owner:
 
 def _engine() -> Engine:
     return Engine(make_config(), MemoryLeaseStore())
-
-
-@pytest.fixture
-def socks() -> Iterator[tuple[socket.socket, socket.socket]]:
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    server.bind(("127.0.0.1", 0))
-    server.setblocking(False)
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind(("127.0.0.1", 0))
-    peer.settimeout(2.0)
-    yield server, peer
-    server.close()
-    peer.close()
 
 
 def _deliver(peer: socket.socket, server: socket.socket, datagrams: list[bytes]) -> None:

@@ -12,18 +12,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dhcpsim import SERVER_IP, build_request, decode_reply, ip, mac, make_config
+from dhcpsim import build_request, decode_reply, ip, mac, make_config
+from path_rig import Ep
 
 from fastdhcp._packetpath import HeldOffer, PacketPath
-from fastdhcp._sockio import DatagramIO
 from fastdhcp.consts import MessageType
-from fastdhcp.engine import Engine, Link
+from fastdhcp.engine import Engine
 from fastdhcp.leases import Lease, LeaseState, MemoryLeaseStore
 from fastdhcp.metrics import Metrics
 from fastdhcp.pathreport import PathReport
@@ -31,21 +29,6 @@ from fastdhcp.service import pingcheck
 from fastdhcp.service.pingcheck import MAX_TRIES, IcmpSocket, PingChecker, Reply
 
 PING = "enable-ping-check = true\nmin-ping-requests = 2\nreply-timeout = 20"
-
-
-@dataclass
-class Ep:
-    """What the path reads of the service's Endpoint."""
-
-    sock: socket.socket
-    link: Any = field(default_factory=lambda: Link("eth0", SERVER_IP))
-    key: tuple[str, str, int] = ("addr", "127.0.0.1", 0)
-    out: list[Any] = field(default_factory=list)
-    closed: bool = False
-    io: DatagramIO = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.io = DatagramIO(self.sock)
 
 
 class FakeIcmp:
@@ -80,19 +63,6 @@ class FakeIcmp:
     def close(self) -> None:
         self._r.close()
         self._w.close()
-
-
-@pytest.fixture
-def socks() -> Iterator[tuple[socket.socket, socket.socket]]:
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    server.bind(("127.0.0.1", 0))
-    server.setblocking(False)
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind(("127.0.0.1", 0))
-    peer.settimeout(2.0)
-    yield server, peer
-    server.close()
-    peer.close()
 
 
 class Rig:

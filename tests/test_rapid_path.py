@@ -3,44 +3,19 @@ REQUEST's ACK (RFC 2131 3.1 step 4, RFC 4039), never queued to leave at once."""
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dhcpsim import SERVER_IP, build_request, decode_reply, mac, make_config, opt
+from dhcpsim import build_request, decode_reply, mac, make_config, opt
+from path_rig import Ep
 
 from fastdhcp._packetpath import HeldAck, PacketPath
-from fastdhcp._sockio import DatagramIO
 from fastdhcp.consts import MessageType
-from fastdhcp.engine import Engine, Link
+from fastdhcp.engine import Engine
 from fastdhcp.leases import MemoryLeaseStore
 from fastdhcp.metrics import Metrics
 from fastdhcp.pathreport import PathReport
-
-
-class Ep:
-    """What the path reads of the service's Endpoint."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.link = Link("eth0", SERVER_IP)
-        self.key = ("addr", "127.0.0.1", 0)
-        self.out: list[Any] = []
-        self.closed = False
-        self.io = DatagramIO(sock)
-
-
-@pytest.fixture
-def socks() -> Iterator[tuple[socket.socket, socket.socket]]:
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    server.bind(("127.0.0.1", 0))
-    server.setblocking(False)
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind(("127.0.0.1", 0))
-    yield server, peer
-    server.close()
-    peer.close()
 
 
 @pytest.mark.parametrize(("rapid", "with80"), [(True, True), (True, False), (False, True)])
