@@ -1,14 +1,15 @@
 """The contract between :mod:`fastdhcp.config` and the parsers of its pluggable sections
 (``[high-availability]`` in :mod:`fastdhcp.ha.config`, ``[ddns]`` in
-:mod:`fastdhcp.ddns.config`): how a section reports a problem, how it refuses an unknown key,
-and how it knows whether it may build its model."""
+:mod:`fastdhcp.ddns.config`, ``[leasequery]`` in :mod:`fastdhcp.leasequery.config`): how a
+section reports a problem, how it refuses an unknown key, and how it knows whether it may build
+its model."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Bad", "CheckKeys", "ProblemCount", "take_bools", "take_ints"]
+__all__ = ["Bad", "CheckKeys", "ProblemCount", "open_table", "take_bools", "take_ints"]
 
 #: ``bad(path, value, reason)`` records one problem (fastdhcp.config's ``_Problems.bad``);
 #: ``check_keys(table, path, allowed, where)`` refuses unknown keys with a "did you mean".
@@ -27,6 +28,18 @@ class ProblemCount:
         """Record one problem (key path, the value at fault, why)."""
         self.n += 1
         self._bad(path, value, reason)
+
+
+def open_table(raw: object, path: str, keys: tuple[str, ...], where: str, bad: Bad,
+               check_keys: CheckKeys) -> tuple[dict[str, Any], ProblemCount] | None:
+    """The start of every section's parse: ``raw`` must be a table (else one problem and
+    None), its unknown keys are refused; the table and the count its problems go through."""
+    if not isinstance(raw, dict):
+        bad(path, raw, "must be a table")
+        return None
+    count = ProblemCount(bad)
+    check_keys(raw, path, keys, where)
+    return raw, count
 
 
 def take_ints(raw: dict[str, Any], path: str, keys: dict[str, tuple[str, int, int]],

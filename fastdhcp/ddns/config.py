@@ -31,7 +31,7 @@ import dns.exception
 import dns.name
 import dns.tsig
 
-from fastdhcp.sections import Bad, CheckKeys, ProblemCount, take_bools, take_ints
+from fastdhcp.sections import Bad, CheckKeys, ProblemCount, open_table, take_bools, take_ints
 
 __all__ = [
     "ConflictMode", "DDNS_KEYS", "DdnsConfig", "DdnsDomain", "DnsServer", "DOMAIN_KEYS",
@@ -208,17 +208,13 @@ _INTS = {  # key -> (attribute, lowest, highest)
 _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
-
-
-
 def parse(raw: object, bad: Bad, check_keys: CheckKeys) -> DdnsConfig | None:
     """Validate ``[ddns]``; every problem goes to ``bad``; None if there was any."""
     path = "ddns"
-    if not isinstance(raw, dict):
-        bad(path, raw, "must be a table")
+    opened = open_table(raw, path, DDNS_KEYS, "[ddns]", bad, check_keys)
+    if opened is None:
         return None
-    count = ProblemCount(bad)
-    check_keys(raw, path, DDNS_KEYS, "[ddns]")
+    raw, count = opened
     kw: dict[str, Any] = {}
     take_bools(raw, path, _BOOLS, count, kw)
     take_ints(raw, path, _INTS, count, kw)

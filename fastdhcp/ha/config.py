@@ -19,7 +19,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from fastdhcp.sections import Bad, CheckKeys, ProblemCount, take_bools, take_ints
+from fastdhcp.sections import Bad, CheckKeys, ProblemCount, open_table, take_bools, take_ints
 
 __all__ = ["HAConfig", "HAMode", "HA_KEYS", "PEER_KEYS", "PeerConfig", "Role", "parse"]
 
@@ -164,7 +164,6 @@ _BOOL_KEYS = {"sync-leases": "sync_leases", "send-lease-updates": "send_lease_up
               "wait-backup-ack": "wait_backup_ack"}
 
 
-
 def parse(raw: object, bad: Bad, check_keys: CheckKeys) -> HAConfig | None:
     """Validate ``[high-availability]``; every problem goes to ``bad``; None if any."""
     path = "high-availability"
@@ -173,11 +172,10 @@ def parse(raw: object, bad: Bad, check_keys: CheckKeys) -> HAConfig | None:
             bad(path, raw, "one HA relationship is supported: write one [high-availability]")
             return None
         raw = raw[0]
-    if not isinstance(raw, dict):
-        bad(path, raw, "must be a table")
+    opened = open_table(raw, path, HA_KEYS, "[high-availability]", bad, check_keys)
+    if opened is None:
         return None
-    count = ProblemCount(bad)
-    check_keys(raw, path, HA_KEYS, "[high-availability]")
+    raw, count = opened
     kw: dict[str, Any] = {}
     name = raw.get("this-server-name")
     if not isinstance(name, str) or not name:

@@ -20,7 +20,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from fastdhcp.sections import Bad, CheckKeys, ProblemCount, take_bools, take_ints
+from fastdhcp.sections import Bad, CheckKeys, ProblemCount, open_table, take_bools, take_ints
 
 __all__ = ["ADVANCED_KEYS", "BulkConfig", "LEASEQUERY_KEYS", "LeaseQueryConfig", "parse"]
 
@@ -100,11 +100,10 @@ _INTS = {
 def parse(raw: object, bad: Bad, check_keys: CheckKeys) -> LeaseQueryConfig | None:
     """Validate ``[leasequery]``; every problem goes to ``bad``; None if there was any."""
     path = "leasequery"
-    if not isinstance(raw, dict):
-        bad(path, raw, "must be a table")
+    opened = open_table(raw, path, LEASEQUERY_KEYS, "[leasequery]", bad, check_keys)
+    if opened is None:
         return None
-    count = ProblemCount(bad)
-    check_keys(raw, path, LEASEQUERY_KEYS, "[leasequery]")
+    raw, count = opened
     requesters = _requesters(raw.get("requesters"), f"{path}.requesters", count)
     bulk = BulkConfig()
     if "advanced" in raw:
