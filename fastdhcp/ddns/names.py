@@ -38,6 +38,12 @@ Rules, in the order :func:`decide` applies them:
    qualified.
 6. No option 81 and no option 12: only ``always`` and ``when-not-present`` make a name (sent
    back in option 12, updated both ways).
+7. Names are lower-cased after sanitising (as Kea 2.2 answers and stores them; DNS compares
+   names without case, RFC 4343).
+
+Without ``[ddns]`` names are still answered, as Kea 2.2 does with ``enable-updates`` false: the
+engine echoes a plain option 12 itself and asks :func:`decide_without_ddns` for an option 12
+that needs sanitising or lower-casing (option 81 is not answered without ``[ddns]``).
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ import dns.name
 from fastdhcp.ddns.config import DdnsConfig, ReplaceClientName
 
 __all__ = ["ClientFqdn", "Encoding", "FLAG_E", "FLAG_N", "FLAG_O", "FLAG_S", "NameDecision",
-           "NameSource", "decide", "encode_fqdn_option", "parse_fqdn_option"]
+           "NameSource", "decide", "decide_without_ddns", "encode_fqdn_option", "parse_fqdn_option"]
 
 #: RFC 4702 section 2.1 flag bits.
 FLAG_S = 0x01  #: the server should do the forward (A) update
@@ -190,6 +196,17 @@ def decide(fqdn_option: bytes | None, hostname_option: bytes | None, address: in
     return NameDecision(None, NameSource.NONE, False, False)
 
 
+#: Kea's defaults with updates off: what names come to without ``[ddns]``.
+_NO_DDNS = DdnsConfig(enable_updates=False)
+
+
+def decide_without_ddns(fqdn_option: bytes | None, hostname_option: bytes | None,
+                        address: int) -> NameDecision:
+    """:func:`decide` when no ``[ddns]`` is configured: Kea 2.2's defaults, updates off (no
+    update is ever owed; an answer to option 81 would say N=1)."""
+    return decide(fqdn_option, hostname_option, address, _NO_DDNS)
+
+
 def _from_fqdn(client: ClientFqdn, address: int, cfg: DdnsConfig) -> NameDecision:
     client_s = bool(client.flags & FLAG_S)
     client_n = bool(client.flags & FLAG_N)
@@ -258,7 +275,7 @@ def _sanitised(labels: tuple[bytes, ...], cfg: DdnsConfig) -> tuple[bytes, ...] 
         if cfg.hostname_char_set:
             label = re.sub(cfg.hostname_char_set, cfg.hostname_char_replacement, label)
         try:
-            encoded = label.encode("ascii")
+            encoded = label.encode("ascii").lower()
         except UnicodeEncodeError:
             return None
         if not encoded or len(encoded) > _MAX_LABEL:
