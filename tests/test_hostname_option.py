@@ -79,11 +79,34 @@ def test_the_lease_keeps_the_client_name_and_no_dns_is_owed() -> None:
     assert net.engine.ddns_pending == {}
 
 
-def test_option_81_is_still_not_answered_without_ddns() -> None:
-    net = reserved("cust-1001")
-    c = Client(net, bytes.fromhex(RES_MAC.replace(":", "")))
-    o = c.discover(extra=opt(81, b"\x01\x00\x00host1"), hostname=b"laptop")
-    assert o is not None and 81 not in o.options and 12 not in o.options
+def wire(*labels: bytes, full: bool = True) -> bytes:
+    return b"".join(bytes((len(x),)) + x for x in labels) + (b"\0" if full else b"")
+
+
+@pytest.mark.parametrize(("sent", "back"), [
+    # What Kea 2.2 sent with DDNS off (side by side, tests/interop/test_classify_kea.py P11):
+    # S=0 N=1 (O=1 when the client asked S=1), the request's RCODEs, the name qualified
+    # (no suffix: made absolute), lower-cased; the ASCII form with its final dot.
+    (b"\x05\x00\x00" + wire(b"host1", full=False), b"\x0e\x00\x00" + wire(b"host1")),
+    (b"\x08\x00\x00host2", b"\x08\x00\x00host2."),
+    (b"\x04\x00\x00" + wire(b"host3", b"example", b"net"),
+     b"\x0c\x00\x00" + wire(b"host3", b"example", b"net")),
+    (b"\x05\x00\x00" + wire(b"HOST4", full=False), b"\x0e\x00\x00" + wire(b"host4")),
+    (b"\x05\xff\xff" + wire(b"host5", full=False), b"\x0e\xff\xff" + wire(b"host5")),
+])
+def test_option_81_is_answered_as_kea_does_without_ddns(sent: bytes, back: bytes) -> None:
+    net = make_network()
+    c, o, a = dora(net, extra=opt(81, sent), hostname=b"other")
+    assert o.options[81] == back and a.options[81] == back
+    assert 12 not in o.options and 12 not in a.options  # option 81 wins (RFC 4702 3.1)
+    assert net.engine.ddns_pending == {}
+    lease = net.store.get(c.address)
+    assert (lease.fqdn_fwd, lease.fqdn_rev) == (False, False)
+
+
+def test_a_malformed_option_81_falls_back_to_option_12() -> None:
+    _, o, _ = dora(make_network(), extra=opt(81, b"\xf0\x00\x00x"), hostname=b"laptop")
+    assert 81 not in o.options and o.options[12] == b"laptop"
 
 
 def test_a_renewal_answers_the_reserved_name_but_echoes_only_what_was_sent() -> None:

@@ -13,9 +13,10 @@
 #
 # Without [ddns] names are answered as Kea 2.2 answers them with updates off (it processes
 # names whatever dhcp-ddns says): a reservation's hostname goes to its client in option 12,
-# a client's own option 12 comes back (lower-cased, sanitised by Kea's default char set).
-# A request with option 81 is answered as before (no 81, no 12). A request without option 12/81
-# and without a reserved name pays what it paid before: a flag test and two in-place lookups.
+# a client's own option 12 comes back (lower-cased, sanitised by Kea's default char set), an
+# option 81 is answered with N=1 (names.decide_without_ddns, in Kea's bytes). A request
+# without option 12 / 81 and without a reserved name pays what it paid before: a flag test
+# and two in-place lookups.
 # A plain option 12 (only a-z 0-9 '-' and inner dots: the default char set and lower-casing
 # leave it as it is) is echoed here in C; anything else asks names.decide_without_ddns, cached.
 #
@@ -112,9 +113,8 @@ cdef list _plain_names(Engine self, list opts, Message msg, uint32_t ip, object 
     cdef const unsigned char *p
     cdef Py_ssize_t n
     if msg._view(OPT_CLIENT_FQDN, &p) >= 0:
-        # Kea answers option 81 instead (and ignores 12); without [ddns] fastdhcp does not
-        # answer 81 yet (Kea 2.2's reply to it with updates off is not observed here)
-        return opts
+        # option 81 wins over 12 (RFC 4702 3.1): answered with N=1, as Kea 2.2 does
+        return _fqdn_options(opts, _plain_decision(self, msg, ip))
     if res is not None:
         name = res.hostname
         if name:

@@ -42,8 +42,8 @@ Rules, in the order :func:`decide` applies them:
    names without case, RFC 4343).
 
 Without ``[ddns]`` names are still answered, as Kea 2.2 does with ``enable-updates`` false: the
-engine echoes a plain option 12 itself and asks :func:`decide_without_ddns` for an option 12
-that needs sanitising or lower-casing (option 81 is not answered without ``[ddns]``).
+engine echoes a plain option 12 itself and asks :func:`decide_without_ddns` for option 81
+(answered with N=1) and for an option 12 that needs sanitising or lower-casing.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dns.exception
 import dns.name
@@ -203,8 +203,18 @@ _NO_DDNS = DdnsConfig(enable_updates=False)
 def decide_without_ddns(fqdn_option: bytes | None, hostname_option: bytes | None,
                         address: int) -> NameDecision:
     """:func:`decide` when no ``[ddns]`` is configured: Kea 2.2's defaults, updates off (no
-    update is ever owed; an answer to option 81 would say N=1)."""
-    return decide(fqdn_option, hostname_option, address, _NO_DDNS)
+    update is ever owed; option 81 is answered with N=1), and option 81's answer written as
+    Kea 2.2 writes it there (observed side by side, tests/interop/test_classify_kea.py P11):
+    the request's RCODE1 and RCODE2 copied back (not RFC 4702's 255), and an ASCII name with
+    its final dot."""
+    nd = decide(fqdn_option, hostname_option, address, _NO_DDNS)
+    if nd.reply_fqdn is None or fqdn_option is None:
+        return nd
+    if nd.reply_fqdn[0] & FLAG_E or nd.fqdn is None:
+        body = nd.reply_fqdn[3:]
+    else:
+        body = nd.fqdn.to_text().encode("ascii")
+    return replace(nd, reply_fqdn=nd.reply_fqdn[:1] + fqdn_option[1:3] + body)
 
 
 def _from_fqdn(client: ClientFqdn, address: int, cfg: DdnsConfig) -> NameDecision:

@@ -333,7 +333,7 @@ class _Converter:
             if out:
                 self.note("Dhcp4.dhcp-ddns" if link is not None else next(iter(where.values())),
                           "DNS updates off and Kea's default name rules: no [ddns] needed "
-                          "(fastdhcp answers option 12 as Kea does without it)")
+                          "(fastdhcp answers options 12 and 81 as that Kea does without it)")
             return None
         out.setdefault("enable-updates", False)  # Kea's default; fastdhcp's [ddns] says on
         if out["enable-updates"]:
