@@ -131,6 +131,14 @@ def test_dora_relayed_option82_subscriber_limit(benchmark):
 
 
 @pytest.mark.benchmark(group="engine", timer=time.process_time)
+def test_dora_relayed_fixed_fields(benchmark):
+    """test_dora_relayed with next-server and boot-file-name in [global]: siaddr and file in
+    every OFFER and ACK (the subnet's fields, encoded at load, no merge per packet)."""
+    _dora_bench(benchmark, relay_info=False,
+                global_extra='next-server = "198.18.30.69"\nboot-file-name = "pxelinux.0"')
+
+
+@pytest.mark.benchmark(group="engine", timer=time.process_time)
 def test_renew(benchmark):
     """RENEWING REQUESTs (ciaddr, unicast) of bound clients: extend and stage."""
     config = make_config(more=CONFIG_MORE)
@@ -217,6 +225,17 @@ def test_dora_relayed_option82_stb_16_patterns(benchmark):
     the required VOICE_OPTS's option 66 in every reply."""
     _dora_bench(benchmark, relay_info=True, more=_classified_subnet(True) + _pattern_classes(),
                 extra=_STB)
+
+
+@pytest.mark.benchmark(group="engine", timer=time.process_time)
+def test_dora_relayed_option82_stb_class_fixed_fields(benchmark):
+    """The STB traffic with one class, STB, whose next-server and boot-file-name beat the
+    global boot-file-name: the per-packet merge of class and subnet fields (against
+    test_dora_relayed_option82_stb_no_classes)."""
+    stb = ('[[client-classes]]\nname = "STB"\ntest = "substring(option[60].hex,0,4) == '
+           '\'STB-\'"\nnext-server = "198.18.30.69"\nboot-file-name = "stb.cfg"\n')
+    _dora_bench(benchmark, relay_info=True, more=_classified_subnet(False) + stb, extra=_STB,
+                global_extra='boot-file-name = "pxelinux.0"')
 
 
 # -- reservations added through the API (fastdhcp.hosts): a million of them in LMDB ---------

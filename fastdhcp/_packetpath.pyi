@@ -13,10 +13,10 @@ from fastdhcp.pathtypes import L2Dest, LeaseQueryHandler, PathEndpoint, PathGuar
 
 class HeldAck:
     endpoint: PathEndpoint
-    out: Outgoing
+    out: Outgoing | None
     held_at: float
     lease: Lease | None
-    def __init__(self, endpoint: PathEndpoint, out: Outgoing, held_at: float,
+    def __init__(self, endpoint: PathEndpoint, out: Outgoing | None, held_at: float,
                  lease: Lease | None = None) -> None: ...
 
 class HeldOffer:

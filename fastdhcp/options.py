@@ -13,6 +13,10 @@ comma-separated string, as Kea's ``csv-format`` data), integers as TOML integers
 strings), booleans as TOML booleans. An option given by decimal code, and any option of type
 ``binary``, takes hex text: ``"0a0b0c"``, ``"0a:0b:0c"``, ``"0a 0b 0c"`` or ``"0x0a0b0c"``.
 
+Vendor options may be given as tables: option 43 as sub-option = value (RFC 2132 8.4), option
+125 as enterprise number = table of sub-options (RFC 3925 3); sub-options are named by a client
+class's definitions (:func:`custom_option_def`) or given by code with hex data.
+
 Every rejection raises :class:`~fastdhcp.errors.ConfigError` whose line names the option, the
 value and the reason.
 """

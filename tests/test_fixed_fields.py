@@ -313,3 +313,67 @@ def test_bad_fixed_fields_are_refused_with_key_and_value(where, line, reason):
     with pytest.raises(ConfigError) as e:
         _config(**kw)
     assert reason in str(e.value)
+
+
+# ------------------------------------------------------------------ with the engine's classes
+
+P5B = """
+[[client-classes]]
+name = "iPXE"
+test = "option[77].hex == 'iPXE'"
+boot-file-name = "http://boot.isp.example/menu.ipxe"
+[[client-classes]]
+name = "PXE_BIOS"
+test = "option[93].hex == 0x0000 and not member('iPXE')"
+next-server = "198.18.30.69"
+boot-file-name = "undionly.kpxe"
+[[client-classes]]
+name = "PXE_UEFI64"
+test = "(option[93].hex == 0x0007 or option[93].hex == 0x0009) and not member('iPXE')"
+next-server = "198.18.30.69"
+boot-file-name = "ipxe.efi"
+"""
+
+
+def _opt(code: int, value: bytes) -> bytes:
+    return bytes((code, len(value))) + value
+
+
+@pytest.mark.parametrize(("extra", "want"), [
+    # the reference's P5b, as Kea 2.2 answered
+    (_opt(60, b"PXEClient:Arch:00000:UNDI:002001") + _opt(93, b"\0\0"),
+     (ip("198.18.30.69"), b"", b"undionly.kpxe")),
+    (_opt(60, b"PXEClient:Arch:00007:UNDI:003016") + _opt(93, b"\0\x07"),
+     (ip("198.18.30.69"), b"", b"ipxe.efi")),
+    (_opt(77, b"iPXE") + _opt(93, b"\0\x07"), (0, b"", b"http://boot.isp.example/menu.ipxe")),
+    (b"", (0, b"", b"")),
+])
+def test_pxe_boot_by_architecture_and_user_class(extra, want):
+    net = _net(_config(classes=P5B))
+    d, r = net.exchange(build_request(1, xid=11, chaddr=mac(11), extra=extra))
+    assert r is not None and r.mtype == OFFER
+    assert _header(d.reply) == want
+    d, r = net.exchange(build_request(REQUEST, xid=12, chaddr=mac(11), extra=extra,
+                                      requested_ip=r.yiaddr, server_id=SERVER_IP))
+    assert r is not None and r.mtype == ACK
+    assert _header(d.reply) == want
+
+
+def test_vendor_class_named_class_gives_the_cable_modem_its_config_file():
+    # P2's modem class: VENDOR_CLASS_docsis3.0, assigned from option 60, no test
+    net = _net(_config(classes='\n[[client-classes]]\nname = "VENDOR_CLASS_docsis3.0"\n'
+                               'next-server = "198.18.20.69"\nboot-file-name = "cm-100M.cfg"\n'))
+    d, r = net.exchange(build_request(1, xid=13, chaddr=mac(13), extra=_opt(60, b"docsis3.0")))
+    assert r is not None and _header(d.reply) == (ip("198.18.20.69"), b"", b"cm-100M.cfg")
+    d, r = net.exchange(build_request(1, xid=14, chaddr=mac(14), extra=_opt(60, b"docsis3.1")))
+    assert r is not None and _header(d.reply) == (0, b"", b"")
+
+
+def test_reserved_client_class_and_subnet_through_the_engine():
+    cfg = _config(subnet=_fields("s", ns="198.18.2.5", host="subnet-srv"),
+                  reservation='client-classes = ["C1"]\n' + _fields("r", host="res-srv"),
+                  classes=_class("C1", ns="198.18.2.2", file="class1.cfg"))
+    net = _net(cfg)
+    c = Client(net, RES_MAC)
+    assert c.dora().mtype == ACK
+    assert _header(c.last_decision.reply) == _want("198.18.2.2", "res-srv", "class1.cfg")

@@ -16,7 +16,7 @@ import asyncio
 import ipaddress
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -52,39 +52,51 @@ class Partner:
         self.batch = batch
         self.update_result = Result.SUCCESS
         self.updates: list[dict[str, Any]] = []  # every lease the server sent, in order
+        self.deletes: list[dict[str, Any]] = []
 
     async def dispatch(self, req: Request) -> Answer:
         a: Any = req.arguments or {}
         if req.command == "ha-heartbeat":
             return m.heartbeat_answer(self.state, time.time(), ("server2",), 0)
         if req.command == "list-commands":
-            return success(arguments=["ha-heartbeat", "lease4-update"]
+            return success(arguments=["ha-heartbeat", "lease4-update", "lease4-del"]
                            + ([m.BATCH_COMMAND] if self.batch else []))
         if req.command == "lease4-update":
             self.updates.append(a)
             if self.update_result != Result.SUCCESS:
                 return Answer(self.update_result, "forced error")
             return success("IPv4 lease updated.")
+        if req.command == "lease4-del":
+            self.deletes.append(a)
+            return success("IPv4 lease deleted.")
         if req.command == m.BATCH_COMMAND:
             self.updates.extend(a.get("leases", []))
+            self.deletes.extend(a.get("deleted-leases", []))
             if self.update_result != Result.SUCCESS:
                 return Answer(self.update_result, "forced error")
             return success("applied", {"failed-leases": []})
         return Answer(Result.UNSUPPORTED, f"'{req.command}' command not supported.")
 
 
-@contextmanager
-def served(tmp: Path, partner: Partner,
-           metrics: str | None = None) -> Iterator[tuple[InProcessServer, Listener, int]]:
-    port, http = free_port(), free_tcp_port()
-    peers = [("server1", f"http://127.0.0.1:{free_tcp_port()}/", "primary"),
+def pair_text(tmp: Path, port: int, http: int, own: int, metrics: str | None = None,
+              heartbeat_delay: int = 100) -> str:
+    """server1's config: DHCP on ``port``, partner server2 at ``http``."""
+    peers = [("server1", f"http://127.0.0.1:{own}/", "primary"),
              ("server2", f"http://127.0.0.1:{http}/", "secondary")]
-    text = control_config_text(tmp / "db", port, tmp / "ctl.sock", metrics=metrics) + ha_toml(
-        "server1", "load-balancing", peers, heartbeat_delay=100, max_response_delay=400,
-        max_ack_delay=1000, max_unacked_clients=0, sync_leases=False)
+    return control_config_text(tmp / "db", port, tmp / "ctl.sock", metrics=metrics) + ha_toml(
+        "server1", "load-balancing", peers, heartbeat_delay=heartbeat_delay,
+        max_response_delay=400, max_ack_delay=1000, max_unacked_clients=0, sync_leases=False)
+
+
+@contextmanager
+def served(tmp: Path, partner: Partner, metrics: str | None = None,
+           text: Callable[[int, int, int], str] | None = None
+           ) -> Iterator[tuple[InProcessServer, Listener, int]]:
+    port, http, own = free_port(), free_tcp_port(), free_tcp_port()
     with ExitStack() as stack:
         lst = Listener(partner.dispatch, "127.0.0.1", http)
-        srv = stack.enter_context(InProcessServer(loads(text)))
+        srv = stack.enter_context(InProcessServer(loads(
+            text(port, http, own) if text else pair_text(tmp, port, http, own, metrics))))
         srv.call(lst.start())
         stack.callback(lambda: srv.call(lst.stop()))
         yield srv, lst, port
@@ -185,3 +197,63 @@ def test_partner_down_acks_after_the_local_commit_alone(tmp_path: Path) -> None:
         assert g['fastdhcp_ha_state{state="partner-down"}'] == 1
         assert g['fastdhcp_ha_partner_state{state="unavailable"}'] == 1
         assert g["fastdhcp_ha_unsent_updates"] == before + 4
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["kea-like", "fastdhcp-like"])
+def test_release_and_decline_reach_the_partner(tmp_path: Path, batch: bool) -> None:
+    partner = Partner(batch)
+    with served(tmp_path, partner) as (srv, _lst, port), RelayClient(port, timeout=1.5) as rc:
+        wait_state(srv, S.LOAD_BALANCING)
+        a, b = macs(0, 2, start=300)
+        _, ack_a = rc.dora(a, 0x600)
+        _, ack_b = rc.dora(b, 0x610)
+        sid = dhcp_options(ack_a)["server_id"]
+        rc.send_raw(rc.build("release", a, 0x620, ciaddr=ack_a.yiaddr,
+                             options=[("server_id", sid)]))
+        rc.send_raw(rc.build("decline", b, 0x630, options=[
+            ("server_id", sid), ("requested_addr", ack_b.yiaddr)]))
+
+        async def told() -> None:
+            end = asyncio.get_running_loop().time() + 5
+            while not (any(d["ip-address"] == ack_a.yiaddr for d in partner.deletes)
+                       and any(u["ip-address"] == ack_b.yiaddr and u["state"] == 1
+                               for u in partner.updates)):
+                assert asyncio.get_running_loop().time() < end, (partner.deletes,
+                                                                 partner.updates)
+                await asyncio.sleep(0.02)
+        srv.call(told(), 10)
+        gone = next(d for d in partner.deletes if d["ip-address"] == ack_a.yiaddr)
+        assert gone["hw-address"] == a.hex(":")  # the full lease, as Kea deletes it
+        dec = [u for u in partner.updates if u["ip-address"] == ack_b.yiaddr][-1]
+        assert dec["hw-address"] == "" and "client-id" not in dec  # Kea's declined lease
+        assert srv.server.metrics.dropped.get("ha-update-failed", 0) == 0
+
+
+def test_reload_keeps_the_ha_layer_and_defers_ha_changes(tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
+    partner = Partner(batch=True)
+    ports: list[int] = []
+
+    def text(port: int, http: int, own: int) -> str:
+        ports[:] = [port, http, own]
+        return pair_text(tmp_path, port, http, own)
+
+    with served(tmp_path, partner, text=text) as (srv, _lst, port), \
+            RelayClient(port, timeout=1.5) as rc:
+        wait_state(srv, S.LOAD_BALANCING)
+        server = srv.server
+        ha = server.ha
+        assert ha is not None
+        changed = loads(pair_text(tmp_path, *ports, heartbeat_delay=250))
+        with caplog.at_level("WARNING", logger="fastdhcp"):
+            result = srv.call_soon(server.apply_config, changed)
+        assert result.ok, result
+        assert "[high-availability] changes take effect at the next restart" in caplog.text
+        assert server.ha is ha and ha.config.heartbeat_delay == 100  # the running one
+        # the rebuilt packet path still filters by scope and allocates from the share
+        ours, theirs = macs(0, 1, start=700), macs(1, 1, start=700)
+        _, ack = rc.dora(ours[0], 0x700)
+        assert int(ack.yiaddr.rsplit(".", 1)[1]) % 2 == 0  # the primary's share
+        with pytest.raises(TimeoutError):
+            rc.exchange("discover", theirs[0], 0x710)

@@ -251,3 +251,31 @@ VES = 'space = "vendor-encapsulated-options-space"'
 def test_bad_definitions_and_data_are_refused_with_key_and_value(more: str, needle: str):
     lines = _problems(more)
     assert any(needle in line for line in lines), lines
+
+
+def _offer_options(cfg, extra: bytes, prl: bytes) -> dict[int, bytes]:
+    net = Network(cfg, Link("eth0", SERVER_IP))
+    d, r = net.exchange(build_request(1, xid=21, chaddr=mac(21), prl=prl, extra=extra))
+    assert r is not None and r.mtype == OFFER
+    return r.options
+
+
+def test_tr069_cpe_gets_keas_option_43_through_the_engine():
+    cfg = _load(TR069)
+    got = _offer_options(cfg, opt(60, b"dslforum.org"), bytes((1, 3, 6, 43)))
+    assert got[43] == P3_43
+    other = _offer_options(cfg, opt(60, b"udhcp 1.30"), bytes((1, 3, 6, 43)))
+    assert 43 not in other
+
+
+def test_vivso_cpe_gets_keas_option_125_through_the_engine():
+    cfg = _load(f"""
+[[client-classes]]
+name = "TR069_VIVSO"
+test = "vendor[3561].exists"
+option-def = [{{ name = "acs-url", code = 11, space = "vendor-3561", type = "string" }}]
+option-data = {{ vivso-suboptions = {{ 3561 = {{ acs-url = "{ACS}" }} }} }}
+""")
+    cpe = opt(125, vivso(3561, {1: b"00D09E"}))
+    assert _offer_options(cfg, cpe, bytes((1, 3, 125)))[125] == P4_125
+    assert 125 not in _offer_options(cfg, b"", bytes((1, 3, 125)))

@@ -225,7 +225,7 @@ cdef class _SubnetInfo:
         self.guarded = False
         self.pools_guarded = False
         self.cursor = 0
-        self.fixed = _fixed_of(getattr(subnet, "fixed", None))
+        self.fixed = _fixed_of(subnet.fixed)
         self.bitmaps = []
         self.authoritative = bool(global_authoritative or subnet.authoritative)
         self.by_hw = {}
@@ -393,7 +393,7 @@ cdef class Engine:
         decline_fraction = float(d.decline_max_fraction) if d is not None else 1.0
         fx_class = _fixed_by_class(config)
         fx_res = self._hosts is not None or any(
-            bool(getattr(r, "fixed", None)) for s in subnets for r in s.reservations)
+            bool(r.fixed) for s in subnets for r in s.reservations)
         fx_any = fx_res or fx_class is not None or any(
             (<_SubnetInfo>i).fixed is not None for i in infos.values())
         dd = getattr(config, "ddns", None)

@@ -11,17 +11,6 @@
 # whose levels set none costs one flag test and one pointer read.
 
 
-#: The classes of a packet when the configuration has none.
-cdef tuple _NO_CLASSES = ()
-
-
-cdef inline object _classes_of(Engine self, Exchange ex):
-    """The packet's class ids in assignment order (Kea's "first class" walks them)."""
-    if self._cls.active and ex.class_order is not None:
-        return ex.class_order
-    return _NO_CLASSES
-
-
 @cython.final
 cdef class _Fixed:
     """siaddr / sname / file of one level, or of a reply (0 / None = not set)."""
@@ -32,7 +21,7 @@ cdef class _Fixed:
 
 cdef _Fixed _fixed_of(object fields):
     """A config ``FixedFields`` as the engine's _Fixed, or None when it sets nothing."""
-    if fields is None or not fields:
+    if not fields:
         return None
     cdef _Fixed f = _Fixed.__new__(_Fixed)
     f.siaddr = fields.next_server or 0
@@ -44,10 +33,10 @@ cdef _Fixed _fixed_of(object fields):
 cdef tuple _fixed_by_class(object config):
     """Class id -> its _Fixed (None where the class sets no field); None when no class
     sets any (then a packet's classes are not even looked at)."""
-    ids = getattr(config, "class_ids", None) or {}
+    ids = config.class_ids
     cdef list out = [None] * (max(ids.values()) + 1 if ids else 0)
     cdef bint any_set = False
-    for c in getattr(config, "client_classes", ()):
+    for c in config.client_classes:
         f = _fixed_of(c.fixed)
         if f is not None:
             out[c.id] = f
@@ -61,7 +50,7 @@ cdef _Fixed _res_fixed(Engine self, object res):
     cdef tuple hit = self._caches.fixed.get(id(res))
     if hit is not None and hit[0] is res:
         return <_Fixed>hit[1]
-    f = _fixed_of(getattr(res, "fixed", None))
+    f = _fixed_of(res.fixed)
     if len(self._caches.fixed) >= CACHE_MAX:
         self._caches.fixed.clear()
     self._caches.fixed[id(res)] = (res, f)

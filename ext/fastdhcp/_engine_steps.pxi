@@ -143,7 +143,7 @@ cdef Decision _discover(Engine self, Exchange ex):
     cdef uint32_t sid = _server_id_for(self, msg, fd_load_be32(msg._buf + OFF_GIADDR),
                                        _link_address(link))
     fx = _fixed_fields(self, info, res if res is not None and (res_ip == ip or not res_ip)
-                       else None, _classes_of(self, ex))
+                       else None, ex.class_order)
     opts = [_sid_option(self, sid), *opts]
     if self._ddns is not None:
         opts = _fqdn_options(opts, _fqdn_decision(self, msg, ip))
@@ -340,7 +340,7 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
         opts = _fqdn_options(opts, nd)
     elif self._ddns is None:
         opts = _plain_names(self, opts, msg, ip, res)
-    fx = _fixed_fields(self, info, res, _classes_of(self, ex))
+    fx = _fixed_fields(self, info, res, ex.class_order)
     if ex.rapid:
         return _rapid_reply(self, ex, ip, info, opts, lease, fx)
     return _reply(self, msg, OUT_ACK, ACK, fd_load_be32(msg._buf + OFF_CIADDR), ip, opts,
@@ -442,4 +442,4 @@ cdef Decision _inform(Engine self, Exchange ex):
                                        _link_address(link))
     # Kea sets the fixed fields in an INFORM's ACK too (siaddr/file for a PXE client's INFORM)
     return _reply(self, msg, OUT_ACK, ACK, ciaddr, 0, [_sid_option(self, sid), *opts], None,
-                  "inform", _fixed_fields(self, info, res, _classes_of(self, ex)))
+                  "inform", _fixed_fields(self, info, res, ex.class_order))

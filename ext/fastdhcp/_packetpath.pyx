@@ -31,9 +31,10 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdint cimport uint32_t
 
 from fastdhcp._codec cimport Message, fd_load_be32, parse
-from fastdhcp._consts cimport ACK, DISCOVER, LEASEQUERY, NAK, OFF_GIADDR, OFF_OP, OFFER
-from fastdhcp._consts cimport OPT_MESSAGE_TYPE
-from fastdhcp._consts cimport OUT_ACK, OUT_DROP, OUT_NAK, OUT_OFFER
+from fastdhcp._consts cimport ACK, DECLINE, DISCOVER, LEASEQUERY, NAK, OFF_CIADDR
+from fastdhcp._consts cimport OFF_GIADDR, OFF_OP, OFFER, OPT_MESSAGE_TYPE, OPT_REQUESTED_IP
+from fastdhcp._consts cimport RELEASE
+from fastdhcp._consts cimport OUT_ACK, OUT_DROP, OUT_NAK, OUT_OFFER, OUT_SILENT
 from fastdhcp._engine cimport Decision, Engine
 from fastdhcp._hascope cimport HA_PASS, ScopeFilter
 from fastdhcp._sockio cimport DatagramIO, Outgoing, RECV_BATCH, RECV_SIZE
@@ -60,6 +61,8 @@ cdef class HeldAck:
     """An ACK held until its binding's group commit is durable (RFC 2131 3.1 step 4): the
     endpoint it leaves from, the reply, the monotonic time it was held (commit latency) and
     the binding it acknowledges (an HA pair sends it to the partner before the ACK leaves).
+    In an HA pair a RELEASE or DECLINE is held too, with no reply (``out`` None) and the
+    released or declined record, so that the partner hears of it after the commit.
     The committer keeps these in the order they were held; the batch they join is the batch
     whose durable commit releases them (fastdhcp.commit)."""
 
@@ -270,6 +273,14 @@ cdef class PacketPath:
                 self._event(Event.DECISION, where, src_ip, src_port, msg,
                             f"{d.kind.name.lower()} ({d.reason})")
             if d.reply is None:
+                if (d.outcome == OUT_SILENT and self.ha is not None
+                        and (mtype == RELEASE or mtype == DECLINE)):
+                    # an HA pair tells the partner of a release or decline after its
+                    # commit: a token with no reply, carrying the record just staged
+                    held.append(HeldAck(ep, None, _monotonic(), self.engine._sget(
+                        fd_load_be32(msg._buf + OFF_CIADDR) if mtype == RELEASE
+                        else <uint32_t>msg._opt_u32(OPT_REQUESTED_IP, 0))))
+                    return
                 if d.outcome == OUT_DROP:  # SILENT: processed, nothing to send
                     reason = d.reason or "engine"
                     self.metrics.drop(reason)
@@ -358,6 +369,8 @@ cdef class PacketPath:
         cdef HeldAck h
         for obj in held:
             h = <HeldAck?>obj
+            if h.out is None:  # a release or decline an HA partner was told of: no reply
+                continue
             out = h.endpoint.out
             if not out:
                 touched.append(h.endpoint)

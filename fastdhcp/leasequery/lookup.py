@@ -82,7 +82,9 @@ def active_options(lease: Lease, now: float, subnet: Subnet4 | None, server_id: 
     out: list[tuple[int, bytes]] = []
     if server_id:
         out.append((Opt.SERVER_ID, _u32(server_id)))
-    out.append((Opt.LEASE_TIME, _u32(lease.expires - t)))
+    # from the exact time: the engine rounds a binding's end up to the next second (never
+    # early), so expires - int(now) would say one second more than was granted
+    out.append((Opt.LEASE_TIME, _u32(lease.expires - now)))
     if subnet is not None:
         for code, timer in ((Opt.RENEWAL_TIME, subnet.lifetimes.renew_timer),
                             (Opt.REBINDING_TIME, subnet.lifetimes.rebind_timer)):

@@ -40,7 +40,7 @@ from fastdhcp.ha.state import HAState
 from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
 from fastdhcp.leasequery.udp import UdpLeaseQuery
-from fastdhcp.leases import Lease
+from fastdhcp.leases import Lease, LeaseState
 from fastdhcp.limits import EdgeGuard
 from fastdhcp.metrics import HAGauges, Metrics, MetricsServer, ServerCollector
 from fastdhcp.pathreport import Event, PathEvent, PathReport
@@ -690,10 +690,11 @@ class Server:
             self.ddns.failed(leases)
         m = self.metrics
         m.commit_failures += 1
-        m.acks_lost += len(tokens)
-        m.drop("commit-failed", len(tokens))
+        acks = sum(1 for t in tokens if t.out is not None)  # (ha: a RELEASE holds no reply)
+        m.acks_lost += acks
+        m.drop("commit-failed", acks)
         self._ratelog(logging.ERROR, "commit", "group commit of %d leases failed: %s; "
-                      "%d ACKs not sent (clients will retry)", len(leases), exc, len(tokens))
+                      "%d ACKs not sent (clients will retry)", len(leases), exc, acks)
         try:
             if self._engine is not None:
                 self._engine.rollback(leases)
@@ -1073,15 +1074,25 @@ class Server:
         if ha is None:
             self.metrics.drop("ha-stopped", len(tokens))
             return
-        leases = [ha_lease(t.lease) for t in tokens if t.lease is not None]
-        task = asyncio.ensure_future(self._ha_release(ha, tokens, leases))
+        updated: list[HALease] = []
+        deleted: list[HALease] = []
+        for t in tokens:
+            lease = t.lease
+            if lease is None:
+                continue
+            if lease.state == LeaseState.RELEASED:  # Kea: lease4-del of the lease
+                deleted.append(ha_lease(lease))
+            else:
+                updated.append(ha_lease(lease))
+        task = asyncio.ensure_future(self._ha_release(ha, tokens, updated, deleted))
         self._ha_gates.add(task)
         task.add_done_callback(self._ha_gates.discard)
 
-    async def _ha_release(self, ha: HAService, tokens: list[Any],
-                          leases: list[HALease]) -> None:
+    async def _ha_release(self, ha: HAService, tokens: list[Any], updated: list[HALease],
+                          deleted: list[HALease]) -> None:
         try:
-            refused = await ha.lease_changed(leases) if leases else frozenset()
+            refused = (await ha.lease_changed(updated, deleted) if updated or deleted
+                       else frozenset())
         except asyncio.CancelledError:
             self.metrics.drop("ha-stopped", len(tokens))
             raise
@@ -1091,7 +1102,10 @@ class Server:
             return
         if refused:
             keep = [t for t in tokens if t.lease is None or t.lease.ip not in refused]
-            self.metrics.drop("ha-update-failed", len(tokens) - len(keep))
+            # a release or decline has no reply to hold back: not counted as a drop
+            self.metrics.drop("ha-update-failed",
+                              sum(1 for t in tokens if t.out is not None) - sum(
+                                  1 for t in keep if t.out is not None))
             tokens = keep
         path = self._path
         if path is None or not tokens:
@@ -1114,8 +1128,12 @@ class Server:
 
 def ha_lease(lease: Lease) -> HALease:
     """A committed binding as HA peers exchange it (kea-ha.md section 4): cltt = issued,
-    the client-id with its type byte when the client sent one."""
+    the client-id with its type byte when the client sent one. A declined one as Kea sends
+    it: state 1, no hw-address nor client-id, valid-lft the probation period."""
     expires, issued = lease.expires, lease.issued
+    if lease.state == LeaseState.DECLINED:
+        return HALease(lease.ip, b"", max(expires - issued, 0), issued, lease.subnet_id,
+                       state=LeaseState.DECLINED)
     return HALease(lease.ip, lease.hw_address, max(expires - issued, 0), issued,
                    lease.subnet_id, client_id_of(lease), lease.hostname.lower())
 

@@ -4,11 +4,15 @@ with its control agent), on one bridged link with a relay address; the test play
 with two servers does::
 
     ha1 [198.18.4.1] --+                      pool 198.18.5.10 - 198.18.5.250 (subnet 1,
-                       +-- br0 [198.18.4.10]  selected by giaddr = relay 198.18.4.10)
-    ha2 [198.18.4.2] --+   (relay namespace)
+     [198.18.6.1]      +-- br0 [198.18.4.10]  selected by giaddr = relay 198.18.4.10)
+          |            |   (relay namespace)
+     [198.18.6.2]      |
+    ha2 [198.18.4.2] --+
 
-Each server's HTTP control socket (basic auth) is its peer URL; the Unix control socket is how
-the test reads states and leases. What is checked, across the whole life of the pair:
+Each server's HTTP control socket (basic auth) on the peers' own link (198.18.6.0/24) is its
+peer URL, so that the link between the peers can be cut while clients reach both (a split
+brain); the Unix control socket is how the test reads states and leases. What is checked,
+across the whole life of the pair:
 
 - start-up: both reach the mode's normal state (the secondary syncs from the primary);
 - load-balancing: every client gets exactly one OFFER and one ACK, from the server whose scope
@@ -51,6 +55,7 @@ pytestmark = pytest.mark.interop
 REPO = Path(__file__).resolve().parents[2]
 RELAY_IP = "198.18.4.10"
 SERVER_IPS = ("198.18.4.1", "198.18.4.2")
+PEER_IPS = ("198.18.6.1", "198.18.6.2")  #: the HA link: HTTP control sockets, peer URLs
 HTTP_PORT = 8001
 POOL = ("198.18.5.10", "198.18.5.250")
 PASSWORD = "ha-pair-secret"
@@ -70,6 +75,13 @@ class PairLab:
     ifnames: tuple[str, str]  #: each server's end of the link
     relay: Namespace
     cleanup: Cleanup
+    peer_ifnames: tuple[str, str] = ("", "")  #: each server's end of the HA link
+
+    def cut(self, up: bool = False) -> None:
+        """Take the link between the peers down (or up again): both stay reachable by the
+        relay."""
+        for ns, ifname in zip(self.servers, self.peer_ifnames, strict=True):
+            ns.run(["ip", "link", "set", ifname, "up" if up else "down"])
 
 
 def build_pair_lab(tag: str) -> PairLab:
@@ -87,7 +99,10 @@ def build_pair_lab(tag: str) -> PairLab:
             relay.run(["ip", "link", "set", port.ifname, "master", "br0"])
         relay.run(["ip", "addr", "add", f"{RELAY_IP}/24", "dev", "br0"])
         relay.run(["ip", "link", "set", "br0", "up"])
-        return PairLab((ns1, ns2), (f"f{tag}h1", f"f{tag}h2"), relay, cleanup)
+        create_veth(ns1, f"f{tag}p1", f"{PEER_IPS[0]}/24", ns2, f"f{tag}p2",
+                    f"{PEER_IPS[1]}/24", cleanup)
+        return PairLab((ns1, ns2), (f"f{tag}h1", f"f{tag}h2"), relay, cleanup,
+                       (f"f{tag}p1", f"f{tag}p2"))
     except BaseException:
         cleanup.close()
         raise
@@ -303,7 +318,7 @@ class Fastdhcp:
 def fastdhcp_config(s: Fastdhcp, mode: str) -> str:
     q = json.dumps
     peers = ""
-    for i, ip in enumerate(SERVER_IPS):
+    for i, ip in enumerate(PEER_IPS):
         peers += f"""
 [[high-availability.peers]]
 name = "server{i + 1}"
@@ -340,7 +355,7 @@ socket-name = {q(str(s.sock))}
 
 [[control-sockets]]
 socket-type = "http"
-socket-address = "{s.ip}"
+socket-address = "{PEER_IPS[s.index]}"
 socket-port = {HTTP_PORT}
 authentication = {{ type = "basic", directory = {q(str(s.dir))}, clients = [
     {{ user = "ha", password-file = "ha.pw" }} ] }}
@@ -373,7 +388,7 @@ class KeaPeer:
               "peers": [{"name": f"server{i + 1}", "url": f"http://{ip}:{HTTP_PORT}/",
                          "role": ROLES[mode][i], "auto-failover": True,
                          "basic-auth-user": "ha", "basic-auth-password": PASSWORD}
-                        for i, ip in enumerate(SERVER_IPS)]}
+                        for i, ip in enumerate(PEER_IPS)]}
         dhcp = {"Dhcp4": {
             "interfaces-config": {"interfaces": [ifname], "dhcp-socket-type": "udp"},
             "control-socket": {"socket-type": "unix", "socket-name": str(self.sock)},
@@ -393,7 +408,7 @@ class KeaPeer:
                          "output_options": [{"output": str(self.dir / "kea.log")}]}],
         }}
         ca = {"Control-agent": {
-            "http-host": self.ip, "http-port": HTTP_PORT,
+            "http-host": PEER_IPS[index], "http-port": HTTP_PORT,
             "authentication": {"type": "basic", "realm": "kea",
                                "clients": [{"user": "ha", "password": PASSWORD}]},
             "control-sockets": {"dhcp4": {"socket-type": "unix",
@@ -600,6 +615,67 @@ def test_fastdhcp_and_kea_pair(pair_lab: PairLab, tmp_path: Path, victim: int) -
     relay = Relay(pair_lab.relay, grace=0.05)
     try:
         failover(servers, relay, mode, victim, n=16, one_at_a_time=True)
+    finally:
+        relay.close()
+        for s in servers:
+            s.stop()
+
+
+def test_split_brain_between_fastdhcp_peers(pair_lab: PairLab, tmp_path: Path) -> None:
+    """The link between two fastdhcp peers cut, both reached by every client: both go to
+    partner-down and serve everyone, yet no address is bound to two clients (each allocates
+    only from its own share); the link back, they resync to load-balancing with every lease
+    ACKed during the cut in both tables."""
+    mode = "load-balancing"
+    servers: list[Server] = [Fastdhcp(pair_lab.servers[i], i, mode, tmp_path / f"s{i + 1}")
+                             for i in range(2)]
+    relay = Relay(pair_lab.relay)
+    try:
+        for s in servers:
+            s.start()
+        wait_states(servers, mode)
+        first = clients(20, 0)
+        relay.dora(first)
+        assert all(len(c.acks) == 1 for c in first)
+        pair_lab.cut()
+        # clients of both scopes keep asking both servers, secs rising, until both take over
+        secs = 0
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            secs += 1
+            relay.renew(first, secs)
+            if all(s.state() == "partner-down" for s in servers):
+                break
+            time.sleep(0.3)
+        assert [s.state() for s in servers] == ["partner-down"] * 2, [s.log() for s in servers]
+        # new clients now get two OFFERs (one from each, each from its own share) and take the
+        # first, as clients do; renewals get the same address from both
+        late = clients(30, 100)
+        offers = relay.dora(late, secs)
+        assert sum(len(offers.get(c.xid, [])) == 2 for c in late) > len(late) // 2, offers
+        assert all(c.acks for c in late)
+        relay.renew(first, secs + 1)
+        for c in first:
+            assert {ip for _, ip in c.acks} == {c.ip}, c
+        tables = [s.leases() for s in servers]
+        holders: dict[str, set[str]] = {}
+        for table in tables:
+            for ip, hw in table.items():
+                holders.setdefault(ip, set()).add(hw)
+        doubled = {ip: hws for ip, hws in holders.items() if len(hws) > 1}
+        assert not doubled, ("one address bound to two clients in the split brain", doubled)
+        for c in late:  # the address each new client took is of its server's share
+            assert int(c.ip.rsplit(".", 1)[1]) % 2 == SERVER_IPS.index(c.server or ""), c
+        # the link returns: both resync and load-balance again, no lease lost
+        pair_lab.cut(up=True)
+        wait_states(servers, mode, timeout=60)
+        acked = {c.ip: c.mac.hex(":") for c in first + late}
+        assert len(acked) == len(first) + len(late)
+        for s in servers:
+            table = s.leases()
+            missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
+            assert not missing, (s.name, "lost in the reconciliation", missing)
+            no_address_twice(table, s.name)
     finally:
         relay.close()
         for s in servers:
