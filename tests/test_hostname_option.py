@@ -104,6 +104,20 @@ def test_option_81_is_answered_as_kea_does_without_ddns(sent: bytes, back: bytes
     assert (lease.fqdn_fwd, lease.fqdn_rev) == (False, False)
 
 
+@pytest.mark.parametrize(("sent", "back"), [
+    (b"\x05\x00\x00" + wire(b"host1", full=False), b"\x0e\x00\x00" + wire(b"cust-1001")),
+    (b"\x01\x00\x00host1", b"\x0a\x00\x00cust-1001."),  # ASCII: S=0 N=1 O=1
+])
+def test_the_reservation_hostname_replaces_option_81s_name(sent: bytes, back: bytes) -> None:
+    """Kea 2.2 side by side (tests/interop/test_classify_kea.py P8, "registered, fqdn")."""
+    net = reserved("Cust-1001")
+    c = Client(net, bytes.fromhex(RES_MAC.replace(":", "")))
+    o = c.discover(extra=opt(81, sent))
+    assert o is not None and o.options[81] == back and 12 not in o.options
+    a = c.select(o, extra=opt(81, sent))
+    assert a is not None and a.options[81] == back
+
+
 def test_a_malformed_option_81_falls_back_to_option_12() -> None:
     _, o, _ = dora(make_network(), extra=opt(81, b"\xf0\x00\x00x"), hostname=b"laptop")
     assert 81 not in o.options and o.options[12] == b"laptop"

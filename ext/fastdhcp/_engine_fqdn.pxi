@@ -112,11 +112,12 @@ cdef list _plain_names(Engine self, list opts, Message msg, uint32_t ip, object 
     reservation that applies to this reply, or None)."""
     cdef const unsigned char *p
     cdef Py_ssize_t n
+    name = res.hostname if res is not None else None
     if msg._view(OPT_CLIENT_FQDN, &p) >= 0:
-        # option 81 wins over 12 (RFC 4702 3.1): answered with N=1, as Kea 2.2 does
-        return _fqdn_options(opts, _plain_decision(self, msg, ip))
+        # option 81 wins over 12 (RFC 4702 3.1): answered with N=1 and the reserved name if
+        # any, as Kea 2.2 does
+        return _fqdn_options(opts, _plain_decision(self, msg, ip, name or ""))
     if res is not None:
-        name = res.hostname
         if name:
             value = self._res_names.get(name)
             if value is None:
@@ -136,17 +137,18 @@ cdef list _plain_names(Engine self, list opts, Message msg, uint32_t ip, object 
         opts = [o for o in opts if o[0] != 12]  # the client's name gives way to no option-data
         opts.append((12, msg._opt_bytes(OPT_HOSTNAME)))
         return opts
-    return _fqdn_options(opts, _plain_decision(self, msg, ip))
+    return _fqdn_options(opts, _plain_decision(self, msg, ip, ""))
 
 
-cdef object _plain_decision(Engine self, Message msg, uint32_t ip):
-    """names.decide_without_ddns for ``msg``, cached like _fqdn_decision."""
+cdef object _plain_decision(Engine self, Message msg, uint32_t ip, str reserved):
+    """names.decide_without_ddns for ``msg`` (``reserved``: the reservation's hostname or
+    ""), cached like _fqdn_decision."""
     fqdn = msg._opt_bytes(OPT_CLIENT_FQDN)
     host = msg._opt_bytes(OPT_HOSTNAME)
-    key = (fqdn, host, ip)
+    key = (fqdn, host, ip, reserved)
     nd = self._ddns_cache.get(key)
     if nd is None:
-        nd = self._names(fqdn, host, ip)
+        nd = self._names(fqdn, host, ip, reserved)
         if len(self._ddns_cache) >= CACHE_MAX:
             self._ddns_cache.clear()
         self._ddns_cache[key] = nd

@@ -201,12 +201,21 @@ _NO_DDNS = DdnsConfig(enable_updates=False)
 
 
 def decide_without_ddns(fqdn_option: bytes | None, hostname_option: bytes | None,
-                        address: int) -> NameDecision:
+                        address: int, reserved: str = "") -> NameDecision:
     """:func:`decide` when no ``[ddns]`` is configured: Kea 2.2's defaults, updates off (no
     update is ever owed; option 81 is answered with N=1), and option 81's answer written as
     Kea 2.2 writes it there (observed side by side, tests/interop/test_classify_kea.py P11):
     the request's RCODE1 and RCODE2 copied back (not RFC 4702's 255), and an ASCII name with
-    its final dot."""
+    its final dot. ``reserved``, a reservation's hostname, replaces option 81's name (Kea
+    2.2 sent it so; the engine answers a reserved name without option 81 itself)."""
+    if reserved and fqdn_option is not None and parse_fqdn_option(fqdn_option) is not None:
+        labels = reserved.rstrip(".").lower().encode("utf-8", "replace").split(b".")
+        if all(0 < len(x) <= _MAX_LABEL for x in labels):  # else: as if no reservation name
+            if fqdn_option[0] & FLAG_E:
+                name = b"".join(bytes((len(x),)) + x for x in labels)
+                fqdn_option = fqdn_option[:3] + name + b"\0"
+            else:
+                fqdn_option = fqdn_option[:3] + b".".join(labels) + b"."
     nd = decide(fqdn_option, hostname_option, address, _NO_DDNS)
     if nd.reply_fqdn is None or fqdn_option is None:
         return nd
