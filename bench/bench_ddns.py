@@ -70,7 +70,7 @@ def _bench(benchmark, ddns: bool, names: bool, hostname: str = "") -> None:
 
     benchmark.pedantic(dora, setup=setup, rounds=ROUNDS, iterations=1)
     assert len(store) == PER_ROUND * ROUNDS  # every exchange ended in an ACK
-    if names:
+    if names and ddns:
         lease = next(iter(store.active_addresses()))
         assert store.get(lease).fqdn_fwd  # the names were decided, not skipped
     per = benchmark.stats.stats.median / PER_ROUND * 1e6
@@ -106,3 +106,9 @@ def test_hostname_echo_without_ddns(benchmark):
 def test_hostname_mixed_case_without_ddns(benchmark):
     """No [ddns], every client sends an option 12 in capitals: decide_without_ddns."""
     _bench(benchmark, ddns=False, names=False, hostname="Laptop-")
+
+
+@pytest.mark.benchmark(group="ddns", timer=time.process_time)
+def test_fqdn_option_81_without_ddns(benchmark):
+    """No [ddns], every client sends option 81: decide_without_ddns per DORA (N=1 answer)."""
+    _bench(benchmark, ddns=False, names=True)
