@@ -3,6 +3,9 @@ relayed, fresh clients, MemoryLeaseStore, CPU time) with and without ``[ddns]``,
 ``[ddns]`` for clients that send option 81 (each then costs one ``fastdhcp.ddns.names.decide``
 call per OFFER and per ACK, and a ``ddns_pending`` entry per ACK).
 
+Without ``[ddns]`` a client's option 12 is answered too (as Kea 2.2 does): a plain name is
+echoed in C, one that needs lower-casing asks ``names.decide_without_ddns`` per OFFER and ACK.
+
 Run: ``python3 -m pytest bench/bench_ddns.py --benchmark-only -s``; read the per-DORA medians.
 """
 
@@ -29,10 +32,15 @@ def _fqdn(k: int) -> bytes:
     return opt(81, bytes((0x05, 0, 0, len(label))) + label)  # S=1, E=1, a partial name
 
 
-def _bench(benchmark, ddns: bool, names: bool) -> None:
+def _hostname(k: int, text: str) -> bytes:
+    return opt(12, f"{text}{k}".encode())
+
+
+def _bench(benchmark, ddns: bool, names: bool, hostname: str = "") -> None:
     config = make_config(more=CONFIG_MORE + (DDNS if ddns else ""))
     n = PER_ROUND * (ROUNDS + 1)
-    extra = [_fqdn(k) if names else b"" for k in range(n)]
+    extra = [_fqdn(k) if names else _hostname(k, hostname) if hostname else b""
+             for k in range(n)]
     discovers = [build_request(DISCOVER, xid=k, chaddr=mac(k), prl=PRL, giaddr=RELAY, hops=1,
                                extra=extra[k]) for k in range(n)]
     twin = Engine(config, MemoryLeaseStore())
@@ -62,7 +70,7 @@ def _bench(benchmark, ddns: bool, names: bool) -> None:
 
     benchmark.pedantic(dora, setup=setup, rounds=ROUNDS, iterations=1)
     assert len(store) == PER_ROUND * ROUNDS  # every exchange ended in an ACK
-    if names:
+    if names and ddns:
         lease = next(iter(store.active_addresses()))
         assert store.get(lease).fqdn_fwd  # the names were decided, not skipped
     per = benchmark.stats.stats.median / PER_ROUND * 1e6
@@ -86,3 +94,21 @@ def test_fqdn_on_clients_without_names(benchmark):
 def test_fqdn_on_option_81(benchmark):
     """[ddns] on, every client sends option 81: decide() per OFFER and ACK."""
     _bench(benchmark, ddns=True, names=True)
+
+
+@pytest.mark.benchmark(group="ddns", timer=time.process_time)
+def test_hostname_echo_without_ddns(benchmark):
+    """No [ddns], every client sends a plain option 12: echoed in C, no Python call."""
+    _bench(benchmark, ddns=False, names=False, hostname="laptop-")
+
+
+@pytest.mark.benchmark(group="ddns", timer=time.process_time)
+def test_hostname_mixed_case_without_ddns(benchmark):
+    """No [ddns], every client sends an option 12 in capitals: decide_without_ddns."""
+    _bench(benchmark, ddns=False, names=False, hostname="Laptop-")
+
+
+@pytest.mark.benchmark(group="ddns", timer=time.process_time)
+def test_fqdn_option_81_without_ddns(benchmark):
+    """No [ddns], every client sends option 81: decide_without_ddns per DORA (N=1 answer)."""
+    _bench(benchmark, ddns=False, names=True)

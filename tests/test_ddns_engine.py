@@ -37,10 +37,11 @@ def dora(net: Network, n: int = 1, *, extra: bytes = b"", hostname: bytes | None
     return c, o, a
 
 
-def test_without_ddns_option_81_is_not_answered() -> None:
+def test_without_ddns_option_81_is_answered_with_n_and_nothing_is_owed() -> None:
+    """As Kea 2.2 with updates off (tests/test_hostname_option.py has the details)."""
     net = make_network()
     c, o, a = dora(net, extra=opt81(S | E, wire("host1")))
-    assert 81 not in o.options and 81 not in a.options
+    assert o.options[81] == a.options[81] == bytes((N | OVR | E, 0, 0)) + wire("host1", full=True)
     lease = net.store.get(c.address)
     assert (lease.fqdn_fwd, lease.fqdn_rev) == (False, False)
     assert net.engine.ddns_pending == {}
@@ -204,7 +205,8 @@ def test_a_reload_answers_with_the_new_ddns_settings() -> None:
     assert c.last.options[81][3:] == wire("host1", "other", "org", full=True)
     net.engine.reload(make_config())
     c._send(3, ciaddr=a.yiaddr, extra=opt81(S | E, wire("host1")))
-    assert 81 not in c.last.options  # [ddns] gone: option 81 is not answered
+    # [ddns] gone: answered as Kea with updates off (N=1, no suffix), no old decision reused
+    assert c.last.options[81] == bytes((N | OVR | E, 0, 0)) + wire("host1", full=True)
 
 
 def test_a_rapid_commit_ack_carries_option_81_and_owes_the_add() -> None:

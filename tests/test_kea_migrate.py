@@ -305,3 +305,91 @@ def test_class_local_binary_option_43() -> None:
     kea["Dhcp4"]["client-classes"][0]["option-data"][0]["data"] = "zz"
     assert [f.path for f in convert(kea).unsupported] == \
         ["Dhcp4.client-classes[0].option-data[0].data"]
+
+
+def _ddns_kea(**more: Any) -> dict[str, Any]:
+    return {"Dhcp4": {
+        "dhcp-ddns": {"enable-updates": True, "server-ip": "127.0.0.1", "server-port": 53001,
+                      "max-queue-size": 512, "ncr-protocol": "UDP"},
+        "ddns-qualifying-suffix": "example.net", "ddns-replace-client-name": "when-not-present",
+        "ddns-generated-prefix": "cpe", "ddns-override-client-update": True,
+        "ddns-use-conflict-resolution": False, "hostname-char-set": "[^A-Za-z0-9-]",
+        "hostname-char-replacement": "x", **more,
+        "subnet4": [{"id": 1, "subnet": "198.18.1.0/24", "pools": [{"pool": "198.18.1.10 - "
+                     "198.18.1.20"}], "ddns-qualifying-suffix": "example.net",
+                     "ddns-send-updates": False}]}}
+
+
+def test_ddns_keys_are_carried_into_ddns() -> None:
+    """Issue 18: Kea's DDNS name rules and enable-updates map one to one into [ddns]; the
+    link to kea-dhcp-ddns is noted; a per-subnet value that differs is reported."""
+    kea = _ddns_kea()
+    result = convert(kea)
+    dd = result.document["ddns"]
+    d4 = kea["Dhcp4"]
+    for key in ("ddns-qualifying-suffix", "ddns-replace-client-name", "ddns-generated-prefix",
+                "ddns-override-client-update", "ddns-use-conflict-resolution",
+                "hostname-char-set", "hostname-char-replacement"):
+        assert dd[key] == d4[key], key
+    assert (dd["enable-updates"], dd["max-queue-size"]) == (True, 512)
+    cfg = from_document(result.document).ddns  # check-config's load accepts it
+    assert cfg is not None and cfg.qualifying_suffix == "example.net"
+    assert cfg.generated_prefix == "cpe" and cfg.override_client_update
+    assert cfg.conflict_mode.value == "no-check-with-dhcid" and cfg.max_queue_size == 512
+    kinds = {f.path: f.kind for f in result.findings}
+    for key in ("server-ip", "server-port", "ncr-protocol"):
+        assert kinds[f"Dhcp4.dhcp-ddns.{key}"] is FindingKind.NOTE
+    assert kinds["Dhcp4.subnet4[0].ddns-qualifying-suffix"] is FindingKind.NOTE  # the same
+    assert kinds["Dhcp4.subnet4[0].ddns-send-updates"] is FindingKind.UNSUPPORTED  # differs
+    assert not any(p.startswith("Dhcp4.ddns-") or p.startswith("Dhcp4.hostname-char")
+                   for p in {f.path for f in result.unsupported})
+
+
+def test_ddns_values_ddns_refuses_and_unknown_keys_are_reported() -> None:
+    result = convert(_ddns_kea(**{"ddns-generated-prefix": "bad_prefix",
+                                  "ddns-ttl-percent": 0.5}))
+    bad = {f.path: f.reason for f in result.unsupported}
+    assert "bad_prefix" in bad["Dhcp4.ddns-generated-prefix"]
+    assert "Dhcp4.ddns-ttl-percent" in bad
+    dd = result.document["ddns"]
+    assert "ddns-generated-prefix" not in dd and "ddns-ttl-percent" not in dd
+    assert from_document(result.document).ddns is not None
+
+
+@pytest.mark.parametrize(("kea", "want"), [
+    # updates off, Kea's defaults (a config-get dump): no [ddns], fastdhcp answers 12 as is
+    ({"dhcp-ddns": {"enable-updates": False}, "ddns-send-updates": True,
+      "ddns-qualifying-suffix": "", "hostname-char-set": "[^A-Za-z0-9.-]"}, None),
+    # updates off but a suffix: Kea still qualifies names, so [ddns] with updates off
+    ({"ddns-qualifying-suffix": "example.net"},
+     {"enable-updates": False, "ddns-qualifying-suffix": "example.net"}),
+])
+def test_ddns_off_writes_ddns_only_when_names_differ_from_kea_defaults(
+        kea: dict[str, Any], want: dict[str, Any] | None) -> None:
+    result = convert({"Dhcp4": {**kea, "subnet4": []}})
+    assert result.document.get("ddns") == want
+    assert not result.unsupported
+
+
+def test_ddns_exported_back(tmp_path: Path) -> None:
+    """[ddns] -> dhcp-ddns and the global ddns-* keys, accepted by kea-dhcp4 -t."""
+    doc = convert(_ddns_kea()).document
+    doc["ddns"]["ddns-conflict-resolution-mode"] = "check-with-dhcid"
+    doc["ddns"].pop("ddns-use-conflict-resolution")
+    back, findings = export(from_document(doc))
+    d4 = back["Dhcp4"]
+    assert d4["dhcp-ddns"] == {"enable-updates": True, "max-queue-size": 512}
+    assert d4["ddns-qualifying-suffix"] == "example.net"
+    assert d4["ddns-replace-client-name"] == "when-not-present"
+    assert d4["hostname-char-replacement"] == "x"
+    assert d4["ddns-use-conflict-resolution"] is True
+    assert "ddns-conflict-resolution-mode" not in d4
+    assert not [f for f in findings if f.kind is FindingKind.UNSUPPORTED]
+    again = convert(back).document["ddns"]  # and in again: the same table
+    assert {k: v for k, v in again.items() if k != "ddns-use-conflict-resolution"} == \
+        {k: v for k, v in doc["ddns"].items() if k != "ddns-conflict-resolution-mode"}
+    need_kea()
+    path = tmp_path / "ddns.json"
+    path.write_text(json.dumps(back))
+    cp = kea_check(path)
+    assert cp.returncode == 0, (cp.stdout[-2000:], cp.stderr[-2000:])

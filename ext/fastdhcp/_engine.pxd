@@ -275,6 +275,8 @@ cdef class Engine:
     cdef bint _ddns_gen               # names are generated for requests without 81 / 12
     cdef bint _ddns_renew             # ddns-update-on-renew
     cdef dict _ddns_cache             # (opt 81, opt 12, address) -> decision (_engine_fqdn)
+    cdef object _names                # names.decide, updates off: names without [ddns]
+    cdef dict _res_names              # reservation hostname -> option 12 value (_engine_fqdn)
     cdef public dict ddns_pending     # address -> (lease, previous): DNS owed at its commit
     # Reservations added through the control channel (fastdhcp.hosts.HostTable): looked up in
     # the lease database per packet, only while the table holds hosts of the type asked.

@@ -307,6 +307,8 @@ cdef class Engine:
         self._counters = {}
         self.ddns_pending = {}
         self._ddns_cache = {}
+        self._res_names = {}
+        self._names = None
         self._caches = _Caches()
         self._fx_scratch = _Fixed.__new__(_Fixed)
         self._apply(config, None)
@@ -404,6 +406,7 @@ cdef class Engine:
             ddns = partial(decide, cfg=dd)
             ddns_gen = dd.replace_client_name in (ReplaceClientName.ALWAYS,
                                                   ReplaceClientName.WHEN_NOT_PRESENT)
+        from fastdhcp.ddns.names import decide_without_ddns
 
         # Commit point: plain assignments from here on.
         self._config = config
@@ -436,6 +439,8 @@ cdef class Engine:
         self._ddns_cache = {}  # its decisions were the old [ddns]'s
         self._ddns_gen = ddns is not None and ddns_gen
         self._ddns_renew = ddns is not None and dd.update_on_renew
+        self._names = decide_without_ddns
+        self._res_names = {}
         return fresh
 
     def reload(self, config):

@@ -147,6 +147,9 @@ cdef Decision _discover(Engine self, Exchange ex):
     opts = [_sid_option(self, sid), *opts]
     if self._ddns is not None:
         opts = _fqdn_options(opts, _fqdn_decision(self, msg, ip))
+    else:
+        opts = _plain_names(self, opts, msg, ip, res if res is not None
+                            and (res_ip == ip or not res_ip) else None)
     d = _reply(self, msg, OUT_OFFER, OFFER, 0, ip, opts, None, how, fx)
     if info.ping_check:
         _probe_mark(self, ex, <Decision>d, ip, info, how)
@@ -335,6 +338,8 @@ cdef Decision _bind(Engine self, Exchange ex, uint32_t ip, _SubnetInfo info, obj
     opts = [_sid_option(self, sid), *_reply_options(self, ex, res, info, ip, lt)]
     if nd is not None:
         opts = _fqdn_options(opts, nd)
+    elif self._ddns is None:
+        opts = _plain_names(self, opts, msg, ip, res)
     fx = _fixed_fields(self, info, res, ex.class_order)
     if ex.rapid:
         return _rapid_reply(self, ex, ip, info, opts, lease, fx)

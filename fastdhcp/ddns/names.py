@@ -38,6 +38,12 @@ Rules, in the order :func:`decide` applies them:
    qualified.
 6. No option 81 and no option 12: only ``always`` and ``when-not-present`` make a name (sent
    back in option 12, updated both ways).
+7. Names are lower-cased after sanitising (as Kea 2.2 answers and stores them; DNS compares
+   names without case, RFC 4343).
+
+Without ``[ddns]`` names are still answered, as Kea 2.2 does with ``enable-updates`` false: the
+engine echoes a plain option 12 itself and asks :func:`decide_without_ddns` for option 81
+(answered with N=1) and for an option 12 that needs sanitising or lower-casing.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dns.exception
 import dns.name
@@ -53,7 +59,7 @@ import dns.name
 from fastdhcp.ddns.config import DdnsConfig, ReplaceClientName
 
 __all__ = ["ClientFqdn", "Encoding", "FLAG_E", "FLAG_N", "FLAG_O", "FLAG_S", "NameDecision",
-           "NameSource", "decide", "encode_fqdn_option", "parse_fqdn_option"]
+           "NameSource", "decide", "decide_without_ddns", "encode_fqdn_option", "parse_fqdn_option"]
 
 #: RFC 4702 section 2.1 flag bits.
 FLAG_S = 0x01  #: the server should do the forward (A) update
@@ -190,6 +196,36 @@ def decide(fqdn_option: bytes | None, hostname_option: bytes | None, address: in
     return NameDecision(None, NameSource.NONE, False, False)
 
 
+#: Kea's defaults with updates off: what names come to without ``[ddns]``.
+_NO_DDNS = DdnsConfig(enable_updates=False)
+
+
+def decide_without_ddns(fqdn_option: bytes | None, hostname_option: bytes | None,
+                        address: int, reserved: str = "") -> NameDecision:
+    """:func:`decide` when no ``[ddns]`` is configured: Kea 2.2's defaults, updates off (no
+    update is ever owed; option 81 is answered with N=1), and option 81's answer written as
+    Kea 2.2 writes it there (observed side by side, tests/interop/test_classify_kea.py P11):
+    the request's RCODE1 and RCODE2 copied back (not RFC 4702's 255), and an ASCII name with
+    its final dot. ``reserved``, a reservation's hostname, replaces option 81's name (Kea
+    2.2 sent it so; the engine answers a reserved name without option 81 itself)."""
+    if reserved and fqdn_option is not None and parse_fqdn_option(fqdn_option) is not None:
+        labels = reserved.rstrip(".").lower().encode("utf-8", "replace").split(b".")
+        if all(0 < len(x) <= _MAX_LABEL for x in labels):  # else: as if no reservation name
+            if fqdn_option[0] & FLAG_E:
+                name = b"".join(bytes((len(x),)) + x for x in labels)
+                fqdn_option = fqdn_option[:3] + name + b"\0"
+            else:
+                fqdn_option = fqdn_option[:3] + b".".join(labels) + b"."
+    nd = decide(fqdn_option, hostname_option, address, _NO_DDNS)
+    if nd.reply_fqdn is None or fqdn_option is None:
+        return nd
+    if nd.reply_fqdn[0] & FLAG_E or nd.fqdn is None:
+        body = nd.reply_fqdn[3:]
+    else:
+        body = nd.fqdn.to_text().encode("ascii")
+    return replace(nd, reply_fqdn=nd.reply_fqdn[:1] + fqdn_option[1:3] + body)
+
+
 def _from_fqdn(client: ClientFqdn, address: int, cfg: DdnsConfig) -> NameDecision:
     client_s = bool(client.flags & FLAG_S)
     client_n = bool(client.flags & FLAG_N)
@@ -258,7 +294,7 @@ def _sanitised(labels: tuple[bytes, ...], cfg: DdnsConfig) -> tuple[bytes, ...] 
         if cfg.hostname_char_set:
             label = re.sub(cfg.hostname_char_set, cfg.hostname_char_replacement, label)
         try:
-            encoded = label.encode("ascii")
+            encoded = label.encode("ascii").lower()
         except UnicodeEncodeError:
             return None
         if not encoded or len(encoded) > _MAX_LABEL:

@@ -7,7 +7,8 @@ mostly Kea's), so that what Kea gets is what fastdhcp ran, key for key. Subnets 
 database becomes Kea's memfile naming the lease file written by
 ``fastdhcp leases export --format kea-csv``; HA and the lease commands become the hook
 libraries Kea needs for them; client classes and their guards go back under Kea 2.2's names
-(``client-class``, ``require-client-classes``, ``only-if-required``). What Kea 2.2 cannot
+(``client-class``, ``require-client-classes``, ``only-if-required``); ``[ddns]`` goes back
+to ``dhcp-ddns`` and the global ``ddns-*`` / ``hostname-char-*`` keys. What Kea 2.2 cannot
 express is listed, as on the way in.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from fastdhcp.config import Config
 from fastdhcp.kea.config_import import Finding, FindingKind
+from fastdhcp.kea.ddns_map import D2_CLIENT_KEYS, KEA_CONFLICT_BOOL, NAME_KEYS
 
 __all__ = ["export", "HOOKS_DIR", "DEFAULT_LEASE_FILE"]
 
@@ -81,6 +83,8 @@ class _Exporter:
             else:
                 self.unsupported(f"global.{key}", "Kea 2.2 has no such setting (the limits "
                                                   "hook of Kea is a different model)")
+        if "ddns" in doc:
+            self._ddns(doc["ddns"], d4)
         hooks: list[dict[str, Any]] = [{"library": f"{HOOKS_DIR}/libdhcp_lease_cmds.so"}]
         ha = doc.get("high-availability")
         if ha is not None:
@@ -97,6 +101,30 @@ class _Exporter:
             d4["client-classes"] = classes
         self._subnets(doc.get("subnet4", []), d4)
         return {"Dhcp4": d4}
+
+    def _ddns(self, dd: dict[str, Any], d4: dict[str, Any]) -> None:
+        """[ddns] -> Kea 2.2's dhcp-ddns map and global ddns-* parameters (ddns_map)."""
+        link = {"enable-updates": bool(dd.get("enable-updates", True))}  # fastdhcp's default
+        link.update({k: dd[k] for k in D2_CLIENT_KEYS if k in dd and k != "enable-updates"})
+        d4["dhcp-ddns"] = link
+        for key, value in dd.items():
+            if key in D2_CLIENT_KEYS:
+                continue
+            if key == "ddns-conflict-resolution-mode":
+                if value in KEA_CONFLICT_BOOL:
+                    d4["ddns-use-conflict-resolution"] = KEA_CONFLICT_BOOL[value]
+                else:
+                    self.unsupported(f"ddns.{key}", f"{value!r}: Kea 2.2 has only "
+                                     "ddns-use-conflict-resolution (true / false)")
+            elif key in NAME_KEYS:
+                d4[key] = value
+            else:
+                self.note(f"ddns.{key}", "kea-dhcp-ddns's setting (its DhcpDdns config), not "
+                                         "kea-dhcp4's: not written")
+        if link["enable-updates"]:
+            self.note("ddns.enable-updates", "Kea sends its updates through kea-dhcp-ddns "
+                      "(dhcp-ddns.server-ip 127.0.0.1, port 53001 by default): run it with "
+                      "the zones, servers and keys of [ddns]")
 
     def _client_class(self, path: str, c: dict[str, Any]) -> dict[str, Any]:
         """A class as Kea 2.2 writes it: Kea 3's only-in-additional-list as only-if-required,

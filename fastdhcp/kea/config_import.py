@@ -6,7 +6,9 @@ becomes fastdhcp's table of ``name = value``; a shared network's subnets become 
 the network, each with the network's options and lifetimes under its own (Kea's inheritance:
 subnet over shared network over global); ``interfaces-config`` and ``authoritative`` go to
 ``[server]``, ``control-socket(s)`` to ``[[control-sockets]]``, the HA hook's parameters to
-``[high-availability]``.
+``[high-availability]``, the global ``ddns-*`` / ``hostname-char-*`` keys and ``dhcp-ddns``'s
+``enable-updates`` / ``max-queue-size`` to ``[ddns]`` (fastdhcp.kea.ddns_map; per-subnet
+values are reported, fastdhcp's ``[ddns]`` being global).
 
 Every Kea key is accounted for, with its JSON path (``Dhcp4.subnet4[2].pools[0].client-class``):
 
@@ -34,8 +36,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastdhcp import config as fd_config
+from fastdhcp.ddns import config as ddns_config
 from fastdhcp.errors import ConfigError
 from fastdhcp.ha.config import HA_KEYS, PEER_KEYS
+from fastdhcp.kea.ddns_map import D2_CLIENT_KEYS, D2_LINK_KEYS, NAME_KEYS, kea_defaults
 from fastdhcp.kea.option_defs import CustomDef, encode_csv, parse_def
 from fastdhcp.options import OptionDef, encode_option, option_def
 
@@ -123,7 +127,8 @@ class _Converter:
         self.subnets: list[dict[str, Any]] = []
         self.control_sockets: list[dict[str, Any]] = []
         self.ha: dict[str, Any] | None = None
-        self.ddns_on = False
+        #: The [ddns] table carried from Kea's DDNS keys (None: nothing to carry).
+        self.ddns: dict[str, Any] | None = None
         #: The first reservation of each identifier (per shared network, else per subnet) and
         #: of each address: (scope, kind, value) -> its JSON path.
         self.reserved: dict[tuple[str, str, str], str] = {}
@@ -161,12 +166,11 @@ class _Converter:
         d4 = kea["Dhcp4"]
         if not isinstance(d4, dict):
             raise ConfigError("Dhcp4: must be a map")
-        self.ddns_on = isinstance(d4.get("dhcp-ddns"), dict) and bool(
-            d4["dhcp-ddns"].get("enable-updates"))
         # Kea's global hooks first: HA may need to know nothing else, but a missing hook
         # explains the commands it would have served.
         # Definitions before any option-data that uses them, wherever they are in the file.
         self._option_defs("Dhcp4.option-def", d4.get("option-def", []))
+        self.ddns = self._ddns(d4)  # before the subnets: theirs are compared with it
         for key, value in d4.items():
             if key != "option-def":
                 self._global_key(f"Dhcp4.{key}", key, value)
@@ -182,6 +186,8 @@ class _Converter:
             doc["high-availability"] = self.ha
         if self.classes:
             doc["client-classes"] = self.classes
+        if self.ddns is not None:
+            doc["ddns"] = self.ddns
         doc["subnet4"] = self.subnets
         return doc
 
@@ -231,12 +237,8 @@ class _Converter:
         elif key == "hosts-database" or key == "hosts-databases":
             self.unsupported(path, "a host database: fastdhcp reads reservations from its "
                                    "config and from reservation-add (LMDB) only")
-        elif key == "dhcp-ddns":
-            if self.ddns_on:
-                self.unsupported(f"{path}.enable-updates",
-                                 "fastdhcp sends no DNS updates (no kea-dhcp-ddns client)")
-            else:
-                self.note(path, "DNS updates are off in Kea too: nothing to carry")
+        elif key == "dhcp-ddns" or key in NAME_KEYS:
+            pass  # carried into [ddns] or reported by _ddns
         elif key in _FIXED:
             if self._fixed(path, key, value, fd_config.GLOBAL_KEYS):
                 self.global_[key] = value
@@ -277,10 +279,7 @@ class _Converter:
             # carried where Kea allows them (subnet, pool, shared network, reservation)
             self.unsupported(path, "not a place Kea or fastdhcp takes a class guard")
         elif key.startswith("ddns-") or key.startswith("hostname-char-"):
-            if self.ddns_on:
-                self.unsupported(path, "fastdhcp sends no DNS updates")
-            else:
-                self.note(path, "DNS update setting; updates are off")
+            self._ddns_local(path, key, value)
         elif key in ("reservations-in-subnet", "reservations-out-of-pool",
                      "reservation-mode", "reservations-global", "ip-reservations-unique",
                      "early-global-reservations-lookup", "host-reservation-identifiers"):
@@ -302,6 +301,86 @@ class _Converter:
                 self.note(path, "empty")
         else:
             self.unsupported(path, "no fastdhcp equivalent")
+
+    # ------------------------------------------------------------------ DDNS
+
+    def _ddns(self, d4: dict[str, Any]) -> dict[str, Any] | None:
+        """Kea's global DDNS keys -> the [ddns] table (None when Kea's defaults with updates
+        off: fastdhcp without [ddns] answers names as that Kea does)."""
+        out: dict[str, Any] = {}
+        where: dict[str, str] = {}  # [ddns] key -> its Kea path
+        link = d4.get("dhcp-ddns")
+        if link is not None and self._type("Dhcp4.dhcp-ddns", link, dict, "a map"):
+            for key, value in link.items():
+                p = f"Dhcp4.dhcp-ddns.{key}"
+                if key in D2_CLIENT_KEYS:
+                    out[key], where[key] = value, p
+                elif key in D2_LINK_KEYS:
+                    self.note(p, "addresses kea-dhcp-ddns: fastdhcp sends the DNS updates "
+                                 "itself (its zones, servers and keys go in [ddns]: "
+                                 "forward-ddns, reverse-ddns, tsig-keys)")
+                elif key in ("comment", "user-context"):
+                    self.note(p, "a comment for people: not carried into the TOML")
+                else:
+                    self.unsupported(p, "no fastdhcp [ddns] equivalent")
+        for key in NAME_KEYS:
+            if key in d4:
+                out[key], where[key] = d4[key], f"Dhcp4.{key}"
+        self._ddns_check(out, where)
+        defaults = kea_defaults()
+        if not out.get("enable-updates") and all(
+                v == defaults[k] for k, v in out.items() if k != "enable-updates"):
+            if out:
+                self.note("Dhcp4.dhcp-ddns" if link is not None else next(iter(where.values())),
+                          "DNS updates off and Kea's default name rules: no [ddns] needed "
+                          "(fastdhcp answers options 12 and 81 as that Kea does without it)")
+            return None
+        out.setdefault("enable-updates", False)  # Kea's default; fastdhcp's [ddns] says on
+        if out["enable-updates"]:
+            self.note("Dhcp4.dhcp-ddns.enable-updates",
+                      "updates on: copy the zones, DNS servers and TSIG keys of "
+                      "kea-dhcp-ddns's config (DhcpDdns) into [ddns] (forward-ddns, "
+                      "reverse-ddns, tsig-keys with secret-file); until then no zone matches "
+                      "and no update is sent")
+        return out
+
+    def _ddns_check(self, out: dict[str, Any], where: dict[str, str]) -> None:
+        """Drop from ``out`` what fastdhcp's [ddns] check refuses, reported at Kea's path."""
+        refused: dict[str, str] = {}
+
+        def bad(path: str, value: object, reason: str) -> None:
+            key = path.split(".", 1)[1].split(".", 1)[0] if "." in path else path
+            refused.setdefault(key, f"{value!r}: {reason}")
+
+        def keys(table: dict[str, Any], path: str, allowed: tuple[str, ...],
+                 what: str) -> None:
+            for k in table:
+                if k not in allowed:
+                    bad(f"{path}.{k}", table[k], f"not a {what} key")
+
+        ddns_config.parse(dict(out), bad, keys)
+        if "ddns-use-conflict-resolution" in refused and "ddns-conflict-resolution-mode" in out:
+            refused.pop("ddns-use-conflict-resolution")  # the pair: keep the newer key
+            out.pop("ddns-use-conflict-resolution")
+            self.note(where["ddns-use-conflict-resolution"],
+                      "ddns-conflict-resolution-mode is given too: that one is carried")
+        for key, reason in refused.items():
+            if key in out:
+                out.pop(key)
+                self.unsupported(where[key], reason)
+
+    def _ddns_local(self, path: str, key: str, value: Any) -> None:
+        """A ddns-* / hostname-char-* key of a shared network or subnet (or a global one
+        fastdhcp has no equivalent for): fastdhcp's [ddns] is one global table."""
+        if key not in NAME_KEYS:
+            self.unsupported(path, "no fastdhcp [ddns] equivalent")
+            return
+        have = (self.ddns or {}).get(key, NAME_KEYS[key])
+        if value == have:
+            self.note(path, "the same as the global value (fastdhcp's [ddns] is global)")
+        else:
+            self.unsupported(path, f"{value!r} here, {have!r} globally: fastdhcp's [ddns] "
+                                   "is one global table (no per-subnet DDNS settings)")
 
     def _reservation_mode(self, path: str, key: str, value: Any) -> None:
         if key == "reservations-global" and value:
