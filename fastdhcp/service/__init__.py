@@ -4,7 +4,8 @@ The package, by job: :mod:`.server` (:class:`Server`: lifecycle, reload, the rea
 callbacks, timers), :mod:`.endpoints` (sockets, read pacing, layer-2 unicast),
 :mod:`.report_log` (the packet path's report into the log), :mod:`.stats_line` (the periodic
 summary), :mod:`.notify` (systemd), :mod:`.ratelog` (bounded log rates), :mod:`.pingcheck`
-(ping-check: ICMP probes of held OFFERs' addresses).
+(ping-check: ICMP probes of held OFFERs' addresses), :mod:`.ha_gate` (HA's allocation share,
+burst counts and the ACK gate), :mod:`.leasequery_tcp` (the RFC 6926 bulk listener).
 
 Theory of operation
 -------------------

@@ -27,22 +27,18 @@ from fastdhcp.config import Config
 from fastdhcp.config import load as load_config
 from fastdhcp.control import commands as control_commands
 from fastdhcp.control.channel import ControlChannel
-from fastdhcp.control.cmd_leases import client_id_of
 from fastdhcp.control.table import CommandTable
 from fastdhcp.ddns.runner import DdnsRunner
 from fastdhcp.ddns.stats import DdnsCollector
 from fastdhcp.dhcp_state import DhcpServiceState, Origin
 from fastdhcp.engine import Decision, Engine, Link
 from fastdhcp.errors import ConfigError, StoreError
-from fastdhcp.ha.messages import HALease
 from fastdhcp.ha.service import HAService
-from fastdhcp.ha.state import HAState
 from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
 from fastdhcp.leasequery.udp import UdpLeaseQuery
-from fastdhcp.leases import Lease, LeaseState
 from fastdhcp.limits import EdgeGuard
-from fastdhcp.metrics import HAGauges, Metrics, MetricsServer, ServerCollector
+from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector
 from fastdhcp.pathreport import Event, PathEvent, PathReport
 from fastdhcp.pathtypes import PathEndpoint
 from fastdhcp.service import endpoints
@@ -54,6 +50,8 @@ from fastdhcp.service.endpoints import (
     open_endpoint,
     pace_for,
 )
+from fastdhcp.service.ha_gate import HAGate
+from fastdhcp.service.ha_gate import gauges as ha_gauges
 from fastdhcp.service.leasequery_tcp import BulkLeaseQueryServer
 from fastdhcp.service.notify import sd_notify
 from fastdhcp.service.pingcheck import PingChecker
@@ -169,10 +167,8 @@ class Server:
         self._ha: HAService | None = None
         #: ping-check's prober, made when a subnet first enables it (kept across reloads)
         self._ping: PingChecker | None = None
-        #: commit batches whose ACKs wait for the partner's acknowledgement (ha)
-        self._ha_gates: set[asyncio.Future[None]] = set()
-        #: the allocation share applied to the engine (ha: None = the whole pool)
-        self._ha_share: int | None = None
+        #: the HA share, burst counts and ACK gate (service.ha_gate)
+        self._ha_gate = HAGate(self.metrics, self._deliver)
         #: client names and DNS updates, when [ddns] is configured (fastdhcp.ddns.runner)
         self.ddns: DdnsRunner | None = None
         #: leasequery (docs/leasequery.md): the DHCPLEASEQUERY handler the path calls, and the
@@ -241,7 +237,7 @@ class Server:
                             lambda: self._on_loop(self._pool_rows) or [],
                             lambda: self._on_loop(self._lease_count),
                             lambda: self._on_loop(self._kea_values),
-                            (lambda: self._on_loop(self._ha_gauges))
+                            (lambda: self._on_loop(lambda: ha_gauges(self._ha)))
                             if cfg.high_availability is not None else None,
                         ),
                         cfg.server.metrics,
@@ -532,7 +528,7 @@ class Server:
 
     def _make_path(self) -> PacketPath:
         if self._ha is not None:  # the engine may be a new one (reload)
-            self._apply_ha_share(self._ha)
+            self._ha_gate.apply_share(self._ha, self.engine)
         committer = self.committer
         path = PacketPath(self.engine, self.metrics, self._report_log.report, self._guard,
                           committer.hold_many if committer is not None else None, self._l2_dest,
@@ -571,7 +567,7 @@ class Server:
         else:
             n = path.read(ep, endpoints.READ_BATCH, time.time(), t0)
             if self._ha is not None:
-                self._ha_burst(self._ha)
+                self._ha_gate.after_burst(self._ha, self.engine)
         ms = self.config.server.read_pace_ms
         longest = endpoints.READ_PACE if ms is None else ms / 1000.0
         loop = self._loop
@@ -674,10 +670,16 @@ class Server:
         m.commit_batch.observe(len(tokens))
         m.commit_latency.observe(time.perf_counter() - tokens[0].held_at)
         if self.config.high_availability is not None:  # ha (cmd_ha): the partner first
-            self._ha_gate(tokens)
+            self._ha_gate.committed(self._ha, tokens)
             return
-        assert self._path is not None
-        self._path.deliver(tokens)
+        self._deliver(tokens)
+
+    def _deliver(self, tokens: list[Any]) -> None:
+        # the ACKs of durable bindings leave (after the partner's word, with HA)
+        path = self._path
+        if path is None:
+            return
+        path.deliver(tokens)
         self._report_log.drain()
 
     def _on_batch(self, batch: list[Any]) -> None:
@@ -1033,109 +1035,17 @@ class Server:
         if conf is None:
             return
         self._ha = HAService(conf, self.ha_host)
-        self._apply_ha_share(self._ha)  # before the first packet
+        self._ha_gate.apply_share(self._ha, self.engine)  # before the first packet
         await self._ha.start()
-
-    def _ha_gauges(self) -> HAGauges | None:
-        ha = self._ha
-        if ha is None:
-            return None
-        mm = ha.machine
-        return HAGauges(tuple(s.value for s in HAState), mm.state.value,
-                        mm.partner_state.value, mm.unsent_update_count, ha.last_update_rtt)
-
-    def _apply_ha_share(self, ha: HAService) -> None:
-        """Give the engine the HA allocation share (at start, after an engine change, and
-        when the partner turns out to be Kea)."""
-        share = self._ha_share = ha.alloc_share
-        self.engine.set_ha_share(share or 0, 0 if share is None else 2)
-        log.info("HA: new addresses from %s", "the whole pool" if share is None
-                 else f"allocation share {share} of 2 (address % 2 == {share})")
-
-    def _ha_burst(self, ha: HAService) -> None:
-        """After each burst: fold the scope filter's drop counts into the metrics and feed the
-        queries it kept to the failure detection (one call a burst, none a packet)."""
-        if ha.alloc_share != self._ha_share:
-            self._apply_ha_share(ha)
-        f = ha.filter
-        if f.not_for_us:
-            self.metrics.drop("ha-not-for-us", f.take_not_for_us())
-        if f.disabled:
-            self.metrics.drop("dhcp-disabled", f.take_disabled())
-        if f.analyze:
-            ha.drain_missed()
-
-    def _ha_gate(self, tokens: list[Any]) -> None:
-        """The ACK gate of an HA server: one ``lease_changed`` per committed batch; the ACKs
-        of the addresses the partner did not acknowledge are not sent (Kea's treatment: the
-        client retries). With the HA service stopped (shutdown) no ACK leaves: the partner
-        cannot hear of these leases any more, and the lease stays durable here."""
-        ha = self._ha
-        if ha is None:
-            self.metrics.drop("ha-stopped", len(tokens))
-            return
-        updated: list[HALease] = []
-        deleted: list[HALease] = []
-        for t in tokens:
-            lease = t.lease
-            if lease is None:
-                continue
-            if lease.state == LeaseState.RELEASED:  # Kea: lease4-del of the lease
-                deleted.append(ha_lease(lease))
-            else:
-                updated.append(ha_lease(lease))
-        task = asyncio.ensure_future(self._ha_release(ha, tokens, updated, deleted))
-        self._ha_gates.add(task)
-        task.add_done_callback(self._ha_gates.discard)
-
-    async def _ha_release(self, ha: HAService, tokens: list[Any], updated: list[HALease],
-                          deleted: list[HALease]) -> None:
-        try:
-            refused = (await ha.lease_changed(updated, deleted) if updated or deleted
-                       else frozenset())
-        except asyncio.CancelledError:
-            self.metrics.drop("ha-stopped", len(tokens))
-            raise
-        except Exception:  # a bug: no ACK without the partner's word (the client retries)
-            log.exception("HA: lease updates of a commit batch failed")
-            self.metrics.drop("ha-update-failed", len(tokens))
-            return
-        if refused:
-            keep = [t for t in tokens if t.lease is None or t.lease.ip not in refused]
-            # a release or decline has no reply to hold back: not counted as a drop
-            self.metrics.drop("ha-update-failed",
-                              sum(1 for t in tokens if t.out is not None) - sum(
-                                  1 for t in keep if t.out is not None))
-            tokens = keep
-        path = self._path
-        if path is None or not tokens:
-            return
-        path.deliver(tokens)
-        self._report_log.drain()
 
     async def _stop_ha(self) -> None:
         ha, self._ha = self._ha, None
-        for task in list(self._ha_gates):  # their ACKs wait for a partner we stop talking to
-            task.cancel()
-        if self._ha_gates:
-            await asyncio.gather(*self._ha_gates, return_exceptions=True)
+        await self._ha_gate.cancel()  # their ACKs wait for a partner we stop talking to
         if ha is not None:
             try:
                 await ha.stop()
             except Exception:
                 log.exception("stopping the HA service")
-
-
-def ha_lease(lease: Lease) -> HALease:
-    """A committed binding as HA peers exchange it (kea-ha.md section 4): cltt = issued,
-    the client-id with its type byte when the client sent one. A declined one as Kea sends
-    it: state 1, no hw-address nor client-id, valid-lft the probation period."""
-    expires, issued = lease.expires, lease.issued
-    if lease.state == LeaseState.DECLINED:
-        return HALease(lease.ip, b"", max(expires - issued, 0), issued, lease.subnet_id,
-                       state=LeaseState.DECLINED)
-    return HALease(lease.ip, lease.hw_address, max(expires - issued, 0), issued,
-                   lease.subnet_id, client_id_of(lease), lease.hostname.lower())
 
 
 async def _answer_sent(answering: asyncio.Task[Any] | None) -> None:
