@@ -93,6 +93,26 @@ class Knot:
         path.write_text(base64.b64encode(data).decode() + "\n")
         return path
 
+    def ddns_toml(self, secret_file: Path, *, key_name: str = KEY_NAME,
+                  reverse_zone: str | None = None, settings: str = "") -> str:
+        """A ``[ddns]`` table (``settings`` its own lines) with the TSIG key in ``secret_file``
+        and the forward zone and ``reverse_zone`` (default: this server's /24) served here."""
+        rzone = self.reverse_zone if reverse_zone is None else reverse_zone
+        return f"""[ddns]
+{settings}
+[[ddns.tsig-keys]]
+name = "{key_name}"
+secret-file = "{secret_file}"
+[[ddns.forward-ddns.ddns-domains]]
+name = "{ZONE}"
+key-name = "{key_name}"
+dns-servers = [{{ ip-address = "{self.ip}" }}]
+[[ddns.reverse-ddns.ddns-domains]]
+name = "{rzone}"
+key-name = "{key_name}"
+dns-servers = [{{ ip-address = "{self.ip}" }}]
+"""
+
     def start(self) -> None:
         """Start knotd and wait until it answers for both zones."""
         log = open(self.dir / "knotd.log", "ab")

@@ -28,7 +28,7 @@ import dns.rdatatype
 import pytest
 
 from .clients import Dhclient
-from .knot import KEY_NAME, ZONE, Knot, knot_missing, start_knot
+from .knot import ZONE, Knot, knot_missing, start_knot
 from .netns import Cleanup, Namespace, create_namespace, create_veth, sweep_stale
 from .servers import FastdhcpServer, LabConfig, SubnetSpec
 
@@ -82,25 +82,11 @@ class DdnsServer(FastdhcpServer):
         secret = k.secret_file()
         text = path.read_text().replace(
             "port = 67\n", f'port = 67\nmetrics = "{k.ip}:{METRICS_PORT}"\n', 1)
-        text += f"""
-[ddns]
+        text += "\n" + k.ddns_toml(secret, reverse_zone=RZONE, settings=f"""\
 ddns-qualifying-suffix = "{ZONE}"
 dns-server-timeout = 300
 max-retries = 1
-retry-backoff = 100
-[[ddns.tsig-keys]]
-name = "{KEY_NAME}"
-algorithm = "HMAC-SHA256"
-secret-file = "{secret}"
-[[ddns.forward-ddns.ddns-domains]]
-name = "{ZONE}"
-key-name = "{KEY_NAME}"
-dns-servers = [{{ ip-address = "{k.ip}" }}]
-[[ddns.reverse-ddns.ddns-domains]]
-name = "{RZONE}"
-key-name = "{KEY_NAME}"
-dns-servers = [{{ ip-address = "{k.ip}" }}]
-"""
+retry-backoff = 100""")
         path.write_text(text)
         return path
 

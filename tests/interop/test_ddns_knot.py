@@ -56,22 +56,8 @@ def knot() -> Iterator[Knot]:
 def ddns_config(knot: Knot, secret_file: Path, *, key_name: str = KEY_NAME,
                 **extra: int) -> DdnsConfig:
     more = "".join(f"{k} = {v}\n" for k, v in extra.items())
-    cfg = loads(f"""[server]
-listen-addresses = ["127.0.0.1"]
-[ddns]
-{more}
-[[ddns.tsig-keys]]
-name = "{key_name}"
-secret-file = "{secret_file}"
-[[ddns.forward-ddns.ddns-domains]]
-name = "{ZONE}"
-key-name = "{key_name}"
-dns-servers = [{{ ip-address = "{knot.ip}" }}]
-[[ddns.reverse-ddns.ddns-domains]]
-name = "{knot.reverse_zone}"
-key-name = "{key_name}"
-dns-servers = [{{ ip-address = "{knot.ip}" }}]
-""").ddns
+    cfg = loads('[server]\nlisten-addresses = ["127.0.0.1"]\n'
+                + knot.ddns_toml(secret_file, key_name=key_name, settings=more)).ddns
     assert cfg is not None
     return cfg
 
