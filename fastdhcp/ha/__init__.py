@@ -2,5 +2,6 @@
 
 ``config`` (the ``[high-availability]`` table), ``hash`` (the load-balancing hash), ``state``
 (the sans-IO state machine), ``messages`` (the commands' bodies), ``peer`` (the HTTP client to
-the partner), ``service`` (the loop that drives them for a running server).
+the partner), ``coalesce`` (batched updates merged while others are in flight), ``service``
+(the loop that drives them for a running server).
 """

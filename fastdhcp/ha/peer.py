@@ -25,11 +25,14 @@ import aiohttp
 from fastdhcp.ha.config import PeerConfig
 from fastdhcp.ha.messages import PeerAnswer, PeerError, parse_answer
 
-__all__ = ["Channel", "PeerClient", "REQUEST_TIMEOUT"]
+__all__ = ["COMMANDS_CONNECTIONS", "Channel", "PeerClient", "REQUEST_TIMEOUT"]
 
 #: Seconds a request may take (Kea's HTTP client default, 10 s [INFER]); a sync page gets the
 #: sync-timeout instead.
 REQUEST_TIMEOUT = 10.0
+#: Connections for commands (updates, sync pages) to one peer: also how many batched updates
+#: are in flight at once (fastdhcp.ha.coalesce merges what waits behind them).
+COMMANDS_CONNECTIONS = 4
 
 
 class Channel(enum.Enum):
@@ -62,7 +65,8 @@ class PeerClient:
     """Commands to one peer. ``await start()`` before use, ``await close()`` after (both on
     the loop that sends). Credentials and TLS files are read at start."""
 
-    def __init__(self, peer: PeerConfig, *, commands_connections: int = 4) -> None:
+    def __init__(self, peer: PeerConfig, *,
+                 commands_connections: int = COMMANDS_CONNECTIONS) -> None:
         self.peer = peer
         self._commands_connections = commands_connections
         self._sessions: dict[Channel, aiohttp.ClientSession] = {}

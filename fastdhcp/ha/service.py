@@ -28,9 +28,10 @@ from typing import Protocol
 from fastdhcp._hascope import ScopeFilter
 from fastdhcp.control.protocol import Answer
 from fastdhcp.ha import messages as m
+from fastdhcp.ha.coalesce import UpdateCoalescer
 from fastdhcp.ha.config import HAConfig, PeerConfig
 from fastdhcp.ha.messages import BatchResult, HALease, PeerAnswer, PeerError
-from fastdhcp.ha.peer import REQUEST_TIMEOUT, Channel, PeerClient
+from fastdhcp.ha.peer import COMMANDS_CONNECTIONS, REQUEST_TIMEOUT, Channel, PeerClient
 from fastdhcp.ha.state import (
     Action,
     HAState,
@@ -95,6 +96,8 @@ class HAService:
         self._backlog: list[tuple[HALease, bool]] = []  # (lease, deleted)
         #: whether the partner takes BATCH_COMMAND (None: not asked since it came back)
         self._batch: bool | None = None
+        #: batched updates to the partner: what waits for a connection goes out merged
+        self._coalescer = UpdateCoalescer(self._send_batch, COMMANDS_CONNECTIONS)
         self._wake = asyncio.Event()
         #: every transition, for tests and the metrics (bounded)
         self.transitions: list[Transition] = []
@@ -384,7 +387,15 @@ class HAService:
         assert self._peer is not None
         if self._batch is None:
             self._batch = await self._has_batch(self._peer)
-        return await self._send_to(self._peer, self._batch, updated, deleted)
+        if not self._batch:  # Kea: a request per lease
+            return await self._send_to(self._peer, False, updated, deleted)
+        out = await self._coalescer.send(updated, deleted)
+        return set(out.failed), set(out.rejected)
+
+    async def _send_batch(self, updated: list[HALease],
+                          deleted: list[HALease]) -> tuple[set[int], set[int]]:
+        assert self._peer is not None
+        return await self._send_to(self._peer, True, updated, deleted)
 
     async def _send_to(self, peer: PeerLike, batch: bool, updated: list[HALease],
                        deleted: list[HALease]) -> tuple[set[int], set[int]]:
