@@ -3,7 +3,8 @@ fastdhcp alone, of a fastdhcp pair and of a Kea 2.2 HA pair, and the ACK latency
 round trip adds (issue 17's bench).
 
 Run (root): ``python3 bench/ha_pair.py [--quick] [--bisections 3] [--step-seconds 3]
-[--ceiling single=96000,pair=48000,kea-pair=8000] [--latency-rate auto] [--out DIR]``
+[--rows single,pair,kea-pair] [--ceiling single=96000,pair=48000,kea-pair=8000]
+[--latency-rate auto] [--out DIR]``
 
 Topology: the namespaces of tests/interop/test_ha_failover.py (its lab builder and server
 classes are imported): two server namespaces bridged with the relay's, the peers on their own
@@ -18,26 +19,30 @@ link (the HA traffic), basic auth on the peer URLs. The load is the project's co
 - ``kea-pair``: two kea-dhcp4 2.2 with ``libdhcp_lease_cmds.so`` + ``libdhcp_ha.so``, each
   with its kea-ctrl-agent on its peer URL (how Kea 2.2 receives the partner's updates),
   memfile ``persist: true`` (a fresh lease file per probe), single-threaded, WARN logging,
-  the same scopes trick and drivers.
+  the same scopes trick and drivers;
+- ``kea-pair-mt`` (only with ``--rows``): the same with Kea's multi-threading (2 packet
+  threads) and the HA hook's own HTTP listener on the peer URL (no agent in the HA path).
 
 Every row has the same two subnets (one per relay address: each server allocates in its own
 subnet, as Kea's HA wants pools split between the servers, so that two Kea servers never race
 for one address) and the same 30,000 distinct clients in all (one driver: 30,000; two: 15,000
 each). The host's net.core.rmem_default/max are raised for the run (and put back) so that
 Kea's sockets get the 16 MiB fastdhcp's ask for; each probe records the buffers the servers'
-sockets got. Every probe starts fresh servers on empty lease tables.
+sockets got, and the pair's HA states at its end. Every probe starts fresh servers on empty
+lease tables.
 
 Method: per row ``--bisections`` independent bisections between 0 and its ceiling
 (``bench/compare.py``'s :class:`Bisection`, imported: one truth) until the gap is at most the
 ceiling / ``--resolution``; a probe passes at <= 1 % of started exchanges not ACKed (and no
 server dead). The rows are interleaved probe by probe. A row's maximum is the median of its
 bisections, shown with their spread. Then every row once at one common rate (``auto``: half
-the Kea pair's maximum, at most 2,000/s): ACK p50/p99 (the worse of the drivers). Printed: the
-table, pair / single (goal >= 0.60) and fastdhcp pair / Kea pair (goal >= 3x); written:
-``OUT/ha_pair.json`` (every probe).
+the slower Kea pair's maximum, at most 2,000/s): ACK p50/p99, the worse of the drivers.
+Printed: the table, pair / single (goal >= 0.60) and fastdhcp pair / Kea pair (goal >= 3x);
+written: ``OUT/ha_pair.json`` (every probe).
 
-Time: the default run is ~7 minutes here (3 x ~17 probes of 3 s, each with its servers'
-start-up); ``--quick`` (one bisection to ceiling / 8, 2 s probes) ~1.5 minutes.
+Time: ``--bisections 1`` took 143-147 s here (15 probes of 3 s, each with its servers'
+start-up: single ~4 s, pair ~9 s, Kea pair ~7 s), so the default run (3 bisections) is ~6.5
+minutes; ``--quick`` (one bisection to ceiling / 8, 2 s probes) 73 s.
 """
 
 from __future__ import annotations
@@ -72,7 +77,11 @@ from tests.interop.test_ha_failover import (
     wait_states,
 )
 
-ROWS = ("single", "pair", "kea-pair")
+ROWS = ("single", "pair", "kea-pair", "kea-pair-mt")
+#: The issue's three rows; ``kea-pair-mt`` (Kea's HA with multi-threading: kea-dhcp4 with 2
+#: packet threads and its own HTTP listener on the peer URL, no kea-ctrl-agent in the HA
+#: path) is asked for with ``--rows``.
+DEFAULT_ROWS = ROWS[:3]
 RELAYS = (RELAY_IP, "198.18.4.11")
 #: One subnet per relay address (so per server in the pairs), /17 each: 32,000 addresses.
 SUBNETS = (("198.19.0.0/17", "198.19.0.10 - 198.19.127.250", "198.19.0.1"),
@@ -84,7 +93,7 @@ FIRST_MACS = (0x020000000000, 0x020100000000)
 #: Upper ends of the bisections (offered DORA/s), above each row's best figure so far: one
 #: fastdhcp passed 56,000/s here (2026-12-07, quiet), the fastdhcp pair 12,000, the Kea pair
 #: below 2,000 (26% drops there).
-DEFAULT_CEILINGS = "single=96000,pair=48000,kea-pair=8000"
+DEFAULT_CEILINGS = "single=96000,pair=48000,kea-pair=8000,kea-pair-mt=8000"
 #: The common rate for the latency rows when ``--latency-rate auto``: at most this, and at
 #: most half the Kea pair's maximum (a rate all three rows sustain).
 LATENCY_RATE_CAP = 2000
@@ -144,10 +153,18 @@ def fastdhcp_bench_config(text: str, ha: bool) -> str:
     return text
 
 
-def kea_bench_config(cfg: dict[str, Any]) -> dict[str, Any]:
+#: ``kea-pair-mt``: Kea's packet threads (the 2 cores here) and its HA listener/client threads.
+KEA_MT_THREADS = 2
+
+
+def kea_bench_config(cfg: dict[str, Any], mt: bool = False) -> dict[str, Any]:
     """The test's Kea config made the bench's: the two subnets, WARN logging, the bench's HA
-    timers (memfile persist, the lease file in the probe's fresh directory, as the test)."""
+    timers (memfile persist, the lease file in the probe's fresh directory, as the test);
+    with ``mt`` Kea's multi-threading and the HA hook's own listener on the peer URL."""
     d = json.loads(json.dumps(cfg))["Dhcp4"]
+    if mt:
+        d["multi-threading"] = {"enable-multi-threading": True,
+                                "thread-pool-size": KEA_MT_THREADS, "packet-queue-size": 64}
     d["subnet4"] = [{"id": i + 1, "subnet": subnet, "pools": [{"pool": pool}],
                      "relay": {"ip-addresses": [RELAYS[i]]},
                      "option-data": [{"name": "routers", "data": router}]}
@@ -158,6 +175,11 @@ def kea_bench_config(cfg: dict[str, Any]) -> dict[str, Any]:
     for hook in d["hooks-libraries"]:
         for ha in hook.get("parameters", {}).get("high-availability", []):
             ha.update(BENCH_TIMERS)
+            if mt:
+                ha["multi-threading"] = {
+                    "enable-multi-threading": True, "http-dedicated-listener": True,
+                    "http-listener-threads": KEA_MT_THREADS,
+                    "http-client-threads": KEA_MT_THREADS}
     return {"Dhcp4": d}
 
 
@@ -222,8 +244,8 @@ def run_all(args: argparse.Namespace, probe: Probe, log: Callable[[str], None]
             log(f"bisection {round_no + 1}: {row} max {b.lo}/s"
                 + (" (every probe passed: raise --ceiling)" if b.capped else ""))
     maxima = {r: spread([b["max_rate"] for b in v]) for r, v in found.items() if v}
-    kea = maxima.get("kea-pair", {}).get("median")
-    lat_rate = latency_rate(args.latency_rate, kea)
+    keas = [s["median"] for r, s in maxima.items() if r.startswith("kea-pair")]
+    lat_rate = latency_rate(args.latency_rate, min(keas) if keas else None)
     latency = {}
     for row in rows:
         m = probe(row, lat_rate, args.latency_seconds)
@@ -240,7 +262,8 @@ def describe(m: dict[str, Any]) -> str:
             f"{m['drop_ratio']:6.2%}{' (dead server)' if m.get('crashed') else ''}, ACK "
             f"p50/p99 {m['ack_ms']['p50']:.2f}/{m['ack_ms']['p99']:.2f} ms, CPU "
             f"{m.get('cpu_us_per_dora', 0):.0f} us/DORA, rcvbuf "
-            f"{'/'.join(str(b // 1024) for b in m.get('rcvbuf', []))} KiB")
+            f"{'/'.join(str(b // 1024) for b in m.get('rcvbuf', []))} KiB"
+            + "".join(f", {x}" for x in m.get("states", []) if x != "load-balancing"))
 
 
 def report(res: dict[str, Any]) -> str:
@@ -264,6 +287,10 @@ def report(res: dict[str, Any]) -> str:
         return mx[row]["median"] if row in mx else None
     lines += ["", f"- pair / single: {ratio_text(med('pair'), med('single'), 0.60)}",
               f"- fastdhcp pair / Kea pair: {ratio_text(med('pair'), med('kea-pair'), 3.0)}"]
+    if "kea-pair-mt" in mx:
+        best = max(("kea-pair", "kea-pair-mt"), key=lambda r: med(r) or 0)
+        lines.append(f"- fastdhcp pair / Kea's better pair ({best}): "
+                     f"{ratio_text(med('pair'), med(best), 3.0)}")
     if "single" in lat and "pair" in lat:
         a, b = lat["single"]["ack_ms"], lat["pair"]["ack_ms"]
         lines.append(f"- the partner's round trip at {res['latency_rate']:,}/s: ACK p50 "
@@ -294,12 +321,17 @@ class Lab:
     def _servers(self, row: str) -> list[Fastdhcp | KeaPeer]:
         self.n += 1
         base = self.tmp / f"{self.n:03d}-{row}"
-        if row == "kea-pair":
+        if row.startswith("kea-pair"):
+            mt = row == "kea-pair-mt"
             keas = [KeaPeer(self.lab.servers[i], i, "load-balancing", base / f"s{i + 1}",
                             self.lab.ifnames[i]) for i in range(2)]
             for k in keas:
                 path = k.dir / "kea.json"
-                path.write_text(json.dumps(kea_bench_config(json.loads(path.read_text()))))
+                path.write_text(json.dumps(kea_bench_config(json.loads(path.read_text()), mt)))
+                if mt:  # Kea listens on the peer URL itself: its agent moves off it (idle)
+                    ca = json.loads((k.dir / "ca.json").read_text())
+                    ca["Control-agent"]["http-port"] += 100
+                    (k.dir / "ca.json").write_text(json.dumps(ca))
             return list(keas)
         count = 1 if row == "single" else 2
         fds = [Fastdhcp(self.lab.servers[i], i, "load-balancing", base / f"s{i + 1}")
@@ -340,11 +372,13 @@ class Lab:
             cpu0 = sum(_cpu_seconds(p) for p in pids)
             stats = self._drive(targets(row), rate, seconds)
             dead = [s.name for s in servers if not self._alive(s)]
+            # a pair that left load-balancing during the probe measured something else
+            states = [s.state() for s in servers] if len(servers) == 2 and not dead else []
             cpu = sum(_cpu_seconds(p) for p in pids) - cpu0 if not dead else 0.0
             m = merge(stats, seconds)
             m.update(row=row, rate=rate, seconds=seconds, crashed=bool(dead),
                      server_cpu_s=cpu, cpu_us_per_dora=cpu / max(1, m["acks"]) * 1e6,
-                     rcvbuf=self._rcvbuf(servers) if not dead else [],
+                     rcvbuf=self._rcvbuf(servers) if not dead else [], states=states,
                      load_avg=os.getloadavg()[0])
             if dead:
                 print(f"warning: {dead} died under load:\n"
@@ -385,7 +419,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="smoke run (~1.5 min): one bisection to ceiling/8, 2 s probes")
-    ap.add_argument("--rows", default=",".join(ROWS), help=f"comma list of {', '.join(ROWS)}")
+    ap.add_argument("--rows", default=",".join(DEFAULT_ROWS),
+                    help=f"comma list of {', '.join(ROWS)} (default {','.join(DEFAULT_ROWS)})")
     ap.add_argument("--bisections", type=int, default=None, help="per row (default 3)")
     ap.add_argument("--step-seconds", type=float, default=None,
                     help="seconds per probe (default 3; --quick 2)")

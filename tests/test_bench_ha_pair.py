@@ -31,6 +31,7 @@ def test_arguments_defaults_quick_and_errors(hp: ModuleType) -> None:
     a = hp.parse_args([])
     assert (a.bisections, a.step_seconds, a.resolution, a.latency_seconds) == (3, 3.0, 32, 5.0)
     assert a.rows == "single,pair,kea-pair" and a.latency_rate == "auto"
+    assert hp.parse_args(["--rows", "kea-pair,kea-pair-mt"]).rows == "kea-pair,kea-pair-mt"
     q = hp.parse_args(["--quick"])
     assert (q.bisections, q.step_seconds, q.resolution, q.latency_seconds) == (1, 2.0, 8, 2.0)
     assert hp.parse_args(["--quick", "--bisections", "2"]).bisections == 2
@@ -78,6 +79,12 @@ def test_kea_bench_config(hp: ModuleType, tmp_path: Path) -> None:
     ha = d["hooks-libraries"][1]["parameters"]["high-availability"][0]
     assert {x: ha[x] for x in hp.BENCH_TIMERS} == hp.BENCH_TIMERS
     assert raw["Dhcp4"]["loggers"][0]["severity"] == "INFO"  # the test's own left alone
+    assert d["multi-threading"] == {"enable-multi-threading": False} and "multi-threading" \
+        not in ha
+    mt = hp.kea_bench_config(raw, mt=True)["Dhcp4"]
+    assert mt["multi-threading"]["enable-multi-threading"] is True
+    hmt = mt["hooks-libraries"][1]["parameters"]["high-availability"][0]
+    assert hmt["multi-threading"]["http-dedicated-listener"] is True
 
 
 def _stats(discovers: int, acks: int, p50: float, p99: float) -> dict[str, Any]:
@@ -133,7 +140,7 @@ def test_schedule_against_a_fake_probe(hp: ModuleType) -> None:
     assert bis[:3] == ["single", "pair", "kea-pair"]  # interleaved
     lat = [(r, x) for r, x, sec in seen if sec == args.latency_seconds]
     want = int(round(res["maxima"]["kea-pair"]["median"] / 2 / 100)) * 100
-    assert lat == [(r, want) for r in hp.ROWS] and res["latency_rate"] == want
-    text = hp.report({**res, "rows": list(hp.ROWS)})
+    assert lat == [(r, want) for r in hp.DEFAULT_ROWS] and res["latency_rate"] == want
+    text = hp.report({**res, "rows": list(hp.DEFAULT_ROWS)})
     assert "pair / single: " in text and "fastdhcp pair / Kea pair: " in text
     assert f"| single | **{res['maxima']['single']['median']:,.0f}**" in text
