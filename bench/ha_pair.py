@@ -53,6 +53,7 @@ import json
 import os
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -266,12 +267,21 @@ def describe(m: dict[str, Any]) -> str:
             + "".join(f", {x}" for x in m.get("states", []) if x != "load-balancing"))
 
 
+def at_max(res: dict[str, Any], row: str) -> float | None:
+    """The ACK p50 of the passing probes at the row's maximum (median over the bisections):
+    a queue that grows during a probe shows here before it turns into drops."""
+    s = res["maxima"].get(row)
+    got = [p["ack_ms"]["p50"] for p in res["probes"] if p["row"] == row and s
+           and p.get("phase") == "bisection" and p["rate"] == s["median"] and passes(p)]
+    return statistics.median(got) if got else None
+
+
 def report(res: dict[str, Any]) -> str:
     """The markdown table and the ratios."""
     mx, lat = res["maxima"], res["latency"]
-    lines = [f"| row | max DORA/s at <{MAX_DROP:.0%} drops (median; min-max of n) | ACK p50 ms "
-             f"at {res['latency_rate']:,}/s | ACK p99 ms | drops there | server CPU us per "
-             "DORA there |", "|---|---|---|---|---|---|"]
+    lines = [f"| row | max DORA/s at <{MAX_DROP:.0%} drops (median; min-max of n) | ACK p50 "
+             f"ms at the max | ACK p50 ms at {res['latency_rate']:,}/s | ACK p99 ms | drops "
+             "there | server CPU us per DORA there |", "|---|---|---|---|---|---|---|"]
     for row in res["rows"]:
         s = mx.get(row)
         cap = " (capped: raise --ceiling)" if any(b["capped"] for b in
@@ -279,6 +289,8 @@ def report(res: dict[str, Any]) -> str:
         ms = (f"**{s['median']:,.0f}** ({s['min']:,.0f}-{s['max']:,.0f} of {s['n']}){cap}"
               if s else "-")
         m = lat.get(row)
+        at = at_max(res, row)
+        ms += f" | {at:.1f}" if at is not None else " | -"
         ls = (f"{m['ack_ms']['p50']:.2f} | {m['ack_ms']['p99']:.2f} | {m['drop_ratio']:.2%} | "
               f"{m['cpu_us_per_dora']:.0f}" if m else "- | - | - | -")
         lines.append(f"| {row} | {ms} | {ls} |")

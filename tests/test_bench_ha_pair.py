@@ -144,3 +144,4 @@ def test_schedule_against_a_fake_probe(hp: ModuleType) -> None:
     text = hp.report({**res, "rows": list(hp.DEFAULT_ROWS)})
     assert "pair / single: " in text and "fastdhcp pair / Kea pair: " in text
     assert f"| single | **{res['maxima']['single']['median']:,.0f}**" in text
+    assert hp.at_max(res, "single") == 1.0  # the fake's p50 at every probe
