@@ -21,6 +21,10 @@ across the whole life of the pair:
   the survivor goes to partner-down and serves every client;
 - recovery: the dead one restarts on its own lease table, syncs from the survivor, and the
   pair returns to load-balancing;
+- maintenance (then, on the same pair): ``ha-maintenance-start`` on the survivor puts it in
+  partner-in-maintenance and the other in in-maintenance, the survivor serves every client;
+  ``ha-maintenance-cancel`` returns both to the normal state; a second start, SIGTERM to the
+  other, partner-down, the other restarted: normal again (:func:`maintenance`);
 - always: no ACKed lease is missing from the survivor, no address is bound to two clients in
   either table.
 """
@@ -37,7 +41,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -295,6 +299,13 @@ class Fastdhcp:
         st = unix_command(self.sock, "status-get", timeout=5)["arguments"]
         return str(st["high-availability"][0]["ha-servers"]["local"]["state"])
 
+    def scopes(self) -> list[str]:
+        st = unix_command(self.sock, "status-get", timeout=5)["arguments"]
+        return list(st["high-availability"][0]["ha-servers"]["local"]["scopes"])
+
+    def command(self, name: str, arguments: Any = None) -> dict[str, Any]:
+        return unix_command(self.sock, name, arguments, timeout=20)
+
     def leases(self) -> dict[str, str]:
         """address -> hw-address of every bound lease, read from the LMDB table (works with
         the server running or dead)."""
@@ -452,6 +463,13 @@ class KeaPeer:
         st = unix_command(self.sock, "status-get", timeout=5)["arguments"]
         return str(st["high-availability"][0]["ha-servers"]["local"]["state"])
 
+    def scopes(self) -> list[str]:
+        st = unix_command(self.sock, "status-get", timeout=5)["arguments"]
+        return list(st["high-availability"][0]["ha-servers"]["local"]["scopes"])
+
+    def command(self, name: str, arguments: Any = None) -> dict[str, Any]:
+        return unix_command(self.sock, name, arguments, timeout=20)
+
     def leases(self) -> dict[str, str]:
         ans = unix_command(self.sock, "lease4-get-all", timeout=10)
         return {x["ip-address"]: x["hw-address"].lower()
@@ -503,7 +521,7 @@ def pair_lab(interop_ready: None) -> Iterator[PairLab]:
 
 
 def failover(servers: list[Server], relay: Relay, mode: str, victim: int, *, n: int = 40,
-             one_at_a_time: bool = False) -> None:
+             one_at_a_time: bool = False) -> dict[str, str]:
     """The whole life of a pair (the module docstring): start-up, the mode's normal state,
     SIGKILL ``servers[victim]`` under relayed DORA and renewals with a rising secs, the
     survivor serving every client in partner-down, the victim back, synced, normal again.
@@ -517,17 +535,11 @@ def failover(servers: list[Server], relay: Relay, mode: str, victim: int, *, n: 
     def scope_server(c: Client) -> str:
         return SERVER_IPS[scope_of(c) if mode == "load-balancing" else 0]
 
-    def dora(cs: list[Client], secs: int = 0) -> dict[int, list[tuple[str, Any]]]:
-        if not one_at_a_time:
-            return relay.dora(cs, secs)
-        out: dict[int, list[tuple[str, Any]]] = {}
-        for c in cs:
-            out.update(relay.dora([c], secs))
-        return out
+    dora = dora_fn(relay, one_at_a_time)
 
     # the normal state: one OFFER and one ACK each, from the server of the client's scope
     first = clients(n, 0)
-    offers = dora(first)
+    offers = dora(first, 0)
     for c in first:
         got = offers.get(c.xid, [])
         assert len(got) == 1, (c.mac.hex(), got)
@@ -582,10 +594,83 @@ def failover(servers: list[Server], relay: Relay, mode: str, victim: int, *, n: 
     assert not missing, ("leases of the outage missing after the sync", missing)
     no_address_twice(back, f"{servers[victim].name} after the sync")
     fresh = clients(n // 4, 200)
-    offers = dora(fresh)
+    offers = dora(fresh, 0)
     for c in fresh:
         assert len(offers.get(c.xid, [])) == 1 and c.server == scope_server(c), c
     assert not {c.ip for c in fresh} & set(acked)
+    acked.update({c.ip: c.mac.hex(":") for c in fresh})
+    assert len(acked) == n + n // 2 + n // 4
+    return acked
+
+
+Dora = Callable[[list[Client], int], dict[int, list[tuple[str, Any]]]]
+
+
+def dora_fn(relay: Relay, one_at_a_time: bool) -> Dora:
+    """DORA for a list of clients: all at once, or one client after the other."""
+    def dora(cs: list[Client], secs: int = 0) -> dict[int, list[tuple[str, Any]]]:
+        if not one_at_a_time:
+            return relay.dora(cs, secs)
+        out: dict[int, list[tuple[str, Any]]] = {}
+        for c in cs:
+            out.update(relay.dora([c], secs))
+        return out
+    return dora
+
+
+def maintenance(servers: list[Server], relay: Relay, mode: str, stayer: int,
+                acked: dict[str, str], *, n: int = 16, one_at_a_time: bool = False) -> None:
+    """The maintenance runbook on a pair in its normal state, as docs/high-availability.md
+    gives it: ``ha-maintenance-start`` on the server that stays (``servers[stayer]``) puts it
+    in partner-in-maintenance (every scope: both peers' in load-balancing, the primary's in
+    hot-standby) and the other in in-maintenance (no scope, no answer to any client); the
+    stayer serves every client. ``ha-maintenance-cancel`` then brings both back to the normal
+    state. A second start, then the other stopped with SIGTERM: the stayer goes to
+    partner-down and keeps serving; the other restarted on its own table syncs and the pair
+    returns to the normal state by itself. Every ACKed lease is in both tables at the end, no
+    address on two clients."""
+    dora = dora_fn(relay, one_at_a_time)
+    stay, other = servers[stayer], servers[1 - stayer]
+    every_scope = ["server1", "server2"] if mode == "load-balancing" else ["server1"]
+
+    def start_maintenance() -> None:
+        ans = stay.command("ha-maintenance-start")
+        assert ans["result"] == 0, ans
+        wait_states([stay], "partner-in-maintenance", timeout=10)
+        wait_states([other], "in-maintenance", timeout=10)
+        assert stay.scopes() == every_scope and other.scopes() == []
+
+    def served_by_stayer(cs: list[Client]) -> None:
+        offers = dora(cs, 0)
+        for c in cs:
+            got = offers.get(c.xid, [])
+            assert [src for src, _ in got] == [stay.ip], (c.mac.hex(), got)
+            assert len(c.acks) == 1 and c.server == stay.ip, c
+        acked.update({c.ip: c.mac.hex(":") for c in cs})
+
+    # start, serve, cancel: back to the normal state, every lease in both tables
+    start_maintenance()
+    served_by_stayer(clients(n, 300))
+    ans = stay.command("ha-maintenance-cancel")
+    assert ans["result"] == 0, ans
+    wait_states(servers, mode, timeout=30)
+    for s in servers:
+        table = s.leases()
+        missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
+        assert not missing, (s.name, "missing after ha-maintenance-cancel", missing)
+    # start, stop the other (SIGTERM), serve, restart: normal again, nothing lost
+    start_maintenance()
+    other.stop()
+    wait_states([stay], "partner-down", timeout=20)
+    served_by_stayer(clients(n, 400))
+    assert len(acked) == len(set(acked.values()))  # no address on two clients
+    other.start()
+    wait_states(servers, mode, timeout=60)
+    for s in servers:
+        table = s.leases()
+        missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
+        assert not missing, (s.name, "missing after the maintenance", missing)
+        no_address_twice(table, s.name)
 
 
 @pytest.mark.parametrize("mode,victim", [("load-balancing", 1), ("hot-standby", 0)],
@@ -595,7 +680,8 @@ def test_fastdhcp_pair(pair_lab: PairLab, tmp_path: Path, mode: str, victim: int
                              for i in range(2)]
     relay = Relay(pair_lab.relay)
     try:
-        failover(servers, relay, mode, victim)
+        acked = failover(servers, relay, mode, victim)
+        maintenance(servers, relay, mode, 1 - victim, acked)
     finally:
         relay.close()
         for s in servers:
@@ -614,7 +700,8 @@ def test_fastdhcp_and_kea_pair(pair_lab: PairLab, tmp_path: Path, victim: int) -
         KeaPeer(pair_lab.servers[1], 1, mode, tmp_path / "s2", pair_lab.ifnames[1])]
     relay = Relay(pair_lab.relay, grace=0.05)
     try:
-        failover(servers, relay, mode, victim, n=16, one_at_a_time=True)
+        acked = failover(servers, relay, mode, victim, n=16, one_at_a_time=True)
+        maintenance(servers, relay, mode, 1 - victim, acked, n=8, one_at_a_time=True)
     finally:
         relay.close()
         for s in servers:
