@@ -62,6 +62,10 @@ SERVER_IPS = ("198.18.4.1", "198.18.4.2")
 PEER_IPS = ("198.18.6.1", "198.18.6.2")  #: the HA link: HTTP control sockets, peer URLs
 HTTP_PORT = 8001
 POOL = ("198.18.5.10", "198.18.5.250")
+#: the pool split per server by Kea's HA classes (``client-class = "HA_server1"`` ...), the
+#: fastdhcp + Kea pair's: a client of server X's scope gets an address of X's pool from
+#: whichever server answers it (both servers classify it HA_X by the same hash)
+SPLIT = (("198.18.5.10", "198.18.5.129"), ("198.18.5.130", "198.18.5.250"))
 PASSWORD = "ha-pair-secret"
 #: Kea's timers shrunk so that a failover takes seconds: max-response-delay 2 s after the
 #: last contact, then 3 distinct clients with secs > 1 s (max-unacked-clients 2, + 1)
@@ -199,16 +203,18 @@ class Relay:
                 grace = min(end, time.monotonic() + self.grace)  # a second answer comes now
         return got
 
-    def dora(self, clients: list[Client], secs: int = 0) -> dict[int, list[tuple[str, Any]]]:
-        """DISCOVER to both, then REQUEST the offered address from the offerer; returns the
-        OFFERs by xid (the ACKs are recorded on each client)."""
-        offers = self.round([(c, self._build("discover", c, secs, [])) for c in clients])
+    def dora(self, clients: list[Client], secs: int = 0, options: tuple[Any, ...] = ()
+             ) -> dict[int, list[tuple[str, Any]]]:
+        """DISCOVER to both, then REQUEST the offered address from the offerer (``options``
+        in both); returns the OFFERs by xid (the ACKs are recorded on each client)."""
+        offers = self.round([(c, self._build("discover", c, secs, [*options]))
+                             for c in clients])
         reqs = []
         for c in clients:
             for _src, o in offers.get(c.xid, [])[:1]:
                 sid = _opt(o, "server_id")
                 reqs.append((c, self._build("request", c, secs, [
-                    ("server_id", sid), ("requested_addr", o.yiaddr)])))
+                    ("server_id", sid), ("requested_addr", o.yiaddr), *options])))
         self._acks(self.round(reqs), clients)
         return offers
 
@@ -224,6 +230,10 @@ class Relay:
                 if _opt(pkt, "message-type") == 5:
                     c.acks.append((src, pkt.yiaddr))
                     c.ip, c.server = pkt.yiaddr, src
+
+
+def _n(ip: str) -> int:
+    return int.from_bytes(socket.inet_aton(ip), "big")
 
 
 def _opt(pkt: Any, name: str) -> Any:
@@ -249,7 +259,8 @@ def scope_of(c: Client) -> int:
 class Fastdhcp:
     """``fastdhcp serve`` in its namespace, HA with the other, its own lease table."""
 
-    def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path) -> None:
+    def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path, *,
+                 split: bool = False) -> None:
         self.ns = ns
         self.index = index
         self.ip = SERVER_IPS[index]
@@ -261,7 +272,7 @@ class Fastdhcp:
         self.proc: subprocess.Popen | None = None
         (self.dir / "ha.pw").write_text(PASSWORD + "\n")
         self.config = self.dir / "fastdhcp.toml"
-        self.config.write_text(fastdhcp_config(self, mode))
+        self.config.write_text(fastdhcp_config(self, mode, split))
         self._log: Any = None
 
     def start(self) -> None:
@@ -326,8 +337,11 @@ class Fastdhcp:
             return "(no log)"
 
 
-def fastdhcp_config(s: Fastdhcp, mode: str) -> str:
+def fastdhcp_config(s: Fastdhcp, mode: str, split: bool = False) -> str:
     q = json.dumps
+    pools = (", ".join(f'{{ pool = "{a} - {b}", client-class = "HA_server{i + 1}" }}'
+                       for i, (a, b) in enumerate(SPLIT))
+             if split else f'"{POOL[0]} - {POOL[1]}"')
     peers = ""
     for i, ip in enumerate(PEER_IPS):
         peers += f"""
@@ -356,7 +370,7 @@ rebind-timer = 300
 [[subnet4]]
 id = 1
 subnet = "198.18.5.0/24"
-pools = ["{POOL[0]} - {POOL[1]}"]
+pools = [{pools}]
 relay = ["{RELAY_IP}"]
 option-data = {{ routers = ["198.18.5.1"] }}
 
@@ -371,11 +385,17 @@ socket-port = {HTTP_PORT}
 authentication = {{ type = "basic", directory = {q(str(s.dir))}, clients = [
     {{ user = "ha", password-file = "ha.pw" }} ] }}
 
+{DDNS_TOML if split else ""}
 [high-availability]
 this-server-name = "{s.name}"
 mode = "{mode}"
 {timers}
 {peers}"""
+
+#: DDNS on, no domain configured: names decided and flagged, nothing sent (ncr-no-zone)
+DDNS_TOML = """[ddns]
+ddns-qualifying-suffix = "example.org"
+"""
 
 KEA = shutil.which("kea-dhcp4")
 CA = shutil.which("kea-ctrl-agent")
@@ -386,7 +406,8 @@ class KeaPeer:
     """kea-dhcp4 2.2 (HA + lease_cmds hooks, memfile persisted) and its kea-ctrl-agent (the
     peer URL, basic auth) in the namespace of server ``index``."""
 
-    def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path, ifname: str) -> None:
+    def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path, ifname: str, *,
+                 split: bool = False) -> None:
         self.ns = ns
         self.index = index
         self.ip = SERVER_IPS[index]
@@ -406,13 +427,17 @@ class KeaPeer:
             "lease-database": {"type": "memfile", "persist": True, "lfc-interval": 0,
                                "name": str(self.dir / "leases.csv")},
             "valid-lifetime": 600, "renew-timer": 150, "rebind-timer": 300,
+            **({"dhcp-ddns": {"enable-updates": True},
+                "ddns-qualifying-suffix": "example.org"} if split else {}),
             "multi-threading": {"enable-multi-threading": False},
             "hooks-libraries": [
                 {"library": str(HOOKS / "libdhcp_lease_cmds.so")},
                 {"library": str(HOOKS / "libdhcp_ha.so"),
                  "parameters": {"high-availability": [ha]}}],
             "subnet4": [{"id": 1, "subnet": "198.18.5.0/24",
-                         "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}],
+                         "pools": ([{"pool": f"{a} - {b}", "client-class": f"HA_server{i + 1}"}
+                                    for i, (a, b) in enumerate(SPLIT)] if split
+                                   else [{"pool": f"{POOL[0]} - {POOL[1]}"}]),
                          "relay": {"ip-addresses": [RELAY_IP]},
                          "option-data": [{"name": "routers", "data": "198.18.5.1"}]}],
             "loggers": [{"name": "kea-dhcp4", "severity": "INFO",
@@ -690,22 +715,53 @@ def test_fastdhcp_pair(pair_lab: PairLab, tmp_path: Path, mode: str, victim: int
 
 @pytest.mark.parametrize("victim", [1, 0], ids=["kea-dies", "fastdhcp-dies"])
 def test_fastdhcp_and_kea_pair(pair_lab: PairLab, tmp_path: Path, victim: int) -> None:
-    """fastdhcp (server1, primary) and a real Kea 2.2 (server2, secondary), load-balancing."""
+    """fastdhcp (server1, primary) and a real Kea 2.2 (server2, secondary), load-balancing,
+    the pool split per server by the ``HA_server1`` / ``HA_server2`` classes: every client,
+    whichever server answered it (its own, or the survivor in partner-down, or the stayer in
+    maintenance), has an address of its scope's pool, so fastdhcp classifies as Kea does."""
     if KEA is None or CA is None or not (HOOKS / "libdhcp_ha.so").exists():
         pytest.fail("kea-dhcp4, kea-ctrl-agent and the HA hook are needed (Debian "
                     "kea-dhcp4-server, kea-ctrl-agent)")
     mode = "load-balancing"
     servers: list[Server] = [
-        Fastdhcp(pair_lab.servers[0], 0, mode, tmp_path / "s1"),
-        KeaPeer(pair_lab.servers[1], 1, mode, tmp_path / "s2", pair_lab.ifnames[1])]
+        Fastdhcp(pair_lab.servers[0], 0, mode, tmp_path / "s1", split=True),
+        KeaPeer(pair_lab.servers[1], 1, mode, tmp_path / "s2", pair_lab.ifnames[1],
+                split=True)]
     relay = Relay(pair_lab.relay, grace=0.05)
     try:
         acked = failover(servers, relay, mode, victim, n=16, one_at_a_time=True)
         maintenance(servers, relay, mode, 1 - victim, acked, n=8, one_at_a_time=True)
+        by_mac = {c.mac.hex(":"): c for c in clients(500, 0)}
+        for ip, hw in acked.items():  # each in its scope's pool, whoever answered it
+            a, b = SPLIT[scope_of(by_mac[hw])]
+            assert _n(a) <= _n(ip) <= _n(b), (ip, hw, scope_of(by_mac[hw]))
+        assert {scope_of(by_mac[hw]) for hw in acked.values()} == {0, 1}
+        fqdn_updates(servers, relay)
     finally:
         relay.close()
         for s in servers:
             s.stop()
+
+
+def fqdn_updates(servers: list[Server], relay: Relay) -> None:
+    """A client of each scope sends option 81 (S=1, a partial name): the server of its scope
+    qualifies the name and sets both DNS update flags (fastdhcp and Kea, each with DDNS on and
+    ``ddns-qualifying-suffix``), and its lease update carries them (``fqdn-fwd``,
+    ``fqdn-rev``, ``hostname``): the partner's copy of each lease shows the same three."""
+    pair = [c for c in clients(40, 600) if scope_of(c) == 0][:1] + [
+        c for c in clients(40, 600) if scope_of(c) == 1][:1]
+    for i, c in enumerate(pair):
+        relay.dora([c], 0, (("client_FQDN", b"\x01\x00\x00" + f"fq{i}".encode()),))
+        assert c.ip is not None and c.server == SERVER_IPS[i], c
+        copies = []
+        for s in servers:
+            ans = s.command("lease4-get", {"ip-address": c.ip})
+            assert ans["result"] == 0, (s.name, ans)
+            x = ans["arguments"]
+            copies.append((x["fqdn-fwd"], x["fqdn-rev"], x["hostname"]))
+        assert copies[0] == copies[1], (c, copies)
+        assert copies[0][:2] == (True, True), (c, copies)
+        assert copies[0][2].rstrip(".") == f"fq{i}.example.org", (c, copies)
 
 
 def test_split_brain_between_fastdhcp_peers(pair_lab: PairLab, tmp_path: Path) -> None:
