@@ -768,7 +768,9 @@ def test_split_brain_between_fastdhcp_peers(pair_lab: PairLab, tmp_path: Path) -
     """The link between two fastdhcp peers cut, both reached by every client: both go to
     partner-down and serve everyone, yet no address is bound to two clients (each allocates
     only from its own share); the link back, they resync to load-balancing with every lease
-    ACKed during the cut in both tables."""
+    ACKed during the cut in both tables, each address's later copy (cltt) kept on both sides,
+    and a client that took an address from each keeping the later one (fastdhcp.ha.reconcile).
+    """
     mode = "load-balancing"
     servers: list[Server] = [Fastdhcp(pair_lab.servers[i], i, mode, tmp_path / f"s{i + 1}")
                              for i in range(2)]
@@ -809,16 +811,39 @@ def test_split_brain_between_fastdhcp_peers(pair_lab: PairLab, tmp_path: Path) -
         assert not doubled, ("one address bound to two clients in the split brain", doubled)
         for c in late:  # the address each new client took is of its server's share
             assert int(c.ip.rsplit(".", 1)[1]) % 2 == SERVER_IPS.index(c.server or ""), c
+        # one client renewed by the secondary alone a second later: its copy there is the
+        # later; another client's DORA answered by the primary alone, then a second later a
+        # new DORA answered by the secondary alone: it is bound to one address on each side
+        time.sleep(1.1)
+        renewed, mover = first[0], clients(1, 150)[0]
+        relay.targets = [SERVER_IPS[1]]
+        relay.renew([renewed], secs + 2)
+        relay.targets = [SERVER_IPS[0]]
+        relay.dora([mover], secs)
+        old_ip = mover.ip
+        time.sleep(1.1)
+        relay.targets = [SERVER_IPS[1]]
+        relay.dora([mover], secs)
+        relay.targets = list(SERVER_IPS)
+        assert len(mover.acks) == 2 and mover.ip != old_ip and old_ip is not None, mover
+        later = servers[1].command("lease4-get", {"ip-address": renewed.ip})["arguments"]
+        earlier = servers[0].command("lease4-get", {"ip-address": renewed.ip})["arguments"]
+        assert later["cltt"] > earlier["cltt"], (later, earlier)
         # the link returns: both resync and load-balance again, no lease lost
         pair_lab.cut(up=True)
         wait_states(servers, mode, timeout=60)
-        acked = {c.ip: c.mac.hex(":") for c in first + late}
-        assert len(acked) == len(first) + len(late)
+        acked = {c.ip: c.mac.hex(":") for c in first + late + [mover]}
+        assert len(acked) == len(first) + len(late) + 1
         for s in servers:
             table = s.leases()
             missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
             assert not missing, (s.name, "lost in the reconciliation", missing)
+            # the mover keeps its later binding, its earlier address is free again
+            assert old_ip not in table, (s.name, old_ip, table.get(old_ip))
             no_address_twice(table, s.name)
+            # the later copy of the renewed lease won on both sides
+            got = s.command("lease4-get", {"ip-address": renewed.ip})["arguments"]
+            assert got["cltt"] == later["cltt"], (s.name, got, later)
     finally:
         relay.close()
         for s in servers:
