@@ -60,6 +60,9 @@ REPO = Path(__file__).resolve().parents[2]
 RELAY_IP = "198.18.4.10"
 SERVER_IPS = ("198.18.4.1", "198.18.4.2")
 PEER_IPS = ("198.18.6.1", "198.18.6.2")  #: the HA link: HTTP control sockets, peer URLs
+#: a backup server (server3) on the clients' link, in the relay's namespace: DHCP socket and
+#: HTTP control socket (its peer URL) both on this address
+BACKUP_IP = "198.18.4.3"
 HTTP_PORT = 8001
 POOL = ("198.18.5.10", "198.18.5.250")
 #: the pool split per server by Kea's HA classes (``client-class = "HA_server1"`` ...), the
@@ -260,10 +263,11 @@ class Fastdhcp:
     """``fastdhcp serve`` in its namespace, HA with the other, its own lease table."""
 
     def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path, *,
-                 split: bool = False) -> None:
+                 split: bool = False, backup: bool = False) -> None:
         self.ns = ns
         self.index = index
-        self.ip = SERVER_IPS[index]
+        self.ip = (*SERVER_IPS, BACKUP_IP)[index]
+        self.backup = backup  #: server3 (a backup) is in the peers
         self.name = f"server{index + 1}"
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -337,18 +341,23 @@ class Fastdhcp:
             return "(no log)"
 
 
+def peer_urls(backup: bool) -> tuple[str, ...]:
+    """The peers' URL addresses: the pair's on the HA link, then the backup's if any."""
+    return (*PEER_IPS, BACKUP_IP) if backup else PEER_IPS
+
+
 def fastdhcp_config(s: Fastdhcp, mode: str, split: bool = False) -> str:
     q = json.dumps
     pools = (", ".join(f'{{ pool = "{a} - {b}", client-class = "HA_server{i + 1}" }}'
                        for i, (a, b) in enumerate(SPLIT))
              if split else f'"{POOL[0]} - {POOL[1]}"')
     peers = ""
-    for i, ip in enumerate(PEER_IPS):
+    for i, ip in enumerate(peer_urls(s.backup)):
         peers += f"""
 [[high-availability.peers]]
 name = "server{i + 1}"
 url = "http://{ip}:{HTTP_PORT}/"
-role = "{ROLES[mode][i]}"
+role = "{(*ROLES[mode], "backup")[i]}"
 basic-auth-user = "ha"
 basic-auth-password-file = {q(str(s.dir / "ha.pw"))}
 """
@@ -380,7 +389,7 @@ socket-name = {q(str(s.sock))}
 
 [[control-sockets]]
 socket-type = "http"
-socket-address = "{PEER_IPS[s.index]}"
+socket-address = "{(*PEER_IPS, BACKUP_IP)[s.index]}"
 socket-port = {HTTP_PORT}
 authentication = {{ type = "basic", directory = {q(str(s.dir))}, clients = [
     {{ user = "ha", password-file = "ha.pw" }} ] }}
@@ -407,7 +416,7 @@ class KeaPeer:
     peer URL, basic auth) in the namespace of server ``index``."""
 
     def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path, ifname: str, *,
-                 split: bool = False) -> None:
+                 split: bool = False, backup: bool = False) -> None:
         self.ns = ns
         self.index = index
         self.ip = SERVER_IPS[index]
@@ -418,9 +427,9 @@ class KeaPeer:
         self.procs: list[subprocess.Popen] = []
         ha = {"this-server-name": self.name, "mode": mode, **TIMERS,
               "peers": [{"name": f"server{i + 1}", "url": f"http://{ip}:{HTTP_PORT}/",
-                         "role": ROLES[mode][i], "auto-failover": True,
+                         "role": (*ROLES[mode], "backup")[i], "auto-failover": True,
                          "basic-auth-user": "ha", "basic-auth-password": PASSWORD}
-                        for i, ip in enumerate(PEER_IPS)]}
+                        for i, ip in enumerate(peer_urls(backup))]}
         dhcp = {"Dhcp4": {
             "interfaces-config": {"interfaces": [ifname], "dhcp-socket-type": "udp"},
             "control-socket": {"socket-type": "unix", "socket-name": str(self.sock)},
@@ -847,4 +856,58 @@ def test_split_brain_between_fastdhcp_peers(pair_lab: PairLab, tmp_path: Path) -
     finally:
         relay.close()
         for s in servers:
+            s.stop()
+
+
+def test_kea_pair_with_fastdhcp_backup(pair_lab: PairLab, tmp_path: Path) -> None:
+    """A Kea 2.2 load-balancing pair (server1, server2) with a fastdhcp backup (server3): the
+    pair reaches load-balancing with the backup listed, the backup stays in the backup state
+    and answers no client, and every lease either Kea ACKs (each sends its updates to the
+    backup too, not waiting for it: wait-backup-ack false) is in the backup's table; a
+    RELEASE reaches it as a delete."""
+    if KEA is None or CA is None or not (HOOKS / "libdhcp_ha.so").exists():
+        pytest.fail("kea-dhcp4, kea-ctrl-agent and the HA hook are needed (Debian "
+                    "kea-dhcp4-server, kea-ctrl-agent)")
+    mode = "load-balancing"
+    pair_lab.relay.run(["ip", "addr", "add", f"{BACKUP_IP}/24", "dev", "br0"])
+    keas: list[Server] = [KeaPeer(pair_lab.servers[i], i, mode, tmp_path / f"s{i + 1}",
+                                  pair_lab.ifnames[i], backup=True) for i in range(2)]
+    backup = Fastdhcp(pair_lab.relay, 2, mode, tmp_path / "s3", backup=True)
+    relay = Relay(pair_lab.relay, grace=0.05)
+    relay.targets = [*SERVER_IPS, BACKUP_IP]  # the backup gets every query too
+    try:
+        backup.start()
+        for k in keas:
+            k.start()
+        wait_states(keas, mode)
+        assert backup.state() == "backup"
+        cs = clients(16, 700)
+        offers = dora_fn(relay, True)(cs, 0)
+        for c in cs:
+            got = offers.get(c.xid, [])
+            assert [src for src, _ in got] == [SERVER_IPS[scope_of(c)]], (c.mac.hex(), got)
+            assert len(c.acks) == 1, c
+        acked = {c.ip: c.mac.hex(":") for c in cs}
+        assert len(acked) == len(cs) and {c.server for c in cs} == set(SERVER_IPS)
+        deadline = time.monotonic() + 10
+        missing = acked
+        while missing and time.monotonic() < deadline:
+            table = backup.leases()
+            missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
+            time.sleep(0.2)
+        assert not missing, ("ACKed by the Kea pair, missing from the backup", missing,
+                             backup.log())
+        no_address_twice(table, "backup")
+        # a RELEASE to the client's server: its lease4-del reaches the backup
+        gone = cs[0]
+        relay.round([(gone, relay._build("release", gone, 0, [
+            ("server_id", gone.server)], ciaddr=gone.ip or ""))], wait=0.5)
+        deadline = time.monotonic() + 10
+        while gone.ip in backup.leases() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert gone.ip not in backup.leases(), backup.log()
+        assert backup.state() == "backup"
+    finally:
+        relay.close()
+        for s in [*keas, backup]:
             s.stop()
