@@ -705,6 +705,9 @@ def maintenance(servers: list[Server], relay: Relay, mode: str, stayer: int,
         missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
         assert not missing, (s.name, "missing after the maintenance", missing)
         no_address_twice(table, s.name)
+    # nothing left to cancel: refused, as Kea refuses it (its text names the state)
+    ans = stay.command("ha-maintenance-cancel")
+    assert ans["result"] == 1 and "partner-in-maintenance" in ans["text"], ans
 
 
 @pytest.mark.parametrize("mode,victim", [("load-balancing", 1), ("hot-standby", 0)],
