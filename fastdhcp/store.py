@@ -134,6 +134,8 @@ class LmdbLeaseStore:
         self.scope = scope
         #: leases the commit check refused, for the loop (:meth:`take_rejected`)
         self._rejected: list[Lease] = []
+        #: records on disk the commit check found that the index did not have
+        self._learned: list[Lease] = []
         #: commits refused by the commit check, lease by lease (metrics)
         self.rejected_total = 0
         self.sync = sync
@@ -686,6 +688,9 @@ class LmdbLeaseStore:
             self._rejected.extend(rejected)
             refused = {id(x) for x in rejected}
             batch = [x for x in batch if id(x) not in refused]
+            if self._learned:
+                index.apply(self._learned)
+                self._learned = []
         if any(x.state == LeaseState.DELETED for x in batch):
             final = {x.ip: x for x in batch}
             index.apply([x for x in batch if x.state != LeaseState.DELETED])
@@ -741,6 +746,7 @@ class LmdbLeaseStore:
         owns = self.scope.owns
         seen: dict[int, Lease | None] = {}
         refused: list[Lease] = []
+        self._learned = []
         for lease in batch:
             ip = lease.ip
             if not owns(ip):
@@ -754,6 +760,8 @@ class LmdbLeaseStore:
                     cur = None if raw is None else self._decode(_ip4(ip), raw)
                 if cur is not None and cur.active and cur.client_key != lease.client_key:
                     refused.append(lease)
+                    if ip not in seen:
+                        self._learned.append(cur)  # written behind our index: index it
                     continue
             seen[ip] = None if lease.state == LeaseState.DELETED else lease
         return refused
