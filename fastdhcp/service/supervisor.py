@@ -38,6 +38,7 @@ from fastdhcp import netio
 from fastdhcp.config import Config
 from fastdhcp.errors import StoreError
 from fastdhcp.service.endpoints import EndpointKey, endpoint_keys
+from fastdhcp.service.notify import sd_notify
 from fastdhcp.service.worker import ENV_SOCKETS, ENV_SUPERVISOR
 from fastdhcp.service.worker_paths import worker_control_socket, workers_directory
 from fastdhcp.slices import steering_program
@@ -111,6 +112,11 @@ class Supervisor:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: the control front (the ``control_front`` module beside this one), when present
         self.front: object | None = None
+        #: where the workers' sd_notify lines arrive: READY=1 goes to systemd once every
+        #: worker has said it (a worker that restarts says it again, unseen by systemd)
+        self._notify: socket.socket | None = None
+        self._ready: set[int] = set()
+        self.ready = False
 
     # ----------------------------------------------------------------- start-up
 
@@ -144,6 +150,10 @@ class Supervisor:
         except FileNotFoundError:
             pass
         env[ENV_SUPERVISOR] = str(os.getpid())
+        if self._notify is not None:  # the worker's READY=1 comes here (see _on_notify)
+            env["NOTIFY_SOCKET"] = self._notify.getsockname()
+        else:
+            env.pop("NOTIFY_SOCKET", None)
         slot.proc = subprocess.Popen(argv, env=env, pass_fds=[f[3] for f in fds])
         slot.started = time.monotonic()
         slot.exit_code = None
@@ -175,11 +185,12 @@ class Supervisor:
         """Start every worker and supervise them until a stop signal; the exit status."""
         loop = self._loop = asyncio.get_running_loop()
         self._done = loop.create_future()
+        self._open_notify()
         for slot in self.slots:
             self._spawn(slot)
         loop.add_signal_handler(signal.SIGTERM, self.stop, "SIGTERM")
         loop.add_signal_handler(signal.SIGINT, self.stop, "SIGINT")
-        loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
         await self._start_front()
         log.info("supervising %d workers (pid %d); sockets: %s", self.n, os.getpid(),
                  ", ".join(f"{k[1]}:{k[2]}" for k in self.groups))
@@ -189,12 +200,49 @@ class Supervisor:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self._close_front()
+            if self._notify is not None:
+                loop.remove_reader(self._notify.fileno())
+                self._notify.close()
+                self._notify = None
             for group in self.groups.values():
                 for sock in group:
                     sock.close()
         if self._failed:
             return 1
         return 0 if all(s.exit_code == 0 for s in self.slots) else 1
+
+    def _open_notify(self) -> None:
+        path = os.path.join(workers_directory(self.config), "notify.sock")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.setblocking(False)
+        self._notify = sock
+        assert self._loop is not None
+        self._loop.add_reader(sock.fileno(), self._on_notify)
+
+    def _on_notify(self) -> None:
+        assert self._notify is not None
+        while True:
+            try:
+                data = self._notify.recv(4096)
+            except BlockingIOError:
+                return
+            lines = data.decode(errors="replace").splitlines()
+            if "READY=1" not in lines:
+                continue
+            pid = next((int(x[8:]) for x in lines if x.startswith("MAINPID=")
+                        and x[8:].isdigit()), 0)
+            for slot in self.slots:
+                if slot.proc is not None and slot.proc.pid == pid:
+                    self._ready.add(slot.index)
+            if not self.ready and len(self._ready) == self.n:
+                self.ready = True
+                log.info("all %d workers serving", self.n)
+                sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving, {self.n} workers")
 
     async def _start_front(self) -> None:
         """Serve the configured control sockets here, routed to the workers' private ones
@@ -233,12 +281,21 @@ class Supervisor:
             return
         self._stopping = True
         log.info("%s: stopping %d workers", name, self.n)
+        sd_notify("STOPPING=1")
         for slot in self.slots:
             if slot.restart is not None:
                 slot.restart.cancel()
                 slot.restart = None
         self._forward(signal.SIGTERM)
         self._reap()
+
+    def _on_hup(self) -> None:
+        # each worker reloads itself; systemd hears of it here only (MONOTONIC_USEC: as
+        # Server._on_hup, for Type=notify-reload units)
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        sd_notify(f"RELOADING=1\nMONOTONIC_USEC={usec}")
+        self._forward(signal.SIGHUP)
+        sd_notify("READY=1")
 
     def _reap(self) -> None:
         for slot in self.slots:
