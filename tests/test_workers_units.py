@@ -135,6 +135,8 @@ def test_the_store_indexes_only_the_records_of_its_scope(tmp_path, config) -> No
     for k in range(2):
         scope = WorkerScope.of(config, k, 2)
         with _store(path, scope) as st:
+            # workers share the environment: LMDB's lock file (lock.mdb), never MDB_NOLOCK
+            assert st._env.flags()["lock"] is True and (path / "lock.mdb").exists()
             mine = sorted(ip for ip in ips if scope.owns(ip))
             assert list(st.active_addresses()) == mine
             assert [x.ip for x in st.expired(10_000, 1000)] == mine  # reclaim: its own only

@@ -516,6 +516,8 @@ class Server:
                 except OSError as exc:
                     log.warning("reload: %s", exc)
         self.config = config
+        if self._worker is not None:  # the commit check follows the new pools' slices
+            self.store.scope = self._worker.scope(config)
         self.ddns = DdnsRunner.follow(self.ddns, config.ddns, self._engine.ddns_pending)
         self._guard = EdgeGuard.from_config(config.server, self._guard)
         if old.server.log_level != config.server.log_level and not self._log_level_pinned:
