@@ -131,12 +131,15 @@ class WorkerScope:
         s = pool_slices(pool, self.workers)[self.worker]
         return (s.first, s.last) if s.last >= s.first else None
 
+    def owner_of(self, ip: int) -> int:
+        """The worker that may write the lease record of ``ip``: a hw-address reservation's
+        steering (:func:`reservation_owners`), else :func:`owner`."""
+        who = self.reserved.get(ip)
+        return owner(ip, self.pools, self.workers) if who is None else who
+
     def owns(self, ip: int) -> bool:
         """True if only this worker may write the lease record of ``ip``."""
-        who = self.reserved.get(ip)
-        if who is None:
-            who = owner(ip, self.pools, self.workers)
-        return who == self.worker
+        return self.owner_of(ip) == self.worker
 
     def scan_ranges(self) -> list[tuple[int, int]]:
         """Ascending, disjoint ``(first, last)`` key ranges of ``leases`` that hold every

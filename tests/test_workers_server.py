@@ -272,3 +272,76 @@ def test_a_killed_worker_is_restarted_and_no_acked_lease_is_lost(lab: WorkersLab
     slices = _slices()
     after = [sum(1 for _, ip in run2["leases"] if a <= ip <= b) for a, b in slices]
     assert all(n > 300 for n in after), after  # the restarted worker serves its slice again
+
+
+RELAYED_CLIENT = r"""
+import json, socket, struct, sys
+relay, server = sys.argv[1], sys.argv[2]
+m1, m2 = bytes.fromhex(sys.argv[3]), bytes.fromhex(sys.argv[4])
+cid = b"\x00moving-client"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # beside the server's 0.0.0.0:67
+s.bind((relay, 67))
+s.settimeout(3.0)
+giaddr = socket.inet_aton(relay)
+
+def packet(mtype, xid, mac, opts=b"", ciaddr=bytes(4)):
+    head = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 1, 1, 6, 1, xid, 0, 0, ciaddr,
+                       bytes(4), bytes(4), giaddr, mac + bytes(10), bytes(64), bytes(128))
+    return (head + b"\x63\x82\x53\x63" + bytes([53, 1, mtype, 61, len(cid)]) + cid + opts
+            + b"\xff")
+
+def answer(xid):
+    while True:
+        data = s.recv(2048)
+        if struct.unpack_from("!I", data, 4)[0] == xid:
+            i, o = 240, {}
+            while data[i] != 255:
+                o[data[i]] = data[i + 2:i + 2 + data[i + 1]]
+                i += 2 + data[i + 1]
+            return data, o
+
+s.sendto(packet(1, 1, m1), (server, 67))
+offer, o = answer(1)
+yiaddr = offer[16:20]
+s.sendto(packet(3, 2, m1, bytes([50, 4]) + yiaddr + bytes([54, 4]) + o[54]), (server, 67))
+ack, o = answer(2)
+out = {"bound": socket.inet_ntoa(yiaddr), "ack": o[53][0]}
+# the same client (client-id) comes back with another chaddr, which steers to the other
+# worker: INIT-REBOOT (50, no 54), then a renewal from ciaddr
+s.sendto(packet(3, 3, m2, bytes([50, 4]) + yiaddr), (server, 67))
+reboot, o = answer(3)
+out["reboot"] = [o[53][0], socket.inet_ntoa(reboot[16:20])]
+s.sendto(packet(3, 4, m2, ciaddr=yiaddr), (server, 67))
+renew, o = answer(4)
+out["renew"] = [o[53][0], socket.inet_ntoa(renew[16:20])]
+print(json.dumps(out))
+"""
+
+
+def test_a_request_for_another_workers_address_is_forwarded_to_its_owner(
+        lab: WorkersLab, tmp_path: Path) -> None:
+    from fastdhcp.slices import steer
+
+    macs = [bytes([2, 0x66, 0, 0, 0, i]) for i in range(64)]
+    m1 = next(m for m in macs if steer(m, 2) == 0)
+    m2 = next(m for m in macs if steer(m, 2) == 1)
+    srv, db = _serve(lab, tmp_path)
+    try:
+        cp = lab.python(lab.srv, RELAYED_CLIENT, RELAY_IP, SERVER_IP, m1.hex(), m2.hex())
+        srv.signal(signal.SIGTERM)
+        assert srv.wait(60) == 0, srv.log()[-3000:]
+    finally:
+        srv.close()
+    assert cp.returncode == 0, cp.stderr
+    got = last_json(cp.stdout)
+    assert isinstance(got, dict)
+    bound = got["bound"]
+    # worker 0 bound it, in its slice; worker 1 received the rest and handed it to worker 0,
+    # which knows the binding: ACKs for the same address (without forwarding worker 1 has no
+    # record of it: silence or a NAK)
+    first, last = _slices()[0]
+    assert first <= _ip(bound) <= last
+    assert got["ack"] == 5 and got["reboot"] == [5, bound] and got["renew"] == [5, bound], got
+    rows = [r for r in _table(db) if r["address"] == bound]
+    assert len(rows) == 1 and rows[0]["state"] == "default"

@@ -270,3 +270,69 @@ def test_the_compiled_filter_agrees_with_steer_on_many_macs() -> None:
         datagram = bytes(28) + chaddr + bytes(10) + os.urandom(200)
         assert steer_of(datagram, n) == steer(chaddr, n)
     assert steer_of(bytes(20), 4) == 0  # too short to hold chaddr: worker 0, as the kernel
+
+
+def test_the_forwarder_hands_requests_for_other_workers_addresses_to_their_owner(
+        config) -> None:
+    import socket
+
+    from dhcpsim import build_request
+
+    from fastdhcp._codec import parse
+    from fastdhcp.service.worker import Forwarder
+
+    cfg = loads(CONFIG.replace('''[[subnet4]]
+id = 2''', '''[[subnet4.reservations]]
+client-id = "01:aa:bb"
+ip-address = "198.18.0.61"
+
+[[subnet4]]
+id = 2'''))
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(2)]
+    try:
+        fwd = Forwarder(0, pairs[0][1], [None, pairs[1][0]])
+        scope = WorkerScope.of(cfg, 0, 2)
+        key = ("if", "eth0", 67)
+        fwd.configure(cfg, scope, [key])
+
+        class Ep:
+            pass
+
+        ep = Ep()
+        ep.key = key  # type: ignore[attr-defined]
+        pools = [p for s in cfg.subnets for p in s.pools]
+        mine = next(ip for p in pools for ip in range(p.first, p.last + 1) if scope.owns(ip))
+        theirs = next(ip for p in pools for ip in range(p.first, p.last + 1)
+                      if not scope.owns(ip))
+        res_owner = scope.owner_of(_ip("198.18.0.61"))
+        assert res_owner == 1  # (odd: outside the pools, owned ip % 2)
+        cases = [  # (request, forwarded?)
+            (build_request(3, xid=1, chaddr=mac(1), ciaddr=theirs), True),  # renewal
+            (build_request(3, xid=2, chaddr=mac(1), requested_ip=theirs), True),  # INIT-REBOOT
+            (build_request(7, xid=3, chaddr=mac(1), ciaddr=theirs), True),  # RELEASE
+            (build_request(4, xid=4, chaddr=mac(1), requested_ip=theirs,
+                           server_id=1), True),  # DECLINE
+            (build_request(3, xid=5, chaddr=mac(1), ciaddr=mine), False),
+            (build_request(1, xid=6, chaddr=mac(1), requested_ip=theirs), False),  # DISCOVER
+            # a client-id reservation the steering cannot place: its DISCOVER goes to the
+            # owner of the reserved address
+            (build_request(1, xid=7, chaddr=mac(1), client_id=b"\x01\xaa\xbb"),
+             res_owner != 0),
+        ]
+        assert fwd.forward_all == (res_owner != 0)
+        for data, want in cases:
+            assert fwd(ep, parse(data), data, 0x0A000001, 68) is want, data[4:8].hex()
+        pairs[1][1].setblocking(False)
+        got = []
+        while True:
+            try:
+                got.append(pairs[1][1].recv(4096))
+            except BlockingIOError:
+                break
+        assert len(got) == sum(w for _, w in cases) == fwd.sent
+        assert got[0][:8] == bytes([0, 0, 10, 0, 0, 1, 0, 68])  # endpoint 0, source address
+        assert got[0][8:] == cases[0][0]
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()

@@ -33,7 +33,7 @@ from libc.stdint cimport uint32_t
 from fastdhcp._codec cimport Message, fd_load_be32, parse
 from fastdhcp._consts cimport ACK, DECLINE, DISCOVER, LEASEQUERY, NAK, OFF_CIADDR
 from fastdhcp._consts cimport OFF_GIADDR, OFF_OP, OFFER, OPT_MESSAGE_TYPE, OPT_REQUESTED_IP
-from fastdhcp._consts cimport RELEASE
+from fastdhcp._consts cimport OPT_SERVER_ID, RELEASE, REQUEST
 from fastdhcp._consts cimport OUT_ACK, OUT_DROP, OUT_NAK, OUT_OFFER, OUT_SILENT
 from fastdhcp._engine cimport Decision, Engine
 from fastdhcp._hascope cimport HA_PASS, ScopeFilter
@@ -148,13 +148,17 @@ cdef class PacketPath:
 
     def __init__(self, Engine engine, metrics, report, guard, hold, l2_dest, bint debug,
                  probe=None, ScopeFilter ha=None, leasequery=None, int worker=0,
-                 int workers=1):
+                 int workers=1, forward=None, bint forward_all=False):
         cdef Py_ssize_t i
         if workers < 1 or not 0 <= worker < workers:
             raise ValueError(f"worker {worker} of {workers}")
         self.worker = worker
         self.workers = workers
         self.others = 0
+        self.forward = forward
+        self.forward_all = forward_all
+        self.forwarded = 0
+        self.injecting = False
         self.engine = engine
         self.metrics = metrics
         self.report = report
@@ -220,6 +224,26 @@ cdef class PacketPath:
         if probes:
             self.probe(probes)
         return n
+
+    cpdef int inject(self, object ep, bytes data, uint32_t src_ip, int src_port, double now,
+                     double t0) except -1:
+        """Handle ``data`` as if read from ``ep`` (a datagram another worker forwarded: never
+        forwarded again, not filtered by steering), then send what it made."""
+        cdef list held = []
+        cdef list probes = []
+        self.injecting = True
+        try:
+            self._datagram(ep, ep.key[1], ep.link, ep.out, held, probes, data, src_ip,
+                           src_port, now, t0)
+        finally:
+            self.injecting = False
+        if held:
+            self.hold(held)
+        if probes:
+            self.probe(probes)
+        if ep.out:
+            self.flush(ep)
+        return 1
 
     cpdef int redo(self, HeldOffer offer, double now) except -1:
         """Handle the DISCOVER of ``offer`` again (its address was found in use and declined):
@@ -289,6 +313,17 @@ cdef class PacketPath:
                 return  # Kea's HA: silently, before any allocation (kea-ha.md section 5)
             if msg.ignore_unrelayed_agent_info():  # RFC 3046 2.1 (see there)
                 self.metrics.agent_info_ignored += 1
+            # A worker's request that names an address of another worker (renewal, rebind,
+            # INIT-REBOOT, release, decline: ciaddr or 50 without 54) goes to that worker
+            # (fastdhcp.service.worker.Forwarder); DISCOVER and SELECTING, the DORA path, only
+            # when the configuration has reservations the steering cannot place.
+            if self.forward is not None and not self.injecting and (
+                    self.forward_all or mtype == RELEASE or mtype == DECLINE
+                    or (mtype == REQUEST and (fd_load_be32(msg._buf + OFF_CIADDR) != 0
+                                              or msg._view(OPT_SERVER_ID, &p) < 0))):
+                if self.forward(ep, msg, data, src_ip, src_port):
+                    self.forwarded += 1
+                    return
         except Exception as exc:
             self.metrics.internal_errors += 1
             self.metrics.drop("internal-error")

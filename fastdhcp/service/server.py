@@ -271,6 +271,8 @@ class Server:
             sys.setswitchinterval(SWITCH_INTERVAL)
         for ep in self.endpoints.values():
             self._loop.add_reader(ep.fd, self._on_readable, ep)
+        if self._worker is not None and self._worker.forwarder is not None:
+            self._worker.forwarder.start(self, self._loop)
         self._started = True
         self._schedule("reclaim", 0.0, self._reclaim)
         self._stats.restart()
@@ -329,6 +331,8 @@ class Server:
         await self._stop_leasequery()
         await self._stop_ha()  # ha (cmd_ha): no more heartbeats nor updates to the partner
         await self.control.close()  # no command starts while the commits are flushed
+        if self._worker is not None and self._worker.forwarder is not None:
+            self._worker.forwarder.stop(loop)
         for ep in self.endpoints.values():
             self._unwatch(ep)
         if self._ping is not None:
@@ -549,8 +553,8 @@ class Server:
                           self._debug, probe=self._ping_sink(),
                           ha=self._ha.filter if self._ha is not None else None,
                           leasequery=self._lq_udp,
-                          worker=self._worker.index if self._worker is not None else 0,
-                          workers=self._worker.workers if self._worker is not None else 1)
+                          **(self._worker.path_kwargs(self.config, list(self.endpoints))
+                             if self._worker is not None else {}))
         if self._ping is not None:
             self._ping.attach(path, self.config.subnets)
         return path
@@ -616,6 +620,18 @@ class Server:
                 ep.pace = loop.call_soon(self._on_pace, ep)
             else:
                 ep.timer.arm(pace_for(ep.rate, longest))
+
+    def inject(self, ep: Endpoint, data: bytes, src_ip: int, src_port: int, now: float,
+               t0: float) -> None:
+        """Handle a datagram another worker forwarded as if ``ep`` had read it (its reply
+        leaves from ``ep``); nothing while the service is disabled or stopping."""
+        path = self._path
+        if path is None or self._discarding or self._closing or ep.closed:
+            return
+        path.inject(ep, data, src_ip, src_port, now, t0)
+        if self.committer is not None:
+            self.committer.kick()
+        self._report_log.drain()
 
     def _poll_committer(self) -> None:
         """Tell the committer whether a paced read will poll it again within a tick, and poll

@@ -39,7 +39,7 @@ from fastdhcp.config import Config
 from fastdhcp.errors import StoreError
 from fastdhcp.service.endpoints import EndpointKey, endpoint_keys
 from fastdhcp.service.notify import sd_notify
-from fastdhcp.service.worker import ENV_SOCKETS, ENV_SUPERVISOR
+from fastdhcp.service.worker import ENV_FORWARD, ENV_SOCKETS, ENV_SUPERVISOR
 from fastdhcp.service.worker_paths import worker_control_socket, workers_directory
 from fastdhcp.slices import steering_program
 
@@ -53,6 +53,9 @@ log = logging.getLogger("fastdhcp")
 FAST_FAILURE = 5.0
 #: Fast failures of one slot in a row after which the supervisor stops everything.
 FAST_FAILURES = 3
+#: Send buffer of each forwarding socket: a burst of renewals for another worker (rare by
+#: design: only after N changed) queues there rather than being handled where it landed.
+FORWARD_BUFFER = 1 << 20
 #: Wait before restarting a worker that failed fast.
 RESTART_DELAY = 0.5
 
@@ -105,6 +108,7 @@ class Supervisor:
         self.log_level = log_level
         self.n = config.server.workers
         self.groups: dict[EndpointKey, list[socket.socket]] = {}
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
         self.slots = [_Slot(k) for k in range(self.n)]
         self._stopping = False
         self._failed = False
@@ -134,6 +138,11 @@ class Supervisor:
             raise OSError("nothing to listen on: server.interfaces and "
                           "server.listen-addresses are both empty")
         self.groups = open_groups(keys, self.n)
+        # worker k reads pairs[k][1]; the others write pairs[k][0] (forwarding)
+        self.pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+                      for _ in range(self.n)]
+        for a, _b in self.pairs:
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, FORWARD_BUFFER)
         os.makedirs(workers_directory(self.config), mode=0o700, exist_ok=True)
 
     def _spawn(self, slot: _Slot) -> None:
@@ -141,6 +150,10 @@ class Supervisor:
         fds = [(key[0], key[1], key[2], group[k].fileno()) for key, group in self.groups.items()]
         env = dict(os.environ)
         env[ENV_SOCKETS] = json.dumps(fds)
+        inbox = self.pairs[k][1].fileno()
+        outs = [-1 if j == k else self.pairs[j][0].fileno() for j in range(self.n)]
+        env[ENV_FORWARD] = json.dumps({"inbox": inbox, "out": outs})
+        passed = [f[3] for f in fds] + [inbox] + [fd for fd in outs if fd >= 0]
         argv = [sys.executable, "-m", "fastdhcp.service.worker", "--config", self.config_path,
                 "--worker", str(k), "--workers", str(self.n)]
         if self.log_level:
@@ -154,7 +167,7 @@ class Supervisor:
             env["NOTIFY_SOCKET"] = self._notify.getsockname()
         else:
             env.pop("NOTIFY_SOCKET", None)
-        slot.proc = subprocess.Popen(argv, env=env, pass_fds=[f[3] for f in fds])
+        slot.proc = subprocess.Popen(argv, env=env, pass_fds=passed)
         slot.started = time.monotonic()
         slot.exit_code = None
         if self._loop is not None:
@@ -206,6 +219,9 @@ class Supervisor:
                 self._notify = None
             for group in self.groups.values():
                 for sock in group:
+                    sock.close()
+            for pair in self.pairs:
+                for sock in pair:
                     sock.close()
         if self._failed:
             return 1

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import socket
+import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,13 +40,16 @@ from fastdhcp.slices import WorkerScope
 if TYPE_CHECKING:
     from fastdhcp.leases import Lease
 
-__all__ = ["ENV_SOCKETS", "ENV_SUPERVISOR", "WorkerRole", "main", "nak_from_ack", "worker_config"]
+__all__ = ["ENV_FORWARD", "ENV_SOCKETS", "ENV_SUPERVISOR", "Forwarder", "WorkerRole", "main",
+           "nak_from_ack", "worker_config"]
 
 log = logging.getLogger("fastdhcp")
 
 #: The environment variable the supervisor passes a worker its sockets in: JSON
 #: ``[[kind, name, port, fd], ...]`` (the fds are inherited).
 ENV_SOCKETS = "FASTDHCP_WORKER_SOCKETS"
+#: The forwarding sockets: JSON ``{"inbox": fd, "out": [fd or -1 per worker]}``.
+ENV_FORWARD = "FASTDHCP_WORKER_FORWARD"
 #: The supervisor's pid: a worker whose supervisor is gone stops (PR_SET_PDEATHSIG).
 ENV_SUPERVISOR = "FASTDHCP_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -109,17 +113,170 @@ def worker_config(config: Config, k: int) -> Config:
     return dataclasses.replace(config, server=server, control_sockets=(private,))
 
 
+#: Header of a forwarded datagram: endpoint index (endpoint_keys order), source address and
+#: port (host order), then the datagram as received.
+_FWD_HEAD = struct.Struct("!HIH")
+#: Forwarded datagrams read per readiness callback (as endpoints.READ_BATCH for a socket).
+_FWD_BATCH = 64
+_DISCOVER, _REQUEST, _DECLINE, _RELEASE = 1, 3, 4, 7
+
+
+def _circuit_id(agent_info: bytes | None) -> bytes | None:
+    """Sub-option 1 of an option 82 value (RFC 3046), or None."""
+    i = 0
+    while agent_info is not None and i + 1 < len(agent_info):
+        sub, size = agent_info[i], agent_info[i + 1]
+        if sub == 1:
+            return agent_info[i + 2:i + 2 + size]
+        i += 2 + size
+    return None
+
+
+class Forwarder:
+    """Hands a request naming another worker's address to that worker, and serves what the
+    others hand here (docs/scaling.md "Getting each client to the worker that owns its
+    lease"). One Unix datagram socketpair per worker, made by the supervisor: this worker
+    reads ``inbox`` and writes worker j's ``outboxes[j]``; the owner answers from its own
+    socket of the same endpoint (same address and port)."""
+
+    def __init__(self, index: int, inbox: socket.socket,
+                 outboxes: Sequence[socket.socket | None]) -> None:
+        self.index = index
+        self.inbox = inbox
+        self.outboxes = list(outboxes)
+        self.scope: WorkerScope | None = None
+        #: client-id / circuit-id -> owner of the reserved address, for reservations the
+        #: steering cannot place (not by hw-address) and that another worker owns
+        self.by_client_id: dict[bytes, int] = {}
+        self.by_circuit: dict[bytes, int] = {}
+        self.keys: list[EndpointKey] = []
+        self.sent = 0
+        self.received = 0
+        self.send_failures = 0
+        self._server: Any = None
+
+    @property
+    def forward_all(self) -> bool:
+        """DISCOVER and SELECTING must be looked at too (foreign id reservations exist)."""
+        return bool(self.by_client_id or self.by_circuit)
+
+    def configure(self, config: Config, scope: WorkerScope, keys: Sequence[EndpointKey]) -> None:
+        """Follow ``config`` (start-up and every reload)."""
+        self.scope = scope
+        self.keys = list(keys)
+        self.by_client_id = {}
+        self.by_circuit = {}
+        for sub in config.subnets:
+            for r in sub.reservations:
+                if not r.ip or r.hw_address is not None:
+                    continue
+                who = scope.owner_of(r.ip)
+                if who == self.index:
+                    continue
+                if r.client_id is not None:
+                    self.by_client_id[r.client_id] = who
+                if r.circuit_id is not None:
+                    self.by_circuit[r.circuit_id] = who
+
+    def __call__(self, ep: Any, msg: Any, data: bytes, src_ip: int, src_port: int) -> bool:
+        """The packet path's ``forward``: True when the datagram went to its owner."""
+        scope = self.scope
+        if scope is None:
+            return False
+        mtype = msg.message_type
+        target = -1
+        if self.forward_all and mtype in (_DISCOVER, _REQUEST):
+            cid = msg.get(61)
+            who = self.by_client_id.get(cid) if cid is not None else None
+            if who is None and self.by_circuit:
+                circuit = _circuit_id(msg.get(82))
+                who = self.by_circuit.get(circuit) if circuit is not None else None
+            if who is not None:
+                target = who
+        if target < 0:
+            ip = 0
+            if mtype == _REQUEST:
+                ip = msg.ciaddr or msg.requested_ip
+            elif mtype == _RELEASE:
+                ip = msg.ciaddr
+            elif mtype == _DECLINE:
+                ip = msg.requested_ip
+            if ip:
+                target = scope.owner_of(ip)
+        if target < 0 or target == self.index or target >= len(self.outboxes):
+            return False
+        out = self.outboxes[target]
+        try:
+            at = self.keys.index(ep.key)
+        except ValueError:
+            return False
+        if out is None:
+            return False
+        try:
+            out.send(_FWD_HEAD.pack(at, src_ip, src_port) + data)
+        except OSError:  # the owner's inbox is full or gone: handle it here (NAK or silence)
+            self.send_failures += 1
+            return False
+        self.sent += 1
+        return True
+
+    def start(self, server: Any, loop: Any) -> None:
+        """Serve the inbox on ``loop`` for ``server`` (a running Server)."""
+        self._server = server
+        self.inbox.setblocking(False)
+        loop.add_reader(self.inbox.fileno(), self._on_inbox)
+
+    def stop(self, loop: Any) -> None:
+        """Stop reading the inbox (what is queued waits for the next worker of this slot)."""
+        if self._server is not None:
+            loop.remove_reader(self.inbox.fileno())
+            self._server = None
+
+    def _on_inbox(self) -> None:
+        server = self._server
+        if server is None:
+            return
+        import time
+
+        eps = list(server.endpoints.values())
+        for _ in range(_FWD_BATCH):
+            try:
+                raw = self.inbox.recv(65536 + _FWD_HEAD.size)
+            except (BlockingIOError, InterruptedError):
+                break
+            if len(raw) < _FWD_HEAD.size:
+                continue
+            at, src_ip, src_port = _FWD_HEAD.unpack_from(raw)
+            if at >= len(eps):
+                continue
+            self.received += 1
+            server.inject(eps[at], raw[_FWD_HEAD.size:], src_ip, src_port, time.time(),
+                          time.perf_counter())
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerRole:
-    """Worker ``index`` of ``workers``: its sockets (one per endpoint key) and its scope."""
+    """Worker ``index`` of ``workers``: its sockets (one per endpoint key), its scope, and
+    its forwarder (None: requests for other workers' addresses are handled here)."""
 
     index: int
     workers: int
     sockets: dict[EndpointKey, socket.socket]
+    forwarder: Forwarder | None = None
 
     def scope(self, config: Config) -> WorkerScope:
         """What this worker owns under ``config``."""
         return WorkerScope.of(config, self.index, self.workers)
+
+    def path_kwargs(self, config: Config, keys: Sequence[EndpointKey]) -> dict[str, Any]:
+        """The packet path's worker arguments under ``config`` (its forwarder follows it)."""
+        kw: dict[str, Any] = {"worker": self.index, "workers": self.workers}
+        fwd = self.forwarder
+        if fwd is not None:
+            fwd.configure(config, self.scope(config), keys)
+            kw["forward"] = fwd
+            kw["forward_all"] = fwd.forward_all
+        return kw
 
     def adapt(self, config: Config) -> Config:
         """``config`` as this worker runs it (:func:`worker_config`)."""
@@ -172,6 +329,19 @@ def _follow_supervisor() -> None:
         raise SystemExit("fastdhcp worker: the supervisor is gone")
 
 
+def _forwarder_from_env(index: int) -> Forwarder | None:
+    raw = os.environ.get(ENV_FORWARD)
+    if raw is None:
+        return None
+    spec = json.loads(raw)
+    inbox = socket.socket(fileno=int(spec["inbox"]))
+    outs = [None if int(fd) < 0 else socket.socket(fileno=int(fd)) for fd in spec["out"]]
+    for o in outs:
+        if o is not None:
+            o.setblocking(False)
+    return Forwarder(index, inbox, outs)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The worker process: load the config, serve with this worker's role until SIGTERM."""
     parser = argparse.ArgumentParser(prog="fastdhcp-worker")
@@ -187,7 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config is None:
         return 1
     setup_logging(args.log_level or config.server.log_level, prefix=f"worker={args.worker} ")
-    role = WorkerRole(args.worker, args.workers, _sockets_from_env())
+    role = WorkerRole(args.worker, args.workers, _sockets_from_env(),
+                      _forwarder_from_env(args.worker))
     import uvloop
 
     from fastdhcp.errors import StoreError
