@@ -6,6 +6,7 @@ its own loop thread."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ import uvloop
 from fastdhcp.config import Config, loads
 from fastdhcp.service.control_front import ControlFront
 from tests.control_helpers import free_tcp_port, unix_command
-from tests.service_helpers import InProcessServer, config_text, free_port
+from tests.service_helpers import POOL, InProcessServer, config_text, free_port
 
 
 class FrontRunner:
@@ -75,6 +76,15 @@ socket-port = {http_port}
     return text
 
 
+def _slice(k: int, n: int) -> tuple[str, str]:
+    """Worker k's slice of the service pool, as ``slices.pool_slices`` cuts it."""
+    first, last = (int(ipaddress.IPv4Address(a)) for a in POOL)
+    step = (last - first + 1) // n
+    lo = first + k * step
+    hi = last if k == n - 1 else lo + step - 1
+    return str(ipaddress.IPv4Address(lo)), str(ipaddress.IPv4Address(hi))
+
+
 class WorkersLab:
     """``n`` running worker servers and the paths of their private control sockets."""
 
@@ -83,13 +93,17 @@ class WorkersLab:
         self.n = n
         self.sockets = [str(tmp / "workers" / f"w{k}.sock") for k in range(n)]
         self.ports = [free_port() for _ in range(n)]
+        #: worker k serves only its slice of the pool (as a worker of the supervisor does),
+        #: so that no two workers hold the same address
+        self.pools = [_slice(k, n) for k in range(n)]
         self.servers: list[InProcessServer] = []
         self._stack = ExitStack()
 
     def __enter__(self) -> WorkersLab:
         try:
             for k in range(self.n):
-                cfg = loads(config_text(self.tmp / f"db{k}", self.ports[k]) + f"""
+                cfg = loads(config_text(self.tmp / f"db{k}", self.ports[k],
+                                        pools=self.pools[k]) + f"""
 [[control-sockets]]
 socket-type = "unix"
 socket-name = "{self.sockets[k]}"
