@@ -50,6 +50,9 @@ cdef class PacketPath:
     cdef object ack_latency
     cdef double bounds[MAX_BUCKETS]
     cdef int nbounds
+    cdef uint32_t worker          # this worker's index and the worker count (1: one process)
+    cdef uint32_t workers
+    cdef readonly long long others  # datagrams another worker's (broadcasts), not handled
 
     cpdef int read(self, object ep, int limit, double now, double t0) except -1
     cdef _event(self, object kind, str where, uint32_t src_ip, int src_port, Message msg,

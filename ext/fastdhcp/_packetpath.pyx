@@ -42,6 +42,33 @@ from fastdhcp._sysnet cimport CLOCK_MONOTONIC, MSG_TRUNC, clock_gettime, ntohl, 
 
 from fastdhcp.errors import MalformedPacket
 from fastdhcp.pathreport import Event, PathEvent
+from fastdhcp.slices import CHADDR_TAIL_OFFSET, STEER_MIX, STEER_SHIFT
+
+# The chaddr steering hash (fastdhcp.slices.steer, the kernel's CBPF program), its constants
+# read once from the one module that defines them.
+cdef uint32_t _MIX = STEER_MIX
+cdef uint32_t _SHIFT = STEER_SHIFT
+cdef size_t _TAIL = CHADDR_TAIL_OFFSET
+
+
+cdef inline uint32_t _steer(const unsigned char *p, size_t size, uint32_t n) noexcept:
+    """``fastdhcp.slices.steer`` of the datagram's chaddr: 32-bit arithmetic as the kernel's
+    classic BPF does it (a datagram too short to hold chaddr goes to worker 0, as the CBPF
+    program's failed load does)."""
+    cdef uint32_t tail
+    if size < _TAIL + 4:
+        return 0
+    tail = ((<uint32_t>p[_TAIL] << 24) | (<uint32_t>p[_TAIL + 1] << 16)
+            | (<uint32_t>p[_TAIL + 2] << 8) | <uint32_t>p[_TAIL + 3])
+    return ((tail * _MIX) >> _SHIFT) % n
+
+
+def steer_of(bytes datagram, uint32_t n):
+    """The worker the compiled filter assigns ``datagram`` to (tests: it must agree with
+    ``fastdhcp.slices.steer`` and the kernel)."""
+    if n < 1:
+        raise ValueError(f"workers must be at least 1, got {n}")
+    return _steer(<const unsigned char*>datagram, len(datagram), n)
 
 _TRUNCATED = "datagram larger than 65536 bytes"
 
@@ -120,8 +147,14 @@ cdef class PacketPath:
     """
 
     def __init__(self, Engine engine, metrics, report, guard, hold, l2_dest, bint debug,
-                 probe=None, ScopeFilter ha=None, leasequery=None):
+                 probe=None, ScopeFilter ha=None, leasequery=None, int worker=0,
+                 int workers=1):
         cdef Py_ssize_t i
+        if workers < 1 or not 0 <= worker < workers:
+            raise ValueError(f"worker {worker} of {workers}")
+        self.worker = worker
+        self.workers = workers
+        self.others = 0
         self.engine = engine
         self.metrics = metrics
         self.report = report
@@ -169,6 +202,12 @@ cdef class PacketPath:
                     self.metrics.bad(_TRUNCATED)
                     continue
                 size = min(<size_t>io.rmsgs[i].msg_len, <size_t>RECV_SIZE)
+                if self.workers > 1 and _steer(<const unsigned char*>io.riov[i].iov_base,
+                                               size, self.workers) != self.worker:
+                    # A broadcast reaches every socket of the reuseport group: another
+                    # worker's client (docs/scaling.md), dropped before any parsing.
+                    self.others += 1
+                    continue
                 data = PyBytes_FromStringAndSize(<char*>io.riov[i].iov_base, size)
                 self._datagram(ep, where, link, out, held, probes, data,
                                ntohl(io.raddr[i].sin_addr.s_addr), ntohs(io.raddr[i].sin_port),

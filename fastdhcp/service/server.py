@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastdhcp import netio
 from fastdhcp._packetpath import PacketPath
@@ -61,6 +61,9 @@ from fastdhcp.service.report_log import ReportLog
 from fastdhcp.service.stats_line import PoolRow, StatsLine
 from fastdhcp.statistics import Statistics
 from fastdhcp.store import GroupCommitter, LmdbLeaseStore
+
+if TYPE_CHECKING:
+    from fastdhcp.service.worker import WorkerRole
 
 __all__ = ["ANSWER_GRACE", "GC_FREEZE_INTERVAL", "RECLAIM_MAX_DELAY", "RECLAIM_MIN_DELAY",
            "SWITCH_INTERVAL", "ReloadResult", "Server", "StartupError"]
@@ -115,8 +118,10 @@ class Server:
     """
 
     def __init__(self, config: Config, *, config_path: str | None = None,
-                 log_level_pinned: bool = False) -> None:
+                 log_level_pinned: bool = False, worker: WorkerRole | None = None) -> None:
         self.config = config
+        #: worker k of n under the supervisor (service.worker), or None: one process
+        self._worker = worker
         #: the startup file: what SIGHUP and config-reload read, config-write writes by default
         self.config_path: str | None = (config_path if config_path is not None
                                         else _startup_file(config))
@@ -208,15 +213,17 @@ class Server:
             kwargs: dict[str, Any] = {"sync": db.sync, "create": True}
             if getattr(db, "map_size", None):
                 kwargs["map_size"] = db.map_size
-            self._store = LmdbLeaseStore(str(db.path), **kwargs)
-            engine = self._engine = Engine(cfg, self._store)
+            scope = self._worker.scope(cfg) if self._worker is not None else None
+            self._store = LmdbLeaseStore(str(db.path), scope=scope, **kwargs)
+            engine = self._engine = Engine(cfg, self._store, scope)
             self.statistics = Statistics(self)
             self._hosts = HostTable(self._store)  # hosts (cmd_hosts)
             engine.attach_hosts(self._hosts)
             self.ddns = DdnsRunner.follow(None, cfg.ddns, engine.ddns_pending)
             try:
                 for key in endpoint_keys(cfg):
-                    ep = open_endpoint(key)
+                    sock = self._worker.sockets[key] if self._worker is not None else None
+                    ep = open_endpoint(key, sock)
                     self.endpoints[key] = ep
             except OSError as exc:
                 raise StartupError(f"cannot open sockets: {exc.strerror or exc}") from exc
@@ -426,7 +433,7 @@ class Server:
         """:meth:`reload` ``config``, turning a refusal into its problem lines (logged; the
         running configuration keeps serving). SIGHUP, config-reload and config-set use it."""
         try:
-            self.reload(config)
+            self.reload(config if self._worker is None else self._worker.adapt(config))
         except Exception as exc:  # whatever it is, the running configuration keeps serving
             self.metrics.reload_failures += 1
             if isinstance(exc, (ConfigError, StartupError, StoreError, OSError)):
@@ -468,6 +475,11 @@ class Server:
             log.warning("reload: [leasequery] changes take effect at the next restart")
 
         want = endpoint_keys(config)
+        if self._worker is not None and set(want) != set(self.endpoints):
+            # the supervisor made this worker's sockets (a reuseport group per key)
+            log.warning("reload: server.interfaces / listen-addresses / port changes take "
+                        "effect at the next restart with workers")
+            want = list(self.endpoints)
         refused = self.check_config(config)
         if not refused.ok:
             raise StartupError(refused.problems[0])
@@ -537,7 +549,9 @@ class Server:
                           committer.hold_many if committer is not None else None, self._l2_dest,
                           self._debug, probe=self._ping_sink(),
                           ha=self._ha.filter if self._ha is not None else None,
-                          leasequery=self._lq_udp)
+                          leasequery=self._lq_udp,
+                          worker=self._worker.index if self._worker is not None else 0,
+                          workers=self._worker.workers if self._worker is not None else 1)
         if self._ping is not None:
             self._ping.attach(path, self.config.subnets)
         return path
@@ -680,10 +694,24 @@ class Server:
             return
         m.commit_batch.observe(len(tokens))
         m.commit_latency.observe(time.perf_counter() - tokens[0].held_at)
+        if self._worker is not None:
+            tokens = self._refuse(tokens)
         if self.config.high_availability is not None:  # ha (cmd_ha): the partner first
             self._ha_gate.committed(self._ha, tokens)
             return
         self._deliver(tokens)
+
+    def _refuse(self, tokens: list[Any]) -> list[Any]:
+        """A worker's commit check refused some bindings of the batch (service.worker): the
+        engine follows the store back, and their ACKs become NAKs."""
+        assert self._worker is not None
+        refused = self.store.take_rejected()
+        if not refused:
+            return tokens
+        self._ratelog(logging.WARNING, "refused", "commit check refused %d bindings (address "
+                      "not this worker's, or active for another client): NAKed", len(refused))
+        self.engine.rollback(refused)
+        return self._worker.refuse(tokens, refused, self.config.server.client_port)
 
     def _deliver(self, tokens: list[Any]) -> None:
         # the ACKs of durable bindings leave (after the partner's word, with HA)

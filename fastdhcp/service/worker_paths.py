@@ -1,7 +1,7 @@
 """Where the multi-worker server's private files live (docs/scaling.md).
 
 In worker mode (``[server] workers`` > 1) each worker serves its control channel on a private
-Unix socket, and the supervisor's control front (:mod:`fastdhcp.service.control_front`) routes
+Unix socket, and the supervisor's control front (the ``control_front`` module) routes
 the configured control sockets' commands to them. One function names that socket, so the
 supervisor, the workers and the front cannot disagree.
 """
