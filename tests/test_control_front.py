@@ -26,9 +26,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from fastdhcp import slices
 from fastdhcp.config import loads
 from fastdhcp.control import commands
-from fastdhcp.control.fanout import ROUTES
+from fastdhcp.control.fanout import ROUTES, Owners
+from fastdhcp.service.worker_paths import worker_control_socket
 from tests.control_helpers import unix_command, unix_raw
 from tests.front_helpers import (
     FrontRunner,
@@ -76,15 +78,22 @@ class Lab:
         return [self.workers.ask(k, command, arguments) for k in range(N)]
 
     def shell(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
-        """kea-shell over the front's HTTP socket (the arguments' map body on stdin)."""
-        body = json.dumps(arguments)[1:-1] if arguments else ""
-        run = subprocess.run([KEA_SHELL, "--host", "127.0.0.1", "--port", str(self.http_port),
-                              "--service", "dhcp4", "--timeout", "30", command],
-                             input=body, capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, (run.stdout, run.stderr)
-        answers = json.loads(run.stdout)
-        assert isinstance(answers, list) and len(answers) == 1, run.stdout
-        return dict(answers[0])
+        """kea-shell over the front's HTTP socket."""
+        return kea_shell(self.http_port, command, arguments)
+
+
+def kea_shell(port: int, command: str, arguments: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+    """The real kea-shell to 127.0.0.1:``port`` (the arguments' map body on stdin, as it
+    wants them); the one answer of the list it prints."""
+    body = json.dumps(arguments)[1:-1] if arguments else ""
+    run = subprocess.run([KEA_SHELL, "--host", "127.0.0.1", "--port", str(port),
+                          "--service", "dhcp4", "--timeout", "30", command],
+                         input=body, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, (run.stdout, run.stderr)
+    answers = json.loads(run.stdout)
+    assert isinstance(answers, list) and len(answers) == 1, run.stdout
+    return dict(answers[0])
 
 
 @pytest.fixture(scope="module")
@@ -542,3 +551,114 @@ def test_a_killed_worker_is_named(served_workers: list[ServeProcess], tmp_path: 
         # the worker that lives still answers what is its alone
         assert unix_command(front_sock, "lease4-get",
                             {"ip-address": "198.18.0.101"})["result"] == 3
+
+
+# ------------------------------------------------------------------ ownership
+
+
+def test_owner_of_a_reserved_address_is_its_client_s_worker(tmp_path: Path) -> None:
+    """A config reservation by hw-address belongs to the worker its client is steered to
+    (what the workers decide), not to the slice it lies in."""
+    ip = "198.18.0.150"  # slice of worker 1 of 2
+    hw = next(m for m in (mac(0x600 + i) for i in range(64)) if slices.steer(m, 2) == 0)
+    text = config_text(tmp_path / "db", free_port()) + f"""
+[[subnet4.reservations]]
+hw-address = "{':'.join(f'{b:02x}' for b in hw)}"
+ip-address = "{ip}"
+"""
+    owners = Owners(loads(text), 2)
+    assert slices.owner(_ip(ip), loads(text).subnets[0].pools, 2) == 1
+    assert owners.of(_ip(ip)) == 0
+    assert owners.of(_ip("198.18.0.151")) == 1
+
+
+# ------------------------------------------------------------------ fastdhcp serve, 2 workers
+
+
+def _wait_front(sock: Path, proc: ServeProcess) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.proc.poll() is None, proc.log()
+        try:
+            got = unix_command(sock, "status-get")
+            if got["result"] == 0:
+                return got
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(proc.log())
+
+
+def test_fastdhcp_serve_with_two_workers_answers_as_one(tmp_path: Path) -> None:
+    port, http_port, metrics_port = free_port(), free_tcp_port(), free_tcp_port()
+    sock = tmp_path / "ctl.sock"
+    cfg_path = tmp_path / "fastdhcp.toml"
+    cfg_path.write_text(config_text(tmp_path / "db", port, metrics=f"127.0.0.1:{metrics_port}",
+                                    extra_server="workers = 2\n") + f"""
+[[control-sockets]]
+socket-type = "unix"
+socket-name = "{sock}"
+
+[[control-sockets]]
+socket-type = "http"
+socket-address = "127.0.0.1"
+socket-port = {http_port}
+""")
+    config = loads(cfg_path.read_text())
+    private = [worker_control_socket(config, k) for k in range(2)]
+    with ServeProcess(cfg_path, tmp_path) as proc:
+        assert proc.wait_notify(), proc.log()
+        status = _wait_front(sock, proc)["arguments"]
+        assert status["pid"] == proc.proc.pid  # the supervisor
+        assert len({w["pid"] for w in status["workers"]}) == 2
+        assert proc.proc.pid not in {w["pid"] for w in status["workers"]}
+        macs = [mac(0x700 + i) for i in range(8)]
+        assert {slices.steer(m, 2) for m in macs} == {0, 1}  # both workers get clients
+        acked = []
+        with RelayClient(port) as client:
+            for i, m in enumerate(macs):
+                acked.append(client.dora(m, 0x9000 + i)[1].yiaddr)
+        acked.sort(key=_ip)
+        # statistics: the sum of the workers'
+        per = [_newest(unix_command(p, "statistic-get", {"name": "pkt4-ack-sent"})
+                       ["arguments"]["pkt4-ack-sent"]) for p in private]
+        assert 0 not in per and sum(per) == len(macs)
+        got = unix_command(sock, "statistic-get", {"name": "pkt4-ack-sent"})
+        assert got["arguments"]["pkt4-ack-sent"][0][0] == len(macs)
+        # leases: each worker lists its own, the front all of them once, in order
+        own = [[x["ip-address"] for x in unix_command(p, "lease4-get-all")["arguments"]
+                ["leases"]] for p in private]
+        assert sorted(own[0] + own[1], key=_ip) == acked and not set(own[0]) & set(own[1])
+        assert [x["ip-address"] for x in unix_command(sock, "lease4-get-all")["arguments"]
+                ["leases"]] == acked
+        seen, frm = [], "start"
+        while (page := unix_command(sock, "lease4-get-page", {"from": frm, "limit": 3}))[
+                "result"] == 0:
+            seen += [x["ip-address"] for x in page["arguments"]["leases"]]
+            frm = seen[-1]
+        assert seen == acked
+        # a lease added for an address of worker 1's slice is worker 1's
+        assert unix_command(sock, "lease4-add", {"ip-address": "198.18.0.180",
+                                                 "hw-address": "0a:00:00:00:07:01"}
+                            )["result"] == 0
+        assert [unix_command(p, "lease4-get", {"ip-address": "198.18.0.180"})["result"]
+                for p in private] == [3, 0]
+        # kea-shell over the front's HTTP socket, config-set of the running document
+        doc = kea_shell(http_port, "config-get")["arguments"]
+        assert [s["socket-type"] for s in doc["Dhcp4"]["control-sockets"]] == ["unix", "http"]
+        assert kea_shell(http_port, "config-set", doc) == {"result": 0,
+                                                "text": "Configuration successful."}
+        assert [unix_command(p, "status-get")["result"] for p in private] == [0, 0]
+        assert kea_shell(http_port, "status-get")["arguments"]["pid"] == proc.proc.pid
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                    timeout=30) as resp:
+            fams = {f.name: f for f in text_string_to_metric_families(resp.read().decode())}
+        acks = {s.labels["worker"]: s.value for s in fams["fastdhcp_kea_statistic"].samples
+                if s.labels["name"] == "pkt4-ack-sent"}
+        assert acks == {"0": float(per[0]), "1": float(per[1])}
+        assert unix_command(sock, "lease4-wipe") == {
+            "result": 0, "text": f"Deleted {len(macs) + 1} IPv4 lease(s) from subnet(s) 1"}
+        assert unix_command(sock, "shutdown", {"exit-value": 3}) == {"result": 0,
+                                                                     "text": "Shutting down."}
+        assert proc.wait(60) == 3, proc.log()
+        assert not sock.exists()

@@ -294,9 +294,25 @@ def _identifier(args: Args) -> tuple[str, bytes, int]:
                        "address, hw-address, duid")
 
 
+def _owned(target: ControlTarget,
+           keep: Callable[[Lease], bool] | None) -> Callable[[Lease], bool] | None:
+    """``keep``, narrowed for a worker of a multi-worker server to the records it owns: the
+    table is shared, each worker answers for its own slices (the control front merges), so
+    a lease is listed, wiped or reclaimed by one worker only."""
+    scope = target.store.scope
+    if scope is None:
+        return keep
+    owns = scope.owns
+    if keep is None:
+        return lambda x: owns(x.ip)
+    inner = keep
+    return lambda x: owns(x.ip) and inner(x)
+
+
 async def _scan(target: ControlTarget, keep: Callable[[Lease], bool]) -> list[Lease]:
     """Every lease ``keep`` accepts, in address order, a slice per turn of the loop."""
     store = target.store
+    keep = _owned(target, keep) or keep
     out: list[Lease] = []
     after: int | None = None
     while True:
@@ -315,6 +331,7 @@ async def _scan_json(target: ControlTarget,
     """Kea's objects of the leases ``keep`` accepts (all: None) after ``after``, at most
     ``limit``, built slice by slice within the loop share."""
     store = target.store
+    keep = _owned(target, keep)
     out: list[dict[str, Any]] = []
     while limit is None or len(out) < limit:
         t0 = time.perf_counter()
@@ -331,7 +348,9 @@ async def _scan_json(target: ControlTarget,
 async def _one(target: ControlTarget, arguments: Any) -> Lease | None:
     args = Args.of(arguments, required=True, missing_text="Parameters missing or are not a map.")
     if "ip-address" in args:
-        return target.store.get(_address(args, adding=False))
+        ip = _address(args, adding=False)
+        scope = target.store.scope
+        return target.store.get(ip) if scope is None or scope.owns(ip) else None
     kind, ident, sid = _identifier(args)
     if kind == "client-id":
         lease = target.store.get_by_client(ident)

@@ -2,24 +2,21 @@
 answers one (docs/control-api.md, "Several workers").
 
 :data:`ROUTES` is the one table, keyed by command name; its values are the closed set
-:class:`Rule`. This module decides only *who is asked* (:func:`workers_for`) and *what each
-is sent* (:func:`worker_arguments`); :mod:`fastdhcp.control.merge` turns their answers into
+:class:`Rule`. This module decides only *who is asked* (:func:`workers_for`);
+:mod:`fastdhcp.control.merge` turns their answers into
 one, and :mod:`fastdhcp.service.control_front` does the I/O. Nothing here does any.
 """
 
 from __future__ import annotations
 
-import copy
 import enum
 import ipaddress
-from collections.abc import Sequence
 from typing import Any
 
 from fastdhcp import slices
-from fastdhcp.config import Pool
+from fastdhcp.config import Config
 
-__all__ = ["ROUTES", "Rule", "owner_address", "public_document", "worker_arguments",
-           "workers_for"]
+__all__ = ["ROUTES", "Owners", "Rule", "owner_address", "public_document", "workers_for"]
 
 
 class Rule(enum.Enum):
@@ -27,7 +24,7 @@ class Rule(enum.Enum):
 
     #: worker 0 answers alone (the same configuration and build run in every worker)
     ONE = "one"
-    #: the worker owning ``arguments.ip-address`` (``slices.owner``); without a valid address
+    #: the worker owning ``arguments.ip-address`` (:class:`Owners`); without a valid address
     #: (a lookup by identifier, or a request that is wrong anyway) as FIRST_FOUND
     OWNER = "owner"
     #: every worker; the first (in worker order) that found it, else their common answer
@@ -117,7 +114,22 @@ def owner_address(arguments: Any) -> int | None:
         return None
 
 
-def workers_for(rule: Rule, arguments: Any, pools: Sequence[Pool], n: int) -> list[int]:
+class Owners:
+    """Which of ``n`` workers owns an address under ``config``: the one whose
+    :class:`~fastdhcp.slices.WorkerScope` owns it (its pool slice, ``ip % n`` outside the
+    pools, or the worker a reservation's client is steered to), as the workers themselves
+    decide."""
+
+    def __init__(self, config: Config, n: int) -> None:
+        self.n = n
+        self._scopes = [slices.WorkerScope.of(config, k, n) for k in range(n)]
+
+    def of(self, ip: int) -> int:
+        """The owner of ``ip``."""
+        return next((k for k, s in enumerate(self._scopes) if s.owns(ip)), 0)
+
+
+def workers_for(rule: Rule, arguments: Any, owners: Owners) -> list[int]:
     """The workers asked (in worker order) for a command of ``rule``."""
     if rule is Rule.FRONT:
         return []
@@ -126,29 +138,8 @@ def workers_for(rule: Rule, arguments: Any, pools: Sequence[Pool], n: int) -> li
     if rule is Rule.OWNER:
         ip = owner_address(arguments)
         if ip is not None:
-            return [slices.owner(ip, pools, n)]
-    return list(range(n))
-
-
-#: Commands whose ``Dhcp4`` document is a whole configuration (config-set, config-test).
-_CONFIG_DOCS = ("config-set", "config-test")
-
-
-def worker_arguments(command: str, arguments: Any, worker_socket: str) -> Any:
-    """What one worker is sent: ``arguments`` as given, except that a configuration sent to
-    the workers keeps each on its private control socket and off the metrics port (the
-    front serves the configured ones)."""
-    if command not in _CONFIG_DOCS or not isinstance(arguments, dict):
-        return arguments
-    doc = arguments.get("Dhcp4")
-    if not isinstance(doc, dict):
-        return arguments
-    doc = copy.copy(doc)
-    doc["control-sockets"] = [{"socket-type": "unix", "socket-name": worker_socket}]
-    server = doc.get("server")
-    if isinstance(server, dict) and "metrics" in server:
-        doc["server"] = {k: v for k, v in server.items() if k != "metrics"}
-    return {**arguments, "Dhcp4": doc}
+            return [owners.of(ip)]
+    return list(range(owners.n))
 
 
 def public_document(answer_args: Any, public: dict[str, Any]) -> Any:

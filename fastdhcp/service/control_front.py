@@ -26,9 +26,9 @@ from fastdhcp.control.channel import ControlChannel
 from fastdhcp.control.cmd_server import SHUTTING_DOWN, exit_value_of, socket_json
 from fastdhcp.control.fanout import (
     ROUTES,
+    Owners,
     Rule,
     public_document,
-    worker_arguments,
     workers_for,
 )
 from fastdhcp.control.merge import FrontInfo, WorkerAnswer, merge
@@ -66,7 +66,7 @@ class ControlFront:
             raise ValueError("a control front needs at least one worker")
         self.config = config
         self.worker_sockets = list(worker_sockets)
-        self._pools = [p for s in config.subnets for p in s.pools]
+        self._owners = Owners(config, len(worker_sockets))
         self._on_shutdown = on_shutdown
         self._timeout = timeout
         self._channel = ControlChannel(self.dispatch)
@@ -135,15 +135,13 @@ class ControlFront:
     async def _ask(self, k: int, command: str, arguments: Any) -> WorkerAnswer:
         path = self.worker_sockets[k]
         try:
-            sent = worker_arguments(command, arguments, path)
-            return WorkerAnswer(k, await ask(path, command, sent, self._timeout))
+            return WorkerAnswer(k, await ask(path, command, arguments, self._timeout))
         except WorkerUnavailable as exc:
             log.warning("control front: worker %d (%s): %s", k, path, exc)
             return WorkerAnswer(k, None, f"{exc} (socket {path})")
 
     async def _fan_out(self, rule: Rule, request: Request) -> Answer:
-        n = len(self.worker_sockets)
-        asked = workers_for(rule, request.arguments, self._pools, n)
+        asked = workers_for(rule, request.arguments, self._owners)
         got = await asyncio.gather(*(self._ask(k, request.command, request.arguments)
                                      for k in asked))
         front = FrontInfo(os.getpid(), int(time.monotonic() - self._started_at),
