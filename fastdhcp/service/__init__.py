@@ -8,7 +8,9 @@ summary), :mod:`.notify` (systemd), :mod:`.ratelog` (bounded log rates), :mod:`.
 burst counts and the ACK gate), :mod:`.leasequery_tcp` (the RFC 6926 bulk listener),
 :mod:`.supervisor` (``[server] workers`` > 1: the sockets, the worker processes, restarts and
 signals), :mod:`.worker` (what a Server does as one worker: its sockets, its slice, the NAK of a
-binding its commit check refused), :mod:`.worker_paths` (the workers' private sockets).
+binding its commit check refused), :mod:`.worker_paths` (the workers' private sockets),
+:mod:`.control_front` (the configured control sockets in front of the workers) and
+:mod:`.front_metrics` (their metrics with a ``worker`` label).
 
 Theory of operation
 -------------------

@@ -27,6 +27,7 @@ from fastdhcp.config import Config
 from fastdhcp.config import load as load_config
 from fastdhcp.control import commands as control_commands
 from fastdhcp.control.channel import ControlChannel
+from fastdhcp.control.common import target_dispatch
 from fastdhcp.control.table import CommandTable
 from fastdhcp.ddns.runner import DdnsRunner
 from fastdhcp.ddns.stats import DdnsCollector
@@ -38,7 +39,7 @@ from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
 from fastdhcp.leasequery.udp import UdpLeaseQuery
 from fastdhcp.limits import EdgeGuard
-from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector
+from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector, registry_of
 from fastdhcp.pathreport import Event, PathEvent, PathReport
 from fastdhcp.pathtypes import PathEndpoint
 from fastdhcp.service import endpoints
@@ -132,6 +133,8 @@ class Server:
         self._engine: Engine | None = None
         self.committer: GroupCommitter | None = None
         self.metrics_server: MetricsServer | None = None
+        #: the collectors behind the endpoint and ``metrics-get`` (made at start)
+        self.metrics_registry = registry_of()
         self.endpoints: dict[EndpointKey, Endpoint] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ratelog = RateLimitedLog(log)
@@ -152,7 +155,7 @@ class Server:
         self._path: PacketPath | None = None
         #: Kea's management API: the command table and the sockets that answer it
         self.commands: CommandTable = control_commands.build()
-        self.control = ControlChannel(self)
+        self.control = ControlChannel(target_dispatch(self))
         # config and server commands (cmd_config, cmd_server)
         #: who holds the DHCP service disabled (dhcp-disable / dhcp-enable)
         self.dhcp_state = DhcpServiceState()
@@ -236,21 +239,21 @@ class Server:
                 max_wait=db.max_wait_ms / 1000.0,
                 on_batch=self._on_batch,
             )
+            self.metrics_registry = registry_of(
+                ServerCollector(
+                    self.metrics,
+                    lambda: self._on_loop(self._pool_rows) or [],
+                    lambda: self._on_loop(self._lease_count),
+                    lambda: self._on_loop(self._kea_values),
+                    (lambda: self._on_loop(lambda: ha_gauges(self._ha)))
+                    if cfg.high_availability is not None else None,
+                ),
+                DdnsCollector(lambda: self.ddns.stats if self.ddns is not None else None),
+            )
             if cfg.server.metrics:
                 try:
-                    self.metrics_server = MetricsServer(
-                        ServerCollector(
-                            self.metrics,
-                            lambda: self._on_loop(self._pool_rows) or [],
-                            lambda: self._on_loop(self._lease_count),
-                            lambda: self._on_loop(self._kea_values),
-                            (lambda: self._on_loop(lambda: ha_gauges(self._ha)))
-                            if cfg.high_availability is not None else None,
-                        ),
-                        cfg.server.metrics,
-                        DdnsCollector(lambda: self.ddns.stats if self.ddns is not None
-                                      else None),
-                    )
+                    self.metrics_server = MetricsServer(self.metrics_registry,
+                                                        cfg.server.metrics)
                 except (OSError, ValueError) as exc:
                     why = getattr(exc, "strerror", None) or exc
                     raise StartupError(f"metrics endpoint {cfg.server.metrics}: {why}") from exc
@@ -679,6 +682,14 @@ class Server:
         return rows
 
     # ----------------------------------------------------------------- commit callbacks
+
+    async def exposition(self) -> str:
+        """The Prometheus text of :attr:`metrics_registry` (``metrics-get``)."""
+        from prometheus_client import generate_latest
+
+        # rendered off the loop: the collectors ask the loop for their values (_on_loop)
+        data = await asyncio.to_thread(generate_latest, self.metrics_registry)
+        return data.decode()
 
     async def durable(self) -> None:
         """Return once everything staged so far is committed (the control channel's mutations

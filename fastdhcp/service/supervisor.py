@@ -121,6 +121,8 @@ class Supervisor:
         self._notify: socket.socket | None = None
         self._ready: set[int] = set()
         self.ready = False
+        #: the exit status once every worker stopped cleanly (shutdown's exit-value)
+        self._exit_value = 0
 
     # ----------------------------------------------------------------- start-up
 
@@ -225,7 +227,9 @@ class Supervisor:
                     sock.close()
         if self._failed:
             return 1
-        return 0 if all(s.exit_code == 0 for s in self.slots) else 1
+        if not all(s.exit_code == 0 for s in self.slots):
+            return 1
+        return self._exit_value
 
     def _open_notify(self) -> None:
         path = os.path.join(workers_directory(self.config), "notify.sock")
@@ -273,9 +277,22 @@ class Supervisor:
                             "(each worker answers on %s)", workers_directory(self.config))
             return
         paths = [worker_control_socket(self.config, k) for k in range(self.n)]
-        front = control_front.ControlFront(self.config, paths)
-        await front.start()
+        front = control_front.ControlFront(self.config, paths, on_shutdown=self._shutdown)
+        try:
+            await front.start()
+        except (OSError, ValueError) as exc:  # a socket or the metrics port it cannot open
+            log.error("control sockets: %s: stopping", exc.strerror
+                      if isinstance(exc, OSError) and exc.strerror else exc)
+            self._failed = True
+            self.stop("control front")
+            return
         self.front = front
+
+    def _shutdown(self, exit_value: int) -> None:
+        """The ``shutdown`` command (from the control front): stop, then exit with
+        ``exit_value``."""
+        self._exit_value = exit_value
+        self.stop("shutdown command")
 
     async def _close_front(self) -> None:
         front, self.front = self.front, None
