@@ -235,6 +235,8 @@ def test_two_workers_serve_relayed_and_broadcast_clients_once(lab: WorkersLab,
     assert all(any(x.first <= ip <= x.last for ip in direct)  # both workers answered some
                for x in pool_slices(d_pool, 2))
     assert "worker=0 " in log and "worker=1 " in log
+    # with N fixed nothing is forwarded (each client steers to the owner of its lease)
+    assert len(re.findall(r"final .*forwarded 0, forwarded here 0", log)) == 2, log[-3000:]
 
 
 def _worker_pids(log: str, k: int) -> list[int]:
@@ -331,8 +333,13 @@ def test_a_request_for_another_workers_address_is_forwarded_to_its_owner(
         cp = lab.python(lab.srv, RELAYED_CLIENT, RELAY_IP, SERVER_IP, m1.hex(), m2.hex())
         srv.signal(signal.SIGTERM)
         assert srv.wait(60) == 0, srv.log()[-3000:]
+        log = srv.log()
     finally:
         srv.close()
+    final = {k: re.search(rf"worker={k} fastdhcp: final .*forwarded (\d+), forwarded here (\d+)",
+                          log) for k in (0, 1)}
+    assert final[0] and final[1], log[-3000:]
+    assert final[1].groups() == ("2", "0") and final[0].groups() == ("0", "2")
     assert cp.returncode == 0, cp.stderr
     got = last_json(cp.stdout)
     assert isinstance(got, dict)

@@ -903,6 +903,8 @@ class Server:
 
     def _log_stats(self, final: bool = False) -> None:
         line = self.stats_line()
+        if self._worker is not None and self._path is not None:
+            line += self._worker.stats_suffix(self._path)
         if final:
             line = "final " + line
         log.info("%s", line)

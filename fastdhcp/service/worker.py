@@ -278,6 +278,13 @@ class WorkerRole:
             kw["forward_all"] = fwd.forward_all
         return kw
 
+    def stats_suffix(self, path: Any) -> str:
+        """What the worker adds to the statistics line: broadcasts left to other workers,
+        requests forwarded and received (0 forwarded while N is unchanged, docs/scaling.md)."""
+        fwd = self.forwarder
+        return (f"; others' datagrams {path.others}, forwarded {path.forwarded}"
+                + (f", forwarded here {fwd.received}" if fwd is not None else ""))
+
     def adapt(self, config: Config) -> Config:
         """``config`` as this worker runs it (:func:`worker_config`)."""
         return worker_config(config, self.index)
