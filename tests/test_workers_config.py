@@ -85,3 +85,14 @@ def test_check_config_warns_about_small_slices(tmp_path) -> None:
     assert len(warn) == 1 and "subnet4[0].pools[0]" in warn[0] and "960 addresses" in warn[0]
     cp = subprocess.run([*run, str(big)], capture_output=True, text=True, timeout=60)
     assert cp.returncode == 0 and "warning" not in cp.stderr
+
+
+def test_serve_refuses_a_database_path_too_long_for_the_workers_sockets(tmp_path) -> None:
+    db = tmp_path / ("d" * 100)
+    cfg = tmp_path / "long.toml"
+    cfg.write_text(_cfg("workers = 2").replace("/tmp/never-opened", str(db)))
+    cp = subprocess.run([sys.executable, "-m", "fastdhcp", "serve", "-c", str(cfg)],
+                        capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 1
+    assert "longer than a Unix socket path" in cp.stderr and "Traceback" not in cp.stderr
+    assert not db.exists()  # refused before anything was made

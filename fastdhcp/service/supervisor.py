@@ -56,6 +56,8 @@ FAST_FAILURES = 3
 #: Send buffer of each forwarding socket: a burst of renewals for another worker (rare by
 #: design: only after N changed) queues there rather than being handled where it landed.
 FORWARD_BUFFER = 1 << 20
+#: sizeof(sockaddr_un.sun_path), with its terminating NUL.
+UNIX_PATH_MAX = 108
 #: Wait before restarting a worker that failed fast.
 RESTART_DELAY = 0.5
 
@@ -131,6 +133,12 @@ class Supervisor:
         worker starts). Raises StoreError or OSError."""
         from fastdhcp.store import LmdbLeaseStore
 
+        longest = os.path.join(workers_directory(self.config), "notify.sock")
+        for path in (longest, worker_control_socket(self.config, self.n - 1)):
+            if len(os.fsencode(path)) >= UNIX_PATH_MAX:
+                raise OSError(f"{path}: longer than a Unix socket path may be "
+                              f"({UNIX_PATH_MAX - 1} bytes): the workers' sockets live in the "
+                              "lease database directory, give it a shorter path")
         db = self.config.lease_database
         kwargs: dict[str, Any] = {"map_size": db.map_size} if db.map_size else {}
         store = LmdbLeaseStore(str(db.path), sync=db.sync, create=True, **kwargs)
