@@ -209,6 +209,13 @@ def test_two_workers_serve_relayed_and_broadcast_clients_once(lab: WorkersLab,
         got = _result(_drive(lab, 3000, 0, 20.0, 0x020000000000))
         bcast = lab.python(lab.cli, BROADCAST_CLIENTS, lab.cli_if, "24", timeout=60)
         assert bcast.returncode == 0, bcast.stderr
+        srv.signal(signal.SIGHUP)  # forwarded: every worker reloads the file
+        deadline = time.monotonic() + 30
+        while (len(re.findall(r"worker=\d fastdhcp: reload: applied", srv.log())) < 2
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
+        assert {m for m in re.findall(r"worker=(\d) fastdhcp: reload: applied",
+                                      srv.log())} == {"0", "1"}, srv.log()[-3000:]
         srv.signal(signal.SIGTERM)
         assert srv.wait(60) == 0, srv.log()[-3000:]
         log = srv.log()
