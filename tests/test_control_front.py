@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import shutil
 import signal
@@ -435,7 +436,8 @@ def test_bad_http_requests_as_one_server(lab: Lab, method: str, headers: dict[st
     assert (status, data) == (400, BAD_REQUEST)
 
 
-def test_basic_auth_on_the_front(lab: Lab, tmp_path: Path) -> None:
+def test_basic_auth_on_the_front(lab: Lab, tmp_path: Path,
+                                 caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "admin.pw").write_text("s3cret\n")
     extra = (f'authentication = {{ type = "basic", realm = "fastdhcp-test", directory = '
              f'"{tmp_path}", clients = [ {{ user = "admin", password-file = "admin.pw" }} ] }}\n')
@@ -451,6 +453,14 @@ def test_basic_auth_on_the_front(lab: Lab, tmp_path: Path) -> None:
         status, _h, data = post(hport, body, headers=_basic("admin", "s3cret"))
         assert status == 200
         assert json.loads(data)[0]["arguments"]["pkt4-ack-sent"][0][0] == 6
+        # a mutating command is logged by the front with the user who sent it
+        caplog.set_level(logging.INFO, logger="fastdhcp.control")
+        reset = {"command": "statistic-reset", "arguments": {"name": "pkt4-nak-sent"},
+                 "service": ["dhcp4"]}
+        status, _h, data = post(hport, reset, headers=_basic("admin", "s3cret"))
+        assert json.loads(data)[0]["result"] == 0
+        assert any(r.getMessage().startswith("control: statistic-reset from admin@http:")
+                   for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
 # ------------------------------------------------------------------ lease4-wipe (last: it empties)

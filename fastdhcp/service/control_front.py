@@ -22,6 +22,7 @@ from typing import Any
 
 from fastdhcp.config import Config
 from fastdhcp.configdoc import json_value, running_document
+from fastdhcp.control import commands
 from fastdhcp.control.channel import ControlChannel
 from fastdhcp.control.cmd_hosts import HOSTS_WRITTEN
 from fastdhcp.control.cmd_server import SHUTTING_DOWN, exit_value_of, socket_json
@@ -69,6 +70,9 @@ class ControlFront:
         self.config = config
         self.worker_sockets = list(worker_sockets)
         self._owners = Owners(config, len(worker_sockets))
+        table = commands.build()
+        #: the commands a server logs at INFO with who sent them (the table's mark)
+        self._mutating = {n for n in table.names() if (c := table.get(n)) and c.mutating}
         self._on_shutdown = on_shutdown
         self._timeout = timeout
         self._channel = ControlChannel(self.dispatch)
@@ -120,10 +124,11 @@ class ControlFront:
             return not_supported(request.command)
         try:
             if rule is Rule.FRONT:
-                return await self._front(request)
-            if rule is Rule.HOSTS_WRITE:
-                return await self._hosts_write(request)
-            answer = await self._fan_out(rule, request)
+                answer = await self._front(request)
+            elif rule is Rule.HOSTS_WRITE:
+                answer = await self._hosts_write(request)
+            else:
+                answer = await self._fan_out(rule, request)
         except CommandError as exc:
             return exc.answer()
         except Exception as exc:  # a bug must not take the channel down; say what it was
@@ -132,8 +137,12 @@ class ControlFront:
         if request.command == "config-get" and answer.result is Result.SUCCESS:
             answer = Answer(answer.result, answer.text,
                             public_document(answer.arguments, self._public))
-        log.debug("control front: %s from %s: result %d", request.command, caller,
-                  answer.result)
+        if request.command in self._mutating:  # the workers see the front, not who asked
+            log.info("control: %s from %s: result %d%s", request.command, caller,
+                     answer.result, f", {answer.text}" if answer.text else "")
+        else:
+            log.debug("control: %s from %s: result %d", request.command, caller,
+                      answer.result)
         return answer
 
     async def _ask(self, k: int, command: str, arguments: Any) -> WorkerAnswer:
