@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import shutil
 import signal
@@ -319,24 +320,23 @@ def test_dhcp_disable_and_enable_reach_every_worker(lab: Lab) -> None:
     assert _dhcp_enabled(lab) == [True] * N
 
 
-def test_reservations_go_to_every_worker_and_a_failure_is_named(lab: Lab) -> None:
+def test_reservations_written_once_and_told_to_the_others(lab: Lab) -> None:
+    """The hosts table is the lease environment's, shared by the workers of one server:
+    worker 0 writes it, the others are told (here each has a table of its own, so only
+    worker 0's holds the host)."""
     host = {"subnet-id": 1, "hw-address": "0a:00:00:00:05:01", "ip-address": "198.18.0.30"}
-    assert lab.ask("reservation-add", {"reservation": host})["result"] == 0
     key = {"subnet-id": 1, "identifier-type": "hw-address", "identifier": host["hw-address"]}
-    got = lab.each("reservation-get", key)
-    assert [a["result"] for a in got] == [0] * N
-    assert lab.ask("reservation-get", key) == got[0]
-    assert lab.ask("reservation-del", key)["result"] == 0
-    assert [a["result"] for a in lab.each("reservation-get", key)] == [3] * N
-    # worker 1 already has the next one: the others add it, the answer names worker 1
-    other = {**host, "hw-address": "0a:00:00:00:05:02", "ip-address": "198.18.0.31"}
-    assert lab.workers.ask(1, "reservation-add", {"reservation": other})["result"] == 0
-    mixed = lab.ask("reservation-add", {"reservation": other})
-    assert mixed["result"] == 1
-    assert "worker 1: " in mixed["text"] and "already" in mixed["text"]
-    assert "worker 0" not in mixed["text"] and "worker 2" not in mixed["text"]
-    assert lab.ask("reservation-del", {**key, "identifier": other["hw-address"]}
-                   )["result"] == 0
+    added = lab.ask("reservation-add", {"reservation": host})
+    assert added == {"result": 0, "text": "Host added."}
+    assert [a["result"] for a in lab.each("reservation-get", key)] == [0, 3, 3]
+    assert lab.ask("reservation-get", key) == lab.workers.ask(0, "reservation-get", key)
+    again = lab.ask("reservation-add", {"reservation": host})  # worker 0's refusal, as is
+    assert again == {"result": 1, "text": "reservation.hw-address: a host with this "
+                     "hw-address already exists"}
+    assert lab.ask("reservation-del", key) == {"result": 0, "text": "Host deleted."}
+    assert [a["result"] for a in lab.each("reservation-get", key)] == [3, 3, 3]
+    assert lab.ask("reservation-del", key) == {"result": 3,
+                                               "text": "Host not deleted (not found)."}
 
 
 def test_statistic_reset_reaches_every_worker(lab: Lab) -> None:
@@ -436,7 +436,8 @@ def test_bad_http_requests_as_one_server(lab: Lab, method: str, headers: dict[st
     assert (status, data) == (400, BAD_REQUEST)
 
 
-def test_basic_auth_on_the_front(lab: Lab, tmp_path: Path) -> None:
+def test_basic_auth_on_the_front(lab: Lab, tmp_path: Path,
+                                 caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "admin.pw").write_text("s3cret\n")
     extra = (f'authentication = {{ type = "basic", realm = "fastdhcp-test", directory = '
              f'"{tmp_path}", clients = [ {{ user = "admin", password-file = "admin.pw" }} ] }}\n')
@@ -452,6 +453,14 @@ def test_basic_auth_on_the_front(lab: Lab, tmp_path: Path) -> None:
         status, _h, data = post(hport, body, headers=_basic("admin", "s3cret"))
         assert status == 200
         assert json.loads(data)[0]["arguments"]["pkt4-ack-sent"][0][0] == 6
+        # a mutating command is logged by the front with the user who sent it
+        caplog.set_level(logging.INFO, logger="fastdhcp.control")
+        reset = {"command": "statistic-reset", "arguments": {"name": "pkt4-nak-sent"},
+                 "service": ["dhcp4"]}
+        status, _h, data = post(hport, reset, headers=_basic("admin", "s3cret"))
+        assert json.loads(data)[0]["result"] == 0
+        assert any(r.getMessage().startswith("control: statistic-reset from admin@http:")
+                   for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
 # ------------------------------------------------------------------ lease4-wipe (last: it empties)
@@ -499,6 +508,16 @@ def test_a_hung_worker_is_named_within_the_timeout(lab: Lab, tmp_path: Path) -> 
             assert got == {"result": 1,
                            "text": f"worker 2: no answer within 1 s (socket {hung_path})"}
             assert took < 5
+            # a reservation written by worker 0, which worker 2 is not told of
+            host = {"subnet-id": 1, "hw-address": "0a:00:00:00:06:01"}
+            got = unix_command(tmp_path / "front.sock", "reservation-add",
+                               {"reservation": host}, timeout=30)
+            assert got["result"] == 1
+            assert got["text"].startswith("Host added. (worker 0), but the other workers did "
+                                          "not all re-read it: worker 2: no answer within 1 s")
+            assert unix_command(tmp_path / "front.sock", "reservation-del", {
+                "subnet-id": 1, "identifier-type": "hw-address",
+                "identifier": host["hw-address"]}, timeout=30)["result"] == 1
             # a command for worker 0 alone does not wait for worker 2
             assert unix_command(tmp_path / "front.sock", "lease4-get",
                                 {"ip-address": "198.18.0.101"}, timeout=30)["result"] in (0, 3)
@@ -656,8 +675,23 @@ socket-port = {http_port}
         acks = {s.labels["worker"]: s.value for s in fams["fastdhcp_kea_statistic"].samples
                 if s.labels["name"] == "pkt4-ack-sent"}
         assert acks == {"0": float(per[0]), "1": float(per[1])}
+        # a reservation added through the front is served by the worker its client reaches
+        # (worker 1 here, not the writer): it re-read the shared hosts table when told
+        hw = next(m for m in (mac(0x800 + i) for i in range(64)) if slices.steer(m, 2) == 1)
+        hw_text = ":".join(f"{b:02x}" for b in hw)
+        reserved = "198.18.0.31"  # outside the pool, odd: worker 1's (ip % 2)
+        assert unix_command(sock, "reservation-add", {"reservation": {
+            "subnet-id": 1, "hw-address": hw_text, "ip-address": reserved}}) == {
+            "result": 0, "text": "Host added."}
+        with RelayClient(port) as client:
+            assert client.dora(hw, 0x9100)[1].yiaddr == reserved
+        key = {"subnet-id": 1, "identifier-type": "hw-address", "identifier": hw_text}
+        assert unix_command(sock, "reservation-get", key)["arguments"]["ip-address"] == reserved
+        assert unix_command(sock, "reservation-del", key) == {"result": 0,
+                                                              "text": "Host deleted."}
+        assert unix_command(private[1], "reservation-get", key)["result"] == 3
         assert unix_command(sock, "lease4-wipe") == {
-            "result": 0, "text": f"Deleted {len(macs) + 1} IPv4 lease(s) from subnet(s) 1"}
+            "result": 0, "text": f"Deleted {len(macs) + 2} IPv4 lease(s) from subnet(s) 1"}
         assert unix_command(sock, "shutdown", {"exit-value": 3}) == {"result": 0,
                                                                      "text": "Shutting down."}
         assert proc.wait(60) == 3, proc.log()

@@ -15,8 +15,11 @@ from typing import Any
 
 from fastdhcp import slices
 from fastdhcp.config import Config
+from fastdhcp.control.cmd_hosts import HOSTS_WRITTEN
+from fastdhcp.hosts import IdentifierType
 
-__all__ = ["ROUTES", "Owners", "Rule", "owner_address", "public_document", "workers_for"]
+__all__ = ["ROUTES", "Owners", "Rule", "host_key", "owner_address", "public_document",
+           "workers_for"]
 
 
 class Rule(enum.Enum):
@@ -41,6 +44,9 @@ class Rule(enum.Enum):
     MERGE_LEASES = "merge-leases"
     #: every worker asked for the same page; the ``limit`` lowest addresses of all pages
     MERGE_PAGE = "merge-page"
+    #: worker 0 writes the hosts table the workers share; once it did, every other worker
+    #: is told (``fastdhcp-hosts-written``) so that its view, filter and bitmaps follow
+    HOSTS_WRITE = "hosts-write"
     #: every worker; the union of the command names (list-commands)
     UNION = "union"
     #: every worker; status-get merged: the front's pid and uptime, per-worker ``workers``
@@ -54,9 +60,11 @@ _STAT_CHANGES = ("statistic-reset", "statistic-reset-all", "statistic-remove",
                  "statistic-remove-all", "statistic-sample-count-set",
                  "statistic-sample-count-set-all", "statistic-sample-age-set",
                  "statistic-sample-age-set-all")
-_RESERVATIONS = ("reservation-add", "reservation-del", "reservation-get",
-                 "reservation-get-all", "reservation-get-page", "reservation-get-by-hw-address",
-                 "reservation-get-by-address", "reservation-get-by-id")
+# The API's hosts live in the lease environment, one table all workers read: one worker
+# writes (and reads, its view is the freshest) for all of them.
+_RESERVATION_READS = ("reservation-get", "reservation-get-all", "reservation-get-page",
+                      "reservation-get-by-hw-address", "reservation-get-by-address",
+                      "reservation-get-by-id")
 # HA with several workers is not a configuration the supervisor offers (docs/scaling.md):
 # the commands still reach every worker, which answer that HA is not configured.
 _HA = ("ha-heartbeat", "ha-scopes", "ha-continue", "ha-sync", "ha-sync-complete-notify",
@@ -95,7 +103,10 @@ ROUTES: dict[str, Rule] = {
     "lease4-get-by-hostname": Rule.MERGE_LEASES,
     "lease4-get-page": Rule.MERGE_PAGE,
     "lease4-wipe": Rule.SUM_WIPE,
-    **dict.fromkeys(_RESERVATIONS, Rule.ALL_SAME),
+    "reservation-add": Rule.HOSTS_WRITE,
+    "reservation-del": Rule.HOSTS_WRITE,
+    **dict.fromkeys(_RESERVATION_READS, Rule.ONE),
+    HOSTS_WRITTEN: Rule.ALL_SAME,
     **dict.fromkeys(_HA, Rule.ALL_SAME),
 }
 
@@ -133,7 +144,7 @@ def workers_for(rule: Rule, arguments: Any, owners: Owners) -> list[int]:
     """The workers asked (in worker order) for a command of ``rule``."""
     if rule is Rule.FRONT:
         return []
-    if rule is Rule.ONE:
+    if rule is Rule.ONE or rule is Rule.HOSTS_WRITE:
         return [0]
     if rule is Rule.OWNER:
         ip = owner_address(arguments)
@@ -157,3 +168,23 @@ def public_document(answer_args: Any, public: dict[str, Any]) -> Any:
             server["metrics"] = metrics
         doc["server"] = server
     return {**answer_args, "Dhcp4": doc}
+
+
+def host_key(host: Any) -> dict[str, Any] | None:
+    """What ``fastdhcp-hosts-written`` tells the other workers of a host written (a
+    ``reservation`` map, or reservation-get's answer): its subnet, identifier and address;
+    None when ``host`` names no identifier (then there is nothing to tell)."""
+    if not isinstance(host, dict):
+        return None
+    out: dict[str, Any] = {}
+    for kind in IdentifierType:
+        if isinstance(host.get(kind.key), str):
+            out = {"identifier-type": kind.key, "identifier": host[kind.key]}
+            break
+    else:
+        return None
+    if "subnet-id" in host:
+        out["subnet-id"] = host["subnet-id"]
+    if isinstance(host.get("ip-address"), str):
+        out["ip-address"] = host["ip-address"]
+    return out

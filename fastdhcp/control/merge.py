@@ -20,7 +20,7 @@ from fastdhcp.control.cmd_leases import found, wipe_text
 from fastdhcp.control.fanout import Rule
 from fastdhcp.control.protocol import Answer, Result, empty, success
 
-__all__ = ["FrontInfo", "WorkerAnswer", "merge"]
+__all__ = ["FrontInfo", "WorkerAnswer", "merge", "named"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,8 @@ class FrontInfo:
 _OK = (Result.SUCCESS, Result.EMPTY)
 
 
-def _named(bad: Sequence[WorkerAnswer]) -> str:
+def named(bad: Sequence[WorkerAnswer]) -> str:
+    """``worker k: why`` of each of ``bad``, joined with ``; ``."""
     parts = []
     for w in bad:
         if w.answer is None:
@@ -64,7 +65,7 @@ def _disagree(got: Sequence[WorkerAnswer]) -> Answer:
     """Answers that differ and cannot be merged: result 1 naming the workers that failed,
     or every worker's when none did."""
     bad = [w for w in got if w.answer is not None and w.answer.result not in _OK]
-    return Answer(Result.ERROR, "workers disagree: " + _named(bad or got))
+    return Answer(Result.ERROR, "workers disagree: " + named(bad or got))
 
 
 def merge(rule: Rule, got: Sequence[WorkerAnswer], front: FrontInfo) -> Answer:
@@ -73,7 +74,7 @@ def merge(rule: Rule, got: Sequence[WorkerAnswer], front: FrontInfo) -> Answer:
         return Answer(Result.ERROR, "no worker to ask")
     down = [w for w in got if w.answer is None]
     if down and rule is not Rule.STATUS:
-        return Answer(Result.ERROR, _named(down))
+        return Answer(Result.ERROR, named(down))
     answers = [w.answer for w in got if w.answer is not None]
     if rule is Rule.STATUS:
         return _status(got, front)
@@ -221,7 +222,7 @@ def _status(got: Sequence[WorkerAnswer], front: FrontInfo) -> Answer:
     out["workers"] = workers
     ordered = {k: out[k] for k in sorted(out)}
     if bad:
-        return Answer(Result.ERROR, _named(bad), ordered)
+        return Answer(Result.ERROR, named(bad), ordered)
     return success(arguments=ordered)
 
 

@@ -22,16 +22,19 @@ from typing import Any
 
 from fastdhcp.config import Config
 from fastdhcp.configdoc import json_value, running_document
+from fastdhcp.control import commands
 from fastdhcp.control.channel import ControlChannel
+from fastdhcp.control.cmd_hosts import HOSTS_WRITTEN
 from fastdhcp.control.cmd_server import SHUTTING_DOWN, exit_value_of, socket_json
 from fastdhcp.control.fanout import (
     ROUTES,
     Owners,
     Rule,
+    host_key,
     public_document,
     workers_for,
 )
-from fastdhcp.control.merge import FrontInfo, WorkerAnswer, merge
+from fastdhcp.control.merge import FrontInfo, WorkerAnswer, merge, named
 from fastdhcp.control.protocol import Answer, Caller, CommandError, Request, Result, success
 from fastdhcp.control.table import not_supported
 from fastdhcp.control.upstream import WorkerUnavailable, ask
@@ -67,6 +70,9 @@ class ControlFront:
         self.config = config
         self.worker_sockets = list(worker_sockets)
         self._owners = Owners(config, len(worker_sockets))
+        table = commands.build()
+        #: the commands a server logs at INFO with who sent them (the table's mark)
+        self._mutating = {n for n in table.names() if (c := table.get(n)) and c.mutating}
         self._on_shutdown = on_shutdown
         self._timeout = timeout
         self._channel = ControlChannel(self.dispatch)
@@ -118,8 +124,11 @@ class ControlFront:
             return not_supported(request.command)
         try:
             if rule is Rule.FRONT:
-                return await self._front(request)
-            answer = await self._fan_out(rule, request)
+                answer = await self._front(request)
+            elif rule is Rule.HOSTS_WRITE:
+                answer = await self._hosts_write(request)
+            else:
+                answer = await self._fan_out(rule, request)
         except CommandError as exc:
             return exc.answer()
         except Exception as exc:  # a bug must not take the channel down; say what it was
@@ -128,8 +137,12 @@ class ControlFront:
         if request.command == "config-get" and answer.result is Result.SUCCESS:
             answer = Answer(answer.result, answer.text,
                             public_document(answer.arguments, self._public))
-        log.debug("control front: %s from %s: result %d", request.command, caller,
-                  answer.result)
+        if request.command in self._mutating:  # the workers see the front, not who asked
+            log.info("control: %s from %s: result %d%s", request.command, caller,
+                     answer.result, f", {answer.text}" if answer.text else "")
+        else:
+            log.debug("control: %s from %s: result %d", request.command, caller,
+                      answer.result)
         return answer
 
     async def _ask(self, k: int, command: str, arguments: Any) -> WorkerAnswer:
@@ -144,9 +157,36 @@ class ControlFront:
         asked = workers_for(rule, request.arguments, self._owners)
         got = await asyncio.gather(*(self._ask(k, request.command, request.arguments)
                                      for k in asked))
-        front = FrontInfo(os.getpid(), int(time.monotonic() - self._started_at),
-                          [socket_json(c) for c in self._channel.sockets], request.arguments)
-        return merge(rule, got, front)
+        return merge(rule, got, self._info(request.arguments))
+
+    def _info(self, arguments: Any) -> FrontInfo:
+        return FrontInfo(os.getpid(), int(time.monotonic() - self._started_at),
+                         [socket_json(c) for c in self._channel.sockets], arguments)
+
+    async def _hosts_write(self, request: Request) -> Answer:
+        """reservation-add / -del: worker 0 writes the shared hosts table, then every other
+        worker re-reads what it wrote (its filter and bitmaps follow)."""
+        args = request.arguments
+        if request.command == "reservation-del":
+            # which host it is (identifier and address), before it is gone
+            found = await self._ask(0, "reservation-get", args)
+            a = found.answer
+            learn = host_key(a.arguments) if a is not None and a.result is Result.SUCCESS \
+                else None
+        else:
+            learn = host_key(args.get("reservation") if isinstance(args, dict) else None)
+        first = await self._ask(0, request.command, args)
+        if first.answer is None:
+            return merge(Rule.ONE, [first], self._info(args))
+        if first.answer.result is not Result.SUCCESS or learn is None:
+            return first.answer
+        told = await asyncio.gather(*(self._ask(k, HOSTS_WRITTEN, learn)
+                                      for k in range(1, len(self.worker_sockets))))
+        missed = [w for w in told if w.answer is None or w.answer.result is not Result.SUCCESS]
+        if missed:
+            return Answer(Result.ERROR, f"{first.answer.text} (worker 0), but the other "
+                          f"workers did not all re-read it: {named(missed)}")
+        return first.answer
 
     async def _front(self, request: Request) -> Answer:
         if request.command == "shutdown":
