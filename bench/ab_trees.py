@@ -111,23 +111,30 @@ def main(argv: list[str] | None = None) -> int:
                 m = ws.run_segment(lab, "fastdhcp", args.tool, args.rate, args.seconds,
                                    args.clients)
                 m.update(per_thread(m), variant=v.name)
+                # loadgen gives percentiles, perfdhcp averages only
+                m["offer_tail_ms"] = m["offer_ms"].get("p99", m["offer_ms"].get("avg", 0.0))
+                m["ack_tail_ms"] = m["ack_ms"].get("p99", m["ack_ms"].get("avg", 0.0))
                 runs[v.name].append(m)
                 print(f"{v.name:>10} round {rnd + 1}: {m['acks_per_s']:8,.0f} ACK/s drops "
                       f"{m['drop_ratio']:.2%} CPU {m['cpu_us_per_dora']:6.1f} us/DORA "
                       f"(loop {m['loop_user']:.1f}+{m['loop_sys']:.1f}, other threads "
-                      f"{m['writer_user']:.1f}+{m['writer_sys']:.1f}) load "
+                      f"{m['writer_user']:.1f}+{m['writer_sys']:.1f}) OFFER/ACK "
+                      f"{'p99' if args.tool == 'loadgen' else 'avg'} {m['offer_tail_ms']:.2f}/"
+                      f"{m['ack_tail_ms']:.2f} ms load "
                       f"{m['load_before']:.1f}", flush=True)
     finally:
         ws.fastdhcp_config = base_config
         ws.restore_rmem(old_rmem)
         for p in lab.close():
             print(f"teardown: {p}", file=sys.stderr)
-    keys = ("cpu_us_per_dora", "loop_user", "loop_sys", "writer_user", "writer_sys")
+    keys = ("cpu_us_per_dora", "loop_user", "loop_sys", "writer_user", "writer_sys",
+            "offer_tail_ms", "ack_tail_ms")
     print(f"\n{args.tool} {args.rate}/s, {args.seconds:g} s, {args.rounds} rounds, medians "
-          "(min-max), us of CPU per DORA:")
+          "(min-max), us of CPU per DORA, latency in ms:")
+    tail = "p99" if args.tool == "loadgen" else "avg"
     print("| variant | total | loop user | loop sys | other threads (writer) user | sys "
-          "| drops |")
-    print("|---|---|---|---|---|---|---|")
+          f"| OFFER {tail} ms | ACK {tail} ms | drops |")
+    print("|---|---|---|---|---|---|---|---|---|")
     summary = {}
     for name, ms in runs.items():
         cells = []
