@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=100_000)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.json:
+        args.json = str(Path(args.json).resolve())  # the runs chdir into the trees
     try:
         variants = [parse_variant(v) for v in args.variant]
     except ValueError as exc:
@@ -104,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for rnd in range(args.rounds):
             for v in (variants if rnd % 2 == 0 else variants[::-1]):
-                ws.REPO = v.tree  # the server child's PYTHONPATH (wholeserver.Server.start)
+                # `python -m fastdhcp` puts its working directory first on sys.path, before
+                # PYTHONPATH: the child must start in the variant's tree to run its code
+                ws.REPO = v.tree
+                os.chdir(v.tree)
                 ws.fastdhcp_config = (  # type: ignore[misc]
                     lambda wd, sync=True, workers=None, _v=v:
                     apply_overrides(base_config(wd, sync, workers), _v.overrides))

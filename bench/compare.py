@@ -675,6 +675,7 @@ def check_fastdhcp_kind(kind: str) -> str | None:
         cfg.write_text(ws.fastdhcp_config(Path(tmp), workers=n))
         cp = subprocess.run([sys.executable, "-m", "fastdhcp", "check-config", "--config",
                              str(cfg)], capture_output=True, text=True, timeout=120,
+                            cwd=ws.REPO,  # `-m` puts the working directory first on sys.path
                             env=dict(os.environ, PYTHONPATH=str(ws.REPO) + os.pathsep
                                      + os.environ.get("PYTHONPATH", "")))
     if cp.returncode == 0:

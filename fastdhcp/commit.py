@@ -28,10 +28,10 @@ leases or 200. While batches are small (the previous one held fewer than
 :data:`SMALL_BATCH` tokens) a batch may stay open :data:`LOW_RATE_STRETCH` times ``max_wait``
 (4 ms by default instead of 2), until batches are large again (:data:`LARGE_BATCH`; the
 gap between the two keeps the rule from flapping near the edge). Measured at 3,000 DORA/s
-(bench/RESULTS.md, 2026-12-07 15:35, noisy): 42.7 -> 34.7 us of server CPU per DORA, the
-writer 20.3 -> 13.0; an ACK waits at most one ``max_wait`` longer, only at rates (below about
-10,000/s) where batches are small; at half of the maximum rate batches are large and nothing
-changes. Durability is untouched: every ACK still leaves after its own batch's commit.
+with perfdhcp (bench/RESULTS.md, 2026-12-07 15:50): 51.3 -> 38.7 us of server CPU per DORA,
+the writer's system time 15.3 -> 8.3, the average ACK delay 5.7 -> 6.9 ms; an ACK waits at
+most one ``max_wait`` longer, only at rates (below about 10,000/s) where batches are small;
+at half of the maximum rate batches are large and nothing changes. Durability is untouched: every ACK still leaves after its own batch's commit.
 
 Other writes to the same environment (the hosts table of the control channel) go through the
 same thread: :meth:`GroupCommitter.run_in_writer` queues a callable behind the batch being
