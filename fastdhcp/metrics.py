@@ -424,18 +424,25 @@ def _kea_families(kea: KeaValues) -> Iterator[Metric]:
     yield gauges
 
 
-class MetricsServer:
-    """The Prometheus HTTP endpoint (``prometheus_client.start_http_server``) with its own
-    registry, on its own daemon thread."""
+def registry_of(*collectors: Collector) -> CollectorRegistry:
+    """A registry of its own (never the process-global one) holding ``collectors``: what the
+    metrics endpoint serves and the ``metrics-get`` command renders (a worker of a
+    multi-worker server has no endpoint of its own; the control front gathers them)."""
+    registry = CollectorRegistry(auto_describe=False)
+    for c in collectors:
+        registry.register(c)
+    return registry
 
-    def __init__(self, collector: Collector, address: str, *more: Collector) -> None:
+
+class MetricsServer:
+    """The Prometheus HTTP endpoint (``prometheus_client.start_http_server``) serving
+    ``registry``, on its own daemon thread."""
+
+    def __init__(self, registry: CollectorRegistry, address: str) -> None:
         from prometheus_client import start_http_server
 
         host, port = parse_address(address)
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(collector)
-        for c in more:  # e.g. fastdhcp.ddns.stats.DdnsCollector (update counters)
-            self.registry.register(c)
+        self.registry = registry
         self._httpd: Any
         self._thread: threading.Thread
         self._httpd, self._thread = start_http_server(port, addr=host, registry=self.registry)
