@@ -31,7 +31,8 @@ gap between the two keeps the rule from flapping near the edge). Measured at 3,0
 with perfdhcp (bench/RESULTS.md, 2026-12-07 15:50): 51.3 -> 38.7 us of server CPU per DORA,
 the writer's system time 15.3 -> 8.3, the average ACK delay 5.7 -> 6.9 ms; an ACK waits at
 most one ``max_wait`` longer, only at rates (below about 10,000/s) where batches are small;
-at half of the maximum rate batches are large and nothing changes. Durability is untouched: every ACK still leaves after its own batch's commit.
+at half of the maximum rate batches are large and nothing changes. Durability is untouched:
+every ACK still leaves after its own batch's commit.
 
 Other writes to the same environment (the hosts table of the control channel) go through the
 same thread: :meth:`GroupCommitter.run_in_writer` queues a callable behind the batch being
