@@ -380,7 +380,8 @@ cdef class PacketPath:
                                       error=exc))
 
     cpdef flush(self, object ep):
-        """Send every reply queued on ``ep.out`` (one sendmmsg per 64), then count them."""
+        """Send every reply queued on ``ep.out`` (one sendmmsg per 64; replies to one relay
+        address of one size as UDP GSO messages: fastdhcp._sockio), then count them."""
         cdef list out = ep.out
         cdef list failed
         cdef set bad = None
@@ -392,14 +393,28 @@ cdef class PacketPath:
         cdef long long ack_n[MAX_BUCKETS + 1]
         cdef double offer_sum = 0.0, ack_sum = 0.0
         cdef long long offers = 0, acks = 0
+        cdef DatagramIO io
+        cdef long long gso_sends, gso_datagrams, gso_fallbacks
+        cdef bint gso
         ep.out = []
         if ep.closed:
             self.metrics.drop("socket-closed", len(out))
             return
+        io = <DatagramIO?>ep.io
+        gso, gso_sends, gso_datagrams = io.gso, io.gso_sends, io.gso_datagrams
+        gso_fallbacks = io.gso_fallbacks
         try:
-            failed = (<DatagramIO?>ep.io).send(out)
+            failed = io.send(out)
         except Exception as exc:  # e.g. the socket was closed under us
             failed = [(k, getattr(exc, "errno", 0) or 0) for k in range(len(out))]
+        if io.gso_sends != gso_sends:
+            self.metrics.gso_sends += io.gso_sends - gso_sends
+            self.metrics.gso_datagrams += io.gso_datagrams - gso_datagrams
+        if io.gso_fallbacks != gso_fallbacks:
+            self.metrics.gso_fallbacks += io.gso_fallbacks - gso_fallbacks
+        if gso and not io.gso:
+            self.metrics.gso_disabled += 1
+            self.report.add(PathEvent(Event.GSO_OFF, ep.key[1], errno=io.gso_errno))
         if failed:
             bad = set()
             for k, err in failed:
