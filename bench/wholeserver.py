@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -246,15 +247,39 @@ class Server:
                                       indent=2))
             argv = [shutil.which("kea-dhcp4") or "/usr/sbin/kea-dhcp4", "-c", str(cfg)]
             env = dict(os.environ, KEA_PIDFILE_DIR=str(self.dir), KEA_LOCKFILE_DIR=str(self.dir))
+        ready = None
+        if self.kind.startswith("fastdhcp"):
+            # With workers the supervisor binds port 67 before its workers have started
+            # (~1 s of imports each), so a bound socket is not a serving server: wait for the
+            # READY=1 it sends once every worker has (sd_notify; the single process sends it
+            # once it serves too). A path socket: abstract ones are per network namespace.
+            ready = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            ready.bind(str(self.dir / "notify.sock"))
+            ready.setblocking(False)
+            env["NOTIFY_SOCKET"] = str(self.dir / "notify.sock")
         self._log = open(self.log_path, "ab")
         self.proc = self.lab.srv.popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        try:
+            self._wait_serving(timeout, ready)
+        finally:
+            if ready is not None:
+                ready.close()
+
+    def _wait_serving(self, timeout: float, ready: socket.socket | None) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
+        said_ready = ready is None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.kind} exited {self.proc.returncode} at start-up:\n"
                                    f"{self.log()}")
+            while not said_ready:
+                try:
+                    said_ready = b"READY=1" in ready.recv(4096).split(b"\n")  # type: ignore[union-attr]
+                except BlockingIOError:
+                    break
             ss = self.lab.srv.run(["ss", "-H", "-uln"], check=False).stdout
-            if f"{SERVER_IP}:67 " in ss:
+            if said_ready and f"{SERVER_IP}:67 " in ss:
                 # `ip netns exec` execs the command, so the Popen pid is the server's; the CPU
                 # figures depend on that, hence the check.
                 comm = Path(f"/proc/{self.proc.pid}/comm").read_text().strip()
