@@ -79,3 +79,33 @@ def test_resend_queues_the_add_with_keas_answers(tmp_path: Path) -> None:
             time.sleep(0.02)
         assert stats.stats.values()["ncr-failed"] == 2
         dora(c, 3, b"pc3")
+
+
+def test_a_partners_named_lease_is_withdrawn_when_it_ends_here(tmp_path: Path) -> None:
+    """A lease that arrives with ``fqdn-fwd`` / ``fqdn-rev`` (an HA partner's update after it
+    published the name, or lease4-add) publishes nothing here, but its record keeps the flags
+    as Kea's lease does: when its client releases it at this server (a survivor in
+    partner-down), the name is withdrawn."""
+    srv, sock, port = server(tmp_path, ddns=True)
+    with srv, RelayClient(port) as c:
+        ip = dora(c, 4, None)  # an address of the pool, then handed over as the partner's
+        assert unix_command(sock, "lease4-del", {"ip-address": ip})["result"] == 0
+        hw = mac(5)
+        a = unix_command(sock, "lease4-update", {
+            "ip-address": ip, "hw-address": hw.hex(":"), "valid-lft": 600,
+            "expire": int(time.time()) + 600, "subnet-id": 1, "force-create": True,
+            "hostname": "pc5.example.net.", "fqdn-fwd": True, "fqdn-rev": False})
+        assert a["result"] == 0, a
+        got = unix_command(sock, "lease4-get", {"ip-address": ip})["arguments"]
+        assert (got["hostname"], got["fqdn-fwd"], got["fqdn-rev"]) == (
+            "pc5.example.net.", True, False)
+        stats = srv.server.ddns
+        assert stats is not None
+        time.sleep(0.2)
+        assert stats.stats.values()["ncr-received"] == 0  # the partner published it
+        c.send_raw(c.build("release", hw, 0x5000, ciaddr=ip, options=[
+            ("server_id", c.server_ip)]))
+        end = time.monotonic() + 10
+        while stats.stats.values()["ncr-received"] < 1 and time.monotonic() < end:
+            time.sleep(0.02)
+        assert stats.stats.values()["ncr-received"] == 1  # the removal of pc5's name

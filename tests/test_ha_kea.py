@@ -301,6 +301,9 @@ class _Host:
         self.pages.append(updated)
         return []
 
+    async def apply_synced(self, page: list[m.HALease]) -> list[m.BatchResult]:
+        return await self.apply_leases(page, [])
+
 
 def test_fastdhcp_syncs_keas_leases_then_load_balances(kea: Kea) -> None:
     for n in range(5):

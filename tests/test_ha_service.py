@@ -98,6 +98,9 @@ class Host:
         self.pages.append(updated)
         return []
 
+    async def apply_synced(self, page: list[m.HALease]) -> list[m.BatchResult]:
+        return await self.apply_leases(page, [])
+
 
 async def _pair(partner: FakePartner, **params: Any) -> tuple[HAService, Listener, Host]:
     port = free_tcp_port()

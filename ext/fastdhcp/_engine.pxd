@@ -160,6 +160,7 @@ cdef class _Classes:
     cdef int drop                     # id of a defined class DROP, -1 if none
     cdef bint any_options             # some class has option-data
     cdef bint any_valid               # some class has valid-lifetime
+    cdef tuple ha                     # per HA scope index: id of HA_<peer name>, or -1
 
 
 @cython.final

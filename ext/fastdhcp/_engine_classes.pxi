@@ -9,6 +9,7 @@
 # the configuration has no class, no guard and no required class (``_Classes.active``).
 
 from fastdhcp._classify cimport (ClassifyLink, EVAL_TRUE, evaluate)
+from fastdhcp._hascope cimport scope_index
 
 cdef enum:
     # Fixed ids of the built-ins (fastdhcp.config.BUILTIN_CLASSES order).
@@ -98,7 +99,23 @@ cdef _Classes _make_classes(object config):
             (c.pass2 if cc.depends_on_known else c.pass1).append(d)
     c.vendor = {name[VENDOR_PREFIX_LEN:].encode("utf-8", "surrogateescape"): i
                 for name, i in ids.items() if name.startswith("VENDOR_CLASS_")}
+    c.ha = _ha_class_ids(config, ids)
     return c
+
+
+cdef tuple _ha_class_ids(object config, dict ids):
+    """Kea's HA classes: a packet in peer X's scope is in ``HA_X`` (kea-ha.md section 5),
+    so that pools can be split per server. Per scope index (the hash's server index, the
+    primary first; hot-standby has one scope, the primary's), the id of ``HA_<name>`` when
+    some guard or class names it, else -1; () when none is named (nothing per packet)."""
+    ha = getattr(config, "high_availability", None)
+    if ha is None:
+        return ()
+    names = [p.name for p in ha.active_peers]
+    if ha.mode.value == "hot-standby":
+        names = names[:1]
+    out = tuple(ids.get("HA_" + n, -1) for n in names)
+    return out if any(i >= 0 for i in out) else ()
 
 
 cdef inline bint _allowed(ClassSet cs, tuple guard):
@@ -152,6 +169,10 @@ cdef int _classify_base(Engine self, Exchange ex) except -1:
     ex.classes.clear_all()
     del ex.class_order[:]
     _add_class(ex, ID_ALL)
+    if self._cls.ha:
+        n = scope_index(ex.msg, len(self._cls.ha))
+        if n >= 0 and <int>self._cls.ha[n] >= 0:
+            _add_class(ex, <int>self._cls.ha[n])
     if self._cls.vendor:
         n = ex.msg._view(OPT_VENDOR_CLASS, &p)
         if n > 0:

@@ -13,6 +13,7 @@ cdef enum:
 
 
 cdef int pearson(const unsigned char *key, Py_ssize_t n) noexcept
+cdef int scope_index(Message msg, int servers) except -2
 
 
 @cython.final

@@ -60,6 +60,21 @@ cdef int pearson(const unsigned char *key, Py_ssize_t n) noexcept:
     return h
 
 
+cdef int scope_index(Message msg, int servers) except -2:
+    """The server index (0 = the primary) of ``msg``'s client over ``servers`` scopes: the
+    hash of option 61's whole value, else of chaddr's hlen bytes (kea-ha.md section 5); -1
+    when there is nothing to hash. The one rule for the filter and the ``HA_`` classes."""
+    cdef const unsigned char *p
+    cdef const unsigned char *b = msg._buf
+    cdef Py_ssize_t n = msg._view(OPT_CLIENT_ID, &p)
+    if n <= 0:
+        p = b + OFF_CHADDR
+        n = min(<Py_ssize_t>b[OFF_HLEN], <Py_ssize_t>_CHADDR_LEN)
+    if n <= 0 or servers <= 0:
+        return -1
+    return pearson(p, n) % servers
+
+
 def lb_hash(const unsigned char[:] key) -> int:
     """RFC 3074's hash of ``key`` (0..255)."""
     if key.shape[0] == 0:
@@ -140,26 +155,20 @@ cdef class ScopeFilter:
         """HA_PASS (0), HA_NOT_FOR_US (1) or HA_DISABLED (2) for this query (Kea filters
         every message type by scope). cpdef on a final class: the packet path calls it in C;
         the bench calls it from Python."""
-        cdef const unsigned char *p
-        cdef const unsigned char *b
-        cdef Py_ssize_t n
+        cdef int k
         if not self.enabled:
             self.disabled += 1
             return HA_DISABLED
         if self.mask == (1u << self.servers) - 1:  # every scope (partner-down): no hash
             return HA_PASS
-        b = msg._buf
         if self.mask:  # (none served, as a hot-standby standby: nothing to hash)
-            n = msg._view(OPT_CLIENT_ID, &p)
-            if n <= 0:
-                p = b + OFF_CHADDR
-                n = min(<Py_ssize_t>b[OFF_HLEN], <Py_ssize_t>_CHADDR_LEN)
-            # nothing to hash (n == 0): only a server of every scope answers (above)
-            if n > 0 and self.mask & (1u << (pearson(p, n) % self.servers)):
+            # nothing to hash (-1): only a server of every scope answers (above)
+            k = scope_index(msg, self.servers)
+            if k >= 0 and self.mask & (1u << k):
                 return HA_PASS
         self.not_for_us += 1
         if self.analyze and len(self._missed) < 4096:  # bounded between two drains
-            self._keep(msg, b)
+            self._keep(msg, msg._buf)
         return HA_NOT_FOR_US
 
     cdef _keep(self, Message msg, const unsigned char *b):

@@ -246,7 +246,10 @@ def _new_lease(target: ControlTarget, args: Args, now: float) -> tuple[Lease, Le
     else:
         cltt = int(now)
     expires = INFINITE if valid >= INFINITE else cltt + valid
-    lease = Lease(ip, key, hw, subnet.id, _STATES[state], cltt, expires, hostname.lower())
+    # the flags on the record too, as Kea keeps them on its lease: the name is published, so
+    # this server withdraws it when the lease ends here (an HA partner's update, lease4-add)
+    lease = Lease(ip, key, hw, subnet.id, _STATES[state], cltt, expires, hostname.lower(),
+                  b"", fwd, rev)
     return lease, LeaseExtras(key, ctx, fwd, rev)
 
 

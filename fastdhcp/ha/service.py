@@ -57,6 +57,11 @@ class HAHost(Protocol):
         (an address outside every subnet...). Raise only if none could be (a commit failed)."""
         ...
 
+    async def apply_synced(self, page: list[HALease]) -> list[BatchResult]:
+        """Store a page pulled in a sync, merged with the local table (fastdhcp.ha.reconcile:
+        the later copy of each address, the later binding of each client); the failures."""
+        ...
+
 
 class PeerLike(Protocol):
     """The partner client (``PeerClient``; tests may put a stand-in)."""
@@ -290,7 +295,7 @@ class HAService:
                             m.get_page_request(after, limit),
                             timeout=self.config.sync_timeout / 1000.0))
                         if page:
-                            failed = await self._host.apply_leases(page, [])
+                            failed = await self._host.apply_synced(page)
                             for f in failed:
                                 log.warning("HA: synced lease %s not stored: %s",
                                             _ip(f.ip), f.text)

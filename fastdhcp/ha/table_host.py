@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from fastdhcp.control.protocol import Caller, Request, Result
 from fastdhcp.ha.messages import BatchResult, HALease
+from fastdhcp.ha.reconcile import merge
 
 if TYPE_CHECKING:
     from fastdhcp.control.target import ControlTarget
@@ -47,3 +48,17 @@ class CommandTableHost:
             if answer.result not in (Result.SUCCESS, Result.EMPTY):
                 failed.append(BatchResult(lease.ip, int(answer.result), answer.text or ""))
         return failed
+
+    async def apply_synced(self, page: list[HALease]) -> list[BatchResult]:
+        """A sync page, merged by :mod:`fastdhcp.ha.reconcile`: per address the later copy,
+        per client the later binding (the older address of the client deleted)."""
+        store = self._target.store
+        updated: list[HALease] = []
+        freed: list[HALease] = []
+        for x in page:
+            plan = merge(x, store.get, store.get_by_client)
+            if plan.apply:
+                updated.append(x)
+            if plan.free is not None:
+                freed.append(HALease(plan.free, b"", 0, 0))
+        return await self.apply_leases(updated, freed)

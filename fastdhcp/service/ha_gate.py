@@ -24,14 +24,16 @@ log = logging.getLogger("fastdhcp")
 
 def ha_lease(lease: Lease) -> HALease:
     """A committed binding as HA peers exchange it (kea-ha.md section 4): cltt = issued,
-    the client-id with its type byte when the client sent one. A declined one as Kea sends
-    it: state 1, no hw-address nor client-id, valid-lft the probation period."""
+    the client-id with its type byte when the client sent one, the DNS update flags the
+    engine set (``fqdn-fwd`` / ``fqdn-rev``, with the published hostname). A declined one as
+    Kea sends it: state 1, no hw-address nor client-id, valid-lft the probation period."""
     expires, issued = lease.expires, lease.issued
     if lease.state == LeaseState.DECLINED:
         return HALease(lease.ip, b"", max(expires - issued, 0), issued, lease.subnet_id,
                        state=LeaseState.DECLINED)
     return HALease(lease.ip, lease.hw_address, max(expires - issued, 0), issued,
-                   lease.subnet_id, client_id_of(lease), lease.hostname.lower())
+                   lease.subnet_id, client_id_of(lease), lease.hostname.lower(),
+                   bool(lease.fqdn_fwd), bool(lease.fqdn_rev))
 
 
 def gauges(ha: HAService | None) -> HAGauges | None:

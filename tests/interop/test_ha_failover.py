@@ -21,6 +21,10 @@ across the whole life of the pair:
   the survivor goes to partner-down and serves every client;
 - recovery: the dead one restarts on its own lease table, syncs from the survivor, and the
   pair returns to load-balancing;
+- maintenance (then, on the same pair): ``ha-maintenance-start`` on the survivor puts it in
+  partner-in-maintenance and the other in in-maintenance, the survivor serves every client;
+  ``ha-maintenance-cancel`` returns both to the normal state; a second start, SIGTERM to the
+  other, partner-down, the other restarted: normal again (:func:`maintenance`);
 - always: no ACKed lease is missing from the survivor, no address is bound to two clients in
   either table.
 """
@@ -37,7 +41,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,8 +60,15 @@ REPO = Path(__file__).resolve().parents[2]
 RELAY_IP = "198.18.4.10"
 SERVER_IPS = ("198.18.4.1", "198.18.4.2")
 PEER_IPS = ("198.18.6.1", "198.18.6.2")  #: the HA link: HTTP control sockets, peer URLs
+#: a backup server (server3) on the clients' link, in the relay's namespace: DHCP socket and
+#: HTTP control socket (its peer URL) both on this address
+BACKUP_IP = "198.18.4.3"
 HTTP_PORT = 8001
 POOL = ("198.18.5.10", "198.18.5.250")
+#: the pool split per server by Kea's HA classes (``client-class = "HA_server1"`` ...), the
+#: fastdhcp + Kea pair's: a client of server X's scope gets an address of X's pool from
+#: whichever server answers it (both servers classify it HA_X by the same hash)
+SPLIT = (("198.18.5.10", "198.18.5.129"), ("198.18.5.130", "198.18.5.250"))
 PASSWORD = "ha-pair-secret"
 #: Kea's timers shrunk so that a failover takes seconds: max-response-delay 2 s after the
 #: last contact, then 3 distinct clients with secs > 1 s (max-unacked-clients 2, + 1)
@@ -195,16 +206,18 @@ class Relay:
                 grace = min(end, time.monotonic() + self.grace)  # a second answer comes now
         return got
 
-    def dora(self, clients: list[Client], secs: int = 0) -> dict[int, list[tuple[str, Any]]]:
-        """DISCOVER to both, then REQUEST the offered address from the offerer; returns the
-        OFFERs by xid (the ACKs are recorded on each client)."""
-        offers = self.round([(c, self._build("discover", c, secs, [])) for c in clients])
+    def dora(self, clients: list[Client], secs: int = 0, options: tuple[Any, ...] = ()
+             ) -> dict[int, list[tuple[str, Any]]]:
+        """DISCOVER to both, then REQUEST the offered address from the offerer (``options``
+        in both); returns the OFFERs by xid (the ACKs are recorded on each client)."""
+        offers = self.round([(c, self._build("discover", c, secs, [*options]))
+                             for c in clients])
         reqs = []
         for c in clients:
             for _src, o in offers.get(c.xid, [])[:1]:
                 sid = _opt(o, "server_id")
                 reqs.append((c, self._build("request", c, secs, [
-                    ("server_id", sid), ("requested_addr", o.yiaddr)])))
+                    ("server_id", sid), ("requested_addr", o.yiaddr), *options])))
         self._acks(self.round(reqs), clients)
         return offers
 
@@ -220,6 +233,10 @@ class Relay:
                 if _opt(pkt, "message-type") == 5:
                     c.acks.append((src, pkt.yiaddr))
                     c.ip, c.server = pkt.yiaddr, src
+
+
+def _n(ip: str) -> int:
+    return int.from_bytes(socket.inet_aton(ip), "big")
 
 
 def _opt(pkt: Any, name: str) -> Any:
@@ -245,10 +262,12 @@ def scope_of(c: Client) -> int:
 class Fastdhcp:
     """``fastdhcp serve`` in its namespace, HA with the other, its own lease table."""
 
-    def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path) -> None:
+    def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path, *,
+                 split: bool = False, backup: bool = False) -> None:
         self.ns = ns
         self.index = index
-        self.ip = SERVER_IPS[index]
+        self.ip = (*SERVER_IPS, BACKUP_IP)[index]
+        self.backup = backup  #: server3 (a backup) is in the peers
         self.name = f"server{index + 1}"
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -257,7 +276,7 @@ class Fastdhcp:
         self.proc: subprocess.Popen | None = None
         (self.dir / "ha.pw").write_text(PASSWORD + "\n")
         self.config = self.dir / "fastdhcp.toml"
-        self.config.write_text(fastdhcp_config(self, mode))
+        self.config.write_text(fastdhcp_config(self, mode, split))
         self._log: Any = None
 
     def start(self) -> None:
@@ -295,6 +314,13 @@ class Fastdhcp:
         st = unix_command(self.sock, "status-get", timeout=5)["arguments"]
         return str(st["high-availability"][0]["ha-servers"]["local"]["state"])
 
+    def scopes(self) -> list[str]:
+        st = unix_command(self.sock, "status-get", timeout=5)["arguments"]
+        return list(st["high-availability"][0]["ha-servers"]["local"]["scopes"])
+
+    def command(self, name: str, arguments: Any = None) -> dict[str, Any]:
+        return unix_command(self.sock, name, arguments, timeout=20)
+
     def leases(self) -> dict[str, str]:
         """address -> hw-address of every bound lease, read from the LMDB table (works with
         the server running or dead)."""
@@ -315,15 +341,23 @@ class Fastdhcp:
             return "(no log)"
 
 
-def fastdhcp_config(s: Fastdhcp, mode: str) -> str:
+def peer_urls(backup: bool) -> tuple[str, ...]:
+    """The peers' URL addresses: the pair's on the HA link, then the backup's if any."""
+    return (*PEER_IPS, BACKUP_IP) if backup else PEER_IPS
+
+
+def fastdhcp_config(s: Fastdhcp, mode: str, split: bool = False) -> str:
     q = json.dumps
+    pools = (", ".join(f'{{ pool = "{a} - {b}", client-class = "HA_server{i + 1}" }}'
+                       for i, (a, b) in enumerate(SPLIT))
+             if split else f'"{POOL[0]} - {POOL[1]}"')
     peers = ""
-    for i, ip in enumerate(PEER_IPS):
+    for i, ip in enumerate(peer_urls(s.backup)):
         peers += f"""
 [[high-availability.peers]]
 name = "server{i + 1}"
 url = "http://{ip}:{HTTP_PORT}/"
-role = "{ROLES[mode][i]}"
+role = "{(*ROLES[mode], "backup")[i]}"
 basic-auth-user = "ha"
 basic-auth-password-file = {q(str(s.dir / "ha.pw"))}
 """
@@ -345,7 +379,7 @@ rebind-timer = 300
 [[subnet4]]
 id = 1
 subnet = "198.18.5.0/24"
-pools = ["{POOL[0]} - {POOL[1]}"]
+pools = [{pools}]
 relay = ["{RELAY_IP}"]
 option-data = {{ routers = ["198.18.5.1"] }}
 
@@ -355,16 +389,22 @@ socket-name = {q(str(s.sock))}
 
 [[control-sockets]]
 socket-type = "http"
-socket-address = "{PEER_IPS[s.index]}"
+socket-address = "{(*PEER_IPS, BACKUP_IP)[s.index]}"
 socket-port = {HTTP_PORT}
 authentication = {{ type = "basic", directory = {q(str(s.dir))}, clients = [
     {{ user = "ha", password-file = "ha.pw" }} ] }}
 
+{DDNS_TOML if split else ""}
 [high-availability]
 this-server-name = "{s.name}"
 mode = "{mode}"
 {timers}
 {peers}"""
+
+#: DDNS on, no domain configured: names decided and flagged, nothing sent (ncr-no-zone)
+DDNS_TOML = """[ddns]
+ddns-qualifying-suffix = "example.org"
+"""
 
 KEA = shutil.which("kea-dhcp4")
 CA = shutil.which("kea-ctrl-agent")
@@ -375,7 +415,8 @@ class KeaPeer:
     """kea-dhcp4 2.2 (HA + lease_cmds hooks, memfile persisted) and its kea-ctrl-agent (the
     peer URL, basic auth) in the namespace of server ``index``."""
 
-    def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path, ifname: str) -> None:
+    def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path, ifname: str, *,
+                 split: bool = False, backup: bool = False) -> None:
         self.ns = ns
         self.index = index
         self.ip = SERVER_IPS[index]
@@ -386,22 +427,26 @@ class KeaPeer:
         self.procs: list[subprocess.Popen] = []
         ha = {"this-server-name": self.name, "mode": mode, **TIMERS,
               "peers": [{"name": f"server{i + 1}", "url": f"http://{ip}:{HTTP_PORT}/",
-                         "role": ROLES[mode][i], "auto-failover": True,
+                         "role": (*ROLES[mode], "backup")[i], "auto-failover": True,
                          "basic-auth-user": "ha", "basic-auth-password": PASSWORD}
-                        for i, ip in enumerate(PEER_IPS)]}
+                        for i, ip in enumerate(peer_urls(backup))]}
         dhcp = {"Dhcp4": {
             "interfaces-config": {"interfaces": [ifname], "dhcp-socket-type": "udp"},
             "control-socket": {"socket-type": "unix", "socket-name": str(self.sock)},
             "lease-database": {"type": "memfile", "persist": True, "lfc-interval": 0,
                                "name": str(self.dir / "leases.csv")},
             "valid-lifetime": 600, "renew-timer": 150, "rebind-timer": 300,
+            **({"dhcp-ddns": {"enable-updates": True},
+                "ddns-qualifying-suffix": "example.org"} if split else {}),
             "multi-threading": {"enable-multi-threading": False},
             "hooks-libraries": [
                 {"library": str(HOOKS / "libdhcp_lease_cmds.so")},
                 {"library": str(HOOKS / "libdhcp_ha.so"),
                  "parameters": {"high-availability": [ha]}}],
             "subnet4": [{"id": 1, "subnet": "198.18.5.0/24",
-                         "pools": [{"pool": f"{POOL[0]} - {POOL[1]}"}],
+                         "pools": ([{"pool": f"{a} - {b}", "client-class": f"HA_server{i + 1}"}
+                                    for i, (a, b) in enumerate(SPLIT)] if split
+                                   else [{"pool": f"{POOL[0]} - {POOL[1]}"}]),
                          "relay": {"ip-addresses": [RELAY_IP]},
                          "option-data": [{"name": "routers", "data": "198.18.5.1"}]}],
             "loggers": [{"name": "kea-dhcp4", "severity": "INFO",
@@ -451,6 +496,13 @@ class KeaPeer:
     def state(self) -> str:
         st = unix_command(self.sock, "status-get", timeout=5)["arguments"]
         return str(st["high-availability"][0]["ha-servers"]["local"]["state"])
+
+    def scopes(self) -> list[str]:
+        st = unix_command(self.sock, "status-get", timeout=5)["arguments"]
+        return list(st["high-availability"][0]["ha-servers"]["local"]["scopes"])
+
+    def command(self, name: str, arguments: Any = None) -> dict[str, Any]:
+        return unix_command(self.sock, name, arguments, timeout=20)
 
     def leases(self) -> dict[str, str]:
         ans = unix_command(self.sock, "lease4-get-all", timeout=10)
@@ -503,7 +555,7 @@ def pair_lab(interop_ready: None) -> Iterator[PairLab]:
 
 
 def failover(servers: list[Server], relay: Relay, mode: str, victim: int, *, n: int = 40,
-             one_at_a_time: bool = False) -> None:
+             one_at_a_time: bool = False) -> dict[str, str]:
     """The whole life of a pair (the module docstring): start-up, the mode's normal state,
     SIGKILL ``servers[victim]`` under relayed DORA and renewals with a rising secs, the
     survivor serving every client in partner-down, the victim back, synced, normal again.
@@ -517,17 +569,11 @@ def failover(servers: list[Server], relay: Relay, mode: str, victim: int, *, n: 
     def scope_server(c: Client) -> str:
         return SERVER_IPS[scope_of(c) if mode == "load-balancing" else 0]
 
-    def dora(cs: list[Client], secs: int = 0) -> dict[int, list[tuple[str, Any]]]:
-        if not one_at_a_time:
-            return relay.dora(cs, secs)
-        out: dict[int, list[tuple[str, Any]]] = {}
-        for c in cs:
-            out.update(relay.dora([c], secs))
-        return out
+    dora = dora_fn(relay, one_at_a_time)
 
     # the normal state: one OFFER and one ACK each, from the server of the client's scope
     first = clients(n, 0)
-    offers = dora(first)
+    offers = dora(first, 0)
     for c in first:
         got = offers.get(c.xid, [])
         assert len(got) == 1, (c.mac.hex(), got)
@@ -582,10 +628,86 @@ def failover(servers: list[Server], relay: Relay, mode: str, victim: int, *, n: 
     assert not missing, ("leases of the outage missing after the sync", missing)
     no_address_twice(back, f"{servers[victim].name} after the sync")
     fresh = clients(n // 4, 200)
-    offers = dora(fresh)
+    offers = dora(fresh, 0)
     for c in fresh:
         assert len(offers.get(c.xid, [])) == 1 and c.server == scope_server(c), c
     assert not {c.ip for c in fresh} & set(acked)
+    acked.update({c.ip: c.mac.hex(":") for c in fresh})
+    assert len(acked) == n + n // 2 + n // 4
+    return acked
+
+
+Dora = Callable[[list[Client], int], dict[int, list[tuple[str, Any]]]]
+
+
+def dora_fn(relay: Relay, one_at_a_time: bool) -> Dora:
+    """DORA for a list of clients: all at once, or one client after the other."""
+    def dora(cs: list[Client], secs: int = 0) -> dict[int, list[tuple[str, Any]]]:
+        if not one_at_a_time:
+            return relay.dora(cs, secs)
+        out: dict[int, list[tuple[str, Any]]] = {}
+        for c in cs:
+            out.update(relay.dora([c], secs))
+        return out
+    return dora
+
+
+def maintenance(servers: list[Server], relay: Relay, mode: str, stayer: int,
+                acked: dict[str, str], *, n: int = 16, one_at_a_time: bool = False) -> None:
+    """The maintenance runbook on a pair in its normal state, as docs/high-availability.md
+    gives it: ``ha-maintenance-start`` on the server that stays (``servers[stayer]``) puts it
+    in partner-in-maintenance (every scope: both peers' in load-balancing, the primary's in
+    hot-standby) and the other in in-maintenance (no scope, no answer to any client); the
+    stayer serves every client. ``ha-maintenance-cancel`` then brings both back to the normal
+    state. A second start, then the other stopped with SIGTERM: the stayer goes to
+    partner-down and keeps serving; the other restarted on its own table syncs and the pair
+    returns to the normal state by itself. Every ACKed lease is in both tables at the end, no
+    address on two clients."""
+    dora = dora_fn(relay, one_at_a_time)
+    stay, other = servers[stayer], servers[1 - stayer]
+    every_scope = ["server1", "server2"] if mode == "load-balancing" else ["server1"]
+
+    def start_maintenance() -> None:
+        ans = stay.command("ha-maintenance-start")
+        assert ans["result"] == 0, ans
+        wait_states([stay], "partner-in-maintenance", timeout=10)
+        wait_states([other], "in-maintenance", timeout=10)
+        assert stay.scopes() == every_scope and other.scopes() == []
+
+    def served_by_stayer(cs: list[Client]) -> None:
+        offers = dora(cs, 0)
+        for c in cs:
+            got = offers.get(c.xid, [])
+            assert [src for src, _ in got] == [stay.ip], (c.mac.hex(), got)
+            assert len(c.acks) == 1 and c.server == stay.ip, c
+        acked.update({c.ip: c.mac.hex(":") for c in cs})
+
+    # start, serve, cancel: back to the normal state, every lease in both tables
+    start_maintenance()
+    served_by_stayer(clients(n, 300))
+    ans = stay.command("ha-maintenance-cancel")
+    assert ans["result"] == 0, ans
+    wait_states(servers, mode, timeout=30)
+    for s in servers:
+        table = s.leases()
+        missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
+        assert not missing, (s.name, "missing after ha-maintenance-cancel", missing)
+    # start, stop the other (SIGTERM), serve, restart: normal again, nothing lost
+    start_maintenance()
+    other.stop()
+    wait_states([stay], "partner-down", timeout=20)
+    served_by_stayer(clients(n, 400))
+    assert len(acked) == len(set(acked.values()))  # no address on two clients
+    other.start()
+    wait_states(servers, mode, timeout=60)
+    for s in servers:
+        table = s.leases()
+        missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
+        assert not missing, (s.name, "missing after the maintenance", missing)
+        no_address_twice(table, s.name)
+    # nothing left to cancel: refused, as Kea refuses it (its text names the state)
+    ans = stay.command("ha-maintenance-cancel")
+    assert ans["result"] == 1 and "partner-in-maintenance" in ans["text"], ans
 
 
 @pytest.mark.parametrize("mode,victim", [("load-balancing", 1), ("hot-standby", 0)],
@@ -595,7 +717,8 @@ def test_fastdhcp_pair(pair_lab: PairLab, tmp_path: Path, mode: str, victim: int
                              for i in range(2)]
     relay = Relay(pair_lab.relay)
     try:
-        failover(servers, relay, mode, victim)
+        acked = failover(servers, relay, mode, victim)
+        maintenance(servers, relay, mode, 1 - victim, acked)
     finally:
         relay.close()
         for s in servers:
@@ -604,28 +727,62 @@ def test_fastdhcp_pair(pair_lab: PairLab, tmp_path: Path, mode: str, victim: int
 
 @pytest.mark.parametrize("victim", [1, 0], ids=["kea-dies", "fastdhcp-dies"])
 def test_fastdhcp_and_kea_pair(pair_lab: PairLab, tmp_path: Path, victim: int) -> None:
-    """fastdhcp (server1, primary) and a real Kea 2.2 (server2, secondary), load-balancing."""
+    """fastdhcp (server1, primary) and a real Kea 2.2 (server2, secondary), load-balancing,
+    the pool split per server by the ``HA_server1`` / ``HA_server2`` classes: every client,
+    whichever server answered it (its own, or the survivor in partner-down, or the stayer in
+    maintenance), has an address of its scope's pool, so fastdhcp classifies as Kea does."""
     if KEA is None or CA is None or not (HOOKS / "libdhcp_ha.so").exists():
         pytest.fail("kea-dhcp4, kea-ctrl-agent and the HA hook are needed (Debian "
                     "kea-dhcp4-server, kea-ctrl-agent)")
     mode = "load-balancing"
     servers: list[Server] = [
-        Fastdhcp(pair_lab.servers[0], 0, mode, tmp_path / "s1"),
-        KeaPeer(pair_lab.servers[1], 1, mode, tmp_path / "s2", pair_lab.ifnames[1])]
+        Fastdhcp(pair_lab.servers[0], 0, mode, tmp_path / "s1", split=True),
+        KeaPeer(pair_lab.servers[1], 1, mode, tmp_path / "s2", pair_lab.ifnames[1],
+                split=True)]
     relay = Relay(pair_lab.relay, grace=0.05)
     try:
-        failover(servers, relay, mode, victim, n=16, one_at_a_time=True)
+        acked = failover(servers, relay, mode, victim, n=16, one_at_a_time=True)
+        maintenance(servers, relay, mode, 1 - victim, acked, n=8, one_at_a_time=True)
+        by_mac = {c.mac.hex(":"): c for c in clients(500, 0)}
+        for ip, hw in acked.items():  # each in its scope's pool, whoever answered it
+            a, b = SPLIT[scope_of(by_mac[hw])]
+            assert _n(a) <= _n(ip) <= _n(b), (ip, hw, scope_of(by_mac[hw]))
+        assert {scope_of(by_mac[hw]) for hw in acked.values()} == {0, 1}
+        fqdn_updates(servers, relay)
     finally:
         relay.close()
         for s in servers:
             s.stop()
 
 
+def fqdn_updates(servers: list[Server], relay: Relay) -> None:
+    """A client of each scope sends option 81 (S=1, a partial name): the server of its scope
+    qualifies the name and sets both DNS update flags (fastdhcp and Kea, each with DDNS on and
+    ``ddns-qualifying-suffix``), and its lease update carries them (``fqdn-fwd``,
+    ``fqdn-rev``, ``hostname``): the partner's copy of each lease shows the same three."""
+    pair = [c for c in clients(40, 600) if scope_of(c) == 0][:1] + [
+        c for c in clients(40, 600) if scope_of(c) == 1][:1]
+    for i, c in enumerate(pair):
+        relay.dora([c], 0, (("client_FQDN", b"\x01\x00\x00" + f"fq{i}".encode()),))
+        assert c.ip is not None and c.server == SERVER_IPS[i], c
+        copies = []
+        for s in servers:
+            ans = s.command("lease4-get", {"ip-address": c.ip})
+            assert ans["result"] == 0, (s.name, ans)
+            x = ans["arguments"]
+            copies.append((x["fqdn-fwd"], x["fqdn-rev"], x["hostname"]))
+        assert copies[0] == copies[1], (c, copies)
+        assert copies[0][:2] == (True, True), (c, copies)
+        assert copies[0][2].rstrip(".") == f"fq{i}.example.org", (c, copies)
+
+
 def test_split_brain_between_fastdhcp_peers(pair_lab: PairLab, tmp_path: Path) -> None:
     """The link between two fastdhcp peers cut, both reached by every client: both go to
     partner-down and serve everyone, yet no address is bound to two clients (each allocates
     only from its own share); the link back, they resync to load-balancing with every lease
-    ACKed during the cut in both tables."""
+    ACKed during the cut in both tables, each address's later copy (cltt) kept on both sides,
+    and a client that took an address from each keeping the later one (fastdhcp.ha.reconcile).
+    """
     mode = "load-balancing"
     servers: list[Server] = [Fastdhcp(pair_lab.servers[i], i, mode, tmp_path / f"s{i + 1}")
                              for i in range(2)]
@@ -666,17 +823,94 @@ def test_split_brain_between_fastdhcp_peers(pair_lab: PairLab, tmp_path: Path) -
         assert not doubled, ("one address bound to two clients in the split brain", doubled)
         for c in late:  # the address each new client took is of its server's share
             assert int(c.ip.rsplit(".", 1)[1]) % 2 == SERVER_IPS.index(c.server or ""), c
+        # one client renewed by the secondary alone a second later: its copy there is the
+        # later; another client's DORA answered by the primary alone, then a second later a
+        # new DORA answered by the secondary alone: it is bound to one address on each side
+        time.sleep(1.1)
+        renewed, mover = first[0], clients(1, 150)[0]
+        relay.targets = [SERVER_IPS[1]]
+        relay.renew([renewed], secs + 2)
+        relay.targets = [SERVER_IPS[0]]
+        relay.dora([mover], secs)
+        old_ip = mover.ip
+        time.sleep(1.1)
+        relay.targets = [SERVER_IPS[1]]
+        relay.dora([mover], secs)
+        relay.targets = list(SERVER_IPS)
+        assert len(mover.acks) == 2 and mover.ip != old_ip and old_ip is not None, mover
+        later = servers[1].command("lease4-get", {"ip-address": renewed.ip})["arguments"]
+        earlier = servers[0].command("lease4-get", {"ip-address": renewed.ip})["arguments"]
+        assert later["cltt"] > earlier["cltt"], (later, earlier)
         # the link returns: both resync and load-balance again, no lease lost
         pair_lab.cut(up=True)
         wait_states(servers, mode, timeout=60)
-        acked = {c.ip: c.mac.hex(":") for c in first + late}
-        assert len(acked) == len(first) + len(late)
+        acked = {c.ip: c.mac.hex(":") for c in first + late + [mover]}
+        assert len(acked) == len(first) + len(late) + 1
         for s in servers:
             table = s.leases()
             missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
             assert not missing, (s.name, "lost in the reconciliation", missing)
+            # the mover keeps its later binding, its earlier address is free again
+            assert old_ip not in table, (s.name, old_ip, table.get(old_ip))
             no_address_twice(table, s.name)
+            # the later copy of the renewed lease won on both sides
+            got = s.command("lease4-get", {"ip-address": renewed.ip})["arguments"]
+            assert got["cltt"] == later["cltt"], (s.name, got, later)
     finally:
         relay.close()
         for s in servers:
+            s.stop()
+
+
+def test_kea_pair_with_fastdhcp_backup(pair_lab: PairLab, tmp_path: Path) -> None:
+    """A Kea 2.2 load-balancing pair (server1, server2) with a fastdhcp backup (server3): the
+    pair reaches load-balancing with the backup listed, the backup stays in the backup state
+    and answers no client, and every lease either Kea ACKs (each sends its updates to the
+    backup too, not waiting for it: wait-backup-ack false) is in the backup's table; a
+    RELEASE reaches it as a delete."""
+    if KEA is None or CA is None or not (HOOKS / "libdhcp_ha.so").exists():
+        pytest.fail("kea-dhcp4, kea-ctrl-agent and the HA hook are needed (Debian "
+                    "kea-dhcp4-server, kea-ctrl-agent)")
+    mode = "load-balancing"
+    pair_lab.relay.run(["ip", "addr", "add", f"{BACKUP_IP}/24", "dev", "br0"])
+    keas: list[Server] = [KeaPeer(pair_lab.servers[i], i, mode, tmp_path / f"s{i + 1}",
+                                  pair_lab.ifnames[i], backup=True) for i in range(2)]
+    backup = Fastdhcp(pair_lab.relay, 2, mode, tmp_path / "s3", backup=True)
+    relay = Relay(pair_lab.relay, grace=0.05)
+    relay.targets = [*SERVER_IPS, BACKUP_IP]  # the backup gets every query too
+    try:
+        backup.start()
+        for k in keas:
+            k.start()
+        wait_states(keas, mode)
+        assert backup.state() == "backup"
+        cs = clients(16, 700)
+        offers = dora_fn(relay, True)(cs, 0)
+        for c in cs:
+            got = offers.get(c.xid, [])
+            assert [src for src, _ in got] == [SERVER_IPS[scope_of(c)]], (c.mac.hex(), got)
+            assert len(c.acks) == 1, c
+        acked = {c.ip: c.mac.hex(":") for c in cs}
+        assert len(acked) == len(cs) and {c.server for c in cs} == set(SERVER_IPS)
+        deadline = time.monotonic() + 10
+        missing = acked
+        while missing and time.monotonic() < deadline:
+            table = backup.leases()
+            missing = {ip: hw for ip, hw in acked.items() if table.get(ip) != hw}
+            time.sleep(0.2)
+        assert not missing, ("ACKed by the Kea pair, missing from the backup", missing,
+                             backup.log())
+        no_address_twice(table, "backup")
+        # a RELEASE to the client's server: its lease4-del reaches the backup
+        gone = cs[0]
+        relay.round([(gone, relay._build("release", gone, 0, [
+            ("server_id", gone.server)], ciaddr=gone.ip or ""))], wait=0.5)
+        deadline = time.monotonic() + 10
+        while gone.ip in backup.leases() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert gone.ip not in backup.leases(), backup.log()
+        assert backup.state() == "backup"
+    finally:
+        relay.close()
+        for s in [*keas, backup]:
             s.stop()
