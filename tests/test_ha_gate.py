@@ -297,6 +297,15 @@ def test_a_partners_batch_applies_what_it_can_and_names_the_rest(tmp_path: Path)
         bad = srv.call(send({"rows": [later, [later[0] + 1, "zz"]]}))
         assert bad.result == Result.ERROR and bad.text.startswith("rows[1]: a row must be")
         assert store.get(good.ip + 2) is None
+        # extras stored by lease4-update (a user-context) go when the partner's copy has none
+        kea = dict(m.HALease(good.ip + 3, good.hw_address, 3600, good.cltt, 1)
+                   .update_arguments(), **{"user-context": {"a": 1}})
+        added = srv.call(srv.server.commands.dispatch(srv.server,
+                                                      Request("lease4-update", kea), caller))
+        assert added.result == Result.SUCCESS and store.extras_get(good.ip + 3) is not None
+        plain = m.HALease(good.ip + 3, good.hw_address, 3600, good.cltt + 1, 1)
+        assert srv.call(send(m.batch_request([plain], [])["arguments"])).result == 0
+        assert store.extras_get(good.ip + 3) is None and store.extras_empty()
         # a delete of the stored lease and of an absent one: both done
         gone = srv.call(send(m.batch_request([], [good, nameless])["arguments"]))
         assert gone.result == Result.SUCCESS and gone.arguments["failed-leases"] == []

@@ -336,8 +336,9 @@ async def _write_extras(target: ControlTarget, changes: dict[int, LeaseExtras | 
     writer's extra transaction costs a commit)."""
     blobs = {ip: None if x is None or x.empty else x.encode() for ip, x in changes.items()}
     store = target.store
-    if (not any(blobs.values()) and (not bound or len(blobs) <= SLICE)
-            and all(store.extras_get(ip) is None for ip in blobs)):
+    if not any(blobs.values()) and (
+            store.extras_empty() or ((not bound or len(blobs) <= SLICE)
+                                     and all(store.extras_get(ip) is None for ip in blobs))):
         return  # the common case: nothing stored, nothing to store, no second transaction
     await target.run_in_writer(lambda: store.extras_write(blobs))
 
