@@ -30,9 +30,19 @@ Writes ``OUT/compare.json`` (every run), ``OUT/compare.png`` (achieved vs offere
 percentiles vs rate, CPU per DORA vs rate) and, unless ``--quick`` or ``--no-results-md``, the
 generated part of the "## Whole server" section of ``bench/RESULTS.md``.
 
+With ``--workers 1,2`` fastdhcp runs once per worker count (``[server] workers = N``, kinds
+``fastdhcp-w1``, ``fastdhcp-w2``; ceilings N times fastdhcp's unless given), each beside
+Kea single- and multi-threaded, and the summary takes fastdhcp's best as it takes Kea's; a
+tree whose server rejects the key stops the run before it starts, saying so. Server CPU is
+the server process's and its worker processes'.
+
+The tails at half of fastdhcp's maximum (issue 19: OFFER p99 <= 2 ms, ACK p99 <= 10 ms) are
+the median of ``--repeat`` runs of ``--step-seconds`` (3 of 8 s by default), with each
+run's p99 shown (the spread), and the summary says whether each goal is met.
+
 Usage: sudo python3 bench/compare.py [--quick] [--servers kea,kea-mt,fastdhcp] [--out DIR]
-         [--repeat N] [--bisections N] [--ceiling kea=16000,...] [--step-seconds S]
-         [--kea-threads N] [--kea-queue N] [--no-rmem] [--profile]
+         [--workers 1,2] [--repeat N] [--bisections N] [--ceiling kea=16000,...]
+         [--step-seconds S] [--kea-threads N] [--kea-queue N] [--no-rmem] [--profile]
 Ctrl-C (or SIGTERM) at any point stops the servers and removes the namespaces.
 """
 
@@ -46,7 +56,9 @@ import os
 import shlex
 import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -151,6 +163,10 @@ def parse_ceilings(text: str, servers: list[str]) -> dict[str, int]:
         if not sep or not rate.isdigit() or int(rate) <= 0:
             raise ValueError(f"--ceiling: {item!r} is not SERVER=RATE")
         out[kind] = int(rate)
+    for k in servers:  # fastdhcp-wN: N times fastdhcp's unless given its own
+        n = ws.fastdhcp_workers(k)
+        if k not in out and n is not None and "fastdhcp" in out:
+            out[k] = out["fastdhcp"] * n
     missing = [k for k in servers if k not in out]
     if missing:
         raise ValueError(f"--ceiling: no rate for {', '.join(missing)}")
@@ -159,6 +175,54 @@ def parse_ceilings(text: str, servers: list[str]) -> dict[str, int]:
 
 def is_kea(kind: str) -> bool:
     return kind.startswith("kea")
+
+
+def is_fastdhcp(kind: str) -> bool:
+    """fastdhcp as compared with Kea (``sync = true``): ``fastdhcp`` or ``fastdhcp-wN``."""
+    return kind == "fastdhcp" or ws.fastdhcp_workers(kind) is not None
+
+
+def parse_workers(text: str) -> list[int]:
+    """``--workers 1,2`` -> [1, 2] (each at least 1, no repeats)."""
+    out: list[int] = []
+    for item in filter(None, text.split(",")):
+        if not item.isdigit() or int(item) < 1 or int(item) in out:
+            raise ValueError(f"--workers: {item!r} is not a new worker count (1, 2, ...)")
+        out.append(int(item))
+    if not out:
+        raise ValueError("--workers: no worker count")
+    return out
+
+
+def expand_servers(servers: list[str], workers: list[int] | None) -> list[str]:
+    """With ``--workers``, ``fastdhcp`` becomes one kind per count (``fastdhcp-w1``, ...)."""
+    if not workers:
+        return servers
+    out: list[str] = []
+    for k in servers:
+        out += [f"fastdhcp-w{n}" for n in workers] if k == "fastdhcp" else [k]
+    return out
+
+
+def fastdhcp_label(kind: str) -> str:
+    """How a fastdhcp kind was configured, for the output."""
+    n = ws.fastdhcp_workers(kind)
+    return "the server's default workers" if n is None else (
+        f"`workers = {n}`" + (" (one process)" if n == 1 else f" ({n} worker processes)"))
+
+
+def half_tails(res: dict[str, Any], kind: str) -> dict[str, dict[str, float]] | None:
+    """OFFER and ACK p99 (ms) of ``kind``'s runs at half of fastdhcp's maximum: median of the
+    runs with their spread (issue 19's tail goals are on these)."""
+    runs = [r for r in res.get("runs", []) if r.get("phase") == "half" and r["server"] == kind]
+    if not runs:
+        return None
+    return {"offer_p99": spread([r["offer_ms"]["p99"] for r in runs]),
+            "ack_p99": spread([r["ack_ms"]["p99"] for r in runs])}
+
+
+#: Issue 19's tail goals at half of fastdhcp's maximum (ms).
+TAIL_GOALS = {"offer_p99": 2.0, "ack_p99": 10.0}
 
 
 def summarize(res: dict[str, Any], servers: list[str]) -> dict[str, Any]:
@@ -179,6 +243,17 @@ def summarize(res: dict[str, Any], servers: list[str]) -> dict[str, Any]:
             "max_capped": any(b["capped"] for b in found),
             "max_acks_per_s": statistics.median(at) if at else None,
             "cpu_us_at_fixed": cpu, "dora_per_cpu_s": 1e6 / cpu if cpu else None,
+            "half": half_tails(res, kind),
+        }
+    fds = [k for k in servers if is_fastdhcp(k)]
+    if fds:
+        rated = [k for k in fds if summ[k]["max_rate"] is not None]
+        cpud = [k for k in fds if summ[k]["cpu_us_at_fixed"] is not None]
+        summ["fastdhcp_best"] = {
+            "max_rate": max(rated, key=lambda k: summ[k]["max_rate"]) if rated else None,
+            "cpu_us_at_fixed": min(cpud, key=lambda k: summ[k]["cpu_us_at_fixed"])
+            if cpud else None,
+            "configs": {k: fastdhcp_label(k) for k in fds},
         }
     keas = [k for k in servers if is_kea(k)]
     rated = [k for k in keas if summ[k]["max_rate"] is not None]
@@ -361,20 +436,28 @@ def render_markdown(res: dict[str, Any]) -> str:
     if half:
         r0 = next(iter(half.values()))
         lines += [f"**At half of fastdhcp's maximum ({r0['rate']:,}/s)**, driver, "
-                  f"{a['step_seconds']:g} s, median of {r0['runs']}:", "",
+                  f"{a['step_seconds']:g} s, median of {r0['runs']} (each run's p99 beside: "
+                  "the spread; goals OFFER p99 <= 2 ms, ACK p99 <= 10 ms):", "",
                   "| server | ACKs/s | drops | server CPU us/DORA | OFFER p50/p90/p99/p99.9 ms "
-                  "| ACK p50/p90/p99/p99.9 ms |", "|---|---|---|---|---|---|"]
+                  "| ACK p50/p90/p99/p99.9 ms | OFFER p99 per run | ACK p99 per run |",
+                  "|---|---|---|---|---|---|---|---|"]
         for kind, m in half.items():
+            each = [r for r in res.get("runs", [])
+                    if r.get("phase") == "half" and r["server"] == kind]
             lines.append(f"| {kind} | {m['acks_per_s']:,.0f} | {m['drop_ratio']:.2%} "
                          f"| {m['cpu_us_per_dora']:.1f} | {_lat(m['offer_ms'])} "
-                         f"| {_lat(m['ack_ms'])} |")
+                         f"| {_lat(m['ack_ms'])} "
+                         f"| {', '.join(_ms(r['offer_ms']['p99']) for r in each) or '-'} "
+                         f"| {', '.join(_ms(r['ack_ms']['p99']) for r in each) or '-'} |")
         lines.append("")
     lines += render_summary(res.get("summary", {}))
     prof = res.get("profile")
     if prof:
+        which = prof.get("server", "fastdhcp")
         lines += [f"**Where fastdhcp spends its time** at {prof['rate']:,}/s "
-                  f"(`py-spy record --native --threads --rate 50`, {prof['samples']:,} samples of "
-                  "wall time; per-thread CPU from /proc over the same run):", ""]
+                  + (f"(`{which}`) " if which != "fastdhcp" else "")
+                  + f"(`py-spy record --native --threads --rate 50`, {prof['samples']:,} "
+                  "samples of wall time; per-thread CPU from /proc over the same run):", ""]
         cpu = {t["tid"]: t for t in prof.get("thread_cpu", [])}
         for t in prof["threads"]:
             c = cpu.get(t["tid"])
@@ -417,19 +500,25 @@ def _rcvbuf_line(res: dict[str, Any]) -> str:
 
 
 def render_summary(s: dict[str, Any]) -> list[str]:
-    """The summary table: fastdhcp against Kea's best configuration per figure (which one
-    is named), each Kea configuration's own figures, and the spread of the maxima."""
+    """The summary table: fastdhcp's best configuration against Kea's best, per figure (each
+    named), each configuration's own figures, the spread of the maxima, and the tails at half
+    of fastdhcp's maximum against issue 19's goals."""
     if not s:
         return []
     best = s.get("kea_best") or {"max_rate": "kea" if "kea" in s else None,
                                  "cpu_us_at_fixed": "kea" if "kea" in s else None,
                                  "configs": {"kea": "single-threaded"} if "kea" in s else {}}
+    fbest = s.get("fastdhcp_best") or {"max_rate": "fastdhcp", "cpu_us_at_fixed": "fastdhcp",
+                                       "configs": {"fastdhcp": fastdhcp_label("fastdhcp")}}
     keas = list(best.get("configs", {}))
+    fds = list(fbest.get("configs", {}))
+    extra = fds if len(fds) > 1 else []  # one column per fastdhcp configuration, if several
     lines = ["**Summary** (fastdhcp / Kea at its best: for each figure the better Kea "
-             "configuration, named):", "",
+             "configuration, named" + (", and fastdhcp's better configuration" if extra else "")
+             + "):", "",
              "| figure | fastdhcp | Kea best | Kea config | fastdhcp/Kea |"
-             + "".join(f" {k} |" for k in keas),
-             "|---|---|---|---|---|" + "---|" * len(keas)]
+             + "".join(f" {k} |" for k in keas + extra),
+             "|---|---|---|---|---|" + "---|" * len(keas + extra)]
 
     def cell(kind: str | None, key: str, fmt: str) -> str:
         v = s.get(kind or "", {}).get(key) if kind else None
@@ -452,11 +541,36 @@ def render_summary(s: dict[str, Any]) -> list[str]:
             ("DORA per server CPU-second at 3,000/s", "dora_per_cpu_s", "{:,.0f}",
              "cpu_us_at_fixed")):
         k = best.get(pick)
-        f, kv = s.get("fastdhcp", {}).get(key), s.get(k or "", {}).get(key) if k else None
+        fk = fbest.get(pick)
+        f = s.get(fk or "", {}).get(key) if fk else None
+        kv = s.get(k or "", {}).get(key) if k else None
         ratio = f"{f / kv:.2f}" if f and kv else "-"
-        lines.append(f"| {label} | {cell('fastdhcp', key, fmt)} | {cell(k, key, fmt)} "
+        lines.append(f"| {label} | {cell(fk, key, fmt)} | {cell(k, key, fmt)} "
                      f"| {k or '-'} | {ratio} |" + "".join(f" {cell(x, key, fmt)} |"
-                                                          for x in keas))
+                                                          for x in keas + extra))
+
+    def tail(kind: str | None, key: str) -> str:
+        h = s.get(kind or "", {}).get("half") if kind else None
+        if not h:
+            return "-"
+        sp = h[key]
+        text = f"{_ms(sp['median'])}"
+        if sp.get("n", 1) > 1:
+            text += f" ({_ms(sp['min'])}-{_ms(sp['max'])})"
+        return text
+
+    fk = fbest.get("max_rate")
+    for key, what in (("offer_p99", "OFFER"), ("ack_p99", "ACK")):
+        goal = TAIL_GOALS[key]
+        h = s.get(fk or "", {}).get("half") if fk else None
+        runs = h[key]["n"] if h else 0
+        met = "" if not h else (" (goal met)" if h[key]["median"] <= goal else
+                                f" (goal missed by {h[key]['median'] - goal:.2f} ms)")
+        rated = [x for x in keas if s.get(x, {}).get("half")]
+        k = min(rated, key=lambda x: s[x]["half"][key]["median"]) if rated else None
+        lines.append(f"| {what} p99 ms at half of fastdhcp's maximum (median of {runs} runs, "
+                     f"spread; goal <= {goal:g}) | {tail(fk, key)}{met} | {tail(k, key)} "
+                     f"| {k or '-'} | - |" + "".join(f" {tail(x, key)} |" for x in keas + extra))
     lines.append("")
     if best.get("max_rate"):
         configs = best.get("configs", {})
@@ -466,6 +580,14 @@ def render_summary(s: dict[str, Any]) -> list[str]:
                   + (f"; by CPU per DORA: `{best['cpu_us_at_fixed']}`, "
                      f"{configs.get(best['cpu_us_at_fixed'], '?')}"
                      if best.get("cpu_us_at_fixed") else "") + ".", ""]
+    if extra and fbest.get("max_rate"):
+        configs = fbest.get("configs", {})
+        won = fbest["max_rate"]
+        lines += [f"fastdhcp's best configuration by maximum rate: `{won}`, "
+                  f"{configs.get(won, '?')}"
+                  + (f"; by CPU per DORA: `{fbest['cpu_us_at_fixed']}`, "
+                     f"{configs.get(fbest['cpu_us_at_fixed'], '?')}"
+                     if fbest.get("cpu_us_at_fixed") else "") + ".", ""]
     return lines
 
 
@@ -541,6 +663,28 @@ def plot(res: dict[str, Any], path: Path) -> bool:
 
 # ----------------------------------------------------------------------------- the run
 
+def check_fastdhcp_kind(kind: str) -> str | None:
+    """For ``fastdhcp-wN``: does this tree's server take ``[server] workers = N``? Asked of
+    ``fastdhcp check-config`` on the bench config before any lab is built; the reason it
+    does not, as one message, or None."""
+    n = ws.fastdhcp_workers(kind)
+    if n is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="fdcompare-check-") as tmp:
+        cfg = Path(tmp) / "fastdhcp.toml"
+        cfg.write_text(ws.fastdhcp_config(Path(tmp), workers=n))
+        cp = subprocess.run([sys.executable, "-m", "fastdhcp", "check-config", "--config",
+                             str(cfg)], capture_output=True, text=True, timeout=120,
+                            cwd=ws.REPO,  # `-m` puts the working directory first on sys.path
+                            env=dict(os.environ, PYTHONPATH=str(ws.REPO) + os.pathsep
+                                     + os.environ.get("PYTHONPATH", "")))
+    if cp.returncode == 0:
+        return None
+    said = (cp.stdout + cp.stderr).strip() or f"exit {cp.returncode}"
+    return (f"--workers {n}: this tree's fastdhcp ({ws.REPO}) rejects `[server] workers = "
+            f"{n}`:\n{said}\n(the key comes with the multi-worker server, branch wip/workers)")
+
+
 class Stop(Exception):
     """SIGTERM: unwind like Ctrl-C so teardown runs."""
 
@@ -614,12 +758,14 @@ def run_all(args: argparse.Namespace, lab: ws.BenchLab, res: dict[str, Any]) -> 
     max_of = {k: (statistics.median(b["max_rate"] for b in v) if v else 0)
               for k, v in found.items()}
 
-    # 3. latency at half of fastdhcp's maximum
+    # 3. latency at half of fastdhcp's maximum (its best configuration's)
     half_rate = 0
-    if "fastdhcp" in servers and max_of["fastdhcp"]:
-        half_rate = int(round(max_of["fastdhcp"] / 2 / ROUND_TO)) * ROUND_TO
+    fds = [k for k in servers if is_fastdhcp(k) and max_of[k]]
+    top = max(fds, key=lambda k: max_of[k]) if fds else None
+    if top is not None:
+        half_rate = int(round(max_of[top] / 2 / ROUND_TO)) * ROUND_TO
         res["_phase"] = "half"
-        log(f"half of fastdhcp's maximum: {half_rate}/s")
+        log(f"half of fastdhcp's maximum ({top}): {half_rate}/s")
         per = {k: [] for k in servers}
         for _ in range(args.repeat):
             for kind in servers:
@@ -627,17 +773,17 @@ def run_all(args: argparse.Namespace, lab: ws.BenchLab, res: dict[str, Any]) -> 
         res["half"] = {k: median_run(v) for k, v in per.items()}
 
     # 4. profile
-    if args.profile and "fastdhcp" in servers and half_rate:
+    if args.profile and top is not None and half_rate:
         res["_phase"] = "profile"
         # At half the maximum: py-spy stops the process for each sample (--native), which
         # near the maximum turns into an overload of its own.
         rate = half_rate
         raw = Path(args.out) / "fastdhcp-profile.txt"
-        log(f"py-spy on fastdhcp at {rate}/s -> {raw}")
-        seg("fastdhcp", "loadgen", rate, args.step_seconds, profile=raw)
+        log(f"py-spy on {top} at {rate}/s -> {raw}")
+        seg(top, "loadgen", rate, args.step_seconds, profile=raw)
         if raw.exists():
             last = runs[-1]
-            res["profile"] = {"rate": rate, **summarize_profile(raw),
+            res["profile"] = {"rate": rate, "server": top, **summarize_profile(raw),
                               "thread_cpu": last.get("threads", []),
                               "cpu_us_per_dora": last["cpu_us_per_dora"],
                               "drop_ratio": last["drop_ratio"]}
@@ -664,6 +810,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step-seconds", type=float, default=None, help="default 8")
     ap.add_argument("--min-step", type=int, default=None,
                     help="stop bisecting at this gap, DORA/s (default 500; --quick 2000)")
+    ap.add_argument("--workers", default=None, metavar="N,N",
+                    help="run fastdhcp once per worker count, with [server] workers = N "
+                         "(kinds fastdhcp-w1, fastdhcp-w2, ...), e.g. 1,2; default: the "
+                         "server's own default, one kind 'fastdhcp'")
     ap.add_argument("--kea-threads", type=int, default=2,
                     help="kea-mt: thread-pool-size (default 2: the cores here)")
     ap.add_argument("--kea-queue", type=int, default=64,
@@ -702,12 +852,22 @@ def main(argv: list[str] | None = None) -> int:
     args.min_step = args.min_step or (2000 if q else 500)
     args.fixed_seconds = args.fixed_seconds or (5 if q else 20)
     for s in args.servers.split(","):
-        if s and s not in ws.SERVERS:
-            ap.error(f"unknown server {s!r} ({', '.join(ws.SERVERS)})")
+        if s and not ws.known_server(s):
+            ap.error(f"unknown server {s!r} ({', '.join(ws.SERVERS)}, fastdhcp-wN)")
     try:
-        parse_ceilings(args.ceiling, [s for s in args.servers.split(",") if s])
+        workers = parse_workers(args.workers) if args.workers is not None else None
+        if workers and "fastdhcp" not in args.servers.split(","):
+            raise ValueError("--workers: 'fastdhcp' is not in --servers")
+        args.servers = ",".join(expand_servers([s for s in args.servers.split(",") if s],
+                                               workers))
+        parse_ceilings(args.ceiling, args.servers.split(","))
     except ValueError as exc:
         ap.error(str(exc))
+    for kind in args.servers.split(","):
+        why = check_fastdhcp_kind(kind)
+        if why:
+            print(why, file=sys.stderr)
+            return 2
     if os.geteuid() != 0:
         print("compare.py needs root (network namespaces, port 67)", file=sys.stderr)
         return 2

@@ -51,7 +51,20 @@ SERVERS = ("kea", "kea-mt", "fastdhcp", "fastdhcp-nosync")
 """``kea`` is Kea single-threaded, ``kea-mt`` Kea with its multi-threading (:class:`KeaTuning`);
 the comparison takes the better of the two. ``fastdhcp-nosync`` (``sync = false``,
 MDB_NOSYNC) is not in the default comparison: it separates the cost of the fsyncs from the
-rest of the server."""
+rest of the server. Beside these, ``fastdhcp-wN`` is fastdhcp with ``[server] workers = N``
+(:func:`fastdhcp_workers`; compare.py's ``--workers``)."""
+_WORKERS = re.compile(r"fastdhcp-w([1-9][0-9]*)")
+
+
+def fastdhcp_workers(kind: str) -> int | None:
+    """N for a ``fastdhcp-wN`` kind (``[server] workers = N``), None for any other kind."""
+    m = _WORKERS.fullmatch(kind)
+    return int(m.group(1)) if m else None
+
+
+def known_server(kind: str) -> bool:
+    """A kind :class:`Server` can run: one of :data:`SERVERS` or ``fastdhcp-wN``."""
+    return kind in SERVERS or fastdhcp_workers(kind) is not None
 #: The receive buffer fastdhcp's socket has: it asks for 8 MiB (fastdhcp.netio.RCVBUF) and
 #: the kernel doubles what a setsockopt asks for (socket(7)), so `ss -m` shows rb16777216;
 #: a socket that sets nothing, as Kea's, gets net.core.rmem_default as it is. With
@@ -110,8 +123,9 @@ def build_lab() -> BenchLab:
         raise
 
 
-def fastdhcp_config(workdir: Path, sync: bool = True) -> str:
-    """TOML for fastdhcp: one subnet, the pool, LMDB with ``sync = true``, warnings only."""
+def fastdhcp_config(workdir: Path, sync: bool = True, workers: int | None = None) -> str:
+    """TOML for fastdhcp: one subnet, the pool, LMDB with ``sync = true``, warnings only;
+    ``[server] workers = N`` when ``workers`` is given (none: the server's default)."""
     q = json.dumps
     return "\n".join([
         "[server]",
@@ -119,6 +133,7 @@ def fastdhcp_config(workdir: Path, sync: bool = True) -> str:
         "port = 67",
         "client-port = 68",
         'log-level = "warning"',
+        *([f"workers = {workers}"] if workers is not None else []),
         "",
         "[lease-database]",
         f"path = {q(str(workdir / 'leases.lmdb'))}",
@@ -203,7 +218,7 @@ class Server:
 
     def __init__(self, kind: str, lab: BenchLab, keep: bool = False,
                  kea: KeaTuning | None = None) -> None:
-        if kind not in SERVERS:
+        if not known_server(kind):
             raise ValueError(f"unknown server {kind!r}")
         self.kind = kind
         self.kea = kea or KeaTuning()
@@ -218,7 +233,8 @@ class Server:
         """Start and wait until ``SERVER_IP:67`` is bound; check the pid is the server's own."""
         if self.kind.startswith("fastdhcp"):
             cfg = self.dir / "fastdhcp.toml"
-            cfg.write_text(fastdhcp_config(self.dir, sync=self.kind == "fastdhcp"))
+            cfg.write_text(fastdhcp_config(self.dir, sync=self.kind != "fastdhcp-nosync",
+                                           workers=fastdhcp_workers(self.kind)))
             argv = [sys.executable, "-m", "fastdhcp", "serve", "--config", str(cfg)]
             # faulthandler: a crash of the server under load leaves its tracebacks in the log.
             env = dict(os.environ, PYTHONFAULTHANDLER="1", PYTHONPATH=str(REPO) + os.pathsep
@@ -255,22 +271,55 @@ class Server:
         assert self.proc is not None
         return self.proc.pid
 
+    def pids(self) -> list[int]:
+        """The server process and its descendants (the worker processes of ``workers = N``),
+        from the parent ids in /proc/*/stat; the server first."""
+        parent: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                raw = Path(f"/proc/{entry}/stat").read_text()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            parent[int(entry)] = int(raw.rsplit(")", 1)[1].split()[1])
+        out, i = [self.pid], 0
+        while i < len(out):
+            out += sorted(p for p, pp in parent.items() if pp == out[i])
+            i += 1
+        return out
+
     def cpu_seconds(self) -> float:
-        """utime + stime of the whole server process (all threads), from /proc/PID/stat."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        """utime + stime of the server process and its worker processes (every thread), from
+        /proc/PID/stat (a child's own figures: they are counted while it runs)."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a worker that just ended
+            total += int(fields[11]) + int(fields[12])
+        return total / CLK_TCK
 
     def thread_cpu(self) -> dict[int, tuple[str, float, float]]:
-        """Per thread of the server: tid -> (name, user s, system s), from /proc/PID/task."""
+        """Per thread of the server and its worker processes: tid -> (name, user s, system s),
+        from /proc/PID/task (a worker's threads named ``wK:`` before the name, K its rank in
+        :meth:`pids`)."""
         out = {}
-        for tid in os.listdir(f"/proc/{self.pid}/task"):
+        for rank, pid in enumerate(self.pids()):
             try:
-                raw = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text()
+                tids = os.listdir(f"/proc/{pid}/task")
             except FileNotFoundError:
-                continue  # thread ended between listdir and read
-            name = raw[raw.index("(") + 1: raw.rindex(")")]
-            f = raw.rsplit(")", 1)[1].split()
-            out[int(tid)] = (name, int(f[11]) / CLK_TCK, int(f[12]) / CLK_TCK)
+                continue
+            for tid in tids:
+                try:
+                    raw = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+                except FileNotFoundError:
+                    continue  # thread ended between listdir and read
+                name = raw[raw.index("(") + 1: raw.rindex(")")]
+                f = raw.rsplit(")", 1)[1].split()
+                out[int(tid)] = (f"w{rank}:{name}" if rank else name, int(f[11]) / CLK_TCK,
+                                 int(f[12]) / CLK_TCK)
         return out
 
     def rcvbuf(self) -> int:

@@ -17,7 +17,9 @@ Configuration
 Service (the only I/O)
     ``service`` (the server, a package of one module a job: lifecycle and the read loop, the
     sockets with read pacing and layer-2 unicast, the report drain, the stats line, systemd
-    notify, ping-check's ICMP probes), ``netio`` (Linux socket
+    notify, ping-check's ICMP probes; with ``[server] workers`` > 1 the supervisor and its
+    workers), ``slices`` (which worker owns an address and where a chaddr is steered),
+    ``netio`` (Linux socket
     set-up), ``limits`` (relay trust and rate limits at the edge), ``metrics`` (counters,
     Prometheus), ``statistics`` (Kea's statistics over them), ``dhcp_state`` (dhcp-disable /
     -enable), ``buildinfo`` (version-get), ``pathreport`` (the events the packet path reports),

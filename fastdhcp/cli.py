@@ -56,8 +56,9 @@ def config_summary(config: Any) -> str:
     )
 
 
-def setup_logging(level: str | int) -> None:
-    """Log to stderr with timestamps; ``level`` is a name (``"info"``) or a number."""
+def setup_logging(level: str | int, prefix: str = "") -> None:
+    """Log to stderr with timestamps; ``level`` is a name (``"info"``) or a number; ``prefix``
+    starts every message (``worker=k `` in a multi-worker server)."""
     if isinstance(level, str):
         level = logging.getLevelName(level.upper())
         if not isinstance(level, int):
@@ -66,7 +67,8 @@ def setup_logging(level: str | int) -> None:
     for h in list(root.handlers):
         root.removeHandler(h)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(
+        f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
 
@@ -79,6 +81,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config_or_report(args.config)
     if config is None:
         return 1
+    from fastdhcp.slices import pool_warnings
+
+    for line in pool_warnings(config):
+        _err(f"warning: {line}")
     print(config_summary(config))
     return 0
 
@@ -89,6 +95,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     setup_logging(args.log_level or config.server.log_level)
+    from fastdhcp.slices import pool_warnings
+
+    for line in pool_warnings(config):
+        logging.getLogger("fastdhcp").warning("%s", line)
+    if config.server.workers > 1:
+        from fastdhcp.service.supervisor import run_supervisor
+
+        return run_supervisor(config, args.config, args.log_level)
     import uvloop
 
     from fastdhcp.service import Server, StartupError

@@ -136,6 +136,9 @@ class ServerConfig:
     every relay is trusted."""
     limits: LimitsConfig = LimitsConfig()
     """``[server.limits]``: per-client and per-relay rate limits."""
+    workers: int = 1
+    """Worker processes (docs/scaling.md): 1 = one process; N > 1 = a supervisor and N
+    workers, each owning one slice of every pool (fastdhcp.slices)."""
 
 
 class SocketType(enum.Enum):
@@ -526,6 +529,11 @@ class Config:
         return None
 
 
+#: Most ``[server] workers``: the steering program's ``mod`` is a 32-bit constant, but every
+#: worker holds a socket per listen address and a slice of every pool; 256 is far past the
+#: core counts the design is for (docs/scaling.md: 16).
+MAX_WORKERS = 256
+
 # -- key tables (also what docs/configuration.md must document) --------------------------------
 
 TOP_KEYS = ("server", "lease-database", "global", "subnet4", "control-sockets",
@@ -545,6 +553,7 @@ CONTROL_SOCKET_KEYS = (
 SERVER_KEYS = (
     "interfaces", "listen-addresses", "port", "client-port", "metrics", "server-id",
     "authoritative", "log-level", "stats-interval", "read-pace-ms", "trusted-relays", "limits",
+    "workers",
 )
 LIMITS_KEYS = (
     "client-rate", "client-burst", "relay-rate", "relay-burst", "client-table-size",
@@ -845,6 +854,8 @@ def _server(p: _Problems, t: dict[str, Any]) -> ServerConfig:
         kw["read_pace_ms"] = _float(p, "server.read-pace-ms", t["read-pace-ms"], 0, 100)
     if "trusted-relays" in t:
         kw["trusted_relays"] = _trusted_relays(p, t["trusted-relays"])
+    if "workers" in t:
+        kw["workers"] = _int(p, "server.workers", t["workers"], 1, MAX_WORKERS)
     if "limits" in t:
         lt = _table(p, "server.limits", t["limits"])
         if lt is not None:
@@ -1440,6 +1451,10 @@ class _Loader:
                               _check_keys(p, t, path, allowed, where))
               if "leasequery" in doc else None)
         classes, class_ids = _client_classes(p, doc.get("client-classes", []))
+        if ha is not None and server.workers > 1:
+            p.bad("server.workers", server.workers,
+                  "workers > 1 with [high-availability] is not supported yet (an HA pair "
+                  "runs one worker per server; docs/scaling.md)")
         self.cross_checks()
         if p.lines:
             raise ConfigError(p.lines)

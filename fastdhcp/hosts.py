@@ -436,6 +436,17 @@ class HostTable:
         self._store.hosts_changed()
 
 
+    def learned(self, key: tuple[int, IdentifierType, bytes] | None) -> None:
+        """Another process sharing the table wrote it (a worker of a multi-worker server:
+        the control front tells the others): the next read sees the write, the counts are
+        re-read, and the host ``key`` (subnet id, type, identifier) goes into the filter.
+        Call before ``Engine.host_written``."""
+        self._store.hosts_changed()
+        _, self._counts = _counts_of(self._get(_COUNTS))
+        if key is not None:
+            self.filter.add_key(_hkey(*key))
+
+
 def _add_one(txn: Any, db: Any, host: Host, hid: int, counts: dict[IdentifierType, int]
              ) -> None:
     hkey = _hkey(host.subnet_id, host.kind, host.identifier)

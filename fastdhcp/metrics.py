@@ -119,6 +119,13 @@ class Metrics:
         self.commit_failures = 0
         self.acks_lost = 0  #: held ACKs dropped because their commit failed
         self.send_errors = 0
+        #: UDP GSO (fastdhcp._sockio): messages of several replies sent, the replies in them,
+        #: GSO messages the kernel refused and that were re-sent one by one, sockets on which
+        #: the kernel refused GSO altogether (it is then off for that socket)
+        self.gso_sends = 0
+        self.gso_datagrams = 0
+        self.gso_fallbacks = 0
+        self.gso_disabled = 0
         self.internal_errors = 0
         self.reloads = 0
         #: unrelayed requests (giaddr 0) whose option 82 was ignored (RFC 3046 2.1/2.2)
@@ -255,6 +262,13 @@ class ServerCollector(Collector):
             ("fastdhcp_commit_failures", "Group commits that failed", m.commit_failures),
             ("fastdhcp_acks_lost", "ACKs not sent because their commit failed", m.acks_lost),
             ("fastdhcp_send_errors", "Replies the kernel refused to send", m.send_errors),
+            ("fastdhcp_gso_sends", "UDP GSO messages sent (several replies to one address "
+             "in one message)", m.gso_sends),
+            ("fastdhcp_gso_datagrams", "Replies sent inside UDP GSO messages", m.gso_datagrams),
+            ("fastdhcp_gso_fallbacks", "UDP GSO messages refused by the kernel and re-sent "
+             "one reply a message", m.gso_fallbacks),
+            ("fastdhcp_gso_disabled", "Sockets on which the kernel refused UDP GSO (off "
+             "since)", m.gso_disabled),
             ("fastdhcp_internal_errors", "Unexpected exceptions in the packet path",
              m.internal_errors),
             ("fastdhcp_reloads", "Configuration reloads applied", m.reloads),
@@ -410,18 +424,25 @@ def _kea_families(kea: KeaValues) -> Iterator[Metric]:
     yield gauges
 
 
-class MetricsServer:
-    """The Prometheus HTTP endpoint (``prometheus_client.start_http_server``) with its own
-    registry, on its own daemon thread."""
+def registry_of(*collectors: Collector) -> CollectorRegistry:
+    """A registry of its own (never the process-global one) holding ``collectors``: what the
+    metrics endpoint serves and the ``metrics-get`` command renders (a worker of a
+    multi-worker server has no endpoint of its own; the control front gathers them)."""
+    registry = CollectorRegistry(auto_describe=False)
+    for c in collectors:
+        registry.register(c)
+    return registry
 
-    def __init__(self, collector: Collector, address: str, *more: Collector) -> None:
+
+class MetricsServer:
+    """The Prometheus HTTP endpoint (``prometheus_client.start_http_server``) serving
+    ``registry``, on its own daemon thread."""
+
+    def __init__(self, registry: CollectorRegistry, address: str) -> None:
         from prometheus_client import start_http_server
 
         host, port = parse_address(address)
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(collector)
-        for c in more:  # e.g. fastdhcp.ddns.stats.DdnsCollector (update counters)
-            self.registry.register(c)
+        self.registry = registry
         self._httpd: Any
         self._thread: threading.Thread
         self._httpd, self._thread = start_http_server(port, addr=host, registry=self.registry)

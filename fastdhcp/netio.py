@@ -16,6 +16,7 @@ Every function raises ``OSError`` (with the interface or address in the message)
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import socket
 import struct
@@ -28,6 +29,8 @@ ARPHRD_ETHER = 1
 ATF_COM = 0x02  # completed entry (the hardware address is valid); not ATF_PERM: it ages out
 
 IFNAMSIZ = 16
+# asm-generic/socket.h: a classic BPF program choosing the socket of a reuseport group
+SO_ATTACH_REUSEPORT_CBPF = 51
 # asm-generic/socket.h (not exported by every Python build)
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
@@ -48,8 +51,10 @@ def str_to_ip(text: str) -> int:
     return int(struct.unpack("!I", socket.inet_aton(text))[0])
 
 
-def _tune(sock: socket.socket) -> None:
+def _tune(sock: socket.socket, reuseport: bool = False) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     for force, opt, size in ((SO_RCVBUFFORCE, socket.SO_RCVBUF, RCVBUF),
                              (SO_SNDBUFFORCE, socket.SO_SNDBUF, SNDBUF)):
@@ -63,15 +68,16 @@ def _tune(sock: socket.socket) -> None:
     sock.setblocking(False)
 
 
-def open_interface_socket(ifname: str, port: int) -> socket.socket:
+def open_interface_socket(ifname: str, port: int, reuseport: bool = False) -> socket.socket:
     """UDP socket on ``0.0.0.0:port`` bound to interface ``ifname`` (needs CAP_NET_RAW).
 
     Several interface sockets share the port (``SO_REUSEADDR``): the kernel delivers a datagram
-    only to the socket bound to the device it arrived on.
+    only to the socket bound to the device it arrived on. ``reuseport``: a member of an
+    SO_REUSEPORT group (the workers' sockets of one interface, :func:`attach_steering`).
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        _tune(sock)
+        _tune(sock, reuseport)
         try:
             sock.setsockopt(
                 socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode() + b"\0"
@@ -90,11 +96,12 @@ def open_interface_socket(ifname: str, port: int) -> socket.socket:
     return sock
 
 
-def open_address_socket(address: str, port: int) -> socket.socket:
-    """UDP socket bound to ``address:port`` (unicast/relayed traffic only)."""
+def open_address_socket(address: str, port: int, reuseport: bool = False) -> socket.socket:
+    """UDP socket bound to ``address:port`` (unicast/relayed traffic only); ``reuseport`` as
+    for :func:`open_interface_socket`."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        _tune(sock)
+        _tune(sock, reuseport)
         try:
             sock.bind((address, port))
         except OSError as exc:
@@ -141,3 +148,16 @@ def inject_arp(sock: socket.socket, ifname: str, ip: int, mac: bytes) -> None:
     'yiaddr' address"). Raises ``OSError`` on failure.
     """
     fcntl.ioctl(sock.fileno(), SIOCSARP, _arpreq(ifname, ip, mac))
+
+
+def attach_steering(sock: socket.socket, program: bytes) -> None:
+    """Attach ``program`` (``struct sock_filter`` array, as :func:`fastdhcp.slices.
+    steering_program` makes it) to the SO_REUSEPORT group of ``sock``
+    (``SO_ATTACH_REUSEPORT_CBPF``): its return value is the index, in binding order, of the
+    group's socket that gets each datagram. Raises ``OSError``."""
+    if not program or len(program) % 8:
+        raise ValueError("a classic BPF program is a non-empty array of 8-byte instructions")
+    buf = ctypes.create_string_buffer(program, len(program))
+    # struct sock_fprog { unsigned short len; struct sock_filter *filter; } (native layout)
+    fprog = struct.pack("HP", len(program) // 8, ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)

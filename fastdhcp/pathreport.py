@@ -35,6 +35,7 @@ class Event(enum.Enum):
     INTERNAL_ERROR = "internal"      #: an unexpected exception (``error``)
     RECV_FAILED = "recv-failed"      #: the receive call failed (``error``)
     SEND_FAILED = "send-failed"      #: one reply could not be sent (``errno``)
+    GSO_OFF = "gso-off"              #: the kernel refused UDP GSO on a socket (``errno``)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ import threading
 import time
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lmdb
 
@@ -48,6 +48,9 @@ from fastdhcp._leaseindex import LeaseIndex
 from fastdhcp.commit import GroupCommitter
 from fastdhcp.errors import StoreError
 from fastdhcp.leases import Lease, LeaseState
+
+if TYPE_CHECKING:
+    from fastdhcp.slices import WorkerScope
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -123,8 +126,18 @@ class LmdbLeaseStore:
         readonly: bool = False,
         max_map_size: int | None = None,
         create: bool = False,
+        scope: WorkerScope | None = None,
     ) -> None:
         self.path = os.fspath(path)
+        #: a multi-worker server's worker (docs/scaling.md): its index holds only the records
+        #: the scope owns, and every commit checks ownership (:meth:`_check_batch`)
+        self.scope = scope
+        #: leases the commit check refused, for the loop (:meth:`take_rejected`)
+        self._rejected: list[Lease] = []
+        #: records on disk the commit check found that the index did not have
+        self._learned: list[Lease] = []
+        #: commits refused by the commit check, lease by lease (metrics)
+        self.rejected_total = 0
         self.sync = sync
         self.readonly = readonly
         self._max_map_size = max_map_size
@@ -281,24 +294,31 @@ class LmdbLeaseStore:
                 raise self._err(f"cannot remove the old index file {name}", exc) from exc
 
     def _build_index(self) -> LeaseIndex:
-        """Index every committed record: one compiled pass over ``leases`` in chunks."""
+        """Index every committed record (a worker's: those its scope owns, one key range per
+        slice): one compiled pass over ``leases`` in chunks."""
         index = LeaseIndex(self.index_hash_bits)
         odd: list[tuple[bytes, bytes]] = []
-        after: bytes | None = None
-        while True:
-            try:
-                # Chunks: a map resize by the writer (readonly: by the server) can slip in.
-                with self._map_lock, self._begin() as txn:
-                    cur = self._cursor_after(txn, after)
-                    if cur is None:
-                        break
-                    n, last, more = index.load(cur.iternext(), _SCAN_CHUNK)
-            except lmdb.Error as exc:
-                raise self._err("lease table scan failed", exc) from exc
-            odd.extend(more)
-            if n < _SCAN_CHUNK or last is None:
-                break
-            after = last
+        scope = self.scope
+        ranges = [(0, 0xFFFFFFFF)] if scope is None else scope.scan_ranges()
+        for first, last_ip in ranges:
+            after: bytes | None = _ip4(first - 1) if first > 0 else None
+            stop = _ip4(last_ip)
+            while True:
+                try:
+                    # Chunks: a map resize by the writer (readonly: by the server) can slip in.
+                    with self._map_lock, self._begin() as txn:
+                        cur = self._cursor_after(txn, after)
+                        if cur is None:
+                            break
+                        items = (cur.iternext() if scope is None
+                                 else _owned(cur.iternext(), stop, scope))
+                        n, last, more = index.load(items, _SCAN_CHUNK)
+                except lmdb.Error as exc:
+                    raise self._err("lease table scan failed", exc) from exc
+                odd.extend(more)
+                if n < _SCAN_CHUNK or last is None:
+                    break
+                after = last
         for key, raw in odd:
             # Records in another msgpack form (not written by this version): decode them.
             lease = self._decode(key, raw)
@@ -638,9 +658,10 @@ class LmdbLeaseStore:
             raise StoreError(f"{self.path}: lease database is closed")
         if not batch and not meta and not extras:
             return
+        rejected: list[Lease] = []
         while True:
             try:
-                self._write_leases(batch, meta, extras)
+                rejected = self._write_leases(batch, meta, extras)
                 break
             except lmdb.MapFullError as exc:
                 if not self._grow(self._env, exc):
@@ -662,6 +683,14 @@ class LmdbLeaseStore:
         # (and until committed() they find it in the overlay either way).
         assert self._index is not None
         index = self._index
+        if rejected:
+            self.rejected_total += len(rejected)
+            self._rejected.extend(rejected)
+            refused = {id(x) for x in rejected}
+            batch = [x for x in batch if id(x) not in refused]
+            if self._learned:
+                index.apply(self._learned)
+                self._learned = []
         if any(x.state == LeaseState.DELETED for x in batch):
             final = {x.ip: x for x in batch}
             index.apply([x for x in batch if x.state != LeaseState.DELETED])
@@ -673,15 +702,28 @@ class LmdbLeaseStore:
         self._maybe_grow(self._env)
 
     def _write_leases(self, batch: list[Lease], meta: Mapping[bytes, bytes] | None = None,
-                      extras: Mapping[int, bytes] | None = None) -> None:
+                      extras: Mapping[int, bytes] | None = None) -> list[Lease]:
+        """Write ``batch``; returns the leases the commit check refused (not written)."""
         assert self._env is not None
-        # Final value per key (a batch may hold an address twice: the later version wins),
-        # put in key order with one putmulti call.
-        final = {lease.ip: lease for lease in batch}
-        values = {_ip4(ip): encode_record(x) for ip, x in final.items()
-                  if x.state != LeaseState.DELETED}
-        gone = [_ip4(ip) for ip, x in final.items() if x.state == LeaseState.DELETED]
-        with self._env.begin(write=True) as txn:
+        try:
+            txn_ctx = self._env.begin(write=True)
+        except lmdb.MapResizedError:
+            # Another worker grew the map: adopt its size (no txn of ours is active here).
+            with self._map_lock:
+                self._reset_loop_txn()
+                self._env.set_mapsize(0)
+            txn_ctx = self._env.begin(write=True)
+        with txn_ctx as txn:
+            rejected = self._check_batch(txn, batch) if self.scope is not None else []
+            if rejected:
+                refused = {id(x) for x in rejected}
+                batch = [x for x in batch if id(x) not in refused]
+            # Final value per key (a batch may hold an address twice: the later version wins),
+            # put in key order with one putmulti call.
+            final = {lease.ip: lease for lease in batch}
+            values = {_ip4(ip): encode_record(x) for ip, x in final.items()
+                      if x.state != LeaseState.DELETED}
+            gone = [_ip4(ip) for ip, x in final.items() if x.state == LeaseState.DELETED]
             if values:
                 txn.cursor(db=self._leases).putmulti(sorted(values.items()))
             for key in gone:
@@ -692,6 +734,43 @@ class LmdbLeaseStore:
                 txn.put(_ip4(ip), value, db=self._extras)
             if self._before_commit is not None:
                 self._before_commit(batch)
+        return rejected
+
+    def _check_batch(self, txn: Any, batch: list[Lease]) -> list[Lease]:
+        """The commit check of a worker (docs/scaling.md "enforced twice"), inside the write
+        transaction, which LMDB serializes across processes, so it is authoritative: a lease
+        whose address this worker does not own, or an active lease over a record that is
+        active for another client key, is refused. The batch is walked in order, so a
+        reclaim staged before a new binding of the same address counts as the record."""
+        assert self.scope is not None
+        owns = self.scope.owns
+        seen: dict[int, Lease | None] = {}
+        refused: list[Lease] = []
+        self._learned = []
+        for lease in batch:
+            ip = lease.ip
+            if not owns(ip):
+                refused.append(lease)
+                continue
+            if lease.state in (LeaseState.DEFAULT, LeaseState.DECLINED):
+                if ip in seen:
+                    cur = seen[ip]
+                else:
+                    raw = txn.get(_ip4(ip), db=self._leases)
+                    cur = None if raw is None else self._decode(_ip4(ip), raw)
+                if cur is not None and cur.active and cur.client_key != lease.client_key:
+                    refused.append(lease)
+                    if ip not in seen:
+                        self._learned.append(cur)  # written behind our index: index it
+                    continue
+            seen[ip] = None if lease.state == LeaseState.DELETED else lease
+        return refused
+
+    def take_rejected(self) -> list[Lease]:
+        """The leases the commit check refused since the last call (loop thread, after the
+        batch's outcome was handed over)."""
+        out, self._rejected = self._rejected, []
+        return out
 
     # ----------------------------------------------------------------------------- map size
 
@@ -949,7 +1028,9 @@ class LmdbLeaseStore:
                             state = record_state(raw)
                             if state is None:
                                 state = self._decode(key, raw).state
-                            if state == LeaseState.DECLINED:
+                            if state == LeaseState.DECLINED and (
+                                    self.scope is None
+                                    or self.scope.owns(int.from_bytes(key, "big"))):
                                 declined.add(int.from_bytes(key, "big"))
                             if n >= _SCAN_CHUNK:
                                 last = bytes(key)
@@ -965,6 +1046,18 @@ class LmdbLeaseStore:
             else:
                 declined.discard(ip)
         return array("I", sorted(declined))
+
+
+def _owned(items: Iterator[tuple[bytes, bytes]], stop: bytes,
+           scope: WorkerScope) -> Iterator[tuple[bytes, bytes]]:
+    """The records of ``items`` (a cursor's, ascending) up to key ``stop`` that ``scope``
+    owns."""
+    owns = scope.owns
+    for key, raw in items:
+        if key > stop:
+            return
+        if owns(int.from_bytes(key, "big")):
+            yield key, raw
 
 
 def _delete(store: LmdbLeaseStore, ip: int) -> Lease | None:

@@ -218,3 +218,126 @@ def test_summary_says_when_buffers_differ_and_when_a_ceiling_is_reached(
     text = "\n".join(cmp.render_summary(s))
     assert "64,000 (at the ceiling)" in text
     assert "they differ" in cmp._rcvbuf_line(res)
+
+
+def test_workers_kinds_configs_and_ceilings(cmp: ModuleType, tmp_path: Path) -> None:
+    import tomllib
+
+    ws = cmp.ws
+    assert cmp.parse_workers("1,2") == [1, 2]
+    for bad in ("0", "1,1", "", "two"):
+        with pytest.raises(ValueError, match="--workers"):
+            cmp.parse_workers(bad)
+    assert cmp.expand_servers(["kea", "fastdhcp", "kea-mt"], [1, 2]) == [
+        "kea", "fastdhcp-w1", "fastdhcp-w2", "kea-mt"]
+    assert cmp.expand_servers(["kea", "fastdhcp"], None) == ["kea", "fastdhcp"]
+    assert [ws.fastdhcp_workers(k) for k in ("fastdhcp-w2", "fastdhcp-w16", "fastdhcp",
+                                             "fastdhcp-w0", "fastdhcp-nosync", "kea")] == [
+        2, 16, None, None, None, None]
+    assert ws.known_server("fastdhcp-w3") and not ws.known_server("fastdhcp-wx")
+    assert cmp.is_fastdhcp("fastdhcp-w2") and cmp.is_fastdhcp("fastdhcp")
+    assert not cmp.is_fastdhcp("fastdhcp-nosync") and not cmp.is_fastdhcp("kea")
+    # fastdhcp-wN without a ceiling of its own: N times fastdhcp's
+    got = cmp.parse_ceilings("kea=16000,fastdhcp=64000,fastdhcp-w3=100000",
+                             ["kea", "fastdhcp-w1", "fastdhcp-w2", "fastdhcp-w3"])
+    assert got == {"kea": 16000, "fastdhcp": 64000, "fastdhcp-w1": 64000,
+                   "fastdhcp-w2": 128000, "fastdhcp-w3": 100000}
+    with_key = tomllib.loads(ws.fastdhcp_config(tmp_path, workers=2))
+    assert with_key["server"]["workers"] == 2
+    assert with_key["lease-database"]["sync"] is True
+    assert "workers" not in tomllib.loads(ws.fastdhcp_config(tmp_path))["server"]
+
+
+def test_a_tree_that_rejects_the_workers_key_stops_the_run_with_a_message(
+        cmp: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = cmp.ws
+    assert cmp.check_fastdhcp_kind("fastdhcp") is None  # no key asked for: nothing to check
+    assert cmp.check_fastdhcp_kind("kea") is None
+    # The real check-config of this tree is the oracle: a key it cannot know is refused, and
+    # the message says which key, which tree, and where the key comes from.
+    real = ws.fastdhcp_config
+    monkeypatch.setattr(ws, "fastdhcp_config", lambda wd, sync=True, workers=None: real(
+        wd, sync, None).replace("[server]\n", f"[server]\nworkerz = {workers}\n"))
+    why = cmp.check_fastdhcp_kind("fastdhcp-w2")
+    assert why is not None
+    assert "rejects `[server] workers = 2`" in why and "workerz" in why
+    assert "wip/workers" in why and str(ws.REPO) in why
+    monkeypatch.setattr(ws, "fastdhcp_config", real)
+    # with the bench config unchanged, the answer is whatever this tree's server says of the
+    # key: check-config itself decides (exit 0: None; else its message)
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "f.toml"
+        cfg.write_text(real(Path(tmp), workers=2))
+        rc = subprocess.run([sys.executable, "-m", "fastdhcp", "check-config", "--config",
+                             str(cfg)], capture_output=True, timeout=120).returncode
+    assert (cmp.check_fastdhcp_kind("fastdhcp-w2") is None) == (rc == 0)
+
+
+def test_main_refuses_bad_workers_options(cmp: ModuleType,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cmp.main(["--workers", "0"])
+    assert "--workers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cmp.main(["--workers", "1,2", "--servers", "kea"])
+    assert "'fastdhcp' is not in --servers" in capsys.readouterr().err
+
+
+def test_run_all_with_workers_takes_fastdhcps_best_and_reports_the_tails(
+        cmp: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = {"kea": 15000, "kea-mt": 14000, "fastdhcp-w1": 50000, "fastdhcp-w2": 80000}
+    cpu = {"kea": 150.0, "kea-mt": 180.0, "fastdhcp-w1": 45.0, "fastdhcp-w2": 52.0}
+    # each half-rate run of fastdhcp-w2 has its own p99s: the spread the summary shows
+    offer_p99 = iter([1.5, 2.6, 1.9])
+    ack_p99 = iter([7.0, 12.0, 8.0])
+    calls: list[tuple[str, str, int]] = []
+
+    def fake(lab: object, kind: str, tool: str, rate: int, seconds: float, clients: int,
+             *, keep: bool = False, profile: Path | None = None,
+             kea: Any = None) -> dict[str, Any]:
+        calls.append((kind, tool, rate))
+        m = _run(kind, rate, ok=rate <= limits[kind], cpu=cpu[kind], tool=tool)
+        if kind == "fastdhcp-w2" and rate == limits_half["rate"]:
+            m["offer_ms"]["p99"] = next(offer_p99)
+            m["ack_ms"]["p99"] = next(ack_p99)
+        return m
+
+    limits_half = {"rate": 0}  # the half rate, as run_all logs it
+    monkeypatch.setattr(cmp.ws, "run_segment", fake)
+    monkeypatch.setattr(cmp, "log", lambda msg: (
+        limits_half.update(rate=int(msg.rsplit(" ", 1)[1].rstrip("/s")))
+        if msg.startswith("half of fastdhcp") else None))
+    args = _args(cmp, servers="kea,kea-mt,fastdhcp-w1,fastdhcp-w2", repeat=3, bisections=1,
+                 fixed_rate=3000)
+    res: dict[str, Any] = {"runs": [], "_phase": None, "args": vars(args)}
+    cmp.run_all(args, None, res)
+    s = res["summary"]
+    assert s["fastdhcp_best"]["max_rate"] == "fastdhcp-w2"
+    assert s["fastdhcp_best"]["cpu_us_at_fixed"] == "fastdhcp-w1"
+    half_rate = int(round(s["fastdhcp-w2"]["max_rate"] / 2 / 100)) * 100
+    assert limits_half["rate"] == half_rate
+    half_calls = [c for c in calls if c[2] == half_rate and c[1] == "loadgen"]
+    assert sorted({c[0] for c in half_calls}) == sorted(limits)  # every server, 3 times
+    assert len(half_calls) == 3 * len(limits)
+    tails = s["fastdhcp-w2"]["half"]
+    assert tails["offer_p99"] == {"median": 1.9, "min": 1.5, "max": 2.6, "n": 3}
+    assert tails["ack_p99"] == {"median": 8.0, "min": 7.0, "max": 12.0, "n": 3}
+    md = cmp.render_markdown({**res, "started_utc": "t0", "finished_utc": "t1",
+                              "load_start": 1.0, "load_end": 1.0, "command": "compare.py",
+                              "rmem": "raised"})
+    assert ("| OFFER p99 ms at half of fastdhcp's maximum (median of 3 runs, spread; goal "
+            "<= 2) | 1.90 (1.50-2.60) (goal met) |") in md
+    assert ("| ACK p99 ms at half of fastdhcp's maximum (median of 3 runs, spread; goal "
+            "<= 10) | 8.00 (7.00-12.0) (goal met) |") in md
+    assert ("fastdhcp's best configuration by maximum rate: `fastdhcp-w2`, `workers = 2` "
+            "(2 worker processes); by CPU per DORA: `fastdhcp-w1`, `workers = 1` (one "
+            "process).") in md
+    # the max-rate row compares fastdhcp's best maximum with Kea's best
+    ratio = s["fastdhcp-w2"]["max_rate"] / s["kea"]["max_rate"]
+    assert f"| kea | {ratio:.2f} |" in md
+    assert "| fastdhcp-w2 | " in md and "1.50, 2.60, 1.90 | 7.00, 12.0, 8.00 |" in md
+    json.dumps(res)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import uvloop
 
-from fastdhcp.commit import GroupCommitter
+from fastdhcp.commit import LARGE_BATCH, LOW_RATE_STRETCH, SMALL_BATCH, GroupCommitter
 from fastdhcp.leases import Lease, MemoryLeaseStore
 
 BASE = 0xC6120000  # 198.18.0.0
@@ -274,3 +274,48 @@ def test_close_hands_over_an_outcome_left_for_poll(run: Any) -> None:
 
     assert run(body()) == ["t1", "t2"]
     assert store.durable == {BASE + 1, BASE + 2}
+
+
+def test_small_batches_stretch_the_window_until_batches_are_large_again(run: Any) -> None:
+    """Low rates (batches under SMALL_BATCH) let a batch wait LOW_RATE_STRETCH * max_wait;
+    a batch of LARGE_BATCH or more restores max_wait; in between nothing changes."""
+    store = RecordingStore()
+    n = 0
+
+    async def batch(c: GroupCommitter, acked: list[int], size: int) -> None:
+        nonlocal n
+        before = len(acked)
+        for _ in range(size):
+            n += 1
+            store.stage(mk(n))
+            c.hold(n)
+        c.kick()
+        await until(lambda: len(acked) == before + size)
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        acked: list[int] = []
+        c = GroupCommitter(store, loop, acked.extend, lambda *a: None, max_wait=0.001)
+        assert c.window == 0.001
+        await batch(c, acked, 1)  # a lone lease: a low rate
+        assert c.window == pytest.approx(0.001 * LOW_RATE_STRETCH)
+        await batch(c, acked, (SMALL_BATCH + LARGE_BATCH) // 2)  # between: unchanged
+        assert c.window == pytest.approx(0.001 * LOW_RATE_STRETCH)
+        await batch(c, acked, LARGE_BATCH)
+        assert c.window == 0.001
+        await batch(c, acked, (SMALL_BATCH + LARGE_BATCH) // 2)
+        assert c.window == 0.001
+        await batch(c, acked, SMALL_BATCH - 1)
+        assert c.window == pytest.approx(0.001 * LOW_RATE_STRETCH)
+        # the stretched window is what an open batch's timer waits for
+        n_before = n
+        store.stage(mk(n + 1))
+        c.hold(n + 1)
+        c.kick()
+        assert c._timer is not None
+        assert c._timer.when() == pytest.approx(c._opened_at + 0.001 * LOW_RATE_STRETCH)
+        await until(lambda: acked[-1] == n_before + 1)
+        await c.close()
+        assert acked == list(range(1, n_before + 2))
+
+    run(body())

@@ -272,7 +272,9 @@ def test_service_entries_as_the_agent(plain):
                                           "text": "'foo-bar' command not supported."}]
 
 
-@pytest.mark.parametrize(("method", "headers", "body"), [
+#: Requests kea-ctrl-agent answers with its 400 body (also the multi-worker front:
+#: tests/test_control_front.py).
+BAD_HTTP = [
     ("GET", {}, b""),
     ("PUT", {"Content-Type": "application/json"}, b'{"command": "version-get"}'),
     ("POST", {"Content-Type": "text/plain"}, b'{"command": "version-get"}'),
@@ -280,7 +282,10 @@ def test_service_entries_as_the_agent(plain):
     ("POST", {"Content-Type": "application/json"}, b'{"command": "list-commands"'),
     ("POST", {"Content-Type": "application/json"}, b"hello"),
     ("POST", {"Content-Type": "application/json"}, b"\xff\xfe{}"),
-])
+]
+
+
+@pytest.mark.parametrize(("method", "headers", "body"), BAD_HTTP)
 def test_bad_http_requests_get_kea_400(plain, method, headers, body):
     _srv, hport, _port = plain
     status, hdrs, data = post(hport, body, method=method, headers=headers)

@@ -30,7 +30,9 @@ def test_list_commands_shape(tmp_path):
     assert names == sorted(names)
 
 
-@pytest.mark.parametrize(("body", "result", "text"), [
+#: Kea's answers to a bad envelope (also what the multi-worker front must answer:
+#: tests/test_control_front.py).
+ENVELOPE_ERRORS = [
     (b"hello", 1, "invalid first character h"),
     (b"{}", 1, "Error during command processing: Invalid answer specified, does not contain "
                "mandatory 'command'"),
@@ -39,7 +41,10 @@ def test_list_commands_shape(tmp_path):
     (b'{"command": "foo-bar"}', 2, "'foo-bar' command not supported."),
     (b'{"command": "list-commands", "foo": 1}', 1, "Error during command processing: Received "
      "command contains unsupported parameter 'foo'"),
-])
+]
+
+
+@pytest.mark.parametrize(("body", "result", "text"), ENVELOPE_ERRORS)
 def test_envelope_errors_as_kea(tmp_path, body, result, text):
     with control_server(tmp_path) as (_srv, sock, _port):
         ans = json.loads(unix_raw(sock, body))

@@ -490,7 +490,8 @@ def test_datagram_io_against_plain_sockets() -> None:
         b.bind((RELAY_IP, 0))
         a.setblocking(False)
         b.settimeout(5)
-        io = DatagramIO(a)
+        # one datagram a message, in order (UDP GSO groups and reorders: test_sockio_gso.py)
+        io = DatagramIO(a, gso=False)
         assert io.recv(64) == []
         sizes = [1, 300, 576, 1500, 9000]
         payloads = [rng.randbytes(rng.choice(sizes)) for _ in range(150)]

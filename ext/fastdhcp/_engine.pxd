@@ -270,6 +270,7 @@ cdef class Engine:
     cdef dict _counters               # subnet id -> SubnetCounters (ids ever configured)
     # HA allocation share (docs/high-availability.md): a new address only where
     # ip % _share_count == _share_index; _share_count 0 = the whole pool (no HA pair)
+    cdef object _scope                # fastdhcp.slices.WorkerScope, or None (one process)
     cdef uint32_t _share_index
     cdef uint32_t _share_count
     cdef object _ddns                 # names.decide bound to [ddns], or None (_engine_fqdn)

@@ -284,7 +284,11 @@ cdef class Engine:
     marked used.
     """
 
-    def __init__(self, config, store):
+    def __init__(self, config, store, scope=None):
+        # scope: a fastdhcp.slices.WorkerScope in a multi-worker server (docs/scaling.md):
+        # each pool's bitmap covers only this worker's slice, so the allocator has no bit for
+        # an address another worker owns; None = the whole pool (one process).
+        self._scope = scope
         self._store = store
         self._sget = store.get
         self._sget_by_client = store.get_by_client
@@ -359,9 +363,12 @@ cdef class Engine:
             info.guard = _ids_of(cls.ids, s.client_classes)
             info.required = _ids_of(cls.ids, s.required_classes)
             for p in s.pools:
-                bm = keep.get((p.first, p.last)) if keep is not None else None
+                rng = (p.first, p.last) if self._scope is None else self._scope.range_of(p)
+                if rng is None:
+                    continue  # this worker's slice of a pool smaller than the worker count
+                bm = keep.get(rng) if keep is not None else None
                 if bm is None:
-                    bm = PoolBitmap(p.first, p.last)
+                    bm = PoolBitmap(rng[0], rng[1])
                     fresh.append(bm)
                 info.bitmaps.append(bm)
                 pinfo = _PoolInfo.__new__(_PoolInfo)
@@ -373,7 +380,7 @@ cdef class Engine:
                 pinfo.options = dict(p.options)
                 info.pools.append(pinfo)
                 info.pools_guarded = info.pools_guarded or bool(pinfo.guard)
-                pools.append((p.first, bm, info, p.text, pinfo))
+                pools.append((rng[0], bm, info, p.text, pinfo))
         pools.sort(key=lambda x: x[0])
         for sid, g in groups.items():
             # Guards of a link's subnets filter its group per packet (_guarded_group).

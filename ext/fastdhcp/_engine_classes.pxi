@@ -111,10 +111,7 @@ cdef tuple _ha_class_ids(object config, dict ids):
     ha = getattr(config, "high_availability", None)
     if ha is None:
         return ()
-    names = [p.name for p in ha.active_peers]
-    if ha.mode.value == "hot-standby":
-        names = names[:1]
-    out = tuple(ids.get("HA_" + n, -1) for n in names)
+    out = tuple(ids.get("HA_" + n, -1) for n in ha.scope_names)
     return out if any(i >= 0 for i in out) else ()
 
 

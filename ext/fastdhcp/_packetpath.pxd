@@ -50,6 +50,13 @@ cdef class PacketPath:
     cdef object ack_latency
     cdef double bounds[MAX_BUCKETS]
     cdef int nbounds
+    cdef uint32_t worker          # this worker's index and the worker count (1: one process)
+    cdef uint32_t workers
+    cdef readonly long long others  # datagrams another worker's (broadcasts), not handled
+    cdef object forward           # (ep, msg, data, src_ip, src_port) -> bool, or None
+    cdef bint forward_all         # offer DISCOVER/SELECTING to `forward` too
+    cdef bint injecting           # handling a forwarded datagram (never forwarded again)
+    cdef readonly long long forwarded  # datagrams handed to another worker
 
     cpdef int read(self, object ep, int limit, double now, double t0) except -1
     cdef _event(self, object kind, str where, uint32_t src_ip, int src_port, Message msg,
@@ -60,6 +67,8 @@ cdef class PacketPath:
                  Message msg, int mtype, uint32_t src_ip, int src_port, double now, double t0,
                  int tries)
     cpdef int redo(self, HeldOffer offer, double now) except -1
+    cpdef int inject(self, object ep, bytes data, uint32_t src_ip, int src_port, double now,
+                     double t0) except -1
     cpdef flush(self, object ep)
     cpdef deliver(self, list held)
     cdef int _bucket(self, double v) noexcept

@@ -33,7 +33,7 @@ from libc.stdint cimport uint32_t
 from fastdhcp._codec cimport Message, fd_load_be32, parse
 from fastdhcp._consts cimport ACK, DECLINE, DISCOVER, LEASEQUERY, NAK, OFF_CIADDR
 from fastdhcp._consts cimport OFF_GIADDR, OFF_OP, OFFER, OPT_MESSAGE_TYPE, OPT_REQUESTED_IP
-from fastdhcp._consts cimport RELEASE
+from fastdhcp._consts cimport OPT_SERVER_ID, RELEASE, REQUEST
 from fastdhcp._consts cimport OUT_ACK, OUT_DROP, OUT_NAK, OUT_OFFER, OUT_SILENT
 from fastdhcp._engine cimport Decision, Engine
 from fastdhcp._hascope cimport HA_PASS, ScopeFilter
@@ -42,6 +42,33 @@ from fastdhcp._sysnet cimport CLOCK_MONOTONIC, MSG_TRUNC, clock_gettime, ntohl, 
 
 from fastdhcp.errors import MalformedPacket
 from fastdhcp.pathreport import Event, PathEvent
+from fastdhcp.slices import CHADDR_TAIL_OFFSET, STEER_MIX, STEER_SHIFT
+
+# The chaddr steering hash (fastdhcp.slices.steer, the kernel's CBPF program), its constants
+# read once from the one module that defines them.
+cdef uint32_t _MIX = STEER_MIX
+cdef uint32_t _SHIFT = STEER_SHIFT
+cdef size_t _TAIL = CHADDR_TAIL_OFFSET
+
+
+cdef inline uint32_t _steer(const unsigned char *p, size_t size, uint32_t n) noexcept:
+    """``fastdhcp.slices.steer`` of the datagram's chaddr: 32-bit arithmetic as the kernel's
+    classic BPF does it (a datagram too short to hold chaddr goes to worker 0, as the CBPF
+    program's failed load does)."""
+    cdef uint32_t tail
+    if size < _TAIL + 4:
+        return 0
+    tail = ((<uint32_t>p[_TAIL] << 24) | (<uint32_t>p[_TAIL + 1] << 16)
+            | (<uint32_t>p[_TAIL + 2] << 8) | <uint32_t>p[_TAIL + 3])
+    return ((tail * _MIX) >> _SHIFT) % n
+
+
+def steer_of(bytes datagram, uint32_t n):
+    """The worker the compiled filter assigns ``datagram`` to (tests: it must agree with
+    ``fastdhcp.slices.steer`` and the kernel)."""
+    if n < 1:
+        raise ValueError(f"workers must be at least 1, got {n}")
+    return _steer(<const unsigned char*>datagram, len(datagram), n)
 
 _TRUNCATED = "datagram larger than 65536 bytes"
 
@@ -120,8 +147,18 @@ cdef class PacketPath:
     """
 
     def __init__(self, Engine engine, metrics, report, guard, hold, l2_dest, bint debug,
-                 probe=None, ScopeFilter ha=None, leasequery=None):
+                 probe=None, ScopeFilter ha=None, leasequery=None, int worker=0,
+                 int workers=1, forward=None, bint forward_all=False):
         cdef Py_ssize_t i
+        if workers < 1 or not 0 <= worker < workers:
+            raise ValueError(f"worker {worker} of {workers}")
+        self.worker = worker
+        self.workers = workers
+        self.others = 0
+        self.forward = forward
+        self.forward_all = forward_all
+        self.forwarded = 0
+        self.injecting = False
         self.engine = engine
         self.metrics = metrics
         self.report = report
@@ -169,6 +206,12 @@ cdef class PacketPath:
                     self.metrics.bad(_TRUNCATED)
                     continue
                 size = min(<size_t>io.rmsgs[i].msg_len, <size_t>RECV_SIZE)
+                if self.workers > 1 and _steer(<const unsigned char*>io.riov[i].iov_base,
+                                               size, self.workers) != self.worker:
+                    # A broadcast reaches every socket of the reuseport group: another
+                    # worker's client (docs/scaling.md), dropped before any parsing.
+                    self.others += 1
+                    continue
                 data = PyBytes_FromStringAndSize(<char*>io.riov[i].iov_base, size)
                 self._datagram(ep, where, link, out, held, probes, data,
                                ntohl(io.raddr[i].sin_addr.s_addr), ntohs(io.raddr[i].sin_port),
@@ -181,6 +224,26 @@ cdef class PacketPath:
         if probes:
             self.probe(probes)
         return n
+
+    cpdef int inject(self, object ep, bytes data, uint32_t src_ip, int src_port, double now,
+                     double t0) except -1:
+        """Handle ``data`` as if read from ``ep`` (a datagram another worker forwarded: never
+        forwarded again, not filtered by steering), then send what it made."""
+        cdef list held = []
+        cdef list probes = []
+        self.injecting = True
+        try:
+            self._datagram(ep, ep.key[1], ep.link, ep.out, held, probes, data, src_ip,
+                           src_port, now, t0)
+        finally:
+            self.injecting = False
+        if held:
+            self.hold(held)
+        if probes:
+            self.probe(probes)
+        if ep.out:
+            self.flush(ep)
+        return 1
 
     cpdef int redo(self, HeldOffer offer, double now) except -1:
         """Handle the DISCOVER of ``offer`` again (its address was found in use and declined):
@@ -250,6 +313,17 @@ cdef class PacketPath:
                 return  # Kea's HA: silently, before any allocation (kea-ha.md section 5)
             if msg.ignore_unrelayed_agent_info():  # RFC 3046 2.1 (see there)
                 self.metrics.agent_info_ignored += 1
+            # A worker's request that names an address of another worker (renewal, rebind,
+            # INIT-REBOOT, release, decline: ciaddr or 50 without 54) goes to that worker
+            # (fastdhcp.service.worker.Forwarder); DISCOVER and SELECTING, the DORA path, only
+            # when the configuration has reservations the steering cannot place.
+            if self.forward is not None and not self.injecting and (
+                    self.forward_all or mtype == RELEASE or mtype == DECLINE
+                    or (mtype == REQUEST and (fd_load_be32(msg._buf + OFF_CIADDR) != 0
+                                              or msg._view(OPT_SERVER_ID, &p) < 0))):
+                if self.forward(ep, msg, data, src_ip, src_port):
+                    self.forwarded += 1
+                    return
         except Exception as exc:
             self.metrics.internal_errors += 1
             self.metrics.drop("internal-error")
@@ -306,7 +380,8 @@ cdef class PacketPath:
                                       error=exc))
 
     cpdef flush(self, object ep):
-        """Send every reply queued on ``ep.out`` (one sendmmsg per 64), then count them."""
+        """Send every reply queued on ``ep.out`` (one sendmmsg per 64; replies to one relay
+        address of one size as UDP GSO messages: fastdhcp._sockio), then count them."""
         cdef list out = ep.out
         cdef list failed
         cdef set bad = None
@@ -318,14 +393,28 @@ cdef class PacketPath:
         cdef long long ack_n[MAX_BUCKETS + 1]
         cdef double offer_sum = 0.0, ack_sum = 0.0
         cdef long long offers = 0, acks = 0
+        cdef DatagramIO io
+        cdef long long gso_sends, gso_datagrams, gso_fallbacks
+        cdef bint gso
         ep.out = []
         if ep.closed:
             self.metrics.drop("socket-closed", len(out))
             return
+        io = <DatagramIO?>ep.io
+        gso, gso_sends, gso_datagrams = io.gso, io.gso_sends, io.gso_datagrams
+        gso_fallbacks = io.gso_fallbacks
         try:
-            failed = (<DatagramIO?>ep.io).send(out)
+            failed = io.send(out)
         except Exception as exc:  # e.g. the socket was closed under us
             failed = [(k, getattr(exc, "errno", 0) or 0) for k in range(len(out))]
+        if io.gso_sends != gso_sends:
+            self.metrics.gso_sends += io.gso_sends - gso_sends
+            self.metrics.gso_datagrams += io.gso_datagrams - gso_datagrams
+        if io.gso_fallbacks != gso_fallbacks:
+            self.metrics.gso_fallbacks += io.gso_fallbacks - gso_fallbacks
+        if gso and not io.gso:
+            self.metrics.gso_disabled += 1
+            self.report.add(PathEvent(Event.GSO_OFF, ep.key[1], errno=io.gso_errno))
         if failed:
             bad = set()
             for k, err in failed:

@@ -88,10 +88,18 @@ cdef extern from "<sys/socket.h>" nogil:
     enum: MSG_DONTWAIT
     enum: MSG_TRUNC
     cmsghdr* CMSG_FIRSTHDR(msghdr* m)
+    size_t CMSG_SPACE(size_t length)
+    size_t CMSG_LEN(size_t length)
     cmsghdr* CMSG_NXTHDR(msghdr* m, cmsghdr* c)
     unsigned char* CMSG_DATA(cmsghdr* c)
     int socket_c "socket"(int domain, int type, int protocol)
     int bind(int fd, const sockaddr* addr, socklen_t len)
     int setsockopt(int fd, int level, int name, const void* val, socklen_t len)
+    int getsockopt(int fd, int level, int name, void* val, socklen_t* len)
     int recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, timespec* timeout)
     int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags)
+
+
+cdef extern from "<netinet/udp.h>" nogil:
+    enum: SOL_UDP
+    enum: UDP_SEGMENT  # UDP GSO (Linux 4.18): a cmsg or sockopt with the segment size (uint16)

@@ -14,5 +14,8 @@ Modules, one job each:
 - ``table``: the command table and its dispatch (logging of mutating commands);
 - ``commands``: builds the table from the command groups (``cmd_*`` modules);
 - ``target``: what the handlers may ask of the running server;
-- ``unix``, ``http``: the transports; ``channel``: starts and stops them from the config.
+- ``unix``, ``http``: the transports; ``channel``: starts and stops them from the config;
+- ``fanout``, ``merge``, ``upstream``: for a multi-worker server, which workers a command goes
+  to (one rule per command), how their answers become one, and asking one worker
+  (:mod:`fastdhcp.service.control_front` serves them).
 """

@@ -10,7 +10,7 @@ from fastdhcp.control.http import HttpTransport
 from fastdhcp.control.unix import UnixTransport
 
 if TYPE_CHECKING:
-    from fastdhcp.control.target import ControlTarget
+    from fastdhcp.control.common import Dispatch
 
 __all__ = ["ControlChannel"]
 
@@ -27,19 +27,20 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-def _transport(target: ControlTarget, conf: ControlSocket) -> Transport:
+def _transport(dispatch: Dispatch, conf: ControlSocket) -> Transport:
     if conf.socket_type is SocketType.UNIX:
-        return UnixTransport(target, conf)
+        return UnixTransport(dispatch, conf)
     if conf.socket_type in (SocketType.HTTP, SocketType.HTTPS):
-        return HttpTransport(target, conf)
+        return HttpTransport(dispatch, conf)
     raise OSError(f"control socket type {conf.socket_type.value} is not available")
 
 
 class ControlChannel:
-    """The control sockets of one server. ``start`` opens all of them or none (OSError)."""
+    """The control sockets of one server (or of the multi-worker front), each answering
+    through ``dispatch``. ``start`` opens all of them or none (OSError)."""
 
-    def __init__(self, target: ControlTarget) -> None:
-        self._target = target
+    def __init__(self, dispatch: Dispatch) -> None:
+        self._dispatch = dispatch
         self._open: list[Transport] = []
 
     @property
@@ -51,7 +52,7 @@ class ControlChannel:
         """Open every socket of ``confs``; on any failure close those opened and raise."""
         try:
             for conf in confs:
-                t = _transport(self._target, conf)
+                t = _transport(self._dispatch, conf)
                 await t.start()
                 self._open.append(t)
         except BaseException:
@@ -68,7 +69,7 @@ class ControlChannel:
         have = {t.conf for t in keep}
         for conf in confs:
             if conf not in have:
-                t = _transport(self._target, conf)
+                t = _transport(self._dispatch, conf)
                 await t.start()
                 self._open.append(t)
 

@@ -28,7 +28,7 @@ from fastdhcp.errors import ConfigError, StoreError
 from fastdhcp.hosts import Host, HostConflict, IdentifierType, Written, parse_identifier
 from fastdhcp.options import encode_domain_list, encode_option, ipv4, option_def
 
-__all__ = ["register"]
+__all__ = ["HOSTS_WRITTEN", "register"]
 
 #: Keys of a ``reservation`` map (Kea's IPv4 host parameters).
 RESERVATION_KEYS = (
@@ -477,6 +477,27 @@ async def _del(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
     return success("Host deleted.")
 
 
+#: fastdhcp's own, between the multi-worker control front and its workers: another worker
+#: wrote the shared hosts table (fastdhcp.control.fanout.Rule.HOSTS_WRITE).
+HOSTS_WRITTEN = "fastdhcp-hosts-written"
+
+
+async def _learn(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
+    """``{"subnet-id"?, "identifier-type"?, "identifier"?, "ip-address"?}``: the host another
+    worker added or deleted; this worker's view, filter, counts and the address's bit follow."""
+    args = Args.of(arguments, required=True)
+    args.only(("subnet-id", "identifier-type", "identifier", "ip-address"))
+    ident = _identifier(args)
+    key = None
+    if ident is not None:
+        sid = args.get_int("subnet-id", missing="Mandatory 'subnet-id' parameter missing.")
+        key = (sid, ident[0], ident[1])
+    ip = _address(args) if "ip-address" in args else 0
+    target.hosts.learned(key)
+    target.engine.host_written(ip, False)
+    return success("Hosts table re-read.")
+
+
 def register(table: CommandTable) -> None:
     """Add the reservation commands to ``table``."""
     table.add("reservation-add", _add, mutating=True)
@@ -487,3 +508,4 @@ def register(table: CommandTable) -> None:
     table.add("reservation-get-by-address", _get_by_address)
     table.add("reservation-get-by-id", _get_by_id)
     table.add("reservation-del", _del, mutating=True)
+    table.add(HOSTS_WRITTEN, _learn)

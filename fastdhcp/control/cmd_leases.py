@@ -30,7 +30,7 @@ from fastdhcp.control.target import ControlTarget
 from fastdhcp.ha.messages import BatchResult, HALease
 from fastdhcp.leases import Lease, LeaseState
 
-__all__ = ["SLICE", "apply_partner_leases", "lease_json", "register"]
+__all__ = ["SLICE", "apply_partner_leases", "found", "lease_json", "register", "wipe_text"]
 
 log = logging.getLogger("fastdhcp.control")
 
@@ -105,7 +105,9 @@ def _json_of(target: ControlTarget, lease: Lease) -> dict[str, Any]:
     return lease_json(lease, None if raw is None else LeaseExtras.decode(raw))
 
 
-def _found(leases: list[dict[str, Any]], *, count: bool = False) -> Answer:
+def found(leases: list[dict[str, Any]], *, count: bool = False) -> Answer:
+    """The answer listing ``leases`` (with ``count`` for lease4-get-page); result 3 when
+    there are none. The multi-worker front builds its merged answers with it too."""
     args: dict[str, Any] = {"leases": leases}
     if count:
         args = {"count": len(leases), **args}
@@ -375,9 +377,25 @@ def _identifier(args: Args) -> tuple[str, bytes, int]:
                        "address, hw-address, duid")
 
 
+def _owned(target: ControlTarget,
+           keep: Callable[[Lease], bool] | None) -> Callable[[Lease], bool] | None:
+    """``keep``, narrowed for a worker of a multi-worker server to the records it owns: the
+    table is shared, each worker answers for its own slices (the control front merges), so
+    a lease is listed, wiped or reclaimed by one worker only."""
+    scope = target.store.scope
+    if scope is None:
+        return keep
+    owns = scope.owns
+    if keep is None:
+        return lambda x: owns(x.ip)
+    inner = keep
+    return lambda x: owns(x.ip) and inner(x)
+
+
 async def _scan(target: ControlTarget, keep: Callable[[Lease], bool]) -> list[Lease]:
     """Every lease ``keep`` accepts, in address order, a slice per turn of the loop."""
     store = target.store
+    keep = _owned(target, keep) or keep
     out: list[Lease] = []
     after: int | None = None
     while True:
@@ -396,6 +414,7 @@ async def _scan_json(target: ControlTarget,
     """Kea's objects of the leases ``keep`` accepts (all: None) after ``after``, at most
     ``limit``, built slice by slice within the loop share."""
     store = target.store
+    keep = _owned(target, keep)
     out: list[dict[str, Any]] = []
     while limit is None or len(out) < limit:
         t0 = time.perf_counter()
@@ -412,7 +431,9 @@ async def _scan_json(target: ControlTarget,
 async def _one(target: ControlTarget, arguments: Any) -> Lease | None:
     args = Args.of(arguments, required=True, missing_text="Parameters missing or are not a map.")
     if "ip-address" in args:
-        return target.store.get(_address(args, adding=False))
+        ip = _address(args, adding=False)
+        scope = target.store.scope
+        return target.store.get(ip) if scope is None or scope.owns(ip) else None
     kind, ident, sid = _identifier(args)
     if kind == "client-id":
         lease = target.store.get_by_client(ident)
@@ -483,7 +504,7 @@ async def _del(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
 async def _get_all(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
     args = Args.of(arguments)
     if arguments is None:
-        return _found(await _scan_json(target))
+        return found(await _scan_json(target))
     if "subnets" not in args:
         raise CommandError("'subnets' parameter not specified")
     subnets = args.raw("subnets")
@@ -492,7 +513,7 @@ async def _get_all(target: ControlTarget, arguments: Any, caller: Caller) -> Ans
     if any(isinstance(s, bool) or not isinstance(s, int) for s in subnets):
         raise CommandError("listed subnet identifiers must be numbers")
     wanted = set(subnets)
-    return _found(await _scan_json(target, lambda x: x.subnet_id in wanted) if wanted else [])
+    return found(await _scan_json(target, lambda x: x.subnet_id in wanted) if wanted else [])
 
 
 async def _get_page(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
@@ -520,7 +541,7 @@ async def _get_page(target: ControlTarget, arguments: Any, caller: Caller) -> An
         raise CommandError("'limit' parameter must be a number")
     if limit <= 0:
         raise CommandError("page size of retrieved leases must not be 0")
-    return _found(await _scan_json(target, after=after, limit=limit), count=True)
+    return found(await _scan_json(target, after=after, limit=limit), count=True)
 
 
 def _by(key: str, parse: Callable[[Any], Any],
@@ -531,7 +552,7 @@ def _by(key: str, parse: Callable[[Any], Any],
         if key not in args:
             raise CommandError(f"'{key}' parameter not specified")
         value = parse(args.raw(key))
-        return _found(await _scan_json(target, lambda x: match(x, value)))
+        return found(await _scan_json(target, lambda x: match(x, value)))
     return handler
 
 
@@ -541,6 +562,11 @@ def _hostname(value: Any) -> str:
     if not value:
         raise CommandError("hostname must not be empty")
     return value.lower()
+
+
+def wipe_text(count: int, subnet_ids: list[int]) -> str:
+    """lease4-wipe's text, as Kea's (the multi-worker front sums ``count`` over workers)."""
+    return f"Deleted {count} IPv4 lease(s) from subnet(s) {' '.join(map(str, subnet_ids))}"
 
 
 async def _wipe(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
@@ -556,7 +582,7 @@ async def _wipe(target: ControlTarget, arguments: Any, caller: Caller) -> Answer
             engine.admin_delete(lease.ip)
             _changed(target, lease, None)
         await _pause(target, time.perf_counter() - t0)  # DORA goes on between slices
-    text = f"Deleted {len(doomed)} IPv4 lease(s) from subnet(s) {' '.join(map(str, ids))}"
+    text = wipe_text(len(doomed), ids)
     if not doomed:
         return empty(text)
     await _commit(target, caller, f"lease4-wipe: {text}")

@@ -19,7 +19,10 @@ from fastdhcp.control.target import ControlTarget
 from fastdhcp.dhcp_state import Origin
 from fastdhcp.errors import StoreError
 
-__all__ = ["register"]
+__all__ = ["SHUTTING_DOWN", "exit_value_of", "register", "socket_json"]
+
+#: shutdown's answer text, as Kea's.
+SHUTTING_DOWN = "Shutting down."
 
 #: The keys dhcp-enable reads; Kea 2.2 also takes (and ignores) ``max-period`` there.
 _ENABLE_KEYS = ("origin", "max-period")
@@ -48,7 +51,7 @@ async def status_get(target: ControlTarget, arguments: Any, caller: Caller) -> A
         "uptime": int(now - target.started_at),
         "dhcp-state": _dhcp_state(target, now),
         "lease-database": _lease_database(target),
-        "control-sockets": [_socket(c) for c in target.control.sockets],
+        "control-sockets": [socket_json(c) for c in target.control.sockets],
     }
     if target.ha is not None:  # Kea's HA hook: a list of relationships (kea-ha.md section 2)
         out["high-availability"] = target.ha.status()
@@ -95,7 +98,8 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _socket(conf: ControlSocket) -> dict[str, Any]:
+def socket_json(conf: ControlSocket) -> dict[str, Any]:
+    """A control socket as status-get lists it."""
     if conf.socket_type is SocketType.UNIX:
         return {"socket-type": conf.socket_type.value, "socket-name": conf.socket_name}
     return {"socket-type": conf.socket_type.value, "socket-address": conf.socket_address,
@@ -143,9 +147,14 @@ async def dhcp_enable(target: ControlTarget, arguments: Any, caller: Caller) -> 
 
 async def shutdown(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
     """``{"exit-value"?: int}``: stop as SIGTERM does once this answer has left."""
+    target.request_shutdown(exit_value_of(arguments))
+    return success(SHUTTING_DOWN)
+
+
+def exit_value_of(arguments: Any) -> int:
+    """shutdown's ``{"exit-value"?: int}`` (CommandError with Kea's text when it is not)."""
     args = Args.of(arguments)
     args.only(("exit-value",))
-    exit_value = args.get_int("exit-value", 0,
+    value: int = args.get_int("exit-value", 0,
                               bad_type="parameter 'exit-value' is not an integer")
-    target.request_shutdown(exit_value)
-    return success("Shutting down.")
+    return value

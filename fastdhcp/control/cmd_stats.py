@@ -201,5 +201,12 @@ def register(table: CommandTable) -> None:
     table.add("statistic-sample-age-set", _age_set, mutating=True)
     table.add("statistic-sample-age-set-all", _age_set_all, mutating=True)
     table.add("stat-lease4-get", _stat_lease4_get)
+    table.add("metrics-get", _metrics_get)
     table.add("version-get", _version_get)
     table.add("build-report", _build_report)
+
+
+async def _metrics_get(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
+    """fastdhcp's own: ``{"exposition": the Prometheus text}``, the metrics endpoint's page
+    over the control channel (how the multi-worker front gathers its workers' metrics)."""
+    return success(arguments={"exposition": await target.exposition()})

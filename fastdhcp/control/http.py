@@ -46,7 +46,7 @@ from fastdhcp.control.protocol import (
 from fastdhcp.control.tls import server_context
 
 if TYPE_CHECKING:
-    from fastdhcp.control.target import ControlTarget
+    from fastdhcp.control.common import Dispatch
 
 __all__ = ["HttpTransport"]
 
@@ -131,10 +131,11 @@ class _RequestHandler(web.RequestHandler):
 
 
 class HttpTransport:
-    """Serves one HTTP or HTTPS control socket for ``target`` (see the module docstring)."""
+    """Serves one HTTP or HTTPS control socket, answering through ``dispatch`` (see the
+    module docstring)."""
 
-    def __init__(self, target: ControlTarget, conf: ControlSocket) -> None:
-        self._target = target
+    def __init__(self, dispatch: Dispatch, conf: ControlSocket) -> None:
+        self._dispatch = dispatch
         self.conf = conf
         self._scheme = conf.socket_type.value  # "http" or "https", the Caller's transport
         self._gate = ConnectionGate(conf.max_connections)
@@ -273,7 +274,7 @@ class HttpTransport:
         out: list[dict[str, Any]] = []
         for name in services:
             if name == SERVICE:
-                answer = await self._target.commands.dispatch(self._target, request, caller)
+                answer = await self._dispatch(request, caller)
             else:
                 shown = name if isinstance(name, str) else json.dumps(name)
                 answer = Answer(Result.ERROR, "forwarding socket is not configured for the "

@@ -14,13 +14,18 @@ from fastdhcp.control.protocol import Answer, Caller, CommandError, Request, Res
 if TYPE_CHECKING:
     from fastdhcp.control.target import ControlTarget
 
-__all__ = ["Command", "CommandTable", "Handler"]
+__all__ = ["Command", "CommandTable", "Handler", "not_supported"]
 
 log = logging.getLogger("fastdhcp.control")
 
 #: A handler: (the server, the raw ``arguments`` value or None, who asked) -> the answer.
 #: It raises :class:`CommandError` for bad arguments; anything else is an internal error.
 Handler = Callable[["ControlTarget", Any, Caller], Awaitable[Answer]]
+
+
+def not_supported(command: str) -> Answer:
+    """Kea's answer to a command it does not know."""
+    return Answer(Result.UNSUPPORTED, f"'{command}' command not supported.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +62,7 @@ class CommandTable:
         """Run ``request`` and return its answer; never raises."""
         cmd = self._commands.get(request.command)
         if cmd is None:
-            return Answer(Result.UNSUPPORTED, f"'{request.command}' command not supported.")
+            return not_supported(request.command)
         t0 = time.perf_counter()
         try:
             answer = await cmd.handler(target, request.arguments, caller)

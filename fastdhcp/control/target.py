@@ -114,6 +114,10 @@ class ControlTarget(Protocol):
         """Kea's statistics over :attr:`metrics`, the engine's counters and the lease table
         (None until the server has started)."""
 
+    async def exposition(self) -> str:
+        """The Prometheus text exposition of the server's metrics (what its ``metrics``
+        endpoint would serve; for ``metrics-get``)."""
+
     # ------------------------------------------------------------------ leases (cmd_leases)
 
     # ------------------------------------------------------------------ hosts (cmd_hosts)

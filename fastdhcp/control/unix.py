@@ -23,7 +23,7 @@ from fastdhcp.control.common import MAX_REQUEST, run_bytes, too_large
 from fastdhcp.control.protocol import Caller, encode_answer
 
 if TYPE_CHECKING:
-    from fastdhcp.control.target import ControlTarget
+    from fastdhcp.control.common import Dispatch
 
 __all__ = ["MAX_REQUEST", "UnixTransport"]
 
@@ -73,10 +73,11 @@ def _peer(sock: socket.socket | None) -> str:
 
 
 class UnixTransport:
-    """Serves one Unix control socket for ``target`` (see the module docstring)."""
+    """Serves one Unix control socket, answering through ``dispatch`` (see the module
+    docstring)."""
 
-    def __init__(self, target: ControlTarget, conf: ControlSocket) -> None:
-        self._target = target
+    def __init__(self, dispatch: Dispatch, conf: ControlSocket) -> None:
+        self._dispatch = dispatch
         self.conf = conf
         self.path = conf.socket_name
         self._server: asyncio.AbstractServer | None = None
@@ -148,7 +149,7 @@ class UnixTransport:
                 writer.write(encode_answer(too_large()))
                 await writer.drain()
                 return
-        answer = await run_bytes(self._target, first_value(buf), caller)
+        answer = await run_bytes(self._dispatch, first_value(buf), caller)
         writer.write(encode_answer(answer))
         await writer.drain()
 

@@ -139,6 +139,14 @@ class HAConfig:
         return tuple(sorted((p for p in self.peers if p.role is not Role.BACKUP),
                             key=lambda p: order[p.role]))
 
+    @property
+    def scope_names(self) -> tuple[str, ...]:
+        """The scopes the clients are spread over, by the load-balancing hash's server index:
+        both active peers in load-balancing, the primary alone in hot-standby (every client is
+        in its scope). The state machine's scopes and the engine's ``HA_<name>`` classes."""
+        names = tuple(p.name for p in self.active_peers)
+        return names[:1] if self.mode is HAMode.HOT_STANDBY else names
+
 
 HA_KEYS = (
     "this-server-name", "mode", "heartbeat-delay", "max-response-delay", "max-ack-delay",

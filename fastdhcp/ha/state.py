@@ -222,7 +222,7 @@ class HAStateMachine:
     def scope_count(self) -> int:
         """How many scopes the clients are spread over: the peers in load-balancing (the
         hash modulo), one in hot-standby (every client is the primary's)."""
-        return 1 if self.config.mode is HAMode.HOT_STANDBY else len(self._names)
+        return len(self.config.scope_names)
 
     def scope_mask(self) -> int:
         """The served scopes as bits, bit i for the peer of index i (primary first): what

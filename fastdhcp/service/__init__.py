@@ -5,7 +5,12 @@ callbacks, timers), :mod:`.endpoints` (sockets, read pacing, layer-2 unicast),
 :mod:`.report_log` (the packet path's report into the log), :mod:`.stats_line` (the periodic
 summary), :mod:`.notify` (systemd), :mod:`.ratelog` (bounded log rates), :mod:`.pingcheck`
 (ping-check: ICMP probes of held OFFERs' addresses), :mod:`.ha_gate` (HA's allocation share,
-burst counts and the ACK gate), :mod:`.leasequery_tcp` (the RFC 6926 bulk listener).
+burst counts and the ACK gate), :mod:`.leasequery_tcp` (the RFC 6926 bulk listener),
+:mod:`.supervisor` (``[server] workers`` > 1: the sockets, the worker processes, restarts and
+signals), :mod:`.worker` (what a Server does as one worker: its sockets, its slice, the NAK of a
+binding its commit check refused), :mod:`.worker_paths` (the workers' private sockets),
+:mod:`.control_front` (the configured control sockets in front of the workers) and
+:mod:`.front_metrics` (their metrics with a ``worker`` label).
 
 Theory of operation
 -------------------

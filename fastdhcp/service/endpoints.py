@@ -106,14 +106,17 @@ def endpoint_keys(config: Config) -> list[EndpointKey]:
     return keys
 
 
-def open_endpoint(key: EndpointKey) -> Endpoint:
-    """Open the socket ``key`` names (``OSError`` if it cannot be bound)."""
+def open_endpoint(key: EndpointKey, sock: socket.socket | None = None) -> Endpoint:
+    """Open the socket ``key`` names (``OSError`` if it cannot be bound); with ``sock``, serve
+    that already bound socket instead (a worker's, made by the supervisor)."""
     kind, name, port = key
     if kind == "if":
         address = netio.interface_ipv4(name)
-        sock = netio.open_interface_socket(name, port)
+        if sock is None:
+            sock = netio.open_interface_socket(name, port)
         return Endpoint(key, sock, Link(name, address), name)
-    sock = netio.open_address_socket(name, port)
+    if sock is None:
+        sock = netio.open_address_socket(name, port)
     return Endpoint(key, sock, Link("", netio.str_to_ip(name)), "")
 
 

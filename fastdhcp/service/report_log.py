@@ -72,3 +72,6 @@ class ReportLog:
         elif kind is Event.SEND_FAILED:
             self._ratelog(logging.WARNING, "send", "sending to %s on %s failed: %s", src,
                           ev.where, os.strerror(ev.errno))
+        elif kind is Event.GSO_OFF:
+            log.info("UDP GSO off on %s (%s): replies leave one datagram a message",
+                     ev.where, os.strerror(ev.errno))

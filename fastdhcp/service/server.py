@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastdhcp import netio
 from fastdhcp._packetpath import PacketPath
@@ -27,6 +27,7 @@ from fastdhcp.config import Config
 from fastdhcp.config import load as load_config
 from fastdhcp.control import commands as control_commands
 from fastdhcp.control.channel import ControlChannel
+from fastdhcp.control.common import target_dispatch
 from fastdhcp.control.table import CommandTable
 from fastdhcp.ddns.runner import DdnsRunner
 from fastdhcp.ddns.stats import DdnsCollector
@@ -38,7 +39,7 @@ from fastdhcp.ha.table_host import CommandTableHost
 from fastdhcp.hosts import HostTable
 from fastdhcp.leasequery.udp import UdpLeaseQuery
 from fastdhcp.limits import EdgeGuard
-from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector
+from fastdhcp.metrics import Metrics, MetricsServer, ServerCollector, registry_of
 from fastdhcp.pathreport import Event, PathEvent, PathReport
 from fastdhcp.pathtypes import PathEndpoint
 from fastdhcp.service import endpoints
@@ -60,6 +61,9 @@ from fastdhcp.service.report_log import ReportLog
 from fastdhcp.service.stats_line import PoolRow, StatsLine
 from fastdhcp.statistics import Statistics
 from fastdhcp.store import GroupCommitter, LmdbLeaseStore
+
+if TYPE_CHECKING:
+    from fastdhcp.service.worker import WorkerRole
 
 __all__ = ["ANSWER_GRACE", "GC_FREEZE_INTERVAL", "RECLAIM_MAX_DELAY", "RECLAIM_MIN_DELAY",
            "SWITCH_INTERVAL", "ReloadResult", "Server", "StartupError"]
@@ -114,8 +118,10 @@ class Server:
     """
 
     def __init__(self, config: Config, *, config_path: str | None = None,
-                 log_level_pinned: bool = False) -> None:
+                 log_level_pinned: bool = False, worker: WorkerRole | None = None) -> None:
         self.config = config
+        #: worker k of n under the supervisor (service.worker), or None: one process
+        self._worker = worker
         #: the startup file: what SIGHUP and config-reload read, config-write writes by default
         self.config_path: str | None = (config_path if config_path is not None
                                         else _startup_file(config))
@@ -127,6 +133,8 @@ class Server:
         self._engine: Engine | None = None
         self.committer: GroupCommitter | None = None
         self.metrics_server: MetricsServer | None = None
+        #: the collectors behind the endpoint and ``metrics-get`` (made at start)
+        self.metrics_registry = registry_of()
         self.endpoints: dict[EndpointKey, Endpoint] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ratelog = RateLimitedLog(log)
@@ -147,7 +155,7 @@ class Server:
         self._path: PacketPath | None = None
         #: Kea's management API: the command table and the sockets that answer it
         self.commands: CommandTable = control_commands.build()
-        self.control = ControlChannel(self)
+        self.control = ControlChannel(target_dispatch(self))
         # config and server commands (cmd_config, cmd_server)
         #: who holds the DHCP service disabled (dhcp-disable / dhcp-enable)
         self.dhcp_state = DhcpServiceState()
@@ -205,15 +213,17 @@ class Server:
             kwargs: dict[str, Any] = {"sync": db.sync, "create": True}
             if getattr(db, "map_size", None):
                 kwargs["map_size"] = db.map_size
-            self._store = LmdbLeaseStore(str(db.path), **kwargs)
-            engine = self._engine = Engine(cfg, self._store)
+            scope = self._worker.scope(cfg) if self._worker is not None else None
+            self._store = LmdbLeaseStore(str(db.path), scope=scope, **kwargs)
+            engine = self._engine = Engine(cfg, self._store, scope)
             self.statistics = Statistics(self)
             self._hosts = HostTable(self._store)  # hosts (cmd_hosts)
             engine.attach_hosts(self._hosts)
             self.ddns = DdnsRunner.follow(None, cfg.ddns, engine.ddns_pending)
             try:
                 for key in endpoint_keys(cfg):
-                    ep = open_endpoint(key)
+                    sock = self._worker.sockets[key] if self._worker is not None else None
+                    ep = open_endpoint(key, sock)
                     self.endpoints[key] = ep
             except OSError as exc:
                 raise StartupError(f"cannot open sockets: {exc.strerror or exc}") from exc
@@ -229,21 +239,21 @@ class Server:
                 max_wait=db.max_wait_ms / 1000.0,
                 on_batch=self._on_batch,
             )
+            self.metrics_registry = registry_of(
+                ServerCollector(
+                    self.metrics,
+                    lambda: self._on_loop(self._pool_rows) or [],
+                    lambda: self._on_loop(self._lease_count),
+                    lambda: self._on_loop(self._kea_values),
+                    (lambda: self._on_loop(lambda: ha_gauges(self._ha)))
+                    if cfg.high_availability is not None else None,
+                ),
+                DdnsCollector(lambda: self.ddns.stats if self.ddns is not None else None),
+            )
             if cfg.server.metrics:
                 try:
-                    self.metrics_server = MetricsServer(
-                        ServerCollector(
-                            self.metrics,
-                            lambda: self._on_loop(self._pool_rows) or [],
-                            lambda: self._on_loop(self._lease_count),
-                            lambda: self._on_loop(self._kea_values),
-                            (lambda: self._on_loop(lambda: ha_gauges(self._ha)))
-                            if cfg.high_availability is not None else None,
-                        ),
-                        cfg.server.metrics,
-                        DdnsCollector(lambda: self.ddns.stats if self.ddns is not None
-                                      else None),
-                    )
+                    self.metrics_server = MetricsServer(self.metrics_registry,
+                                                        cfg.server.metrics)
                 except (OSError, ValueError) as exc:
                     why = getattr(exc, "strerror", None) or exc
                     raise StartupError(f"metrics endpoint {cfg.server.metrics}: {why}") from exc
@@ -264,6 +274,8 @@ class Server:
             sys.setswitchinterval(SWITCH_INTERVAL)
         for ep in self.endpoints.values():
             self._loop.add_reader(ep.fd, self._on_readable, ep)
+        if self._worker is not None and self._worker.forwarder is not None:
+            self._worker.forwarder.start(self, self._loop)
         self._started = True
         self._schedule("reclaim", 0.0, self._reclaim)
         self._stats.restart()
@@ -322,6 +334,8 @@ class Server:
         await self._stop_leasequery()
         await self._stop_ha()  # ha (cmd_ha): no more heartbeats nor updates to the partner
         await self.control.close()  # no command starts while the commits are flushed
+        if self._worker is not None and self._worker.forwarder is not None:
+            self._worker.forwarder.stop(loop)
         for ep in self.endpoints.values():
             self._unwatch(ep)
         if self._ping is not None:
@@ -423,7 +437,7 @@ class Server:
         """:meth:`reload` ``config``, turning a refusal into its problem lines (logged; the
         running configuration keeps serving). SIGHUP, config-reload and config-set use it."""
         try:
-            self.reload(config)
+            self.reload(config if self._worker is None else self._worker.adapt(config))
         except Exception as exc:  # whatever it is, the running configuration keeps serving
             self.metrics.reload_failures += 1
             if isinstance(exc, (ConfigError, StartupError, StoreError, OSError)):
@@ -465,6 +479,11 @@ class Server:
             log.warning("reload: [leasequery] changes take effect at the next restart")
 
         want = endpoint_keys(config)
+        if self._worker is not None and set(want) != set(self.endpoints):
+            # the supervisor made this worker's sockets (a reuseport group per key)
+            log.warning("reload: server.interfaces / listen-addresses / port changes take "
+                        "effect at the next restart with workers")
+            want = list(self.endpoints)
         refused = self.check_config(config)
         if not refused.ok:
             raise StartupError(refused.problems[0])
@@ -504,6 +523,8 @@ class Server:
                 except OSError as exc:
                     log.warning("reload: %s", exc)
         self.config = config
+        if self._worker is not None:  # the commit check follows the new pools' slices
+            self.store.scope = self._worker.scope(config)
         self.ddns = DdnsRunner.follow(self.ddns, config.ddns, self._engine.ddns_pending)
         self._guard = EdgeGuard.from_config(config.server, self._guard)
         if old.server.log_level != config.server.log_level and not self._log_level_pinned:
@@ -534,7 +555,9 @@ class Server:
                           committer.hold_many if committer is not None else None, self._l2_dest,
                           self._debug, probe=self._ping_sink(),
                           ha=self._ha.filter if self._ha is not None else None,
-                          leasequery=self._lq_udp)
+                          leasequery=self._lq_udp,
+                          **(self._worker.path_kwargs(self.config, list(self.endpoints))
+                             if self._worker is not None else {}))
         if self._ping is not None:
             self._ping.attach(path, self.config.subnets)
         return path
@@ -601,6 +624,18 @@ class Server:
             else:
                 ep.timer.arm(pace_for(ep.rate, longest))
 
+    def inject(self, ep: Endpoint, data: bytes, src_ip: int, src_port: int, now: float,
+               t0: float) -> None:
+        """Handle a datagram another worker forwarded as if ``ep`` had read it (its reply
+        leaves from ``ep``); nothing while the service is disabled or stopping."""
+        path = self._path
+        if path is None or self._discarding or self._closing or ep.closed:
+            return
+        path.inject(ep, data, src_ip, src_port, now, t0)
+        if self.committer is not None:
+            self.committer.kick()
+        self._report_log.drain()
+
     def _poll_committer(self) -> None:
         """Tell the committer whether a paced read will poll it again within a tick, and poll
         it now (fastdhcp.commit: the writer then wakes the loop only when nothing will)."""
@@ -648,6 +683,14 @@ class Server:
 
     # ----------------------------------------------------------------- commit callbacks
 
+    async def exposition(self) -> str:
+        """The Prometheus text of :attr:`metrics_registry` (``metrics-get``)."""
+        from prometheus_client import generate_latest
+
+        # rendered off the loop: the collectors ask the loop for their values (_on_loop)
+        data = await asyncio.to_thread(generate_latest, self.metrics_registry)
+        return data.decode()
+
     async def durable(self) -> None:
         """Return once everything staged so far is committed (the control channel's mutations
         answer after this, as an ACK leaves after its binding's commit). Raises ``StoreError``
@@ -669,10 +712,24 @@ class Server:
             return
         m.commit_batch.observe(len(tokens))
         m.commit_latency.observe(time.perf_counter() - tokens[0].held_at)
+        if self._worker is not None:
+            tokens = self._refuse(tokens)
         if self.config.high_availability is not None:  # ha (cmd_ha): the partner first
             self._ha_gate.committed(self._ha, tokens)
             return
         self._deliver(tokens)
+
+    def _refuse(self, tokens: list[Any]) -> list[Any]:
+        """A worker's commit check refused some bindings of the batch (service.worker): the
+        engine follows the store back, and their ACKs become NAKs."""
+        assert self._worker is not None
+        refused = self.store.take_rejected()
+        if not refused:
+            return tokens
+        self._ratelog(logging.WARNING, "refused", "commit check refused %d bindings (address "
+                      "not this worker's, or active for another client): NAKed", len(refused))
+        self.engine.rollback(refused)
+        return self._worker.refuse(tokens, refused, self.config.server.client_port)
 
     def _deliver(self, tokens: list[Any]) -> None:
         # the ACKs of durable bindings leave (after the partner's word, with HA)
@@ -846,6 +903,8 @@ class Server:
 
     def _log_stats(self, final: bool = False) -> None:
         line = self.stats_line()
+        if self._worker is not None and self._path is not None:
+            line += self._worker.stats_suffix(self._path)
         if final:
             line = "final " + line
         log.info("%s", line)
