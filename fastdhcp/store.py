@@ -902,6 +902,18 @@ class LmdbLeaseStore:
         except lmdb.Error as exc:
             raise self._err("lease extras read failed", exc) from exc
 
+    def extras_empty(self) -> bool:
+        """Whether the committed ``lease-extras`` table has no entry (loop thread): a batch
+        with nothing to store then has nothing to remove either, at one lookup, not one per
+        address."""
+        if self._extras is None:
+            return True
+        try:
+            with self._map_lock:
+                return int(self._loop_txn().stat(self._extras)["entries"]) == 0
+        except lmdb.Error as exc:
+            raise self._err("lease extras read failed", exc) from exc
+
     def extras_write(self, changes: dict[int, bytes | None]) -> None:
         """Put (or, for None, delete) ``lease-extras`` values in one write transaction, durable
         on return. The writer thread only (``GroupCommitter.run_in_writer``)."""

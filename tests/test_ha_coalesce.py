@@ -153,7 +153,8 @@ def test_the_service_merges_a_fastdhcp_partners_updates() -> None:
             assert await asyncio.gather(*commits) == [frozenset()] * 24
             sent = [r for r in lst.requests[n0:] if r["command"] == m.BATCH_COMMAND]
             assert len(sent) <= 2 * COMMANDS_CONNECTIONS, len(sent)
-            ips = [x["ip-address"] for r in sent for x in r["arguments"]["leases"]]
+            ips = [x.update_arguments()["ip-address"] for r in sent
+                   for x in m.parse_batch_args(r["arguments"])[0]]
             assert sorted(ips) == sorted(lease_json(n)["ip-address"] for n in range(24))
         finally:
             await svc.stop()

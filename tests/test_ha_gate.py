@@ -25,7 +25,7 @@ import pytest
 
 from fastdhcp._hascope import lb_hash
 from fastdhcp.config import loads
-from fastdhcp.control.protocol import Answer, Request, Result, success
+from fastdhcp.control.protocol import Answer, Caller, Request, Result, success
 from fastdhcp.ha import messages as m
 from fastdhcp.ha.state import HAState
 from tests.control_helpers import control_config_text
@@ -70,8 +70,11 @@ class Partner:
             self.deletes.append(a)
             return success("IPv4 lease deleted.")
         if req.command == m.BATCH_COMMAND:
-            self.updates.extend(a.get("leases", []))
-            self.deletes.extend(a.get("deleted-leases", []))
+            # the rows decoded as the receiver does, kept as Kea's maps (what the other
+            # branch records) so that the checks read the same for both partners
+            updated, deleted = m.parse_batch_args(a)
+            self.updates.extend(x.update_arguments() for x in updated)
+            self.deletes.extend(x.delete_arguments() for x in deleted)
             if self.update_result != Result.SUCCESS:
                 return Answer(self.update_result, "forced error")
             return success("applied", {"failed-leases": []})
@@ -257,3 +260,53 @@ def test_reload_keeps_the_ha_layer_and_defers_ha_changes(tmp_path: Path,
         assert int(ack.yiaddr.rsplit(".", 1)[1]) % 2 == 0  # the primary's share
         with pytest.raises(TimeoutError):
             rc.exchange("discover", theirs[0], 0x710)
+
+
+def test_a_partners_batch_applies_what_it_can_and_names_the_rest(tmp_path: Path) -> None:
+    """The batched update from a fastdhcp partner goes straight to the engine and one commit
+    (no lease4-update per lease) with lease4-update's checks: a lease outside every subnet, or
+    with a DNS flag and no hostname, is refused by name in ``failed-leases`` while the rest of
+    the batch is stored; a malformed batch is refused whole, nothing applied."""
+    partner = Partner(batch=True)
+    good = m.HALease(int(ipaddress.IPv4Address("198.18.0.150")), bytes.fromhex("02aa00000001"),
+                     3600, int(time.time()), 1, hostname="Good")
+    outside = m.HALease(int(ipaddress.IPv4Address("203.0.113.5")), good.hw_address, 3600,
+                        good.cltt)
+    nameless = m.HALease(good.ip + 1, bytes.fromhex("02aa00000002"), 3600, good.cltt,
+                         fqdn_fwd=True)
+    caller = Caller("ha", "partner")
+
+    async def send(args: Any) -> Answer:
+        return await srv.server.commands.dispatch(srv.server, Request(m.BATCH_COMMAND, args),
+                                                  caller)
+
+    with served(tmp_path, partner) as (srv, _lst, _port):
+        store = srv.server.store
+        answer = srv.call(send(m.batch_request([good, outside, nameless], [])["arguments"]))
+        assert answer.result == Result.SUCCESS and answer.text == "1 of 3 IPv4 lease(s) applied."
+        failed = {f["ip-address"]: f for f in answer.arguments["failed-leases"]}
+        assert set(failed) == {"203.0.113.5", "198.18.0.151"}
+        assert failed["203.0.113.5"]["result"] == 1
+        assert "failed to find a subnet" in failed["203.0.113.5"]["error-message"]
+        assert "No hostname specified" in failed["198.18.0.151"]["error-message"]
+        stored = store.get(good.ip)
+        assert stored is not None and stored.hostname == "good" and stored.issued == good.cltt
+        assert store.get(nameless.ip) is None
+        # malformed: result 1 naming the row, nothing of it applied
+        later = m.lease_row(m.HALease(good.ip + 2, good.hw_address, 60, good.cltt))
+        bad = srv.call(send({"rows": [later, [later[0] + 1, "zz"]]}))
+        assert bad.result == Result.ERROR and bad.text.startswith("rows[1]: a row must be")
+        assert store.get(good.ip + 2) is None
+        # extras stored by lease4-update (a user-context) go when the partner's copy has none
+        kea = dict(m.HALease(good.ip + 3, good.hw_address, 3600, good.cltt, 1)
+                   .update_arguments(), **{"user-context": {"a": 1}})
+        added = srv.call(srv.server.commands.dispatch(srv.server,
+                                                      Request("lease4-update", kea), caller))
+        assert added.result == Result.SUCCESS and store.extras_get(good.ip + 3) is not None
+        plain = m.HALease(good.ip + 3, good.hw_address, 3600, good.cltt + 1, 1)
+        assert srv.call(send(m.batch_request([plain], [])["arguments"])).result == 0
+        assert store.extras_get(good.ip + 3) is None and store.extras_empty()
+        # a delete of the stored lease and of an absent one: both done
+        gone = srv.call(send(m.batch_request([], [good, nameless])["arguments"]))
+        assert gone.result == Result.SUCCESS and gone.arguments["failed-leases"] == []
+        assert store.get(good.ip) is None

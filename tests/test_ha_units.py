@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from fakeclock import FakeClock
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastdhcp.config import loads
 from fastdhcp.control.protocol import CommandError
@@ -621,6 +623,82 @@ def test_batch_round_trip_and_refusal() -> None:
     res = m.parse_batch_result(m.PeerAnswer(0, "", {"failed-leases": [
         {"ip-address": "198.18.0.103", "result": 1, "error-message": "no subnet"}]}))
     assert res == [m.BatchResult(0xC6120067, 1, "no subnet")]
+
+
+def test_batch_rows_are_compact_and_the_old_maps_still_parse() -> None:
+    """A batch carries each lease as a row of ROW_COLUMNS (no per-lease map); a batch in Kea's
+    lease maps (what the first fastdhcp release sent) still parses to the same leases."""
+    a = m.lease_from_json(LEASE_JSON)
+    b = m.HALease(0xC6120067, b"", 3600, 1796531996, 1, state=LeaseState.DECLINED,
+                  user_context={"k": [1]})
+    args = m.batch_request([a, b], [a])["arguments"]
+    assert args["rows"][0] == [0xC6120066, "020000000004", "01020000000004", 3600, 1796531996,
+                               1, "host-b", False, False, 0]
+    assert args["rows"][1][-1] == {"k": [1]} and len(args["rows"][1]) == len(m.ROW_COLUMNS)
+    assert m.parse_batch_args(json.loads(json.dumps(args))) == ([a, b], [a])
+    assert m.parse_batch_args({"leases": [LEASE_JSON], "deleted-leases": []}) == ([a], [])
+
+
+@pytest.mark.parametrize(("row", "text"), [
+    ([1, "00"], "rows[0]: a row must be a list of 10 or 11 values"),
+    ([True, "00", None, 1, 1, 1, "", False, False, 0], "rows[0]: 'ip' is not an integer"),
+    ([2**32, "00", None, 1, 1, 1, "", False, False, 0], "rows[0]: 'ip' is not an integer"),
+    ([1, "0g", None, 1, 1, 1, "", False, False, 0], "rows[0]: invalid 'hw-address' value"),
+    ([1, "00" * 17, None, 1, 1, 1, "", False, False, 0], "rows[0]: 'hw-address' is longer"),
+    ([1, "00", "01", 1, 1, 1, "", False, False, 0], "rows[0]: 'client-id' is shorter"),
+    ([1, "00", None, -1, 1, 1, "", False, False, 0], "rows[0]: 'valid-lft' is not an integer"),
+    ([1, "00", None, 1, 1, 0, "", False, False, 0], "rows[0]: 'subnet-id' is not a positive"),
+    ([1, "00", None, 1, 1, 1, 5, False, False, 0], "rows[0]: 'hostname' is not a string"),
+    ([1, "00", None, 1, 1, 1, "", 1, False, 0], "rows[0]: 'fqdn-fwd' and 'fqdn-rev' must be"),
+    ([1, "00", None, 1, 1, 1, "", False, False, 3], "rows[0]: invalid state 3"),
+    ([1, "00", None, 1, 1, 1, "", False, False, 0, []], "rows[0]: 'user-context' must be a map"),
+])
+def test_a_malformed_row_names_its_column(row: list[Any], text: str) -> None:
+    with pytest.raises(CommandError) as exc:
+        m.parse_batch_args({"rows": [row]})
+    assert exc.value.text.startswith(text), exc.value.text
+
+
+def test_a_malformed_batch_is_refused_whole() -> None:
+    for args, text in (([], "Parameters missing"), ({"rows": {}}, "'rows' must be a list"),
+                       ({"rows": [], "x": 1}, "unknown parameter 'x'")):
+        with pytest.raises(CommandError) as exc:
+            m.parse_batch_args(args)
+        assert exc.value.text.startswith(text), exc.value.text
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-2, 2**33) | st.text(max_size=6)
+                     | st.sampled_from(["00", "0102", "aabbccddeeff", "01aabbccddeeff"]),
+                     lambda kids: st.lists(kids, max_size=12)
+                     | st.dictionaries(st.text(max_size=4), kids, max_size=3), max_leaves=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(["rows", "deleted-rows", "leases", "x"]),
+                       st.lists(_JSON, max_size=3), max_size=3))
+def test_fuzz_the_batch_decoder(args: dict[str, Any]) -> None:
+    """Whatever a partner sends, the decoder answers leases or a CommandError, and a lease it
+    accepts encodes back to a row that decodes to the same lease."""
+    try:
+        updated, deleted = m.parse_batch_args(args)
+    except CommandError:
+        return
+    for x in (*updated, *deleted):
+        assert m.row_lease(m.lease_row(x)) == x
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.builds(m.HALease, st.integers(0, 2**32 - 1), st.binary(max_size=16),
+                 st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
+                 st.none() | st.integers(1, 2**32 - 1),
+                 st.none() | st.binary(min_size=2, max_size=20),
+                 st.text(max_size=10), st.booleans(), st.booleans(),
+                 st.sampled_from([LeaseState.DEFAULT, LeaseState.DECLINED,
+                                  LeaseState.EXPIRED_RECLAIMED]),
+                 st.none() | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)))
+def test_every_lease_survives_its_row(x: m.HALease) -> None:
+    row = json.loads(json.dumps(m.lease_row(x)))
+    assert m.row_lease(row) == x
 
 
 def test_command_arguments() -> None:

@@ -1,18 +1,16 @@
-"""The server's :class:`~fastdhcp.ha.service.HAHost`, over the command table: leases from the
-partner are stored by the server's own ``lease4-update`` / ``lease4-del`` commands (the lease
-commands group, ``cmd_leases``), so that they take the path of every lease change (engine, group
-commit, durable before the answer) and HA has no lease-writing code of its own.
-
-Until the lease commands are in the table, applying answers result 2 for every lease and a sync
-fails with that text (the state machine then stays in waiting and retries).
+"""The server's :class:`~fastdhcp.ha.service.HAHost`, over the lease commands group
+(``cmd_leases``): leases from the partner take the path of every lease change (the engine, the
+group commit, durable before the answer) with ``lease4-update``'s checks and texts, a whole
+batch staged at once and made durable in one commit, and HA has no lease-writing code of its
+own.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
-from fastdhcp.control.protocol import Caller, Request, Result
+from fastdhcp.control.cmd_leases import apply_partner_leases
+from fastdhcp.control.protocol import Caller
 from fastdhcp.ha.messages import BatchResult, HALease
 from fastdhcp.ha.reconcile import merge
 
@@ -25,29 +23,17 @@ _CALLER = Caller("ha", "partner")
 
 
 class CommandTableHost:
-    """Applies the partner's leases through ``target.commands``."""
+    """Applies the partner's leases through the lease commands group."""
 
     def __init__(self, target: ControlTarget) -> None:
         self._target = target
 
     async def apply_leases(self, updated: list[HALease],
                            deleted: list[HALease]) -> list[BatchResult]:
-        """Each lease through lease4-update (force-create) or lease4-del, all at once so that
-        they share group commits (one at a time, each waited for its own fsync'd commit: a
-        batch of 100 took ~0.5 s and held the partner's ACKs that long, bench/ha_pair.py);
-        the failures."""
-        failed: list[BatchResult] = []
-        table = self._target.commands
-        reqs = [(x, Request("lease4-update", x.update_arguments())) for x in updated]
-        reqs += [(x, Request("lease4-del", x.delete_arguments())) for x in deleted]
-        answers = await asyncio.gather(*(table.dispatch(self._target, req, _CALLER)
-                                         for _, req in reqs))
-        for (lease, _), answer in zip(reqs, answers, strict=True):
-            if answer.result == Result.UNSUPPORTED:
-                raise RuntimeError(f"cannot store the partner's leases: {answer.text}")
-            if answer.result not in (Result.SUCCESS, Result.EMPTY):
-                failed.append(BatchResult(lease.ip, int(answer.result), answer.text or ""))
-        return failed
+        """The batch in one commit (one lease4-update per lease, each waiting for its own
+        commit, held a batch of 100 for ~0.5 s, and the command path per lease was ~30% of
+        the receiver's HA work, bench/ha_pair.py and py-spy); the failures."""
+        return await apply_partner_leases(self._target, updated, deleted, _CALLER)
 
     async def apply_synced(self, page: list[HALease]) -> list[BatchResult]:
         """A sync page, merged by :mod:`fastdhcp.ha.reconcile`: per address the later copy,
