@@ -733,7 +733,7 @@ def run_all(args: argparse.Namespace, lab: ws.BenchLab, res: dict[str, Any]) -> 
 
     # 2. maximum rate: bisections, the servers interleaved probe by probe
     res["_phase"] = "sweep"
-    ceilings = parse_ceilings(args.ceiling, servers)
+    ceilings = parse_ceilings(DEFAULT_CEILINGS + "," + args.ceiling, servers)
     sweep: dict[str, list[dict[str, Any]]] = {k: [] for k in servers}
     found: dict[str, list[dict[str, Any]]] = {k: [] for k in servers}
     for round_no in range(args.bisections):
@@ -805,8 +805,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=None, help="runs per step (default 3)")
     ap.add_argument("--bisections", type=int, default=None,
                     help="bisections per server for its maximum (default 3; --quick 1)")
-    ap.add_argument("--ceiling", default=DEFAULT_CEILINGS,
-                    help=f"upper end of each server's bisection (default {DEFAULT_CEILINGS})")
+    ap.add_argument("--ceiling", default="",
+                    help="upper end of each server's bisection, SERVER=RATE,...; a server not "
+                         f"named keeps its default ({DEFAULT_CEILINGS}; fastdhcp-wN: N times "
+                         "fastdhcp's)")
     ap.add_argument("--step-seconds", type=float, default=None, help="default 8")
     ap.add_argument("--min-step", type=int, default=None,
                     help="stop bisecting at this gap, DORA/s (default 500; --quick 2000)")
@@ -860,7 +862,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--workers: 'fastdhcp' is not in --servers")
         args.servers = ",".join(expand_servers([s for s in args.servers.split(",") if s],
                                                workers))
-        parse_ceilings(args.ceiling, args.servers.split(","))
+        parse_ceilings(DEFAULT_CEILINGS + "," + args.ceiling, args.servers.split(","))
     except ValueError as exc:
         ap.error(str(exc))
     for kind in args.servers.split(","):

@@ -84,6 +84,10 @@ def test_spread_and_ceilings(cmp: ModuleType) -> None:
         cmp.parse_ceilings("kea:9000", ["kea"])
     assert set(cmp.parse_ceilings(cmp.DEFAULT_CEILINGS, list(cmp.ws.SERVERS))) == set(
         cmp.ws.SERVERS)
+    # what main() does with a partial --ceiling: the defaults first, the named servers after
+    got = cmp.parse_ceilings(cmp.DEFAULT_CEILINGS + ",kea=32000",
+                             ["kea", "kea-mt", "fastdhcp-w2"])
+    assert got["kea"] == 32000 and got["kea-mt"] == 16000 and got["fastdhcp-w2"] == 2 * 64000
 
 
 def test_parse_rcvbuf_reads_the_servers_socket(cmp: ModuleType) -> None:
