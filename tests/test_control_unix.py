@@ -72,6 +72,29 @@ def test_command_split_across_writes(tmp_path):
     assert json.loads(data)["result"] == 0
 
 
+@pytest.mark.parametrize("cut", ["tr", "fals", "nul", "1.", "-", '"a\\'])
+def test_command_split_inside_a_literal(tmp_path, cut):
+    """A read that ends inside ``true``, ``false``, ``null``, a number or a string's escape
+    is more to come, not an error (a 2,000-lease HA link batch was answered half-read)."""
+    # "command" last: only a request read whole names it
+    body = {"arguments": {"x": [True, False, None, 1.5, -2, "a\\b"]}, "command": "list-commands"}
+    raw = json.dumps(body).encode()
+    at = raw.index({"tr": b"true", "fals": b"false", "nul": b"null", "1.": b"1.5",
+                    "-": b"-2", '"a\\': b'"a\\'}[cut]) + len(cut)
+    with control_server(tmp_path) as (_srv, sock, _port):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(sock))
+            s.sendall(raw[:at])
+            time.sleep(0.2)
+            s.sendall(raw[at:])
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    ans = json.loads(data)
+    assert ans["result"] == 0 and "status-get" in ans["arguments"], ans
+
+
 def test_oversized_command_refused(tmp_path):
     with control_server(tmp_path) as (_srv, sock, _port):
         big = b'{"command": "list-commands", "arguments": {"x": "' + b"a" * (2 << 20) + b'"}}'
