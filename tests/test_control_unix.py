@@ -12,6 +12,8 @@ import subprocess
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastdhcp.config import loads
 from tests.control_helpers import control_config_text, control_server, unix_command, unix_raw
@@ -157,3 +159,32 @@ def test_socat_as_kea_documents(tmp_path):
                              input=b'{"command": "list-commands"}', capture_output=True,
                              timeout=20, check=True).stdout
     assert json.loads(out)["result"] == 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(alphabet='ab"\\{}[] \u00e9', max_size=6),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(alphabet='k"\\]', max_size=3), inner, max_size=3),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), _JSON, max_size=4) | st.lists(_JSON, max_size=4))
+def test_a_request_is_whole_only_when_it_all_arrived(value):
+    """Every proper prefix of an object or array is more to come; the whole is complete."""
+    from fastdhcp.control.unix import complete
+
+    raw = json.dumps(value).encode()
+    assert complete(raw)
+    assert not any(complete(raw[:i]) for i in range(1, len(raw)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_complete_never_raises_on_any_bytes(raw):
+    """Whatever a peer sends, the reader decides (an exception here would drop the
+    connection without Kea's error answer)."""
+    from fastdhcp.control.unix import complete
+
+    complete(raw)
