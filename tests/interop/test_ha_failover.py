@@ -725,6 +725,12 @@ def test_fastdhcp_pair(pair_lab: PairLab, tmp_path: Path, mode: str, victim: int
     try:
         acked = failover(servers, relay, mode, victim)
         maintenance(servers, relay, mode, 1 - victim, acked)
+        for s in servers:  # the HA gauges: one state, the server's (no worker label)
+            text = s.command("metrics-get")["arguments"]["exposition"]
+            lines = [x for x in text.splitlines() if x.startswith("fastdhcp_ha_state{")]
+            assert f'fastdhcp_ha_state{{state="{mode}"}} 1.0' in lines, (s.name, lines)
+            assert sum(x.endswith(" 1.0") for x in lines) == 1 and "worker=" not in \
+                "".join(lines), lines
     finally:
         relay.close()
         for s in servers:
