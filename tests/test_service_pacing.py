@@ -325,3 +325,39 @@ def test_pace_timer_readiness_without_expiry(tmp_path: Path, loop_kind: str,
         srv.call_soon(lose_the_tick)  # no tick to come: read now
         assert dhcp_options(c.recv(0x502))["message-type"] == 2
         assert _state(srv) == (True, True, 2)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_the_rate_outlives_a_short_return_to_epoll(tmp_path: Path, loop_kind: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tick that finds the socket empty puts it back in epoll; the next datagram within
+    PACE_MEMORY resumes pacing at the rate measured before, not at the longest pace (a bursty
+    sender empties the socket between bursts: restarting at the longest pace each time made
+    the OFFER p90 the whole 2 ms). Past PACE_MEMORY the rate is unknown again."""
+    monkeypatch.setattr(endpoints, "READ_PACE", HOUR)
+    monkeypatch.setattr(endpoints, "PACE_TARGET", 16)
+    port = free_port()
+    with InProcessServer(_config(tmp_path, port), loop_kind) as srv, RelayClient(port) as c:
+        c.exchange("discover", mac(1), 1)  # from epoll: paced, rate unknown
+
+        def measured() -> float:
+            ep = _endpoint(srv)
+            ep.rate = 8.0  # as if measured: 16 datagrams are 2 s away
+            ep.timer.disarm()
+            srv.server._on_pace(ep)  # finds nothing: back to epoll
+            return ep.rate
+        assert srv.call_soon(measured) == 8.0
+        assert _state(srv)[:2] == (False, False)
+        c.exchange("discover", mac(2), 2)  # from epoll again, at once
+        paced, rate, wait = srv.call_soon(lambda: (_endpoint(srv).paced, _endpoint(srv).rate,
+                                                   _endpoint(srv).timer.remaining()))
+        assert paced and rate > 0.0 and wait < 60.0  # not the hour-long longest pace
+
+        def stale() -> None:
+            ep = _endpoint(srv)
+            ep.timer.disarm()
+            srv.server._on_pace(ep)  # empty: back to epoll
+            ep.last_read -= endpoints.PACE_MEMORY + 1.0
+        srv.call_soon(stale)
+        c.exchange("discover", mac(3), 3)
+        assert srv.call_soon(lambda: (_endpoint(srv).paced, _endpoint(srv).rate)) == (True, 0.0)

@@ -18,8 +18,9 @@ from fastdhcp.service.ratelog import RateLimitedLog
 if TYPE_CHECKING:
     from fastdhcp.config import Config
 
-__all__ = ["MIN_PACE", "PACE_RATE_WEIGHT", "PACE_TARGET", "READ_BATCH", "READ_PACE", "Endpoint",
-           "EndpointKey", "endpoint_keys", "l2_destination", "open_endpoint", "pace_for"]
+__all__ = ["MIN_PACE", "PACE_MEMORY", "PACE_RATE_WEIGHT", "PACE_TARGET", "READ_BATCH",
+           "READ_PACE", "Endpoint", "EndpointKey", "endpoint_keys", "l2_destination",
+           "open_endpoint", "pace_for"]
 
 log = logging.getLogger("fastdhcp")
 
@@ -39,6 +40,9 @@ PACE_TARGET = 16
 MIN_PACE = 0.0002
 #: Weight of the newest read in the arrival-rate estimate (exponential moving average).
 PACE_RATE_WEIGHT = 0.25
+#: Seconds a socket's arrival-rate estimate outlives its last paced read: back from epoll
+#: within this, pacing resumes at that rate instead of at the longest pace.
+PACE_MEMORY = 1.0
 
 #: ("if", ifname, port) or ("addr", address, port)
 EndpointKey = tuple[str, str, int]
