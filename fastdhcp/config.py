@@ -1451,10 +1451,6 @@ class _Loader:
                               _check_keys(p, t, path, allowed, where))
               if "leasequery" in doc else None)
         classes, class_ids = _client_classes(p, doc.get("client-classes", []))
-        if ha is not None and server.workers > 1:
-            p.bad("server.workers", server.workers,
-                  "workers > 1 with [high-availability] is not supported yet (an HA pair "
-                  "runs one worker per server; docs/scaling.md)")
         self.cross_checks()
         if p.lines:
             raise ConfigError(p.lines)

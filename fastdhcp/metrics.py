@@ -379,6 +379,20 @@ class ServerCollector(Collector):
             yield from _ha_families(self._ha)
 
 
+class HACollector(Collector):
+    """The HA gauges alone: the control front of a multi-worker server, which runs the HA
+    service beside its workers' pages (fastdhcp.service.front_ha)."""
+
+    def __init__(self, ha: Callable[[], HAGauges | None]) -> None:
+        self._ha = ha
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield from _ha_families(self._ha)
+
+
 def _ha_families(ha: Callable[[], HAGauges | None]) -> Iterator[Metric]:
     """The HA state sets (1 for the current state, 0 for the others), unsent updates and the
     last update's round trip."""

@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from fastdhcp import slices
 from fastdhcp.config import loads
 from fastdhcp.control import commands
-from fastdhcp.control.fanout import ROUTES, Owners
+from fastdhcp.control.fanout import ROUTES, Owners, Rule
 from fastdhcp.service.worker_paths import worker_control_socket
 from tests.control_helpers import unix_command, unix_raw
 from tests.front_helpers import (
@@ -127,10 +127,17 @@ def test_every_command_has_a_rule() -> None:
 
 
 def test_list_commands_is_the_workers_union(lab: Lab) -> None:
+    """The union of the workers' names, less the supervisor's private link to them (which
+    the configured sockets refuse as unknown)."""
     names = lab.ask("list-commands")["arguments"]
-    assert names == sorted(set().union(*(set(a["arguments"]) for a in lab.each(
-        "list-commands"))))
+    union = set().union(*(set(a["arguments"]) for a in lab.each("list-commands")))
+    private = {c for c, r in ROUTES.items() if r is Rule.PRIVATE}
+    assert private and private <= union
+    assert names == sorted(union - private)
     assert "lease4-get-page" in names
+    for c in sorted(private):
+        a = lab.ask(c, {"rows": [], "deleted-rows": []})
+        assert a["result"] == 2 and a["text"] == f"'{c}' command not supported.", a
 
 
 def test_unknown_command_as_kea(lab: Lab) -> None:

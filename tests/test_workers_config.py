@@ -52,7 +52,8 @@ def test_bad_workers_values_name_key_and_value(value: str, reason: str) -> None:
     assert len(lines) == 1 and reason in lines[0]
 
 
-def test_workers_with_high_availability_is_an_error() -> None:
+def test_workers_with_high_availability_loads() -> None:
+    """HA with workers: the supervisor runs the one HA service (fastdhcp.service.front_ha)."""
     ha = """
 [high-availability]
 this-server-name = "a"
@@ -66,11 +67,9 @@ name = "b"
 url = "http://198.18.0.3:8001/"
 role = "standby"
 """
-    loads(_cfg("workers = 1", more=ha))  # one worker: HA as before
-    with pytest.raises(ConfigError) as exc:
-        loads(_cfg("workers = 2", more=ha))
-    line = next(x for x in exc.value.problems if "server.workers" in x)
-    assert "high-availability" in line and "not supported" in line
+    assert loads(_cfg("workers = 1", more=ha)).high_availability is not None
+    cfg = loads(_cfg("workers = 2", more=ha))
+    assert cfg.server.workers == 2 and cfg.high_availability is not None
 
 
 def test_check_config_warns_about_small_slices(tmp_path) -> None:

@@ -15,7 +15,9 @@ from typing import Any
 
 from fastdhcp import slices
 from fastdhcp.config import Config
+from fastdhcp.control.cmd_ha import BODIES
 from fastdhcp.control.cmd_hosts import HOSTS_WRITTEN
+from fastdhcp.ha import link
 from fastdhcp.hosts import IdentifierType
 
 __all__ = ["ROUTES", "Owners", "Rule", "host_key", "owner_address", "public_document",
@@ -53,6 +55,12 @@ class Rule(enum.Enum):
     STATUS = "status"
     #: the front answers itself (shutdown goes to the supervisor; metrics-get gathers)
     FRONT = "front"
+    #: the front's one HA service answers (fastdhcp.service.front_ha); a server without
+    #: ``[high-availability]`` asks every worker as ALL_SAME (each answers "not supported")
+    HA = "ha"
+    #: the supervisor's private link to its workers (fastdhcp.ha.link): refused from the
+    #: configured sockets (result 2, as an unknown command) and not listed by list-commands
+    PRIVATE = "private"
 
 
 _STATS = ("statistic-get", "statistic-get-all")
@@ -65,11 +73,8 @@ _STAT_CHANGES = ("statistic-reset", "statistic-reset-all", "statistic-remove",
 _RESERVATION_READS = ("reservation-get", "reservation-get-all", "reservation-get-page",
                       "reservation-get-by-hw-address", "reservation-get-by-address",
                       "reservation-get-by-id")
-# HA with several workers is not a configuration the supervisor offers (docs/scaling.md):
-# the commands still reach every worker, which answer that HA is not configured.
-_HA = ("ha-heartbeat", "ha-scopes", "ha-continue", "ha-sync", "ha-sync-complete-notify",
-       "ha-reset", "ha-maintenance-start", "ha-maintenance-notify", "ha-maintenance-cancel",
-       "fastdhcp-lease4-updates")
+# The HA relationship is the server's, not a worker's: the front runs it (cmd_ha's commands)
+_HA = tuple(BODIES)
 
 #: Command name -> rule: every command a worker answers (tests check the table covers the
 #: command table); a name not here is answered by the front as Kea answers an unknown one.
@@ -107,7 +112,9 @@ ROUTES: dict[str, Rule] = {
     "reservation-del": Rule.HOSTS_WRITE,
     **dict.fromkeys(_RESERVATION_READS, Rule.ONE),
     HOSTS_WRITTEN: Rule.ALL_SAME,
-    **dict.fromkeys(_HA, Rule.ALL_SAME),
+    **dict.fromkeys(_HA, Rule.HA),
+    link.STATE_SET: Rule.PRIVATE,
+    link.APPLY: Rule.PRIVATE,
 }
 
 
@@ -142,7 +149,7 @@ class Owners:
 
 def workers_for(rule: Rule, arguments: Any, owners: Owners) -> list[int]:
     """The workers asked (in worker order) for a command of ``rule``."""
-    if rule is Rule.FRONT:
+    if rule is Rule.FRONT or rule is Rule.PRIVATE:
         return []
     if rule is Rule.ONE or rule is Rule.HOSTS_WRITE:
         return [0]

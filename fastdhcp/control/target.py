@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fastdhcp.ddns.runner import DdnsRunner
     from fastdhcp.dhcp_state import DhcpServiceState, Origin
     from fastdhcp.engine import Engine
+    from fastdhcp.ha.link import StateSink
     from fastdhcp.ha.service import HAHost, HAService
     from fastdhcp.hosts import HostTable
     from fastdhcp.metrics import Metrics
@@ -146,3 +147,8 @@ class ControlTarget(Protocol):
     @property
     def ha_host(self) -> HAHost:
         """How the partner's leases are stored (through the lease commands)."""
+
+    @property
+    def ha_link(self) -> StateSink | None:
+        """A worker of a multi-worker HA server: its link to the supervisor's HA service
+        (fastdhcp.ha.link); None in a single server or without HA."""

@@ -30,6 +30,7 @@ from fastdhcp.control.protocol import Answer
 from fastdhcp.ha import messages as m
 from fastdhcp.ha.coalesce import UpdateCoalescer
 from fastdhcp.ha.config import HAConfig, PeerConfig
+from fastdhcp.ha.link import LinkState
 from fastdhcp.ha.messages import BatchResult, HALease, PeerAnswer, PeerError
 from fastdhcp.ha.peer import COMMANDS_CONNECTIONS, REQUEST_TIMEOUT, Channel, PeerClient
 from fastdhcp.ha.state import (
@@ -86,7 +87,8 @@ class HAService:
     def __init__(self, config: HAConfig, host: HAHost, *,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
-                 peer_factory: Callable[[PeerConfig], PeerLike] = PeerClient) -> None:
+                 peer_factory: Callable[[PeerConfig], PeerLike] = PeerClient,
+                 on_change: Callable[[LinkState], None] | None = None) -> None:
         self.config = config
         self._host = host
         self._clock = clock
@@ -114,6 +116,10 @@ class HAService:
         self._background: set[asyncio.Future[list[set[int]]]] = set()
         #: what the packet path answers (compiled; set here at every change, read per query)
         self.filter = ScopeFilter()
+        #: told the new :meth:`link_state` at each change (the workers of a multi-worker
+        #: server follow it: fastdhcp.service.front_ha)
+        self._on_change = on_change
+        self._last: LinkState | None = None
         self._refresh_filter()
 
     # ------------------------------------------------------------------ start / stop
@@ -163,6 +169,14 @@ class HAService:
         analyze = (mm.partner_state is HAState.UNAVAILABLE
                    and mm.state in (mm.normal_state, HAState.COMMUNICATION_RECOVERY))
         self.filter.set(mm.dhcp_enabled, mm.scope_count, mm.scope_mask(), analyze)
+        if self._on_change is not None and (now := self.link_state()) != self._last:
+            self._last = now
+            self._on_change(now)
+
+    def link_state(self) -> LinkState:
+        """The filter's inputs and the allocation share, as the workers get them."""
+        f = self.filter
+        return LinkState(f.enabled, f.servers, f.mask, f.analyze, self.alloc_share)
 
     def drain_missed(self) -> None:
         """Feed the queries the filter dropped as the partner's (kept while communication is

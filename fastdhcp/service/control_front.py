@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from prometheus_client.registry import Collector
+
 from fastdhcp.config import Config
 from fastdhcp.configdoc import json_value, running_document
 from fastdhcp.control import commands
@@ -38,7 +40,8 @@ from fastdhcp.control.merge import FrontInfo, WorkerAnswer, merge, named
 from fastdhcp.control.protocol import Answer, Caller, CommandError, Request, Result, success
 from fastdhcp.control.table import not_supported
 from fastdhcp.control.upstream import WorkerUnavailable, ask
-from fastdhcp.metrics import MetricsServer, registry_of
+from fastdhcp.metrics import HACollector, HAGauges, MetricsServer, registry_of
+from fastdhcp.service.front_ha import FrontHA
 from fastdhcp.service.front_metrics import WorkerExposition, WorkersCollector
 
 __all__ = ["WORKER_TIMEOUT", "ControlFront"]
@@ -79,6 +82,9 @@ class ControlFront:
         self._metrics: MetricsServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_at = time.monotonic()
+        #: the server's HA relationship, when configured: run here, not in the workers
+        self.ha = (FrontHA(config, self._owners, self._ask)
+                   if config.high_availability is not None else None)
         doc = json_value(running_document(config))
         #: what config-get shows of the front's own sockets instead of a worker's private one
         self._public: dict[str, Any] = {"control-sockets": doc.get("control-sockets", []),
@@ -99,17 +105,32 @@ class ControlFront:
         ValueError for a bad metrics address)."""
         self._loop = asyncio.get_running_loop()
         self._started_at = time.monotonic()
-        await self._channel.start(self.config.control_sockets)
-        if self.config.server.metrics:
-            try:
-                self._metrics = MetricsServer(registry_of(WorkersCollector(self._scrape)),
+        if self.ha is not None:
+            await self.ha.open()
+        try:
+            await self._channel.start(self.config.control_sockets)
+            if self.config.server.metrics:
+                collectors: list[Collector] = [WorkersCollector(self._scrape)]
+                if self.ha is not None:
+                    collectors.append(HACollector(self._ha_gauges))
+                self._metrics = MetricsServer(registry_of(*collectors),
                                               self.config.server.metrics)
-            except BaseException:
-                await self._channel.close()
-                raise
+        except BaseException:
+            await self._channel.close()
+            if self.ha is not None:
+                await self.ha.close()
+            raise
+
+    async def workers_ready(self) -> None:
+        """Every worker has started (the supervisor's READY=1): the HA service starts, so
+        that its start-up sync can store the partner's leases through them."""
+        if self.ha is not None:
+            await self.ha.start()
 
     async def close(self) -> None:
-        """Close the sockets and the metrics endpoint."""
+        """Close the HA service, the sockets and the metrics endpoint."""
+        if self.ha is not None:
+            await self.ha.close()
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
@@ -120,11 +141,14 @@ class ControlFront:
     async def dispatch(self, request: Request, caller: Caller) -> Answer:
         """Answer one parsed command from the workers (never raises)."""
         rule = ROUTES.get(request.command)
-        if rule is None:
+        if rule is None or rule is Rule.PRIVATE:
             return not_supported(request.command)
         try:
             if rule is Rule.FRONT:
                 answer = await self._front(request)
+            elif rule is Rule.HA:
+                answer = (await self.ha.command(request) if self.ha is not None
+                          else await self._fan_out(Rule.ALL_SAME, request))
             elif rule is Rule.HOSTS_WRITE:
                 answer = await self._hosts_write(request)
             else:
@@ -134,6 +158,13 @@ class ControlFront:
         except Exception as exc:  # a bug must not take the channel down; say what it was
             log.exception("control front: %s from %s failed", request.command, caller)
             return Answer(Result.ERROR, f"internal error: {type(exc).__name__}: {exc}")
+        if request.command == "list-commands" and isinstance(answer.arguments, list):
+            answer = Answer(answer.result, answer.text,
+                            [c for c in answer.arguments if ROUTES.get(c) is not Rule.PRIVATE])
+        if (request.command == "status-get" and self.ha is not None
+                and isinstance(answer.arguments, dict)):
+            answer = Answer(answer.result, answer.text,
+                            {**answer.arguments, "high-availability": self.ha.status()})
         if request.command == "config-get" and answer.result is Result.SUCCESS:
             answer = Answer(answer.result, answer.text,
                             public_document(answer.arguments, self._public))
@@ -200,7 +231,11 @@ class ControlFront:
             pages = await self._pages()
             from prometheus_client import generate_latest
 
-            registry = registry_of(WorkersCollector(lambda: pages))
+            collectors: list[Collector] = [WorkersCollector(lambda: pages)]
+            if self.ha is not None:
+                g = self.ha.gauges()
+                collectors.append(HACollector(lambda: g))
+            registry = registry_of(*collectors)
             return success(arguments={"exposition": generate_latest(registry).decode()})
         return not_supported(request.command)  # a FRONT rule with no handler: a bug
 
@@ -216,6 +251,19 @@ class ControlFront:
             text = a.arguments.get("exposition") if isinstance(a.arguments, dict) else None
             return WorkerExposition(k, text if isinstance(text, str) else None)
         return list(await asyncio.gather(*(one(k) for k in range(len(self.worker_sockets)))))
+
+    def _ha_gauges(self) -> HAGauges | None:
+        """The HA gauges, read on the loop from the metrics endpoint's thread."""
+        loop, ha = self._loop, self.ha
+        if loop is None or loop.is_closed() or ha is None:
+            return None
+
+        async def read() -> HAGauges | None:
+            return ha.gauges()
+        try:
+            return asyncio.run_coroutine_threadsafe(read(), loop).result(SCRAPE_TIMEOUT)
+        except Exception:
+            return None
 
     def _scrape(self) -> list[WorkerExposition]:
         """The workers' pages, from the metrics endpoint's thread (through the loop)."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from fastdhcp._engine import Engine
+from fastdhcp._hascope import ScopeFilter
 from fastdhcp.control.cmd_leases import client_id_of
 from fastdhcp.ha.messages import HALease
 from fastdhcp.ha.service import HAService
@@ -17,7 +18,7 @@ from fastdhcp.ha.state import HAState
 from fastdhcp.leases import Lease, LeaseState
 from fastdhcp.metrics import HAGauges, Metrics
 
-__all__ = ["HAGate", "ha_lease"]
+__all__ = ["GatedHA", "HAGate", "ha_lease"]
 
 log = logging.getLogger("fastdhcp")
 
@@ -34,6 +35,24 @@ def ha_lease(lease: Lease) -> HALease:
     return HALease(lease.ip, lease.hw_address, max(expires - issued, 0), issued,
                    lease.subnet_id, client_id_of(lease), lease.hostname.lower(),
                    bool(lease.fqdn_fwd), bool(lease.fqdn_rev))
+
+
+class GatedHA(Protocol):
+    """What the gate and the packet path need of HA: the server's HAService, or a worker's
+    link to its supervisor's (fastdhcp.service.worker_ha)."""
+
+    filter: ScopeFilter
+
+    @property
+    def alloc_share(self) -> int | None:
+        """This server's share of each pool for new addresses (None: the whole pool)."""
+
+    def drain_missed(self) -> None:
+        """Feed the queries the filter kept to the failure detection."""
+
+    async def lease_changed(self, updated: list[HALease],
+                            deleted: list[HALease] | None = None) -> frozenset[int]:
+        """After the local commit: the addresses whose ACK must not leave."""
 
 
 def gauges(ha: HAService | None) -> HAGauges | None:
@@ -58,7 +77,7 @@ class HAGate:
         #: the allocation share applied to the engine (None = the whole pool)
         self._share: int | None = None
 
-    def apply_share(self, ha: HAService, engine: Engine) -> None:
+    def apply_share(self, ha: GatedHA, engine: Engine) -> None:
         """Give ``engine`` the HA allocation share (at start, after an engine change, and
         when the partner turns out to be Kea)."""
         share = self._share = ha.alloc_share
@@ -66,7 +85,7 @@ class HAGate:
         log.info("HA: new addresses from %s", "the whole pool" if share is None
                  else f"allocation share {share} of 2 (address % 2 == {share})")
 
-    def after_burst(self, ha: HAService, engine: Engine) -> None:
+    def after_burst(self, ha: GatedHA, engine: Engine) -> None:
         """After each burst: fold the scope filter's drop counts into the metrics and feed the
         queries it kept to the failure detection (one call a burst, none a packet)."""
         if ha.alloc_share != self._share:
@@ -79,7 +98,7 @@ class HAGate:
         if f.analyze:
             ha.drain_missed()
 
-    def committed(self, ha: HAService | None, tokens: list[Any]) -> None:
+    def committed(self, ha: GatedHA | None, tokens: list[Any]) -> None:
         """One ``lease_changed`` per committed batch; the ACKs of the addresses the partner did
         not acknowledge are not sent (Kea's treatment: the client retries). With the HA
         service stopped (shutdown) no ACK leaves: the partner cannot hear of these leases any
@@ -101,7 +120,7 @@ class HAGate:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _release(self, ha: HAService, tokens: list[Any], updated: list[HALease],
+    async def _release(self, ha: GatedHA, tokens: list[Any], updated: list[HALease],
                        deleted: list[HALease]) -> None:
         m = self._metrics
         try:

@@ -51,7 +51,7 @@ from fastdhcp.service.endpoints import (
     open_endpoint,
     pace_for,
 )
-from fastdhcp.service.ha_gate import HAGate
+from fastdhcp.service.ha_gate import GatedHA, HAGate
 from fastdhcp.service.ha_gate import gauges as ha_gauges
 from fastdhcp.service.leasequery_tcp import BulkLeaseQueryServer
 from fastdhcp.service.notify import sd_notify
@@ -59,6 +59,8 @@ from fastdhcp.service.pingcheck import PingChecker
 from fastdhcp.service.ratelog import RateLimitedLog
 from fastdhcp.service.report_log import ReportLog
 from fastdhcp.service.stats_line import PoolRow, StatsLine
+from fastdhcp.service.worker_ha import WorkerHA
+from fastdhcp.service.worker_paths import worker_ha_socket
 from fastdhcp.statistics import Statistics
 from fastdhcp.store import GroupCommitter, LmdbLeaseStore
 
@@ -171,8 +173,13 @@ class Server:
         self._shutdown_task: asyncio.Task[None] | None = None
         #: Kea's statistics over the counters (made at start, once engine and store are open)
         self.statistics: Statistics | None = None
-        #: the HA service, when [high-availability] is configured (ha, cmd_ha)
+        #: the HA service, when [high-availability] is configured (ha, cmd_ha); None in a
+        #: worker, whose supervisor runs it (service.front_ha)
         self._ha: HAService | None = None
+        #: what the packet path and the ACK gate ask: the HA service, or a worker's link to
+        #: the supervisor's (service.worker_ha)
+        self._ha_side: GatedHA | None = None
+        self._ha_link: WorkerHA | None = None
         #: ping-check's prober, made when a subnet first enables it (kept across reloads)
         self._ping: PingChecker | None = None
         #: the HA share, burst counts and ACK gate (service.ha_gate)
@@ -548,13 +555,13 @@ class Server:
     # ----------------------------------------------------------------- packet path
 
     def _make_path(self) -> PacketPath:
-        if self._ha is not None:  # the engine may be a new one (reload)
-            self._ha_gate.apply_share(self._ha, self.engine)
+        if self._ha_side is not None:  # the engine may be a new one (reload)
+            self._ha_gate.apply_share(self._ha_side, self.engine)
         committer = self.committer
         path = PacketPath(self.engine, self.metrics, self._report_log.report, self._guard,
                           committer.hold_many if committer is not None else None, self._l2_dest,
                           self._debug, probe=self._ping_sink(),
-                          ha=self._ha.filter if self._ha is not None else None,
+                          ha=self._ha_side.filter if self._ha_side is not None else None,
                           leasequery=self._lq_udp,
                           **(self._worker.path_kwargs(self.config, list(self.endpoints))
                              if self._worker is not None else {}))
@@ -589,8 +596,8 @@ class Server:
             n = self._discard(ep, endpoints.READ_BATCH)
         else:
             n = path.read(ep, endpoints.READ_BATCH, time.time(), t0)
-            if self._ha is not None:
-                self._ha_gate.after_burst(self._ha, self.engine)
+            if self._ha_side is not None:
+                self._ha_gate.after_burst(self._ha_side, self.engine)
         ms = self.config.server.read_pace_ms
         longest = endpoints.READ_PACE if ms is None else ms / 1000.0
         loop = self._loop
@@ -715,7 +722,7 @@ class Server:
         if self._worker is not None:
             tokens = self._refuse(tokens)
         if self.config.high_availability is not None:  # ha (cmd_ha): the partner first
-            self._ha_gate.committed(self._ha, tokens)
+            self._ha_gate.committed(self._ha_side, tokens)
             return
         self._deliver(tokens)
 
@@ -1053,6 +1060,11 @@ class Server:
         """The partner's leases are stored through this server's lease commands."""
         return CommandTableHost(self)
 
+    @property
+    def ha_link(self) -> WorkerHA | None:
+        """A worker's link to the supervisor's HA service (None otherwise)."""
+        return self._ha_link
+
     async def _start_leasequery(self) -> None:
         lq = self.config.leasequery
         if lq is None:
@@ -1093,16 +1105,24 @@ class Server:
         conf = self.config.high_availability
         if conf is None:
             return
-        self._ha = HAService(conf, self.ha_host)
-        self._ha_gate.apply_share(self._ha, self.engine)  # before the first packet
-        await self._ha.start()
+        side: HAService | WorkerHA
+        if self._worker is not None:  # the supervisor runs the pair's one HA service
+            side = self._ha_link = WorkerHA(worker_ha_socket(self.config))
+        else:
+            side = self._ha = HAService(conf, self.ha_host)
+        self._ha_side = side
+        self._ha_gate.apply_share(side, self.engine)  # before the first packet
+        await side.start()
 
     async def _stop_ha(self) -> None:
-        ha, self._ha = self._ha, None
+        services: list[HAService | WorkerHA | None] = [self._ha, self._ha_link]
+        self._ha = self._ha_link = self._ha_side = None
         await self._ha_gate.cancel()  # their ACKs wait for a partner we stop talking to
-        if ha is not None:
+        for svc in services:
+            if svc is None:
+                continue
             try:
-                await ha.stop()
+                await svc.stop()
             except Exception:
                 log.exception("stopping the HA service")
 

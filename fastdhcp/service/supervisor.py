@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastdhcp import netio
 from fastdhcp.config import Config
@@ -42,6 +42,9 @@ from fastdhcp.service.notify import sd_notify
 from fastdhcp.service.worker import ENV_FORWARD, ENV_SOCKETS, ENV_SUPERVISOR
 from fastdhcp.service.worker_paths import worker_control_socket, workers_directory
 from fastdhcp.slices import steering_program
+
+if TYPE_CHECKING:
+    from fastdhcp.service.control_front import ControlFront
 
 __all__ = ["FAST_FAILURE", "FAST_FAILURES", "Supervisor", "open_groups", "run_supervisor"]
 
@@ -117,7 +120,9 @@ class Supervisor:
         self._done: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         #: the control front (the ``control_front`` module beside this one), when present
-        self.front: object | None = None
+        self.front: ControlFront | None = None
+        #: the front's HA start once every worker is up (kept: a task needs a reference)
+        self._ha_start: asyncio.Future[None] | None = None
         #: where the workers' sd_notify lines arrive: READY=1 goes to systemd once every
         #: worker has said it (a worker that restarts says it again, unseen by systemd)
         self._notify: socket.socket | None = None
@@ -270,22 +275,17 @@ class Supervisor:
             if not self.ready and len(self._ready) == self.n:
                 self.ready = True
                 log.info("all %d workers serving", self.n)
+                if self.front is not None:
+                    self._ha_start = asyncio.ensure_future(self.front.workers_ready())
                 sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving, {self.n} workers")
 
     async def _start_front(self) -> None:
         """Serve the configured control sockets here, routed to the workers' private ones
-        (the control front, when this build has it)."""
-        try:
-            import importlib
+        (and the HA relationship, when configured: :mod:`.front_ha`)."""
+        from fastdhcp.service.control_front import ControlFront
 
-            control_front: Any = importlib.import_module(".control_front", __package__)
-        except ImportError:
-            if self.config.control_sockets:
-                log.warning("control sockets are not served with workers > 1 in this build "
-                            "(each worker answers on %s)", workers_directory(self.config))
-            return
         paths = [worker_control_socket(self.config, k) for k in range(self.n)]
-        front = control_front.ControlFront(self.config, paths, on_shutdown=self._shutdown)
+        front = ControlFront(self.config, paths, on_shutdown=self._shutdown)
         try:
             await front.start()
         except (OSError, ValueError) as exc:  # a socket or the metrics port it cannot open
@@ -305,7 +305,7 @@ class Supervisor:
     async def _close_front(self) -> None:
         front, self.front = self.front, None
         if front is not None:
-            await front.close()  # type: ignore[attr-defined]
+            await front.close()
 
     def _forward(self, sig: int) -> None:
         for slot in self.slots:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from fastdhcp.config import Config
 
-__all__ = ["worker_control_socket", "workers_directory"]
+__all__ = ["worker_control_socket", "worker_ha_socket", "workers_directory"]
 
 
 def workers_directory(config: Config) -> str:
@@ -31,3 +31,9 @@ def worker_control_socket(config: Config, k: int) -> str:
     if k < 0:
         raise ValueError(f"worker index must be >= 0, got {k}")
     return os.path.join(workers_directory(config), f"w{k}.sock")
+
+
+def worker_ha_socket(config: Config) -> str:
+    """The supervisor's private socket of the HA link (fastdhcp.ha.link), where the workers
+    ask it which ACKs may leave: ``<lease db directory>/workers/ha.sock``."""
+    return os.path.join(workers_directory(config), "ha.sock")

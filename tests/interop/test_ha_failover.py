@@ -264,8 +264,9 @@ class Fastdhcp:
     """``fastdhcp serve`` in its namespace, HA with the other, its own lease table."""
 
     def __init__(self, ns: Namespace, index: int, mode: str, workdir: Path, *,
-                 split: bool = False, backup: bool = False) -> None:
+                 split: bool = False, backup: bool = False, workers: int = 1) -> None:
         self.ns = ns
+        self.workers = workers  #: [server] workers: > 1 runs the supervisor and its workers
         self.index = index
         self.ip = (*SERVER_IPS, BACKUP_IP)[index]
         self.backup = backup  #: server3 (a backup) is in the peers
@@ -367,6 +368,7 @@ basic-auth-password-file = {q(str(s.dir / "ha.pw"))}
 [server]
 listen-addresses = ["{s.ip}"]
 port = 67
+workers = {s.workers}
 
 [lease-database]
 path = {q(str(s.db))}
@@ -711,11 +713,15 @@ def maintenance(servers: list[Server], relay: Relay, mode: str, stayer: int,
     assert ans["result"] == 1 and "partner-in-maintenance" in ans["text"], ans
 
 
-@pytest.mark.parametrize("mode,victim", [("load-balancing", 1), ("hot-standby", 0)],
-                         ids=["lb-secondary-dies", "hs-primary-dies"])
-def test_fastdhcp_pair(pair_lab: PairLab, tmp_path: Path, mode: str, victim: int) -> None:
-    servers: list[Server] = [Fastdhcp(pair_lab.servers[i], i, mode, tmp_path / f"s{i + 1}")
-                             for i in range(2)]
+@pytest.mark.parametrize("mode,victim,workers", [
+    ("load-balancing", 1, (1, 1)), ("hot-standby", 0, (1, 1)), ("load-balancing", 0, (2, 1))],
+    ids=["lb-secondary-dies", "hs-primary-dies", "lb-2-workers-dies"])
+def test_fastdhcp_pair(pair_lab: PairLab, tmp_path: Path, mode: str, victim: int,
+                       workers: tuple[int, int]) -> None:
+    """``workers``: each server's ``[server] workers``; with 2, the supervisor runs the one HA
+    service and its workers serve the slices (fastdhcp.service.front_ha)."""
+    servers: list[Server] = [Fastdhcp(pair_lab.servers[i], i, mode, tmp_path / f"s{i + 1}",
+                                      workers=workers[i]) for i in range(2)]
     relay = Relay(pair_lab.relay)
     try:
         acked = failover(servers, relay, mode, victim)
@@ -726,18 +732,22 @@ def test_fastdhcp_pair(pair_lab: PairLab, tmp_path: Path, mode: str, victim: int
             s.stop()
 
 
-@pytest.mark.parametrize("victim", [1, 0], ids=["kea-dies", "fastdhcp-dies"])
-def test_fastdhcp_and_kea_pair(pair_lab: PairLab, tmp_path: Path, victim: int) -> None:
+@pytest.mark.parametrize("victim,workers", [(1, 1), (0, 1), (1, 2)],
+                         ids=["kea-dies", "fastdhcp-dies", "kea-dies-fastdhcp-2-workers"])
+def test_fastdhcp_and_kea_pair(pair_lab: PairLab, tmp_path: Path, victim: int,
+                               workers: int) -> None:
     """fastdhcp (server1, primary) and a real Kea 2.2 (server2, secondary), load-balancing,
     the pool split per server by the ``HA_server1`` / ``HA_server2`` classes: every client,
     whichever server answered it (its own, or the survivor in partner-down, or the stayer in
-    maintenance), has an address of its scope's pool, so fastdhcp classifies as Kea does."""
+    maintenance), has an address of its scope's pool, so fastdhcp classifies as Kea does.
+    ``workers``: fastdhcp's ``[server] workers`` (2: one HA service in the supervisor, Kea's
+    per-lease updates stored by the worker owning each address)."""
     if KEA is None or CA is None or not (HOOKS / "libdhcp_ha.so").exists():
         pytest.fail("kea-dhcp4, kea-ctrl-agent and the HA hook are needed (Debian "
                     "kea-dhcp4-server, kea-ctrl-agent)")
     mode = "load-balancing"
     servers: list[Server] = [
-        Fastdhcp(pair_lab.servers[0], 0, mode, tmp_path / "s1", split=True),
+        Fastdhcp(pair_lab.servers[0], 0, mode, tmp_path / "s1", split=True, workers=workers),
         KeaPeer(pair_lab.servers[1], 1, mode, tmp_path / "s2", pair_lab.ifnames[1],
                 split=True)]
     relay = Relay(pair_lab.relay, grace=0.05)
