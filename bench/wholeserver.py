@@ -214,6 +214,25 @@ def kea_config(workdir: Path, ifname: str, tuning: KeaTuning | None = None) -> d
     }}
 
 
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from the parent ids in /proc/*/stat; ``pid`` first."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        parent[int(entry)] = int(raw.rsplit(")", 1)[1].split()[1])
+    out, i = [pid], 0
+    while i < len(out):
+        out += sorted(p for p, pp in parent.items() if pp == out[i])
+        i += 1
+    return out
+
+
 class Server:
     """One server process in ``srv`` on a fresh temp dir (removed by :meth:`stop`)."""
 
@@ -297,22 +316,9 @@ class Server:
         return self.proc.pid
 
     def pids(self) -> list[int]:
-        """The server process and its descendants (the worker processes of ``workers = N``),
-        from the parent ids in /proc/*/stat; the server first."""
-        parent: dict[int, int] = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                raw = Path(f"/proc/{entry}/stat").read_text()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            parent[int(entry)] = int(raw.rsplit(")", 1)[1].split()[1])
-        out, i = [self.pid], 0
-        while i < len(out):
-            out += sorted(p for p, pp in parent.items() if pp == out[i])
-            i += 1
-        return out
+        """The server process and its descendants (the worker processes of ``workers = N``);
+        the server first."""
+        return process_tree(self.pid)
 
     def cpu_seconds(self) -> float:
         """utime + stime of the server process and its worker processes (every thread), from

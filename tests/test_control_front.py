@@ -669,6 +669,14 @@ socket-port = {http_port}
                             )["result"] == 0
         assert [unix_command(p, "lease4-get", {"ip-address": "198.18.0.180"})["result"]
                 for p in private] == [3, 0]
+        # sent to the wrong worker's private socket, a write is refused, not reported done
+        for cmd in ("lease4-add", "lease4-update"):
+            wrong = unix_command(private[0], cmd, {"ip-address": "198.18.0.181",
+                                                   "hw-address": "0a:00:00:00:07:09"})
+            assert wrong == {"result": 1, "text": "address 198.18.0.181 is another worker's: "
+                             "send the command to the server's control socket"}, wrong
+        assert [unix_command(p, "lease4-get", {"ip-address": "198.18.0.181"})["result"]
+                for p in private] == [3, 3]
         # kea-shell over the front's HTTP socket, config-set of the running document
         doc = kea_shell(http_port, "config-get")["arguments"]
         assert [s["socket-type"] for s in doc["Dhcp4"]["control-sockets"]] == ["unix", "http"]
@@ -676,6 +684,26 @@ socket-port = {http_port}
                                                 "text": "Configuration successful."}
         assert [unix_command(p, "status-get")["result"] for p in private] == [0, 0]
         assert kea_shell(http_port, "status-get")["arguments"]["pid"] == proc.proc.pid
+        # a pool changed by config-set slices anew: the front routes by the new slices
+        # (198.18.0.160 was worker 1's in 100-199, is worker 0's in 100-239)
+        wider = json.loads(json.dumps(doc))
+        wider["Dhcp4"]["subnet4"][0]["pools"] = ["198.18.0.100 - 198.18.0.239"]
+        assert unix_command(sock, "config-set", wider)["result"] == 0
+        assert unix_command(sock, "lease4-add", {"ip-address": "198.18.0.160",
+                                                 "hw-address": "0a:00:00:00:07:02"}
+                            )["result"] == 0
+        assert [unix_command(p, "lease4-get", {"ip-address": "198.18.0.160"})["result"]
+                for p in private] == [0, 3]
+        # and back by SIGHUP (the startup file): 198.18.0.161 is worker 1's again
+        proc.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while (added := unix_command(sock, "lease4-add", {
+                "ip-address": "198.18.0.161", "hw-address": "0a:00:00:00:07:03"}))[
+                "result"] != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the workers reloaded and the front followed them
+        assert added["result"] == 0, added
+        assert [unix_command(p, "lease4-get", {"ip-address": "198.18.0.161"})["result"]
+                for p in private] == [3, 0]
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
                                     timeout=30) as resp:
             fams = {f.name: f for f in text_string_to_metric_families(resp.read().decode())}
@@ -698,7 +726,7 @@ socket-port = {http_port}
                                                               "text": "Host deleted."}
         assert unix_command(private[1], "reservation-get", key)["result"] == 3
         assert unix_command(sock, "lease4-wipe") == {
-            "result": 0, "text": f"Deleted {len(macs) + 2} IPv4 lease(s) from subnet(s) 1"}
+            "result": 0, "text": f"Deleted {len(macs) + 4} IPv4 lease(s) from subnet(s) 1"}
         assert unix_command(sock, "shutdown", {"exit-value": 3}) == {"result": 0,
                                                                      "text": "Shutting down."}
         assert proc.wait(60) == 3, proc.log()

@@ -12,6 +12,8 @@ import subprocess
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastdhcp.config import loads
 from tests.control_helpers import control_config_text, control_server, unix_command, unix_raw
@@ -70,6 +72,29 @@ def test_command_split_across_writes(tmp_path):
             while chunk := s.recv(65536):
                 data += chunk
     assert json.loads(data)["result"] == 0
+
+
+@pytest.mark.parametrize("cut", ["tr", "fals", "nul", "1.", "-", '"a\\'])
+def test_command_split_inside_a_literal(tmp_path, cut):
+    """A read that ends inside ``true``, ``false``, ``null``, a number or a string's escape
+    is more to come, not an error (a 2,000-lease HA link batch was answered half-read)."""
+    # "command" last: only a request read whole names it
+    body = {"arguments": {"x": [True, False, None, 1.5, -2, "a\\b"]}, "command": "list-commands"}
+    raw = json.dumps(body).encode()
+    at = raw.index({"tr": b"true", "fals": b"false", "nul": b"null", "1.": b"1.5",
+                    "-": b"-2", '"a\\': b'"a\\'}[cut]) + len(cut)
+    with control_server(tmp_path) as (_srv, sock, _port):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(sock))
+            s.sendall(raw[:at])
+            time.sleep(0.2)
+            s.sendall(raw[at:])
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    ans = json.loads(data)
+    assert ans["result"] == 0 and "status-get" in ans["arguments"], ans
 
 
 def test_oversized_command_refused(tmp_path):
@@ -134,3 +159,32 @@ def test_socat_as_kea_documents(tmp_path):
                              input=b'{"command": "list-commands"}', capture_output=True,
                              timeout=20, check=True).stdout
     assert json.loads(out)["result"] == 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(alphabet='ab"\\{}[] \u00e9', max_size=6),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(alphabet='k"\\]', max_size=3), inner, max_size=3),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), _JSON, max_size=4) | st.lists(_JSON, max_size=4))
+def test_a_request_is_whole_only_when_it_all_arrived(value):
+    """Every proper prefix of an object or array is more to come; the whole is complete."""
+    from fastdhcp.control.unix import complete
+
+    raw = json.dumps(value).encode()
+    assert complete(raw)
+    assert not any(complete(raw[:i]) for i in range(1, len(raw)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_complete_never_raises_on_any_bytes(raw):
+    """Whatever a peer sends, the reader decides (an exception here would drop the
+    connection without Kea's error answer)."""
+    from fastdhcp.control.unix import complete
+
+    complete(raw)

@@ -55,6 +55,9 @@ class FakePartner:
         self.update_result = Result.SUCCESS
         self.update_delay = 0.0
         self.disabled = 0
+        #: list-commands answers result 1 this many times first (a multi-worker partner
+        #: whose workers are still starting)
+        self.list_errors = 0
 
     async def dispatch(self, req: Request) -> Answer:
         a = req.arguments or {}
@@ -76,6 +79,9 @@ class FakePartner:
             return success("Server successfully notified about the synchronization "
                            "completion.")
         if req.command == "list-commands":
+            if self.list_errors:
+                self.list_errors -= 1
+                return Answer(Result.ERROR, "worker 0: not running (Connection refused)")
             names = ["ha-heartbeat", "lease4-update"] + ([m.BATCH_COMMAND] if self.batch
                                                          else [])
             return success(arguments=names)
@@ -140,6 +146,31 @@ def test_startup_sync_pages_then_load_balancing() -> None:
             assert len(lst.peers) == 2, lst.peers
             assert [t.new for t in svc.transitions] == [S.SYNCING, S.READY,
                                                         S.LOAD_BALANCING]
+        finally:
+            await svc.stop()
+            await lst.stop()
+    run(body())
+
+
+def test_a_partner_that_could_not_list_its_commands_is_asked_again() -> None:
+    """list-commands answered with an error (a multi-worker partner's workers starting) says
+    nothing of the partner: it is asked again, not taken for Kea until contact is lost."""
+    async def body() -> None:
+        partner = FakePartner(leases=0, batch=True)
+        partner.list_errors = 2
+        svc, lst, host = await _pair(partner)
+        try:
+            await wait_for(lambda: svc.state is S.LOAD_BALANCING, 5, "load-balancing")
+            await wait_for(lambda: partner.list_errors == 0
+                           and sum(r["command"] == "list-commands" for r in lst.requests) >= 3,
+                           5, "list-commands asked again")
+            n0 = len(lst.requests)
+            leases = [m.lease_from_json(lease_json(n)) for n in range(3)]
+            assert await svc.lease_changed(leases) == frozenset()
+            sent = [r["command"] for r in lst.requests[n0:]
+                    if r["command"] not in ("ha-heartbeat", "list-commands")]
+            assert sent == [m.BATCH_COMMAND]
+            assert svc.alloc_share == 0  # a fastdhcp partner: allocation shares
         finally:
             await svc.stop()
             await lst.stop()

@@ -246,6 +246,7 @@ def _new_lease(target: ControlTarget, args: Args, now: float) -> tuple[Lease, Le
     sid = args.get_int("subnet-id", 0)
     text = str(ipaddress.IPv4Address(ip))
     subnet = _subnet_for(target, ip, sid, text)
+    _check_owner(target, ip)
     cid = args.raw("client-id")
     key = (parse_client_id(cid) if cid is not None
            else bytes((_HTYPE_ETHERNET,)) + hw)
@@ -280,6 +281,7 @@ def _partner_lease(target: ControlTarget, x: HALease) -> tuple[Lease, LeaseExtra
     :func:`fastdhcp.ha.messages.row_lease`), checked as lease4-update checks it."""
     text = inet_ntoa(x.ip.to_bytes(4, "big"))
     subnet = _subnet_for(target, x.ip, x.subnet_id or 0, text)
+    _check_owner(target, x.ip)
     if x.state not in _STATES.values():
         raise CommandError(f"Invalid state value: {int(x.state)}, supported values are: "
                            "0 (default), 1 (declined) and 2 (expired-reclaimed)")
@@ -315,7 +317,8 @@ async def apply_partner_leases(target: ControlTarget, updated: list[HALease],
     engine, store = target.engine, target.store
     failed: list[BatchResult] = []
     extras: dict[int, LeaseExtras | None] = {}
-    put = stale = 0
+    staged: dict[int, Lease] = {}
+    stale = 0
 
     def _newer_here(local: Lease | None, x: HALease) -> bool:
         """Whether this server's copy of ``x``'s address is a binding made after ``x``."""
@@ -323,22 +326,27 @@ async def apply_partner_leases(target: ControlTarget, updated: list[HALease],
                 and local.state in (LeaseState.DEFAULT, LeaseState.DECLINED))
 
     for x in updated:
-        if _newer_here(store.get(x.ip), x):
-            stale += 1
-            continue
         try:
             lease, ext = _partner_lease(target, x)
         except CommandError as exc:
             failed.append(BatchResult(x.ip, int(Result.ERROR), exc.text))
             continue
+        if _newer_here(store.get(x.ip), x):
+            stale += 1
+            continue
         old = engine.admin_put(lease)
         _changed(target, old, lease)
         extras[lease.ip] = ext
-        put += 1
+        staged[lease.ip] = lease
     gone = 0
     for x in deleted:
         old = store.get(x.ip)
         if old is None:
+            continue
+        try:
+            _check_owner(target, x.ip)
+        except CommandError as exc:
+            failed.append(BatchResult(x.ip, int(Result.ERROR), exc.text))
             continue
         if _newer_here(old, x):
             stale += 1
@@ -352,7 +360,11 @@ async def apply_partner_leases(target: ControlTarget, updated: list[HALease],
                  "here) by %s", stale, caller)
     if not extras:
         return failed
-    await _commit(target, caller, f"{put} partner lease(s) updated, {gone} deleted")
+    await _commit(target, caller, f"{len(staged)} partner lease(s) updated, {gone} deleted")
+    for ip, lease in staged.items():
+        if not _kept(target, lease):
+            failed.append(BatchResult(ip, int(Result.ERROR), _REFUSED))
+            extras.pop(ip, None)
     await _write_extras(target, extras, bound=False)
     return failed
 
@@ -402,6 +414,31 @@ def _identifier(args: Args) -> tuple[str, bytes, int]:
         raise CommandError("Query by duid is not allowed in v4.")
     raise CommandError(f"Incorrect identifier type: {kind}, the only supported values are: "
                        "address, hw-address, duid")
+
+
+def _check_owner(target: ControlTarget, ip: int) -> None:
+    """A worker of a multi-worker server writes only the addresses it owns (its pool slices,
+    ``ip % workers`` outside the pools: docs/scaling.md); the control front sends each write to
+    the owner, so this refuses only a request sent to a worker's private socket directly (its
+    commit check would not write it, and the answer must not say it did)."""
+    scope = target.store.scope
+    if scope is not None and not scope.owns(ip):
+        raise CommandError(f"address {ipaddress.IPv4Address(ip)} is another worker's: send the "
+                           "command to the server's control socket")
+
+
+def _kept(target: ControlTarget, lease: Lease) -> bool:
+    """After its commit: whether a worker's commit check wrote ``lease`` (it refuses one over
+    a record active for another client, written by another process meanwhile)."""
+    if target.store.scope is None:
+        return True
+    cur = target.store.get(lease.ip)
+    return cur is not None and cur.client_key == lease.client_key
+
+
+#: a write the commit check refused (see _kept)
+_REFUSED = ("the commit check refused it: the address is active for another client "
+            "(docs/scaling.md)")
 
 
 def _owned(target: ControlTarget,
@@ -487,6 +524,8 @@ async def _add(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
     target.engine.admin_put(lease)
     _changed(target, None, lease)
     await _commit(target, caller, f"lease4-add {lease_json(lease, extras)}")
+    if not _kept(target, lease):
+        raise CommandError(_REFUSED)
     await _write_extras(target, {lease.ip: extras})
     return success(f"Lease for address {ipaddress.IPv4Address(lease.ip)}, subnet-id "
                    f"{lease.subnet_id} added.")
@@ -506,6 +545,8 @@ async def _update(target: ControlTarget, arguments: Any, caller: Caller) -> Answ
     target.engine.admin_put(lease)
     _changed(target, old, lease)
     await _commit(target, caller, f"lease4-update {lease_json(lease, extras)}")
+    if not _kept(target, lease):
+        raise CommandError(_REFUSED)
     await _write_extras(target, {lease.ip: extras})
     return success("IPv4 lease added." if old is None else "IPv4 lease updated.")
 
@@ -521,6 +562,7 @@ async def _del(target: ControlTarget, arguments: Any, caller: Caller) -> Answer:
     lease = await _one(target, arguments)
     if lease is None:
         return empty("IPv4 lease not found.")
+    _check_owner(target, lease.ip)
     target.engine.admin_delete(lease.ip)
     _changed(target, lease, None)
     await _commit(target, caller, f"lease4-del {lease_json(lease)}")

@@ -142,6 +142,10 @@ class Owners:
         self.n = n
         self._scopes = [slices.WorkerScope.of(config, k, n) for k in range(n)]
 
+    def update(self, config: Config) -> None:
+        """Follow ``config`` (the workers reloaded it: its pools slice anew)."""
+        self._scopes = [slices.WorkerScope.of(config, k, self.n) for k in range(self.n)]
+
     def of(self, ip: int) -> int:
         """The owner of ``ip``."""
         return next((k for k, s in enumerate(self._scopes) if s.owns(ip)), 0)

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import stat
 import struct
@@ -33,13 +34,35 @@ _READ = 65536
 _DECODER = json.JSONDecoder()
 
 
+#: A JSON string (closed, or still open at the end of the text) or a bracket: what
+#: :func:`complete` counts. Strings are skipped whole, so brackets inside them do not count.
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*\\?("|\Z)|[\[\]{}]', re.S)
+
+
 def complete(buf: bytes) -> bool:
     """True once ``buf`` holds one whole JSON value, or something that can never become one
-    (so it is answered now rather than when the peer gives up)."""
+    (so it is answered now rather than when the peer gives up).
+
+    An object or array is whole when its brackets close (outside strings); parsing the partial
+    text instead took a read that ended inside ``true``, ``false``, ``null`` or a number
+    (``"1."``) for an error, and answered a large request before it had all arrived (a
+    2,000-lease batch on the HA link failed so at byte 131,070)."""
     text = buf.decode("utf-8", "replace").lstrip()
     if not text:
         return False
-    try:
+    if text[0] in "[{":
+        depth = 0
+        for mt in _TOKENS.finditer(text):
+            tok = mt.group()
+            if tok[0] == '"':
+                if not mt.group(1):
+                    return False  # a string still open
+                continue
+            depth += 1 if tok in "[{" else -1
+            if depth <= 0:
+                return True  # closed (or a stray closing bracket: an error, answered now)
+        return False
+    try:  # a bare value: whole once it parses
         _DECODER.raw_decode(text)
     except json.JSONDecodeError as exc:
         # an error at the very end of the text, or a string still open, is "more to come";

@@ -22,7 +22,7 @@ from typing import Any
 
 from prometheus_client.registry import Collector
 
-from fastdhcp.config import Config
+from fastdhcp.config import Config, from_document
 from fastdhcp.configdoc import json_value, running_document
 from fastdhcp.control import commands
 from fastdhcp.control.channel import ControlChannel
@@ -40,6 +40,7 @@ from fastdhcp.control.merge import FrontInfo, WorkerAnswer, merge, named
 from fastdhcp.control.protocol import Answer, Caller, CommandError, Request, Result, success
 from fastdhcp.control.table import not_supported
 from fastdhcp.control.upstream import WorkerUnavailable, ask
+from fastdhcp.errors import ConfigError
 from fastdhcp.metrics import HACollector, HAGauges, MetricsServer, registry_of
 from fastdhcp.service.front_ha import FrontHA
 from fastdhcp.service.front_metrics import WorkerExposition, WorkersCollector
@@ -52,6 +53,8 @@ log = logging.getLogger("fastdhcp.control")
 #: packet bursts; the slow ones (lease4-get-all, lease4-wipe, config-set of a large config)
 #: page over the table and yield to the packet path: 30 s covers a few million leases.
 WORKER_TIMEOUT = 30.0
+#: Commands after which the workers run a new configuration (and so new pool slices).
+_RECONFIGURE = ("config-set", "config-reload")
 #: Seconds a metrics scrape waits for the workers' pages (Prometheus' default scrape
 #: timeout is 10 s).
 SCRAPE_TIMEOUT = 5.0
@@ -168,6 +171,8 @@ class ControlFront:
         if request.command == "config-get" and answer.result is Result.SUCCESS:
             answer = Answer(answer.result, answer.text,
                             public_document(answer.arguments, self._public))
+        if request.command in _RECONFIGURE and answer.result is Result.SUCCESS:
+            await self.follow_workers()
         if request.command in self._mutating:  # the workers see the front, not who asked
             log.info("control: %s from %s: result %d%s", request.command, caller,
                      answer.result, f", {answer.text}" if answer.text else "")
@@ -175,6 +180,23 @@ class ControlFront:
             log.debug("control: %s from %s: result %d", request.command, caller,
                       answer.result)
         return answer
+
+    def follow(self, config: Config) -> None:
+        """The workers run ``config`` now (a reload): route by its pools' slices."""
+        self._owners.update(config)
+
+    async def follow_workers(self) -> None:
+        """Route by the configuration worker 0 runs (after a config-set or config-reload
+        that every worker applied); unchanged if it cannot be read (logged)."""
+        got = await self._ask(0, "config-get", None)
+        a = got.answer
+        try:
+            if a is None or a.result is not Result.SUCCESS:
+                raise ConfigError([got.error or (a.text if a else "") or "no answer"])
+            self.follow(from_document(a.arguments["Dhcp4"], "worker 0's config-get"))
+        except (ConfigError, KeyError, TypeError) as exc:
+            log.warning("control front: routing stays on the previous pools: worker 0's "
+                        "configuration not read: %s", exc)
 
     async def _ask(self, k: int, command: str, arguments: Any) -> WorkerAnswer:
         path = self.worker_sockets[k]

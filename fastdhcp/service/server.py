@@ -715,12 +715,12 @@ class Server:
     def _on_committed(self, tokens: list[Any]) -> None:
         m = self.metrics
         m.commits += 1
+        if self._worker is not None:  # (also a batch of control commands' leases alone:
+            tokens = self._refuse(tokens)  # the engine must follow the store back)
         if not tokens:
             return
         m.commit_batch.observe(len(tokens))
         m.commit_latency.observe(time.perf_counter() - tokens[0].held_at)
-        if self._worker is not None:
-            tokens = self._refuse(tokens)
         if self.config.high_availability is not None:  # ha (cmd_ha): the partner first
             self._ha_gate.committed(self._ha_side, tokens)
             return

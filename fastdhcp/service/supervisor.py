@@ -123,6 +123,7 @@ class Supervisor:
         self.front: ControlFront | None = None
         #: the front's HA start once every worker is up (kept: a task needs a reference)
         self._ha_start: asyncio.Future[None] | None = None
+        self._follow: asyncio.Future[None] | None = None
         #: where the workers' sd_notify lines arrive: READY=1 goes to systemd once every
         #: worker has said it (a worker that restarts says it again, unseen by systemd)
         self._notify: socket.socket | None = None
@@ -272,6 +273,10 @@ class Supervisor:
             for slot in self.slots:
                 if slot.proc is not None and slot.proc.pid == pid:
                     self._ready.add(slot.index)
+            if self.ready and self.front is not None:
+                # a worker reloaded (SIGHUP) or was restarted: the front routes by the
+                # pools the workers run now
+                self._follow = asyncio.ensure_future(self.front.follow_workers())
             if not self.ready and len(self._ready) == self.n:
                 self.ready = True
                 log.info("all %d workers serving", self.n)

@@ -49,6 +49,7 @@ from typing import Any
 import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
 
+from fastdhcp import slices
 from fastdhcp._hascope import lb_hash
 from fastdhcp.ha.peer import REQUEST_TIMEOUT
 from tests.control_helpers import unix_command
@@ -713,6 +714,44 @@ def maintenance(servers: list[Server], relay: Relay, mode: str, stayer: int,
     assert ans["result"] == 1 and "partner-in-maintenance" in ans["text"], ans
 
 
+def worker_restart(s: Fastdhcp, servers: list[Server], relay: Relay, mode: str,
+                   acked: dict[str, str]) -> None:
+    """SIGKILL worker 1 of a multi-worker HA server: the supervisor restarts it, it reads the
+    supervisor's HA state as it starts (a new worker serves nobody until then), and its
+    clients are served again; the pair never leaves its normal state."""
+    def worker_pids() -> list[int]:
+        st = unix_command(s.sock, "status-get", timeout=5)["arguments"]
+        return [int(w.get("pid", 0)) for w in st["workers"]]
+
+    before = worker_pids()
+    os.kill(before[1], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            now = worker_pids()
+        except (OSError, KeyError, ValueError):
+            now = []
+        if len(now) == 2 and now[1] not in (0, before[1]):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"worker 1 of {s.name} not restarted\n{s.log()}")
+    assert [x.state() for x in servers] == [mode, mode]
+    mine = [c for c in clients(64, 500) if slices.steer(c.mac, s.workers) == 1
+            and (mode == "hot-standby" or SERVER_IPS[scope_of(c)] == s.ip)][:6]
+    assert mine
+    deadline = time.monotonic() + 20
+    pending = mine
+    while pending and time.monotonic() < deadline:  # (its first state may be a moment off)
+        relay.dora(pending, 0)
+        pending = [c for c in pending if not c.acks]
+    assert not pending, ("clients of the restarted worker not served", s.log())
+    for c in mine:
+        assert c.server == s.ip, c
+    acked.update({c.ip: c.mac.hex(":") for c in mine})
+    assert len(acked) == len(set(acked.values()))  # no address on two clients
+
+
 @pytest.mark.parametrize("mode,victim,workers", [
     ("load-balancing", 1, (1, 1)), ("hot-standby", 0, (1, 1)), ("load-balancing", 0, (2, 1))],
     ids=["lb-secondary-dies", "hs-primary-dies", "lb-2-workers-dies"])
@@ -726,6 +765,15 @@ def test_fastdhcp_pair(pair_lab: PairLab, tmp_path: Path, mode: str, victim: int
     try:
         acked = failover(servers, relay, mode, victim)
         maintenance(servers, relay, mode, 1 - victim, acked)
+        for s in servers:
+            if isinstance(s, Fastdhcp) and s.workers > 1:
+                worker_restart(s, servers, relay, mode, acked)
+        for s in servers:  # the HA gauges: one state, the server's (no worker label)
+            text = s.command("metrics-get")["arguments"]["exposition"]
+            lines = [x for x in text.splitlines() if x.startswith("fastdhcp_ha_state{")]
+            assert f'fastdhcp_ha_state{{state="{mode}"}} 1.0' in lines, (s.name, lines)
+            assert sum(x.endswith(" 1.0") for x in lines) == 1 and "worker=" not in \
+                "".join(lines), lines
     finally:
         relay.close()
         for s in servers:
