@@ -28,6 +28,7 @@ from fastdhcp.config import loads
 from fastdhcp.control.protocol import Answer, Caller, Request, Result, success
 from fastdhcp.ha import messages as m
 from fastdhcp.ha.state import HAState
+from fastdhcp.leases import LeaseState
 from tests.control_helpers import control_config_text
 from tests.ha_helpers import Listener, ha_toml
 from tests.service_helpers import (
@@ -310,3 +311,59 @@ def test_a_partners_batch_applies_what_it_can_and_names_the_rest(tmp_path: Path)
         gone = srv.call(send(m.batch_request([], [good, nameless])["arguments"]))
         assert gone.result == Result.SUCCESS and gone.arguments["failed-leases"] == []
         assert store.get(good.ip) is None
+
+
+def test_a_partners_change_older_than_the_binding_here_is_skipped(tmp_path: Path) -> None:
+    """A batched change that arrives after a later copy of the address was stored (a batch
+    retransmitted by TCP after the link returned, a stale backlog, behind a resync) is skipped
+    and counted as done: an update or a delete whose cltt is before the bound copy's keeps the
+    later one (the split-brain case of tests/interop/test_ha_failover.py, where the resynced
+    renewal went back to the earlier cltt). A change as recent as the copy (the same second) or
+    newer applies, and an ended record (released) does not block a new binding."""
+    partner = Partner(batch=True)
+    now = int(time.time())
+    hw = bytes.fromhex("02aa00000001")
+    ip = int(ipaddress.IPv4Address("198.18.0.160"))
+    caller = Caller("ha", "partner")
+
+    def lease(cltt: int, host: str, at: int = ip, state: Any = None) -> m.HALease:
+        x = m.HALease(at, hw, 3600, cltt, 1, hostname=host)
+        return x if state is None else m.HALease(at, b"", 3600, cltt, 1, state=state)
+
+    def send(updated: list[m.HALease], deleted: list[m.HALease]) -> Answer:
+        return srv.call(srv.server.commands.dispatch(
+            srv.server, Request(m.BATCH_COMMAND, m.batch_request(updated, deleted)["arguments"]),
+            caller))
+
+    with served(tmp_path, partner) as (srv, _lst, _port):
+        store = srv.server.store
+        assert send([lease(now, "later")], []).result == Result.SUCCESS
+        # older: an update and a delete, both answered as done, neither applied
+        old = send([lease(now - 3, "earlier")], [])
+        assert old.result == Result.SUCCESS and old.arguments["failed-leases"] == []
+        got = store.get(ip)
+        assert got is not None and got.issued == now and got.hostname == "later"
+        assert send([], [lease(now - 3, "earlier")]).result == Result.SUCCESS
+        assert store.get(ip) is not None
+        # the same second, then later: applied
+        assert send([lease(now, "same")], []).result == Result.SUCCESS
+        got = store.get(ip)
+        assert got is not None and got.hostname == "same"
+        assert send([], [lease(now + 1, "same")]).result == Result.SUCCESS
+        assert store.get(ip) is None
+        # a declined copy is a binding too; a stale delete leaves it
+        assert send([lease(now + 5, "", state=LeaseState.DECLINED)], []).result == 0
+        assert send([], [lease(now + 2, "x")]).result == 0
+        got = store.get(ip)
+        assert got is not None and got.state == LeaseState.DECLINED
+        # an ended record here (released at now + 9) does not block the partner's new binding
+        # made at now + 8 (clocks a second apart)
+        rel = srv.call(srv.server.commands.dispatch(srv.server, Request("lease4-update", dict(
+            lease(now + 9, "gone", ip + 1).update_arguments(), state=2)), caller))
+        assert rel.result == Result.SUCCESS
+        ended = store.get(ip + 1)
+        assert ended is not None and ended.state not in (LeaseState.DEFAULT,
+                                                          LeaseState.DECLINED)
+        assert send([lease(now + 8, "new", ip + 1)], []).result == Result.SUCCESS
+        got = store.get(ip + 1)
+        assert got is not None and got.hostname == "new" and got.issued == now + 8

@@ -251,6 +251,60 @@ def test_partner_gone_is_partner_down_and_counts_unsent() -> None:
     run(body())
 
 
+def test_backlog_does_not_outlive_a_resync_and_what_queues_during_the_flush_goes() -> None:
+    """The backlog of one communication-recovery belongs to it: queued, then partner-down and
+    back (the partner synced from us), it is dropped, not flushed at the next recovery over the
+    newer copies (the split-brain case of tests/interop/test_ha_failover.py: a renewal queued
+    before partner-down, flushed after the resync, put an earlier cltt back on the partner).
+    A change queued while the flush is in flight goes out before the normal state (left behind
+    it would wait for a later recovery and be stale by then)."""
+    async def body() -> None:
+        partner = FakePartner(leases=0, batch=True)
+        orig = partner.dispatch
+        down = [False]
+
+        async def maybe(req: Request) -> Answer:
+            return Answer(Result.ERROR, "down") if down[0] else await orig(req)
+        partner.dispatch = maybe  # type: ignore[method-assign]
+        svc, lst, host = await _pair(partner)
+
+        def rows_after(n0: int) -> set[int]:
+            return {row[0] for r in lst.requests[n0:] if r["command"] == m.BATCH_COMMAND
+                    for row in r["arguments"]["rows"]}
+
+        def batches_after(n0: int) -> int:
+            return sum(r["command"] == m.BATCH_COMMAND for r in lst.requests[n0:])
+
+        try:
+            await wait_for(lambda: svc.state is S.LOAD_BALANCING, 5, "load-balancing")
+            early, fresh, late = (m.lease_from_json(lease_json(n)) for n in (1, 2, 3))
+            down[0] = True
+            assert await svc.lease_changed([early]) == frozenset({early.ip})
+            assert svc.state is S.COMMUNICATION_RECOVERY
+            assert await svc.lease_changed([early]) == frozenset()  # queued, ACKed at once
+            await wait_for(lambda: svc.state is S.PARTNER_DOWN, 5, "partner-down")
+            down[0] = False  # back, ready with the same unsent count: normal at once
+            await wait_for(lambda: svc.state is S.LOAD_BALANCING, 5, "load-balancing again")
+            n0 = len(lst.requests)
+            down[0] = True  # a short outage: communication-recovery, then the flush
+            assert await svc.lease_changed([fresh]) == frozenset({fresh.ip})
+            assert await svc.lease_changed([fresh]) == frozenset()
+            n1 = len(lst.requests)
+            partner.update_delay = 0.3
+            down[0] = False
+            svc.poke()
+            await wait_for(lambda: batches_after(n1) > 0, 5, "the flush")
+            assert svc.state is S.COMMUNICATION_RECOVERY
+            assert await svc.lease_changed([late]) == frozenset()  # queued behind the flush
+            await wait_for(lambda: svc.state is S.LOAD_BALANCING, 5, "recovered")
+            assert early.ip not in rows_after(n0), "the old backlog was flushed after a resync"
+            assert {fresh.ip, late.ip} <= rows_after(n1)
+        finally:
+            await svc.stop()
+            await lst.stop()
+    run(body())
+
+
 @pytest.mark.parametrize("reply", ["bogus-state", "no-date"])
 def test_bad_heartbeat_answers_count_as_failures(reply: str) -> None:
     async def body() -> None:

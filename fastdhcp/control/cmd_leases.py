@@ -302,16 +302,37 @@ async def apply_partner_leases(target: ControlTarget, updated: list[HALease],
     texts, but no command map, no answer and no log line per lease: through the command path
     a lease cost ~30% of the receiver's HA work, py-spy 2026-12-07). Durable on return; the
     leases that could not be applied (result 1), a delete of an absent lease counts as done
-    (Kea's result 3)."""
+    (Kea's result 3).
+
+    A change older than the binding held here is **stale** and skipped (counted as done, as
+    Kea's sync skips a stale lease): an update or delete whose ``cltt`` is before the ``cltt``
+    of a bound (default or declined) local copy of that address. Changes reach us late: a
+    batch sent on a keep-alive connection just before the link went down is retransmitted by
+    TCP and answered (or timed out, 10 s) after the pair resynced, and the partner's backlog
+    or a merged batch may carry an older copy than a sync brought (split-brain test,
+    2026-12-07: the resynced renewal, cltt T+3, went back to T). A fastdhcp peer's changes
+    always carry the time they were made (a release: the release time), so in order they
+    are never older than what they replace; an ended local record (released, expired) does
+    not block a new binding. Kea's per-lease ``lease4-update`` stays unconditional, as Kea."""
     engine, store = target.engine, target.store
     failed: list[BatchResult] = []
     extras: dict[int, LeaseExtras | None] = {}
     staged: dict[int, Lease] = {}
+    stale = 0
+
+    def _newer_here(local: Lease | None, x: HALease) -> bool:
+        """Whether this server's copy of ``x``'s address is a binding made after ``x``."""
+        return (local is not None and local.issued > x.cltt
+                and local.state in (LeaseState.DEFAULT, LeaseState.DECLINED))
+
     for x in updated:
         try:
             lease, ext = _partner_lease(target, x)
         except CommandError as exc:
             failed.append(BatchResult(x.ip, int(Result.ERROR), exc.text))
+            continue
+        if _newer_here(store.get(x.ip), x):
+            stale += 1
             continue
         old = engine.admin_put(lease)
         _changed(target, old, lease)
@@ -327,14 +348,19 @@ async def apply_partner_leases(target: ControlTarget, updated: list[HALease],
         except CommandError as exc:
             failed.append(BatchResult(x.ip, int(Result.ERROR), exc.text))
             continue
+        if _newer_here(old, x):
+            stale += 1
+            continue
         engine.admin_delete(x.ip)
         _changed(target, old, None)
         extras[x.ip] = None
         gone += 1
+    if stale:
+        log.info("control: %d stale partner lease change(s) skipped (a later binding is "
+                 "here) by %s", stale, caller)
     if not extras:
         return failed
-    await _commit(target, caller, f"{len(updated) - len(failed)} partner lease(s) updated, "
-                  f"{gone} deleted")
+    await _commit(target, caller, f"{len(staged)} partner lease(s) updated, {gone} deleted")
     for ip, lease in staged.items():
         if not _kept(target, lease):
             failed.append(BatchResult(ip, int(Result.ERROR), _REFUSED))

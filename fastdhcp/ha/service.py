@@ -286,6 +286,12 @@ class HAService:
         log.info("%s", t.log_line())
         self.transitions.append(t)
         del self.transitions[:-200]
+        if self.machine.backlog_size == 0:
+            # the machine's backlog restarted (communication-recovery entered afresh, or the
+            # normal state reached): what the list still holds predates a resync (queued, then
+            # partner-down) and, flushed at a later recovery, would overwrite newer copies
+            # (split-brain test, 2026-12-07: a renewal's cltt T+3 went back to T)
+            self._backlog.clear()
 
     # ------------------------------------------------------------------ sync
 
@@ -464,18 +470,25 @@ class HAService:
         return has
 
     async def _flush_backlog(self) -> bool:
-        """Send the queued updates (communication-recovery -> normal state)."""
-        items, self._backlog = self._backlog, []
-        if not items:
+        """Send the queued updates (communication-recovery -> normal state), those queued
+        while a send was in flight too (still communication-recovery: left in the list they
+        would go out at a later recovery, stale), each address once with its last change (a
+        release then a new binding of it must not arrive as a delete)."""
+        sent = 0
+        while self._backlog:
+            items, self._backlog = self._backlog, []
+            last = list({x.ip: (x, d) for x, d in items}.values())
+            updated = [x for x, d in last if not d]
+            deleted = [x for x, d in last if d]
+            failed, rejected = await self._send_updates(updated, deleted)
+            if failed:
+                self._backlog = [it for it in last if it[0].ip in failed] + self._backlog
+                return False
+            sent += len(items)
+        if not sent:
             log.info("HA_LEASES_BACKLOG_NOTHING_TO_SEND")
             return True
-        updated = [x for x, d in items if not d]
-        deleted = [x for x, d in items if d]
-        failed, rejected = await self._send_updates(updated, deleted)
-        if failed:
-            self._backlog = [it for it in items if it[0].ip in failed] + self._backlog
-            return False
-        log.info("HA_LEASES_BACKLOG_SUCCESS %d queued lease updates sent", len(items))
+        log.info("HA_LEASES_BACKLOG_SUCCESS %d queued lease updates sent", sent)
         return True
 
     # ------------------------------------------------------------------ commands

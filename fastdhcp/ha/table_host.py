@@ -46,5 +46,7 @@ class CommandTableHost:
             if plan.apply:
                 updated.append(x)
             if plan.free is not None:
-                freed.append(HALease(plan.free, b"", 0, 0))
+                # the delete carries the later binding's cltt: the partner path skips a
+                # delete older than the binding it would remove (apply_partner_leases)
+                freed.append(HALease(plan.free, b"", 0, x.cltt))
         return await self.apply_leases(updated, freed)
