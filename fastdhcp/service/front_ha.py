@@ -77,12 +77,8 @@ class FrontHA:
         self._spawn(self._enable_all(origin))
 
     async def _enable_all(self, origin: Origin) -> None:
-        got = await asyncio.gather(*(self._ask(k, "dhcp-enable", {"origin": origin.value})
-                                     for k in range(self._owners.n)))
-        for w in got:
-            if w.answer is None or w.answer.result is not Result.SUCCESS:
-                log.warning("HA: worker %d did not enable DHCP for %s: %s", w.worker,
-                            origin.value, w.error or (w.answer.text if w.answer else ""))
+        await self._tell_all("dhcp-enable", {"origin": origin.value},
+                             f"enable DHCP for {origin.value}")
 
     async def open(self) -> None:
         """Listen for the workers (they ask the state as they start; DHCP stays off until the
@@ -125,13 +121,17 @@ class FrontHA:
         newer one); a worker that missed it gets it with its next commit's answer."""
         while self._told != self._want:
             state = self._want
-            got = await asyncio.gather(*(self._ask(k, link.STATE_SET, state.to_json())
-                                         for k in range(self._owners.n)))
-            for w in got:
-                if w.answer is None or w.answer.result is not Result.SUCCESS:
-                    log.warning("HA: worker %d did not take the HA state: %s", w.worker,
-                                w.error or (w.answer.text if w.answer else ""))
+            await self._tell_all(link.STATE_SET, state.to_json(), "take the HA state")
             self._told = state
+
+    async def _tell_all(self, command: str, arguments: Any, what: str) -> None:
+        """``command`` to every worker; each that did not answer result 0 is logged."""
+        got = await asyncio.gather(*(self._ask(k, command, arguments)
+                                     for k in range(self._owners.n)))
+        for w in got:
+            if w.answer is None or w.answer.result is not Result.SUCCESS:
+                log.warning("HA: worker %d did not %s: %s", w.worker, what,
+                            w.error or (w.answer.text if w.answer else ""))
 
     # ------------------------------------------------------------------ the partner's commands
 
